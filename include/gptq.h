@@ -1,0 +1,521 @@
+/*
+ * libgptq — GPTQ post-training quantization as an embeddable C library.
+ *
+ * This header is the whole contract and its own manual. It is plain C99.
+ *
+ * ---------------------------------------------------------------------------
+ * What it does
+ * ---------------------------------------------------------------------------
+ * GPTQ (Frantar et al., 2022) quantizes the weight matrix W [out, in] of one
+ * linear layer y = x·Wᵀ to 2–8 bit integers with per-group scales and zeros.
+ * It first collects the Hessian H = 2/n · Σ xᵢxᵢᵀ of the layer's inputs over
+ * calibration data, then quantizes W column by column, feeding each column's
+ * rounding error into the columns not yet quantized through the upper
+ * Cholesky factor of H⁻¹, so that the layer's output stays close to the
+ * original. The result is a packed tensor in the layout GPTQ checkpoints use
+ * (qweight / qzeros / scales / g_idx), which this library can also multiply
+ * with activations.
+ *
+ * The usual sequence for one layer:
+ *
+ *     gptq_config cfg;
+ *     gptq_config_default(&cfg);
+ *     cfg.bits = 4; cfg.group_size = 128;
+ *     gptq_ctx *ctx;
+ *     gptq_ctx_create(out_features, in_features, &cfg, &ctx);
+ *     for each calibration batch:
+ *         gptq_add_batch(ctx, x, GPTQ_DTYPE_F32, tokens, in_features, samples);
+ *     gptq_qtensor *q;
+ *     gptq_quantize(ctx, w, GPTQ_DTYPE_F32, out_features, in_features, &q, &stats);
+ *     gptq_qtensor_export(q, GPTQ_FORMAT_V1, &buffers);   // checkpoint tensors
+ *     gptq_matmul(q, x, GPTQ_DTYPE_F32, rows, in_features, NULL, y, y_len);
+ *     gptq_qtensor_destroy(q);
+ *     gptq_ctx_destroy(ctx);
+ *
+ * ---------------------------------------------------------------------------
+ * Conventions that hold for every function
+ * ---------------------------------------------------------------------------
+ * - Matrices are dense and row-major. "Lengths" of caller buffers are counts
+ *   of elements, not bytes.
+ * - Every function that can fail returns gptq_status. On failure nothing the
+ *   caller owns has been written to (outputs are untouched unless the
+ *   function says otherwise), and a message naming the problem is available
+ *   from gptq_last_error() on the calling thread.
+ * - Errors. The message of the last failure is THREAD-LOCAL: it belongs to the
+ *   thread that made the failing call and stays readable until that thread's
+ *   next failing call. A successful call does not clear it. Bindings for
+ *   runtimes that move work between threads (Go) must read it in the same
+ *   native call that failed.
+ * - No C++ exception, signal or abort crosses this API: invalid input of any
+ *   kind is reported as a status. (Pointers that are non-NULL but point to
+ *   too little memory cannot be detected; lengths are checked where given.)
+ * - Threads. A gptq_ctx must be used by one thread at a time (no internal
+ *   locking). A finished gptq_qtensor is immutable: any number of threads may
+ *   call gptq_matmul, gptq_qtensor_dequantize, gptq_qtensor_export and the
+ *   query functions on it at once. Different objects are independent.
+ *   Functions without an object argument are thread-safe.
+ * - Ownership. Objects this library allocates have a matching _destroy
+ *   function, which accepts NULL. Buffers passed in are only read during the
+ *   call and never retained.
+ */
+#ifndef GPTQ_H
+#define GPTQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------
+ * Export macro: only symbols marked GPTQ_API are visible in the shared library.
+ * ------------------------------------------------------------------------- */
+#if defined(_WIN32)
+#  if defined(GPTQ_BUILDING_LIBRARY)
+#    define GPTQ_API __declspec(dllexport)
+#  else
+#    define GPTQ_API __declspec(dllimport)
+#  endif
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#  define GPTQ_API __attribute__((visibility("default")))
+#else
+#  define GPTQ_API
+#endif
+
+/* ---------------------------------------------------------------------------
+ * Version
+ * ------------------------------------------------------------------------- */
+#define GPTQ_VERSION_MAJOR 0
+#define GPTQ_VERSION_MINOR 1
+#define GPTQ_VERSION_PATCH 0
+/* MAJOR*10000 + MINOR*100 + PATCH, comparable with gptq_version_number(). */
+#define GPTQ_VERSION_NUMBER \
+  (GPTQ_VERSION_MAJOR * 10000 + GPTQ_VERSION_MINOR * 100 + GPTQ_VERSION_PATCH)
+
+/* The version of the library actually loaded, as GPTQ_VERSION_NUMBER. A
+ * program built against header version X runs against any library of the same
+ * MAJOR whose number is >= X. */
+GPTQ_API uint32_t gptq_version_number(void);
+/* The same as "MAJOR.MINOR.PATCH"; static storage, never NULL. */
+GPTQ_API const char *gptq_version_string(void);
+
+/* ---------------------------------------------------------------------------
+ * Status codes. Values are fixed forever; new codes are only appended.
+ * ------------------------------------------------------------------------- */
+typedef enum gptq_status {
+  GPTQ_OK = 0,
+  /* A required pointer argument was NULL. */
+  GPTQ_ERR_NULL_POINTER = 1,
+  /* A size or count was zero, negative or absurdly large. */
+  GPTQ_ERR_INVALID_SIZE = 2,
+  /* Sizes that must agree do not: a batch whose width is not the layer's
+   * in_features, weights of the wrong shape, a caller buffer shorter than
+   * needed, a matmul whose x width is not the tensor's in_features. */
+  GPTQ_ERR_SIZE_MISMATCH = 3,
+  /* Activations, weights, bias or an imported Hessian contain NaN or Inf. */
+  GPTQ_ERR_NON_FINITE = 4,
+  /* A configuration value is out of range (bits, group size, damping, ...),
+   * or gptq_config.struct_size is not one this library knows. */
+  GPTQ_ERR_INVALID_CONFIG = 5,
+  /* The call is not valid in the object's current state, e.g. quantizing a
+   * context that has seen no calibration data. */
+  GPTQ_ERR_INVALID_STATE = 6,
+  /* The request is well-formed but cannot be represented: a checkpoint format
+   * that cannot hold these zeros, a shape the packed layout cannot hold, an
+   * unknown dtype or enum value. */
+  GPTQ_ERR_UNSUPPORTED = 7,
+  /* The requested backend cannot be used (not built, not loadable, no device). */
+  GPTQ_ERR_BACKEND_UNAVAILABLE = 8,
+  /* Memory could not be allocated. The object is unchanged. */
+  GPTQ_ERR_OUT_OF_MEMORY = 9,
+  /* A progress callback asked to stop. The object is unchanged. */
+  GPTQ_ERR_CANCELLED = 10,
+  /* Imported data is inconsistent: codes, zeros or g_idx out of range,
+   * non-finite scales. */
+  GPTQ_ERR_INVALID_DATA = 11,
+  /* A bug in this library; the message says where. Please report it. */
+  GPTQ_ERR_INTERNAL = 12
+} gptq_status;
+
+/* A short, static, English name for a status ("GPTQ_ERR_NULL_POINTER: ...").
+ * Never NULL; unknown values give "unknown status". Thread-safe. */
+GPTQ_API const char *gptq_status_string(gptq_status status);
+
+/* The detailed message of the last failing call made by the calling thread,
+ * e.g. "gptq_add_batch: x has 511 columns but the layer has in_features 512".
+ * Empty string if this thread has had no failure. The pointer stays valid
+ * until this thread's next call into the library. Never NULL. */
+GPTQ_API const char *gptq_last_error(void);
+
+/* ---------------------------------------------------------------------------
+ * Element types of caller buffers (activations, weights, bias, outputs).
+ * ------------------------------------------------------------------------- */
+typedef enum gptq_dtype {
+  GPTQ_DTYPE_F32 = 0,  /* IEEE binary32 */
+  GPTQ_DTYPE_F16 = 1,  /* IEEE binary16, passed as uint16_t bit patterns */
+  GPTQ_DTYPE_BF16 = 2  /* bfloat16, passed as uint16_t bit patterns */
+} gptq_dtype;
+
+/* Which implementation runs the work. */
+typedef enum gptq_backend {
+  /* CUDA when a usable GPU and the CUDA plugin are present, else the CPU;
+   * the choice and the reason are logged. */
+  GPTQ_BACKEND_AUTO = 0,
+  GPTQ_BACKEND_CPU = 1,
+  /* Only CUDA; fails with GPTQ_ERR_BACKEND_UNAVAILABLE if it cannot be used. */
+  GPTQ_BACKEND_CUDA = 2
+} gptq_backend;
+
+/* Floating-point precision of the Hessian, the factorization and the GPTQ
+ * loop. F32 is what the reference implementation uses and is the fast path;
+ * F64 costs about twice the time and gives results that no longer depend on
+ * summation order (useful for ill-conditioned Hessians and for testing). */
+typedef enum gptq_precision {
+  GPTQ_PRECISION_F32 = 0,
+  GPTQ_PRECISION_F64 = 1
+} gptq_precision;
+
+typedef enum gptq_log_level {
+  GPTQ_LOG_DEBUG = 0,
+  GPTQ_LOG_INFO = 1,
+  GPTQ_LOG_WARN = 2,
+  GPTQ_LOG_ERROR = 3
+} gptq_log_level;
+
+/* Log sink. `message` is valid only during the call. Called on the thread that
+ * made the library call. Must not call back into the same object. */
+typedef void (*gptq_log_fn)(gptq_log_level level, const char *message,
+                            void *user_data);
+
+/* Progress of a long operation: `done` of `total` units (columns for
+ * gptq_quantize). Return 0 to continue, non-zero to cancel: the operation then
+ * stops at the next check (at most one block of columns later) and returns
+ * GPTQ_ERR_CANCELLED, leaving its object as it was before the call. */
+typedef int (*gptq_progress_fn)(int64_t done, int64_t total, void *user_data);
+
+/* ---------------------------------------------------------------------------
+ * Configuration of one layer context.
+ *
+ * Always initialize with gptq_config_default(), then change fields. The
+ * first field is the struct's size as the caller compiled it; the library
+ * reads only that many bytes, so programs built against an older header keep
+ * working when fields are appended. Fields are never reordered or removed.
+ * ------------------------------------------------------------------------- */
+typedef struct gptq_config {
+  size_t struct_size;        /* = sizeof(gptq_config); set by _default */
+
+  int32_t bits;              /* 2..8. Default 4. */
+  /* Columns (input features) per quantization group, or -1 for one group
+   * spanning all columns. Any positive size is allowed; the last group may be
+   * shorter. Default 128. */
+  int32_t group_size;
+  /* 1: symmetric (zero fixed at 2^(bits-1)); 0: asymmetric (zero chosen per
+   * group). Default 1. */
+  int32_t sym;
+  /* 1: quantize columns in order of descending Hessian diagonal
+   * ("act-order", "desc_act"). Ties keep the original column order.
+   * Default 0. */
+  int32_t act_order;
+  /* With groups: 1 computes every group's scale/zero from the weights before
+   * any column is quantized, over original column ranges, so that g_idx stays
+   * j / group_size even with act-order. 0 computes a group's parameters when
+   * its first column is reached (in the quantization order). Default 0. */
+  int32_t static_groups;
+  /* Columns per lazy block: errors are fed forward inside a block column by
+   * column and to the rest of the matrix once per block. Any value >= 1.
+   * Default 128. See "Group parameters" under gptq_quantize for the one way
+   * the block size shows in the result. */
+  int32_t block_size;
+  /* Damping added to the Hessian diagonal, as a fraction of its mean:
+   * H += damp_percent * mean(diag H) * I. 0 <= damp_percent < 1.
+   * Default 0.01. */
+  float damp_percent;
+  /* If the Cholesky factorization fails, damp_percent is raised by this much
+   * and the factorization retried, while it stays below 1; after that the
+   * layer falls back to round-to-nearest (see gptq_quant_stats). 0 disables
+   * the retries. Default 0.0025. */
+  float damp_increment;
+  /* 1: search, per group and row, for the clipping range that minimizes
+   * Σ|q - w|^mse_norm, shrinking the min/max range in mse_grid steps down to
+   * (1 - mse_max_shrink) of it. Default 0 (plain min/max). */
+  int32_t mse;
+  float mse_norm;            /* > 0. Default 2.4. */
+  int32_t mse_grid;          /* >= 1. Default 100. */
+  float mse_max_shrink;      /* in (0, 1]. Default 0.8. */
+  gptq_backend backend;      /* Default GPTQ_BACKEND_AUTO. */
+  gptq_precision precision;  /* Default GPTQ_PRECISION_F32. */
+  /* Progress callback for gptq_quantize, or NULL. */
+  gptq_progress_fn progress;
+  void *progress_user_data;
+  /* Log callback for this context, or NULL for silence. */
+  gptq_log_fn log;
+  void *log_user_data;
+  /* Lowest level passed to `log`. Default GPTQ_LOG_INFO. */
+  gptq_log_level log_level;
+} gptq_config;
+
+/* Fill *cfg with the defaults above, struct_size included. NULL is ignored. */
+GPTQ_API void gptq_config_default(gptq_config *cfg);
+
+/* ---------------------------------------------------------------------------
+ * Layer context: configuration + Hessian accumulator of one linear layer.
+ * ------------------------------------------------------------------------- */
+typedef struct gptq_ctx gptq_ctx;
+
+/* Create a context for a layer with weight [out_features, in_features].
+ * cfg may be NULL for the defaults; it is copied (callbacks and user_data
+ * pointers included) and not retained.
+ * Errors: NULL_POINTER (out), INVALID_SIZE (a dimension < 1 or > 2^31-1),
+ * INVALID_CONFIG (a field out of range; the message names it),
+ * BACKEND_UNAVAILABLE (backend CUDA requested but unusable),
+ * OUT_OF_MEMORY (the in_features² Hessian cannot be allocated).
+ * On failure *out is set to NULL. */
+GPTQ_API gptq_status gptq_ctx_create(int64_t out_features, int64_t in_features,
+                                     const gptq_config *cfg, gptq_ctx **out);
+
+/* Free a context. NULL is ignored. Quantized tensors it produced stay valid. */
+GPTQ_API void gptq_ctx_destroy(gptq_ctx *ctx);
+
+/* Add a batch of calibration activations x [rows, cols] (the layer's inputs,
+ * one token per row) to the Hessian. cols must equal in_features.
+ * `samples` is the number of calibration samples these rows stand for and is
+ * the weight of this batch in the running mean, exactly as in the reference
+ * implementation, which counts an input of shape [batch, seq, in] as `batch`
+ * samples:  H ← H·n/(n+samples);  n ← n+samples;  H ← H + (2/n)·xᵀx.
+ * (Pass samples = rows for a per-token mean.) Any number of calls.
+ * Errors: NULL_POINTER, INVALID_SIZE (rows or samples < 1),
+ * SIZE_MISMATCH (cols != in_features), UNSUPPORTED (dtype),
+ * NON_FINITE (x holds NaN/Inf: checked before anything changes),
+ * OUT_OF_MEMORY. On any error the Hessian is unchanged and the context stays
+ * usable. */
+GPTQ_API gptq_status gptq_add_batch(gptq_ctx *ctx, const void *x,
+                                    gptq_dtype dtype, int64_t rows,
+                                    int64_t cols, int64_t samples);
+
+/* Number of calibration samples seen so far (0 for a new context), or -1 if
+ * ctx is NULL. */
+GPTQ_API int64_t gptq_ctx_samples(const gptq_ctx *ctx);
+
+/* Merge the Hessian of `src` into `dst` (calibration sharded over threads,
+ * processes or machines): the sample-weighted mean of the two, as if dst had
+ * seen src's batches too. src is unchanged. Both must have the same
+ * in_features. Merging an empty src is a no-op.
+ * Errors: NULL_POINTER, SIZE_MISMATCH, OUT_OF_MEMORY. */
+GPTQ_API gptq_status gptq_ctx_merge(gptq_ctx *dst, const gptq_ctx *src);
+
+/* Copy the Hessian [in_features, in_features] (row-major, as doubles) and the
+ * sample count out of the context. h_len must be >= in_features².
+ * Errors: NULL_POINTER, SIZE_MISMATCH. */
+GPTQ_API gptq_status gptq_ctx_export_hessian(const gptq_ctx *ctx, double *h,
+                                             int64_t h_len, int64_t *samples);
+
+/* Merge an exported Hessian (e.g. from another machine) with `samples`
+ * samples into the context, exactly as gptq_ctx_merge would; into an empty
+ * context this is a plain load. h must be [in_features, in_features] and
+ * finite. With precision F32 the values are rounded to float.
+ * Errors: NULL_POINTER, SIZE_MISMATCH (h_len != in_features²),
+ * INVALID_SIZE (samples < 1), NON_FINITE. */
+GPTQ_API gptq_status gptq_ctx_import_hessian(gptq_ctx *ctx, const double *h,
+                                             int64_t h_len, int64_t samples);
+
+/* ---------------------------------------------------------------------------
+ * Quantization.
+ * ------------------------------------------------------------------------- */
+typedef struct gptq_qtensor gptq_qtensor;
+
+/* What gptq_quantize reports. Initialize struct_size = sizeof(gptq_quant_stats)
+ * before the call; only that many bytes are written. */
+typedef struct gptq_quant_stats {
+  size_t struct_size;
+  /* Σ (w - q)² / U_jj² / 2 over all weights, U the upper Cholesky factor of
+   * the damped H⁻¹ (the reference's "error"). For a round-to-nearest
+   * fallback, U = I. */
+  double loss;
+  /* damp_percent finally used (>= the configured one after retries). */
+  double damp_percent_used;
+  /* Number of failed Cholesky attempts before success or fallback. */
+  int32_t damp_retries;
+  /* 1 if every factorization failed and the layer was quantized with
+   * round-to-nearest (no error feedback); 0 otherwise. */
+  int32_t fell_back_to_rtn;
+  /* Input columns whose Hessian diagonal was 0 (never activated); their
+   * weights were treated as 0, as in the reference. */
+  int64_t dead_columns;
+  /* Wall-clock seconds spent in gptq_quantize. */
+  double seconds;
+  /* The backend that did the work (CPU or CUDA, never AUTO). */
+  gptq_backend backend;
+} gptq_quant_stats;
+
+/* Quantize the layer's weights w [rows, cols] (rows = out_features,
+ * cols = in_features) with the Hessian collected so far, and return the
+ * quantized tensor in *out (caller destroys it). stats may be NULL.
+ * The context is not consumed: more batches may be added and quantize called
+ * again. The Hessian itself is left unchanged.
+ *
+ * Algorithm (the reference GPTQ, faithfully):
+ *  - dead columns (diag H = 0) get diag 1 and their weights set to 0;
+ *  - act-order permutes columns by descending diag H (stable);
+ *  - H += damp · mean(diag H) · I; U = upper Cholesky factor of H⁻¹,
+ *    computed with one Cholesky and one triangular inverse;
+ *  - columns in blocks of block_size; each column is rounded with its
+ *    group's scale/zero: code = clamp(round_half_even(w / scale) + zero,
+ *    0, 2^bits - 1); its error (w - q)/U_jj is fed into the rest of the
+ *    block at once and into later blocks by one matrix product per block.
+ *  - Group parameters. Per row: xmin = min(0, min w), xmax = max(0, max w)
+ *    over the group's columns; symmetric: xmax = max(|xmin|, xmax), and
+ *    xmin = -xmax if xmin < 0; if both are 0 they become -1, +1;
+ *    scale = (xmax - xmin) / (2^bits - 1); zero = 2^(bits-1) (symmetric) or
+ *    round(-xmin / scale) (asymmetric); then the optional MSE clip search.
+ *    A group's parameters are taken from the weights as they stand at the
+ *    start of the block that contains the group's first column, i.e. with
+ *    the errors of all earlier blocks fed in (exactly what the reference
+ *    does; when block_size is a multiple of group_size and groups start at
+ *    block starts, this is the fully updated weights). group_size -1 takes
+ *    parameters once from the original weights, before dead columns are
+ *    zeroed (as the reference does). Static groups take them from the
+ *    weights after dead columns are zeroed, before any column is quantized.
+ *  - g_idx[j] is the group of input column j: j / group_size without
+ *    act-order or with static groups; with act-order alone, the position of
+ *    column j in the quantization order, divided by group_size.
+ * The codes, scales and zeros come straight from the loop. Scales are kept
+ * rounded to fp16, as checkpoints store them; the loop itself (and `loss`)
+ * uses the unrounded float scales, as the reference does.
+ *
+ * If the factorization fails even after raising the damping (see
+ * damp_increment), the layer is quantized with round-to-nearest using the
+ * same groups, fell_back_to_rtn is set, and a warning is logged.
+ *
+ * Errors: NULL_POINTER, SIZE_MISMATCH (rows != out_features or
+ * cols != in_features), UNSUPPORTED (dtype), NON_FINITE (w holds NaN/Inf),
+ * INVALID_STATE (no calibration data yet), CANCELLED, OUT_OF_MEMORY.
+ * On any error *out is NULL and the context is unchanged and usable. */
+GPTQ_API gptq_status gptq_quantize(gptq_ctx *ctx, const void *w,
+                                   gptq_dtype dtype, int64_t rows,
+                                   int64_t cols, gptq_qtensor **out,
+                                   gptq_quant_stats *stats);
+
+/* Free a quantized tensor. NULL is ignored. */
+GPTQ_API void gptq_qtensor_destroy(gptq_qtensor *q);
+
+/* Shape and parameters of a quantized tensor. */
+typedef struct gptq_qtensor_info {
+  int64_t out_features;  /* N: rows of the original weight */
+  int64_t in_features;   /* K: columns of the original weight */
+  int32_t bits;
+  int32_t group_size;    /* as configured; -1 for one group */
+  int64_t groups;        /* G: number of scale/zero rows */
+  /* 1 if g_idx is not j / group_size (act-order without static groups). */
+  int32_t act_order;
+} gptq_qtensor_info;
+
+/* Errors: NULL_POINTER. */
+GPTQ_API gptq_status gptq_qtensor_get_info(const gptq_qtensor *q,
+                                           gptq_qtensor_info *info);
+
+/* Write the dequantized weights scale·(code - zero), as float32
+ * [out_features, in_features] in the original column order. These are exactly
+ * the weights gptq_matmul multiplies by (up to its documented rounding).
+ * Errors: NULL_POINTER, SIZE_MISMATCH (out_len < out_features·in_features). */
+GPTQ_API gptq_status gptq_qtensor_dequantize(const gptq_qtensor *q, float *out,
+                                             int64_t out_len);
+
+/* Raw integer codes [out_features, in_features], one byte each, original
+ * column order, values 0 .. 2^bits - 1.
+ * Errors: NULL_POINTER, SIZE_MISMATCH (out_len < out_features·in_features). */
+GPTQ_API gptq_status gptq_qtensor_codes(const gptq_qtensor *q, uint8_t *out,
+                                        int64_t out_len);
+
+/* ---------------------------------------------------------------------------
+ * GPTQ checkpoint layout (what transformers, vLLM and GPTQModel load).
+ *
+ * For K = in_features, N = out_features, G = groups, b = bits:
+ *   qweight  int32 [K·b/32, N]   codes packed along K
+ *   qzeros   int32 [G, N·b/32]   zeros packed along N
+ *   scales   fp16  [G, N]        (uint16_t bit patterns)
+ *   g_idx    int32 [K]
+ * Packing is a little-endian bit stream: value i of a packed run occupies
+ * bits [b·i, b·i + b) counted from the least significant bit of the first
+ * 32-bit word, so 3-bit values cross word boundaries (32 values in 3 words).
+ * Hence K must be a multiple of 32/b (of 32 for 3 bits) and N likewise.
+ * ------------------------------------------------------------------------- */
+typedef enum gptq_checkpoint_format {
+  /* Stores zero - 1 (the historical convention readers assume by default).
+   * Cannot hold a zero of 0; exporting such a tensor fails. */
+  GPTQ_FORMAT_V1 = 1,
+  /* Stores the zero as is. */
+  GPTQ_FORMAT_V2 = 2
+} gptq_checkpoint_format;
+
+/* Element counts of the four checkpoint tensors. */
+typedef struct gptq_checkpoint_sizes {
+  int64_t qweight_rows, qweight_cols;  /* K·b/32, N */
+  int64_t qzeros_rows, qzeros_cols;    /* G, N·b/32 */
+  int64_t scales_rows, scales_cols;    /* G, N */
+  int64_t g_idx_len;                   /* K */
+} gptq_checkpoint_sizes;
+
+/* Caller buffers for export / import; lengths in elements. */
+typedef struct gptq_checkpoint_tensors {
+  int32_t *qweight;  int64_t qweight_len;
+  int32_t *qzeros;   int64_t qzeros_len;
+  uint16_t *scales;  int64_t scales_len;
+  int32_t *g_idx;    int64_t g_idx_len;
+} gptq_checkpoint_tensors;
+
+/* Sizes the checkpoint tensors of a tensor would have (or would need).
+ * Errors: NULL_POINTER, INVALID_SIZE, INVALID_CONFIG (bits),
+ * UNSUPPORTED (K or N not a multiple of the packing unit). */
+GPTQ_API gptq_status gptq_checkpoint_sizes_for(int64_t out_features,
+                                               int64_t in_features,
+                                               int32_t bits,
+                                               int32_t group_size,
+                                               gptq_checkpoint_sizes *sizes);
+
+/* Write q into the four caller buffers in checkpoint layout.
+ * Errors: NULL_POINTER, SIZE_MISMATCH (a buffer shorter than its size),
+ * UNSUPPORTED (K or N not a multiple of the packing unit; format V1 with a
+ * zero of 0, as asymmetric quantization produces: use V2), nothing is written
+ * then. */
+GPTQ_API gptq_status gptq_qtensor_export(const gptq_qtensor *q,
+                                         gptq_checkpoint_format format,
+                                         const gptq_checkpoint_tensors *t);
+
+/* Build a tensor from checkpoint buffers quantized elsewhere (an engine
+ * loading a checkpoint). g_idx may be NULL, meaning j / group_size. With V1,
+ * zero = stored + 1, as readers compute it (so a stored 2^b - 1 is a zero of
+ * 2^b). The caller's buffers are copied.
+ * Errors: NULL_POINTER, INVALID_SIZE, INVALID_CONFIG (bits, group size),
+ * UNSUPPORTED (shape, format), SIZE_MISMATCH (buffer lengths),
+ * INVALID_DATA (g_idx out of range, non-finite scales), OUT_OF_MEMORY. */
+GPTQ_API gptq_status gptq_qtensor_import(int64_t out_features,
+                                         int64_t in_features, int32_t bits,
+                                         int32_t group_size,
+                                         gptq_checkpoint_format format,
+                                         const gptq_checkpoint_tensors *t,
+                                         gptq_qtensor **out);
+
+/* ---------------------------------------------------------------------------
+ * Matmul with quantized weights.
+ * ------------------------------------------------------------------------- */
+
+/* y = x · Wᵀ (+ bias), with W the dequantized weights of q.
+ * x is [rows, cols] with cols = in_features; y is [rows, out_features];
+ * bias is [out_features] or NULL. x, bias and y all have element type `dtype`.
+ * Accumulation is in float32; with F16/BF16 the result is rounded once, at
+ * the end. y_len must be >= rows·out_features. Any rows >= 1. x and bias are
+ * not scanned for NaN/Inf (that would cost as much as the product): they
+ * propagate into y as IEEE arithmetic says.
+ * Thread-safe on a shared q.
+ * Errors: NULL_POINTER, INVALID_SIZE (rows < 1), SIZE_MISMATCH (cols !=
+ * in_features, y_len too small), UNSUPPORTED (dtype), OUT_OF_MEMORY. */
+GPTQ_API gptq_status gptq_matmul(const gptq_qtensor *q, const void *x,
+                                 gptq_dtype dtype, int64_t rows, int64_t cols,
+                                 const void *bias, void *y, int64_t y_len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GPTQ_H */
