@@ -1,0 +1,343 @@
+// The C boundary: every exported function validates its arguments, calls into
+// the backend, and converts any C++ failure into a gptq_status plus the
+// thread-local message. Nothing thrown below ever crosses into the caller.
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <new>
+#include <string>
+
+#include "backend.h"
+#include "checkpoint.h"
+#include "config.h"
+#include "context.h"
+#include "dtype.h"
+#include "error.h"
+#include "qtensor.h"
+
+namespace gptq {
+namespace {
+
+// Largest dimension accepted: BLAS and LAPACK take int sizes.
+constexpr int64_t kMaxDim = INT32_MAX;
+
+template <typename Body>
+gptq_status guarded(const char *where, Body body) {
+  try {
+    body();
+    return GPTQ_OK;
+  } catch (const Error &e) {
+    set_last_error(e.what());
+    return e.status();
+  } catch (const std::bad_alloc &) {
+    set_last_error(std::string(where) + ": out of memory");
+    return GPTQ_ERR_OUT_OF_MEMORY;
+  } catch (const std::length_error &) {
+    set_last_error(std::string(where) + ": out of memory (allocation size too large)");
+    return GPTQ_ERR_OUT_OF_MEMORY;
+  } catch (const std::exception &e) {
+    set_last_error(std::string(where) + ": internal error: " + e.what());
+    return GPTQ_ERR_INTERNAL;
+  } catch (...) {
+    set_last_error(std::string(where) + ": internal error: unknown exception");
+    return GPTQ_ERR_INTERNAL;
+  }
+}
+
+[[noreturn]] void fail(gptq_status status, const char *where, const std::string &what) {
+  throw Error(status, std::string(where) + ": " + what);
+}
+
+void require(const void *ptr, const char *where, const char *name) {
+  if (ptr == nullptr) fail(GPTQ_ERR_NULL_POINTER, where, std::string(name) + " is NULL");
+}
+
+void require_dim(int64_t value, const char *where, const char *name) {
+  if (value < 1 || value > kMaxDim)
+    fail(GPTQ_ERR_INVALID_SIZE, where,
+         std::string(name) + " is " + std::to_string(value) + "; it must be in 1.." +
+             std::to_string(kMaxDim));
+}
+
+void require_finite(const void *data, gptq_dtype dtype, int64_t rows, int64_t cols,
+                    const char *where, const char *name) {
+  const int64_t bad = find_non_finite(data, dtype, rows * cols);
+  if (bad >= 0)
+    fail(GPTQ_ERR_NON_FINITE, where,
+         std::string(name) + "[" + std::to_string(bad / cols) + ", " + std::to_string(bad % cols) +
+             "] is NaN or Inf");
+}
+
+}  // namespace
+}  // namespace gptq
+
+using namespace gptq;
+
+extern "C" {
+
+GPTQ_API uint32_t gptq_version_number(void) { return GPTQ_VERSION_NUMBER; }
+
+GPTQ_API const char *gptq_version_string(void) {
+#define GPTQ_STR2(x) #x
+#define GPTQ_STR(x) GPTQ_STR2(x)
+  return GPTQ_STR(GPTQ_VERSION_MAJOR) "." GPTQ_STR(GPTQ_VERSION_MINOR) "." GPTQ_STR(
+      GPTQ_VERSION_PATCH);
+#undef GPTQ_STR
+#undef GPTQ_STR2
+}
+
+GPTQ_API gptq_status gptq_ctx_create(int64_t out_features, int64_t in_features,
+                                     const gptq_config *cfg, gptq_ctx **out) {
+  const char *where = "gptq_ctx_create";
+  if (out != nullptr) *out = nullptr;
+  return guarded(where, [&] {
+    require(out, where, "out");
+    require_dim(out_features, where, "out_features");
+    require_dim(in_features, where, "in_features");
+    gptq_config config = read_config(cfg, where);
+    auto ctx = std::make_unique<gptq_ctx>();
+    ctx->out_features = out_features;
+    ctx->in_features = in_features;
+    ctx->config = config;
+    ctx->logger.fn = config.log;
+    ctx->logger.user_data = config.log_user_data;
+    ctx->logger.level = config.log_level;
+    ctx->backend = &select_backend(config.backend, ctx->logger, where);
+    ctx->hessian = ctx->backend->create_hessian(in_features, config.precision);
+    *out = ctx.release();
+  });
+}
+
+GPTQ_API void gptq_ctx_destroy(gptq_ctx *ctx) { delete ctx; }
+
+GPTQ_API gptq_status gptq_add_batch(gptq_ctx *ctx, const void *x, gptq_dtype dtype, int64_t rows,
+                                    int64_t cols, int64_t samples) {
+  const char *where = "gptq_add_batch";
+  return guarded(where, [&] {
+    require(ctx, where, "ctx");
+    require(x, where, "x");
+    dtype_size(dtype, where);
+    require_dim(rows, where, "rows");
+    if (samples < 1)
+      fail(GPTQ_ERR_INVALID_SIZE, where,
+           "samples is " + std::to_string(samples) + "; it must be >= 1");
+    if (cols != ctx->in_features)
+      fail(GPTQ_ERR_SIZE_MISMATCH, where,
+           "x has " + std::to_string(cols) + " columns but the layer has in_features " +
+               std::to_string(ctx->in_features));
+    if (ctx->hessian->samples() > INT64_MAX - samples)
+      fail(GPTQ_ERR_INVALID_SIZE, where, "the sample count would overflow");
+    require_finite(x, dtype, rows, cols, where, "x");
+    ctx->hessian->add_batch(x, dtype, rows, samples);
+  });
+}
+
+GPTQ_API int64_t gptq_ctx_samples(const gptq_ctx *ctx) {
+  return ctx == nullptr ? -1 : ctx->hessian->samples();
+}
+
+GPTQ_API gptq_status gptq_ctx_merge(gptq_ctx *dst, const gptq_ctx *src) {
+  const char *where = "gptq_ctx_merge";
+  return guarded(where, [&] {
+    require(dst, where, "dst");
+    require(src, where, "src");
+    if (dst->in_features != src->in_features)
+      fail(GPTQ_ERR_SIZE_MISMATCH, where,
+           "dst has in_features " + std::to_string(dst->in_features) + ", src has " +
+               std::to_string(src->in_features));
+    if (dst == src) fail(GPTQ_ERR_INVALID_STATE, where, "dst and src are the same context");
+    const int64_t samples = src->hessian->samples();
+    if (samples == 0) return;
+    if (dst->hessian->samples() > INT64_MAX - samples)
+      fail(GPTQ_ERR_INVALID_SIZE, where, "the sample count would overflow");
+    const int64_t n = src->in_features;
+    std::vector<double> h(static_cast<size_t>(n * n));
+    src->hessian->export_to(h.data());
+    dst->hessian->merge(h.data(), samples);
+  });
+}
+
+GPTQ_API gptq_status gptq_ctx_export_hessian(const gptq_ctx *ctx, double *h, int64_t h_len,
+                                             int64_t *samples) {
+  const char *where = "gptq_ctx_export_hessian";
+  return guarded(where, [&] {
+    require(ctx, where, "ctx");
+    require(h, where, "h");
+    require(samples, where, "samples");
+    const int64_t need = ctx->in_features * ctx->in_features;
+    if (h_len < need)
+      fail(GPTQ_ERR_SIZE_MISMATCH, where,
+           "h_len is " + std::to_string(h_len) + "; in_features² = " + std::to_string(need) +
+               " elements are needed");
+    ctx->hessian->export_to(h);
+    *samples = ctx->hessian->samples();
+  });
+}
+
+GPTQ_API gptq_status gptq_ctx_import_hessian(gptq_ctx *ctx, const double *h, int64_t h_len,
+                                             int64_t samples) {
+  const char *where = "gptq_ctx_import_hessian";
+  return guarded(where, [&] {
+    require(ctx, where, "ctx");
+    require(h, where, "h");
+    const int64_t n = ctx->in_features;
+    if (h_len != n * n)
+      fail(GPTQ_ERR_SIZE_MISMATCH, where,
+           "h_len is " + std::to_string(h_len) + " but the layer's Hessian has in_features² = " +
+               std::to_string(n * n) + " elements");
+    if (samples < 1)
+      fail(GPTQ_ERR_INVALID_SIZE, where, "samples is " + std::to_string(samples) + "; it must be >= 1");
+    if (ctx->hessian->samples() > INT64_MAX - samples)
+      fail(GPTQ_ERR_INVALID_SIZE, where, "the sample count would overflow");
+    for (int64_t i = 0; i < n * n; ++i)
+      if (!std::isfinite(h[i]))
+        fail(GPTQ_ERR_NON_FINITE, where,
+             "h[" + std::to_string(i / n) + ", " + std::to_string(i % n) + "] is NaN or Inf");
+    ctx->hessian->merge(h, samples);
+  });
+}
+
+GPTQ_API gptq_status gptq_quantize(gptq_ctx *ctx, const void *w, gptq_dtype dtype, int64_t rows,
+                                   int64_t cols, gptq_qtensor **out, gptq_quant_stats *stats) {
+  const char *where = "gptq_quantize";
+  if (out != nullptr) *out = nullptr;
+  return guarded(where, [&] {
+    const auto start = std::chrono::steady_clock::now();
+    require(ctx, where, "ctx");
+    require(w, where, "w");
+    require(out, where, "out");
+    if (stats != nullptr && stats->struct_size < sizeof(size_t))
+      fail(GPTQ_ERR_INVALID_SIZE, where,
+           "stats->struct_size is " + std::to_string(stats->struct_size) +
+               "; set it to sizeof(gptq_quant_stats)");
+    dtype_size(dtype, where);
+    if (rows != ctx->out_features || cols != ctx->in_features)
+      fail(GPTQ_ERR_SIZE_MISMATCH, where,
+           "w is [" + std::to_string(rows) + ", " + std::to_string(cols) +
+               "] but the layer is [out_features " + std::to_string(ctx->out_features) +
+               ", in_features " + std::to_string(ctx->in_features) + "]");
+    if (ctx->hessian->samples() == 0)
+      fail(GPTQ_ERR_INVALID_STATE, where,
+           "no calibration data: call gptq_add_batch (or import a Hessian) first");
+    require_finite(w, dtype, rows, cols, where, "w");
+
+    QuantizeJob job{w, dtype, rows, ctx->config, ctx->logger};
+    gptq_quant_stats full{};
+    full.struct_size = sizeof full;
+    auto q = std::make_unique<gptq_qtensor>();
+    q->data = ctx->backend->quantize(*ctx->hessian, job, full);
+    q->backend = ctx->backend;
+    full.backend = ctx->backend->kind();
+    full.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (stats != nullptr) {
+      const size_t size = stats->struct_size < sizeof full ? stats->struct_size : sizeof full;
+      const size_t caller_size = stats->struct_size;
+      std::memcpy(stats, &full, size);
+      stats->struct_size = caller_size;
+    }
+    *out = q.release();
+  });
+}
+
+GPTQ_API void gptq_qtensor_destroy(gptq_qtensor *q) { delete q; }
+
+GPTQ_API gptq_status gptq_qtensor_get_info(const gptq_qtensor *q, gptq_qtensor_info *info) {
+  const char *where = "gptq_qtensor_get_info";
+  return guarded(where, [&] {
+    require(q, where, "q");
+    require(info, where, "info");
+    info->out_features = q->data.out_features;
+    info->in_features = q->data.in_features;
+    info->bits = q->data.bits;
+    info->group_size = q->data.group_size;
+    info->groups = q->data.groups;
+    info->act_order = q->data.act_order ? 1 : 0;
+  });
+}
+
+GPTQ_API gptq_status gptq_qtensor_dequantize(const gptq_qtensor *q, float *out, int64_t out_len) {
+  const char *where = "gptq_qtensor_dequantize";
+  return guarded(where, [&] {
+    require(q, where, "q");
+    require(out, where, "out");
+    const int64_t need = q->data.out_features * q->data.in_features;
+    if (out_len < need)
+      fail(GPTQ_ERR_SIZE_MISMATCH, where,
+           "out_len is " + std::to_string(out_len) + "; " + std::to_string(need) + " needed");
+    dequantize_rows(q->data, 0, q->data.out_features, out);
+  });
+}
+
+GPTQ_API gptq_status gptq_qtensor_codes(const gptq_qtensor *q, uint8_t *out, int64_t out_len) {
+  const char *where = "gptq_qtensor_codes";
+  return guarded(where, [&] {
+    require(q, where, "q");
+    require(out, where, "out");
+    const int64_t need = q->data.out_features * q->data.in_features;
+    if (out_len < need)
+      fail(GPTQ_ERR_SIZE_MISMATCH, where,
+           "out_len is " + std::to_string(out_len) + "; " + std::to_string(need) + " needed");
+    std::memcpy(out, q->data.codes.data(), static_cast<size_t>(need));
+  });
+}
+
+GPTQ_API gptq_status gptq_checkpoint_sizes_for(int64_t out_features, int64_t in_features,
+                                               int32_t bits, int32_t group_size,
+                                               gptq_checkpoint_sizes *sizes) {
+  const char *where = "gptq_checkpoint_sizes_for";
+  return guarded(where, [&] {
+    require(sizes, where, "sizes");
+    *sizes = checkpoint_sizes(out_features, in_features, bits, group_size, where);
+  });
+}
+
+GPTQ_API gptq_status gptq_qtensor_export(const gptq_qtensor *q, gptq_checkpoint_format format,
+                                         const gptq_checkpoint_tensors *t) {
+  const char *where = "gptq_qtensor_export";
+  return guarded(where, [&] {
+    require(q, where, "q");
+    require(t, where, "t");
+    export_checkpoint(q->data, format, *t);
+  });
+}
+
+GPTQ_API gptq_status gptq_qtensor_import(int64_t out_features, int64_t in_features, int32_t bits,
+                                         int32_t group_size, gptq_checkpoint_format format,
+                                         const gptq_checkpoint_tensors *t, gptq_qtensor **out) {
+  const char *where = "gptq_qtensor_import";
+  if (out != nullptr) *out = nullptr;
+  return guarded(where, [&] {
+    require(t, where, "t");
+    require(out, where, "out");
+    auto q = std::make_unique<gptq_qtensor>();
+    q->data = import_checkpoint(out_features, in_features, bits, group_size, format, *t);
+    q->backend = &cpu_backend();
+    *out = q.release();
+  });
+}
+
+GPTQ_API gptq_status gptq_matmul(const gptq_qtensor *q, const void *x, gptq_dtype dtype,
+                                 int64_t rows, int64_t cols, const void *bias, void *y,
+                                 int64_t y_len) {
+  const char *where = "gptq_matmul";
+  return guarded(where, [&] {
+    require(q, where, "q");
+    require(x, where, "x");
+    require(y, where, "y");
+    dtype_size(dtype, where);
+    require_dim(rows, where, "rows");
+    if (cols != q->data.in_features)
+      fail(GPTQ_ERR_SIZE_MISMATCH, where,
+           "x has " + std::to_string(cols) + " columns but the tensor has in_features " +
+               std::to_string(q->data.in_features));
+    const int64_t need = rows * q->data.out_features;
+    if (y_len < need)
+      fail(GPTQ_ERR_SIZE_MISMATCH, where,
+           "y_len is " + std::to_string(y_len) + "; rows·out_features = " + std::to_string(need) +
+               " needed");
+    q->backend->matmul(q->data, x, dtype, rows, bias, y);
+  });
+}
+
+}  // extern "C"

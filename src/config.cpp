@@ -1,0 +1,87 @@
+#include "config.h"
+
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "error.h"
+
+namespace gptq {
+
+namespace {
+[[noreturn]] void bad(const char *where, const std::string &what) {
+  throw Error(GPTQ_ERR_INVALID_CONFIG, std::string(where) + ": " + what);
+}
+}  // namespace
+
+gptq_config read_config(const gptq_config *cfg, const char *where) {
+  gptq_config c;
+  gptq_config_default(&c);
+  if (cfg == nullptr) return c;
+  if (cfg->struct_size < kMinConfigSize) {
+    bad(where, "config.struct_size is " + std::to_string(cfg->struct_size) +
+                   ", smaller than any gptq_config this library knows (" +
+                   std::to_string(kMinConfigSize) + "); initialize it with gptq_config_default()");
+  }
+  // A newer caller may pass a larger struct: its extra fields are unknown to
+  // this library and ignored. (Future versions will copy only
+  // min(struct_size, sizeof) bytes over the defaults.)
+  std::memcpy(&c, cfg, sizeof c);
+  c.struct_size = sizeof c;
+
+  if (c.bits < 2 || c.bits > 8)
+    bad(where, "bits is " + std::to_string(c.bits) + "; it must be in 2..8");
+  if (c.group_size == 0 || c.group_size < -1)
+    bad(where, "group_size is " + std::to_string(c.group_size) + "; it must be -1 or >= 1");
+  if (c.sym != 0 && c.sym != 1) bad(where, "sym must be 0 or 1");
+  if (c.act_order != 0 && c.act_order != 1) bad(where, "act_order must be 0 or 1");
+  if (c.static_groups != 0 && c.static_groups != 1) bad(where, "static_groups must be 0 or 1");
+  if (c.block_size < 1)
+    bad(where, "block_size is " + std::to_string(c.block_size) + "; it must be >= 1");
+  if (!(c.damp_percent >= 0.0f && c.damp_percent < 1.0f))
+    bad(where, "damp_percent is " + std::to_string(c.damp_percent) + "; it must be in [0, 1)");
+  if (!(c.damp_increment >= 0.0f && c.damp_increment < 1.0f))
+    bad(where, "damp_increment is " + std::to_string(c.damp_increment) + "; it must be in [0, 1)");
+  if (c.mse != 0 && c.mse != 1) bad(where, "mse must be 0 or 1");
+  if (!(c.mse_norm > 0.0f) || !std::isfinite(c.mse_norm))
+    bad(where, "mse_norm must be a finite number > 0");
+  if (c.mse_grid < 1) bad(where, "mse_grid must be >= 1");
+  if (!(c.mse_max_shrink > 0.0f && c.mse_max_shrink <= 1.0f))
+    bad(where, "mse_max_shrink must be in (0, 1]");
+  if (c.backend != GPTQ_BACKEND_AUTO && c.backend != GPTQ_BACKEND_CPU &&
+      c.backend != GPTQ_BACKEND_CUDA)
+    bad(where, "backend " + std::to_string(static_cast<int>(c.backend)) + " is not a gptq_backend");
+  if (c.precision != GPTQ_PRECISION_F32 && c.precision != GPTQ_PRECISION_F64)
+    bad(where, "precision " + std::to_string(static_cast<int>(c.precision)) +
+                   " is not a gptq_precision");
+  if (c.log_level < GPTQ_LOG_DEBUG || c.log_level > GPTQ_LOG_ERROR)
+    bad(where, "log_level is not a gptq_log_level");
+  return c;
+}
+
+}  // namespace gptq
+
+extern "C" GPTQ_API void gptq_config_default(gptq_config *cfg) {
+  if (cfg == nullptr) return;
+  std::memset(cfg, 0, sizeof *cfg);
+  cfg->struct_size = sizeof *cfg;
+  cfg->bits = 4;
+  cfg->group_size = 128;
+  cfg->sym = 1;
+  cfg->act_order = 0;
+  cfg->static_groups = 0;
+  cfg->block_size = 128;
+  cfg->damp_percent = 0.01f;
+  cfg->damp_increment = 0.0025f;
+  cfg->mse = 0;
+  cfg->mse_norm = 2.4f;
+  cfg->mse_grid = 100;
+  cfg->mse_max_shrink = 0.8f;
+  cfg->backend = GPTQ_BACKEND_AUTO;
+  cfg->precision = GPTQ_PRECISION_F32;
+  cfg->progress = nullptr;
+  cfg->progress_user_data = nullptr;
+  cfg->log = nullptr;
+  cfg->log_user_data = nullptr;
+  cfg->log_level = GPTQ_LOG_INFO;
+}

@@ -1,0 +1,41 @@
+// The quantized tensor behind the opaque gptq_qtensor handle: integer codes
+// with per-group fp16 scales and integer zeros, in the original column order.
+// Immutable once built, so it may be shared by threads (see gptq.h).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "gptq.h"
+
+namespace gptq {
+
+class Backend;
+
+struct QTensorData {
+  int64_t out_features = 0;  // N
+  int64_t in_features = 0;   // K
+  int32_t bits = 0;
+  int32_t group_size = 0;    // as configured, -1 for one group
+  int64_t groups = 0;        // G
+  bool act_order = false;    // g_idx differs from j / group_size
+
+  std::vector<uint8_t> codes;    // [N, K], 0 .. 2^bits - 1
+  std::vector<uint16_t> scales;  // [G, N], fp16 bit patterns
+  std::vector<int32_t> zeros;    // [G, N], 0 .. 2^bits (V1 imports can give 2^bits)
+  std::vector<int32_t> g_idx;    // [K], 0 .. G - 1
+};
+
+// Number of groups for K columns: one for group_size -1, else ceil(K / gs).
+int64_t group_count(int64_t in_features, int32_t group_size);
+
+// Writes scale·(code − zero) as float [N, K].
+void dequantize_rows(const QTensorData &q, int64_t row_begin, int64_t row_end, float *out);
+
+}  // namespace gptq
+
+// The public handle: the data plus the backend that runs its matmul.
+struct gptq_qtensor {
+  gptq::QTensorData data;
+  gptq::Backend *backend = nullptr;  // not owned; backends live for the process
+};
