@@ -1,0 +1,60 @@
+// The CPU backend: OpenBLAS + LAPACKE. Always available.
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include "backend.h"
+#include "cpu_hessian.h"
+#include "cpu_matmul.h"
+#include "dtype.h"
+#include "error.h"
+#include "gptq_solver.h"
+
+namespace gptq::cpu {
+
+namespace {
+
+class CpuBackend final : public Backend {
+ public:
+  gptq_backend kind() const override { return GPTQ_BACKEND_CPU; }
+  const char *name() const override { return "cpu"; }
+
+  std::unique_ptr<Hessian> create_hessian(int64_t dim, gptq_precision precision) override {
+    if (precision == GPTQ_PRECISION_F64) return std::make_unique<CpuHessian<double>>(dim);
+    return std::make_unique<CpuHessian<float>>(dim);
+  }
+
+  QTensorData quantize(const Hessian &hessian, const QuantizeJob &job,
+                       gptq_quant_stats &stats) override {
+    if (auto *h32 = dynamic_cast<const CpuHessian<float> *>(&hessian)) return run(*h32, job, stats);
+    if (auto *h64 = dynamic_cast<const CpuHessian<double> *>(&hessian)) return run(*h64, job, stats);
+    throw Error(GPTQ_ERR_INTERNAL, "gptq_quantize: the Hessian does not belong to the CPU backend");
+  }
+
+  void matmul(const QTensorData &q, const void *x, gptq_dtype dtype, int64_t rows,
+              const void *bias, void *y) override {
+    matmul_dequant_sgemm(q, x, dtype, rows, bias, y);
+  }
+
+ private:
+  template <typename T>
+  static QTensorData run(const CpuHessian<T> &hessian, const QuantizeJob &job,
+                         gptq_quant_stats &stats) {
+    const int64_t k = hessian.dim();
+    std::vector<T> w(static_cast<size_t>(job.out_features * k));
+    convert_to<T>(job.weights, job.dtype, job.out_features * k, w.data());
+    return gptq_solve<T>(hessian.symmetric(), std::move(w), job.out_features, k, job.config,
+                         job.logger, stats);
+  }
+};
+
+}  // namespace
+
+}  // namespace gptq::cpu
+
+namespace gptq {
+Backend &cpu_backend() {
+  static cpu::CpuBackend backend;
+  return backend;
+}
+}  // namespace gptq

@@ -1,0 +1,31 @@
+// The CPU backend's Hessian: H = 2/n Σ x xᵀ as a running mean, accumulated
+// with BLAS syrk on tiles of rows (only the upper triangle is maintained).
+#pragma once
+
+#include <vector>
+
+#include "backend.h"
+
+namespace gptq::cpu {
+
+template <typename T>
+class CpuHessian final : public Hessian {
+ public:
+  explicit CpuHessian(int64_t dim);
+
+  int64_t dim() const override { return dim_; }
+  int64_t samples() const override { return samples_; }
+  void add_batch(const void *x, gptq_dtype dtype, int64_t rows, int64_t samples) override;
+  void merge(const double *h, int64_t samples) override;
+  void export_to(double *h) const override;
+
+  // The full symmetric matrix, row-major, in precision T.
+  std::vector<T> symmetric() const;
+
+ private:
+  int64_t dim_;
+  int64_t samples_ = 0;
+  std::vector<T> upper_;  // row-major [dim, dim]; entries below the diagonal are stale
+};
+
+}  // namespace gptq::cpu
