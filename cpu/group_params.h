@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 
 #include "gptq.h"
 
@@ -13,6 +14,9 @@ namespace gptq::cpu {
 
 template <typename T>
 struct Quantizer {
+  // Smallest usable scale: the smallest normal float.
+  static constexpr T kSmallestScale = static_cast<T>(std::numeric_limits<float>::min());
+
   T maxq;            // 2^bits − 1
   bool sym;
   bool mse;
@@ -59,6 +63,13 @@ struct Quantizer {
         lo = T(-1);
         hi = T(1);
       }
+      // A range so small that its scale would underflow float (denormal
+      // weights) cannot be stored as an fp16 scale anyway: quantize such a
+      // group like an all-zero one, to code = zero, i.e. to exactly 0.
+      if ((hi - lo) / maxq < kSmallestScale) {
+        lo = T(-1);
+        hi = T(1);
+      }
       const T sym_zero = (maxq + T(1)) / T(2);
       T s = (hi - lo) / maxq;
       T z = sym ? sym_zero : std::nearbyint(-lo / s);
@@ -68,6 +79,7 @@ struct Quantizer {
           const T p = static_cast<T>(1.0 - static_cast<double>(i) / grid);
           const T lo1 = p * lo, hi1 = p * hi;
           const T s1 = (hi1 - lo1) / maxq;
+          if (s1 < kSmallestScale) break;  // shrinking further only gets smaller
           const T z1 = sym ? sym_zero : std::nearbyint(-lo1 / s1);
           double err = 0.0;
           for (int64_t c = c0; c < c1; ++c) {

@@ -36,11 +36,12 @@ InverseFactor<T> inverse_factor(const std::vector<T> &h, int64_t n, double damp_
       for (int64_t i = 0; i < n; ++i)
         for (int64_t j = i; j < n; ++j) {
           const T v = a[(n - 1 - i) + (n - 1 - j) * n];
-          finite = finite && std::isfinite(v);
+          finite = finite && std::isfinite(v) && (i != j || v > T(0));
           result.u[i * n + j] = v;
         }
       // A factorization that "succeeds" on tiny pivots can overflow in the
-      // inverse; that is a failure too (it would spread Inf/NaN into W).
+      // inverse, or underflow to a zero diagonal; that is a failure too (GPTQ
+      // divides by U's diagonal and would spread Inf/NaN into W).
       if (finite) {
         result.ok = true;
         return result;

@@ -284,11 +284,12 @@ GPTQ_API void gptq_ctx_destroy(gptq_ctx *ctx);
  * implementation, which counts an input of shape [batch, seq, in] as `batch`
  * samples:  H ← H·n/(n+samples);  n ← n+samples;  H ← H + (2/n)·xᵀx.
  * (Pass samples = rows for a per-token mean.) Any number of calls.
- * Errors: NULL_POINTER, INVALID_SIZE (rows or samples < 1),
- * SIZE_MISMATCH (cols != in_features), UNSUPPORTED (dtype),
- * NON_FINITE (x holds NaN/Inf: checked before anything changes),
- * OUT_OF_MEMORY. On any error the Hessian is unchanged and the context stays
- * usable. */
+ * Errors: NULL_POINTER, INVALID_SIZE (rows or samples < 1, or the total
+ * sample count would overflow), SIZE_MISMATCH (cols != in_features),
+ * UNSUPPORTED (dtype), NON_FINITE (x holds NaN/Inf, or values so large
+ * (~1e17 with precision F32) that the Hessian would overflow; checked before
+ * anything changes), OUT_OF_MEMORY. On any error the Hessian is unchanged and
+ * the context stays usable. */
 GPTQ_API gptq_status gptq_add_batch(gptq_ctx *ctx, const void *x,
                                     gptq_dtype dtype, int64_t rows,
                                     int64_t cols, int64_t samples);
@@ -300,8 +301,11 @@ GPTQ_API int64_t gptq_ctx_samples(const gptq_ctx *ctx);
 /* Merge the Hessian of `src` into `dst` (calibration sharded over threads,
  * processes or machines): the sample-weighted mean of the two, as if dst had
  * seen src's batches too. src is unchanged. Both must have the same
- * in_features. Merging an empty src is a no-op.
- * Errors: NULL_POINTER, SIZE_MISMATCH, OUT_OF_MEMORY. */
+ * in_features; their precisions may differ. Merging an empty src is a no-op.
+ * Errors: NULL_POINTER, SIZE_MISMATCH, INVALID_STATE (dst == src),
+ * INVALID_SIZE (the total sample count would overflow), NON_FINITE (an F64
+ * src holds values beyond the float range of an F32 dst), OUT_OF_MEMORY.
+ * On any error dst is unchanged. */
 GPTQ_API gptq_status gptq_ctx_merge(gptq_ctx *dst, const gptq_ctx *src);
 
 /* Copy the Hessian [in_features, in_features] (row-major, as doubles) and the
@@ -315,7 +319,9 @@ GPTQ_API gptq_status gptq_ctx_export_hessian(const gptq_ctx *ctx, double *h,
  * context this is a plain load. h must be [in_features, in_features] and
  * finite. With precision F32 the values are rounded to float.
  * Errors: NULL_POINTER, SIZE_MISMATCH (h_len != in_features²),
- * INVALID_SIZE (samples < 1), NON_FINITE. */
+ * INVALID_SIZE (samples < 1, or the total sample count would overflow),
+ * NON_FINITE (NaN/Inf, or with precision F32 a value beyond float range).
+ * On any error the context is unchanged. */
 GPTQ_API gptq_status gptq_ctx_import_hessian(gptq_ctx *ctx, const double *h,
                                              int64_t h_len, int64_t samples);
 
@@ -387,8 +393,12 @@ typedef struct gptq_quant_stats {
  * damp_increment), the layer is quantized with round-to-nearest using the
  * same groups, fell_back_to_rtn is set, and a warning is logged.
  *
+ * Weights too small for a float scale (denormals) quantize to exactly 0.
+ *
  * Errors: NULL_POINTER, SIZE_MISMATCH (rows != out_features or
- * cols != in_features), UNSUPPORTED (dtype), NON_FINITE (w holds NaN/Inf),
+ * cols != in_features), UNSUPPORTED (dtype; or a scale beyond the fp16 range,
+ * i.e. weights of magnitude ~65504·2^bits), NON_FINITE (w holds NaN/Inf),
+ * INVALID_SIZE (stats->struct_size smaller than a size_t),
  * INVALID_STATE (no calibration data yet), CANCELLED, OUT_OF_MEMORY.
  * On any error *out is NULL and the context is unchanged and usable. */
 GPTQ_API gptq_status gptq_quantize(gptq_ctx *ctx, const void *w,

@@ -3,7 +3,10 @@
 // thread-local message. Nothing thrown below ever crosses into the caller.
 #include <chrono>
 #include <cmath>
+#include <algorithm>
 #include <cstring>
+#include <limits>
+#include <vector>
 #include <new>
 #include <string>
 
@@ -68,6 +71,56 @@ void require_finite(const void *data, gptq_dtype dtype, int64_t rows, int64_t co
              "] is NaN or Inf");
 }
 
+// Largest |x| among count elements (x already known finite).
+double max_abs(const void *x, gptq_dtype dtype, int64_t count) {
+  std::vector<float> chunk(4096);
+  double m = 0.0;
+  const size_t size = dtype_size(dtype, "max_abs");
+  for (int64_t start = 0; start < count; start += 4096) {
+    const int64_t n = std::min<int64_t>(4096, count - start);
+    convert_to_float(static_cast<const char *>(x) + start * size, dtype, n, chunk.data());
+    float chunk_max = 0.0f;
+    for (int64_t i = 0; i < n; ++i) chunk_max = std::max(chunk_max, std::abs(chunk[i]));
+    m = std::max(m, static_cast<double>(chunk_max));
+  }
+  return m;
+}
+
+// Refuses a batch that could overflow the Hessian's precision. H is a
+// sample-weighted mean of the batches' own means (2/samples)·xᵀx, so it stays
+// finite if each batch's mean and raw sum xᵀx (which BLAS forms before
+// scaling) do: |(xᵀx)_ij| <= rows·max|x|². Only absurd inputs (|x| ~ 1e17 in
+// F32) are refused.
+void require_hessian_fits(const gptq_ctx &ctx, double x_max, int64_t rows, int64_t samples,
+                          const char *where) {
+  const bool f32 = ctx.config.precision == GPTQ_PRECISION_F32;
+  const double limit = f32 ? static_cast<double>(std::numeric_limits<float>::max())
+                           : std::numeric_limits<double>::max();
+  const double raw = static_cast<double>(rows) * x_max * x_max;
+  const double mean = 2.0 * raw / static_cast<double>(samples);
+  if (!(std::max(raw, mean) < 0.25 * limit))
+    fail(GPTQ_ERR_NON_FINITE, where,
+         "x holds values up to " + std::to_string(x_max) + ", which would overflow the " +
+             (f32 ? "F32 Hessian (use GPTQ_PRECISION_F64)" : "F64 Hessian"));
+}
+
+// A Hessian to merge into ctx must be finite and, for an F32 context, within
+// float range: merged values are convex combinations of the old ones and
+// these, so that is exactly what keeps the context's Hessian finite.
+void require_fits_precision(const gptq_ctx &ctx, const double *h, int64_t n, const char *where,
+                            const char *name) {
+  const bool f32 = ctx.config.precision == GPTQ_PRECISION_F32;
+  const double limit = f32 ? static_cast<double>(std::numeric_limits<float>::max())
+                           : std::numeric_limits<double>::max();
+  for (int64_t i = 0; i < n * n; ++i)
+    if (!(std::abs(h[i]) <= limit))
+      fail(GPTQ_ERR_NON_FINITE, where,
+           std::string(name) + "[" + std::to_string(i / n) + ", " + std::to_string(i % n) + "] is " +
+               (std::isfinite(h[i])
+                    ? "beyond the float range of this F32 context (use GPTQ_PRECISION_F64)"
+                    : std::string("NaN or Inf")));
+}
+
 }  // namespace
 }  // namespace gptq
 
@@ -128,6 +181,7 @@ GPTQ_API gptq_status gptq_add_batch(gptq_ctx *ctx, const void *x, gptq_dtype dty
     if (ctx->hessian->samples() > INT64_MAX - samples)
       fail(GPTQ_ERR_INVALID_SIZE, where, "the sample count would overflow");
     require_finite(x, dtype, rows, cols, where, "x");
+    require_hessian_fits(*ctx, max_abs(x, dtype, rows * cols), rows, samples, where);
     ctx->hessian->add_batch(x, dtype, rows, samples);
   });
 }
@@ -153,6 +207,7 @@ GPTQ_API gptq_status gptq_ctx_merge(gptq_ctx *dst, const gptq_ctx *src) {
     const int64_t n = src->in_features;
     std::vector<double> h(static_cast<size_t>(n * n));
     src->hessian->export_to(h.data());
+    require_fits_precision(*dst, h.data(), n, where, "src's Hessian");
     dst->hessian->merge(h.data(), samples);
   });
 }
@@ -189,10 +244,7 @@ GPTQ_API gptq_status gptq_ctx_import_hessian(gptq_ctx *ctx, const double *h, int
       fail(GPTQ_ERR_INVALID_SIZE, where, "samples is " + std::to_string(samples) + "; it must be >= 1");
     if (ctx->hessian->samples() > INT64_MAX - samples)
       fail(GPTQ_ERR_INVALID_SIZE, where, "the sample count would overflow");
-    for (int64_t i = 0; i < n * n; ++i)
-      if (!std::isfinite(h[i]))
-        fail(GPTQ_ERR_NON_FINITE, where,
-             "h[" + std::to_string(i / n) + ", " + std::to_string(i % n) + "] is NaN or Inf");
+    require_fits_precision(*ctx, h, n, where, "h");
     ctx->hessian->merge(h, samples);
   });
 }

@@ -9,6 +9,14 @@
 namespace gptq {
 
 namespace {
+template <typename Enum>
+int32_t enum_field(const Enum &field) {
+  static_assert(sizeof(Enum) == sizeof(int32_t), "C enums are int-sized");
+  int32_t value;
+  std::memcpy(&value, &field, sizeof value);
+  return value;
+}
+
 [[noreturn]] void bad(const char *where, const std::string &what) {
   throw Error(GPTQ_ERR_INVALID_CONFIG, std::string(where) + ": " + what);
 }
@@ -48,14 +56,17 @@ gptq_config read_config(const gptq_config *cfg, const char *where) {
   if (c.mse_grid < 1) bad(where, "mse_grid must be >= 1");
   if (!(c.mse_max_shrink > 0.0f && c.mse_max_shrink <= 1.0f))
     bad(where, "mse_max_shrink must be in (0, 1]");
-  if (c.backend != GPTQ_BACKEND_AUTO && c.backend != GPTQ_BACKEND_CPU &&
-      c.backend != GPTQ_BACKEND_CUDA)
-    bad(where, "backend " + std::to_string(static_cast<int>(c.backend)) + " is not a gptq_backend");
-  if (c.precision != GPTQ_PRECISION_F32 && c.precision != GPTQ_PRECISION_F64)
-    bad(where, "precision " + std::to_string(static_cast<int>(c.precision)) +
-                   " is not a gptq_precision");
-  if (c.log_level < GPTQ_LOG_DEBUG || c.log_level > GPTQ_LOG_ERROR)
-    bad(where, "log_level is not a gptq_log_level");
+  // Enum fields come from C, where any int fits; read them as ints so an
+  // out-of-range value is rejected without ever being loaded as the enum.
+  const int32_t backend = enum_field(c.backend);
+  if (backend != GPTQ_BACKEND_AUTO && backend != GPTQ_BACKEND_CPU && backend != GPTQ_BACKEND_CUDA)
+    bad(where, "backend " + std::to_string(backend) + " is not a gptq_backend");
+  const int32_t precision = enum_field(c.precision);
+  if (precision != GPTQ_PRECISION_F32 && precision != GPTQ_PRECISION_F64)
+    bad(where, "precision " + std::to_string(precision) + " is not a gptq_precision");
+  const int32_t log_level = enum_field(c.log_level);
+  if (log_level < GPTQ_LOG_DEBUG || log_level > GPTQ_LOG_ERROR)
+    bad(where, "log_level " + std::to_string(log_level) + " is not a gptq_log_level");
   return c;
 }
 
