@@ -83,6 +83,15 @@ extern "C" {
 #  define GPTQ_API
 #endif
 
+/* In C++ every enum below has int as its fixed underlying type: any int a C
+ * caller passes is then a valid value to hold (and to reject), and the layout
+ * is int, as in C. */
+#ifdef __cplusplus
+#  define GPTQ_ENUM_INT : int
+#else
+#  define GPTQ_ENUM_INT
+#endif
+
 /* ---------------------------------------------------------------------------
  * Version
  * ------------------------------------------------------------------------- */
@@ -103,7 +112,7 @@ GPTQ_API const char *gptq_version_string(void);
 /* ---------------------------------------------------------------------------
  * Status codes. Values are fixed forever; new codes are only appended.
  * ------------------------------------------------------------------------- */
-typedef enum gptq_status {
+typedef enum gptq_status GPTQ_ENUM_INT {
   GPTQ_OK = 0,
   /* A required pointer argument was NULL. */
   GPTQ_ERR_NULL_POINTER = 1,
@@ -151,14 +160,14 @@ GPTQ_API const char *gptq_last_error(void);
 /* ---------------------------------------------------------------------------
  * Element types of caller buffers (activations, weights, bias, outputs).
  * ------------------------------------------------------------------------- */
-typedef enum gptq_dtype {
+typedef enum gptq_dtype GPTQ_ENUM_INT {
   GPTQ_DTYPE_F32 = 0,  /* IEEE binary32 */
   GPTQ_DTYPE_F16 = 1,  /* IEEE binary16, passed as uint16_t bit patterns */
   GPTQ_DTYPE_BF16 = 2  /* bfloat16, passed as uint16_t bit patterns */
 } gptq_dtype;
 
 /* Which implementation runs the work. */
-typedef enum gptq_backend {
+typedef enum gptq_backend GPTQ_ENUM_INT {
   /* CUDA when a usable GPU and the CUDA plugin are present, else the CPU;
    * the choice and the reason are logged. */
   GPTQ_BACKEND_AUTO = 0,
@@ -171,12 +180,12 @@ typedef enum gptq_backend {
  * loop. F32 is what the reference implementation uses and is the fast path;
  * F64 costs about twice the time and gives results that no longer depend on
  * summation order (useful for ill-conditioned Hessians and for testing). */
-typedef enum gptq_precision {
+typedef enum gptq_precision GPTQ_ENUM_INT {
   GPTQ_PRECISION_F32 = 0,
   GPTQ_PRECISION_F64 = 1
 } gptq_precision;
 
-typedef enum gptq_log_level {
+typedef enum gptq_log_level GPTQ_ENUM_INT {
   GPTQ_LOG_DEBUG = 0,
   GPTQ_LOG_INFO = 1,
   GPTQ_LOG_WARN = 2,
@@ -450,7 +459,7 @@ GPTQ_API gptq_status gptq_qtensor_codes(const gptq_qtensor *q, uint8_t *out,
  * 32-bit word, so 3-bit values cross word boundaries (32 values in 3 words).
  * Hence K must be a multiple of 32/b (of 32 for 3 bits) and N likewise.
  * ------------------------------------------------------------------------- */
-typedef enum gptq_checkpoint_format {
+typedef enum gptq_checkpoint_format GPTQ_ENUM_INT {
   /* Stores zero - 1 (the historical convention readers assume by default).
    * Cannot hold a zero of 0; exporting such a tensor fails. */
   GPTQ_FORMAT_V1 = 1,
