@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The test command: install the build dependencies, build from scratch, run
+# the whole test suite; then the same with AddressSanitizer + UBSan.
+# Works on a fresh Debian 12 machine; needs no GPU and no CUDA toolkit.
+#   bash .ci/test.sh
+# Build directories: build and build-asan (override with GPTQ_BUILD_DIR and
+# GPTQ_BUILD_ASAN_DIR). Both are wiped first.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. .ci/deps.sh
+
+build=${GPTQ_BUILD_DIR:-build}
+build_asan=${GPTQ_BUILD_ASAN_DIR:-build-asan}
+
+echo "=== dependencies"
+install_deps meson ninja-build pkg-config gcc g++ libopenblas-dev liblapacke-dev \
+  libgtest-dev googletest binutils
+
+echo "=== build ($build)"
+rm -rf "$build"
+meson setup "$build"
+ninja -C "$build"
+
+# A failing suite does not stop the run: the sanitizer build still runs, and
+# the script fails at the end naming what failed.
+failed=""
+
+echo "=== test ($build)"
+meson test -C "$build" --print-errorlogs 2>&1 | tee "$build/test-summary.log" || failed="$failed $build"
+
+echo "=== build ($build_asan: address,undefined sanitizers)"
+rm -rf "$build_asan"
+meson setup "$build_asan" -Db_sanitize=address,undefined -Dbuildtype=debugoptimized
+ninja -C "$build_asan"
+
+echo "=== test ($build_asan)"
+# meson 1.0 does not make sanitizer reports fatal; without halt_on_error
+# UBSan only prints and the test still passes.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_summary=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_summary=1:print_stacktrace=1}
+meson test -C "$build_asan" --print-errorlogs 2>&1 | tee "$build_asan/test-summary.log" || failed="$failed $build_asan"
+
+# One closing line over both runs, counting meson's test programs.
+count() { awk -v key="$1" '$1 == key {n += $2} END {print n + 0}' "$build/test-summary.log" "$build_asan/test-summary.log"; }
+passed=$(count "Ok:")
+failures=$(( $(count "Fail:") + $(count "Timeout:") ))
+if [ -n "$failed" ] && [ "$failures" -eq 0 ]; then failures=1; fi
+
+if [ -n "$failed" ]; then
+  echo "=== FAILED: tests failed in:$failed"
+  echo "$passed passed, $failures failed"
+  exit 1
+fi
+echo "=== all tests passed"
+echo "$passed passed, $failures failed"
