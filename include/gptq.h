@@ -262,6 +262,11 @@ typedef struct gptq_config {
   void *log_user_data;
   /* Lowest level passed to `log`. Default GPTQ_LOG_INFO. */
   gptq_log_level log_level;
+  /* Threads for the CPU backend's own loops (the GPTQ block loop, matmul
+   * kernels); 0 = one per core. The BLAS library's threading is its own
+   * (OpenBLAS: OPENBLAS_NUM_THREADS). Results do not depend on it.
+   * Default 0. */
+  int32_t num_threads;
 } gptq_config;
 
 /* Fill *cfg with the defaults above, struct_size included. NULL is ignored. */

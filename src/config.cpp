@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -31,10 +32,10 @@ gptq_config read_config(const gptq_config *cfg, const char *where) {
                    ", smaller than any gptq_config this library knows (" +
                    std::to_string(kMinConfigSize) + "); initialize it with gptq_config_default()");
   }
-  // A newer caller may pass a larger struct: its extra fields are unknown to
-  // this library and ignored. (Future versions will copy only
-  // min(struct_size, sizeof) bytes over the defaults.)
-  std::memcpy(&c, cfg, sizeof c);
+  // An older caller's smaller struct: its fields over the defaults, the rest
+  // stay default. A newer caller's larger struct: fields this library does
+  // not know are ignored.
+  std::memcpy(&c, cfg, std::min(cfg->struct_size, sizeof c));
   c.struct_size = sizeof c;
 
   if (c.bits < 2 || c.bits > 8)
@@ -67,6 +68,8 @@ gptq_config read_config(const gptq_config *cfg, const char *where) {
   const int32_t log_level = enum_field(c.log_level);
   if (log_level < GPTQ_LOG_DEBUG || log_level > GPTQ_LOG_ERROR)
     bad(where, "log_level " + std::to_string(log_level) + " is not a gptq_log_level");
+  if (c.num_threads < 0)
+    bad(where, "num_threads is " + std::to_string(c.num_threads) + "; it must be >= 0 (0 = one per core)");
   return c;
 }
 
@@ -95,4 +98,5 @@ extern "C" GPTQ_API void gptq_config_default(gptq_config *cfg) {
   cfg->log = nullptr;
   cfg->log_user_data = nullptr;
   cfg->log_level = GPTQ_LOG_INFO;
+  cfg->num_threads = 0;
 }

@@ -1,13 +1,16 @@
 // Reading and validating gptq_config across ABI versions.
 #pragma once
 
+#include <cstddef>
+
 #include "gptq.h"
 
 namespace gptq {
 
-// The smallest struct_size accepted: a config must at least reach the
-// fields of version 0.1 (everything up to and including log_level).
-constexpr size_t kMinConfigSize = sizeof(gptq_config);
+// The smallest struct_size accepted: the first published layout, which ends
+// with log_level. Fields appended since (num_threads, ...) keep their
+// defaults when an older caller's struct does not reach them.
+constexpr size_t kMinConfigSize = offsetof(gptq_config, num_threads);
 
 // Copies the caller's config (or the defaults when cfg is NULL) into a
 // full-size struct, reading only cfg->struct_size bytes, and checks every

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstddef>
 #include <cstring>
 #include <initializer_list>
 #include <limits>
@@ -387,7 +388,10 @@ TEST(CtxCreate, EveryConfigFieldOutOfRange) {
 }
 
 TEST(CtxCreate, StructSizeTooSmall) {
-  for (size_t size : {size_t{0}, size_t{8}, sizeof(gptq_config) / 2, sizeof(gptq_config) - 1}) {
+  // The smallest accepted size is the first published layout, which ends
+  // with log_level; anything shorter is refused.
+  const size_t first_layout = offsetof(gptq_config, log_level) + sizeof(gptq_log_level);
+  for (size_t size : {size_t{0}, size_t{8}, sizeof(gptq_config) / 2, first_layout - 1}) {
     gptq_config cfg = gptq_test::default_config();
     cfg.struct_size = size;
     gptq_ctx *ctx = sentinel_ctx();
@@ -395,6 +399,23 @@ TEST(CtxCreate, StructSizeTooSmall) {
                  "gptq_ctx_create", "struct_size");
     EXPECT_EQ(ctx, nullptr);
   }
+}
+
+TEST(CtxCreate, OlderCallersShorterStructGetsDefaultsForNewerFields) {
+  // A caller compiled before num_threads existed: its struct ends at
+  // log_level. The library must not read past it (the bytes after are
+  // garbage here) and must use the default for num_threads.
+  struct {
+    gptq_config cfg;
+    unsigned char tail[64];
+  } old_caller;
+  std::memset(&old_caller, 0xFF, sizeof old_caller);
+  gptq_config_default(&old_caller.cfg);
+  old_caller.cfg.struct_size = offsetof(gptq_config, log_level) + sizeof(gptq_log_level);
+  std::memset(&old_caller.cfg.num_threads, 0xFF, sizeof old_caller.cfg.num_threads);  // -1 if read
+  gptq_ctx *ctx = nullptr;
+  ASSERT_EQ(gptq_ctx_create(kOut, kIn, &old_caller.cfg, &ctx), GPTQ_OK) << gptq_last_error();
+  gptq_ctx_destroy(ctx);
 }
 
 TEST(CtxCreate, CudaUnavailableInThisBuild) {
