@@ -42,4 +42,16 @@ inline int trtri_lower(int n, double *a) {
   return LAPACKE_dtrtri(LAPACK_COL_MAJOR, 'L', 'N', n, a, n);
 }
 
+// Solves X·Mᵀ = B in place (B row-major [m, n], ldb), M upper-triangular
+// row-major [n, n] with leading dimension ldm — i.e. M is a column-major
+// lower-triangular L seen row-major, and this solves X·L = B.
+inline void trsm_right_lower_colmajor(int m, int n, const float *l, int ldl, float *b, int ldb) {
+  cblas_strsm(CblasRowMajor, CblasRight, CblasUpper, CblasTrans, CblasNonUnit, m, n, 1.0f, l, ldl,
+              b, ldb);
+}
+inline void trsm_right_lower_colmajor(int m, int n, const double *l, int ldl, double *b, int ldb) {
+  cblas_dtrsm(CblasRowMajor, CblasRight, CblasUpper, CblasTrans, CblasNonUnit, m, n, 1.0, l, ldl,
+              b, ldb);
+}
+
 }  // namespace gptq::cpu

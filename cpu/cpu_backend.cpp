@@ -43,7 +43,7 @@ class CpuBackend final : public Backend {
     const int64_t k = hessian.dim();
     std::vector<T> w(static_cast<size_t>(job.out_features * k));
     convert_to<T>(job.weights, job.dtype, job.out_features * k, w.data());
-    return gptq_solve<T>(hessian.symmetric(), std::move(w), job.out_features, k, job.config,
+    return gptq_solve<T>(hessian.upper(), std::move(w), job.out_features, k, job.config,
                          job.logger, stats);
   }
 };

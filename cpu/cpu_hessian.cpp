@@ -69,18 +69,6 @@ void CpuHessian<T>::export_to(double *h) const {
     }
 }
 
-template <typename T>
-std::vector<T> CpuHessian<T>::symmetric() const {
-  std::vector<T> full(upper_.size());
-  for (int64_t i = 0; i < dim_; ++i)
-    for (int64_t j = i; j < dim_; ++j) {
-      const T v = upper_[i * dim_ + j];
-      full[i * dim_ + j] = v;
-      full[j * dim_ + i] = v;
-    }
-  return full;
-}
-
 template class CpuHessian<float>;
 template class CpuHessian<double>;
 

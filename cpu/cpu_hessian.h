@@ -19,8 +19,8 @@ class CpuHessian final : public Hessian {
   void merge(const double *h, int64_t samples) override;
   void export_to(double *h) const override;
 
-  // The full symmetric matrix, row-major, in precision T.
-  std::vector<T> symmetric() const;
+  // Row-major [dim, dim]; only the upper triangle (j >= i) is meaningful.
+  const T *upper() const { return upper_.data(); }
 
  private:
   int64_t dim_;

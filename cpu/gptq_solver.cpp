@@ -1,47 +1,85 @@
 #include "gptq_solver.h"
 
 #include <algorithm>
+#include <chrono>
 #include <numeric>
 #include <string>
 
 #include "blas.h"
 #include "error.h"
+#include "gptq_block_kernel.h"
 #include "group_params.h"
 #include "half.h"
-#include "inverse_factor.h"
+#include "hessian_factor.h"
+#include "thread_pool.h"
 
 namespace gptq::cpu {
 
+// How the solver computes the reference algorithm with less arithmetic.
+//
+// Reversed order. Position p (the p-th column quantized) is stored at index
+// K−1−p. With J the reversal and A = J·Hp·J = L·Lᵀ (one Cholesky), V = J·L·J
+// is upper triangular with Hp = V·Vᵀ, and GPTQ's U (upper, H⁻¹ = UᵀU) is V⁻¹.
+// In reversed indices every block of V below is a plain sub-block of L.
+//
+// No inverse. GPTQ's errors E satisfy W − Q = E·U, so E = R·V with the
+// residual R = W − Q, and the weights of later columns as they stand at the
+// start of block [i1, i2) — the only weights the reference ever reads — are
+//   W_S + R[:, :i1] · V[:i1, S] · V_SS⁻¹          for S = [i1, s_end)
+// (from V·U = I, U upper). That is one GEMM and one triangular solve per
+// block: the same N·K² multiply-adds as the reference's lazy update, with no
+// triangular inverse of the whole K×K factor (a third of the factorization
+// work). Inside a block the errors are fed forward through U's diagonal tile,
+// the inverse of V's block-sized tile.
+
 namespace {
 
-// Column j of every row of the row-major [rows, cols] matrix m moves to
-// position p where perm[p] = j.
-template <typename T>
-void permute_columns(std::vector<T> &m, int64_t rows, int64_t cols, const std::vector<int64_t> &perm) {
-  std::vector<T> row(static_cast<size_t>(cols));
-  for (int64_t r = 0; r < rows; ++r) {
-    T *src = &m[r * cols];
-    for (int64_t p = 0; p < cols; ++p) row[p] = src[perm[p]];
-    std::copy(row.begin(), row.end(), src);
-  }
+// Rows per task of the row-parallel block work: fixed, so the loss sums (and
+// so every result) do not depend on the number of threads.
+constexpr int64_t kRowsPerTask = 16;
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
 // Columns by descending Hessian diagonal; ties keep their original order so
 // that results do not depend on the sort implementation.
 template <typename T>
-std::vector<int64_t> act_order_permutation(const std::vector<T> &h, int64_t k) {
-  std::vector<int64_t> perm(static_cast<size_t>(k));
+std::vector<int64_t> act_order_permutation(const std::vector<T> &diag) {
+  std::vector<int64_t> perm(diag.size());
   std::iota(perm.begin(), perm.end(), 0);
-  std::stable_sort(perm.begin(), perm.end(),
-                   [&](int64_t a, int64_t b) { return h[a * k + a] > h[b * k + b]; });
+  std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) { return diag[a] > diag[b]; });
   return perm;
+}
+
+// Lower triangle (column-major) of A = J·Hp·J, Hp = H[perm][:, perm] with dead
+// diagonals set to 1: A[a + b·K] = H[rperm[a]][rperm[b]], rperm[c] = perm[K−1−c].
+// Tiled so that both the reads (rows of H's upper triangle) and the writes
+// (columns of A) stay in cache.
+template <typename T>
+void fill_reversed_hessian(const T *h_upper, int64_t k, const std::vector<int64_t> &rperm, T *a) {
+  constexpr int64_t kTile = 64;
+  for (int64_t a0 = 0; a0 < k; a0 += kTile)
+    for (int64_t b0 = 0; b0 <= a0; b0 += kTile) {
+      const int64_t a1 = std::min(k, a0 + kTile), b1 = std::min(k, b0 + kTile);
+      for (int64_t ai = a0; ai < a1; ++ai) {
+        const int64_t i = rperm[ai];
+        for (int64_t bj = b0; bj < std::min(b1, ai + 1); ++bj) {
+          const int64_t j = rperm[bj];
+          a[ai + bj * k] = i <= j ? h_upper[i * k + j] : h_upper[j * k + i];
+        }
+      }
+    }
+  for (int64_t c = 0; c < k; ++c)
+    if (a[c + c * k] == T(0)) a[c + c * k] = T(1);
 }
 
 }  // namespace
 
 template <typename T>
-QTensorData gptq_solve(std::vector<T> h, std::vector<T> w, int64_t n, int64_t k,
+QTensorData gptq_solve(const T *h_upper, std::vector<T> w, int64_t n, int64_t k,
                        const gptq_config &config, const Logger &logger, gptq_quant_stats &stats) {
+  const auto start = std::chrono::steady_clock::now();
   const Quantizer<T> quant = Quantizer<T>::from_config(config);
   const bool grouped = config.group_size > 0;
   const int64_t group_size = grouped ? config.group_size : k;
@@ -49,19 +87,34 @@ QTensorData gptq_solve(std::vector<T> h, std::vector<T> w, int64_t n, int64_t k,
   const int64_t groups = group_count(k, config.group_size);
   std::vector<T> scale(static_cast<size_t>(groups * n));
   std::vector<T> zero(static_cast<size_t>(groups * n));
+  ThreadPool &pool = ThreadPool::instance();
+  const int threads = config.num_threads;
+  const int64_t row_tasks = (n + kRowsPerTask - 1) / kRowsPerTask;
+  auto for_row_ranges = [&](const std::function<void(int64_t, int64_t, int64_t)> &body) {
+    pool.parallel_for(row_tasks, threads, [&](int64_t t) {
+      body(t, t * kRowsPerTask, std::min(n, (t + 1) * kRowsPerTask));
+    });
+  };
 
   // One group over all columns: parameters from the weights as given, before
   // dead columns are zeroed (the reference does this first).
-  if (!grouped) quant.find_params(w.data(), n, k, 0, k, scale.data(), zero.data());
+  if (!grouped)
+    for_row_ranges([&](int64_t, int64_t r0, int64_t r1) {
+      quant.find_params(&w[r0 * k], r1 - r0, k, 0, k, &scale[r0], &zero[r0]);
+    });
 
   // Dead inputs (never activated): diag 1 so H stays invertible; weight 0.
+  std::vector<T> diag(static_cast<size_t>(k));
   int64_t dead = 0;
+  double diag_sum = 0.0;
   for (int64_t j = 0; j < k; ++j) {
-    if (h[j * k + j] == T(0)) {
-      h[j * k + j] = T(1);
+    diag[j] = h_upper[j * k + j];
+    if (diag[j] == T(0)) {
+      diag[j] = T(1);
       for (int64_t r = 0; r < n; ++r) w[r * k + j] = T(0);
       ++dead;
     }
+    diag_sum += static_cast<double>(diag[j]);
   }
   if (dead > 0)
     logger.log(GPTQ_LOG_INFO, std::to_string(dead) + " of " + std::to_string(k) +
@@ -69,30 +122,38 @@ QTensorData gptq_solve(std::vector<T> h, std::vector<T> w, int64_t n, int64_t k,
                                   "are quantized as 0");
 
   if (static_groups)
-    for (int64_t g = 0; g < groups; ++g)
-      quant.find_params(w.data(), n, k, g * group_size, std::min(k, (g + 1) * group_size),
-                        &scale[g * n], &zero[g * n]);
+    for_row_ranges([&](int64_t, int64_t r0, int64_t r1) {
+      for (int64_t g = 0; g < groups; ++g)
+        quant.find_params(&w[r0 * k], r1 - r0, k, g * group_size, std::min(k, (g + 1) * group_size),
+                          &scale[g * n + r0], &zero[g * n + r0]);
+    });
 
   std::vector<int64_t> perm(static_cast<size_t>(k));
   std::iota(perm.begin(), perm.end(), 0);
-  if (config.act_order) {
-    perm = act_order_permutation(h, k);
-    permute_columns(w, n, k, perm);
-    std::vector<T> hp(h.size());  // H[perm][:, perm]
-    for (int64_t a = 0; a < k; ++a)
-      for (int64_t b = 0; b < k; ++b) hp[a * k + b] = h[perm[a] * k + perm[b]];
-    h.swap(hp);
-  }
+  if (config.act_order) perm = act_order_permutation(diag);
+  std::vector<int64_t> rperm(static_cast<size_t>(k));
+  for (int64_t c = 0; c < k; ++c) rperm[c] = perm[k - 1 - c];
 
-  // Group of each quantization position.
+  // Weights into reversed quantization order, row by row.
+  for_row_ranges([&](int64_t, int64_t r0, int64_t r1) {
+    std::vector<T> tmp(static_cast<size_t>(k));
+    for (int64_t r = r0; r < r1; ++r) {
+      T *row = &w[r * k];
+      for (int64_t c = 0; c < k; ++c) tmp[c] = row[rperm[c]];
+      std::copy(tmp.begin(), tmp.end(), row);
+    }
+  });
+
   std::vector<int32_t> group_of(static_cast<size_t>(k));
   for (int64_t p = 0; p < k; ++p)
     group_of[p] = static_cast<int32_t>(static_groups ? perm[p] / group_size : p / group_size);
 
-  InverseFactor<T> factor =
-      inverse_factor(h, k, config.damp_percent, config.damp_increment, logger);
-  h.clear();
-  h.shrink_to_fit();
+  const auto factor_start = std::chrono::steady_clock::now();
+  const HessianFactor<T> factor = hessian_factor<T>(
+      k, diag_sum / static_cast<double>(k),
+      [&](T *a) { fill_reversed_hessian(h_upper, k, rperm, a); }, config.damp_percent,
+      config.damp_increment, logger);
+  const double factor_seconds = seconds_since(factor_start);
   stats.damp_percent_used = factor.damp_percent;
   stats.damp_retries = factor.retries;
   stats.fell_back_to_rtn = factor.ok ? 0 : 1;
@@ -107,58 +168,7 @@ QTensorData gptq_solve(std::vector<T> h, std::vector<T> w, int64_t n, int64_t k,
                                   std::to_string(factor.damp_percent) + " after " +
                                   std::to_string(factor.retries) + " failed attempts");
   }
-  const std::vector<T> &u = factor.u;
-
-  std::vector<uint8_t> codes_perm(static_cast<size_t>(n * k));
-  const int64_t block = config.block_size;
-  std::vector<T> w1(static_cast<size_t>(n * std::min(block, k)));
-  std::vector<T> err1(w1.size());
-  double loss = 0.0;
-
-  for (int64_t i1 = 0; i1 < k; i1 += block) {
-    const int64_t i2 = std::min(i1 + block, k);
-    const int64_t count = i2 - i1;
-    for (int64_t r = 0; r < n; ++r)
-      std::copy(&w[r * k + i1], &w[r * k + i2], &w1[r * count]);
-
-    for (int64_t i = 0; i < count; ++i) {
-      const int64_t p = i1 + i;
-      const int64_t g = group_of[p];
-      // A dynamic group's parameters come from w, which inside a block still
-      // holds the weights as of the block start (the reference's semantics).
-      if (grouped && !static_groups && p % group_size == 0)
-        quant.find_params(w.data(), n, k, p, std::min(k, p + group_size), &scale[g * n],
-                          &zero[g * n]);
-      const T d = feed_errors ? u[p * k + p] : T(1);
-      const T *u_row = feed_errors ? &u[p * k + i1] : nullptr;
-      const T *s = &scale[g * n];
-      const T *z = &zero[g * n];
-      for (int64_t r = 0; r < n; ++r) {
-        T *row = &w1[r * count];
-        const T value = row[i];
-        const T c = quant.code(value, s[r], z[r]);
-        const T deq = s[r] * (c - z[r]);
-        codes_perm[r * k + p] = static_cast<uint8_t>(c);
-        const T diff = value - deq;
-        loss += static_cast<double>(diff * diff / (d * d)) / 2.0;
-        if (feed_errors) {
-          const T e = diff / d;
-          err1[r * count + i] = e;
-          for (int64_t t = i + 1; t < count; ++t) row[t] -= e * u_row[t];
-        }
-      }
-    }
-    // Lazy update of all later columns: W[:, i2:] −= Err1 · U[i1:i2, i2:].
-    if (feed_errors && i2 < k)
-      gemm(false, static_cast<int>(n), static_cast<int>(k - i2), static_cast<int>(count), T(-1),
-           err1.data(), static_cast<int>(count), &u[i1 * k + i2], static_cast<int>(k), T(1),
-           &w[i2], static_cast<int>(k));
-    if (config.progress != nullptr && config.progress(i2, k, config.progress_user_data) != 0)
-      throw Error(GPTQ_ERR_CANCELLED, "gptq_quantize: cancelled by the progress callback after " +
-                                          std::to_string(i2) + " of " + std::to_string(k) +
-                                          " columns");
-  }
-  stats.loss = loss;
+  const T *l = factor.l.data();  // column-major [K, K], lower
 
   QTensorData q;
   q.out_features = n;
@@ -167,8 +177,103 @@ QTensorData gptq_solve(std::vector<T> h, std::vector<T> w, int64_t n, int64_t k,
   q.group_size = config.group_size;
   q.groups = groups;
   q.codes.resize(static_cast<size_t>(n * k));
-  for (int64_t r = 0; r < n; ++r)
-    for (int64_t p = 0; p < k; ++p) q.codes[r * k + perm[p]] = codes_perm[r * k + p];
+
+  // Block-start weights are needed for the block and, when a dynamic group
+  // starts inside the block, for that whole group: at most block + group
+  // columns.
+  const int64_t block = std::min<int64_t>(config.block_size, k);
+  const int64_t max_span = std::min<int64_t>(k, block + (grouped && !static_groups ? group_size : 0));
+  std::vector<T> state(static_cast<size_t>(n * max_span));
+  std::vector<T> scratch(static_cast<size_t>((n + 15) / 16 * 16 * block));
+  std::vector<T> u_tile(static_cast<size_t>(block * block));
+  std::vector<T> tile(static_cast<size_t>(block * block));
+  std::vector<double> loss_parts(static_cast<size_t>(row_tasks));
+  double loss = 0.0, blas_seconds = 0.0;
+
+  BlockArgs<T> args{};
+  args.w = w.data();
+  args.k = k;
+  args.n = n;
+  args.state = state.data();
+  args.u_tile = u_tile.data();
+  args.feed_errors = feed_errors;
+  args.group_size = group_size;
+  args.dynamic_groups = grouped && !static_groups;
+  args.group_of = group_of.data();
+  args.scale = scale.data();
+  args.zero = zero.data();
+  args.maxq = quant.maxq;
+  args.sym = quant.sym;
+  args.mse = quant.mse;
+  args.norm = quant.norm;
+  args.grid = quant.grid;
+  args.shrink_steps = quant.shrink_steps;
+  args.codes = q.codes.data();
+  args.perm = perm.data();
+  args.scratch = scratch.data();
+
+  const auto loop_start = std::chrono::steady_clock::now();
+  for (int64_t i1 = 0; i1 < k; i1 += block) {
+    const int64_t i2 = std::min(i1 + block, k);
+    const int64_t count = i2 - i1;
+    int64_t s_end = i2;
+    if (args.dynamic_groups)
+      for (int64_t p = (i1 + group_size - 1) / group_size * group_size; p < i2; p += group_size)
+        s_end = std::max(s_end, std::min(k, p + group_size));
+    const int64_t span = s_end - i1;
+    // Reversed indices of S: [k − s_end, k − i1).
+    const int64_t c0 = k - s_end;
+
+    // state = W_S (original weights, reversed) ...
+    for (int64_t r = 0; r < n; ++r)
+      std::copy(&w[r * k + c0], &w[r * k + c0 + span], &state[r * span]);
+    if (feed_errors && i1 > 0) {
+      const auto blas_start = std::chrono::steady_clock::now();
+      // ... + R[:, :i1]·V[:i1, S]·V_SS⁻¹. Reversed, R[:, :i1] is w's columns
+      // [k−i1, k), V[:i1, S] is L's rows [k−i1, k) × columns [c0, k−i1),
+      // and V_SS is L's diagonal block [c0, k−i1): a GEMM, then X·L_SS = Y.
+      std::vector<T> y(static_cast<size_t>(n * span));
+      gemm(true, static_cast<int>(n), static_cast<int>(span), static_cast<int>(i1), T(1),
+           &w[k - i1], static_cast<int>(k), l + c0 * k + (k - i1), static_cast<int>(k), T(0),
+           y.data(), static_cast<int>(span));
+      trsm_right_lower_colmajor(static_cast<int>(n), static_cast<int>(span), l + c0 + c0 * k,
+                                static_cast<int>(k), y.data(), static_cast<int>(span));
+      for (size_t i = 0; i < y.size(); ++i) state[i] += y[i];
+      blas_seconds += seconds_since(blas_start);
+    }
+    if (feed_errors) {
+      // U's diagonal tile for the block: V_bb⁻¹ = J·L_bb⁻¹·J with L_bb the
+      // block [k−i2, k−i1) of L.
+      for (int64_t b = 0; b < count; ++b)
+        for (int64_t a = 0; a < count; ++a)
+          tile[a + b * count] = a >= b ? l[(k - i2 + a) + (k - i2 + b) * k] : T(0);
+      trtri_lower(static_cast<int>(count), tile.data());
+      for (int64_t a = 0; a < count; ++a)
+        for (int64_t b = a; b < count; ++b)
+          u_tile[a * count + b] = tile[(count - 1 - a) + (count - 1 - b) * count];
+    }
+    args.i1 = i1;
+    args.count = count;
+    args.s_end = s_end;
+    args.span = span;
+    for_row_ranges([&](int64_t t, int64_t r0, int64_t r1) {
+      loss_parts[t] = gptq_block_rows(args, r0, r1);
+    });
+    for (double part : loss_parts) loss += part;
+
+    if (config.progress != nullptr && config.progress(i2, k, config.progress_user_data) != 0)
+      throw Error(GPTQ_ERR_CANCELLED, "gptq_quantize: cancelled by the progress callback after " +
+                                          std::to_string(i2) + " of " + std::to_string(k) +
+                                          " columns");
+  }
+  stats.loss = loss;
+  logger.log(GPTQ_LOG_DEBUG,
+             "gptq_solve " + std::to_string(n) + "x" + std::to_string(k) + ": factor " +
+                 std::to_string(factor_seconds) + " s, block loop " +
+                 std::to_string(seconds_since(loop_start) - blas_seconds) + " s, GEMM + TRSM " +
+                 std::to_string(blas_seconds) + " s, total " + std::to_string(seconds_since(start)) +
+                 " s");
+
   q.g_idx.resize(static_cast<size_t>(k));
   for (int64_t p = 0; p < k; ++p) q.g_idx[perm[p]] = group_of[p];
   for (int64_t j = 0; j < k; ++j)
@@ -187,9 +292,9 @@ QTensorData gptq_solve(std::vector<T> h, std::vector<T> w, int64_t n, int64_t k,
   return q;
 }
 
-template QTensorData gptq_solve<float>(std::vector<float>, std::vector<float>, int64_t, int64_t,
+template QTensorData gptq_solve<float>(const float *, std::vector<float>, int64_t, int64_t,
                                        const gptq_config &, const Logger &, gptq_quant_stats &);
-template QTensorData gptq_solve<double>(std::vector<double>, std::vector<double>, int64_t, int64_t,
+template QTensorData gptq_solve<double>(const double *, std::vector<double>, int64_t, int64_t,
                                         const gptq_config &, const Logger &, gptq_quant_stats &);
 
 }  // namespace gptq::cpu

@@ -1,5 +1,7 @@
 // The GPTQ loop on the CPU: the reference algorithm (see gptq_quantize in
-// gptq.h for its exact semantics), with lazy block updates as BLAS GEMMs.
+// gptq.h for its exact semantics), arranged for speed: one factorization,
+// the lazy block update as one BLAS GEMM per block, and each block's
+// column-by-column work done row-parallel, with SIMD chosen at run time.
 #pragma once
 
 #include <cstdint>
@@ -11,11 +13,12 @@
 
 namespace gptq::cpu {
 
-// h: the full symmetric Hessian [K, K]; w: weights [N, K]; both row-major in
-// precision T and consumed (modified in place). Fills the algorithmic fields
-// of stats (loss, damping, retries, fallback, dead columns).
+// h_upper: the Hessian [K, K], row-major, upper triangle meaningful (read
+// only). w: the weights [N, K] row-major in precision T, consumed. Fills the
+// algorithmic fields of stats (loss, damping, retries, fallback, dead
+// columns).
 template <typename T>
-QTensorData gptq_solve(std::vector<T> h, std::vector<T> w, int64_t out_features,
+QTensorData gptq_solve(const T *h_upper, std::vector<T> w, int64_t out_features,
                        int64_t in_features, const gptq_config &config, const Logger &logger,
                        gptq_quant_stats &stats);
 

@@ -40,7 +40,7 @@ struct Quantizer {
 
   // clamp(round_half_even(w / scale) + zero, 0, maxq): the integer code.
   T code(T w, T scale, T zero) const {
-    const T q = std::nearbyint(w / scale) + zero;
+    const T q = std::rint(w / scale) + zero;  // the default rounding mode: half to even
     return std::min(std::max(q, T(0)), maxq);
   }
 
@@ -72,7 +72,7 @@ struct Quantizer {
       }
       const T sym_zero = (maxq + T(1)) / T(2);
       T s = (hi - lo) / maxq;
-      T z = sym ? sym_zero : std::nearbyint(-lo / s);
+      T z = sym ? sym_zero : std::rint(-lo / s);
       if (mse) {
         double best = INFINITY;
         for (int i = 0; i < shrink_steps; ++i) {
@@ -80,7 +80,7 @@ struct Quantizer {
           const T lo1 = p * lo, hi1 = p * hi;
           const T s1 = (hi1 - lo1) / maxq;
           if (s1 < kSmallestScale) break;  // shrinking further only gets smaller
-          const T z1 = sym ? sym_zero : std::nearbyint(-lo1 / s1);
+          const T z1 = sym ? sym_zero : std::rint(-lo1 / s1);
           double err = 0.0;
           for (int64_t c = c0; c < c1; ++c) {
             const T deq = s1 * (code(row[c], s1, z1) - z1);

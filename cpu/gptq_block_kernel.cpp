@@ -1,0 +1,147 @@
+#include "gptq_block_kernel.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "group_params.h"
+
+namespace gptq::cpu {
+
+namespace {
+
+// Rows are processed kLanes at a time with each row in one SIMD lane: a
+// column step quantizes kLanes weights at once, and feeding its errors into
+// the rest of the block is, per later column, one vector multiply-subtract
+// (a scalar of U times the lane vector of errors).
+constexpr int64_t kLanes = 16;
+
+template <typename T>
+__attribute__((always_inline)) inline double block_rows(const BlockArgs<T> &a, int64_t r0,
+                                                        int64_t r1) {
+  Quantizer<T> quant;
+  quant.maxq = a.maxq;
+  quant.sym = a.sym;
+  quant.mse = a.mse;
+  quant.norm = a.norm;
+  quant.grid = a.grid;
+  quant.shrink_steps = a.shrink_steps;
+
+  const int64_t k = a.k, n = a.n, count = a.count;
+  double loss = 0.0;
+  for (int64_t t0 = r0; t0 < r1; t0 += kLanes) {
+    const int64_t lanes = std::min(kLanes, r1 - t0);
+    // wt[i][l]: column i of the block for row t0+l (the tile's scratch area).
+    T(*wt)[kLanes] = reinterpret_cast<T(*)[kLanes]>(a.scratch + t0 * count);
+    for (int64_t l = 0; l < kLanes; ++l) {
+      if (l < lanes) {
+        const T *row = a.state + (t0 + l) * a.span + (a.s_end - 1 - a.i1);  // position i1+i at row[-i]
+        for (int64_t i = 0; i < count; ++i) wt[i][l] = row[-i];
+      } else {
+        for (int64_t i = 0; i < count; ++i) wt[i][l] = T(0);  // padding lanes: never stored
+      }
+    }
+    T s[kLanes], z[kLanes], e[kLanes];
+    double lane_loss[kLanes] = {};
+    int64_t current_group = -1;
+    for (int64_t i = 0; i < count; ++i) {
+      const int64_t p = a.i1 + i;
+      const int64_t g = a.group_of[p];
+      if (a.dynamic_groups && p % a.group_size == 0) {
+        // From the block-start weights of positions [p, p+gs), which the
+        // state holds at [s_end - min(k, p+gs), s_end - p).
+        const int64_t end = std::min(k, p + a.group_size);
+        for (int64_t l = 0; l < lanes; ++l)
+          quant.find_params(a.state + (t0 + l) * a.span, 1, a.span, a.s_end - end, a.s_end - p,
+                            &a.scale[g * n + t0 + l], &a.zero[g * n + t0 + l]);
+        current_group = -1;
+      }
+      if (g != current_group) {
+        for (int64_t l = 0; l < kLanes; ++l) {
+          s[l] = l < lanes ? a.scale[g * n + t0 + l] : T(1);
+          z[l] = l < lanes ? a.zero[g * n + t0 + l] : T(0);
+        }
+        current_group = g;
+      }
+      T c[kLanes], deq[kLanes], diff[kLanes];
+      for (int64_t l = 0; l < kLanes; ++l) {
+        // clamp(round_half_even(w / s) + z, 0, maxq), as Quantizer::code.
+        const T q = std::rint(wt[i][l] / s[l]) + z[l];
+        c[l] = std::min(std::max(q, T(0)), a.maxq);
+        deq[l] = s[l] * (c[l] - z[l]);
+        diff[l] = wt[i][l] - deq[l];
+      }
+      const int64_t column = a.perm[p];
+      for (int64_t l = 0; l < lanes; ++l) {
+        a.codes[(t0 + l) * k + column] = static_cast<uint8_t>(c[l]);
+        T &w = a.w[(t0 + l) * k + (k - 1 - p)];
+        w -= deq[l];  // the original weight becomes the residual w - q
+      }
+      if (a.feed_errors) {
+        const T *u_row = a.u_tile + i * count;
+        const T d = u_row[i];
+        for (int64_t l = 0; l < kLanes; ++l) {
+          e[l] = diff[l] / d;
+          lane_loss[l] += static_cast<double>(e[l] * e[l]) / 2.0;
+        }
+        for (int64_t t = i + 1; t < count; ++t) {
+          const T u = u_row[t];
+          for (int64_t l = 0; l < kLanes; ++l) wt[t][l] -= e[l] * u;
+        }
+      } else {
+        for (int64_t l = 0; l < kLanes; ++l)
+          lane_loss[l] += static_cast<double>(diff[l] * diff[l]) / 2.0;
+      }
+    }
+    for (int64_t l = 0; l < lanes; ++l) loss += lane_loss[l];
+  }
+  return loss;
+}
+
+// One build per instruction set; the template is inlined into each, so the
+// compiler vectorizes the error-feedback loop for that target.
+#define GPTQ_BLOCK_VARIANT(NAME, TARGET)                                                  \
+  TARGET double NAME(const BlockArgs<float> &a, int64_t r0, int64_t r1) {                 \
+    return block_rows(a, r0, r1);                                                         \
+  }                                                                                       \
+  TARGET double NAME(const BlockArgs<double> &a, int64_t r0, int64_t r1) {                \
+    return block_rows(a, r0, r1);                                                         \
+  }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+GPTQ_BLOCK_VARIANT(block_rows_avx512, __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw"))))
+GPTQ_BLOCK_VARIANT(block_rows_avx2, __attribute__((target("avx2"))))
+#endif
+GPTQ_BLOCK_VARIANT(block_rows_portable, )
+
+enum class Isa { kPortable, kAvx2, kAvx512 };
+
+Isa detect_isa() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
+    return Isa::kAvx512;
+  if (__builtin_cpu_supports("avx2")) return Isa::kAvx2;
+#endif
+  return Isa::kPortable;
+}
+
+const Isa kIsa = detect_isa();
+
+template <typename T>
+double dispatch(const BlockArgs<T> &a, int64_t r0, int64_t r1) {
+  switch (kIsa) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    case Isa::kAvx512: return block_rows_avx512(a, r0, r1);
+    case Isa::kAvx2: return block_rows_avx2(a, r0, r1);
+#endif
+    default: return block_rows_portable(a, r0, r1);
+  }
+}
+
+}  // namespace
+
+double gptq_block_rows(const BlockArgs<float> &a, int64_t r0, int64_t r1) { return dispatch(a, r0, r1); }
+double gptq_block_rows(const BlockArgs<double> &a, int64_t r0, int64_t r1) { return dispatch(a, r0, r1); }
+
+}  // namespace gptq::cpu

@@ -1,0 +1,50 @@
+// The inner work of one GPTQ block for a range of weight rows: for each row,
+// quantize the block's columns one by one and feed each column's error into
+// the rest of the block. Rows are independent here (a row's group parameters
+// depend only on that row), which is what makes the block row-parallel.
+#pragma once
+
+#include <cstdint>
+
+namespace gptq::cpu {
+
+template <typename T>
+struct BlockArgs {
+  // Weights in reversed quantization order (position p at index k-1-p of a
+  // row): the original weights for positions not yet quantized; the kernel
+  // overwrites the block's positions with the residual w - q.
+  T *w;
+  int64_t k;
+  int64_t n;
+  int64_t i1, count;    // the block: positions [i1, i1+count)
+  // The block-start weights of positions [i1, s_end), reversed: position p
+  // of row r at state[r·span + (s_end-1-p)].
+  const T *state;
+  int64_t s_end, span;
+  const T *u_tile;      // [count, count] row-major: U[i1+a][i1+b], upper part
+  bool feed_errors;     // false: round-to-nearest (U = I, nothing fed forward)
+  // Groups.
+  int64_t group_size;   // columns per group (K for one group)
+  bool dynamic_groups;  // parameters computed when a group's first column is reached
+  const int32_t *group_of;  // [K]: group of each position
+  T *scale, *zero;          // [G, N]
+  // Quantizer.
+  T maxq;
+  bool sym, mse;
+  T norm;
+  int grid, shrink_steps;
+  // Outputs.
+  uint8_t *codes;           // [N, K], original column order
+  const int64_t *perm;      // position → original column
+  T *scratch;               // [N rounded up to 16, count]: the block's columns
+                            // while they update, 16 rows at a time
+};
+
+// Processes rows [r0, r1) (r0 a multiple of 16) and returns their share of
+// the loss. Dispatches to
+// an AVX-512, AVX2 or portable build of the same code by CPUID; all give
+// bit-identical results (no FMA contraction, same operation order).
+double gptq_block_rows(const BlockArgs<float> &args, int64_t r0, int64_t r1);
+double gptq_block_rows(const BlockArgs<double> &args, int64_t r0, int64_t r1);
+
+}  // namespace gptq::cpu
