@@ -1,0 +1,3 @@
+module example.invalid/libgptq/bindings/go
+
+go 1.19
