@@ -9,6 +9,7 @@
 #include "dtype.h"
 #include "error.h"
 #include "gptq_solver.h"
+#include "matmul_weights.h"
 
 namespace gptq::cpu {
 
@@ -31,9 +32,17 @@ class CpuBackend final : public Backend {
     throw Error(GPTQ_ERR_INTERNAL, "gptq_quantize: the Hessian does not belong to the CPU backend");
   }
 
-  void matmul(const QTensorData &q, const void *x, gptq_dtype dtype, int64_t rows,
-              const void *bias, void *y) override {
-    matmul_dequant_sgemm(q, x, dtype, rows, bias, y);
+  std::unique_ptr<PreparedWeights> prepare(const QTensorData &q) override {
+    return prepare_matmul_weights(q);
+  }
+
+  void matmul(const QTensorData &q, const PreparedWeights &prepared, const void *x,
+              gptq_dtype dtype, int64_t rows, const void *bias, void *y,
+              const MatmulOptions &options) override {
+    const auto *weights = dynamic_cast<const CpuMatmulWeights *>(&prepared);
+    if (weights == nullptr)
+      throw Error(GPTQ_ERR_INTERNAL, "gptq_matmul: the tensor was not prepared by the CPU backend");
+    cpu_matmul(q, *weights, x, dtype, rows, bias, y, options);
   }
 
  private:

@@ -1,20 +1,95 @@
 #include "cpu_matmul.h"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "blas.h"
 #include "dtype.h"
+#include "matmul_kernels.h"
+#include "thread_pool.h"
 
 namespace gptq::cpu {
 
 namespace {
-// Output features dequantized at once: 256 rows of a 4096-wide layer is 4 MiB.
+// Output features dequantized at once on the sgemm path: 256 rows of a
+// 4096-wide layer is 4 MiB.
 constexpr int64_t kTileRows = 256;
+// Output rows per task on the kernel path: enough work to amortize a task,
+// small enough to balance two to a few dozen threads.
+constexpr int64_t kRowsPerTask = 64;
 }  // namespace
 
-void matmul_dequant_sgemm(const QTensorData &q, const void *x, gptq_dtype dtype, int64_t rows,
-                          const void *bias, void *y) {
+void matmul_dequant_sgemm(const QTensorData &q, const float *x, int64_t rows, float *y) {
+  const int64_t n = q.out_features;
+  const int64_t k = q.in_features;
+  std::vector<float> tile(static_cast<size_t>(std::min(kTileRows, n) * k));
+  for (int64_t n0 = 0; n0 < n; n0 += kTileRows) {
+    const int64_t count = std::min(kTileRows, n - n0);
+    dequantize_rows(q, n0, n0 + count, tile.data());
+    // y[:, n0:n0+count] = x · tileᵀ
+    gemm(true, static_cast<int>(rows), static_cast<int>(count), static_cast<int>(k), 1.0f, x,
+         static_cast<int>(k), tile.data(), static_cast<int>(k), 0.0f, y + n0, static_cast<int>(n));
+  }
+}
+
+namespace {
+
+// x rows [m0, m0+rows) into the weights' padded column order, with each group
+// slot's sum and (for the int8 kernels) each 32-block rounded to int8.
+struct PreparedInput {
+  std::vector<float> x, xsum, xscale;
+  std::vector<int8_t> xq;
+};
+
+void prepare_input(const CpuMatmulWeights &w, const float *x, int64_t rows, bool int8,
+                   PreparedInput &out) {
+  const int64_t kp = w.kp, slots = w.slots(), blocks = kp / 32;
+  out.x.assign(static_cast<size_t>(rows * kp), 0.0f);
+  out.xsum.assign(static_cast<size_t>(rows * slots), 0.0f);
+  for (int64_t m = 0; m < rows; ++m) {
+    float *dst = &out.x[m * kp];
+    const float *src = x + m * w.k;
+    for (int64_t p = 0; p < kp; ++p) dst[p] = w.source[p] >= 0 ? src[w.source[p]] : 0.0f;
+    for (int64_t t = 0; t < slots; ++t) {
+      float s = 0.0f;
+      for (int64_t p = w.group_begin[t]; p < w.group_begin[t + 1]; ++p) s += dst[p];
+      out.xsum[m * slots + t] = s;
+    }
+  }
+  if (!int8) return;
+  out.xq.assign(static_cast<size_t>(rows * kp), 0);
+  out.xscale.assign(static_cast<size_t>(rows * blocks), 0.0f);
+  for (int64_t m = 0; m < rows; ++m)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const float *v = &out.x[m * kp + b * 32];
+      float amax = 0.0f;
+      for (int i = 0; i < 32; ++i) amax = std::max(amax, std::abs(v[i]));
+      const float scale = amax / 127.0f;
+      out.xscale[m * blocks + b] = scale;
+      if (scale == 0.0f) continue;
+      for (int i = 0; i < 32; ++i)
+        out.xq[m * kp + b * 32 + i] = static_cast<int8_t>(std::rint(v[i] / scale));
+    }
+  // The zero term uses the sums of the rounded activations, so that the
+  // rounding error multiplies (code − zero), centred on 0, rather than the
+  // code itself: y = scale·Σ x̃·(c − z) exactly, with x̃ the rounded x.
+  for (int64_t m = 0; m < rows; ++m)
+    for (int64_t t = 0; t < slots; ++t) {
+      float s = 0.0f;
+      for (int64_t b = w.group_begin[t] / 32; b < w.group_begin[t + 1] / 32; ++b) {
+        int32_t q = 0;
+        for (int i = 0; i < 32; ++i) q += out.xq[m * kp + b * 32 + i];
+        s += out.xscale[m * blocks + b] * static_cast<float>(q);
+      }
+      out.xsum[m * slots + t] = s;
+    }
+}
+
+}  // namespace
+
+void cpu_matmul(const QTensorData &q, const CpuMatmulWeights &w, const void *x, gptq_dtype dtype,
+                int64_t rows, const void *bias, void *y, const MatmulOptions &options) {
   const int64_t n = q.out_features;
   const int64_t k = q.in_features;
 
@@ -31,23 +106,34 @@ void matmul_dequant_sgemm(const QTensorData &q, const void *x, gptq_dtype dtype,
     y_staging.resize(static_cast<size_t>(rows * n));
     yf = y_staging.data();
   }
-  std::vector<float> bias_f;
-  if (bias != nullptr) {
-    bias_f.resize(static_cast<size_t>(n));
-    convert_to_float(bias, dtype, n, bias_f.data());
+
+  if (rows > kSmallBatch) {
+    matmul_dequant_sgemm(q, xf, rows, yf);
+  } else {
+    const bool int8 = options.int8_activations && w.bits <= 4 && int8_kernels_available();
+    PreparedInput in;
+    const int64_t tasks = (n + kRowsPerTask - 1) / kRowsPerTask;
+    for (int64_t m0 = 0; m0 < rows; m0 += kKernelRows) {
+      const int64_t count = std::min(kKernelRows, rows - m0);
+      prepare_input(w, xf + m0 * k, count, int8, in);
+      const KernelInput kin{count, in.x.data(), in.xsum.data(), in.xq.data(), in.xscale.data()};
+      float *out = yf + m0 * n;
+      ThreadPool::instance().parallel_for(tasks, options.num_threads, [&](int64_t t) {
+        const int64_t r0 = t * kRowsPerTask, r1 = std::min(n, r0 + kRowsPerTask);
+        if (int8)
+          matmul_rows_int8(w, kin, r0, r1, out, n);
+        else
+          matmul_rows_f32(w, kin, r0, r1, out, n);
+      });
+    }
   }
 
-  std::vector<float> tile(static_cast<size_t>(std::min(kTileRows, n) * k));
-  for (int64_t n0 = 0; n0 < n; n0 += kTileRows) {
-    const int64_t count = std::min(kTileRows, n - n0);
-    dequantize_rows(q, n0, n0 + count, tile.data());
-    // y[:, n0:n0+count] = x · tileᵀ
-    gemm(true, static_cast<int>(rows), static_cast<int>(count), static_cast<int>(k), 1.0f, xf,
-         static_cast<int>(k), tile.data(), static_cast<int>(k), 0.0f, yf + n0, static_cast<int>(n));
-  }
-  if (bias != nullptr)
+  if (bias != nullptr) {
+    std::vector<float> bias_f(static_cast<size_t>(n));
+    convert_to_float(bias, dtype, n, bias_f.data());
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t c = 0; c < n; ++c) yf[r * n + c] += bias_f[c];
+  }
   if (dtype != GPTQ_DTYPE_F32) convert_from_float(yf, rows * n, dtype, y);
 }
 

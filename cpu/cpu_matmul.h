@@ -1,15 +1,25 @@
-// y = x·Wᵀ (+ bias) on the CPU for quantized W: dequantize W a tile of output
-// rows at a time (bounded memory) and multiply each tile with sgemm.
+// y = x·Wᵀ (+ bias) on the CPU for quantized W. Up to kSmallBatch rows run
+// the SIMD kernels over the packed codes (f32 or int8 activations); larger
+// batches dequantize W a tile of output rows at a time and use sgemm, which
+// is compute-bound there anyway.
 #pragma once
 
 #include <cstdint>
 
+#include "backend.h"
 #include "gptq.h"
+#include "matmul_weights.h"
 #include "qtensor.h"
 
 namespace gptq::cpu {
 
-void matmul_dequant_sgemm(const QTensorData &q, const void *x, gptq_dtype dtype, int64_t rows,
-                          const void *bias, void *y);
+constexpr int64_t kSmallBatch = 16;
+
+void cpu_matmul(const QTensorData &q, const CpuMatmulWeights &weights, const void *x,
+                gptq_dtype dtype, int64_t rows, const void *bias, void *y,
+                const MatmulOptions &options);
+
+// The large-batch path, also the reference the kernels are tested against.
+void matmul_dequant_sgemm(const QTensorData &q, const float *x, int64_t rows, float *y);
 
 }  // namespace gptq::cpu

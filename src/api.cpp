@@ -279,6 +279,7 @@ GPTQ_API gptq_status gptq_quantize(gptq_ctx *ctx, const void *w, gptq_dtype dtyp
     auto q = std::make_unique<gptq_qtensor>();
     q->data = ctx->backend->quantize(*ctx->hessian, job, full);
     q->backend = ctx->backend;
+    q->prepared = q->backend->prepare(q->data);
     full.backend = ctx->backend->kind();
     full.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -365,18 +366,43 @@ GPTQ_API gptq_status gptq_qtensor_import(int64_t out_features, int64_t in_featur
     auto q = std::make_unique<gptq_qtensor>();
     q->data = import_checkpoint(out_features, in_features, bits, group_size, format, *t);
     q->backend = &cpu_backend();
+    q->prepared = q->backend->prepare(q->data);
     *out = q.release();
   });
 }
 
-GPTQ_API gptq_status gptq_matmul(const gptq_qtensor *q, const void *x, gptq_dtype dtype,
-                                 int64_t rows, int64_t cols, const void *bias, void *y,
-                                 int64_t y_len) {
+GPTQ_API void gptq_matmul_options_default(gptq_matmul_options *opts) {
+  if (opts == nullptr) return;
+  std::memset(opts, 0, sizeof *opts);
+  opts->struct_size = sizeof *opts;
+  opts->int8_activations = 0;
+  opts->num_threads = 0;
+}
+
+GPTQ_API gptq_status gptq_matmul_ex(const gptq_qtensor *q, const void *x, gptq_dtype dtype,
+                                    int64_t rows, int64_t cols, const void *bias, void *y,
+                                    int64_t y_len, const gptq_matmul_options *opts) {
   const char *where = "gptq_matmul";
   return guarded(where, [&] {
     require(q, where, "q");
     require(x, where, "x");
     require(y, where, "y");
+    MatmulOptions options;
+    if (opts != nullptr) {
+      gptq_matmul_options o;
+      gptq_matmul_options_default(&o);
+      if (opts->struct_size < sizeof(size_t) + sizeof(int32_t))
+        fail(GPTQ_ERR_INVALID_CONFIG, where,
+             "options->struct_size is " + std::to_string(opts->struct_size) +
+                 "; initialize it with gptq_matmul_options_default()");
+      std::memcpy(&o, opts, std::min(opts->struct_size, sizeof o));
+      if (o.int8_activations != 0 && o.int8_activations != 1)
+        fail(GPTQ_ERR_INVALID_CONFIG, where, "options->int8_activations must be 0 or 1");
+      if (o.num_threads < 0)
+        fail(GPTQ_ERR_INVALID_CONFIG, where, "options->num_threads must be >= 0");
+      options.int8_activations = o.int8_activations == 1;
+      options.num_threads = o.num_threads;
+    }
     dtype_size(dtype, where);
     require_dim(rows, where, "rows");
     if (cols != q->data.in_features)
@@ -388,8 +414,14 @@ GPTQ_API gptq_status gptq_matmul(const gptq_qtensor *q, const void *x, gptq_dtyp
       fail(GPTQ_ERR_SIZE_MISMATCH, where,
            "y_len is " + std::to_string(y_len) + "; rows·out_features = " + std::to_string(need) +
                " needed");
-    q->backend->matmul(q->data, x, dtype, rows, bias, y);
+    q->backend->matmul(q->data, *q->prepared, x, dtype, rows, bias, y, options);
   });
+}
+
+GPTQ_API gptq_status gptq_matmul(const gptq_qtensor *q, const void *x, gptq_dtype dtype,
+                                 int64_t rows, int64_t cols, const void *bias, void *y,
+                                 int64_t y_len) {
+  return gptq_matmul_ex(q, x, dtype, rows, cols, bias, y, y_len, nullptr);
 }
 
 }  // extern "C"

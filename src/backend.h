@@ -38,6 +38,19 @@ struct QuantizeJob {
   Logger logger;
 };
 
+// A backend's own form of a quantized tensor, laid out for its kernels; made
+// once when the tensor is made and read-only afterwards.
+class PreparedWeights {
+ public:
+  virtual ~PreparedWeights() = default;
+};
+
+// Validated gptq_matmul_options.
+struct MatmulOptions {
+  bool int8_activations = false;
+  int num_threads = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -50,9 +63,13 @@ class Backend {
   virtual QTensorData quantize(const Hessian &hessian, const QuantizeJob &job,
                                gptq_quant_stats &stats) = 0;
 
-  // y = x·Wᵀ (+ bias) for validated arguments (see gptq_matmul).
-  virtual void matmul(const QTensorData &q, const void *x, gptq_dtype dtype, int64_t rows,
-                      const void *bias, void *y) = 0;
+  // The tensor's layout for this backend's matmul.
+  virtual std::unique_ptr<PreparedWeights> prepare(const QTensorData &q) = 0;
+
+  // y = x·Wᵀ (+ bias) for validated arguments (see gptq_matmul_ex).
+  virtual void matmul(const QTensorData &q, const PreparedWeights &prepared, const void *x,
+                      gptq_dtype dtype, int64_t rows, const void *bias, void *y,
+                      const MatmulOptions &options) = 0;
 };
 
 // The process-wide CPU backend.

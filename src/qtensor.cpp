@@ -1,5 +1,6 @@
 #include "qtensor.h"
 
+#include "backend.h"
 #include "half.h"
 
 namespace gptq {
@@ -29,3 +30,5 @@ void dequantize_rows(const QTensorData &q, int64_t row_begin, int64_t row_end, f
 }
 
 }  // namespace gptq
+
+gptq_qtensor::~gptq_qtensor() = default;

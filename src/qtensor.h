@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "gptq.h"
@@ -34,8 +35,15 @@ void dequantize_rows(const QTensorData &q, int64_t row_begin, int64_t row_end, f
 
 }  // namespace gptq
 
-// The public handle: the data plus the backend that runs its matmul.
+namespace gptq {
+class PreparedWeights;
+}
+
+// The public handle: the data, the backend that runs its matmul, and the
+// backend's layout of it.
 struct gptq_qtensor {
   gptq::QTensorData data;
   gptq::Backend *backend = nullptr;  // not owned; backends live for the process
+  std::unique_ptr<gptq::PreparedWeights> prepared;
+  ~gptq_qtensor();
 };

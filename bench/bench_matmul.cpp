@@ -1,0 +1,109 @@
+// gptq_matmul on the CPU against OpenBLAS on the same shapes, in one process,
+// interleaved, median of repetitions, caches flushed before every run.
+//
+// Batch 1: our kernels (float32 and int8 activations) against sgemv on the
+// float32 weights; the figure of merit is the weight bandwidth each reaches
+// (bytes of weights read per second), ours as % of sgemv's. Batch 8 and 32:
+// our kernels / sgemm path against dequantize + sgemm.
+//
+//   build/bench/bench_matmul [--reps 5] [--shapes 4096x4096,4096x11008,11008x4096,8192x28672]
+// Shapes are in x out. Weights: 4-bit, group 128, random codes imported as a
+// checkpoint (the kernels do not care how the codes were chosen).
+#include <cblas.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "bench_util.h"
+#include "gptq.h"
+
+namespace {
+
+std::vector<char> flush_buffer(256u << 20);
+
+void flush_caches() {
+  for (size_t i = 0; i < flush_buffer.size(); i += 64) flush_buffer[i]++;
+}
+
+gptq_qtensor *random_tensor(long k, long n, std::mt19937 &rng) {
+  gptq_checkpoint_sizes sz{};
+  if (gptq_checkpoint_sizes_for(n, k, 4, 128, &sz) != GPTQ_OK) std::abort();
+  std::vector<int32_t> qweight(sz.qweight_rows * sz.qweight_cols), qzeros(sz.qzeros_rows * sz.qzeros_cols);
+  std::vector<uint16_t> scales(sz.scales_rows * sz.scales_cols, 0x1C00);  // fp16 0.00390625
+  for (auto &v : qweight) v = static_cast<int32_t>(rng());
+  for (auto &v : qzeros) v = 0x77777777;  // stored zero − 1 = 7 (v1): zero 8
+  gptq_checkpoint_tensors t{qweight.data(), (int64_t)qweight.size(), qzeros.data(), (int64_t)qzeros.size(),
+                            scales.data(),  (int64_t)scales.size(),  nullptr,       0};
+  gptq_qtensor *q = nullptr;
+  if (gptq_qtensor_import(n, k, 4, 128, GPTQ_FORMAT_V1, &t, &q) != GPTQ_OK) {
+    std::fprintf(stderr, "%s\n", gptq_last_error());
+    std::abort();
+  }
+  return q;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  int reps = 5;
+  std::string shapes = "4096x4096,4096x11008,11008x4096,8192x28672";
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--shapes")) shapes = argv[i + 1];
+  }
+  std::printf("# gptq_matmul (4-bit, group 128) vs OpenBLAS, caches flushed, median of %d interleaved runs\n", reps);
+  std::printf("%12s %5s %9s %9s %9s %9s %9s %9s %9s\n", "in x out", "batch", "f32 ms", "int8 ms", "base ms",
+              "f32 GB/s", "int8 GB/s", "base GB/s", "f32/base");
+  std::mt19937 rng(7);
+  gptq_matmul_options int8;
+  gptq_matmul_options_default(&int8);
+  int8.int8_activations = 1;
+  size_t start = 0;
+  while (start < shapes.size()) {
+    size_t end = shapes.find(',', start);
+    if (end == std::string::npos) end = shapes.size();
+    const std::string shape = shapes.substr(start, end - start);
+    start = end + 1;
+    const long k = std::atol(shape.c_str()), n = std::atol(shape.c_str() + shape.find('x') + 1);
+    gptq_qtensor *q = random_tensor(k, n, rng);
+    std::vector<float> w(static_cast<size_t>(n) * k);
+    if (gptq_qtensor_dequantize(q, w.data(), (int64_t)w.size()) != GPTQ_OK) std::abort();
+    const double packed_bytes = n * k / 2.0 + n * (k / 128) * 8.0;  // codes + float scale/zero
+    const double f32_bytes = 4.0 * n * k;
+    for (long batch : {1L, 8L, 32L}) {
+      std::vector<float> x(batch * k), y(batch * n);
+      std::normal_distribution<float> normal;
+      for (auto &v : x) v = normal(rng);
+      auto ours = [&](const gptq_matmul_options *o) {
+        if (gptq_matmul_ex(q, x.data(), GPTQ_DTYPE_F32, batch, k, nullptr, y.data(), (int64_t)y.size(), o) != GPTQ_OK)
+          std::abort();
+      };
+      std::vector<float> tile;
+      auto baseline = [&] {
+        if (batch == 1) {
+          cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, w.data(), k, x.data(), 1, 0.0f, y.data(), 1);
+        } else {  // dequantize + sgemm
+          tile.resize(static_cast<size_t>(n) * k);
+          gptq_qtensor_dequantize(q, tile.data(), (int64_t)tile.size());
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, n, k, 1.0f, x.data(), k, tile.data(), k, 0.0f,
+                      y.data(), n);
+        }
+      };
+      const auto t =
+          bench::interleaved_medians({[&] { ours(nullptr); }, [&] { ours(&int8); }, baseline}, reps, flush_caches);
+      const double base_bytes = batch == 1 ? f32_bytes : packed_bytes;
+      std::printf("%12s %5ld %9.3f %9.3f %9.3f %9.1f %9.1f %9.1f %8.2fx\n", shape.c_str(), batch, 1e3 * t[0],
+                  1e3 * t[1], 1e3 * t[2], packed_bytes / t[0] / 1e9, packed_bytes / t[1] / 1e9,
+                  base_bytes / t[2] / 1e9, t[2] / t[0]);
+      std::fflush(stdout);
+    }
+    gptq_qtensor_destroy(q);
+  }
+  std::printf("# batch 1 base = sgemv on float32 weights (GB/s of its 4-byte weights); batch 8/32 base =\n"
+              "# gptq_qtensor_dequantize + sgemm (GB/s of the packed weights); f32/base = speed-up of ours\n");
+  return 0;
+}
