@@ -89,6 +89,11 @@ static gptq_status gptqgo_gptq_matmul(const gptq_qtensor *q, const void *x, gptq
 	if (gptqgo_s != GPTQ_OK) *gptqgo_err = gptqgo_last_error_copy();
 	return gptqgo_s;
 }
+static gptq_status gptqgo_gptq_matmul_ex(const gptq_qtensor *q, const void *x, gptq_dtype dtype, int64_t rows, int64_t cols, const void *bias, void *y, int64_t y_len, const gptq_matmul_options *opts, char **gptqgo_err) {
+	gptq_status gptqgo_s = gptq_matmul_ex(q, x, dtype, rows, cols, bias, y, y_len, opts);
+	if (gptqgo_s != GPTQ_OK) *gptqgo_err = gptqgo_last_error_copy();
+	return gptqgo_s;
+}
 
 // Callback trampolines, defined in zcallbacks.go.
 extern void gptqgo_gptq_log_fn_trampoline(gptq_log_level level, const char *message, void *user_data);
@@ -355,6 +360,11 @@ type c_gptq_checkpoint_sizes = C.gptq_checkpoint_sizes
 //
 //	Caller buffers for export / import; lengths in elements.
 type c_gptq_checkpoint_tensors = C.gptq_checkpoint_tensors
+
+// c_gptq_matmul_options is the C struct gptq_matmul_options.
+//
+//	How gptq_matmul_ex computes. Initialize with gptq_matmul_options_default().
+type c_gptq_matmul_options = C.gptq_matmul_options
 
 // c_gptq_ctx is the C opaque struct gptq_ctx.
 //
@@ -696,6 +706,11 @@ func c_gptq_qtensor_import(out_features int64, in_features int64, bits int32, gr
 // message is "" on success.
 //
 //	y = x · Wᵀ (+ bias), with W the dequantized weights of q.
+//	On the CPU, up to 16 rows run SIMD kernels over the packed codes (chosen at
+//	run time by CPUID: AVX2 or portable), the weights laid out for them when the
+//	tensor was made (groups contiguous, so act-order tensors permute x instead
+//	of the weights); more rows dequantize tiles of W and use sgemm. This is
+//	gptq_matmul_ex with default options (float32 activations).
 //	x is [rows, cols] with cols = in_features; y is [rows, out_features];
 //	bias is [out_features] or NULL. x, bias and y all have element type `dtype`.
 //	Accumulation is in float32; with F16/BF16 the result is rounded once, at
@@ -708,6 +723,25 @@ func c_gptq_qtensor_import(out_features int64, in_features int64, bits int32, gr
 func c_gptq_matmul(q *c_gptq_qtensor, x unsafe.Pointer, dtype Dtype, rows int64, cols int64, bias unsafe.Pointer, y unsafe.Pointer, y_len int64) (Status, string) {
 	var gptqgoErr *C.char
 	gptqgoStatus := Status(C.gptqgo_gptq_matmul(q, x, C.gptq_dtype(dtype), C.int64_t(rows), C.int64_t(cols), bias, y, C.int64_t(y_len), &gptqgoErr))
+	return gptqgoStatus, gptqgoTakeError(gptqgoStatus, gptqgoErr)
+}
+
+// c_gptq_matmul_options_default calls gptq_matmul_options_default.
+//
+//	Fill *opts with the defaults above. NULL is ignored.
+func c_gptq_matmul_options_default(opts *c_gptq_matmul_options) {
+	C.gptq_matmul_options_default(opts)
+}
+
+// c_gptq_matmul_ex calls gptq_matmul_ex. A non-zero Status comes with the
+// text of gptq_last_error(), copied in the same native call; the
+// message is "" on success.
+//
+//	gptq_matmul with options (NULL = defaults). Same contract and errors as
+//	gptq_matmul, plus INVALID_CONFIG for a bad options struct.
+func c_gptq_matmul_ex(q *c_gptq_qtensor, x unsafe.Pointer, dtype Dtype, rows int64, cols int64, bias unsafe.Pointer, y unsafe.Pointer, y_len int64, opts *c_gptq_matmul_options) (Status, string) {
+	var gptqgoErr *C.char
+	gptqgoStatus := Status(C.gptqgo_gptq_matmul_ex(q, x, C.gptq_dtype(dtype), C.int64_t(rows), C.int64_t(cols), bias, y, C.int64_t(y_len), opts, &gptqgoErr))
 	return gptqgoStatus, gptqgoTakeError(gptqgoStatus, gptqgoErr)
 }
 
@@ -854,6 +888,15 @@ const c_sizeof_gptq_checkpoint_tensors__g_idx = 8
 const c_offsetof_gptq_checkpoint_tensors__g_idx_len = 56
 const c_sizeof_gptq_checkpoint_tensors__g_idx_len = 8
 
+const c_sizeof_gptq_matmul_options = 16
+const c_alignof_gptq_matmul_options = 8
+const c_offsetof_gptq_matmul_options__struct_size = 0
+const c_sizeof_gptq_matmul_options__struct_size = 8
+const c_offsetof_gptq_matmul_options__int8_activations = 8
+const c_sizeof_gptq_matmul_options__int8_activations = 4
+const c_offsetof_gptq_matmul_options__num_threads = 12
+const c_sizeof_gptq_matmul_options__num_threads = 4
+
 const c_sizeof_gptq_status = 4
 const c_sizeof_gptq_dtype = 4
 const c_sizeof_gptq_backend = 4
@@ -997,6 +1040,17 @@ func c_layoutErrors() []string {
 		check("sizeof(gptq_checkpoint_tensors.g_idx)", unsafe.Sizeof(v.g_idx), c_sizeof_gptq_checkpoint_tensors__g_idx)
 		check("offsetof(gptq_checkpoint_tensors, g_idx_len)", unsafe.Offsetof(v.g_idx_len), c_offsetof_gptq_checkpoint_tensors__g_idx_len)
 		check("sizeof(gptq_checkpoint_tensors.g_idx_len)", unsafe.Sizeof(v.g_idx_len), c_sizeof_gptq_checkpoint_tensors__g_idx_len)
+	}
+	{
+		var v c_gptq_matmul_options
+		check("sizeof(gptq_matmul_options)", unsafe.Sizeof(v), c_sizeof_gptq_matmul_options)
+		check("alignof(gptq_matmul_options)", unsafe.Alignof(v), c_alignof_gptq_matmul_options)
+		check("offsetof(gptq_matmul_options, struct_size)", unsafe.Offsetof(v.struct_size), c_offsetof_gptq_matmul_options__struct_size)
+		check("sizeof(gptq_matmul_options.struct_size)", unsafe.Sizeof(v.struct_size), c_sizeof_gptq_matmul_options__struct_size)
+		check("offsetof(gptq_matmul_options, int8_activations)", unsafe.Offsetof(v.int8_activations), c_offsetof_gptq_matmul_options__int8_activations)
+		check("sizeof(gptq_matmul_options.int8_activations)", unsafe.Sizeof(v.int8_activations), c_sizeof_gptq_matmul_options__int8_activations)
+		check("offsetof(gptq_matmul_options, num_threads)", unsafe.Offsetof(v.num_threads), c_offsetof_gptq_matmul_options__num_threads)
+		check("sizeof(gptq_matmul_options.num_threads)", unsafe.Sizeof(v.num_threads), c_sizeof_gptq_matmul_options__num_threads)
 	}
 	check("sizeof(gptq_status)", unsafe.Sizeof(c_gptq_status(0)), c_sizeof_gptq_status)
 	check("sizeof(gptq_dtype)", unsafe.Sizeof(c_gptq_dtype(0)), c_sizeof_gptq_dtype)
