@@ -121,6 +121,10 @@ void require_fits_precision(const gptq_ctx &ctx, const double *h, int64_t n, con
                     : std::string("NaN or Inf")));
 }
 
+gptq_status matmul_checked(const char *where, const gptq_qtensor *q, const void *x,
+                           gptq_dtype dtype, int64_t rows, int64_t cols, const void *bias, void *y,
+                           int64_t y_len, const gptq_matmul_options *opts);
+
 }  // namespace
 }  // namespace gptq
 
@@ -382,7 +386,17 @@ GPTQ_API void gptq_matmul_options_default(gptq_matmul_options *opts) {
 GPTQ_API gptq_status gptq_matmul_ex(const gptq_qtensor *q, const void *x, gptq_dtype dtype,
                                     int64_t rows, int64_t cols, const void *bias, void *y,
                                     int64_t y_len, const gptq_matmul_options *opts) {
-  const char *where = "gptq_matmul";
+  return matmul_checked(opts == nullptr ? "gptq_matmul" : "gptq_matmul_ex", q, x, dtype, rows, cols,
+                        bias, y, y_len, opts);
+}
+
+}  // extern "C"
+
+namespace gptq {
+namespace {
+gptq_status matmul_checked(const char *where, const gptq_qtensor *q, const void *x,
+                           gptq_dtype dtype, int64_t rows, int64_t cols, const void *bias, void *y,
+                           int64_t y_len, const gptq_matmul_options *opts) {
   return guarded(where, [&] {
     require(q, where, "q");
     require(x, where, "x");
@@ -417,6 +431,10 @@ GPTQ_API gptq_status gptq_matmul_ex(const gptq_qtensor *q, const void *x, gptq_d
     q->backend->matmul(q->data, *q->prepared, x, dtype, rows, bias, y, options);
   });
 }
+}  // namespace
+}  // namespace gptq
+
+extern "C" {
 
 GPTQ_API gptq_status gptq_matmul(const gptq_qtensor *q, const void *x, gptq_dtype dtype,
                                  int64_t rows, int64_t cols, const void *bias, void *y,
