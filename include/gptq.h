@@ -273,8 +273,11 @@ typedef struct gptq_config {
 GPTQ_API void gptq_config_default(gptq_config *cfg);
 
 /* ---------------------------------------------------------------------------
- * Layer context: configuration + Hessian accumulator of one linear layer.
+ * Layer context
  * ------------------------------------------------------------------------- */
+
+/* Opaque: the configuration and Hessian accumulator of one linear layer.
+ * Used by one thread at a time; freed with gptq_ctx_destroy. */
 typedef struct gptq_ctx gptq_ctx;
 
 /* Create a context for a layer with weight [out_features, in_features].
@@ -340,8 +343,12 @@ GPTQ_API gptq_status gptq_ctx_import_hessian(gptq_ctx *ctx, const double *h,
                                              int64_t h_len, int64_t samples);
 
 /* ---------------------------------------------------------------------------
- * Quantization.
+ * Quantization
  * ------------------------------------------------------------------------- */
+
+/* Opaque: a quantized weight matrix (codes, scales, zeros, g_idx) laid out for
+ * its backend's matmul. Immutable: may be shared by threads; freed with
+ * gptq_qtensor_destroy. */
 typedef struct gptq_qtensor gptq_qtensor;
 
 /* What gptq_quantize reports. Initialize struct_size = sizeof(gptq_quant_stats)

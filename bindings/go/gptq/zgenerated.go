@@ -368,12 +368,15 @@ type c_gptq_matmul_options = C.gptq_matmul_options
 
 // c_gptq_ctx is the C opaque struct gptq_ctx.
 //
-//	Layer context: configuration + Hessian accumulator of one linear layer.
+//	Opaque: the configuration and Hessian accumulator of one linear layer.
+//	Used by one thread at a time; freed with gptq_ctx_destroy.
 type c_gptq_ctx = C.gptq_ctx
 
 // c_gptq_qtensor is the C opaque struct gptq_qtensor.
 //
-//	Quantization.
+//	Opaque: a quantized weight matrix (codes, scales, zeros, g_idx) laid out for
+//	its backend's matmul. Immutable: may be shared by threads; freed with
+//	gptq_qtensor_destroy.
 type c_gptq_qtensor = C.gptq_qtensor
 
 // c_gptq_log_fn is the C callback type gptq_log_fn.

@@ -245,14 +245,17 @@ GPTQ_FORMAT_V2 = gptq_checkpoint_format.GPTQ_FORMAT_V2
 
 
 class gptq_ctx(ctypes.Structure):
-    """Layer context: configuration + Hessian accumulator of one linear layer.
+    """Opaque: the configuration and Hessian accumulator of one linear layer.
+    Used by one thread at a time; freed with gptq_ctx_destroy.
 
     Opaque: the C code only ever hands out gptq_ctx *.
     """
 
 
 class gptq_qtensor(ctypes.Structure):
-    """Quantization.
+    """Opaque: a quantized weight matrix (codes, scales, zeros, g_idx) laid out for
+    its backend's matmul. Immutable: may be shared by threads; freed with
+    gptq_qtensor_destroy.
 
     Opaque: the C code only ever hands out gptq_qtensor *.
     """

@@ -168,14 +168,17 @@ pub const GPTQ_FORMAT_V2: gptq_checkpoint_format = 2;
 
 // ---- Opaque types: only pointers to them exist ----
 
-/// Layer context: configuration + Hessian accumulator of one linear layer.
+/// Opaque: the configuration and Hessian accumulator of one linear layer.
+/// Used by one thread at a time; freed with gptq_ctx_destroy.
 #[repr(C)]
 pub struct gptq_ctx {
     _private: [u8; 0],
     _marker: ::core::marker::PhantomData<(*mut u8, ::core::marker::PhantomPinned)>,
 }
 
-/// Quantization.
+/// Opaque: a quantized weight matrix (codes, scales, zeros, g_idx) laid out for
+/// its backend's matmul. Immutable: may be shared by threads; freed with
+/// gptq_qtensor_destroy.
 #[repr(C)]
 pub struct gptq_qtensor {
     _private: [u8; 0],
