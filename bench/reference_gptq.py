@@ -36,6 +36,7 @@ def parse_args():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--tokens", type=int, default=2048)
+    p.add_argument("--pause", type=float, default=1.0, help="seconds of idle before each timed run")
     p.add_argument("--shapes", default="4096x4096,11008x4096,4096x11008",
                    help="comma-separated OUTxIN layer shapes")
     return p.parse_args()
@@ -136,7 +137,12 @@ def main():
         for act in (False, True):
             ref_times, our_times = [], []
             for _ in range(args.reps):
+                # Both libraries' worker threads spin for a while after a
+                # parallel section (OpenMP in torch, OpenBLAS's own); pause so
+                # that neither measurement competes with the other's spinners.
+                time.sleep(args.pause)
                 ref_times.append(time_reference(torch, ref_gptq, ref_quant, x, w, act))
+                time.sleep(args.pause)
                 our_times.append(time_libgptq(lib, x, w, act))
             r, o = statistics.median(ref_times), statistics.median(our_times)
             print(f"{shape:>12} {'yes' if act else 'no':>4} {r:12.3f} {o:10.3f} {r / o:7.1f}", flush=True)
