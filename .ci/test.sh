@@ -40,10 +40,14 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_summa
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_summary=1:print_stacktrace=1}
 meson test -C "$build_asan" --print-errorlogs 2>&1 | tee "$build_asan/test-summary.log" || failed="$failed $build_asan"
 
+echo "=== bindings (Rust, Go, C#, Python) against $build"
+bash .ci/bindings.sh "$build" 2>&1 | tee "$build/bindings-summary.log" || failed="$failed bindings"
+bindings_line=$(tail -n 1 "$build/bindings-summary.log")
+
 # One closing line over both runs, counting meson's test programs.
 count() { awk -v key="$1" '$1 == key {n += $2} END {print n + 0}' "$build/test-summary.log" "$build_asan/test-summary.log"; }
-passed=$(count "Ok:")
-failures=$(( $(count "Fail:") + $(count "Timeout:") ))
+passed=$(( $(count "Ok:") + $(echo "$bindings_line" | awk '{print $1 + 0}') ))
+failures=$(( $(count "Fail:") + $(count "Timeout:") + $(echo "$bindings_line" | awk '{print $3 + 0}') ))
 if [ -n "$failed" ] && [ "$failures" -eq 0 ]; then failures=1; fi
 
 if [ -n "$failed" ]; then
