@@ -3,9 +3,10 @@
 // For each layer shape (out x in) and with / without act-order it times, in
 // one process and interleaved: gptq_quantize (4-bit, group 128), and OpenBLAS
 // sgemm on a square problem of the layer's width (the machine's GEMM rate).
-// The bound is the arithmetic GPTQ cannot avoid — one Cholesky of H (K³/3)
-// plus the error propagation (N·K² multiply-adds, 2·N·K² flops) — divided by
-// that rate. Speed against the reference implementation: see
+// The bound is the arithmetic GPTQ cannot avoid — one Cholesky of H (K³/3
+// flops) plus the error propagation (column p of every row receives the
+// errors of the p columns before it: Σ 2·N·p = N·K² flops) — divided by that
+// rate. Speed against the reference implementation: see
 // bench/reference_gptq.py.
 //
 //   build/bench/bench_quantize [--reps 3] [--shapes 4096x4096,11008x4096,4096x11008]
@@ -72,7 +73,7 @@ int main(int argc, char **argv) {
           reps);
       gptq_ctx_destroy(ctx);
       const double rate = 2.0 * k * k * k / t[1] / 1e9;
-      const double gflop = (double(k) * k * k / 3.0 + 2.0 * double(n) * k * k) / 1e9;
+      const double gflop = (double(k) * k * k / 3.0 + double(n) * k * k) / 1e9;
       const double bound = gflop / rate;
       std::printf("%12s %4s %10.3f %12.1f %10.1f %10.3f %7.0f%%\n", shape.c_str(), act ? "yes" : "no", t[0], rate,
                   gflop, bound, 100.0 * bound / t[0]);

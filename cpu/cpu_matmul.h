@@ -13,7 +13,9 @@
 
 namespace gptq::cpu {
 
-constexpr int64_t kSmallBatch = 16;
+// Up to 32 rows the kernels (one pass over the weights per 4 rows) beat
+// dequantize + sgemm on every shape measured (bench/RESULTS.md).
+constexpr int64_t kSmallBatch = 32;
 
 void cpu_matmul(const QTensorData &q, const CpuMatmulWeights &weights, const void *x,
                 gptq_dtype dtype, int64_t rows, const void *bias, void *y,

@@ -1,4 +1,4 @@
-// The CPU matmul kernels (up to 16 rows of x: SIMD over packed codes, f32 or
+// The CPU matmul kernels (up to 32 rows of x: SIMD over packed codes, f32 or
 // int8 activations) and the large-batch path (dequantize + sgemm), against
 // dequantize-then-multiply in double, for every bit width, group layout and
 // act-order, with the tolerances gptq.h documents.
@@ -55,7 +55,7 @@ TEST_P(MatmulKernels, Float32ActivationsMatchDequantizeThenMultiply) {
   const Case c = GetParam();
   const Layer l = make_layer(c, 72, 200);  // 200 columns: groups padded to 32 inside
   ASSERT_TRUE(l.q);
-  for (int64_t rows : {1, 2, 4, 5, 16, 17}) {
+  for (int64_t rows : {1, 2, 4, 5, 16, 17, 32, 33}) {
     const std::vector<float> x = correlated_activations(rows, l.in, 40 + rows);
     std::vector<double> want, magnitude;
     reference(l, x, rows, want, magnitude);
