@@ -782,7 +782,7 @@ namespace Gptq
 
         /// <summary>
         /// y = x · Wᵀ (+ bias), with W the dequantized weights of q.
-        /// On the CPU, up to 16 rows run SIMD kernels over the packed codes (chosen at
+        /// On the CPU, up to 32 rows run SIMD kernels over the packed codes (chosen at
         /// run time by CPUID: AVX2 or portable), the weights laid out for them when the
         /// tensor was made (groups contiguous, so act-order tensors permute x instead
         /// of the weights); more rows dequantize tiles of W and use sgemm. This is
