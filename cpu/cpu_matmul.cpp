@@ -42,8 +42,9 @@ namespace {
 // x rows [m0, m0+rows) into the weights' padded column order, with each group
 // slot's sum and (for the int8 kernels) each 32-block rounded to int8.
 struct PreparedInput {
-  std::vector<float> x, xsum, xscale;
-  std::vector<int8_t> xq;
+  std::vector<float> x, xsum, xscale, xscale4;
+  std::vector<int8_t> xq, xq4;
+  int64_t units = 0;
 };
 
 void prepare_input(const CpuMatmulWeights &w, const float *x, int64_t rows, bool int8,
@@ -75,6 +76,26 @@ void prepare_input(const CpuMatmulWeights &w, const float *x, int64_t rows, bool
       for (int i = 0; i < 32; ++i)
         out.xq[m * kp + b * 32 + i] = static_cast<int8_t>(std::rint(v[i] / scale));
     }
+  // The four-block units (see KernelInput::xq4).
+  out.units = 0;
+  for (int64_t t = 0; t < slots; ++t) out.units += slot_units(w, t);
+  out.xq4.assign(static_cast<size_t>(rows * out.units * 128), 0);
+  out.xscale4.assign(static_cast<size_t>(rows * out.units * 16), 0.0f);
+  for (int64_t m = 0; m < rows; ++m) {
+    int64_t u = 0;
+    for (int64_t t = 0; t < slots; ++t)
+      for (int64_t i = 0; i < slot_units(w, t); ++i, ++u) {
+        const int64_t block0 = w.group_begin[t] / 32 + 4 * i;
+        int8_t *dst = &out.xq4[(m * out.units + u) * 128];
+        float *sdst = &out.xscale4[(m * out.units + u) * 16];
+        for (int j = 0; j < 4; ++j) {
+          const int8_t *src = &out.xq[m * kp + (block0 + j) * 32];
+          std::copy(src, src + 16, dst + 16 * j);
+          std::copy(src + 16, src + 32, dst + 64 + 16 * j);
+          std::fill(sdst + 4 * j, sdst + 4 * j + 4, out.xscale[m * blocks + block0 + j]);
+        }
+      }
+  }
   // The zero term uses the sums of the rounded activations, so that the
   // rounding error multiplies (code − zero), centred on 0, rather than the
   // code itself: y = scale·Σ x̃·(c − z) exactly, with x̃ the rounded x.
@@ -120,7 +141,8 @@ void cpu_matmul(const QTensorData &q, const CpuMatmulWeights &w, const void *x, 
     for (int64_t m0 = 0; m0 < rows; m0 += kKernelRows) {
       const int64_t count = std::min(kKernelRows, rows - m0);
       prepare_input(w, xf + m0 * k, count, int8, in);
-      const KernelInput kin{count, in.x.data(), in.xsum.data(), in.xq.data(), in.xscale.data()};
+      const KernelInput kin{count,         in.x.data(),   in.xsum.data(),   in.xq.data(),
+                            in.xscale.data(), in.units,    in.xq4.data(),    in.xscale4.data()};
       float *out = yf + m0 * n;
       ThreadPool::instance().parallel_for(tasks, options.num_threads, [&](int64_t t) {
         const int64_t r0 = t * kRowsPerTask, r1 = std::min(n, r0 + kRowsPerTask);
