@@ -546,10 +546,11 @@ extern "C" {
     pub fn gptq_qtensor_import(out_features: i64, in_features: i64, bits: i32, group_size: i32, format: gptq_checkpoint_format, t: *const gptq_checkpoint_tensors, out: *mut *mut gptq_qtensor) -> gptq_status;
 
     /// y = x · Wᵀ (+ bias), with W the dequantized weights of q.
-    /// On the CPU, up to 32 rows run SIMD kernels over the packed codes (chosen at
-    /// run time by CPUID: AVX2 or portable), the weights laid out for them when the
-    /// tensor was made (groups contiguous, so act-order tensors permute x instead
-    /// of the weights); more rows dequantize tiles of W and use sgemm. This is
+    /// On the CPU, up to 32 rows run SIMD kernels over the packed codes (chosen
+    /// at run time by CPUID: AVX-512, AVX2 or portable), the weights laid out for
+    /// them when the tensor was made (groups contiguous, so act-order tensors
+    /// permute x instead of the weights); more rows dequantize tiles of W and use
+    /// sgemm. This is
     /// gptq_matmul_ex with default options (float32 activations).
     /// x is \[rows, cols] with cols = in_features; y is \[rows, out_features];
     /// bias is \[out_features] or NULL. x, bias and y all have element type `dtype`.
