@@ -76,14 +76,15 @@ void prepare_input(const CpuMatmulWeights &w, const float *x, int64_t rows, bool
       for (int i = 0; i < 32; ++i)
         out.xq[m * kp + b * 32 + i] = static_cast<int8_t>(std::rint(v[i] / scale));
     }
-  // The four-block units (see KernelInput::xq4).
+  // The four-block units (see KernelInput::xq4); only 4-bit kernels read them.
   out.units = 0;
-  for (int64_t t = 0; t < slots; ++t) out.units += slot_units(w, t);
+  if (w.bits == 4)
+    for (int64_t t = 0; t < slots; ++t) out.units += slot_units(w, t);
   out.xq4.assign(static_cast<size_t>(rows * out.units * 128), 0);
   out.xscale4.assign(static_cast<size_t>(rows * out.units * 16), 0.0f);
   for (int64_t m = 0; m < rows; ++m) {
     int64_t u = 0;
-    for (int64_t t = 0; t < slots; ++t)
+    for (int64_t t = 0; t < slots && out.units > 0; ++t)
       for (int64_t i = 0; i < slot_units(w, t); ++i, ++u) {
         const int64_t block0 = w.group_begin[t] / 32 + 4 * i;
         int8_t *dst = &out.xq4[(m * out.units + u) * 128];
