@@ -1,0 +1,44 @@
+// The Hugging Face config.json of a LLaMA-family model (LLaMA, Mistral,
+// Qwen2), read into the numbers the forward pass needs, with the defaults
+// transformers applies for keys a config leaves out. Anything the forward
+// pass does not implement (another architecture, an activation other than
+// SiLU, a RoPE scaling other than llama3 / linear) is refused here, by name,
+// before any weight is read.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace gptqtool {
+
+struct LlamaConfig {
+  std::string architecture;  // "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"
+  std::string model_type;    // "llama", "mistral", "qwen2"
+  int64_t hidden_size = 0, intermediate_size = 0, num_hidden_layers = 0, num_attention_heads = 0,
+          num_key_value_heads = 0, head_dim = 0, vocab_size = 0, max_position_embeddings = 0;
+  double rms_norm_eps = 1e-6, rope_theta = 10000.0;
+  // attention_bias: q, k and v have biases (LLaMA's attention_bias, always
+  // on for Qwen2). o_proj_bias: o has one too (LLaMA's attention_bias only).
+  bool tie_word_embeddings = false, attention_bias = false, mlp_bias = false;
+  bool o_proj_bias = false;
+  // RoPE scaling: "" (none), "llama3" (all four fields) or "linear" (factor).
+  std::string rope_scaling_type;
+  double rope_factor = 1, rope_low_freq_factor = 1, rope_high_freq_factor = 4;
+  int64_t rope_original_max_pos = 0;
+  std::string torch_dtype;  // as written ("torch_dtype", or "dtype" in newer files); may be ""
+
+  std::string hidden_act = "silu";  // the only activation accepted
+  // Sliding-window attention, recorded for the forward pass: 0 = none.
+  // Mistral: the window when it is set and smaller than
+  // max_position_embeddings. Qwen2: the same, only with use_sliding_window,
+  // and then only for layers >= max_window_layers.
+  int64_t sliding_window = 0;
+  int64_t max_window_layers = 0;  // Qwen2 only
+};
+
+// Throws ToolError naming `path_for_messages` and the offending key.
+LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &path_for_messages);
+
+}  // namespace gptqtool
