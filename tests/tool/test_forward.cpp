@@ -1,0 +1,180 @@
+// The tool's forward pass against a straightforward double-precision
+// transcription of the LLaMA equations (RMSNorm, rotate-half RoPE, causal
+// grouped-query attention, SwiGLU), on tiny random models.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+
+#include "llama_forward.h"
+#include "model_dir.h"
+#include "perplexity.h"
+#include "tiny_model.h"
+
+using namespace gptqtool;
+
+namespace {
+
+using Mat = std::vector<double>;  // row-major
+
+struct Ref {
+  const ModelDir &dir;
+  const LlamaConfig &c;
+  std::vector<double> w(const std::string &name) const {
+    const TensorInfo &t = dir.info(name);
+    std::vector<float> f = dir.load_f32(name, t.shape);
+    return std::vector<double>(f.begin(), f.end());
+  }
+  // y[t][o] = Σ_i x[t][i] W[o][i] (+ b[o])
+  Mat linear(const Mat &x, int64_t T, const std::string &name, int64_t out, int64_t in) const {
+    const auto W = w(name + ".weight");
+    std::vector<double> b;
+    if (dir.has(name + ".bias")) b = w(name + ".bias");
+    Mat y(static_cast<size_t>(T * out), 0.0);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t o = 0; o < out; ++o) {
+        double s = b.empty() ? 0.0 : b[o];
+        for (int64_t i = 0; i < in; ++i) s += x[t * in + i] * W[o * in + i];
+        y[t * out + o] = s;
+      }
+    return y;
+  }
+  Mat norm(const Mat &x, int64_t T, const std::string &name) const {
+    const auto g = w(name);
+    const int64_t H = c.hidden_size;
+    Mat y(x.size());
+    for (int64_t t = 0; t < T; ++t) {
+      double ss = 0;
+      for (int64_t i = 0; i < H; ++i) ss += x[t * H + i] * x[t * H + i];
+      const double r = 1.0 / std::sqrt(ss / H + c.rms_norm_eps);
+      for (int64_t i = 0; i < H; ++i) y[t * H + i] = g[i] * x[t * H + i] * r;
+    }
+    return y;
+  }
+  void rope(Mat &x, int64_t T, int64_t heads) const {
+    const int64_t d = c.head_dim, half = d / 2;
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t i = 0; i < half; ++i) {
+          const double f = std::pow(c.rope_theta, -2.0 * i / d) * t;
+          double &a = x[(t * heads + h) * d + i];
+          double &b = x[(t * heads + h) * d + i + half];
+          const double a0 = a, b0 = b;
+          a = a0 * std::cos(f) - b0 * std::sin(f);
+          b = b0 * std::cos(f) + a0 * std::sin(f);
+        }
+  }
+  Mat logits(const std::vector<int32_t> &ids) const {
+    const int64_t T = static_cast<int64_t>(ids.size()), H = c.hidden_size;
+    const int64_t nh = c.num_attention_heads, nkv = c.num_key_value_heads, d = c.head_dim;
+    const auto E = w("model.embed_tokens.weight");
+    Mat h(static_cast<size_t>(T * H));
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t i = 0; i < H; ++i) h[t * H + i] = E[ids[t] * H + i];
+    for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+      const std::string p = "model.layers." + std::to_string(l) + ".";
+      Mat x = norm(h, T, p + "input_layernorm.weight");
+      Mat q = linear(x, T, p + "self_attn.q_proj", nh * d, H);
+      Mat k = linear(x, T, p + "self_attn.k_proj", nkv * d, H);
+      Mat v = linear(x, T, p + "self_attn.v_proj", nkv * d, H);
+      rope(q, T, nh);
+      rope(k, T, nkv);
+      Mat a(static_cast<size_t>(T * nh * d), 0.0);
+      for (int64_t hh = 0; hh < nh; ++hh) {
+        const int64_t g = hh / (nh / nkv);
+        for (int64_t i = 0; i < T; ++i) {
+          std::vector<double> s(static_cast<size_t>(i + 1));
+          double mx = -1e300;
+          for (int64_t j = 0; j <= i; ++j) {
+            double dot = 0;
+            for (int64_t e = 0; e < d; ++e) dot += q[(i * nh + hh) * d + e] * k[(j * nkv + g) * d + e];
+            s[j] = dot / std::sqrt(static_cast<double>(d));
+            mx = std::max(mx, s[j]);
+          }
+          double z = 0;
+          for (double &sj : s) z += (sj = std::exp(sj - mx));
+          for (int64_t j = 0; j <= i; ++j)
+            for (int64_t e = 0; e < d; ++e)
+              a[(i * nh + hh) * d + e] += s[j] / z * v[(j * nkv + g) * d + e];
+        }
+      }
+      Mat o = linear(a, T, p + "self_attn.o_proj", H, nh * d);
+      for (size_t i = 0; i < h.size(); ++i) h[i] += o[i];
+      x = norm(h, T, p + "post_attention_layernorm.weight");
+      const int64_t I = c.intermediate_size;
+      Mat gate = linear(x, T, p + "mlp.gate_proj", I, H);
+      Mat up = linear(x, T, p + "mlp.up_proj", I, H);
+      for (size_t i = 0; i < gate.size(); ++i) gate[i] = gate[i] / (1 + std::exp(-gate[i])) * up[i];
+      Mat down = linear(gate, T, p + "mlp.down_proj", H, I);
+      for (size_t i = 0; i < h.size(); ++i) h[i] += down[i];
+    }
+    Mat x = norm(h, T, "model.norm.weight");
+    return linear(x, T, dir.has("lm_head.weight") ? "lm_head" : "model.embed_tokens",
+                  c.vocab_size, H);
+  }
+};
+
+double rel_l2(const std::vector<float> &got, const Mat &want, size_t offset, size_t n) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double d = got[offset + i] - want[i];
+    num += d * d;
+    den += want[i] * want[i];
+  }
+  return std::sqrt(num / den);
+}
+
+void check_model(const tinymodel::TinySpec &spec) {
+  const std::string dir = tinymodel::make_temp_dir("forward");
+  tinymodel::write_model(dir, spec);
+  auto md = ModelDir::open(dir);
+  const LlamaModel model = load_model(*md);
+  Ref ref{*md, md->config()};
+  // Two sequences of different lengths in one batch: each must come out as
+  // if it had been run alone.
+  std::vector<int32_t> a, b;
+  for (int i = 0; i < 23; ++i) a.push_back((i * 37 + 5) % static_cast<int32_t>(spec.vocab));
+  for (int i = 0; i < 9; ++i) b.push_back((i * 11 + 3) % static_cast<int32_t>(spec.vocab));
+  std::vector<int32_t> ids = a;
+  ids.insert(ids.end(), b.begin(), b.end());
+  SequenceBatch batch;
+  batch.add(23);
+  batch.add(9);
+  const Rope rope(model.config, 23);
+  const std::vector<float> got = model_logits(model, rope, ids, batch);
+  const Mat want_a = ref.logits(a), want_b = ref.logits(b);
+  const size_t V = static_cast<size_t>(spec.vocab);
+  EXPECT_LT(rel_l2(got, want_a, 0, 23 * V), 2e-5);
+  EXPECT_LT(rel_l2(got, want_b, 23 * V, 9 * V), 2e-5);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+
+TEST(Forward, LlamaMatchesReference) { check_model({}); }
+
+TEST(Forward, TiedEmbeddingsAndMultiQueryGroups) {
+  tinymodel::TinySpec s;
+  s.tied = true;
+  s.kv_heads = 1;
+  s.rope_theta = 500000.0;
+  check_model(s);
+}
+
+TEST(Forward, Qwen2BiasesMatchReference) {
+  tinymodel::TinySpec s;
+  s.qwen2 = true;
+  s.eps = 1e-6;
+  check_model(s);
+}
+
+TEST(Forward, Bf16CheckpointMatchesReference) {
+  tinymodel::TinySpec s;
+  s.dtype = TensorDType::BF16;
+  check_model(s);
+}
+
+TEST(Forward, PerplexityOfUniformLogitsIsVocabSize) {
+  std::vector<float> logits(50, 0.25f);
+  EXPECT_NEAR(std::exp(token_nll(logits.data(), 50, 7)), 50.0, 1e-9);
+}

@@ -1,0 +1,151 @@
+// A tiny LLaMA-shaped model with random weights, written as a Hugging Face
+// directory (config.json + model.safetensors), for the tool's tests.
+#pragma once
+
+#include <stdlib.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "safetensors.h"
+
+namespace tinymodel {
+
+struct TinySpec {
+  int64_t vocab = 96, hidden = 64, intermediate = 128, layers = 2, heads = 4, kv_heads = 2;
+  double rope_theta = 10000.0, eps = 1e-5;
+  bool tied = false;
+  bool qwen2 = false;  // q/k/v biases, architecture Qwen2ForCausalLM
+  gptqtool::TensorDType dtype = gptqtool::TensorDType::F32;
+  uint64_t seed = 7;
+  // Make row 0 of every gate_proj non-negative, so asymmetric quantization
+  // gives it a zero point of 0 (which checkpoint format v1 cannot store).
+  bool nonnegative_gate_row = false;
+};
+
+inline uint16_t to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  u += 0x7fff + ((u >> 16) & 1);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+inline uint16_t to_f16(float f) {
+  // Good enough for test weights (normal range, round to nearest even).
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  const uint32_t sign = (u >> 16) & 0x8000u;
+  int32_t exp = static_cast<int32_t>((u >> 23) & 0xff) - 127 + 15;
+  uint32_t mant = u & 0x7fffffu;
+  if (exp <= 0) return static_cast<uint16_t>(sign);
+  uint32_t h = sign | (static_cast<uint32_t>(exp) << 10) | (mant >> 13);
+  const uint32_t rest = mant & 0x1fffu;
+  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;
+  return static_cast<uint16_t>(h);
+}
+
+inline nlohmann::json config_json(const TinySpec &s) {
+  nlohmann::json c;
+  c["architectures"] = {s.qwen2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM"};
+  c["model_type"] = s.qwen2 ? "qwen2" : "llama";
+  c["hidden_size"] = s.hidden;
+  c["intermediate_size"] = s.intermediate;
+  c["num_hidden_layers"] = s.layers;
+  c["num_attention_heads"] = s.heads;
+  c["num_key_value_heads"] = s.kv_heads;
+  c["vocab_size"] = s.vocab;
+  c["max_position_embeddings"] = 256;
+  c["rms_norm_eps"] = s.eps;
+  c["rope_theta"] = s.rope_theta;
+  c["tie_word_embeddings"] = s.tied;
+  c["hidden_act"] = "silu";
+  c["torch_dtype"] = "float32";
+  return c;
+}
+
+// Every tensor of the model as float32, by name.
+inline std::vector<std::pair<std::string, std::pair<std::vector<int64_t>, std::vector<float>>>>
+random_tensors(const TinySpec &s) {
+  std::mt19937_64 rng(s.seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<std::pair<std::string, std::pair<std::vector<int64_t>, std::vector<float>>>> out;
+  auto add = [&](const std::string &name, std::vector<int64_t> shape, float scale, float mean) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    std::vector<float> v(static_cast<size_t>(n));
+    for (float &x : v) x = mean + scale * normal(rng);
+    out.push_back({name, {shape, v}});
+  };
+  const int64_t hd = s.hidden / s.heads;
+  add("model.embed_tokens.weight", {s.vocab, s.hidden}, 1.0f, 0.0f);
+  for (int64_t i = 0; i < s.layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    const float in_scale = 1.0f / std::sqrt(static_cast<float>(s.hidden));
+    add(p + "input_layernorm.weight", {s.hidden}, 0.1f, 1.0f);
+    add(p + "self_attn.q_proj.weight", {s.heads * hd, s.hidden}, in_scale, 0.0f);
+    add(p + "self_attn.k_proj.weight", {s.kv_heads * hd, s.hidden}, in_scale, 0.0f);
+    add(p + "self_attn.v_proj.weight", {s.kv_heads * hd, s.hidden}, in_scale, 0.0f);
+    if (s.qwen2) {
+      add(p + "self_attn.q_proj.bias", {s.heads * hd}, 0.1f, 0.0f);
+      add(p + "self_attn.k_proj.bias", {s.kv_heads * hd}, 0.1f, 0.0f);
+      add(p + "self_attn.v_proj.bias", {s.kv_heads * hd}, 0.1f, 0.0f);
+    }
+    add(p + "self_attn.o_proj.weight", {s.hidden, s.heads * hd}, in_scale, 0.0f);
+    add(p + "post_attention_layernorm.weight", {s.hidden}, 0.1f, 1.0f);
+    add(p + "mlp.gate_proj.weight", {s.intermediate, s.hidden}, in_scale, 0.0f);
+    if (s.nonnegative_gate_row) {
+      std::vector<float> &g = out.back().second.second;
+      for (int64_t j = 0; j < s.hidden; ++j) g[j] = std::fabs(g[j]);
+    }
+    add(p + "mlp.up_proj.weight", {s.intermediate, s.hidden}, in_scale, 0.0f);
+    add(p + "mlp.down_proj.weight", {s.hidden, s.intermediate},
+        1.0f / std::sqrt(static_cast<float>(s.intermediate)), 0.0f);
+  }
+  add("model.norm.weight", {s.hidden}, 0.1f, 1.0f);
+  if (!s.tied) add("lm_head.weight", {s.vocab, s.hidden}, 1.0f / 8.0f, 0.0f);
+  return out;
+}
+
+inline std::string make_temp_dir(const std::string &tag) {
+  std::string templ = (std::filesystem::temp_directory_path() / ("gptqtool-" + tag + "-XXXXXX")).string();
+  std::vector<char> buf(templ.begin(), templ.end());
+  buf.push_back('\0');
+  if (mkdtemp(buf.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  return buf.data();
+}
+
+inline void write_json(const std::string &path, const nlohmann::json &j) {
+  std::ofstream(path) << j.dump(2);
+}
+
+// Writes the model into dir (created if needed); returns the tensors.
+inline void write_model(const std::string &dir, const TinySpec &s) {
+  std::filesystem::create_directories(dir);
+  write_json(dir + "/config.json", config_json(s));
+  gptqtool::SafetensorsWriter w;
+  for (const auto &t : random_tensors(s)) {
+    const std::vector<float> &v = t.second.second;
+    std::vector<uint8_t> bytes;
+    if (s.dtype == gptqtool::TensorDType::F32) {
+      bytes.resize(v.size() * 4);
+      std::memcpy(bytes.data(), v.data(), bytes.size());
+    } else {
+      bytes.resize(v.size() * 2);
+      for (size_t i = 0; i < v.size(); ++i) {
+        const uint16_t h = s.dtype == gptqtool::TensorDType::BF16 ? to_bf16(v[i]) : to_f16(v[i]);
+        std::memcpy(&bytes[i * 2], &h, 2);
+      }
+    }
+    w.add(t.first, s.dtype, t.second.first, bytes);
+  }
+  w.write(dir + "/model.safetensors");
+}
+
+}  // namespace tinymodel

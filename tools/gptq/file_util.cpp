@@ -1,0 +1,122 @@
+#include "file_util.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include "tool_error.h"
+
+namespace gptqtool {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string errno_text() { return std::strerror(errno); }
+
+void write_all(int fd, const char *data, size_t size, const std::string &path) {
+  while (size > 0) {
+    const ssize_t n = ::write(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw ToolError("cannot write " + path + ": " + errno_text());
+    }
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+}
+
+}  // namespace
+
+void write_file_synced(const std::string &path, const std::string &content) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw ToolError("cannot create " + path + ": " + errno_text());
+  try {
+    write_all(fd, content.data(), content.size(), path);
+    if (::fsync(fd) != 0) throw ToolError("cannot sync " + path + ": " + errno_text());
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  if (::close(fd) != 0) throw ToolError("cannot close " + path + ": " + errno_text());
+}
+
+void copy_file_synced(const std::string &src, const std::string &dst) {
+  const int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) throw ToolError("cannot open " + src + ": " + errno_text());
+  const int out = ::open(dst.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (out < 0) {
+    ::close(in);
+    throw ToolError("cannot create " + dst + ": " + errno_text());
+  }
+  try {
+    std::vector<char> buf(1 << 20);
+    for (;;) {
+      const ssize_t n = ::read(in, buf.data(), buf.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        throw ToolError("cannot read " + src + ": " + errno_text());
+      }
+      if (n == 0) break;
+      write_all(out, buf.data(), static_cast<size_t>(n), dst);
+    }
+    if (::fsync(out) != 0) throw ToolError("cannot sync " + dst + ": " + errno_text());
+  } catch (...) {
+    ::close(in);
+    ::close(out);
+    throw;
+  }
+  ::close(in);
+  if (::close(out) != 0) throw ToolError("cannot close " + dst + ": " + errno_text());
+}
+
+void fsync_directory(const std::string &dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw ToolError("cannot open directory " + dir + ": " + errno_text());
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) throw ToolError("cannot sync directory " + dir + ": " + errno_text());
+}
+
+std::string read_text_file(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ToolError("cannot read " + path + ": " + errno_text());
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) throw ToolError("cannot read " + path);
+  return ss.str();
+}
+
+bool path_exists(const std::string &path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+void remove_tree_quietly(const std::string &path) {
+  std::error_code ec;
+  fs::remove_all(path, ec);
+}
+
+std::string make_sibling_temp_dir(const std::string &target) {
+  fs::path t = fs::path(target);
+  if (t.filename().empty()) t = t.parent_path();  // "out/" → "out"
+  fs::path parent = t.parent_path();
+  if (parent.empty()) parent = ".";
+  std::string templ = (parent / ("." + t.filename().string() + ".tmp-XXXXXX")).string();
+  std::vector<char> buf(templ.begin(), templ.end());
+  buf.push_back('\0');
+  if (::mkdtemp(buf.data()) == nullptr) {
+    throw ToolError("cannot create a temporary directory in " + parent.string() + ": " +
+                    errno_text());
+  }
+  return std::string(buf.data());
+}
+
+}  // namespace gptqtool

@@ -1,0 +1,21 @@
+// Small file-system helpers with the durability the checkpoint writer needs:
+// every file is fsynced before the directory holding it is renamed into place.
+#pragma once
+
+#include <string>
+
+namespace gptqtool {
+
+// Writes `content` to `path` (created or truncated) and fsyncs it.
+void write_file_synced(const std::string &path, const std::string &content);
+// Copies src to dst byte for byte and fsyncs dst.
+void copy_file_synced(const std::string &src, const std::string &dst);
+void fsync_directory(const std::string &dir);
+std::string read_text_file(const std::string &path);
+bool path_exists(const std::string &path);
+// Removes a file or a directory tree; errors ignored (used for clean-up).
+void remove_tree_quietly(const std::string &path);
+// Creates a fresh directory beside `target` named ".<basename>.tmp-XXXXXX".
+std::string make_sibling_temp_dir(const std::string &target);
+
+}  // namespace gptqtool

@@ -1,0 +1,14 @@
+// Ctrl-C handling: the first SIGINT (or SIGTERM) only raises a flag that the
+// long loops poll (between blocks, windows and files, and inside
+// gptq_quantize through its progress callback), so the run stops at the next
+// check and removes what it had started writing. A second one ends the
+// process at once.
+#pragma once
+
+#include <atomic>
+
+namespace gptqtool {
+
+const std::atomic<bool> *install_interrupt_handler();
+
+}  // namespace gptqtool

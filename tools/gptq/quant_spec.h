@@ -1,0 +1,52 @@
+// What to do with each linear layer: the run's settings, refined per layer by
+// --override rules matched on the layer's name (mixed precision, skipping).
+// The same rules are written into the checkpoint as GPTQModel's "dynamic"
+// map, so loaders apply the same per-layer settings.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace gptqtool {
+
+struct LayerQuantSpec {
+  bool skip = false;  // leave the layer in full precision
+  int32_t bits = 4;
+  int32_t group_size = 128;
+  bool sym = true;
+  bool act_order = false;
+  bool static_groups = false;
+  double damp_percent = 0.01;
+  bool mse = false;
+};
+
+// One --override: a glob over layer names ('*' any run, '?' one character)
+// and the fields it sets.
+struct SpecOverride {
+  std::string pattern;
+  bool skip = false;
+  std::optional<int32_t> bits, group_size;
+  std::optional<bool> sym, act_order;
+  std::optional<double> damp_percent;
+};
+
+// Parses "PATTERN:skip" or "PATTERN:bits=8,group=-1,sym=0,act-order=1,damp=0.05".
+// Throws ToolError naming the bad part.
+SpecOverride parse_override(const std::string &text);
+
+bool glob_match(const std::string &pattern, const std::string &name);
+
+// The glob as an anchored regular expression (for the checkpoint's "dynamic").
+std::string glob_to_regex(const std::string &pattern);
+
+// base refined by every override whose pattern matches, in order (later wins).
+LayerQuantSpec spec_for(const LayerQuantSpec &base, const std::vector<SpecOverride> &overrides,
+                        const std::string &layer_name);
+
+// Range checks of a spec (bits 2..8, group -1 or >= 1, damp in [0,1)),
+// naming the layer in the message.
+void validate_spec(const LayerQuantSpec &spec, const std::string &layer_name);
+
+}  // namespace gptqtool

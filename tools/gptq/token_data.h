@@ -1,0 +1,29 @@
+// Token streams for calibration and evaluation: text files tokenized by the
+// model's own tokenizer, or pre-tokenized id files, and how calibration
+// samples are cut from them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace gptqtool {
+
+class Tokenizer;
+
+// A pre-tokenized id file: decimal ids separated by whitespace or commas
+// ("#" starts a comment to the end of the line). Ids are checked against
+// vocab_size. Throws ToolError naming the file, line and offending text.
+std::vector<int32_t> read_id_file(const std::string &path, int64_t vocab_size);
+
+// The file's text (UTF-8; a .gz file is read through gzip) tokenized.
+std::vector<int32_t> tokenize_text_file(const Tokenizer &tokenizer, const std::string &path);
+
+// `count` windows of `length` tokens from a stream: evenly spaced and
+// disjoint when the stream is long enough; otherwise as many disjoint
+// windows as fit (the caller reports the shortfall). No window is padded:
+// a stream shorter than `length` gives one shorter window.
+std::vector<std::vector<int32_t>> cut_windows(const std::vector<int32_t> &stream, int64_t count,
+                                              int64_t length);
+
+}  // namespace gptqtool
