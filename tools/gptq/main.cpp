@@ -396,6 +396,11 @@ int cmd_logits(int argc, char **argv) {
     ids = Tokenizer::from_file(model_path + "/tokenizer.json")->encode(args.get("text", ""));
   }
   if (ids.empty()) throw ToolError("no tokens to run");
+  if (static_cast<int64_t>(ids.size()) > dir->config().max_position_embeddings) {
+    throw ToolError(std::to_string(ids.size()) + " tokens are more than the model's " +
+                    "max_position_embeddings (" +
+                    std::to_string(dir->config().max_position_embeddings) + ")");
+  }
   const LlamaModel model = load_model(*dir);
   SequenceBatch batch;
   batch.add(static_cast<int64_t>(ids.size()));

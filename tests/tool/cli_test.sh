@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The gptq executable end to end on tiny generated models: a quantize → eval
+# → logits round trip, and the exit statuses and messages of bad input.
+#   cli_test.sh GPTQ_EXE MAKE_TINY_MODEL_EXE
+set -euo pipefail
+gptq=$1
+make_model=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fails=0
+
+pass() { echo "ok: $1"; }
+fail() { echo "FAIL: $1"; fails=$((fails + 1)); }
+
+# expect_error NAME EXPECTED_TEXT COMMAND...: exit status 1 or 2 and the
+# text on stderr.
+expect_error() {
+  local name=$1 text=$2
+  shift 2
+  local rc=0
+  "$@" >"$work/out.txt" 2>"$work/err.txt" || rc=$?
+  if [ "$rc" -ne 0 ] && grep -qF -- "$text" "$work/err.txt"; then
+    pass "$name"
+  else
+    fail "$name (exit $rc; stderr: $(cat "$work/err.txt"))"
+  fi
+}
+
+"$make_model" "$work/model"
+"$make_model" "$work/gpt2" gpt2
+# Calibration ids: 8 lines of 40 ids below the tiny vocabulary (96).
+for i in $(seq 1 8); do seq "$i" 3 120 | awk '{printf "%d ", $1 % 96} END {print ""}'; done >"$work/ids.txt"
+
+if "$gptq" quantize --model "$work/model" --out "$work/ck" --calib-ids "$work/ids.txt" \
+     --samples 4 --seqlen 32 --group 32 --act-order --override '*.down_proj:bits=8' \
+     >"$work/q.txt" 2>&1; then
+  pass "quantize"
+else
+  fail "quantize: $(cat "$work/q.txt")"
+fi
+for f in model.safetensors config.json quantize_config.json quantize_report.json; do
+  [ -f "$work/ck/$f" ] && pass "checkpoint has $f" || fail "checkpoint lacks $f"
+done
+grep -q "model.layers.1.mlp.down_proj .* 8b g32" "$work/q.txt" && pass "per-layer line" \
+  || fail "per-layer line missing: $(cat "$work/q.txt")"
+[ -z "$(find "$work" -maxdepth 1 -name '.*tmp*')" ] && pass "no temporary directory left" \
+  || fail "temporary directory left"
+
+if "$gptq" eval --model "$work/model" --quantized "$work/ck" --ids "$work/ids.txt" --ctx 32 \
+     --json "$work/eval.json" >"$work/e.txt" 2>&1 && grep -q "^GPTQ" "$work/e.txt" \
+     && grep -q "^RTN" "$work/e.txt" && grep -q '"perplexity"' "$work/eval.json"; then
+  pass "eval"
+else
+  fail "eval: $(cat "$work/e.txt")"
+fi
+
+head -n 1 "$work/ids.txt" >"$work/one.txt"
+n=$(wc -w <"$work/one.txt")
+if "$gptq" logits --model "$work/ck" --ids "$work/one.txt" --out "$work/l.npy" >/dev/null 2>&1 \
+     && head -c 80 "$work/l.npy" | grep -aq "'shape': ($n, 96)"; then
+  pass "logits"
+else
+  fail "logits"
+fi
+
+expect_error "existing output" "already exists" \
+  "$gptq" quantize --model "$work/model" --out "$work/ck" --calib-ids "$work/ids.txt"
+expect_error "unknown option" "unknown option --bitz" \
+  "$gptq" quantize --model "$work/model" --out "$work/x" --bitz 4
+expect_error "missing --model" "--model is required" "$gptq" quantize --out "$work/x"
+expect_error "no calibration" "needs calibration data" \
+  "$gptq" quantize --model "$work/model" --out "$work/x"
+expect_error "bad bits" "--bits needs an integer in [2, 8]" \
+  "$gptq" quantize --model "$work/model" --out "$work/x" --bits 9 --calib-ids "$work/ids.txt"
+expect_error "unstorable bits" "2, 3, 4 and 8" \
+  "$gptq" quantize --model "$work/model" --out "$work/x" --bits 5 --calib-ids "$work/ids.txt"
+expect_error "unsupported architecture" "GPT2LMHeadModel" \
+  "$gptq" quantize --model "$work/gpt2" --out "$work/x" --calib-ids "$work/ids.txt"
+expect_error "missing model" "does not exist" \
+  "$gptq" quantize --model "$work/nothing" --out "$work/x" --calib-ids "$work/ids.txt"
+echo "1 2 999" >"$work/bad_ids.txt"
+expect_error "id outside the vocabulary" "outside the vocabulary" \
+  "$gptq" quantize --model "$work/model" --out "$work/x" --calib-ids "$work/bad_ids.txt"
+expect_error "eval of a checkpoint as original" "is a GPTQ checkpoint" \
+  "$gptq" eval --model "$work/ck" --ids "$work/ids.txt"
+expect_error "logits longer than the model's positions" "max_position_embeddings" \
+  "$gptq" logits --model "$work/model" --ids "$work/ids.txt" --out "$work/l2.npy"
+expect_error "unknown command" "unknown command" "$gptq" frobnicate
+# A truncated model file.
+mkdir -p "$work/trunc"
+cp "$work/model/config.json" "$work/trunc/"
+head -c 5000 "$work/model/model.safetensors" >"$work/trunc/model.safetensors"
+expect_error "truncated safetensors" "truncated" \
+  "$gptq" quantize --model "$work/trunc" --out "$work/x" --calib-ids "$work/ids.txt"
+[ ! -e "$work/x" ] && pass "no output after errors" || fail "output left after errors"
+
+echo "$fails failed"
+[ "$fails" -eq 0 ]
