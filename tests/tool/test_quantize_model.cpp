@@ -355,6 +355,41 @@ TEST_F(Pipeline, PlansThatCannotBeStoredFailBeforeAnyWork) {
   EXPECT_THROW(quantize_model(*dir, {}, QuantizeOptions{}, {}), ToolError);  // GPTQ, no data
 }
 
+TEST_F(Pipeline, TiedLmHeadIsQuantizedOnRequestAndUntied) {
+  spec_.tied = true;
+  fs::remove_all(model_);
+  tinymodel::write_model(model_, spec_);
+  auto dir = ModelDir::open(model_);
+  QuantizeOptions qo;
+  qo.base.group_size = 32;
+  qo.quantize_lm_head = true;
+  qo.overrides.push_back(parse_override("lm_head:bits=8"));
+  const QuantizeResult r = quantize_model(*dir, calibration(spec_.vocab, 3), qo, {});
+  ASSERT_EQ(r.layers.size(), 15u);
+  const LayerResult &head = r.layers.back();
+  EXPECT_EQ(head.name, "lm_head");
+  EXPECT_EQ(head.spec.bits, 8);
+  EXPECT_EQ(head.out_features, spec_.vocab);
+  EXPECT_EQ(head.hessian_samples, 3);
+  const std::string out = root_ + "/head";
+  write_gptq_checkpoint(*dir, r, qo, {}, out);
+  const auto config = read_json(out + "/config.json");
+  EXPECT_EQ(config["tie_word_embeddings"], false);
+  EXPECT_EQ(config["quantization_config"]["lm_head"], true);
+  auto ck = ModelDir::open(out);
+  EXPECT_TRUE(ck->has("lm_head.qweight"));
+  EXPECT_TRUE(ck->has("model.embed_tokens.weight"));
+  const LlamaModel m = load_model(*ck);
+  EXPECT_TRUE(m.lm_head.quantized());
+  auto q = load_quantized_linear(*ck, read_gptq_checkpoint_config(*ck), "lm_head", spec_.vocab,
+                                 spec_.hidden);
+  EXPECT_EQ(dequantized(q.get()), dequantized(head.qtensor.get()));
+  // The embeddings are untouched: the tied weights are still the original ones.
+  const TensorInfo &a = dir->info("model.embed_tokens.weight");
+  const TensorInfo &b = ck->info("model.embed_tokens.weight");
+  EXPECT_EQ(0, std::memcmp(dir->file_of(a.name).data(a), ck->file_of(b.name).data(b), a.nbytes));
+}
+
 TEST(QuantSpec, GlobsAndRegexes) {
   EXPECT_TRUE(glob_match("model.layers.1*.mlp.*", "model.layers.12.mlp.up_proj"));
   EXPECT_FALSE(glob_match("model.layers.1.*", "model.layers.12.mlp.up_proj"));

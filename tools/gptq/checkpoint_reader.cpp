@@ -54,6 +54,7 @@ GptqCheckpointConfig read_gptq_checkpoint_config(const ModelDir &dir) {
   cfg.base.act_order = field<bool>(q, "desc_act", false, where);
   cfg.base.static_groups = field<bool>(q, "static_groups", false, where);
   cfg.base.damp_percent = field<double>(q, "damp_percent", 0.01, where);
+  cfg.quantize_lm_head = field<bool>(q, "lm_head", false, where);
   const std::string format = field<std::string>(q, "checkpoint_format", "gptq", where);
   if (format == "gptq") {
     cfg.format = GPTQ_FORMAT_V1;

@@ -24,6 +24,7 @@ struct GptqCheckpointConfig {
   LayerQuantSpec base;
   gptq_checkpoint_format format = GPTQ_FORMAT_V1;
   std::vector<DynamicRule> dynamic;
+  bool quantize_lm_head = false;  // quantization_config.lm_head
 };
 
 bool is_gptq_checkpoint(const ModelDir &dir);

@@ -50,7 +50,7 @@ json quantization_config(const QuantizeResult &r, const QuantizeOptions &o,
   q["static_groups"] = o.base.static_groups;
   q["damp_percent"] = o.base.damp_percent;
   q["true_sequential"] = true;
-  q["lm_head"] = false;
+  q["lm_head"] = o.quantize_lm_head;
   q["checkpoint_format"] = format == GPTQ_FORMAT_V1 ? "gptq" : "gptq_v2";
   // Layers whose settings differ from the run's: one exact rule each (GPTQModel's
   // "dynamic" map; "-:" leaves a layer unquantized), so no rule order matters.
@@ -146,7 +146,11 @@ void write_gptq_checkpoint(const ModelDir &source, const QuantizeResult &result,
   for (const LayerResult &l : result.layers) {
     if (!l.spec.skip && l.qtensor) quantized[l.name + ".weight"] = &l;
   }
-  for (const std::string &name : source.tensor_names()) {
+  std::vector<std::string> names = source.tensor_names();
+  // A tied lm_head that is quantized becomes a tensor of its own.
+  const bool untie = quantized.count("lm_head.weight") != 0 && !source.has("lm_head.weight");
+  if (untie) names.push_back("lm_head.weight");
+  for (const std::string &name : names) {
     check_interrupt();
     auto it = quantized.find(name);
     if (it == quantized.end()) {
@@ -184,6 +188,7 @@ void write_gptq_checkpoint(const ModelDir &source, const QuantizeResult &result,
   }
 
   json config = source.config_json();
+  if (untie) config["tie_word_embeddings"] = false;
   const json qcfg = quantization_config(result, quantize_options, format, options.tool_version);
   config["quantization_config"] = qcfg;
   json quantize_config = qcfg;

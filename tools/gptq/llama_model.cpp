@@ -111,11 +111,19 @@ void load_dense_outer(const ModelDir &dir, LlamaModel *model) {
 
 LlamaModel load_model(const ModelDir &dir) {
   LlamaModel model;
-  load_dense_outer(dir, &model);
-  const LlamaConfig &c = model.config;
   const bool quantized = is_gptq_checkpoint(dir);
   GptqCheckpointConfig qcfg;
   if (quantized) qcfg = read_gptq_checkpoint_config(dir);
+  const LlamaConfig &c = dir.config();
+  if (quantized && dir.has("lm_head.qweight")) {
+    model.config = c;
+    model.embed = dir.load_f32("model.embed_tokens.weight", {c.vocab_size, c.hidden_size});
+    model.final_norm = dir.load_f32("model.norm.weight", {c.hidden_size});
+    model.lm_head =
+        Linear(load_quantized_linear(dir, qcfg, "lm_head", c.vocab_size, c.hidden_size), {});
+  } else {
+    load_dense_outer(dir, &model);
+  }
   model.blocks.reserve(static_cast<size_t>(c.num_hidden_layers));
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     LlamaBlock b;

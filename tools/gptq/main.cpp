@@ -58,6 +58,9 @@ const char kQuantizeUsage[] =
     "  --static-groups     group parameters fixed before the loop (with --act-order)\n"
     "  --damp F            damping as a fraction of mean(diag H) (default 0.01)\n"
     "  --mse               search clipping ranges (slower)\n"
+    "  --quantize-lm-head  also quantize lm_head (override name: lm_head); a tied\n"
+    "                      lm_head is written as a tensor of its own. GPTQModel\n"
+    "                      loads such checkpoints; transformers' GPTQ path does not\n"
     "  --override P:S      per-layer settings for layers whose name matches the glob P:\n"
     "                      S is 'skip' or bits=N,group=N,sym=0|1,act-order=0|1,damp=F;\n"
     "                      repeatable, later ones win. E.g. 'model.layers.0.*:bits=8'\n"
@@ -105,7 +108,8 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   CliArgs args(argc, argv, 2,
                {"model", "out", "calib", "calib-ids", "samples", "seqlen", "bits", "group", "damp",
                 "override", "method", "format", "threads"},
-               {"asym", "act-order", "static-groups", "mse", "overwrite", "quiet"});
+               {"asym", "act-order", "static-groups", "mse", "overwrite", "quiet",
+                "quantize-lm-head"});
   const std::string model_path = args.required("model");
   const std::string out_path = args.required("out");
   QuantizeOptions qo;
@@ -118,6 +122,7 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   qo.base.damp_percent = args.get_double("damp", 0.01, 0.0, 0.999999);
   qo.base.mse = args.flag("mse");
   qo.num_threads = static_cast<int32_t>(args.get_int("threads", 0, 0, 4096));
+  qo.quantize_lm_head = args.flag("quantize-lm-head");
   validate_spec(qo.base, "the run's settings");
   for (const std::string &o : args.all("override")) qo.overrides.push_back(parse_override(o));
   const std::string method = args.get("method", "gptq");
@@ -190,7 +195,7 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   std::fflush(stdout);
 
   const bool quiet = args.flag("quiet");
-  const int64_t total_layers = c.num_hidden_layers * kLinearSlots;
+  const int64_t total_layers = c.num_hidden_layers * kLinearSlots + (qo.quantize_lm_head ? 1 : 0);
   Progress progress("quantizing", total_layers, "layers", stderr_is_terminal() || quiet);
   int64_t done = 0;
   QuantizeCallbacks cb;
@@ -259,6 +264,14 @@ LlamaModel rtn_model(const ModelDir &original, const GptqCheckpointConfig &q, in
       auto qt = quantize_rtn(layer.weight(), layer.out_features(), layer.in_features(), spec,
                              threads, nullptr);
       layer = Linear(qt, layer.bias());
+    }
+  }
+  if (q.quantize_lm_head) {
+    const LayerQuantSpec spec = checkpoint_spec_for(q, "lm_head");
+    if (!spec.skip) {
+      m.lm_head = Linear(quantize_rtn(m.lm_head.weight(), m.lm_head.out_features(),
+                                      m.lm_head.in_features(), spec, threads, nullptr),
+                         {});
     }
   }
   return m;

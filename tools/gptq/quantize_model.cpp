@@ -80,6 +80,16 @@ std::shared_ptr<gptq_qtensor> quantize_rtn(const std::vector<float> &weight, int
 
 void validate_plan(const ModelDir &dir, const QuantizeOptions &options) {
   const LlamaConfig &c = dir.config();
+  if (options.quantize_lm_head) {
+    const LayerQuantSpec spec = spec_for(options.base, options.overrides, "lm_head");
+    if (!spec.skip) {
+      validate_spec(spec, "lm_head");
+      gptq_checkpoint_sizes sz;
+      check_status(gptq_checkpoint_sizes_for(c.vocab_size, c.hidden_size, spec.bits,
+                                             spec.group_size, &sz),
+                   "lm_head cannot be stored as a GPTQ checkpoint");
+    }
+  }
   for (int64_t b = 0; b < c.num_hidden_layers; ++b) {
     for (int s = 0; s < kLinearSlots; ++s) {
       const auto slot = static_cast<LinearSlot>(s);
@@ -108,12 +118,21 @@ class BlockQuantizer {
 
   void run(int64_t block, LlamaBlock *b, std::initializer_list<LinearSlot> slots,
            const float *x, int64_t tokens, int64_t samples) {
+    std::vector<std::pair<std::string, Linear *>> layers;
+    for (LinearSlot slot : slots) layers.push_back({linear_name(block, slot), &block_linear(*b, slot)});
+    run_layers(block, layers, x, tokens, samples);
+  }
+
+  // Quantizes layers that read the same input x [tokens, in] (one shared
+  // Hessian), replacing each by its dequantized weights.
+  void run_layers(int64_t block, const std::vector<std::pair<std::string, Linear *>> &layers,
+                  const float *x, int64_t tokens, int64_t samples) {
     // The Hessian is accumulated once, in a context of default settings, and
     // merged into each layer's own context (a plain copy into an empty one).
     CtxPtr shared;
     const auto t0 = Clock::now();
     if (options_.method == QuantMethod::Gptq) {
-      const Linear &first = block_linear(*b, *slots.begin());
+      const Linear &first = *layers.front().second;
       gptq_config cfg = library_config(options_.base, options_.num_threads);
       gptq_ctx *raw = nullptr;
       check_status(gptq_ctx_create(first.out_features(), first.in_features(), &cfg, &raw),
@@ -124,11 +143,11 @@ class BlockQuantizer {
                    "gptq_add_batch");
     }
     result_->forward_seconds += seconds_since(t0);
-    for (LinearSlot slot : slots) {
+    for (const auto &named : layers) {
       throw_if_interrupted(options_);
-      Linear &layer = block_linear(*b, slot);
+      Linear &layer = *named.second;
       LayerResult lr;
-      lr.name = linear_name(block, slot);
+      lr.name = named.first;
       lr.block = block;
       lr.out_features = layer.out_features();
       lr.in_features = layer.in_features();
@@ -220,7 +239,7 @@ QuantizeResult quantize_model(const ModelDir &dir,
     throw_if_interrupted(options);
     if (callbacks.block_started) callbacks.block_started(b, c.num_hidden_layers);
     LlamaBlock block = load_dense_block(dir, b);
-    if (!gptq) {
+    if (!gptq) {  // round-to-nearest needs no activations
       quantizer.run(b, &block,
                     {LinearSlot::Q, LinearSlot::K, LinearSlot::V, LinearSlot::O,
                      LinearSlot::Gate, LinearSlot::Up, LinearSlot::Down},
@@ -255,6 +274,19 @@ QuantizeResult quantize_model(const ModelDir &dir,
     t0 = Clock::now();
     add_linear(block.down, act.data(), tokens, h.data());
     result.forward_seconds += seconds_since(t0);
+  }
+  if (options.quantize_lm_head) {
+    throw_if_interrupted(options);
+    LlamaModel head;
+    load_dense_outer(dir, &head);
+    if (gptq) {
+      const auto t0 = Clock::now();
+      x.resize(static_cast<size_t>(tokens * c.hidden_size));
+      rms_norm(h.data(), head.final_norm, tokens, c.hidden_size, c.rms_norm_eps, x.data());
+      result.forward_seconds += seconds_since(t0);
+    }
+    quantizer.run_layers(-1, {{"lm_head", &head.lm_head}}, gptq ? x.data() : nullptr, tokens,
+                         samples);
   }
   result.total_seconds = seconds_since(t_start);
   return result;

@@ -27,14 +27,17 @@ struct QuantizeOptions {
   LayerQuantSpec base;
   std::vector<SpecOverride> overrides;
   QuantMethod method = QuantMethod::Gptq;
+  // Also quantize lm_head (named "lm_head" for --override), from the final
+  // norm's output. A tied lm_head is untied: the embeddings stay as they are.
+  bool quantize_lm_head = false;
   int32_t num_threads = 0;                        // library threads; 0 = all cores
   const std::atomic<bool> *interrupted = nullptr;  // set by Ctrl-C
 };
 
 // What happened to one linear layer.
 struct LayerResult {
-  std::string name;  // "model.layers.0.self_attn.q_proj"
-  int64_t block = 0;
+  std::string name;  // "model.layers.0.self_attn.q_proj", or "lm_head"
+  int64_t block = 0;  // -1 for lm_head
   int64_t out_features = 0, in_features = 0;
   LayerQuantSpec spec;
   std::shared_ptr<gptq_qtensor> qtensor;  // null when skipped
