@@ -1,12 +1,29 @@
 #include "llama_forward.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <string>
 
+#include "parallel.h"
+#include "vector_math.h"
+
 namespace gptqtool {
+
+namespace {
+
+// Elements per task of the elementwise passes: enough to outweigh handing
+// the task to a thread.
+constexpr int64_t kElementwiseGrain = 1 << 16;
+
+// Rows per step of the MLP: big enough for sgemm's full speed, small enough
+// that a step's gate and up products stay in cache.
+constexpr int64_t kMlpRows = 256;
+
+// The big per-block arrays below are thread_local and only ever grow: every
+// block of a forward pass needs the same sizes, and fresh multi-megabyte
+// vectors would be page-faulted in anew each time.
+
+}  // namespace
 
 Rope::Rope(const LlamaConfig &config, int64_t max_positions)
     : head_dim_(config.head_dim), max_positions_(max_positions) {
@@ -48,15 +65,16 @@ Rope::Rope(const LlamaConfig &config, int64_t max_positions)
   }
 }
 
-void Rope::apply(float *x, int64_t seq, int64_t heads) const {
-  if (seq > max_positions_) {
-    throw ToolError("sequence of " + std::to_string(seq) + " tokens is longer than the " +
-                    std::to_string(max_positions_) + " positions prepared");
+void Rope::apply(float *x, int64_t seq, int64_t heads, int64_t first) const {
+  if (first + seq > max_positions_) {
+    throw ToolError("sequence of " + std::to_string(first + seq) +
+                    " tokens is longer than the " + std::to_string(max_positions_) +
+                    " positions prepared");
   }
   const int64_t half = head_dim_ / 2;
   for (int64_t p = 0; p < seq; ++p) {
-    const float *c = &cos_[p * half];
-    const float *s = &sin_[p * half];
+    const float *c = &cos_[(first + p) * half];
+    const float *s = &sin_[(first + p) * half];
     for (int64_t h = 0; h < heads; ++h) {
       float *v = x + (p * heads + h) * head_dim_;
       for (int64_t i = 0; i < half; ++i) {
@@ -70,93 +88,45 @@ void Rope::apply(float *x, int64_t seq, int64_t heads) const {
 
 void rms_norm(const float *x, const std::vector<float> &weight, int64_t rows, int64_t dim,
               double eps, float *out) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const float *xr = x + r * dim;
-    double sum = 0.0;
-    for (int64_t i = 0; i < dim; ++i) sum += static_cast<double>(xr[i]) * xr[i];
-    const float inv = static_cast<float>(1.0 / std::sqrt(sum / static_cast<double>(dim) + eps));
-    float *o = out + r * dim;
-    for (int64_t i = 0; i < dim; ++i) o[i] = weight[i] * (xr[i] * inv);
-  }
-}
-
-namespace {
-
-// Causal softmax over row i of scores (only keys lo..i are visible).
-void softmax_row(float *row, int64_t lo, int64_t hi, int64_t len) {
-  float mx = row[lo];
-  for (int64_t j = lo + 1; j <= hi; ++j) mx = std::max(mx, row[j]);
-  double sum = 0.0;
-  for (int64_t j = lo; j <= hi; ++j) {
-    row[j] = std::exp(row[j] - mx);
-    sum += row[j];
-  }
-  const float inv = static_cast<float>(1.0 / sum);
-  for (int64_t j = 0; j < len; ++j) row[j] = (j >= lo && j <= hi) ? row[j] * inv : 0.0f;
-}
-
-}  // namespace
-
-void attention_core(const LlamaConfig &c, const Rope &rope, const LlamaBlock &block,
-                    const float *x, const SequenceBatch &batch, float *out) {
-  const int64_t tokens = batch.tokens();
-  const int64_t hd = c.head_dim;
-  const int64_t heads = c.num_attention_heads, kv_heads = c.num_key_value_heads;
-  const int64_t q_dim = heads * hd, kv_dim = kv_heads * hd;
-  std::vector<float> q(static_cast<size_t>(tokens * q_dim));
-  std::vector<float> k(static_cast<size_t>(tokens * kv_dim));
-  std::vector<float> v(static_cast<size_t>(tokens * kv_dim));
-  block.q.forward(x, tokens, q.data());
-  block.k.forward(x, tokens, k.data());
-  block.v.forward(x, tokens, v.data());
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
-  const int64_t group = heads / kv_heads;
-  std::vector<float> scores;
-  for (int64_t s = 0; s < batch.sequences(); ++s) {
-    const int64_t t0 = batch.starts[s];
-    const int64_t len = batch.starts[s + 1] - t0;
-    float *qs = q.data() + t0 * q_dim;
-    float *ks = k.data() + t0 * kv_dim;
-    const float *vs = v.data() + t0 * kv_dim;
-    rope.apply(qs, len, heads);
-    rope.apply(ks, len, kv_heads);
-    scores.resize(static_cast<size_t>(len * len));
-    for (int64_t h = 0; h < heads; ++h) {
-      const int64_t g = h / group;
-      // scores = scale · Q_h K_gᵀ, [len, len]
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(len),
-                  static_cast<int>(len), static_cast<int>(hd), scale, qs + h * hd,
-                  static_cast<int>(q_dim), ks + g * hd, static_cast<int>(kv_dim), 0.0f,
-                  scores.data(), static_cast<int>(len));
-      for (int64_t i = 0; i < len; ++i) {
-        int64_t lo = 0;
-        if (c.sliding_window > 0 && i - c.sliding_window + 1 > 0) lo = i - c.sliding_window + 1;
-        softmax_row(scores.data() + i * len, lo, i, len);
-      }
-      // out_h = P · V_g
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(len),
-                  static_cast<int>(hd), static_cast<int>(len), 1.0f, scores.data(),
-                  static_cast<int>(len), vs + g * hd, static_cast<int>(kv_dim), 0.0f,
-                  out + t0 * q_dim + h * hd, static_cast<int>(q_dim));
+  parallel_ranges(rows, kElementwiseGrain / std::max<int64_t>(dim, 1), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float *xr = x + r * dim;
+      double sum = 0.0;
+      for (int64_t i = 0; i < dim; ++i) sum += static_cast<double>(xr[i]) * xr[i];
+      const float inv =
+          static_cast<float>(1.0 / std::sqrt(sum / static_cast<double>(dim) + eps));
+      float *o = out + r * dim;
+      for (int64_t i = 0; i < dim; ++i) o[i] = weight[i] * (xr[i] * inv);
     }
-  }
+  });
 }
 
 void mlp_activation(const LlamaBlock &block, const float *x, int64_t tokens,
                     int64_t intermediate, float *out) {
-  std::vector<float> up(static_cast<size_t>(tokens * intermediate));
-  block.gate.forward(x, tokens, out);
-  block.up.forward(x, tokens, up.data());
-  const int64_t n = tokens * intermediate;
-  for (int64_t i = 0; i < n; ++i) {
-    const float g = out[i];
-    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+  // By blocks of rows, so that silu reads gate and up while they are still
+  // in cache rather than streaming two [tokens, intermediate] arrays back.
+  const int64_t hidden = block.gate.in_features();
+  thread_local std::vector<float> up_buffer;
+  up_buffer.resize(static_cast<size_t>(std::min(tokens, kMlpRows) * intermediate));
+  float *up = up_buffer.data();  // the workers' own thread_local would be empty
+  for (int64_t r0 = 0; r0 < tokens; r0 += kMlpRows) {
+    const int64_t rows = std::min(kMlpRows, tokens - r0);
+    float *gate = out + r0 * intermediate;
+    block.gate.forward(x + r0 * hidden, rows, gate);
+    block.up.forward(x + r0 * hidden, rows, up);
+    parallel_ranges(rows * intermediate, kElementwiseGrain, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const float g = gate[i];
+        gate[i] = g / (1.0f + fast_exp(-g)) * up[i];
+      }
+    });
   }
 }
 
 void add_linear(const Linear &layer, const float *x, int64_t tokens, float *h) {
   const int64_t out = layer.out_features();
-  std::vector<float> y(static_cast<size_t>(tokens * out));
+  thread_local std::vector<float> y;
+  y.resize(static_cast<size_t>(tokens * out));
   layer.forward(x, tokens, y.data());
   for (int64_t i = 0; i < tokens * out; ++i) h[i] += y[i];
 }
@@ -164,13 +134,14 @@ void add_linear(const Linear &layer, const float *x, int64_t tokens, float *h) {
 void block_forward(const LlamaConfig &c, const Rope &rope, const LlamaBlock &block,
                    const SequenceBatch &batch, float *h) {
   const int64_t tokens = batch.tokens();
-  std::vector<float> x(static_cast<size_t>(tokens * c.hidden_size));
+  thread_local std::vector<float> x, attn, act;
+  x.resize(static_cast<size_t>(tokens * c.hidden_size));
   rms_norm(h, block.input_norm, tokens, c.hidden_size, c.rms_norm_eps, x.data());
-  std::vector<float> attn(static_cast<size_t>(tokens * c.num_attention_heads * c.head_dim));
+  attn.resize(static_cast<size_t>(tokens * c.num_attention_heads * c.head_dim));
   attention_core(c, rope, block, x.data(), batch, attn.data());
   add_linear(block.o, attn.data(), tokens, h);
   rms_norm(h, block.post_norm, tokens, c.hidden_size, c.rms_norm_eps, x.data());
-  std::vector<float> act(static_cast<size_t>(tokens * c.intermediate_size));
+  act.resize(static_cast<size_t>(tokens * c.intermediate_size));
   mlp_activation(block, x.data(), tokens, c.intermediate_size, act.data());
   add_linear(block.down, act.data(), tokens, h);
 }
@@ -188,15 +159,22 @@ std::vector<float> embed_tokens(const LlamaModel &model, const std::vector<int32
   return h;
 }
 
-std::vector<float> model_logits(const LlamaModel &model, const Rope &rope,
+std::vector<float> final_hidden(const LlamaModel &model, const Rope &rope,
                                 const std::vector<int32_t> &ids, const SequenceBatch &batch) {
   const LlamaConfig &c = model.config;
   std::vector<float> h = embed_tokens(model, ids);
   for (const LlamaBlock &block : model.blocks) block_forward(c, rope, block, batch, h.data());
-  const int64_t tokens = batch.tokens();
   std::vector<float> x(h.size());
-  rms_norm(h.data(), model.final_norm, tokens, c.hidden_size, c.rms_norm_eps, x.data());
-  std::vector<float> logits(static_cast<size_t>(tokens * c.vocab_size));
+  rms_norm(h.data(), model.final_norm, batch.tokens(), c.hidden_size, c.rms_norm_eps,
+           x.data());
+  return x;
+}
+
+std::vector<float> model_logits(const LlamaModel &model, const Rope &rope,
+                                const std::vector<int32_t> &ids, const SequenceBatch &batch) {
+  const std::vector<float> x = final_hidden(model, rope, ids, batch);
+  const int64_t tokens = batch.tokens();
+  std::vector<float> logits(static_cast<size_t>(tokens * model.config.vocab_size));
   model.lm_head.forward(x.data(), tokens, logits.data());
   return logits;
 }

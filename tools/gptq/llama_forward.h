@@ -6,7 +6,9 @@
 //
 // Several sequences of any lengths are processed together: linear layers run
 // on all their tokens at once, attention runs per sequence. No padding exists
-// anywhere, so none can leak into a Hessian.
+// anywhere, so none can leak into a Hessian. Work that OpenBLAS cannot spread
+// over the cores itself (attention heads, elementwise passes) is spread by
+// parallel.h, with results that do not depend on how the work was split.
 #pragma once
 
 #include <cstdint>
@@ -30,8 +32,8 @@ class Rope {
  public:
   Rope(const LlamaConfig &config, int64_t max_positions);
   // Rotate x [seq, heads, head_dim] (rows strided by heads·head_dim) for
-  // positions 0 .. seq-1.
-  void apply(float *x, int64_t seq, int64_t heads) const;
+  // positions first .. first+seq-1.
+  void apply(float *x, int64_t seq, int64_t heads, int64_t first = 0) const;
   int64_t max_positions() const { return max_positions_; }
 
  private:
@@ -46,6 +48,7 @@ void rms_norm(const float *x, const std::vector<float> &weight, int64_t rows, in
 // The attention sub-layer up to (not including) o_proj: q/k/v projections of
 // the normed input x [tokens, hidden], RoPE, causal softmax attention with
 // grouped KV heads (and Mistral's sliding window). out is [tokens, heads·hd].
+// (In attention.cpp.)
 void attention_core(const LlamaConfig &config, const Rope &rope, const LlamaBlock &block,
                     const float *x, const SequenceBatch &batch, float *out);
 
@@ -62,6 +65,11 @@ void block_forward(const LlamaConfig &config, const Rope &rope, const LlamaBlock
 
 // Embedding lookup: h [ids.size(), hidden]. Ids must be < vocab (checked).
 std::vector<float> embed_tokens(const LlamaModel &model, const std::vector<int32_t> &ids);
+
+// The final normed hidden states [tokens, hidden] for one or more sequences
+// of token ids: what lm_head turns into logits.
+std::vector<float> final_hidden(const LlamaModel &model, const Rope &rope,
+                                const std::vector<int32_t> &ids, const SequenceBatch &batch);
 
 // Logits [tokens, vocab] for one or more sequences of token ids.
 std::vector<float> model_logits(const LlamaModel &model, const Rope &rope,

@@ -2,7 +2,9 @@
 // stride (the sliding-window evaluation commonly used for LLMs): each window
 // of `context` tokens starts `stride` after the previous one, and only the
 // tokens not already scored by an earlier window count, each predicted from
-// everything before it in its window.
+// everything before it in its window. Windows are run through the model
+// several at a time (as separate sequences of one batch), and the logits of
+// only the scored positions are formed, a few hundred rows at a time.
 #pragma once
 
 #include <atomic>
