@@ -123,13 +123,37 @@ pub const GPTQ_DTYPE_F16: gptq_dtype = 1;
 /// bfloat16, passed as uint16_t bit patterns
 pub const GPTQ_DTYPE_BF16: gptq_dtype = 2;
 
+/// ```text
 /// Which implementation runs the work.
+///
+/// The CPU backend is always there. The CUDA backend is a separate plugin,
+/// libgptq-cuda.so, that the library loads at run time (libgptq itself never
+/// links CUDA and runs on machines without it). It is looked for, loaded and
+/// checked (ABI version, a GPU of compute capability >= 8.0) once per
+/// process, the first time a context asks for AUTO or CUDA:
+///   - GPTQ_CUDA_PLUGIN=/full/path/libgptq-cuda.so   use exactly that file;
+///   - otherwise libgptq-cuda.so in the directory libgptq was loaded from.
+/// The environment variable GPTQ_BACKEND=cpu|cuda|auto, read once per
+/// process, overrides the backend of every context's config (logged at INFO
+/// when it changes the choice); any other non-empty value makes
+/// gptq_ctx_create fail with GPTQ_ERR_INVALID_CONFIG.
+///
+/// Status of the CUDA plugin: in this version it implements only the Hessian
+/// accumulation; quantize and matmul come next. Until they do, it is reported
+/// as unusable ("... quantize, weights_prepare, weights_destroy, matmul are
+/// missing"): AUTO uses the CPU and CUDA fails with
+/// GPTQ_ERR_BACKEND_UNAVAILABLE.
+/// ```
 pub type gptq_backend = i32;
-/// CUDA when a usable GPU and the CUDA plugin are present, else the CPU;
-/// the choice and the reason are logged.
+/// CUDA when the CUDA plugin is present and usable (a suitable GPU, a
+/// complete plugin), else the CPU; the choice and the reason are logged at
+/// GPTQ_LOG_INFO.
 pub const GPTQ_BACKEND_AUTO: gptq_backend = 0;
 pub const GPTQ_BACKEND_CPU: gptq_backend = 1;
-/// Only CUDA; fails with GPTQ_ERR_BACKEND_UNAVAILABLE if it cannot be used.
+/// Only CUDA; gptq_ctx_create fails with GPTQ_ERR_BACKEND_UNAVAILABLE if it
+/// cannot be used, and the message says exactly why: the paths tried, the
+/// loader's error, an ABI mismatch, the CUDA runtime's error text, or the
+/// entries the plugin is missing.
 pub const GPTQ_BACKEND_CUDA: gptq_backend = 2;
 
 /// Floating-point precision of the Hessian, the factorization and the GPTQ
