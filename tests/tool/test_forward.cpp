@@ -80,20 +80,23 @@ struct Ref {
       rope(q, T, nh);
       rope(k, T, nkv);
       Mat a(static_cast<size_t>(T * nh * d), 0.0);
+      // The window, written out from the checkpoints' own convention.
+      const bool windowed = c.sliding_window > 0 && l >= c.max_window_layers;
       for (int64_t hh = 0; hh < nh; ++hh) {
         const int64_t g = hh / (nh / nkv);
         for (int64_t i = 0; i < T; ++i) {
-          std::vector<double> s(static_cast<size_t>(i + 1));
+          const int64_t j0 = windowed ? std::max<int64_t>(0, i - c.sliding_window + 1) : 0;
+          std::vector<double> s(static_cast<size_t>(i + 1), 0.0);
           double mx = -1e300;
-          for (int64_t j = 0; j <= i; ++j) {
+          for (int64_t j = j0; j <= i; ++j) {
             double dot = 0;
             for (int64_t e = 0; e < d; ++e) dot += q[(i * nh + hh) * d + e] * k[(j * nkv + g) * d + e];
             s[j] = dot / std::sqrt(static_cast<double>(d));
             mx = std::max(mx, s[j]);
           }
           double z = 0;
-          for (double &sj : s) z += (sj = std::exp(sj - mx));
-          for (int64_t j = 0; j <= i; ++j)
+          for (int64_t j = j0; j <= i; ++j) z += (s[j] = std::exp(s[j] - mx));
+          for (int64_t j = j0; j <= i; ++j)
             for (int64_t e = 0; e < d; ++e)
               a[(i * nh + hh) * d + e] += s[j] / z * v[(j * nkv + g) * d + e];
         }
@@ -171,6 +174,21 @@ TEST(Forward, Qwen2BiasesMatchReference) {
 TEST(Forward, Bf16CheckpointMatchesReference) {
   tinymodel::TinySpec s;
   s.dtype = TensorDType::BF16;
+  check_model(s);
+}
+
+TEST(Forward, MistralSlidingWindowMatchesReference) {
+  tinymodel::TinySpec s;
+  s.mistral = true;
+  s.sliding_window = 5;  // shorter than the 23-token sequence
+  check_model(s);
+}
+
+TEST(Forward, Qwen2WindowOnlyFromMaxWindowLayers) {
+  tinymodel::TinySpec s;
+  s.qwen2 = true;
+  s.sliding_window = 4;
+  s.max_window_layers = 1;  // layer 0 full, layer 1 windowed
   check_model(s);
 }
 

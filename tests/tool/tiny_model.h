@@ -23,6 +23,10 @@ struct TinySpec {
   double rope_theta = 10000.0, eps = 1e-5;
   bool tied = false;
   bool qwen2 = false;  // q/k/v biases, architecture Qwen2ForCausalLM
+  bool mistral = false;  // architecture MistralForCausalLM
+  // Attention window (Mistral: every layer; Qwen2: use_sliding_window,
+  // layers >= max_window_layers); 0 = none.
+  int64_t sliding_window = 0, max_window_layers = 0;
   gptqtool::TensorDType dtype = gptqtool::TensorDType::F32;
   uint64_t seed = 7;
   // Make row 0 of every gate_proj non-negative, so asymmetric quantization
@@ -53,8 +57,19 @@ inline uint16_t to_f16(float f) {
 
 inline nlohmann::json config_json(const TinySpec &s) {
   nlohmann::json c;
-  c["architectures"] = {s.qwen2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM"};
-  c["model_type"] = s.qwen2 ? "qwen2" : "llama";
+  c["architectures"] = {s.qwen2     ? "Qwen2ForCausalLM"
+                        : s.mistral ? "MistralForCausalLM"
+                                    : "LlamaForCausalLM"};
+  c["model_type"] = s.qwen2 ? "qwen2" : s.mistral ? "mistral" : "llama";
+  if (s.sliding_window > 0) {
+    c["sliding_window"] = s.sliding_window;
+    if (s.qwen2) {
+      c["use_sliding_window"] = true;
+      c["max_window_layers"] = s.max_window_layers;
+    }
+  } else if (s.mistral) {
+    c["sliding_window"] = nullptr;
+  }
   c["hidden_size"] = s.hidden;
   c["intermediate_size"] = s.intermediate;
   c["num_hidden_layers"] = s.layers;

@@ -81,7 +81,7 @@ void attention_core(const LlamaConfig &c, const Rope &rope, const LlamaBlock &bl
   std::vector<RowBlock> work;
   for (const RowBlock &span : spans) {
     int64_t lo = 0;
-    if (c.sliding_window > 0) lo = std::max<int64_t>(0, span.r0 - c.sliding_window + 1);
+    if (block.sliding_window > 0) lo = std::max<int64_t>(0, span.r0 - block.sliding_window + 1);
     for (int64_t h = 0; h < heads; ++h) work.push_back({span.t0, h, span.r0, span.r1, lo});
   }
   std::stable_sort(work.begin(), work.end(), [](const RowBlock &a, const RowBlock &b) {
@@ -105,7 +105,7 @@ void attention_core(const LlamaConfig &c, const Rope &rope, const LlamaBlock &bl
                 0.0f, p.data(), static_cast<int>(width));
     for (int64_t r = b.r0; r < b.r1; ++r) {
       int64_t lo = 0;
-      if (c.sliding_window > 0) lo = std::max<int64_t>(0, r - c.sliding_window + 1);
+      if (block.sliding_window > 0) lo = std::max<int64_t>(0, r - block.sliding_window + 1);
       masked_softmax_row(p.data() + (r - b.r0) * width, width, lo - b.keys_lo, r - b.keys_lo);
     }
     // out_h = P · V_g

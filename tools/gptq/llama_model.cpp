@@ -65,6 +65,10 @@ bool slot_has_bias(const LlamaConfig &c, LinearSlot slot) {
   }
 }
 
+int64_t block_sliding_window(const LlamaConfig &c, int64_t block) {
+  return (c.sliding_window > 0 && block >= c.max_window_layers) ? c.sliding_window : 0;
+}
+
 namespace {
 
 std::string block_prefix(int64_t block) { return "model.layers." + std::to_string(block) + "."; }
@@ -82,6 +86,7 @@ std::vector<float> load_bias(const ModelDir &dir, const LlamaConfig &c, int64_t 
 LlamaBlock load_dense_block(const ModelDir &dir, int64_t block) {
   const LlamaConfig &c = dir.config();
   LlamaBlock b;
+  b.sliding_window = block_sliding_window(c, block);
   const std::string prefix = block_prefix(block);
   b.input_norm = dir.load_f32(prefix + "input_layernorm.weight", {c.hidden_size});
   b.post_norm = dir.load_f32(prefix + "post_attention_layernorm.weight", {c.hidden_size});
@@ -127,6 +132,7 @@ LlamaModel load_model(const ModelDir &dir) {
   model.blocks.reserve(static_cast<size_t>(c.num_hidden_layers));
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     LlamaBlock b;
+    b.sliding_window = block_sliding_window(c, i);
     const std::string prefix = block_prefix(i);
     b.input_norm = dir.load_f32(prefix + "input_layernorm.weight", {c.hidden_size});
     b.post_norm = dir.load_f32(prefix + "post_attention_layernorm.weight", {c.hidden_size});

@@ -18,7 +18,14 @@ struct LlamaBlock {
   std::vector<float> input_norm;  // [hidden]
   std::vector<float> post_norm;   // [hidden]
   Linear q, k, v, o, gate, up, down;
+  // Keys older than this many positions are masked out; 0 = full causal.
+  // Mistral windows every layer, Qwen2 (use_sliding_window) only layers
+  // from max_window_layers on.
+  int64_t sliding_window = 0;
 };
+
+// The attention window of block i under this config (see LlamaBlock).
+int64_t block_sliding_window(const LlamaConfig &c, int64_t block);
 
 struct LlamaModel {
   LlamaConfig config;
