@@ -81,9 +81,9 @@ std::vector<float> load_bias(const ModelDir &dir, const LlamaConfig &c, int64_t 
   return dir.load_f32(linear_name(block, slot) + ".bias", {out});
 }
 
-}  // namespace
-
-LlamaBlock load_dense_block(const ModelDir &dir, int64_t block) {
+// Block i; with a checkpoint config, layers stored as qweight are imported
+// through the library, the others (skipped layers) read as float.
+LlamaBlock load_block(const ModelDir &dir, int64_t block, const GptqCheckpointConfig *qcfg) {
   const LlamaConfig &c = dir.config();
   LlamaBlock b;
   b.sliding_window = block_sliding_window(c, block);
@@ -92,13 +92,25 @@ LlamaBlock load_dense_block(const ModelDir &dir, int64_t block) {
   b.post_norm = dir.load_f32(prefix + "post_attention_layernorm.weight", {c.hidden_size});
   for (int s = 0; s < kLinearSlots; ++s) {
     const auto slot = static_cast<LinearSlot>(s);
+    const std::string name = linear_name(block, slot);
     int64_t out = 0, in = 0;
     slot_shape(c, slot, &out, &in);
-    block_linear(b, slot) =
-        Linear(out, in, dir.load_f32(linear_name(block, slot) + ".weight", {out, in}),
-               load_bias(dir, c, block, slot));
+    std::vector<float> bias = load_bias(dir, c, block, slot);
+    if (qcfg != nullptr && dir.has(name + ".qweight")) {
+      block_linear(b, slot) =
+          Linear(load_quantized_linear(dir, *qcfg, name, out, in), std::move(bias));
+    } else {
+      block_linear(b, slot) =
+          Linear(out, in, dir.load_f32(name + ".weight", {out, in}), std::move(bias));
+    }
   }
   return b;
+}
+
+}  // namespace
+
+LlamaBlock load_dense_block(const ModelDir &dir, int64_t block) {
+  return load_block(dir, block, nullptr);
 }
 
 void load_dense_outer(const ModelDir &dir, LlamaModel *model) {
@@ -131,26 +143,7 @@ LlamaModel load_model(const ModelDir &dir) {
   }
   model.blocks.reserve(static_cast<size_t>(c.num_hidden_layers));
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-    LlamaBlock b;
-    b.sliding_window = block_sliding_window(c, i);
-    const std::string prefix = block_prefix(i);
-    b.input_norm = dir.load_f32(prefix + "input_layernorm.weight", {c.hidden_size});
-    b.post_norm = dir.load_f32(prefix + "post_attention_layernorm.weight", {c.hidden_size});
-    for (int s = 0; s < kLinearSlots; ++s) {
-      const auto slot = static_cast<LinearSlot>(s);
-      const std::string name = linear_name(i, slot);
-      int64_t out = 0, in = 0;
-      slot_shape(c, slot, &out, &in);
-      std::vector<float> bias = load_bias(dir, c, i, slot);
-      if (quantized && dir.has(name + ".qweight")) {
-        block_linear(b, slot) =
-            Linear(load_quantized_linear(dir, qcfg, name, out, in), std::move(bias));
-      } else {
-        block_linear(b, slot) =
-            Linear(out, in, dir.load_f32(name + ".weight", {out, in}), std::move(bias));
-      }
-    }
-    model.blocks.push_back(std::move(b));
+    model.blocks.push_back(load_block(dir, i, quantized ? &qcfg : nullptr));
   }
   return model;
 }
