@@ -11,11 +11,13 @@
 // checkpoint (the kernels do not care how the codes were chosen).
 #include <cblas.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bench_util.h"
@@ -24,8 +26,16 @@
 namespace {
 
 std::vector<char> flush_buffer(256u << 20);
+bool blas_ran = false;
 
-void flush_caches() {
+// Before every timed call: evict the weights from the caches, and after an
+// OpenBLAS call let its worker threads go to sleep first. They spin (with
+// sched_yield) for about 2^28 cycles after each call; meanwhile the
+// scheduler may put our pool's worker on the caller's core, and our kernels
+// measured up to 2× slower in such runs on the 2-core machine.
+void before_call() {
+  if (blas_ran) std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  blas_ran = false;
   for (size_t i = 0; i < flush_buffer.size(); i += 64) flush_buffer[i]++;
 }
 
@@ -84,6 +94,7 @@ int main(int argc, char **argv) {
       };
       std::vector<float> tile;
       auto baseline = [&] {
+        blas_ran = true;
         if (batch == 1) {
           cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, w.data(), k, x.data(), 1, 0.0f, y.data(), 1);
         } else {  // dequantize + sgemm
@@ -94,7 +105,7 @@ int main(int argc, char **argv) {
         }
       };
       const auto t =
-          bench::interleaved_medians({[&] { ours(nullptr); }, [&] { ours(&int8); }, baseline}, reps, flush_caches);
+          bench::interleaved_medians({[&] { ours(nullptr); }, [&] { ours(&int8); }, baseline}, reps, before_call);
       const double base_bytes = batch == 1 ? f32_bytes : packed_bytes;
       std::printf("%12s %5ld %9.3f %9.3f %9.3f %9.1f %9.1f %9.1f %8.2fx\n", shape.c_str(), batch, 1e3 * t[0],
                   1e3 * t[1], 1e3 * t[2], packed_bytes / t[0] / 1e9, packed_bytes / t[1] / 1e9,

@@ -9,7 +9,9 @@
 // rate. Speed against the reference implementation: see
 // bench/reference_gptq.py.
 //
-//   build/bench/bench_quantize [--reps 3] [--shapes 4096x4096,11008x4096,4096x11008]
+//   build/bench/bench_quantize [--reps 3] [--shapes 4096x4096,11008x4096,4096x11008] [--breakdown 1]
+// --breakdown 1 prints the solver's own split of every timed run (factor,
+// block loop, GEMM + TRSM) from its DEBUG log line.
 #include <cblas.h>
 
 #include <cstdio>
@@ -22,12 +24,20 @@
 #include "bench_util.h"
 #include "gptq.h"
 
+namespace {
+void print_breakdown(gptq_log_level, const char *message, void *) {
+  if (std::strncmp(message, "gptq_solve", 10) == 0) std::printf("#   %s\n", message);
+}
+}  // namespace
+
 int main(int argc, char **argv) {
   int reps = 3;
+  bool breakdown = false;
   std::string shapes = "4096x4096,11008x4096,4096x11008";
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--shapes")) shapes = argv[i + 1];
+    if (!std::strcmp(argv[i], "--breakdown")) breakdown = std::atoi(argv[i + 1]) != 0;
   }
   std::printf("# gptq_quantize vs the bound set by OpenBLAS sgemm measured in the same run\n");
   std::printf("# 4-bit, group 128, sym, block 128, F32; median of %d interleaved repetitions\n", reps);
@@ -52,6 +62,10 @@ int main(int argc, char **argv) {
       gptq_config cfg;
       gptq_config_default(&cfg);
       cfg.act_order = act;
+      if (breakdown) {
+        cfg.log = print_breakdown;
+        cfg.log_level = GPTQ_LOG_DEBUG;
+      }
       gptq_ctx *ctx = nullptr;
       if (gptq_ctx_create(n, k, &cfg, &ctx) != GPTQ_OK ||
           gptq_add_batch(ctx, x.data(), GPTQ_DTYPE_F32, tokens, k, 1) != GPTQ_OK) {

@@ -6,6 +6,7 @@
 
 #include "blas.h"
 #include "dtype.h"
+#include "error.h"
 #include "matmul_kernels.h"
 #include "thread_pool.h"
 
@@ -14,18 +15,18 @@ namespace gptq::cpu {
 namespace {
 // Output features dequantized at once on the sgemm path: 512 rows of a
 // 4096-wide layer is 8 MiB, enough for sgemm to run at full rate.
-constexpr int64_t kTileRows = 512;
-// Output rows per task on the kernel path: enough work to amortize a task,
-// small enough to balance two to a few dozen threads.
-constexpr int64_t kRowsPerTask = 64;
+constexpr int64_t kDequantRows = 512;
+// 16-row tiles per task on the kernel path (64 output rows): enough work to
+// amortize a task, small enough to balance two to a few dozen threads.
+constexpr int64_t kTilesPerTask = 4;
 }  // namespace
 
 void matmul_dequant_sgemm(const QTensorData &q, const float *x, int64_t rows, float *y) {
   const int64_t n = q.out_features;
   const int64_t k = q.in_features;
-  std::vector<float> tile(static_cast<size_t>(std::min(kTileRows, n) * k));
-  for (int64_t n0 = 0; n0 < n; n0 += kTileRows) {
-    const int64_t count = std::min(kTileRows, n - n0);
+  std::vector<float> tile(static_cast<size_t>(std::min(kDequantRows, n) * k));
+  for (int64_t n0 = 0; n0 < n; n0 += kDequantRows) {
+    const int64_t count = std::min(kDequantRows, n - n0);
     // Dequantize the tile on all cores (16 rows a task), then one sgemm.
     ThreadPool::instance().parallel_for((count + 15) / 16, 0, [&](int64_t t) {
       const int64_t r0 = n0 + t * 16, r1 = std::min(n0 + count, r0 + 16);
@@ -39,76 +40,52 @@ void matmul_dequant_sgemm(const QTensorData &q, const float *x, int64_t rows, fl
 
 namespace {
 
-// x rows [m0, m0+rows) into the weights' padded column order, with each group
-// slot's sum and (for the int8 kernels) each 32-block rounded to int8.
+// x rows [m0, m0+rows) into the weights' padded column order and, for the
+// int8 kernels, each 32-block rounded to int8 with its scale and each group
+// slot's sum of the rounded values.
 struct PreparedInput {
-  std::vector<float> x, xsum, xscale, xscale4;
-  std::vector<int8_t> xq, xq4;
-  int64_t units = 0;
+  std::vector<float> x, xsum, xscale;
+  std::vector<int8_t> xq;
 };
 
 void prepare_input(const CpuMatmulWeights &w, const float *x, int64_t rows, bool int8,
                    PreparedInput &out) {
   const int64_t kp = w.kp, slots = w.slots(), blocks = kp / 32;
-  out.x.assign(static_cast<size_t>(rows * kp), 0.0f);
-  out.xsum.assign(static_cast<size_t>(rows * slots), 0.0f);
+  out.x.resize(static_cast<size_t>(rows * kp));
   for (int64_t m = 0; m < rows; ++m) {
     float *dst = &out.x[m * kp];
     const float *src = x + m * w.k;
     for (int64_t p = 0; p < kp; ++p) dst[p] = w.source[p] >= 0 ? src[w.source[p]] : 0.0f;
-    for (int64_t t = 0; t < slots; ++t) {
-      float s = 0.0f;
-      for (int64_t p = w.group_begin[t]; p < w.group_begin[t + 1]; ++p) s += dst[p];
-      out.xsum[m * slots + t] = s;
-    }
   }
   if (!int8) return;
   out.xq.assign(static_cast<size_t>(rows * kp), 0);
-  out.xscale.assign(static_cast<size_t>(rows * blocks), 0.0f);
-  for (int64_t m = 0; m < rows; ++m)
-    for (int64_t b = 0; b < blocks; ++b) {
-      const float *v = &out.x[m * kp + b * 32];
-      float amax = 0.0f;
-      for (int i = 0; i < 32; ++i) amax = std::max(amax, std::abs(v[i]));
-      const float scale = amax / 127.0f;
-      out.xscale[m * blocks + b] = scale;
-      if (scale == 0.0f) continue;
-      for (int i = 0; i < 32; ++i)
-        out.xq[m * kp + b * 32 + i] = static_cast<int8_t>(std::rint(v[i] / scale));
-    }
-  // The four-block units (see KernelInput::xq4); only 4-bit kernels read them.
-  out.units = 0;
-  if (w.bits == 4)
-    for (int64_t t = 0; t < slots; ++t) out.units += slot_units(w, t);
-  out.xq4.assign(static_cast<size_t>(rows * out.units * 128), 0);
-  out.xscale4.assign(static_cast<size_t>(rows * out.units * 16), 0.0f);
-  for (int64_t m = 0; m < rows; ++m) {
-    int64_t u = 0;
-    for (int64_t t = 0; t < slots && out.units > 0; ++t)
-      for (int64_t i = 0; i < slot_units(w, t); ++i, ++u) {
-        const int64_t block0 = w.group_begin[t] / 32 + 4 * i;
-        int8_t *dst = &out.xq4[(m * out.units + u) * 128];
-        float *sdst = &out.xscale4[(m * out.units + u) * 16];
-        for (int j = 0; j < 4; ++j) {
-          const int8_t *src = &out.xq[m * kp + (block0 + j) * 32];
-          std::copy(src, src + 16, dst + 16 * j);
-          std::copy(src + 16, src + 32, dst + 64 + 16 * j);
-          std::fill(sdst + 4 * j, sdst + 4 * j + 4, out.xscale[m * blocks + block0 + j]);
-        }
-      }
-  }
-  // The zero term uses the sums of the rounded activations, so that the
-  // rounding error multiplies (code − zero), centred on 0, rather than the
-  // code itself: y = scale·Σ x̃·(c − z) exactly, with x̃ the rounded x.
+  out.xscale.resize(static_cast<size_t>(rows * blocks));
+  out.xsum.resize(static_cast<size_t>(rows * slots));
+  // Adding and subtracting 1.5·2^23 rounds a float of magnitude < 2^22 to the
+  // nearest integer, ties to even, exactly as rint does, in plain SIMD.
+  constexpr float kRound = 12582912.0f;
   for (int64_t m = 0; m < rows; ++m)
     for (int64_t t = 0; t < slots; ++t) {
-      float s = 0.0f;
+      // The zero term uses the sums of the rounded activations, so that the
+      // rounding error multiplies (code − zero), centred on 0, rather than the
+      // code itself: y = scale·Σ x̃·(c − z) exactly, with x̃ the rounded x.
+      float sum = 0.0f;
       for (int64_t b = w.group_begin[t] / 32; b < w.group_begin[t + 1] / 32; ++b) {
-        int32_t q = 0;
-        for (int i = 0; i < 32; ++i) q += out.xq[m * kp + b * 32 + i];
-        s += out.xscale[m * blocks + b] * static_cast<float>(q);
+        const float *v = &out.x[m * kp + b * 32];
+        int8_t *q = &out.xq[m * kp + b * 32];
+        float amax = 0.0f;
+        for (int i = 0; i < 32; ++i) amax = std::max(amax, std::abs(v[i]));
+        const float scale = amax / 127.0f;
+        out.xscale[m * blocks + b] = scale;
+        if (scale == 0.0f) continue;
+        int32_t qsum = 0;
+        for (int i = 0; i < 32; ++i) {
+          q[i] = static_cast<int8_t>((v[i] / scale + kRound) - kRound);
+          qsum += q[i];
+        }
+        sum += scale * static_cast<float>(qsum);
       }
-      out.xsum[m * slots + t] = s;
+      out.xsum[m * slots + t] = sum;
     }
 }
 
@@ -118,6 +95,7 @@ void cpu_matmul(const QTensorData &q, const CpuMatmulWeights &w, const void *x, 
                 int64_t rows, const void *bias, void *y, const MatmulOptions &options) {
   const int64_t n = q.out_features;
   const int64_t k = q.in_features;
+  if (!kernel_selection_error().empty()) throw Error(GPTQ_ERR_INVALID_CONFIG, kernel_selection_error());
 
   std::vector<float> x_converted;
   const float *xf = static_cast<const float *>(x);
@@ -138,19 +116,18 @@ void cpu_matmul(const QTensorData &q, const CpuMatmulWeights &w, const void *x, 
   } else {
     const bool int8 = options.int8_activations && w.bits <= 4 && int8_kernels_available();
     PreparedInput in;
-    const int64_t tasks = (n + kRowsPerTask - 1) / kRowsPerTask;
+    const int64_t tasks = (w.tiles + kTilesPerTask - 1) / kTilesPerTask;
     for (int64_t m0 = 0; m0 < rows; m0 += kKernelRows) {
       const int64_t count = std::min(kKernelRows, rows - m0);
       prepare_input(w, xf + m0 * k, count, int8, in);
-      const KernelInput kin{count,         in.x.data(),   in.xsum.data(),   in.xq.data(),
-                            in.xscale.data(), in.units,    in.xq4.data(),    in.xscale4.data()};
+      const KernelInput kin{count, in.x.data(), in.xsum.data(), in.xq.data(), in.xscale.data()};
       float *out = yf + m0 * n;
       ThreadPool::instance().parallel_for(tasks, options.num_threads, [&](int64_t t) {
-        const int64_t r0 = t * kRowsPerTask, r1 = std::min(n, r0 + kRowsPerTask);
+        const int64_t tile0 = t * kTilesPerTask, tile1 = std::min(w.tiles, tile0 + kTilesPerTask);
         if (int8)
-          matmul_rows_int8(w, kin, r0, r1, out, n);
+          matmul_tiles_int8(w, kin, tile0, tile1, out, n);
         else
-          matmul_rows_f32(w, kin, r0, r1, out, n);
+          matmul_tiles_f32(w, kin, tile0, tile1, out, n);
       });
     }
   }

@@ -187,6 +187,7 @@ QTensorData gptq_solve(const T *h_upper, std::vector<T> w, int64_t n, int64_t k,
   std::vector<T> scratch(static_cast<size_t>((n + 15) / 16 * 16 * block));
   std::vector<T> u_tile(static_cast<size_t>(block * block));
   std::vector<T> tile(static_cast<size_t>(block * block));
+  std::vector<T> update(static_cast<size_t>(n * max_span));  // the GEMM + TRSM result, reused
   std::vector<double> loss_parts(static_cast<size_t>(row_tasks));
   double loss = 0.0, blas_seconds = 0.0;
 
@@ -232,13 +233,13 @@ QTensorData gptq_solve(const T *h_upper, std::vector<T> w, int64_t n, int64_t k,
       // ... + R[:, :i1]·V[:i1, S]·V_SS⁻¹. Reversed, R[:, :i1] is w's columns
       // [k−i1, k), V[:i1, S] is L's rows [k−i1, k) × columns [c0, k−i1),
       // and V_SS is L's diagonal block [c0, k−i1): a GEMM, then X·L_SS = Y.
-      std::vector<T> y(static_cast<size_t>(n * span));
+      T *y = update.data();
       gemm(true, static_cast<int>(n), static_cast<int>(span), static_cast<int>(i1), T(1),
            &w[k - i1], static_cast<int>(k), l + c0 * k + (k - i1), static_cast<int>(k), T(0),
-           y.data(), static_cast<int>(span));
+           y, static_cast<int>(span));
       trsm_right_lower_colmajor(static_cast<int>(n), static_cast<int>(span), l + c0 + c0 * k,
-                                static_cast<int>(k), y.data(), static_cast<int>(span));
-      for (size_t i = 0; i < y.size(); ++i) state[i] += y[i];
+                                static_cast<int>(k), y, static_cast<int>(span));
+      for (int64_t i = 0; i < n * span; ++i) state[i] += y[i];
       blas_seconds += seconds_since(blas_start);
     }
     if (feed_errors) {

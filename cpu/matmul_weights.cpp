@@ -6,11 +6,25 @@
 
 namespace gptq::cpu {
 
+namespace {
+int codes_per_byte_for(int bits) { return bits <= 2 ? 4 : bits <= 4 ? 2 : 1; }
+}  // namespace
+
+uint8_t CpuMatmulWeights::code(int64_t row, int64_t p) const {
+  const int64_t tile = row / kTileRows, i = row % kTileRows;
+  const int64_t chunk = p / chunk_columns(), c = p % chunk_columns();
+  const uint8_t byte = tile_codes(tile)[chunk * kChunkBytes + 4 * i + c % 4];
+  const int field = static_cast<int>(c / 4);
+  return static_cast<uint8_t>((byte >> (field * field_bits())) & ((1u << field_bits()) - 1));
+}
+
 std::unique_ptr<PreparedWeights> prepare_matmul_weights(const QTensorData &q) {
   auto m = std::make_unique<CpuMatmulWeights>();
   m->bits = q.bits;
+  m->codes_per_byte = codes_per_byte_for(q.bits);
   m->n = q.out_features;
   m->k = q.in_features;
+  m->tiles = (m->n + kTileRows - 1) / kTileRows;
   // Columns of each group, in increasing column order, group by group.
   std::vector<std::vector<int32_t>> members(static_cast<size_t>(q.groups));
   for (int64_t j = 0; j < q.in_features; ++j) members[q.g_idx[j]].push_back(static_cast<int32_t>(j));
@@ -26,25 +40,25 @@ std::unique_ptr<PreparedWeights> prepare_matmul_weights(const QTensorData &q) {
   }
   m->kp = m->group_begin.back();
   const int64_t slots = m->slots();
-  m->scale.resize(static_cast<size_t>(m->n * slots));
-  m->zero.resize(static_cast<size_t>(m->n * slots));
+  m->scale.assign(static_cast<size_t>(m->tiles * slots * kTileRows), 0.0f);
+  m->zero.assign(static_cast<size_t>(m->tiles * slots * kTileRows), 0.0f);
   for (int64_t r = 0; r < m->n; ++r)
     for (int64_t t = 0; t < slots; ++t) {
-      m->scale[r * slots + t] = half_to_float(q.scales[slot_group[t] * m->n + r]);
-      m->zero[r * slots + t] = static_cast<float>(q.zeros[slot_group[t] * m->n + r]);
+      const int64_t at = ((r / kTileRows) * slots + t) * kTileRows + r % kTileRows;
+      m->scale[at] = half_to_float(q.scales[slot_group[t] * m->n + r]);
+      m->zero[at] = static_cast<float>(q.zeros[slot_group[t] * m->n + r]);
     }
-  m->codes.assign(static_cast<size_t>(m->n * m->row_bytes()), 0);
+  m->codes.assign(static_cast<size_t>(m->tiles * m->chunks() * kChunkBytes), 0);
+  const int64_t width = m->chunk_columns(), chunks = m->chunks();
+  const int field = m->field_bits();
   for (int64_t r = 0; r < m->n; ++r) {
     const uint8_t *src = &q.codes[r * m->k];
-    uint8_t *dst = &m->codes[r * m->row_bytes()];
-    for (int64_t p = 0; p < m->kp; ++p) {
-      const uint8_t c = m->source[p] >= 0 ? src[m->source[p]] : 0;
-      if (m->bits == 4) {
-        const int64_t chunk = p / 32, i = p % 32;
-        dst[chunk * 16 + i % 16] |= static_cast<uint8_t>(i < 16 ? c : c << 4);
-      } else {
-        dst[p] = c;
-      }
+    uint8_t *row = &m->codes[(r / kTileRows) * chunks * kChunkBytes] + 4 * (r % kTileRows);
+    const int32_t *source = m->source.data();
+    for (int64_t chunk = 0; chunk < chunks; ++chunk, source += width) {
+      uint8_t *dst = row + chunk * kChunkBytes;
+      for (int64_t c = 0; c < width; ++c)
+        if (source[c] >= 0) dst[c % 4] |= static_cast<uint8_t>(src[source[c]] << (static_cast<int>(c / 4) * field));
     }
   }
   return m;

@@ -4,10 +4,21 @@
 // Input columns are reordered so that every group is contiguous (act-order
 // tensors then permute x at run time instead of gathering weights), and each
 // group is padded to a multiple of 32 columns (padding has code 0 and is
-// multiplied by x = 0). 4-bit codes are packed two per byte in chunks of 32:
-// byte i of a chunk holds code i in its low nibble and code i+16 in its high
-// nibble, so one 16-byte load unpacks into two runs of 16 consecutive codes.
-// Other widths keep one code per byte.
+// multiplied by x = 0).
+//
+// Output rows come in tiles of 16, so that one 512-bit vector holds one value
+// per row of a tile: the kernels broadcast an activation (or four int8
+// activations) to all lanes and multiply it with 16 rows' codes at once, and
+// the 16 results of a tile are stored with one vector store, with no
+// horizontal sums and no per-row bookkeeping. A tile's codes are one stream
+// of 64-byte chunks; a chunk is 16 rows × 4 bytes (row i in bytes 4i..4i+3)
+// and covers 4 · codes_per_byte consecutive columns: byte q of a row holds,
+// in its bit field f (f = 0 lowest), the code of column 4f + q. So one
+// 64-byte load, one shift and one mask give 16 rows × 4 columns of codes,
+// one byte each, which is what VNNI's dpbusd multiplies with four int8
+// activations. 3- and 4-bit codes take 4-bit fields (two per byte), 2-bit
+// codes 2-bit fields, wider codes a whole byte. Rows past out_features in
+// the last tile have code 0 and scale 0 and are never stored.
 #pragma once
 
 #include <cstdint>
@@ -18,17 +29,27 @@
 
 namespace gptq::cpu {
 
+constexpr int64_t kTileRows = 16;
+constexpr int64_t kChunkBytes = 64;
+
 struct CpuMatmulWeights final : PreparedWeights {
   int bits = 0;
+  int codes_per_byte = 1;             // 1, 2 or 4
   int64_t n = 0, k = 0;
   int64_t kp = 0;                     // padded, reordered column count (multiple of 32)
+  int64_t tiles = 0;                  // ceil(n / 16)
   std::vector<int32_t> source;        // [kp]: original column of each position, −1 for padding
   std::vector<int64_t> group_begin;   // [slots + 1]: position ranges of the group slots
-  std::vector<float> scale, zero;     // [n, slots]: per output row, per group slot
-  std::vector<uint8_t> codes;         // [n, kp/2] (4-bit) or [n, kp]
+  std::vector<float> scale, zero;     // [tiles, slots, 16]: per group slot, per row of a tile
+  std::vector<uint8_t> codes;         // [tiles, chunks, 64]
 
   int64_t slots() const { return static_cast<int64_t>(group_begin.size()) - 1; }
-  int64_t row_bytes() const { return bits == 4 ? kp / 2 : kp; }
+  int field_bits() const { return 8 / codes_per_byte; }
+  int64_t chunk_columns() const { return 4 * codes_per_byte; }
+  int64_t chunks() const { return kp / chunk_columns(); }
+  const uint8_t *tile_codes(int64_t tile) const { return &codes[tile * chunks() * kChunkBytes]; }
+  // The code of row `row` (within the tensor) at padded position p.
+  uint8_t code(int64_t row, int64_t p) const;
 };
 
 std::unique_ptr<PreparedWeights> prepare_matmul_weights(const QTensorData &q);

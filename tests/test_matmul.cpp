@@ -4,6 +4,8 @@
 // act-order, with the tolerances gptq.h documents.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 
 #include "test_util.h"
 
@@ -168,6 +170,27 @@ TEST(MatmulKernels, BadOptionsAreRefused) {
   EXPECT_EQ(gptq_matmul_ex(l.q.get(), x.data(), GPTQ_DTYPE_F32, 1, l.in, nullptr, y.data(), y.size(), &opts),
             GPTQ_ERR_INVALID_CONFIG);
   for (float v : y) EXPECT_EQ(v, -1.0f);  // nothing written on failure
+}
+
+TEST(MatmulKernels, KernelChoiceFromEnvironment) {
+  // GPTQ_CPU_KERNELS picks the kernels; the suite runs once per value, and
+  // once with an unknown value, which every matmul must refuse by name.
+  const Layer l = make_layer(Case{4, 32, false}, 16, 64);
+  ASSERT_TRUE(l.q);
+  const std::vector<float> x(l.in, 1.0f);
+  std::vector<float> y(l.out, -1.0f);
+  const char *env = std::getenv("GPTQ_CPU_KERNELS");
+  const std::string choice = env == nullptr ? "" : env;
+  const bool known = choice.empty() || choice == "portable" || choice == "avx2" || choice == "avx512" ||
+                     choice == "avx512vnni";
+  const gptq_status st = gptq_matmul(l.q.get(), x.data(), GPTQ_DTYPE_F32, 1, l.in, nullptr, y.data(), y.size());
+  if (known) {
+    EXPECT_EQ(st, GPTQ_OK) << gptq_last_error();
+    return;
+  }
+  EXPECT_EQ(st, GPTQ_ERR_INVALID_CONFIG);
+  EXPECT_NE(std::string(gptq_last_error()).find("GPTQ_CPU_KERNELS=" + choice), std::string::npos) << gptq_last_error();
+  for (float v : y) EXPECT_EQ(v, -1.0f);
 }
 
 }  // namespace
