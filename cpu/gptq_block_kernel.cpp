@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "group_params.h"
 
@@ -28,6 +29,10 @@ __attribute__((always_inline)) inline double block_rows(const BlockArgs<T> &a, i
 
   const int64_t k = a.k, n = a.n, count = a.count;
   double loss = 0.0;
+  // The tile's codes, [count][kLanes], written to their rows after the
+  // column loop (scattered stores in the loop kept the compiler from
+  // keeping pointers and lanes in registers).
+  std::vector<uint8_t> tile_codes(static_cast<size_t>(count * kLanes));
   for (int64_t t0 = r0; t0 < r1; t0 += kLanes) {
     const int64_t lanes = std::min(kLanes, r1 - t0);
     // wt[i][l]: column i of the block for row t0+l (the tile's scratch area).
@@ -70,11 +75,11 @@ __attribute__((always_inline)) inline double block_rows(const BlockArgs<T> &a, i
         deq[l] = s[l] * (c[l] - z[l]);
         diff[l] = wt[i][l] - deq[l];
       }
-      const int64_t column = a.perm[p];
-      for (int64_t l = 0; l < lanes; ++l) {
-        a.codes[(t0 + l) * k + column] = static_cast<uint8_t>(c[l]);
-        T &w = a.w[(t0 + l) * k + (k - 1 - p)];
-        w -= deq[l];  // the original weight becomes the residual w - q
+      // Column i is final: its slot keeps what is subtracted from the
+      // weight once the block is done, the code goes to the tile's buffer.
+      for (int64_t l = 0; l < kLanes; ++l) {
+        tile_codes[i * kLanes + l] = static_cast<uint8_t>(c[l]);
+        wt[i][l] = deq[l];
       }
       if (a.feed_errors) {
         const T *u_row = a.u_tile + i * count;
@@ -92,7 +97,16 @@ __attribute__((always_inline)) inline double block_rows(const BlockArgs<T> &a, i
           lane_loss[l] += static_cast<double>(diff[l] * diff[l]) / 2.0;
       }
     }
-    for (int64_t l = 0; l < lanes; ++l) loss += lane_loss[l];
+    for (int64_t l = 0; l < lanes; ++l) {
+      loss += lane_loss[l];
+      // The original weights of the block become the residuals w − q.
+      T *w = a.w + (t0 + l) * k + (k - 1 - a.i1);  // position i1+i at w[-i]
+      uint8_t *codes = a.codes + (t0 + l) * k;
+      for (int64_t i = 0; i < count; ++i) {
+        w[-i] -= wt[i][l];
+        codes[a.perm[a.i1 + i]] = tile_codes[i * kLanes + l];
+      }
+    }
   }
   return loss;
 }

@@ -225,10 +225,10 @@ QTensorData gptq_solve(const T *h_upper, std::vector<T> w, int64_t n, int64_t k,
     // Reversed indices of S: [k − s_end, k − i1).
     const int64_t c0 = k - s_end;
 
-    // state = W_S (original weights, reversed) ...
-    for (int64_t r = 0; r < n; ++r)
-      std::copy(&w[r * k + c0], &w[r * k + c0 + span], &state[r * span]);
-    if (feed_errors && i1 > 0) {
+    // state = W_S (original weights, reversed) + the update below, built
+    // row by row in the parallel pass.
+    const bool updated = feed_errors && i1 > 0;
+    if (updated) {
       const auto blas_start = std::chrono::steady_clock::now();
       // ... + R[:, :i1]·V[:i1, S]·V_SS⁻¹. Reversed, R[:, :i1] is w's columns
       // [k−i1, k), V[:i1, S] is L's rows [k−i1, k) × columns [c0, k−i1),
@@ -239,7 +239,6 @@ QTensorData gptq_solve(const T *h_upper, std::vector<T> w, int64_t n, int64_t k,
            y, static_cast<int>(span));
       trsm_right_lower_colmajor(static_cast<int>(n), static_cast<int>(span), l + c0 + c0 * k,
                                 static_cast<int>(k), y, static_cast<int>(span));
-      for (int64_t i = 0; i < n * span; ++i) state[i] += y[i];
       blas_seconds += seconds_since(blas_start);
     }
     if (feed_errors) {
@@ -258,6 +257,19 @@ QTensorData gptq_solve(const T *h_upper, std::vector<T> w, int64_t n, int64_t k,
     args.s_end = s_end;
     args.span = span;
     for_row_ranges([&](int64_t t, int64_t r0, int64_t r1) {
+      // Assembling the state here, just before the kernel reads it and
+      // rewrites the block's weights, finds those rows' weights in cache
+      // (the GEMM in between streams all of W).
+      for (int64_t r = r0; r < r1; ++r) {
+        T *dst = &state[r * span];
+        const T *src = &w[r * k + c0];
+        if (updated) {
+          const T *add = &update[r * span];
+          for (int64_t j = 0; j < span; ++j) dst[j] = src[j] + add[j];
+        } else {
+          std::copy(src, src + span, dst);
+        }
+      }
       loss_parts[t] = gptq_block_rows(args, r0, r1);
     });
     for (double part : loss_parts) loss += part;
