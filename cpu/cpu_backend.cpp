@@ -50,7 +50,7 @@ class CpuBackend final : public Backend {
   static QTensorData run(const CpuHessian<T> &hessian, const QuantizeJob &job,
                          gptq_quant_stats &stats) {
     const int64_t k = hessian.dim();
-    std::vector<T> w(static_cast<size_t>(job.out_features * k));
+    LargeBuffer<T> w(static_cast<size_t>(job.out_features * k));
     convert_to<T>(job.weights, job.dtype, job.out_features * k, w.data());
     return gptq_solve<T>(hessian.upper(), std::move(w), job.out_features, k, job.config,
                          job.logger, stats);

@@ -55,13 +55,16 @@ std::vector<int64_t> act_order_permutation(const std::vector<T> &diag) {
 // Lower triangle (column-major) of A = J·Hp·J, Hp = H[perm][:, perm] with dead
 // diagonals set to 1: A[a + b·K] = H[rperm[a]][rperm[b]], rperm[c] = perm[K−1−c].
 // Tiled so that both the reads (rows of H's upper triangle) and the writes
-// (columns of A) stay in cache.
+// (columns of A) stay in cache; strips of tiles run in parallel (with
+// act-order every read is its own cache line, and for K = 11008 one thread
+// took 0.47 s).
 template <typename T>
-void fill_reversed_hessian(const T *h_upper, int64_t k, const std::vector<int64_t> &rperm, T *a) {
+void fill_reversed_hessian(const T *h_upper, int64_t k, const std::vector<int64_t> &rperm, T *a, int threads) {
   constexpr int64_t kTile = 64;
-  for (int64_t a0 = 0; a0 < k; a0 += kTile)
+  ThreadPool::instance().parallel_for((k + kTile - 1) / kTile, threads, [&](int64_t strip) {
+    const int64_t a0 = strip * kTile, a1 = std::min(k, a0 + kTile);
     for (int64_t b0 = 0; b0 <= a0; b0 += kTile) {
-      const int64_t a1 = std::min(k, a0 + kTile), b1 = std::min(k, b0 + kTile);
+      const int64_t b1 = std::min(k, b0 + kTile);
       for (int64_t ai = a0; ai < a1; ++ai) {
         const int64_t i = rperm[ai];
         for (int64_t bj = b0; bj < std::min(b1, ai + 1); ++bj) {
@@ -70,6 +73,7 @@ void fill_reversed_hessian(const T *h_upper, int64_t k, const std::vector<int64_
         }
       }
     }
+  });
   for (int64_t c = 0; c < k; ++c)
     if (a[c + c * k] == T(0)) a[c + c * k] = T(1);
 }
@@ -77,7 +81,7 @@ void fill_reversed_hessian(const T *h_upper, int64_t k, const std::vector<int64_
 }  // namespace
 
 template <typename T>
-QTensorData gptq_solve(const T *h_upper, std::vector<T> w, int64_t n, int64_t k,
+QTensorData gptq_solve(const T *h_upper, LargeBuffer<T> w, int64_t n, int64_t k,
                        const gptq_config &config, const Logger &logger, gptq_quant_stats &stats) {
   const auto start = std::chrono::steady_clock::now();
   const Quantizer<T> quant = Quantizer<T>::from_config(config);
@@ -151,7 +155,7 @@ QTensorData gptq_solve(const T *h_upper, std::vector<T> w, int64_t n, int64_t k,
   const auto factor_start = std::chrono::steady_clock::now();
   const HessianFactor<T> factor = hessian_factor<T>(
       k, diag_sum / static_cast<double>(k),
-      [&](T *a) { fill_reversed_hessian(h_upper, k, rperm, a); }, config.damp_percent,
+      [&](T *a) { fill_reversed_hessian(h_upper, k, rperm, a, threads); }, config.damp_percent,
       config.damp_increment, logger);
   const double factor_seconds = seconds_since(factor_start);
   stats.damp_percent_used = factor.damp_percent;
@@ -305,9 +309,9 @@ QTensorData gptq_solve(const T *h_upper, std::vector<T> w, int64_t n, int64_t k,
   return q;
 }
 
-template QTensorData gptq_solve<float>(const float *, std::vector<float>, int64_t, int64_t,
+template QTensorData gptq_solve<float>(const float *, LargeBuffer<float>, int64_t, int64_t,
                                        const gptq_config &, const Logger &, gptq_quant_stats &);
-template QTensorData gptq_solve<double>(const double *, std::vector<double>, int64_t, int64_t,
+template QTensorData gptq_solve<double>(const double *, LargeBuffer<double>, int64_t, int64_t,
                                         const gptq_config &, const Logger &, gptq_quant_stats &);
 
 }  // namespace gptq::cpu

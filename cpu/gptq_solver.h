@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "gptq.h"
+#include "large_buffer.h"
 #include "log.h"
 #include "qtensor.h"
 
@@ -18,7 +19,7 @@ namespace gptq::cpu {
 // algorithmic fields of stats (loss, damping, retries, fallback, dead
 // columns).
 template <typename T>
-QTensorData gptq_solve(const T *h_upper, std::vector<T> w, int64_t out_features,
+QTensorData gptq_solve(const T *h_upper, LargeBuffer<T> w, int64_t out_features,
                        int64_t in_features, const gptq_config &config, const Logger &logger,
                        gptq_quant_stats &stats);
 

@@ -13,10 +13,10 @@ namespace {
 // divides by U's diagonal, 1/L's diagonal, and an overflow there would spread
 // Inf/NaN into the weights.
 template <typename T>
-bool usable(const std::vector<T> &l, int64_t n) {
+bool usable(const LargeBuffer<T> &l, int64_t n) {
   bool ok = true;
   for (int64_t j = 0; j < n; ++j) {
-    const T *col = &l[j * n];
+    const T *col = l.data() + j * n;
     ok = ok && col[j] > T(0) && std::isfinite(T(1) / col[j]);
     for (int64_t i = j; i < n; ++i) ok = ok && std::isfinite(col[i]);
   }
@@ -31,7 +31,7 @@ HessianFactor<T> hessian_factor(int64_t n, double diag_mean,
                                 double damp_percent, double damp_increment, const Logger &logger) {
   HessianFactor<T> result;
   result.n = n;
-  result.l.resize(static_cast<size_t>(n * n));
+  result.l = LargeBuffer<T>(static_cast<size_t>(n * n));
   T *a = result.l.data();
   double percent = damp_percent;
   for (;;) {

@@ -12,6 +12,8 @@
 #include <functional>
 #include <vector>
 
+#include "large_buffer.h"
+
 #include "log.h"
 
 namespace gptq::cpu {
@@ -20,7 +22,7 @@ template <typename T>
 struct HessianFactor {
   bool ok = false;            // false: every attempt failed
   int64_t n = 0;
-  std::vector<T> l;           // column-major [n, n]; lower triangle holds L
+  LargeBuffer<T> l;           // column-major [n, n]; lower triangle holds L
   double damp_percent = 0.0;  // damping of the successful (or last) attempt
   int retries = 0;            // failed attempts
 };
