@@ -1,8 +1,10 @@
 #include "matmul_weights.h"
 
+#include <algorithm>
 #include <memory>
 
 #include "half.h"
+#include "thread_pool.h"
 
 namespace gptq::cpu {
 
@@ -49,18 +51,22 @@ std::unique_ptr<PreparedWeights> prepare_matmul_weights(const QTensorData &q) {
       m->zero[at] = static_cast<float>(q.zeros[slot_group[t] * m->n + r]);
     }
   m->codes.assign(static_cast<size_t>(m->tiles * m->chunks() * kChunkBytes), 0);
+  // Tile by tile on the pool (rows of one tile share cache lines).
   const int64_t width = m->chunk_columns(), chunks = m->chunks();
   const int field = m->field_bits();
-  for (int64_t r = 0; r < m->n; ++r) {
-    const uint8_t *src = &q.codes[r * m->k];
-    uint8_t *row = &m->codes[(r / kTileRows) * chunks * kChunkBytes] + 4 * (r % kTileRows);
-    const int32_t *source = m->source.data();
-    for (int64_t chunk = 0; chunk < chunks; ++chunk, source += width) {
-      uint8_t *dst = row + chunk * kChunkBytes;
-      for (int64_t c = 0; c < width; ++c)
-        if (source[c] >= 0) dst[c % 4] |= static_cast<uint8_t>(src[source[c]] << (static_cast<int>(c / 4) * field));
+  ThreadPool::instance().parallel_for(m->tiles, 0, [&](int64_t tile) {
+    for (int64_t r = tile * kTileRows; r < std::min(m->n, (tile + 1) * kTileRows); ++r) {
+      const uint8_t *src = &q.codes[r * m->k];
+      uint8_t *row = &m->codes[tile * chunks * kChunkBytes] + 4 * (r % kTileRows);
+      const int32_t *source = m->source.data();
+      for (int64_t chunk = 0; chunk < chunks; ++chunk, source += width) {
+        uint8_t *dst = row + chunk * kChunkBytes;
+        for (int64_t c = 0; c < width; ++c)
+          if (source[c] >= 0)
+            dst[c % 4] |= static_cast<uint8_t>(src[source[c]] << (static_cast<int>(c / 4) * field));
+      }
     }
-  }
+  });
   return m;
 }
 
