@@ -1,13 +1,14 @@
 // An uninitialized array for the solver's big work matrices (the K×K
 // Cholesky factor: 485 MB for K = 11008). std::vector value-initializes,
-// and first-touching 4 KiB pages one fault at a time cost about 1 s for such
+// and first-touching 4 KiB pages one fault at a time cost about 0.7 s for such
 // a factor on the VMs measured (bench/RESULTS.md); here nothing is written
-// before the solver writes it, and on Linux the memory is 2 MiB-aligned and
-// asks for transparent huge pages (honoured when THP is "madvise" or
-// "always"; elsewhere it is plain memory).
+// before the solver writes it, and on Linux arrays of 2 MiB or more are
+// 2 MiB-aligned and ask for transparent huge pages (honoured when THP is
+// "madvise" or "always"; elsewhere it is plain memory).
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 
@@ -22,13 +23,18 @@ class LargeBuffer {
  public:
   LargeBuffer() = default;
   explicit LargeBuffer(size_t count) : count_(count) {
-    constexpr size_t kHuge = size_t(2) << 20;
-    const size_t bytes = (count * sizeof(T) + kHuge - 1) / kHuge * kHuge;
-    if (bytes == 0) return;
-    data_ = static_cast<T *>(std::aligned_alloc(kHuge, bytes));
+    constexpr size_t kHuge = size_t(2) << 20, kLine = 64;
+    if (count == 0) return;
+    if (count > SIZE_MAX / sizeof(T) - kHuge) throw std::bad_alloc();
+    // Arrays under one huge page stay ordinary (a huge page would make the
+    // first touch zero 2 MiB for a small layer's few KiB).
+    const bool huge = count * sizeof(T) >= kHuge;
+    const size_t align = huge ? kHuge : kLine;
+    const size_t bytes = (count * sizeof(T) + align - 1) / align * align;
+    data_ = static_cast<T *>(std::aligned_alloc(align, bytes));
     if (data_ == nullptr) throw std::bad_alloc();
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-    madvise(data_, bytes, MADV_HUGEPAGE);  // advice only: failure changes nothing
+    if (huge) madvise(data_, bytes, MADV_HUGEPAGE);  // advice only: failure changes nothing
 #endif
   }
   ~LargeBuffer() { std::free(data_); }
