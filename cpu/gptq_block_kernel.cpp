@@ -37,10 +37,24 @@ __attribute__((always_inline)) inline double block_rows(const BlockArgs<T> &a, i
     const int64_t lanes = std::min(kLanes, r1 - t0);
     // wt[i][l]: column i of the block for row t0+l (the tile's scratch area).
     T(*wt)[kLanes] = reinterpret_cast<T(*)[kLanes]>(a.scratch + t0 * count);
+    // The rows' block-start weights, assembled here, just before they are
+    // read (the GEMM before the block streams all of W, so these rows of W
+    // are then in cache when the block's residuals are written back), into
+    // the state and, for the block's own columns, straight into the lanes.
+    // Row index j of the state is position s_end−1−j: the block's column i
+    // is j = span−1−i.
+    const int64_t first = a.span - count;
     for (int64_t l = 0; l < kLanes; ++l) {
       if (l < lanes) {
-        const T *row = a.state + (t0 + l) * a.span + (a.s_end - 1 - a.i1);  // position i1+i at row[-i]
-        for (int64_t i = 0; i < count; ++i) wt[i][l] = row[-i];
+        const T *src = a.w + (t0 + l) * k + a.c0;
+        T *dst = a.state + (t0 + l) * a.span;
+        if (a.update != nullptr) {
+          const T *add = a.update + (t0 + l) * a.span;
+          for (int64_t j = 0; j < a.span; ++j) dst[j] = src[j] + add[j];
+        } else {
+          for (int64_t j = 0; j < a.span; ++j) dst[j] = src[j];
+        }
+        for (int64_t j = first; j < a.span; ++j) wt[a.span - 1 - j][l] = dst[j];
       } else {
         for (int64_t i = 0; i < count; ++i) wt[i][l] = T(0);  // padding lanes: never stored
       }

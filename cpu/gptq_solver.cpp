@@ -230,7 +230,7 @@ QTensorData gptq_solve(const T *h_upper, LargeBuffer<T> w, int64_t n, int64_t k,
     const int64_t c0 = k - s_end;
 
     // state = W_S (original weights, reversed) + the update below, built
-    // row by row in the parallel pass.
+    // row by row by the block kernel.
     const bool updated = feed_errors && i1 > 0;
     if (updated) {
       const auto blas_start = std::chrono::steady_clock::now();
@@ -260,20 +260,9 @@ QTensorData gptq_solve(const T *h_upper, LargeBuffer<T> w, int64_t n, int64_t k,
     args.count = count;
     args.s_end = s_end;
     args.span = span;
+    args.c0 = c0;
+    args.update = updated ? update.data() : nullptr;
     for_row_ranges([&](int64_t t, int64_t r0, int64_t r1) {
-      // Assembling the state here, just before the kernel reads it and
-      // rewrites the block's weights, finds those rows' weights in cache
-      // (the GEMM in between streams all of W).
-      for (int64_t r = r0; r < r1; ++r) {
-        T *dst = &state[r * span];
-        const T *src = &w[r * k + c0];
-        if (updated) {
-          const T *add = &update[r * span];
-          for (int64_t j = 0; j < span; ++j) dst[j] = src[j] + add[j];
-        } else {
-          std::copy(src, src + span, dst);
-        }
-      }
       loss_parts[t] = gptq_block_rows(args, r0, r1);
     });
     for (double part : loss_parts) loss += part;
