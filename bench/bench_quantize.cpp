@@ -9,7 +9,7 @@
 // rate. Speed against the reference implementation: see
 // bench/reference_gptq.py.
 //
-//   build/bench/bench_quantize [--reps 3] [--shapes 4096x4096,11008x4096,4096x11008] [--breakdown 1]
+//   build/bench/bench_quantize [--reps 3] [--shapes 4096x4096,11008x4096,4096x11008] [--breakdown 1] [--threads N]
 // --breakdown 1 prints the solver's own split of every timed run (factor,
 // block loop, GEMM + TRSM) from its DEBUG log line.
 #include <cblas.h>
@@ -33,11 +33,13 @@ void print_breakdown(gptq_log_level, const char *message, void *) {
 int main(int argc, char **argv) {
   int reps = 3;
   bool breakdown = false;
+  int threads = 0;
   std::string shapes = "4096x4096,11008x4096,4096x11008";
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--shapes")) shapes = argv[i + 1];
     if (!std::strcmp(argv[i], "--breakdown")) breakdown = std::atoi(argv[i + 1]) != 0;
+    if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
   }
   std::printf("# gptq_quantize vs the bound set by OpenBLAS sgemm measured in the same run\n");
   std::printf("# 4-bit, group 128, sym, block 128, F32; median of %d interleaved repetitions\n", reps);
@@ -62,6 +64,7 @@ int main(int argc, char **argv) {
       gptq_config cfg;
       gptq_config_default(&cfg);
       cfg.act_order = act;
+      cfg.num_threads = threads;  // the library's own loops; OpenBLAS keeps its setting
       if (breakdown) {
         cfg.log = print_breakdown;
         cfg.log_level = GPTQ_LOG_DEBUG;

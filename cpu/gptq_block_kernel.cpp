@@ -115,10 +115,10 @@ __attribute__((always_inline)) inline double block_rows(const BlockArgs<T> &a, i
       loss += lane_loss[l];
       // The original weights of the block become the residuals w − q.
       T *w = a.w + (t0 + l) * k + (k - 1 - a.i1);  // position i1+i at w[-i]
-      uint8_t *codes = a.codes + (t0 + l) * k;
+      uint8_t *codes = a.codes + (t0 + l) * count;
       for (int64_t i = 0; i < count; ++i) {
         w[-i] -= wt[i][l];
-        codes[a.perm[a.i1 + i]] = tile_codes[i * kLanes + l];
+        codes[i] = tile_codes[i * kLanes + l];
       }
     }
   }

@@ -37,8 +37,9 @@ struct BlockArgs {
   T norm;
   int grid, shrink_steps;
   // Outputs.
-  uint8_t *codes;           // [N, K], original column order
-  const int64_t *perm;      // position → original column
+  uint8_t *codes;           // [N, count]: the block's codes, row by row, in
+                            // position order (contiguous per block, so that
+                            // a tile's writes are 16·count consecutive bytes)
   T *scratch;               // [N rounded up to 16, count]: the block's columns
                             // while they update, 16 rows at a time
 };
