@@ -114,6 +114,42 @@ INSTANTIATE_TEST_SUITE_P(Layouts, MatmulKernels,
                                            Case{5, 32, false}, Case{6, 64, true}, Case{7, -1, false},
                                            Case{8, 128, true}, Case{8, 24, false}));
 
+TEST(MatmulKernels, FewerOutputRowsThanOneTile) {
+  // Output rows come in tiles of 16 inside; 5 rows fill part of one tile,
+  // whose other lanes must never reach y.
+  for (int bits : {2, 3, 4, 8}) {
+    const Layer l = make_layer(Case{bits, 32, bits == 3}, 5, 96);
+    ASSERT_TRUE(l.q);
+    for (int int8 = 0; int8 <= 1; ++int8)
+      for (int64_t rows : {1, 3}) {
+        const std::vector<float> x = correlated_activations(rows, l.in, 60 + rows);
+        std::vector<double> want, magnitude;
+        reference(l, x, rows, want, magnitude);
+        gptq_matmul_options opts;
+        gptq_matmul_options_default(&opts);
+        opts.int8_activations = int8;
+        std::vector<float> y(rows * l.out + 16, -7.0f);  // room past the end, to catch stray stores
+        ASSERT_EQ(gptq_matmul_ex(l.q.get(), x.data(), GPTQ_DTYPE_F32, rows, l.in, nullptr, y.data(), y.size(), &opts),
+                  GPTQ_OK)
+            << gptq_last_error();
+        for (size_t i = rows * l.out; i < y.size(); ++i) ASSERT_EQ(y[i], -7.0f) << "bits " << bits;
+        for (int64_t i = 0; i < rows * l.out; ++i) {
+          // int8: each activation within amax/254 of x; |w| summed is a safe bound.
+          double bound = 2e-6 * magnitude[i] + 1e-7;
+          if (int8 && bits <= 4) {
+            const int64_t m = i / l.out, o = i % l.out;
+            float amax = 0;
+            for (int64_t j = 0; j < l.in; ++j) amax = std::max(amax, std::abs(x[m * l.in + j]));
+            double wsum = 0;
+            for (int64_t j = 0; j < l.in; ++j) wsum += std::abs(l.w[o * l.in + j]);
+            bound = amax / 254.0 * wsum * 1.001 + 1e-6 * magnitude[i];
+          }
+          ASSERT_NEAR(y[i], want[i], bound) << "bits " << bits << " int8 " << int8 << " rows " << rows << " i " << i;
+        }
+      }
+  }
+}
+
 TEST(MatmulKernels, Int8IsCloseOnRealisticLayer) {
   // The documented size of the int8 error: ~1% relative L2 error of y on
   // LLM-like activations with outlier channels (1.04% measured here).
