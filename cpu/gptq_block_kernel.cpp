@@ -16,6 +16,21 @@ namespace {
 // (a scalar of U times the lane vector of errors).
 constexpr int64_t kLanes = 16;
 
+// kLanes values of T as one GCC vector (one zmm of floats on AVX-512), at
+// T's alignment, allowed to alias T arrays.
+template <typename T>
+struct LaneVector;
+template <>
+struct LaneVector<float> {
+  typedef float type __attribute__((vector_size(kLanes * sizeof(float)), aligned(sizeof(float)), may_alias));
+};
+template <>
+struct LaneVector<double> {
+  typedef double type __attribute__((vector_size(kLanes * sizeof(double)), aligned(sizeof(double)), may_alias));
+};
+template <typename T>
+using Lanes = typename LaneVector<T>::type;
+
 template <typename T>
 __attribute__((always_inline)) inline double block_rows(const BlockArgs<T> &a, int64_t r0,
                                                         int64_t r1) {
@@ -102,10 +117,14 @@ __attribute__((always_inline)) inline double block_rows(const BlockArgs<T> &a, i
           e[l] = diff[l] / d;
           lane_loss[l] += static_cast<double>(e[l] * e[l]) / 2.0;
         }
-        for (int64_t t = i + 1; t < count; ++t) {
-          const T u = u_row[t];
-          for (int64_t l = 0; l < kLanes; ++l) wt[t][l] -= e[l] * u;
-        }
+        // One vector operation per later column. Written with GCC's vector
+        // type because, as a loop over lanes, GCC vectorized the loop over
+        // columns instead, transposing 16 × 16 tiles in and out: half of
+        // the kernel's time. Same multiply and subtract per element.
+        Lanes<T> ev;
+        for (int64_t l = 0; l < kLanes; ++l) ev[l] = e[l];
+        Lanes<T> *rows = reinterpret_cast<Lanes<T> *>(wt);
+        for (int64_t t = i + 1; t < count; ++t) rows[t] -= ev * u_row[t];
       } else {
         for (int64_t l = 0; l < kLanes; ++l)
           lane_loss[l] += static_cast<double>(diff[l] * diff[l]) / 2.0;
