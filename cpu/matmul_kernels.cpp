@@ -303,50 +303,27 @@ GPTQ_AVX2 void f32_avx2_tiles(const CpuMatmulWeights &w, const KernelInput &in, 
     }
 }
 
-#endif  // GPTQ_X86
-
 using TileKernel = void (*)(const CpuMatmulWeights &, const KernelInput &, int64_t, int64_t, float *, int64_t);
 
-// The instantiation for (rows of x, codes per byte).
-template <template <int, int> class K>
-TileKernel pick(int64_t rows, int cpb) {
+// Every instantiation of a tile kernel, indexed [rows of x − 1][codes per
+// byte 1, 2, 4], and the one for a call.
+#define GPTQ_TILE_KERNELS(FN)                              \
+  {                                                        \
+    {FN<1, 1>, FN<1, 2>, FN<1, 4>}, {FN<2, 1>, FN<2, 2>, FN<2, 4>}, \
+        {FN<3, 1>, FN<3, 2>, FN<3, 4>}, {FN<4, 1>, FN<4, 2>, FN<4, 4>} \
+  }
+
+TileKernel pick(const TileKernel (&table)[4][3], int64_t rows, int cpb) {
   const int r = static_cast<int>(std::clamp<int64_t>(rows, 1, kKernelRows)) - 1;
-  const int c = cpb == 1 ? 0 : cpb == 2 ? 1 : 2;
-  static constexpr TileKernel table[4][3] = {
-      {K<1, 1>::run, K<1, 2>::run, K<1, 4>::run},
-      {K<2, 1>::run, K<2, 2>::run, K<2, 4>::run},
-      {K<3, 1>::run, K<3, 2>::run, K<3, 4>::run},
-      {K<4, 1>::run, K<4, 2>::run, K<4, 4>::run},
-  };
-  return table[r][c];
+  return table[r][cpb == 1 ? 0 : cpb == 2 ? 1 : 2];
 }
 
-#ifdef GPTQ_X86
-template <int R, int C>
-struct Int8Vnni {
-  static void run(const CpuMatmulWeights &w, const KernelInput &in, int64_t a, int64_t b, float *y, int64_t l) {
-    int8_vnni_tiles<R, C>(w, in, a, b, y, l);
-  }
-};
-template <int R, int C>
-struct Int8Avx2 {
-  static void run(const CpuMatmulWeights &w, const KernelInput &in, int64_t a, int64_t b, float *y, int64_t l) {
-    int8_avx2_tiles<R, C>(w, in, a, b, y, l);
-  }
-};
-template <int R, int C>
-struct F32Avx512 {
-  static void run(const CpuMatmulWeights &w, const KernelInput &in, int64_t a, int64_t b, float *y, int64_t l) {
-    f32_avx512_tiles<R, C>(w, in, a, b, y, l);
-  }
-};
-template <int R, int C>
-struct F32Avx2 {
-  static void run(const CpuMatmulWeights &w, const KernelInput &in, int64_t a, int64_t b, float *y, int64_t l) {
-    f32_avx2_tiles<R, C>(w, in, a, b, y, l);
-  }
-};
-#endif
+constexpr TileKernel kInt8Vnni[4][3] = GPTQ_TILE_KERNELS(int8_vnni_tiles);
+constexpr TileKernel kInt8Avx2[4][3] = GPTQ_TILE_KERNELS(int8_avx2_tiles);
+constexpr TileKernel kF32Avx512[4][3] = GPTQ_TILE_KERNELS(f32_avx512_tiles);
+constexpr TileKernel kF32Avx2[4][3] = GPTQ_TILE_KERNELS(f32_avx2_tiles);
+
+#endif  // GPTQ_X86
 
 // Which kernels run: the best the CPU has, or less when GPTQ_CPU_KERNELS asks
 // (portable, avx2, avx512, avx512vnni), e.g. to test every build on one
@@ -395,8 +372,8 @@ const Isa kIsa = kSelection.isa;
 void matmul_tiles_f32(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0, int64_t tile1, float *y,
                       int64_t ldy) {
 #ifdef GPTQ_X86
-  if (kIsa >= Isa::kAvx512) return pick<F32Avx512>(in.rows, w.codes_per_byte)(w, in, tile0, tile1, y, ldy);
-  if (kIsa == Isa::kAvx2) return pick<F32Avx2>(in.rows, w.codes_per_byte)(w, in, tile0, tile1, y, ldy);
+  if (kIsa >= Isa::kAvx512) return pick(kF32Avx512, in.rows, w.codes_per_byte)(w, in, tile0, tile1, y, ldy);
+  if (kIsa == Isa::kAvx2) return pick(kF32Avx2, in.rows, w.codes_per_byte)(w, in, tile0, tile1, y, ldy);
 #endif
   f32_portable(w, in, tile0, tile1, y, ldy);
 }
@@ -404,8 +381,8 @@ void matmul_tiles_f32(const CpuMatmulWeights &w, const KernelInput &in, int64_t 
 void matmul_tiles_int8(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0, int64_t tile1, float *y,
                        int64_t ldy) {
 #ifdef GPTQ_X86
-  if (kIsa == Isa::kVnni) return pick<Int8Vnni>(in.rows, w.codes_per_byte)(w, in, tile0, tile1, y, ldy);
-  if (kIsa >= Isa::kAvx2) return pick<Int8Avx2>(in.rows, w.codes_per_byte)(w, in, tile0, tile1, y, ldy);
+  if (kIsa == Isa::kVnni) return pick(kInt8Vnni, in.rows, w.codes_per_byte)(w, in, tile0, tile1, y, ldy);
+  if (kIsa >= Isa::kAvx2) return pick(kInt8Avx2, in.rows, w.codes_per_byte)(w, in, tile0, tile1, y, ldy);
 #endif
   int8_portable(w, in, tile0, tile1, y, ldy);
 }
