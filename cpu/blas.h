@@ -28,11 +28,18 @@ inline void syrk_upper_at_a(int n, int k, double alpha, const double *a, double 
   cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, n, k, alpha, a, n, beta, c, n);
 }
 
-// Cholesky A = L·Lᵀ of a column-major symmetric matrix (lower triangle used
-// and overwritten). Returns LAPACK's info: 0 on success, > 0 if not positive
-// definite.
-inline int potrf_lower(int n, float *a) { return LAPACKE_spotrf(LAPACK_COL_MAJOR, 'L', n, a, n); }
-inline int potrf_lower(int n, double *a) { return LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', n, a, n); }
+// Cholesky A = L·Lᵀ of a symmetric matrix whose lower triangle is stored
+// row-major (a[i·n + j], j <= i), overwritten by L in the same places. To
+// LAPACK that is the column-major upper triangle, factored as A = Uᵀ·U with
+// U = Lᵀ. The _work form: the caller's matrix is finite by construction, and
+// LAPACKE's NaN scan of the whole triangle would read it once more. Returns
+// LAPACK's info: 0 on success, > 0 if not positive definite.
+inline int potrf_lower_rowmajor(int n, float *a) {
+  return LAPACKE_spotrf_work(LAPACK_COL_MAJOR, 'U', n, a, n);
+}
+inline int potrf_lower_rowmajor(int n, double *a) {
+  return LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, 'U', n, a, n);
+}
 
 // In-place inverse of a column-major lower-triangular matrix.
 inline int trtri_lower(int n, float *a) {
@@ -42,15 +49,14 @@ inline int trtri_lower(int n, double *a) {
   return LAPACKE_dtrtri(LAPACK_COL_MAJOR, 'L', 'N', n, a, n);
 }
 
-// Solves X·Mᵀ = B in place (B row-major [m, n], ldb), M upper-triangular
-// row-major [n, n] with leading dimension ldm — i.e. M is a column-major
-// lower-triangular L seen row-major, and this solves X·L = B.
-inline void trsm_right_lower_colmajor(int m, int n, const float *l, int ldl, float *b, int ldb) {
-  cblas_strsm(CblasRowMajor, CblasRight, CblasUpper, CblasTrans, CblasNonUnit, m, n, 1.0f, l, ldl,
+// Solves X·L = B in place (B row-major [m, n], ldb) for L lower-triangular,
+// row-major [n, n] with leading dimension ldl.
+inline void trsm_right_lower_rowmajor(int m, int n, const float *l, int ldl, float *b, int ldb) {
+  cblas_strsm(CblasRowMajor, CblasRight, CblasLower, CblasNoTrans, CblasNonUnit, m, n, 1.0f, l, ldl,
               b, ldb);
 }
-inline void trsm_right_lower_colmajor(int m, int n, const double *l, int ldl, double *b, int ldb) {
-  cblas_dtrsm(CblasRowMajor, CblasRight, CblasUpper, CblasTrans, CblasNonUnit, m, n, 1.0, l, ldl,
+inline void trsm_right_lower_rowmajor(int m, int n, const double *l, int ldl, double *b, int ldb) {
+  cblas_dtrsm(CblasRowMajor, CblasRight, CblasLower, CblasNoTrans, CblasNonUnit, m, n, 1.0, l, ldl,
               b, ldb);
 }
 

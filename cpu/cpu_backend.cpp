@@ -25,10 +25,10 @@ class CpuBackend final : public Backend {
     return std::make_unique<CpuHessian<float>>(dim);
   }
 
-  QTensorData quantize(const Hessian &hessian, const QuantizeJob &job,
+  QTensorData quantize(Hessian &hessian, const QuantizeJob &job,
                        gptq_quant_stats &stats) override {
-    if (auto *h32 = dynamic_cast<const CpuHessian<float> *>(&hessian)) return run(*h32, job, stats);
-    if (auto *h64 = dynamic_cast<const CpuHessian<double> *>(&hessian)) return run(*h64, job, stats);
+    if (auto *h32 = dynamic_cast<CpuHessian<float> *>(&hessian)) return run(*h32, job, stats);
+    if (auto *h64 = dynamic_cast<CpuHessian<double> *>(&hessian)) return run(*h64, job, stats);
     throw Error(GPTQ_ERR_INTERNAL, "gptq_quantize: the Hessian does not belong to the CPU backend");
   }
 
@@ -47,12 +47,12 @@ class CpuBackend final : public Backend {
 
  private:
   template <typename T>
-  static QTensorData run(const CpuHessian<T> &hessian, const QuantizeJob &job,
+  static QTensorData run(CpuHessian<T> &hessian, const QuantizeJob &job,
                          gptq_quant_stats &stats) {
     const int64_t k = hessian.dim();
     LargeBuffer<T> w(static_cast<size_t>(job.out_features * k));
     convert_to<T>(job.weights, job.dtype, job.out_features * k, w.data());
-    return gptq_solve<T>(hessian.upper(), std::move(w), job.out_features, k, job.config,
+    return gptq_solve<T>(hessian.storage(), std::move(w), job.out_features, k, job.config,
                          job.logger, stats);
   }
 };

@@ -20,7 +20,9 @@ class CpuHessian final : public Hessian {
   void export_to(double *h) const override;
 
   // Row-major [dim, dim]; only the upper triangle (j >= i) is meaningful.
-  const T *upper() const { return upper_.data(); }
+  // Writable: the solver builds its Cholesky factor below the diagonal and
+  // restores the diagonal (see hessian_factor.h).
+  T *storage() { return upper_.data(); }
 
  private:
   int64_t dim_;

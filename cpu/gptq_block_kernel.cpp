@@ -64,7 +64,7 @@ __attribute__((always_inline)) inline double block_rows(const BlockArgs<T> &a, i
         const T *src = a.w + (t0 + l) * k + a.c0;
         T *dst = a.state + (t0 + l) * a.span;
         if (a.update != nullptr) {
-          const T *add = a.update + (t0 + l) * a.span;
+          const T *add = a.update + (t0 + l) * a.update_ld;
           for (int64_t j = 0; j < a.span; ++j) dst[j] = src[j] + add[j];
         } else {
           for (int64_t j = 0; j < a.span; ++j) dst[j] = src[j];

@@ -19,11 +19,12 @@ struct BlockArgs {
   int64_t i1, count;    // the block: positions [i1, i1+count)
   // The block-start weights of positions [i1, s_end), reversed: position p
   // of row r at state[r·span + (s_end-1-p)]. The kernel writes them for its
-  // rows: W's reversed columns [c0, c0+span), plus update (same layout as
-  // state) unless it is null.
+  // rows: W's reversed columns [c0, c0+span), plus update (row r at
+  // update[r·update_ld], same column order as state) unless it is null.
   T *state;
   int64_t s_end, span, c0;
   const T *update;
+  int64_t update_ld;
   const T *u_tile;      // [count, count] row-major: U[i1+a][i1+b], upper part
   bool feed_errors;     // false: round-to-nearest (U = I, nothing fed forward)
   // Groups.

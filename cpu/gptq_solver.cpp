@@ -26,10 +26,12 @@ namespace gptq::cpu {
 // residual R = W − Q, and the weights of later columns as they stand at the
 // start of block [i1, i2) — the only weights the reference ever reads — are
 //   W_S + R[:, :i1] · V[:i1, S] · V_SS⁻¹          for S = [i1, s_end)
-// (from V·U = I, U upper). That is one GEMM and one triangular solve per
-// block: the same N·K² multiply-adds as the reference's lazy update, with no
-// triangular inverse of the whole K×K factor (a third of the factorization
-// work). Inside a block the errors are fed forward through U's diagonal tile,
+// (from V·U = I, U upper). The product R[:, :i1]·V[:i1, S] is a sum over
+// past blocks, so it is kept for all later columns and grown by one GEMM
+// after each block (R_b·V[b, later], right-looking like the reference's
+// lazy update), and each block then needs one triangular solve: the same
+// N·K² multiply-adds as the reference, with no triangular inverse of the
+// whole K×K factor (a third of the factorization work). Inside a block the errors are fed forward through U's diagonal tile,
 // the inverse of V's block-sized tile.
 
 namespace {
@@ -52,14 +54,16 @@ std::vector<int64_t> act_order_permutation(const std::vector<T> &diag) {
   return perm;
 }
 
-// Lower triangle (column-major) of A = J·Hp·J, Hp = H[perm][:, perm] with dead
-// diagonals set to 1: A[a + b·K] = H[rperm[a]][rperm[b]], rperm[c] = perm[K−1−c].
+// Lower triangle (row-major, a[a·K + b] for b <= a) of A = J·Hp·J, Hp =
+// H[perm][:, perm] with dead diagonals set to 1 (`diag`):
+// A[a][b] = H[rperm[a]][rperm[b]], rperm[c] = perm[K−1−c]. H is read above
+// its diagonal only, so `a` may be H's own storage (see hessian_factor.h).
 // Tiled so that both the reads (rows of H's upper triangle) and the writes
-// (columns of A) stay in cache; strips of tiles run in parallel (with
-// act-order every read is its own cache line, and for K = 11008 one thread
-// took 0.47 s).
+// stay in cache; strips of tiles run in parallel (with act-order every read
+// is its own cache line, and for K = 11008 one thread took 0.47 s).
 template <typename T>
-void fill_reversed_hessian(const T *h_upper, int64_t k, const std::vector<int64_t> &rperm, T *a, int threads) {
+void fill_reversed_hessian(const T *h_upper, int64_t k, const std::vector<int64_t> &rperm,
+                           const std::vector<T> &diag, T *a, int threads) {
   constexpr int64_t kTile = 64;
   ThreadPool::instance().parallel_for((k + kTile - 1) / kTile, threads, [&](int64_t strip) {
     const int64_t a0 = strip * kTile, a1 = std::min(k, a0 + kTile);
@@ -67,21 +71,21 @@ void fill_reversed_hessian(const T *h_upper, int64_t k, const std::vector<int64_
       const int64_t b1 = std::min(k, b0 + kTile);
       for (int64_t ai = a0; ai < a1; ++ai) {
         const int64_t i = rperm[ai];
-        for (int64_t bj = b0; bj < std::min(b1, ai + 1); ++bj) {
+        T *row = a + ai * k;
+        for (int64_t bj = b0; bj < std::min(b1, ai); ++bj) {
           const int64_t j = rperm[bj];
-          a[ai + bj * k] = i <= j ? h_upper[i * k + j] : h_upper[j * k + i];
+          row[bj] = i < j ? h_upper[i * k + j] : h_upper[j * k + i];
         }
+        if (ai < b1) row[ai] = diag[i];
       }
     }
   });
-  for (int64_t c = 0; c < k; ++c)
-    if (a[c + c * k] == T(0)) a[c + c * k] = T(1);
 }
 
 }  // namespace
 
 template <typename T>
-QTensorData gptq_solve(const T *h_upper, LargeBuffer<T> w, int64_t n, int64_t k,
+QTensorData gptq_solve(T *h_upper, LargeBuffer<T> w, int64_t n, int64_t k,
                        const gptq_config &config, const Logger &logger, gptq_quant_stats &stats) {
   const auto start = std::chrono::steady_clock::now();
   const Quantizer<T> quant = Quantizer<T>::from_config(config);
@@ -154,9 +158,9 @@ QTensorData gptq_solve(const T *h_upper, LargeBuffer<T> w, int64_t n, int64_t k,
 
   const auto factor_start = std::chrono::steady_clock::now();
   const HessianFactor<T> factor = hessian_factor<T>(
-      k, diag_sum / static_cast<double>(k),
-      [&](T *a) { fill_reversed_hessian(h_upper, k, rperm, a, threads); }, config.damp_percent,
-      config.damp_increment, logger);
+      h_upper, k, diag_sum / static_cast<double>(k),
+      [&](T *a) { fill_reversed_hessian(h_upper, k, rperm, diag, a, threads); },
+      config.damp_percent, config.damp_increment, logger);
   const double factor_seconds = seconds_since(factor_start);
   stats.damp_percent_used = factor.damp_percent;
   stats.damp_retries = factor.retries;
@@ -172,7 +176,7 @@ QTensorData gptq_solve(const T *h_upper, LargeBuffer<T> w, int64_t n, int64_t k,
                                   std::to_string(factor.damp_percent) + " after " +
                                   std::to_string(factor.retries) + " failed attempts");
   }
-  const T *l = factor.l.data();  // column-major [K, K], lower
+  const T *l = factor.l();  // row-major [K, K], lower
 
   QTensorData q;
   q.out_features = n;
@@ -191,7 +195,10 @@ QTensorData gptq_solve(const T *h_upper, LargeBuffer<T> w, int64_t n, int64_t k,
   std::vector<T> scratch(static_cast<size_t>((n + 15) / 16 * 16 * block));
   std::vector<T> u_tile(static_cast<size_t>(block * block));
   std::vector<T> tile(static_cast<size_t>(block * block));
-  std::vector<T> update(static_cast<size_t>(n * max_span));  // the GEMM + TRSM result, reused
+  // The lazy update accumulated for positions not yet reached (see below),
+  // in reversed column order like w: [N, K], filled by the first block's GEMM.
+  LargeBuffer<T> pending(feed_errors && k > block ? static_cast<size_t>(n * k) : 0);
+  std::vector<T> extended;  // pending's columns of S when S reaches past the block
   std::vector<double> loss_parts(static_cast<size_t>(row_tasks));
   double loss = 0.0, blas_seconds = 0.0;
 
@@ -235,17 +242,25 @@ QTensorData gptq_solve(const T *h_upper, LargeBuffer<T> w, int64_t n, int64_t k,
     // state = W_S (original weights, reversed) + the update below, built
     // row by row by the block kernel.
     const bool updated = feed_errors && i1 > 0;
+    T *update = nullptr;
+    int64_t update_ld = 0;
     if (updated) {
       const auto blas_start = std::chrono::steady_clock::now();
-      // ... + R[:, :i1]·V[:i1, S]·V_SS⁻¹. Reversed, R[:, :i1] is w's columns
-      // [k−i1, k), V[:i1, S] is L's rows [k−i1, k) × columns [c0, k−i1),
-      // and V_SS is L's diagonal block [c0, k−i1): a GEMM, then X·L_SS = Y.
-      T *y = update.data();
-      gemm(true, static_cast<int>(n), static_cast<int>(span), static_cast<int>(i1), T(1),
-           &w[k - i1], static_cast<int>(k), l + c0 * k + (k - i1), static_cast<int>(k), T(0),
-           y, static_cast<int>(span));
-      trsm_right_lower_colmajor(static_cast<int>(n), static_cast<int>(span), l + c0 + c0 * k,
-                                static_cast<int>(k), y, static_cast<int>(span));
+      // ... + Y_S·V_SS⁻¹ with Y_S = R[:, :i1]·V[:i1, S], pending's columns
+      // [c0, k−i1). V_SS is L's diagonal block [c0, k−i1): solve X·L_SS = Y_S
+      // in place when S is the block (those columns are not read again),
+      // else on a copy (the columns past the block are still accumulating).
+      update = &pending[c0];
+      update_ld = k;
+      if (span > count) {
+        extended.resize(static_cast<size_t>(n * span));
+        for (int64_t r = 0; r < n; ++r)
+          std::copy_n(&pending[r * k + c0], span, &extended[r * span]);
+        update = extended.data();
+        update_ld = span;
+      }
+      trsm_right_lower_rowmajor(static_cast<int>(n), static_cast<int>(span), l + c0 * k + c0,
+                                static_cast<int>(k), update, static_cast<int>(update_ld));
       blas_seconds += seconds_since(blas_start);
     }
     if (feed_errors) {
@@ -253,7 +268,7 @@ QTensorData gptq_solve(const T *h_upper, LargeBuffer<T> w, int64_t n, int64_t k,
       // block [k−i2, k−i1) of L.
       for (int64_t b = 0; b < count; ++b)
         for (int64_t a = 0; a < count; ++a)
-          tile[a + b * count] = a >= b ? l[(k - i2 + a) + (k - i2 + b) * k] : T(0);
+          tile[a + b * count] = a >= b ? l[(k - i2 + a) * k + (k - i2 + b)] : T(0);
       trtri_lower(static_cast<int>(count), tile.data());
       for (int64_t a = 0; a < count; ++a)
         for (int64_t b = a; b < count; ++b)
@@ -264,12 +279,27 @@ QTensorData gptq_solve(const T *h_upper, LargeBuffer<T> w, int64_t n, int64_t k,
     args.s_end = s_end;
     args.span = span;
     args.c0 = c0;
-    args.update = updated ? update.data() : nullptr;
+    args.update = update;
+    args.update_ld = update_ld;
     args.codes = block_codes.data() + i1 * n;
     for_row_ranges([&](int64_t t, int64_t r0, int64_t r1) {
       loss_parts[t] = gptq_block_rows(args, r0, r1);
     });
     for (double part : loss_parts) loss += part;
+
+    // Right-looking: the block's residuals R_b (w's reversed columns
+    // [k−i2, k−i1)) times V[b, later] (L's rows [k−i2, k−i1) × columns
+    // [0, k−i2)) added to every later position's pending update. A rank-
+    // `block` update of a wide matrix: the big operand is C, which BLAS
+    // streams once, where a deep product R[:, :i1]·V[:i1, S] per block
+    // repacked all of R every block (~10% of the solve in sgemm's copy).
+    if (feed_errors && i2 < k) {
+      const auto blas_start = std::chrono::steady_clock::now();
+      gemm(false, static_cast<int>(n), static_cast<int>(k - i2), static_cast<int>(count), T(1),
+           &w[k - i2], static_cast<int>(k), l + (k - i2) * k, static_cast<int>(k),
+           i1 == 0 ? T(0) : T(1), pending.data(), static_cast<int>(k));
+      blas_seconds += seconds_since(blas_start);
+    }
 
     if (config.progress != nullptr && config.progress(i2, k, config.progress_user_data) != 0)
       throw Error(GPTQ_ERR_CANCELLED, "gptq_quantize: cancelled by the progress callback after " +
@@ -313,9 +343,9 @@ QTensorData gptq_solve(const T *h_upper, LargeBuffer<T> w, int64_t n, int64_t k,
   return q;
 }
 
-template QTensorData gptq_solve<float>(const float *, LargeBuffer<float>, int64_t, int64_t,
+template QTensorData gptq_solve<float>(float *, LargeBuffer<float>, int64_t, int64_t,
                                        const gptq_config &, const Logger &, gptq_quant_stats &);
-template QTensorData gptq_solve<double>(const double *, LargeBuffer<double>, int64_t, int64_t,
+template QTensorData gptq_solve<double>(double *, LargeBuffer<double>, int64_t, int64_t,
                                         const gptq_config &, const Logger &, gptq_quant_stats &);
 
 }  // namespace gptq::cpu

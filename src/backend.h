@@ -60,7 +60,9 @@ class Backend {
   virtual std::unique_ptr<Hessian> create_hessian(int64_t dim, gptq_precision precision) = 0;
 
   // Runs GPTQ; fills stats' loss / damping / fallback / dead-column fields.
-  virtual QTensorData quantize(const Hessian &hessian, const QuantizeJob &job,
+  // The Hessian is not const so that a backend may use its storage as
+  // scratch, but its value must be the same afterwards (on errors too).
+  virtual QTensorData quantize(Hessian &hessian, const QuantizeJob &job,
                                gptq_quant_stats &stats) = 0;
 
   // The tensor's layout for this backend's matmul.

@@ -156,7 +156,7 @@ class PluginBackend final : public Backend {
     }
   }
 
-  QTensorData quantize(const Hessian &hessian, const QuantizeJob &job,
+  QTensorData quantize(Hessian &hessian, const QuantizeJob &job,
                        gptq_quant_stats &stats) override {
     const auto *h = dynamic_cast<const PluginHessian *>(&hessian);
     if (h == nullptr)

@@ -4,6 +4,8 @@
 // happened (damping raised, or the round-to-nearest fallback).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <string>
 
 #include "test_util.h"
 
@@ -163,6 +165,71 @@ TEST(Singular, HopelessHessianFallsBackToRoundToNearest) {
         const float c = std::min(std::max(std::nearbyint(w[r * in + j] / s) + 8.0f, 0.0f), 15.0f);
         EXPECT_EQ(codes[r * in + j], static_cast<uint8_t>(c)) << "row " << r << " col " << j;
       }
+    }
+}
+
+// The solver builds its Cholesky factor inside the Hessian's own storage
+// (below the diagonal, and on the diagonal until it is done): after every
+// outcome — first try, raised damping, round-to-nearest fallback, dead
+// columns, act-order, both precisions — the Hessian must read back exactly as
+// before, and a second quantize must give the same tensor.
+TEST(Singular, FactorizationLeavesTheHessianAsItWas) {
+  const int64_t out = 16, in = 96;
+  struct Case {
+    const char *name;
+    int tokens;  // 0: import −I (no damping helps)
+    float damp;
+    int act_order;
+    bool dead;
+  };
+  const Case cases[] = {{"first try", 300, 0.01f, 0, false},
+                        {"act-order, dead columns", 300, 0.01f, 1, true},
+                        {"raised damping", 10, 0.0f, 1, false},
+                        {"round-to-nearest fallback", 0, 0.01f, 0, false}};
+  const std::vector<float> w = layer_weights(out, in, 21);
+  for (const Case &c : cases)
+    for (gptq_precision precision : {GPTQ_PRECISION_F32, GPTQ_PRECISION_F64}) {
+      SCOPED_TRACE(std::string(c.name) + (precision == GPTQ_PRECISION_F64 ? ", f64" : ", f32"));
+      gptq_config cfg = default_config();
+      cfg.group_size = 32;
+      cfg.block_size = 32;
+      cfg.act_order = c.act_order;
+      cfg.damp_percent = c.damp;
+      cfg.damp_increment = 0.05f;
+      cfg.precision = precision;
+      Ctx ctx = make_ctx(out, in, cfg);
+      ASSERT_TRUE(ctx);
+      if (c.tokens > 0) {
+        std::vector<float> x = correlated_activations(c.tokens, in, 22);
+        if (c.dead)
+          for (int64_t t = 0; t < c.tokens; ++t) x[t * in + 5] = x[t * in + 60] = 0.0f;
+        ASSERT_EQ(gptq_add_batch(ctx.get(), x.data(), GPTQ_DTYPE_F32, c.tokens, in, 1), GPTQ_OK);
+      } else {
+        std::vector<double> h(in * in, 0.0);
+        for (int64_t j = 0; j < in; ++j) h[j * in + j] = -1.0;
+        ASSERT_EQ(gptq_ctx_import_hessian(ctx.get(), h.data(), in * in, 1), GPTQ_OK);
+      }
+      std::vector<double> before(in * in), after(in * in);
+      int64_t samples = 0;
+      ASSERT_EQ(gptq_ctx_export_hessian(ctx.get(), before.data(), in * in, &samples), GPTQ_OK);
+      QTensor first, second;
+      gptq_quant_stats stats{};
+      stats.struct_size = sizeof stats;
+      for (QTensor *q : {&first, &second}) {
+        gptq_qtensor *raw = nullptr;
+        ASSERT_EQ(gptq_quantize(ctx.get(), w.data(), GPTQ_DTYPE_F32, out, in, &raw, &stats),
+                  GPTQ_OK)
+            << gptq_last_error();
+        q->reset(raw);
+        ASSERT_EQ(gptq_ctx_export_hessian(ctx.get(), after.data(), in * in, &samples), GPTQ_OK);
+        EXPECT_EQ(std::memcmp(before.data(), after.data(), before.size() * sizeof(double)), 0);
+      }
+      EXPECT_EQ(stats.fell_back_to_rtn, c.tokens == 0 ? 1 : 0);
+      EXPECT_EQ(stats.damp_retries > 0, c.tokens != 300);
+      EXPECT_EQ(codes_of(first.get(), out, in), codes_of(second.get(), out, in));
+      const std::vector<float> d1 = dequantized(first.get(), out, in);
+      const std::vector<float> d2 = dequantized(second.get(), out, in);
+      EXPECT_EQ(std::memcmp(d1.data(), d2.data(), d1.size() * sizeof(float)), 0);
     }
 }
 
