@@ -74,10 +74,13 @@ __attribute__((always_inline)) inline double block_rows(const BlockArgs<T> &a, i
         for (int64_t i = 0; i < count; ++i) wt[i][l] = T(0);  // padding lanes: never stored
       }
     }
-    T s[kLanes], z[kLanes], e[kLanes];
+    T s[kLanes], z[kLanes];
     double lane_loss[kLanes] = {};
     int64_t current_group = -1;
-    for (int64_t i = 0; i < count; ++i) {
+    Lanes<T> *rows = reinterpret_cast<Lanes<T> *>(wt);
+    // Quantizes column i (its weights final) and sets ev to its lanes'
+    // errors (w − q)/U[i][i] when errors are fed forward.
+    auto quantize_column = [&](int64_t i, Lanes<T> &ev) __attribute__((always_inline)) {
       const int64_t p = a.i1 + i;
       const int64_t g = a.group_of[p];
       if (a.dynamic_groups && p % a.group_size == 0) {
@@ -111,23 +114,49 @@ __attribute__((always_inline)) inline double block_rows(const BlockArgs<T> &a, i
         wt[i][l] = deq[l];
       }
       if (a.feed_errors) {
-        const T *u_row = a.u_tile + i * count;
-        const T d = u_row[i];
+        const T d = a.u_tile[i * count + i];
         for (int64_t l = 0; l < kLanes; ++l) {
-          e[l] = diff[l] / d;
-          lane_loss[l] += static_cast<double>(e[l] * e[l]) / 2.0;
+          ev[l] = diff[l] / d;
+          lane_loss[l] += static_cast<double>(ev[l] * ev[l]) / 2.0;
         }
-        // One vector operation per later column. Written with GCC's vector
-        // type because, as a loop over lanes, GCC vectorized the loop over
-        // columns instead, transposing 16 × 16 tiles in and out: half of
-        // the kernel's time. Same multiply and subtract per element.
-        Lanes<T> ev;
-        for (int64_t l = 0; l < kLanes; ++l) ev[l] = e[l];
-        Lanes<T> *rows = reinterpret_cast<Lanes<T> *>(wt);
-        for (int64_t t = i + 1; t < count; ++t) rows[t] -= ev * u_row[t];
       } else {
         for (int64_t l = 0; l < kLanes; ++l)
           lane_loss[l] += static_cast<double>(diff[l] * diff[l]) / 2.0;
+      }
+    };
+    if (!a.feed_errors) {
+      Lanes<T> unused;
+      for (int64_t i = 0; i < count; ++i) quantize_column(i, unused);
+    } else {
+      // Error feed-forward, kStep columns at a time: inside a step each
+      // column's errors go at once to the step's later columns; then every
+      // later column is loaded once, takes the step's kStep updates in
+      // column order and is stored once. Each weight sees the same multiply
+      // and subtract, in the same order, as one column at a time (bit-
+      // identical), with a quarter of the loads and stores, which bounded
+      // the loop. Written with GCC's vector type because, as a loop over
+      // lanes, GCC vectorized the loop over columns instead, transposing
+      // 16 × 16 tiles in and out.
+      constexpr int64_t kStep = 4;
+      for (int64_t i = 0; i < count; i += kStep) {
+        const int64_t step_end = std::min(count, i + kStep);
+        Lanes<T> ev[kStep];
+        for (int64_t j = i; j < step_end; ++j) {
+          quantize_column(j, ev[j - i]);
+          const T *u_row = a.u_tile + j * count;
+          for (int64_t t = j + 1; t < step_end; ++t) rows[t] -= ev[j - i] * u_row[t];
+        }
+        const T *u = a.u_tile + i * count;
+        if (step_end - i == kStep) {
+          for (int64_t t = step_end; t < count; ++t) {
+            Lanes<T> r = rows[t];
+            r -= ev[0] * u[t];
+            r -= ev[1] * u[count + t];
+            r -= ev[2] * u[2 * count + t];
+            r -= ev[3] * u[3 * count + t];
+            rows[t] = r;
+          }
+        }
       }
     }
     for (int64_t l = 0; l < lanes; ++l) {
