@@ -36,9 +36,11 @@ namespace gptq::cpu {
 
 namespace {
 
-// Rows per task of the row-parallel block work: fixed, so the loss sums (and
-// so every result) do not depend on the number of threads.
-constexpr int64_t kRowsPerTask = 16;
+// Rows per task of the row-parallel work: a multiple of the block kernel's
+// 16-row tiles, so that inside a task the kernel prefetches its next tile.
+// The loss is summed per tile in row order, so no result depends on the
+// number of threads.
+constexpr int64_t kRowsPerTask = 64;
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -199,7 +201,7 @@ QTensorData gptq_solve(T *h_upper, LargeBuffer<T> w, int64_t n, int64_t k,
   // in reversed column order like w: [N, K], filled by the first block's GEMM.
   LargeBuffer<T> pending(feed_errors && k > block ? static_cast<size_t>(n * k) : 0);
   std::vector<T> extended;  // pending's columns of S when S reaches past the block
-  std::vector<double> loss_parts(static_cast<size_t>(row_tasks));
+  std::vector<double> loss_parts(static_cast<size_t>((n + 15) / 16));
   double loss = 0.0, blas_seconds = 0.0;
 
   BlockArgs<T> args{};
@@ -282,8 +284,8 @@ QTensorData gptq_solve(T *h_upper, LargeBuffer<T> w, int64_t n, int64_t k,
     args.update = update;
     args.update_ld = update_ld;
     args.codes = block_codes.data() + i1 * n;
-    for_row_ranges([&](int64_t t, int64_t r0, int64_t r1) {
-      loss_parts[t] = gptq_block_rows(args, r0, r1);
+    for_row_ranges([&](int64_t, int64_t r0, int64_t r1) {
+      gptq_block_rows(args, r0, r1, &loss_parts[r0 / 16]);
     });
     for (double part : loss_parts) loss += part;
 
