@@ -60,4 +60,18 @@ inline void trsm_right_lower_rowmajor(int m, int n, const double *l, int ldl, do
               b, ldb);
 }
 
+// B := B·M in place (B row-major [m, n], ldb) for M lower-triangular,
+// column-major [n, n] with leading dimension ldm (row-major that is Mᵀ,
+// upper).
+inline void trmm_right_lower_colmajor(int m, int n, const float *lower, int ldm, float *b,
+                                      int ldb) {
+  cblas_strmm(CblasRowMajor, CblasRight, CblasUpper, CblasTrans, CblasNonUnit, m, n, 1.0f, lower,
+              ldm, b, ldb);
+}
+inline void trmm_right_lower_colmajor(int m, int n, const double *lower, int ldm, double *b,
+                                      int ldb) {
+  cblas_dtrmm(CblasRowMajor, CblasRight, CblasUpper, CblasTrans, CblasNonUnit, m, n, 1.0, lower,
+              ldm, b, ldb);
+}
+
 }  // namespace gptq::cpu

@@ -241,30 +241,6 @@ QTensorData gptq_solve(T *h_upper, LargeBuffer<T> w, int64_t n, int64_t k,
     // Reversed indices of S: [k − s_end, k − i1).
     const int64_t c0 = k - s_end;
 
-    // state = W_S (original weights, reversed) + the update below, built
-    // row by row by the block kernel.
-    const bool updated = feed_errors && i1 > 0;
-    T *update = nullptr;
-    int64_t update_ld = 0;
-    if (updated) {
-      const auto blas_start = std::chrono::steady_clock::now();
-      // ... + Y_S·V_SS⁻¹ with Y_S = R[:, :i1]·V[:i1, S], pending's columns
-      // [c0, k−i1). V_SS is L's diagonal block [c0, k−i1): solve X·L_SS = Y_S
-      // in place when S is the block (those columns are not read again),
-      // else on a copy (the columns past the block are still accumulating).
-      update = &pending[c0];
-      update_ld = k;
-      if (span > count) {
-        extended.resize(static_cast<size_t>(n * span));
-        for (int64_t r = 0; r < n; ++r)
-          std::copy_n(&pending[r * k + c0], span, &extended[r * span]);
-        update = extended.data();
-        update_ld = span;
-      }
-      trsm_right_lower_rowmajor(static_cast<int>(n), static_cast<int>(span), l + c0 * k + c0,
-                                static_cast<int>(k), update, static_cast<int>(update_ld));
-      blas_seconds += seconds_since(blas_start);
-    }
     if (feed_errors) {
       // U's diagonal tile for the block: V_bb⁻¹ = J·L_bb⁻¹·J with L_bb the
       // block [k−i2, k−i1) of L.
@@ -275,6 +251,38 @@ QTensorData gptq_solve(T *h_upper, LargeBuffer<T> w, int64_t n, int64_t k,
       for (int64_t a = 0; a < count; ++a)
         for (int64_t b = a; b < count; ++b)
           u_tile[a * count + b] = tile[(count - 1 - a) + (count - 1 - b) * count];
+    }
+
+    // state = W_S (original weights, reversed) + the update below, built
+    // row by row by the block kernel.
+    const bool updated = feed_errors && i1 > 0;
+    T *update = nullptr;
+    int64_t update_ld = 0;
+    if (updated) {
+      const auto blas_start = std::chrono::steady_clock::now();
+      // ... + Y_S·V_SS⁻¹ with Y_S = R[:, :i1]·V[:i1, S], pending's columns
+      // [c0, k−i1); reversed, V_SS⁻¹ is L_SS⁻¹ for L's diagonal block
+      // [c0, k−i1). When S is the block, L_SS⁻¹ is the tile just inverted:
+      // multiply by it in place (those columns of pending are not read
+      // again); OpenBLAS's trmm ran 3–3.5× faster than its trsm on these
+      // shapes, and the reference multiplies by inverses throughout. When
+      // S reaches past the block (a group crosses its end), solve with
+      // L_SS on a copy: the columns past the block are still accumulating.
+      update = &pending[c0];
+      update_ld = k;
+      if (span == count) {
+        trmm_right_lower_colmajor(static_cast<int>(n), static_cast<int>(count), tile.data(),
+                                  static_cast<int>(count), update, static_cast<int>(k));
+      } else {
+        extended.resize(static_cast<size_t>(n * span));
+        for (int64_t r = 0; r < n; ++r)
+          std::copy_n(&pending[r * k + c0], span, &extended[r * span]);
+        update = extended.data();
+        update_ld = span;
+        trsm_right_lower_rowmajor(static_cast<int>(n), static_cast<int>(span), l + c0 * k + c0,
+                                  static_cast<int>(k), update, static_cast<int>(update_ld));
+      }
+      blas_seconds += seconds_since(blas_start);
     }
     args.i1 = i1;
     args.count = count;
