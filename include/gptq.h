@@ -368,9 +368,9 @@ GPTQ_API gptq_status gptq_ctx_import_hessian(gptq_ctx *ctx, const double *h,
  * Quantization
  * ------------------------------------------------------------------------- */
 
-/* Opaque: a quantized weight matrix (codes, scales, zeros, g_idx) laid out for
- * its backend's matmul. Immutable: may be shared by threads; freed with
- * gptq_qtensor_destroy. */
+/* Opaque: a quantized weight matrix (codes, scales, zeros, g_idx), laid out
+ * for its backend's matmul by its first matmul. Immutable to callers: may be
+ * shared by threads; freed with gptq_qtensor_destroy. */
 typedef struct gptq_qtensor gptq_qtensor;
 
 /* What gptq_quantize reports. Initialize struct_size = sizeof(gptq_quant_stats)
@@ -556,9 +556,10 @@ GPTQ_API gptq_status gptq_qtensor_import(int64_t out_features,
 /* y = x · Wᵀ (+ bias), with W the dequantized weights of q.
  * On the CPU, up to 32 rows run SIMD kernels over the packed codes (chosen
  * at run time by CPUID: AVX-512 VNNI, AVX-512, AVX2 or portable), the
- * weights laid out for them when the tensor was made (groups contiguous, so
- * act-order tensors permute x instead of the weights; output rows in tiles
- * of 16); more rows dequantize tiles of W and use sgemm. The environment
+ * weights laid out for them by the tensor's first matmul, once (groups
+ * contiguous, so act-order tensors permute x instead of the weights; output
+ * rows in tiles of 16; tensors that are only exported never pay for it);
+ * more rows dequantize tiles of W and use sgemm. The environment
  * variable GPTQ_CPU_KERNELS=portable|avx2|avx512|avx512vnni, read once per
  * process, caps the choice (a CPU that lacks the named set gets its best);
  * any other non-empty value makes every matmul fail with

@@ -283,7 +283,6 @@ GPTQ_API gptq_status gptq_quantize(gptq_ctx *ctx, const void *w, gptq_dtype dtyp
     auto q = std::make_unique<gptq_qtensor>();
     q->data = ctx->backend->quantize(*ctx->hessian, job, full);
     q->backend = ctx->backend;
-    q->prepared = q->backend->prepare(q->data);
     full.backend = ctx->backend->kind();
     full.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -370,7 +369,6 @@ GPTQ_API gptq_status gptq_qtensor_import(int64_t out_features, int64_t in_featur
     auto q = std::make_unique<gptq_qtensor>();
     q->data = import_checkpoint(out_features, in_features, bits, group_size, format, *t);
     q->backend = &cpu_backend();
-    q->prepared = q->backend->prepare(q->data);
     *out = q.release();
   });
 }
@@ -428,7 +426,7 @@ gptq_status matmul_checked(const char *where, const gptq_qtensor *q, const void 
       fail(GPTQ_ERR_SIZE_MISMATCH, where,
            "y_len is " + std::to_string(y_len) + "; rows·out_features = " + std::to_string(need) +
                " needed");
-    q->backend->matmul(q->data, *q->prepared, x, dtype, rows, bias, y, options);
+    q->backend->matmul(q->data, q->prepared(), x, dtype, rows, bias, y, options);
   });
 }
 }  // namespace

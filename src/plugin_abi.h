@@ -175,7 +175,9 @@ typedef struct gptq_plugin_v1 {
                       gptq_quant_stats *stats, char *msg, size_t msg_size);
 
   /* The plugin's own layout of a finished tensor for matmul (e.g. repacked
-   * on the device). q and its arrays are only read during the call. */
+   * on the device), made by the tensor's first matmul (once, under the
+   * core's lock: never twice for one tensor). q and its arrays are only read
+   * during the call. */
   int32_t (*weights_prepare)(const gptq_plugin_qtensor *q, gptq_plugin_weights **out, char *msg,
                              size_t msg_size);
   /* Frees prepared weights; NULL is ignored. Cannot fail. */

@@ -32,3 +32,8 @@ void dequantize_rows(const QTensorData &q, int64_t row_begin, int64_t row_end, f
 }  // namespace gptq
 
 gptq_qtensor::~gptq_qtensor() = default;
+
+const gptq::PreparedWeights &gptq_qtensor::prepared() const {
+  std::call_once(prepare_once_, [this] { prepared_ = backend->prepare(data); });
+  return *prepared_;
+}

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "gptq.h"
@@ -40,10 +41,20 @@ class PreparedWeights;
 }
 
 // The public handle: the data, the backend that runs its matmul, and the
-// backend's layout of it.
+// backend's layout of it, made on the first matmul: quantize-and-export
+// (the whole-model CLI) then never pays for a layout it does not use, in
+// time (~3% of a quantize) or memory.
 struct gptq_qtensor {
   gptq::QTensorData data;
   gptq::Backend *backend = nullptr;  // not owned; backends live for the process
-  std::unique_ptr<gptq::PreparedWeights> prepared;
   ~gptq_qtensor();
+
+  // The backend's layout, made once (thread-safe: matmul may be called on a
+  // shared tensor from many threads). If making it throws, nothing is kept
+  // and the next call tries again.
+  const gptq::PreparedWeights &prepared() const;
+
+ private:
+  mutable std::once_flag prepare_once_;
+  mutable std::unique_ptr<gptq::PreparedWeights> prepared_;
 };

@@ -806,9 +806,10 @@ namespace Gptq
         /// y = x · Wᵀ (+ bias), with W the dequantized weights of q.
         /// On the CPU, up to 32 rows run SIMD kernels over the packed codes (chosen
         /// at run time by CPUID: AVX-512 VNNI, AVX-512, AVX2 or portable), the
-        /// weights laid out for them when the tensor was made (groups contiguous, so
-        /// act-order tensors permute x instead of the weights; output rows in tiles
-        /// of 16); more rows dequantize tiles of W and use sgemm. The environment
+        /// weights laid out for them by the tensor's first matmul, once (groups
+        /// contiguous, so act-order tensors permute x instead of the weights; output
+        /// rows in tiles of 16; tensors that are only exported never pay for it);
+        /// more rows dequantize tiles of W and use sgemm. The environment
         /// variable GPTQ_CPU_KERNELS=portable|avx2|avx512|avx512vnni, read once per
         /// process, caps the choice (a CPU that lacks the named set gets its best);
         /// any other non-empty value makes every matmul fail with

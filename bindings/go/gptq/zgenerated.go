@@ -396,9 +396,9 @@ type c_gptq_ctx = C.gptq_ctx
 
 // c_gptq_qtensor is the C opaque struct gptq_qtensor.
 //
-//	Opaque: a quantized weight matrix (codes, scales, zeros, g_idx) laid out for
-//	its backend's matmul. Immutable: may be shared by threads; freed with
-//	gptq_qtensor_destroy.
+//	Opaque: a quantized weight matrix (codes, scales, zeros, g_idx), laid out
+//	for its backend's matmul by its first matmul. Immutable to callers: may be
+//	shared by threads; freed with gptq_qtensor_destroy.
 type c_gptq_qtensor = C.gptq_qtensor
 
 // c_gptq_log_fn is the C callback type gptq_log_fn.
@@ -733,9 +733,10 @@ func c_gptq_qtensor_import(out_features int64, in_features int64, bits int32, gr
 //	y = x · Wᵀ (+ bias), with W the dequantized weights of q.
 //	On the CPU, up to 32 rows run SIMD kernels over the packed codes (chosen
 //	at run time by CPUID: AVX-512 VNNI, AVX-512, AVX2 or portable), the
-//	weights laid out for them when the tensor was made (groups contiguous, so
-//	act-order tensors permute x instead of the weights; output rows in tiles
-//	of 16); more rows dequantize tiles of W and use sgemm. The environment
+//	weights laid out for them by the tensor's first matmul, once (groups
+//	contiguous, so act-order tensors permute x instead of the weights; output
+//	rows in tiles of 16; tensors that are only exported never pay for it);
+//	more rows dequantize tiles of W and use sgemm. The environment
 //	variable GPTQ_CPU_KERNELS=portable|avx2|avx512|avx512vnni, read once per
 //	process, caps the choice (a CPU that lacks the named set gets its best);
 //	any other non-empty value makes every matmul fail with

@@ -276,9 +276,9 @@ class gptq_ctx(ctypes.Structure):
 
 
 class gptq_qtensor(ctypes.Structure):
-    """Opaque: a quantized weight matrix (codes, scales, zeros, g_idx) laid out for
-    its backend's matmul. Immutable: may be shared by threads; freed with
-    gptq_qtensor_destroy.
+    """Opaque: a quantized weight matrix (codes, scales, zeros, g_idx), laid out
+    for its backend's matmul by its first matmul. Immutable to callers: may be
+    shared by threads; freed with gptq_qtensor_destroy.
 
     Opaque: the C code only ever hands out gptq_qtensor *.
     """
@@ -587,7 +587,7 @@ gptq_qtensor_import.__doc__ = "gptq_status gptq_qtensor_import(int64_t out_featu
 gptq_matmul = lib.gptq_matmul
 gptq_matmul.argtypes = [ctypes.POINTER(gptq_qtensor), ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
 gptq_matmul.restype = ctypes.c_int
-gptq_matmul.__doc__ = 'gptq_status gptq_matmul(const gptq_qtensor *q, const void *x, gptq_dtype dtype, int64_t rows, int64_t cols, const void *bias, void *y, int64_t y_len)\n\ny = x · Wᵀ (+ bias), with W the dequantized weights of q.\nOn the CPU, up to 32 rows run SIMD kernels over the packed codes (chosen\nat run time by CPUID: AVX-512 VNNI, AVX-512, AVX2 or portable), the\nweights laid out for them when the tensor was made (groups contiguous, so\nact-order tensors permute x instead of the weights; output rows in tiles\nof 16); more rows dequantize tiles of W and use sgemm. The environment\nvariable GPTQ_CPU_KERNELS=portable|avx2|avx512|avx512vnni, read once per\nprocess, caps the choice (a CPU that lacks the named set gets its best);\nany other non-empty value makes every matmul fail with\nGPTQ_ERR_INVALID_CONFIG. This is\ngptq_matmul_ex with default options (float32 activations).\nx is [rows, cols] with cols = in_features; y is [rows, out_features];\nbias is [out_features] or NULL. x, bias and y all have element type `dtype`.\nAccumulation is in float32; with F16/BF16 the result is rounded once, at\nthe end. y_len must be >= rows·out_features. Any rows >= 1. x and bias are\nnot scanned for NaN/Inf (that would cost as much as the product): they\npropagate into y as IEEE arithmetic says.\nThread-safe on a shared q.\nErrors: NULL_POINTER, INVALID_SIZE (rows < 1), SIZE_MISMATCH (cols !=\nin_features, y_len too small), UNSUPPORTED (dtype), OUT_OF_MEMORY.'
+gptq_matmul.__doc__ = "gptq_status gptq_matmul(const gptq_qtensor *q, const void *x, gptq_dtype dtype, int64_t rows, int64_t cols, const void *bias, void *y, int64_t y_len)\n\ny = x · Wᵀ (+ bias), with W the dequantized weights of q.\nOn the CPU, up to 32 rows run SIMD kernels over the packed codes (chosen\nat run time by CPUID: AVX-512 VNNI, AVX-512, AVX2 or portable), the\nweights laid out for them by the tensor's first matmul, once (groups\ncontiguous, so act-order tensors permute x instead of the weights; output\nrows in tiles of 16; tensors that are only exported never pay for it);\nmore rows dequantize tiles of W and use sgemm. The environment\nvariable GPTQ_CPU_KERNELS=portable|avx2|avx512|avx512vnni, read once per\nprocess, caps the choice (a CPU that lacks the named set gets its best);\nany other non-empty value makes every matmul fail with\nGPTQ_ERR_INVALID_CONFIG. This is\ngptq_matmul_ex with default options (float32 activations).\nx is [rows, cols] with cols = in_features; y is [rows, out_features];\nbias is [out_features] or NULL. x, bias and y all have element type `dtype`.\nAccumulation is in float32; with F16/BF16 the result is rounded once, at\nthe end. y_len must be >= rows·out_features. Any rows >= 1. x and bias are\nnot scanned for NaN/Inf (that would cost as much as the product): they\npropagate into y as IEEE arithmetic says.\nThread-safe on a shared q.\nErrors: NULL_POINTER, INVALID_SIZE (rows < 1), SIZE_MISMATCH (cols !=\nin_features, y_len too small), UNSUPPORTED (dtype), OUT_OF_MEMORY."
 
 gptq_matmul_options_default = lib.gptq_matmul_options_default
 gptq_matmul_options_default.argtypes = [ctypes.POINTER(gptq_matmul_options)]

@@ -200,9 +200,9 @@ pub struct gptq_ctx {
     _marker: ::core::marker::PhantomData<(*mut u8, ::core::marker::PhantomPinned)>,
 }
 
-/// Opaque: a quantized weight matrix (codes, scales, zeros, g_idx) laid out for
-/// its backend's matmul. Immutable: may be shared by threads; freed with
-/// gptq_qtensor_destroy.
+/// Opaque: a quantized weight matrix (codes, scales, zeros, g_idx), laid out
+/// for its backend's matmul by its first matmul. Immutable to callers: may be
+/// shared by threads; freed with gptq_qtensor_destroy.
 #[repr(C)]
 pub struct gptq_qtensor {
     _private: [u8; 0],
@@ -572,9 +572,10 @@ extern "C" {
     /// y = x · Wᵀ (+ bias), with W the dequantized weights of q.
     /// On the CPU, up to 32 rows run SIMD kernels over the packed codes (chosen
     /// at run time by CPUID: AVX-512 VNNI, AVX-512, AVX2 or portable), the
-    /// weights laid out for them when the tensor was made (groups contiguous, so
-    /// act-order tensors permute x instead of the weights; output rows in tiles
-    /// of 16); more rows dequantize tiles of W and use sgemm. The environment
+    /// weights laid out for them by the tensor's first matmul, once (groups
+    /// contiguous, so act-order tensors permute x instead of the weights; output
+    /// rows in tiles of 16; tensors that are only exported never pay for it);
+    /// more rows dequantize tiles of W and use sgemm. The environment
     /// variable GPTQ_CPU_KERNELS=portable|avx2|avx512|avx512vnni, read once per
     /// process, caps the choice (a CPU that lacks the named set gets its best);
     /// any other non-empty value makes every matmul fail with
