@@ -1,4 +1,5 @@
 // The CPU backend: OpenBLAS + LAPACKE. Always available.
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "error.h"
 #include "gptq_solver.h"
 #include "matmul_weights.h"
+#include "thread_pool.h"
 
 namespace gptq::cpu {
 
@@ -50,8 +52,19 @@ class CpuBackend final : public Backend {
   static QTensorData run(CpuHessian<T> &hessian, const QuantizeJob &job,
                          gptq_quant_stats &stats) {
     const int64_t k = hessian.dim();
-    LargeBuffer<T> w(static_cast<size_t>(job.out_features * k));
-    convert_to<T>(job.weights, job.dtype, job.out_features * k, w.data());
+    const int64_t n = job.out_features;
+    LargeBuffer<T> w(static_cast<size_t>(n * k));
+    // On both cores, in chunks of rows: the copy is the first touch of a
+    // fresh N×K buffer, and page faults cost more than the conversion (about
+    // 0.4 s for 180 MB on one core of the VMs measured, bench/RESULTS.md).
+    constexpr int64_t kRowsPerChunk = 64;
+    const size_t row_bytes = dtype_size(job.dtype, "gptq_quantize") * static_cast<size_t>(k);
+    ThreadPool::instance().parallel_for(
+        (n + kRowsPerChunk - 1) / kRowsPerChunk, job.config.num_threads, [&](int64_t chunk) {
+          const int64_t r0 = chunk * kRowsPerChunk, r1 = std::min(n, r0 + kRowsPerChunk);
+          convert_to<T>(static_cast<const char *>(job.weights) + r0 * row_bytes, job.dtype,
+                        (r1 - r0) * k, &w[r0 * k]);
+        });
     return gptq_solve<T>(hessian.storage(), std::move(w), job.out_features, k, job.config,
                          job.logger, stats);
   }
