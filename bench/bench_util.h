@@ -22,15 +22,15 @@ inline double median(std::vector<double> v) {
 }
 
 // Runs each function once per repetition, interleaved, after one warm-up
-// round, and returns the median time of each. `before` (untimed) runs before
-// every timed call, e.g. to flush caches.
+// round, and returns the median time of each. `before(i)` (untimed) runs
+// before every timed call of fns[i], e.g. to flush caches.
 inline std::vector<double> interleaved_medians(const std::vector<std::function<void()>> &fns, int reps,
-                                               const std::function<void()> &before = [] {}) {
+                                               const std::function<void(size_t)> &before = [](size_t) {}) {
   for (auto &f : fns) f();
   std::vector<std::vector<double>> times(fns.size());
   for (int r = 0; r < reps; ++r)
     for (size_t i = 0; i < fns.size(); ++i) {
-      before();
+      before(i);
       times[i].push_back(seconds(fns[i]));
     }
   std::vector<double> out;
