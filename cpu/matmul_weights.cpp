@@ -1,6 +1,7 @@
 #include "matmul_weights.h"
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 
 #include "half.h"
@@ -50,11 +51,13 @@ std::unique_ptr<PreparedWeights> prepare_matmul_weights(const QTensorData &q) {
       m->scale[at] = half_to_float(q.scales[slot_group[t] * m->n + r]);
       m->zero[at] = static_cast<float>(q.zeros[slot_group[t] * m->n + r]);
     }
-  m->codes.assign(static_cast<size_t>(m->tiles * m->chunks() * kChunkBytes), 0);
-  // Tile by tile on the pool (rows of one tile share cache lines).
+  m->codes = LargeBuffer<uint8_t>(static_cast<size_t>(m->tiles * m->chunks() * kChunkBytes));
+  // Tile by tile on the pool (rows of one tile share cache lines); each
+  // task zeroes its tile first, so the first touch is parallel too.
   const int64_t width = m->chunk_columns(), chunks = m->chunks();
   const int field = m->field_bits();
   ThreadPool::instance().parallel_for(m->tiles, 0, [&](int64_t tile) {
+    std::memset(&m->codes[tile * chunks * kChunkBytes], 0, static_cast<size_t>(chunks * kChunkBytes));
     for (int64_t r = tile * kTileRows; r < std::min(m->n, (tile + 1) * kTileRows); ++r) {
       const uint8_t *src = &q.codes[r * m->k];
       uint8_t *row = &m->codes[tile * chunks * kChunkBytes] + 4 * (r % kTileRows);

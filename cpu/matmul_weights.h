@@ -24,6 +24,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "large_buffer.h"
+
 #include "backend.h"
 #include "qtensor.h"
 
@@ -41,7 +43,7 @@ struct CpuMatmulWeights final : PreparedWeights {
   std::vector<int32_t> source;        // [kp]: original column of each position, −1 for padding
   std::vector<int64_t> group_begin;   // [slots + 1]: position ranges of the group slots
   std::vector<float> scale, zero;     // [tiles, slots, 16]: per group slot, per row of a tile
-  std::vector<uint8_t> codes;         // [tiles, chunks, 64]
+  LargeBuffer<uint8_t> codes;         // [tiles, chunks, 64]; huge pages (see below)
 
   int64_t slots() const { return static_cast<int64_t>(group_begin.size()) - 1; }
   int field_bits() const { return 8 / codes_per_byte; }
