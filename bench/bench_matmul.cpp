@@ -7,16 +7,17 @@
 // our kernels / sgemm path against dequantize + sgemm.
 //
 //   build/bench/bench_matmul [--reps 5] [--shapes 4096x4096,4096x11008,11008x4096,8192x28672]
-//                            [--awake 0|1]
+//                            [--awake 0|1] [--dirty-flush 0|1]
 // Shapes are in x out.
 //
 // --awake 0 (default): every timed call starts with both sides' worker
 // threads asleep (after the cache flush, which takes milliseconds). Waking a
 // sleeping thread took 90–220 µs on the 2-core VM measured, a third of a
-// batch-1 4096 × 4096 call. --awake 1: right before each timed call, an
-// untimed small call of the same library (a 128-row gptq_matmul; a 1024 ×
-// 1024 sgemv) wakes that library's workers, as a previous layer would in an
-// engine running layer after layer; caches stay flushed for the weights. Weights: 4-bit, group 128, random codes imported as a
+// batch-1 4096 × 4096 call. --awake 1: right before each timed call, small
+// untimed calls of the same library (128-row gptq_matmuls; 1024 × 1024
+// sgemvs), repeated for 1 ms so that a late-waking worker joins one of them,
+// leave that library's workers polling, as the previous layer would in an
+// engine running layer after layer; the weights stay out of the caches. Weights: 4-bit, group 128, random codes imported as a
 // checkpoint (the kernels do not care how the codes were chosen).
 #include <cblas.h>
 
@@ -34,24 +35,39 @@
 
 namespace {
 
-std::vector<char> flush_buffer(256u << 20);
+std::vector<char> flush_buffer(256u << 20, 1);
+volatile char flush_sink;
 bool blas_ran = false;
 bool awake = false;
+bool dirty_flush = false;
 
 // Before every timed call: evict the weights from the caches, and after an
 // OpenBLAS call let its worker threads go to sleep first. They spin (with
 // sched_yield) for about 2^28 cycles after each call; meanwhile the
 // scheduler may put our pool's worker on the caller's core, and our kernels
 // measured up to 2× slower in such runs on the 2-core machine.
+// The flush reads (clean lines, as an engine's previous layers leave the
+// cache); --dirty-flush 1 writes instead, so that the call's first 32 MiB of
+// reads also pay the write-back of the evicted lines (8–25% slower on
+// 4096 × 4096 at batch 1, the whole of which fits in that window).
 void before_call() {
   if (blas_ran) std::this_thread::sleep_for(std::chrono::milliseconds(150));
   blas_ran = false;
-  for (size_t i = 0; i < flush_buffer.size(); i += 64) flush_buffer[i]++;
+  char sum = 0;
+  for (size_t i = 0; i < flush_buffer.size(); i += 64) {
+    if (dirty_flush)
+      flush_buffer[i]++;
+    else
+      sum = static_cast<char>(sum + flush_buffer[i]);
+  }
+  flush_sink = sum;
 }
 
 // Small calls whose only purpose is to wake a library's worker threads
 // (--awake 1). The gptq tensor has 128 output rows: 8 tiles, two tasks, so
 // the pool's worker takes part; OpenBLAS threads an sgemv of this size.
+// One call is over before a sleeping worker wakes (and finds nothing to
+// do), so each is repeated for 1 ms.
 struct Wakers {
   gptq_qtensor *tensor = nullptr;
   std::vector<float> x = std::vector<float>(1024, 1.0f), y = std::vector<float>(1024);
@@ -93,6 +109,7 @@ int main(int argc, char **argv) {
     if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--shapes")) shapes = argv[i + 1];
     if (!std::strcmp(argv[i], "--awake")) awake = std::atoi(argv[i + 1]) != 0;
+    if (!std::strcmp(argv[i], "--dirty-flush")) dirty_flush = std::atoi(argv[i + 1]) != 0;
   }
   std::printf("# gptq_matmul (4-bit, group 128) vs OpenBLAS, caches flushed, worker threads %s, median of %d "
               "interleaved runs\n",
@@ -113,7 +130,7 @@ int main(int argc, char **argv) {
     start = end + 1;
     const long k = std::atol(shape.c_str()), n = std::atol(shape.c_str() + shape.find('x') + 1);
     gptq_qtensor *q = random_tensor(k, n, rng);
-    std::vector<float> w(static_cast<size_t>(n) * k);
+    bench::HugeFloats w(static_cast<size_t>(n) * k);
     if (gptq_qtensor_dequantize(q, w.data(), (int64_t)w.size()) != GPTQ_OK) std::abort();
     const double packed_bytes = n * k / 2.0 + n * (k / 128) * 8.0;  // codes + float scale/zero
     const double f32_bytes = 4.0 * n * k;
@@ -142,12 +159,10 @@ int main(int argc, char **argv) {
       const auto before = [&](size_t i) {
         before_call();
         if (!awake) return;
-        if (i == 2 && batch == 1) {
-          wakers.openblas();
-          blas_ran = true;
-        } else {
-          wakers.ours();
-        }
+        const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1);
+        const bool openblas = i == 2 && batch == 1;
+        while (std::chrono::steady_clock::now() < until) openblas ? wakers.openblas() : wakers.ours();
+        blas_ran = blas_ran || openblas;
       };
       const auto t =
           bench::interleaved_medians({[&] { ours(nullptr); }, [&] { ours(&int8); }, baseline}, reps, before);

@@ -4,10 +4,41 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <functional>
+#include <new>
 #include <vector>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 namespace bench {
+
+// A float array on transparent huge pages where the system grants them (as
+// libgptq's own large buffers), so that a baseline streaming it pays no more
+// TLB misses than our kernels do on theirs.
+class HugeFloats {
+ public:
+  explicit HugeFloats(size_t count) : count_(count) {
+    constexpr size_t kHuge = size_t(2) << 20;
+    const size_t bytes = (count * sizeof(float) + kHuge - 1) / kHuge * kHuge;
+    data_ = static_cast<float *>(std::aligned_alloc(kHuge, bytes));
+    if (data_ == nullptr) throw std::bad_alloc();
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    madvise(data_, bytes, MADV_HUGEPAGE);
+#endif
+  }
+  ~HugeFloats() { std::free(data_); }
+  HugeFloats(const HugeFloats &) = delete;
+  HugeFloats &operator=(const HugeFloats &) = delete;
+  float *data() { return data_; }
+  size_t size() const { return count_; }
+
+ private:
+  float *data_;
+  size_t count_;
+};
 
 inline double seconds(const std::function<void()> &f) {
   const auto t0 = std::chrono::steady_clock::now();
