@@ -46,17 +46,24 @@ namespace {
 struct PreparedInput {
   std::vector<float> x, xsum, xscale;
   std::vector<int8_t> xq;
+  float x_absmax = 0.0f;  // NaN when x holds a NaN
 };
 
 void prepare_input(const CpuMatmulWeights &w, const float *x, int64_t rows, bool int8,
                    PreparedInput &out) {
   const int64_t kp = w.kp, slots = w.slots(), blocks = kp / 32;
   out.x.resize(static_cast<size_t>(rows * kp));
+  float amax = 0.0f;
   for (int64_t m = 0; m < rows; ++m) {
     float *dst = &out.x[m * kp];
     const float *src = x + m * w.k;
-    for (int64_t p = 0; p < kp; ++p) dst[p] = w.source[p] >= 0 ? src[w.source[p]] : 0.0f;
+    for (int64_t p = 0; p < kp; ++p) {
+      dst[p] = w.source[p] >= 0 ? src[w.source[p]] : 0.0f;
+      const float a = std::abs(dst[p]);
+      amax = (a > amax || a != a) && amax == amax ? a : amax;  // a NaN sticks
+    }
   }
+  out.x_absmax = amax;
   if (!int8) return;
   out.xq.assign(static_cast<size_t>(rows * kp), 0);
   out.xscale.resize(static_cast<size_t>(rows * blocks));
@@ -120,7 +127,8 @@ void cpu_matmul(const QTensorData &q, const CpuMatmulWeights &w, const void *x, 
     for (int64_t m0 = 0; m0 < rows; m0 += kKernelRows) {
       const int64_t count = std::min(kKernelRows, rows - m0);
       prepare_input(w, xf + m0 * k, count, int8, in);
-      const KernelInput kin{count, in.x.data(), in.xsum.data(), in.xq.data(), in.xscale.data()};
+      const KernelInput kin{count,           in.x.data(),      in.xsum.data(),
+                            in.xq.data(),    in.xscale.data(), in.x_absmax};
       float *out = yf + m0 * n;
       ThreadPool::instance().parallel_for(tasks, options.num_threads, [&](int64_t t) {
         const int64_t tile0 = t * kTilesPerTask, tile1 = std::min(w.tiles, tile0 + kTilesPerTask);

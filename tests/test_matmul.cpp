@@ -150,6 +150,36 @@ TEST(MatmulKernels, FewerOutputRowsThanOneTile) {
   }
 }
 
+TEST(MatmulKernels, Float32ActivationsOfAnyFiniteMagnitude) {
+  // The AVX-512 kernel for nibble codes sums products scaled by up to 2^16
+  // and is taken only for max|x| < 2^64; larger activations take the plain
+  // kernel (at 1e33 the scaled sums would overflow to inf). Tiny ones must
+  // keep their relative precision too. One group over all 1024 columns is
+  // the longest sum.
+  for (int bits : {3, 4})
+    for (int group : {128, -1}) {
+      const Layer l = make_layer(Case{bits, group, false}, 48, 1024);
+      ASSERT_TRUE(l.q);
+      for (int64_t rows : {1, 2})
+        for (double top : {1e-30, 1e18, 1e33}) {
+          std::vector<float> x = correlated_activations(rows, l.in, 90 + rows);
+          float amax = 0;
+          for (float v : x) amax = std::max(amax, std::abs(v));
+          for (float &v : x) v = static_cast<float>(v / amax * top);
+          std::vector<double> want, magnitude;
+          reference(l, x, rows, want, magnitude);
+          std::vector<float> y(rows * l.out);
+          ASSERT_EQ(gptq_matmul(l.q.get(), x.data(), GPTQ_DTYPE_F32, rows, l.in, nullptr, y.data(), y.size()),
+                    GPTQ_OK);
+          for (size_t i = 0; i < y.size(); ++i) {
+            ASSERT_TRUE(std::isfinite(y[i])) << "bits " << bits << " group " << group << " max|x| " << top;
+            ASSERT_NEAR(y[i], want[i], 2e-6 * magnitude[i])
+                << "bits " << bits << " group " << group << " rows " << rows << " max|x| " << top << " i " << i;
+          }
+        }
+    }
+}
+
 TEST(MatmulKernels, Int8IsCloseOnRealisticLayer) {
   // The documented size of the int8 error: ~1% relative L2 error of y on
   // LLM-like activations with outlier channels (1.04% measured here).
