@@ -22,13 +22,13 @@ struct KernelInput {
   const int8_t *xq;     // [rows, kp]
   const float *xscale;  // [rows, kp/32]
   // max |x| over these rows (NaN when x holds one): the float32 nibble
-  // kernel, whose partial sums are up to 2^16 times the plain ones, runs
-  // only below kNibbleXLimit (see there).
+  // kernels (AVX-512, AVX2), whose partial sums are up to 2^16 times the
+  // plain ones, run only below kNibbleXLimit (see there).
   float x_absmax;
 };
 
 // With |x| < 2^64 and at most 2^30 padded columns, every partial sum of the
-// nibble kernel stays below 2^64 · 2^16 · 15 · 2^28 < 2^127: finite whenever
+// nibble kernels stays below 2^64 · 2^16 · 15 · 2^28 < 2^127: finite whenever
 // x is. Larger activations (no network has them) take the plain kernel.
 constexpr float kNibbleXLimit = 0x1p64f;
 constexpr int64_t kNibbleMaxColumns = int64_t(1) << 30;

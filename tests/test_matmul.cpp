@@ -151,9 +151,9 @@ TEST(MatmulKernels, FewerOutputRowsThanOneTile) {
 }
 
 TEST(MatmulKernels, Float32ActivationsOfAnyFiniteMagnitude) {
-  // The AVX-512 kernel for nibble codes sums products scaled by up to 2^16
-  // and is taken only for max|x| < 2^64; larger activations take the plain
-  // kernel (at 1e33 the scaled sums would overflow to inf). Tiny ones must
+  // The AVX-512 and AVX2 kernels for nibble codes sum products scaled by up
+  // to 2^16 and are taken only for max|x| < 2^64; larger activations take
+  // the plain kernels (at 1e33 the scaled sums would overflow to inf). Tiny ones must
   // keep their relative precision too. One group over all 1024 columns is
   // the longest sum.
   for (int bits : {3, 4})
