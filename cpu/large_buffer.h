@@ -1,10 +1,13 @@
-// An uninitialized array for the solver's big work matrices (the K×K
-// Cholesky factor: 485 MB for K = 11008). std::vector value-initializes,
-// and first-touching 4 KiB pages one fault at a time cost about 0.7 s for such
-// a factor on the VMs measured (bench/RESULTS.md); here nothing is written
-// before the solver writes it, and on Linux arrays of 2 MiB or more are
-// 2 MiB-aligned and ask for transparent huge pages (honoured when THP is
-// "madvise" or "always"; elsewhere it is plain memory).
+// An uninitialized array for big work matrices and the matmul layout's
+// codes. std::vector value-initializes, and first-touching 4 KiB pages one
+// fault at a time cost about 0.7 s for a 485 MB array on the VMs measured
+// (bench/RESULTS.md); here nothing is written before the owner writes it,
+// and on Linux arrays of 2 MiB or more are 2 MiB-aligned and ask for
+// transparent huge pages (honoured when THP is "madvise" or "always";
+// elsewhere it is plain memory) for their whole 2 MiB blocks only: a
+// partial last block stays on 4 KiB pages, so no array holds more memory
+// than its size rounded up to 4 KiB (a long-lived tensor layout of 2.1 MiB
+// would otherwise occupy 4 MiB).
 #pragma once
 
 #include <cstddef>
@@ -28,13 +31,15 @@ class LargeBuffer {
     if (count > SIZE_MAX / sizeof(T) - kHuge) throw std::bad_alloc();
     // Arrays under one huge page stay ordinary (a huge page would make the
     // first touch zero 2 MiB for a small layer's few KiB).
-    const bool huge = count * sizeof(T) >= kHuge;
-    const size_t align = huge ? kHuge : kLine;
-    const size_t bytes = (count * sizeof(T) + align - 1) / align * align;
-    data_ = static_cast<T *>(std::aligned_alloc(align, bytes));
-    if (data_ == nullptr) throw std::bad_alloc();
+    const size_t size = count * sizeof(T);
+    const bool huge = size >= kHuge;
+    const size_t bytes = (size + kLine - 1) / kLine * kLine;
+    void *p = nullptr;
+    if (posix_memalign(&p, huge ? kHuge : kLine, bytes) != 0) throw std::bad_alloc();
+    data_ = static_cast<T *>(p);
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (huge) madvise(data_, bytes, MADV_HUGEPAGE);  // advice only: failure changes nothing
+    // Advice only: failure changes nothing.
+    if (huge) madvise(data_, size / kHuge * kHuge, MADV_HUGEPAGE);
 #endif
   }
   ~LargeBuffer() { std::free(data_); }
