@@ -29,10 +29,12 @@ namespace gptq::cpu {
 // (from V·U = I, U upper). The product R[:, :i1]·V[:i1, S] is a sum over
 // past blocks, so it is kept for all later columns and grown by one GEMM
 // after each block (R_b·V[b, later], right-looking like the reference's
-// lazy update), and each block then needs one triangular solve: the same
-// N·K² multiply-adds as the reference, with no triangular inverse of the
-// whole K×K factor (a third of the factorization work). Inside a block the errors are fed forward through U's diagonal tile,
-// the inverse of V's block-sized tile.
+// lazy update). Each block then multiplies its slice by the inverse of
+// V's diagonal tile (trmm by the tile it inverts anyway; a triangular solve
+// where a group reaches past the block): the same N·K² multiply-adds as the
+// reference, with no triangular inverse of the whole K×K factor (a third of
+// the factorization work). Inside a block the errors are fed forward
+// through U's diagonal tile, the inverse of V's block-sized tile.
 
 namespace {
 
