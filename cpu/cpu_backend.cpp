@@ -22,7 +22,8 @@ class CpuBackend final : public Backend {
   gptq_backend kind() const override { return GPTQ_BACKEND_CPU; }
   const char *name() const override { return "cpu"; }
 
-  std::unique_ptr<Hessian> create_hessian(int64_t dim, gptq_precision precision) override {
+  std::unique_ptr<Hessian> create_hessian(int64_t dim, gptq_precision precision,
+                                          void *) override {
     if (precision == GPTQ_PRECISION_F64) return std::make_unique<CpuHessian<double>>(dim);
     return std::make_unique<CpuHessian<float>>(dim);
   }
@@ -34,7 +35,7 @@ class CpuBackend final : public Backend {
     throw Error(GPTQ_ERR_INTERNAL, "gptq_quantize: the Hessian does not belong to the CPU backend");
   }
 
-  std::unique_ptr<PreparedWeights> prepare(const QTensorData &q) override {
+  std::unique_ptr<PreparedWeights> prepare(const QTensorData &q, void *) override {
     return prepare_matmul_weights(q);
   }
 

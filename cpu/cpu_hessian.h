@@ -1,5 +1,6 @@
-// The CPU backend's Hessian: H = 2/n Σ x xᵀ as a running mean, accumulated
-// with BLAS syrk on tiles of rows (only the upper triangle is maintained).
+// The CPU backend's Hessian: H = 2/n Σ x xᵀ as a running mean (weights from
+// the context), accumulated with BLAS syrk on tiles of rows (only the upper
+// triangle is maintained).
 #pragma once
 
 #include <vector>
@@ -14,9 +15,9 @@ class CpuHessian final : public Hessian {
   explicit CpuHessian(int64_t dim);
 
   int64_t dim() const override { return dim_; }
-  int64_t samples() const override { return samples_; }
-  void add_batch(const void *x, gptq_dtype dtype, int64_t rows, int64_t samples) override;
-  void merge(const double *h, int64_t samples) override;
+  void add_batch(const void *x, gptq_dtype dtype, int64_t rows, Memory memory, double beta,
+                 double alpha) override;
+  void merge(const double *h, double keep, double take) override;
   void export_to(double *h) const override;
 
   // Row-major [dim, dim]; only the upper triangle (j >= i) is meaningful.
@@ -26,7 +27,6 @@ class CpuHessian final : public Hessian {
 
  private:
   int64_t dim_;
-  int64_t samples_ = 0;
   std::vector<T> upper_;  // row-major [dim, dim]; entries below the diagonal are stale
 };
 

@@ -180,11 +180,14 @@ typedef enum gptq_dtype GPTQ_ENUM_INT {
  * when it changes the choice); any other non-empty value makes
  * gptq_ctx_create fail with GPTQ_ERR_INVALID_CONFIG.
  *
- * Status of the CUDA plugin: in this version it implements only the Hessian
- * accumulation; quantize and matmul come next. Until they do, it is reported
- * as unusable ("... quantize, weights_prepare, weights_destroy, matmul are
- * missing"): AUTO uses the CPU and CUDA fails with
- * GPTQ_ERR_BACKEND_UNAVAILABLE. */
+ * When the plugin loads, it quantizes and multiplies a small fixed problem
+ * and the results are compared with the CPU backend's; a plugin whose
+ * results disagree (a broken driver, an unsupported GPU) is refused, with
+ * the reason, like any other unusable plugin: users are never handed kernels
+ * that are wrong on their GPU.
+ *
+ * The CUDA backend runs on the CUDA device current on the calling thread
+ * when the plugin was loaded (device 0 unless the caller chose another). */
 typedef enum gptq_backend GPTQ_ENUM_INT {
   /* CUDA when the CUDA plugin is present and usable (a suitable GPU, a
    * complete plugin), else the CPU; the choice and the reason are logged at
@@ -206,6 +209,21 @@ typedef enum gptq_precision GPTQ_ENUM_INT {
   GPTQ_PRECISION_F32 = 0,
   GPTQ_PRECISION_F64 = 1
 } gptq_precision;
+
+/* Where a caller buffer lives. Only the CUDA backend accepts device memory:
+ * pointers of the CUDA device the backend runs on (cudaMalloc, or the
+ * storage of a torch / CuPy tensor there). AUTO asks the CUDA runtime about
+ * each pointer (cudaPointerGetAttributes): device and managed memory count
+ * as DEVICE, everything else as HOST; on the CPU backend AUTO is HOST.
+ * Device buffers are read and written by work queued on the caller's stream
+ * (gptq_config.stream, gptq_matmul_options.stream): the call returns as soon
+ * as the work is queued, without waiting for it, and the caller orders its
+ * own use of the buffers on that stream as for any CUDA kernel. */
+typedef enum gptq_memory GPTQ_ENUM_INT {
+  GPTQ_MEMORY_AUTO = 0,
+  GPTQ_MEMORY_HOST = 1,
+  GPTQ_MEMORY_DEVICE = 2
+} gptq_memory;
 
 typedef enum gptq_log_level GPTQ_ENUM_INT {
   GPTQ_LOG_DEBUG = 0,
@@ -289,6 +307,17 @@ typedef struct gptq_config {
    * (OpenBLAS: OPENBLAS_NUM_THREADS). Results do not depend on it.
    * Default 0. */
   int32_t num_threads;
+  /* CUDA backend: the caller's stream (a cudaStream_t passed as void *) on
+   * which this context's device work runs, and which the tensors it makes
+   * use for their matmuls unless a call names another. NULL is CUDA's
+   * default stream. Calls that return host results (gptq_quantize's
+   * tensor, an export of the Hessian) wait for that stream. Ignored by the
+   * CPU backend. Default NULL. */
+  void *stream;
+  /* Where the x of gptq_add_batch and the w of gptq_quantize live (see
+   * gptq_memory). Device buffers are checked for NaN/Inf on the device, as
+   * host buffers are on the host. Default GPTQ_MEMORY_AUTO. */
+  gptq_memory memory;
 } gptq_config;
 
 /* Fill *cfg with the defaults above, struct_size included. NULL is ignored. */
@@ -549,6 +578,43 @@ GPTQ_API gptq_status gptq_qtensor_import(int64_t out_features,
                                          const gptq_checkpoint_tensors *t,
                                          gptq_qtensor **out);
 
+/* Where gptq_qtensor_import_ex puts a tensor and reads its buffers.
+ * Initialize with gptq_import_options_default(). */
+typedef struct gptq_import_options {
+  size_t struct_size;   /* = sizeof(gptq_import_options); set by _default */
+  /* The backend whose matmul runs the tensor, resolved as for a context
+   * (GPTQ_BACKEND overrides it). Default GPTQ_BACKEND_AUTO. */
+  gptq_backend backend;
+  /* Where the four checkpoint buffers live. Device buffers (CUDA backend
+   * only) are copied to the host once, checked like host buffers, and kept
+   * in the library's own layout on the device; the call waits for the copy.
+   * Default GPTQ_MEMORY_AUTO. */
+  gptq_memory memory;
+  /* The stream the tensor's matmuls use unless a call names another (see
+   * gptq_config.stream). Default NULL. */
+  void *stream;
+} gptq_import_options;
+
+/* Fill *opts with the defaults above. NULL is ignored. */
+GPTQ_API void gptq_import_options_default(gptq_import_options *opts);
+
+/* gptq_qtensor_import with options (NULL = defaults). gptq_qtensor_import is
+ * this with default options: the tensor goes to the backend AUTO chooses.
+ * Errors: those of gptq_qtensor_import, plus INVALID_CONFIG (a bad options
+ * struct or GPTQ_BACKEND value), BACKEND_UNAVAILABLE (the backend cannot be
+ * used), UNSUPPORTED (device memory on the CPU backend). */
+GPTQ_API gptq_status gptq_qtensor_import_ex(int64_t out_features,
+                                            int64_t in_features, int32_t bits,
+                                            int32_t group_size,
+                                            gptq_checkpoint_format format,
+                                            const gptq_checkpoint_tensors *t,
+                                            const gptq_import_options *opts,
+                                            gptq_qtensor **out);
+
+/* The backend a tensor lives on and whose matmul runs it (CPU or CUDA),
+ * or GPTQ_BACKEND_AUTO if q is NULL. */
+GPTQ_API gptq_backend gptq_qtensor_backend(const gptq_qtensor *q);
+
 /* ---------------------------------------------------------------------------
  * Matmul with quantized weights.
  * ------------------------------------------------------------------------- */
@@ -563,8 +629,16 @@ GPTQ_API gptq_status gptq_qtensor_import(int64_t out_features,
  * variable GPTQ_CPU_KERNELS=portable|avx2|avx512|avx512vnni, read once per
  * process, caps the choice (a CPU that lacks the named set gets its best);
  * any other non-empty value makes every matmul fail with
- * GPTQ_ERR_INVALID_CONFIG. This is
- * gptq_matmul_ex with default options (float32 activations).
+ * GPTQ_ERR_INVALID_CONFIG.
+ * On the CUDA backend, F16 and BF16 activations with 4-bit weights whose
+ * groups each cover whole tiles of 16 input columns (group size -1 or a
+ * multiple of 16, act-order included) run a tensor-core kernel: the weights
+ * are dequantized to the activations' type in registers (scale·(code −
+ * zero), rounded once, as dequantize-then-cast would) and multiplied with
+ * float32 accumulation. Every other case (F32 activations, 2/3/5–8 bits,
+ * other group sizes) runs exact float32 kernels, as the CPU does.
+ * This is gptq_matmul_ex with default options (float32 activations on the
+ * CPU, the tensor's stream and pointers detected on CUDA).
  * x is [rows, cols] with cols = in_features; y is [rows, out_features];
  * bias is [out_features] or NULL. x, bias and y all have element type `dtype`.
  * Accumulation is in float32; with F16/BF16 the result is rounded once, at
@@ -595,6 +669,15 @@ typedef struct gptq_matmul_options {
   int32_t int8_activations;
   /* Threads for this call (0 = one per core). Default 0. */
   int32_t num_threads;
+  /* CUDA backend: the stream for this call, or NULL for the tensor's own
+   * (gptq_config.stream of the context that made it, or
+   * gptq_import_options.stream). Default NULL. */
+  void *stream;
+  /* Where x, bias and y live (see gptq_memory). With DEVICE the call only
+   * queues the work on the stream and returns; with HOST it copies x and
+   * bias in, y out, and waits for the stream. Default GPTQ_MEMORY_AUTO
+   * (decided by x's pointer; bias and y must live in the same place). */
+  gptq_memory memory;
 } gptq_matmul_options;
 
 /* Fill *opts with the defaults above. NULL is ignored. */

@@ -2,6 +2,7 @@
 // the backend, and converts any C++ failure into a gptq_status plus the
 // thread-local message. Nothing thrown below ever crosses into the caller.
 #include <chrono>
+#include <cstddef>
 #include <cmath>
 #include <algorithm>
 #include <cstring>
@@ -17,6 +18,7 @@
 #include "dtype.h"
 #include "error.h"
 #include "qtensor.h"
+#include "qtensor_handle.h"
 
 namespace gptq {
 namespace {
@@ -121,6 +123,39 @@ void require_fits_precision(const gptq_ctx &ctx, const double *h, int64_t n, con
                     : std::string("NaN or Inf")));
 }
 
+// Refuses NaN/Inf in a [rows, cols] buffer wherever it lives, naming the
+// first one, and returns its largest magnitude.
+double checked_max_abs(Backend &backend, Memory memory, void *stream, const void *data,
+                       gptq_dtype dtype, int64_t rows, int64_t cols, const char *where,
+                       const char *name) {
+  if (memory == Memory::kHost) {
+    require_finite(data, dtype, rows, cols, where, name);
+    return max_abs(data, dtype, rows * cols);
+  }
+  const ScanResult r = backend.scan_device(data, dtype, rows * cols, stream);
+  if (r.first_non_finite >= 0)
+    fail(GPTQ_ERR_NON_FINITE, where,
+         std::string(name) + "[" + std::to_string(r.first_non_finite / cols) + ", " +
+             std::to_string(r.first_non_finite % cols) + "] is NaN or Inf");
+  return r.max_abs;
+}
+
+// With memory AUTO, x decides where the call's buffers are; bias and y must
+// be in the same place (one kernel reads and writes them all).
+void require_same_memory(Backend &backend, Memory memory, const void *p, const char *where,
+                         const char *name) {
+  if (p != nullptr && backend.has_device_memory() && backend.memory_of(p) != memory)
+    fail(GPTQ_ERR_UNSUPPORTED, where,
+         std::string(name) + " is in " + (memory == Memory::kDevice ? "host" : "device") +
+             " memory but x is in " + (memory == Memory::kDevice ? "device" : "host") +
+             " memory; all of a matmul's buffers must be in one place");
+}
+
+gptq_status import_checked(const char *where, int64_t out_features, int64_t in_features,
+                           int32_t bits, int32_t group_size, gptq_checkpoint_format format,
+                           const gptq_checkpoint_tensors *t, const gptq_import_options *opts,
+                           gptq_qtensor **out);
+
 gptq_status matmul_checked(const char *where, const gptq_qtensor *q, const void *x,
                            gptq_dtype dtype, int64_t rows, int64_t cols, const void *bias, void *y,
                            int64_t y_len, const gptq_matmul_options *opts);
@@ -160,7 +195,11 @@ GPTQ_API gptq_status gptq_ctx_create(int64_t out_features, int64_t in_features,
     ctx->logger.user_data = config.log_user_data;
     ctx->logger.level = config.log_level;
     ctx->backend = &select_backend(config.backend, ctx->logger, where);
-    ctx->hessian = ctx->backend->create_hessian(in_features, config.precision);
+    if (config.memory == GPTQ_MEMORY_DEVICE && !ctx->backend->has_device_memory())
+      fail(GPTQ_ERR_UNSUPPORTED, where,
+           std::string("config.memory is GPTQ_MEMORY_DEVICE, but the ") + ctx->backend->name() +
+               " backend has no device");
+    ctx->hessian = ctx->backend->create_hessian(in_features, config.precision, config.stream);
     *out = ctx.release();
   });
 }
@@ -182,16 +221,20 @@ GPTQ_API gptq_status gptq_add_batch(gptq_ctx *ctx, const void *x, gptq_dtype dty
       fail(GPTQ_ERR_SIZE_MISMATCH, where,
            "x has " + std::to_string(cols) + " columns but the layer has in_features " +
                std::to_string(ctx->in_features));
-    if (ctx->hessian->samples() > INT64_MAX - samples)
+    if (ctx->samples > INT64_MAX - samples)
       fail(GPTQ_ERR_INVALID_SIZE, where, "the sample count would overflow");
-    require_finite(x, dtype, rows, cols, where, "x");
-    require_hessian_fits(*ctx, max_abs(x, dtype, rows * cols), rows, samples, where);
-    ctx->hessian->add_batch(x, dtype, rows, samples);
+    const Memory memory = resolve_memory(ctx->config.memory, x, *ctx->backend, where, "x");
+    const double x_max = checked_max_abs(*ctx->backend, memory, ctx->config.stream, x, dtype,
+                                         rows, cols, where, "x");
+    require_hessian_fits(*ctx, x_max, rows, samples, where);
+    const BatchWeights weights = batch_weights(ctx->samples, samples);
+    ctx->hessian->add_batch(x, dtype, rows, memory, weights.beta, weights.alpha);
+    ctx->samples += samples;
   });
 }
 
 GPTQ_API int64_t gptq_ctx_samples(const gptq_ctx *ctx) {
-  return ctx == nullptr ? -1 : ctx->hessian->samples();
+  return ctx == nullptr ? -1 : ctx->samples;
 }
 
 GPTQ_API gptq_status gptq_ctx_merge(gptq_ctx *dst, const gptq_ctx *src) {
@@ -204,15 +247,17 @@ GPTQ_API gptq_status gptq_ctx_merge(gptq_ctx *dst, const gptq_ctx *src) {
            "dst has in_features " + std::to_string(dst->in_features) + ", src has " +
                std::to_string(src->in_features));
     if (dst == src) fail(GPTQ_ERR_INVALID_STATE, where, "dst and src are the same context");
-    const int64_t samples = src->hessian->samples();
+    const int64_t samples = src->samples;
     if (samples == 0) return;
-    if (dst->hessian->samples() > INT64_MAX - samples)
+    if (dst->samples > INT64_MAX - samples)
       fail(GPTQ_ERR_INVALID_SIZE, where, "the sample count would overflow");
     const int64_t n = src->in_features;
     std::vector<double> h(static_cast<size_t>(n * n));
     src->hessian->export_to(h.data());
     require_fits_precision(*dst, h.data(), n, where, "src's Hessian");
-    dst->hessian->merge(h.data(), samples);
+    const MergeWeights weights = merge_weights(dst->samples, samples);
+    dst->hessian->merge(h.data(), weights.keep, weights.take);
+    dst->samples += samples;
   });
 }
 
@@ -229,7 +274,7 @@ GPTQ_API gptq_status gptq_ctx_export_hessian(const gptq_ctx *ctx, double *h, int
            "h_len is " + std::to_string(h_len) + "; in_features² = " + std::to_string(need) +
                " elements are needed");
     ctx->hessian->export_to(h);
-    *samples = ctx->hessian->samples();
+    *samples = ctx->samples;
   });
 }
 
@@ -246,10 +291,12 @@ GPTQ_API gptq_status gptq_ctx_import_hessian(gptq_ctx *ctx, const double *h, int
                std::to_string(n * n) + " elements");
     if (samples < 1)
       fail(GPTQ_ERR_INVALID_SIZE, where, "samples is " + std::to_string(samples) + "; it must be >= 1");
-    if (ctx->hessian->samples() > INT64_MAX - samples)
+    if (ctx->samples > INT64_MAX - samples)
       fail(GPTQ_ERR_INVALID_SIZE, where, "the sample count would overflow");
     require_fits_precision(*ctx, h, n, where, "h");
-    ctx->hessian->merge(h, samples);
+    const MergeWeights weights = merge_weights(ctx->samples, samples);
+    ctx->hessian->merge(h, weights.keep, weights.take);
+    ctx->samples += samples;
   });
 }
 
@@ -272,17 +319,19 @@ GPTQ_API gptq_status gptq_quantize(gptq_ctx *ctx, const void *w, gptq_dtype dtyp
            "w is [" + std::to_string(rows) + ", " + std::to_string(cols) +
                "] but the layer is [out_features " + std::to_string(ctx->out_features) +
                ", in_features " + std::to_string(ctx->in_features) + "]");
-    if (ctx->hessian->samples() == 0)
+    if (ctx->samples == 0)
       fail(GPTQ_ERR_INVALID_STATE, where,
            "no calibration data: call gptq_add_batch (or import a Hessian) first");
-    require_finite(w, dtype, rows, cols, where, "w");
+    const Memory memory = resolve_memory(ctx->config.memory, w, *ctx->backend, where, "w");
+    checked_max_abs(*ctx->backend, memory, ctx->config.stream, w, dtype, rows, cols, where, "w");
 
-    QuantizeJob job{w, dtype, rows, ctx->config, ctx->logger};
+    QuantizeJob job{w, dtype, memory, rows, ctx->config, ctx->logger};
     gptq_quant_stats full{};
     full.struct_size = sizeof full;
     auto q = std::make_unique<gptq_qtensor>();
     q->data = ctx->backend->quantize(*ctx->hessian, job, full);
     q->backend = ctx->backend;
+    q->stream = ctx->config.stream;
     full.backend = ctx->backend->kind();
     full.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -358,19 +407,33 @@ GPTQ_API gptq_status gptq_qtensor_export(const gptq_qtensor *q, gptq_checkpoint_
   });
 }
 
+GPTQ_API void gptq_import_options_default(gptq_import_options *opts) {
+  if (opts == nullptr) return;
+  std::memset(opts, 0, sizeof *opts);
+  opts->struct_size = sizeof *opts;
+  opts->backend = GPTQ_BACKEND_AUTO;
+  opts->memory = GPTQ_MEMORY_AUTO;
+  opts->stream = nullptr;
+}
+
 GPTQ_API gptq_status gptq_qtensor_import(int64_t out_features, int64_t in_features, int32_t bits,
                                          int32_t group_size, gptq_checkpoint_format format,
                                          const gptq_checkpoint_tensors *t, gptq_qtensor **out) {
-  const char *where = "gptq_qtensor_import";
-  if (out != nullptr) *out = nullptr;
-  return guarded(where, [&] {
-    require(t, where, "t");
-    require(out, where, "out");
-    auto q = std::make_unique<gptq_qtensor>();
-    q->data = import_checkpoint(out_features, in_features, bits, group_size, format, *t);
-    q->backend = &cpu_backend();
-    *out = q.release();
-  });
+  return import_checked("gptq_qtensor_import", out_features, in_features, bits, group_size,
+                        format, t, nullptr, out);
+}
+
+GPTQ_API gptq_status gptq_qtensor_import_ex(int64_t out_features, int64_t in_features,
+                                            int32_t bits, int32_t group_size,
+                                            gptq_checkpoint_format format,
+                                            const gptq_checkpoint_tensors *t,
+                                            const gptq_import_options *opts, gptq_qtensor **out) {
+  return import_checked("gptq_qtensor_import_ex", out_features, in_features, bits, group_size,
+                        format, t, opts, out);
+}
+
+GPTQ_API gptq_backend gptq_qtensor_backend(const gptq_qtensor *q) {
+  return q == nullptr ? GPTQ_BACKEND_AUTO : q->backend->kind();
 }
 
 GPTQ_API void gptq_matmul_options_default(gptq_matmul_options *opts) {
@@ -379,6 +442,8 @@ GPTQ_API void gptq_matmul_options_default(gptq_matmul_options *opts) {
   opts->struct_size = sizeof *opts;
   opts->int8_activations = 0;
   opts->num_threads = 0;
+  opts->stream = nullptr;
+  opts->memory = GPTQ_MEMORY_AUTO;
 }
 
 GPTQ_API gptq_status gptq_matmul_ex(const gptq_qtensor *q, const void *x, gptq_dtype dtype,
@@ -392,6 +457,70 @@ GPTQ_API gptq_status gptq_matmul_ex(const gptq_qtensor *q, const void *x, gptq_d
 
 namespace gptq {
 namespace {
+
+// A checkpoint buffer in device memory copied into a host vector, when it is
+// long enough for the layout; otherwise left as it is, for the size check
+// to refuse before anything reads it.
+template <typename T>
+void copy_to_host_if_complete(Backend &backend, void *stream, T *&data, int64_t &len,
+                              int64_t need, std::vector<T> &host) {
+  if (data == nullptr || len < need) return;
+  host.resize(static_cast<size_t>(need));
+  backend.copy_to_host(host.data(), data, sizeof(T) * static_cast<size_t>(need), stream);
+  data = host.data();
+  len = need;
+}
+
+gptq_status import_checked(const char *where, int64_t out_features, int64_t in_features,
+                           int32_t bits, int32_t group_size, gptq_checkpoint_format format,
+                           const gptq_checkpoint_tensors *t, const gptq_import_options *opts,
+                           gptq_qtensor **out) {
+  if (out != nullptr) *out = nullptr;
+  return guarded(where, [&] {
+    require(t, where, "t");
+    require(out, where, "out");
+    gptq_import_options o;
+    gptq_import_options_default(&o);
+    if (opts != nullptr) {
+      if (opts->struct_size < offsetof(gptq_import_options, backend) + sizeof(gptq_backend))
+        fail(GPTQ_ERR_INVALID_CONFIG, where,
+             "options->struct_size is " + std::to_string(opts->struct_size) +
+                 "; initialize it with gptq_import_options_default()");
+      std::memcpy(&o, opts, std::min(opts->struct_size, sizeof o));
+      const int backend = static_cast<int>(o.backend);
+      if (backend != GPTQ_BACKEND_AUTO && backend != GPTQ_BACKEND_CPU &&
+          backend != GPTQ_BACKEND_CUDA)
+        fail(GPTQ_ERR_INVALID_CONFIG, where,
+             "options->backend " + std::to_string(backend) + " is not a gptq_backend");
+    }
+    Logger quiet;
+    Backend &backend = select_backend(o.backend, quiet, where);
+    // The shape is checked before any device buffer is read.
+    checkpoint_sizes(out_features, in_features, bits, group_size, where);
+    const Memory memory = resolve_memory(o.memory, t->qweight, backend, where, "t->qweight");
+    gptq_checkpoint_tensors host = *t;
+    std::vector<int32_t> qweight, qzeros, g_idx;
+    std::vector<uint16_t> scales;
+    if (memory == Memory::kDevice) {
+      const gptq_checkpoint_sizes sz =
+          checkpoint_sizes(out_features, in_features, bits, group_size, where);
+      copy_to_host_if_complete(backend, o.stream, host.qweight, host.qweight_len,
+                               sz.qweight_rows * sz.qweight_cols, qweight);
+      copy_to_host_if_complete(backend, o.stream, host.qzeros, host.qzeros_len,
+                               sz.qzeros_rows * sz.qzeros_cols, qzeros);
+      copy_to_host_if_complete(backend, o.stream, host.scales, host.scales_len,
+                               sz.scales_rows * sz.scales_cols, scales);
+      copy_to_host_if_complete(backend, o.stream, host.g_idx, host.g_idx_len, sz.g_idx_len,
+                               g_idx);
+    }
+    auto q = std::make_unique<gptq_qtensor>();
+    q->data = import_checkpoint(out_features, in_features, bits, group_size, format, host);
+    q->backend = &backend;
+    q->stream = o.stream;
+    *out = q.release();
+  });
+}
+
 gptq_status matmul_checked(const char *where, const gptq_qtensor *q, const void *x,
                            gptq_dtype dtype, int64_t rows, int64_t cols, const void *bias, void *y,
                            int64_t y_len, const gptq_matmul_options *opts) {
@@ -399,10 +528,9 @@ gptq_status matmul_checked(const char *where, const gptq_qtensor *q, const void 
     require(q, where, "q");
     require(x, where, "x");
     require(y, where, "y");
-    MatmulOptions options;
+    gptq_matmul_options o;
+    gptq_matmul_options_default(&o);
     if (opts != nullptr) {
-      gptq_matmul_options o;
-      gptq_matmul_options_default(&o);
       if (opts->struct_size < sizeof(size_t) + sizeof(int32_t))
         fail(GPTQ_ERR_INVALID_CONFIG, where,
              "options->struct_size is " + std::to_string(opts->struct_size) +
@@ -412,8 +540,15 @@ gptq_status matmul_checked(const char *where, const gptq_qtensor *q, const void 
         fail(GPTQ_ERR_INVALID_CONFIG, where, "options->int8_activations must be 0 or 1");
       if (o.num_threads < 0)
         fail(GPTQ_ERR_INVALID_CONFIG, where, "options->num_threads must be >= 0");
-      options.int8_activations = o.int8_activations == 1;
-      options.num_threads = o.num_threads;
+    }
+    MatmulOptions options;
+    options.int8_activations = o.int8_activations == 1;
+    options.num_threads = o.num_threads;
+    options.stream = o.stream != nullptr ? o.stream : q->stream;
+    options.memory = resolve_memory(o.memory, x, *q->backend, where, "x");
+    if (o.memory == GPTQ_MEMORY_AUTO) {
+      require_same_memory(*q->backend, options.memory, bias, where, "bias");
+      require_same_memory(*q->backend, options.memory, y, where, "y");
     }
     dtype_size(dtype, where);
     require_dim(rows, where, "rows");

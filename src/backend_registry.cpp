@@ -1,8 +1,9 @@
 // Which backend a context gets: the config's choice, unless the environment
 // variable GPTQ_BACKEND overrides it for the whole process (so a deployed
 // program can be moved between CPU and GPU without a rebuild), resolved
-// against what is actually usable. The CUDA backend is a plugin found and
-// probed once per process (plugin_loader.cpp); nothing here knows CUDA.
+// against what is actually usable. Every backend but the CPU is a plugin,
+// found, probed and checked once per process (plugin_loader.cpp); nothing
+// here knows CUDA.
 #include <cstdlib>
 #include <string>
 
@@ -67,27 +68,53 @@ Backend &select_backend(gptq_backend requested, const Logger &logger, const char
     requested = o.backend;
   }
 
-  switch (requested) {
-    case GPTQ_BACKEND_CPU:
-      return cpu_backend();
-    case GPTQ_BACKEND_AUTO: {
-      const PluginOutcome &cuda = cuda_plugin();
-      if (cuda.backend != nullptr) {
-        logger.log(GPTQ_LOG_INFO, "backend auto: using CUDA (" + cuda.description + ")");
-        return *cuda.backend;
+  if (requested == GPTQ_BACKEND_CPU) return cpu_backend();
+  if (requested == GPTQ_BACKEND_AUTO) {
+    std::string reasons;
+    for (const PluginSpec &spec : plugin_specs()) {
+      const PluginOutcome &plugin = plugin_outcome(spec);
+      if (plugin.backend != nullptr) {
+        logger.log(GPTQ_LOG_INFO, std::string("backend auto: using ") + spec.label + " (" +
+                                      plugin.description + ")");
+        return *plugin.backend;
       }
-      logger.log(GPTQ_LOG_INFO, "backend auto: using the CPU backend, because " + cuda.reason);
-      return cpu_backend();
+      reasons += (reasons.empty() ? "" : "; ") + plugin.reason;
     }
-    case GPTQ_BACKEND_CUDA: {
-      const PluginOutcome &cuda = cuda_plugin();
-      if (cuda.backend != nullptr) return *cuda.backend;
-      throw Error(GPTQ_ERR_BACKEND_UNAVAILABLE,
-                  std::string(where) + ": the CUDA backend was requested but cannot be used: " +
-                      cuda.reason);
-    }
+    logger.log(GPTQ_LOG_INFO, "backend auto: using the CPU backend, because " + reasons);
+    return cpu_backend();
   }
-  throw Error(GPTQ_ERR_INVALID_CONFIG, std::string(where) + ": unknown backend");
+  const PluginSpec *spec = plugin_spec(requested);
+  if (spec == nullptr) throw Error(GPTQ_ERR_INVALID_CONFIG, std::string(where) + ": unknown backend");
+  const PluginOutcome &plugin = plugin_outcome(*spec);
+  if (plugin.backend != nullptr) return *plugin.backend;
+  throw Error(GPTQ_ERR_BACKEND_UNAVAILABLE, std::string(where) + ": the " + spec->label +
+                                                " backend was requested but cannot be used: " +
+                                                plugin.reason);
+}
+
+Memory resolve_memory(gptq_memory requested, const void *p, Backend &b, const char *where,
+                      const char *what) {
+  switch (requested) {
+    case GPTQ_MEMORY_HOST: return Memory::kHost;
+    case GPTQ_MEMORY_AUTO: return b.has_device_memory() ? b.memory_of(p) : Memory::kHost;
+    case GPTQ_MEMORY_DEVICE:
+      if (!b.has_device_memory())
+        throw Error(GPTQ_ERR_UNSUPPORTED, std::string(where) + ": " + what +
+                                              " is declared device memory, but the " + b.name() +
+                                              " backend has no device");
+      return Memory::kDevice;
+  }
+  throw Error(GPTQ_ERR_INVALID_CONFIG, std::string(where) + ": memory " +
+                                           std::to_string(static_cast<int>(requested)) +
+                                           " is not a gptq_memory");
+}
+
+ScanResult Backend::scan_device(const void *, gptq_dtype, int64_t, void *) {
+  throw Error(GPTQ_ERR_INTERNAL, std::string(name()) + " backend has no device memory to scan");
+}
+
+void Backend::copy_to_host(void *, const void *, size_t, void *) {
+  throw Error(GPTQ_ERR_INTERNAL, std::string(name()) + " backend has no device memory to copy");
 }
 
 }  // namespace gptq

@@ -68,6 +68,9 @@ gptq_config read_config(const gptq_config *cfg, const char *where) {
   const int32_t log_level = enum_field(c.log_level);
   if (log_level < GPTQ_LOG_DEBUG || log_level > GPTQ_LOG_ERROR)
     bad(where, "log_level " + std::to_string(log_level) + " is not a gptq_log_level");
+  const int32_t memory = enum_field(c.memory);
+  if (memory != GPTQ_MEMORY_AUTO && memory != GPTQ_MEMORY_HOST && memory != GPTQ_MEMORY_DEVICE)
+    bad(where, "memory " + std::to_string(memory) + " is not a gptq_memory");
   if (c.num_threads < 0)
     bad(where, "num_threads is " + std::to_string(c.num_threads) + "; it must be >= 0 (0 = one per core)");
   return c;
@@ -99,4 +102,6 @@ extern "C" GPTQ_API void gptq_config_default(gptq_config *cfg) {
   cfg->log_user_data = nullptr;
   cfg->log_level = GPTQ_LOG_INFO;
   cfg->num_threads = 0;
+  cfg->stream = nullptr;
+  cfg->memory = GPTQ_MEMORY_AUTO;
 }

@@ -24,17 +24,16 @@
  *     meaning). The entry symbol's name carries no version on purpose: a
  *     plugin of another ABI is then still recognised and reported as a
  *     version mismatch, not as "not a plugin".
- *   - New entries are only ever appended (e.g. attaching the caller's CUDA
- *     stream). The core reads an entry only if struct_size covers it, so an
- *     older plugin of the same ABI version keeps loading; entries it lacks
- *     read as NULL.
+ *   - New entries are only ever appended. The core reads an entry only if
+ *     struct_size covers it, so an older plugin of the same ABI version
+ *     keeps loading; entries it lacks read as NULL.
  *
- * Required and optional entries. probe and every hessian_*, quantize,
- * weights_*, and matmul entry are required: a plugin whose table has NULL in
- * any of them is loaded, probed, and then reported as unusable, naming what is
- * missing (GPTQ_BACKEND_AUTO then uses the CPU; GPTQ_BACKEND_CUDA fails with
- * GPTQ_ERR_BACKEND_UNAVAILABLE). This is how a partly written backend is
- * shipped honestly: it cannot be selected until it is complete.
+ * Required entries. Every entry of the table is required: a plugin whose
+ * table has NULL in any of them is loaded, probed, and then reported as
+ * unusable, naming what is missing (GPTQ_BACKEND_AUTO then uses the CPU;
+ * an explicit request fails with GPTQ_ERR_BACKEND_UNAVAILABLE). A plugin
+ * that passes is then checked against the CPU backend on a small problem
+ * (src/plugin_self_check.cpp) and refused, with the reason, on a mismatch.
  *
  * Error reporting. Every fallible entry returns a gptq_status (as int32_t)
  * and takes a message buffer `msg` of `msg_size` bytes (msg_size >= 1; the
@@ -70,8 +69,9 @@
 extern "C" {
 #endif
 
-/* The ABI this core speaks. Bumped only for incompatible changes. */
-#define GPTQ_PLUGIN_ABI_VERSION 1u
+/* The ABI this core speaks. Bumped only for incompatible changes.
+ * 2: streams, device memory (memory_of, scan, copy_to_host). */
+#define GPTQ_PLUGIN_ABI_VERSION 2u
 
 /* The one symbol a plugin exports: a function of type gptq_plugin_entry_fn. */
 #define GPTQ_PLUGIN_ENTRY_NAME "gptq_backend_plugin_entry"
@@ -79,10 +79,9 @@ extern "C" {
 /* Size of the message buffer the core passes to every fallible entry. */
 #define GPTQ_PLUGIN_MSG_SIZE 1024
 
-/* Where a caller pointer points. In ABI 1 the core always passes HOST; the
- * API layer will accept device pointers in a later version and pass DEVICE
- * (a device pointer of the plugin's current device) for them. A plugin must
- * handle both. */
+/* Where a caller pointer points: host memory, or memory of the plugin's
+ * device. The core resolves GPTQ_MEMORY_AUTO (through memory_of) before it
+ * calls any other entry, so a plugin is always told which. */
 enum {
   GPTQ_PLUGIN_MEMORY_HOST = 0,
   GPTQ_PLUGIN_MEMORY_DEVICE = 1
@@ -119,9 +118,14 @@ typedef struct gptq_plugin_matmul_options {
   int32_t num_threads;       /* >= 0; a plugin may ignore it */
 } gptq_plugin_matmul_options;
 
-typedef struct gptq_plugin_v1 {
-  /* sizeof(gptq_plugin_v1) as the plugin was built; the core reads no entry
-   * beyond it. Always first. */
+/* Streams. Every entry that queues device work takes the caller's stream
+ * (a cudaStream_t for the CUDA plugin, as void *; NULL is the device's
+ * default stream), either as an argument or through gptq_config.stream.
+ * Work on device buffers is only queued: the entry returns without waiting,
+ * unless it returns host results, which it must wait for. */
+typedef struct gptq_plugin_table {
+  /* sizeof(gptq_plugin_table) as the plugin was built; the core reads no
+   * entry beyond it. Always first. */
   size_t struct_size;
   /* GPTQ_PLUGIN_ABI_VERSION as the plugin was built. Always second. */
   uint32_t abi_version;
@@ -138,9 +142,10 @@ typedef struct gptq_plugin_v1 {
   int32_t (*probe)(char *msg, size_t msg_size);
 
   /* A running-mean Hessian of dimension dim (>= 1) in the given precision,
-   * all zero. On success *out is the new handle. */
-  int32_t (*hessian_create)(int64_t dim, gptq_precision precision, gptq_plugin_hessian **out,
-                            char *msg, size_t msg_size);
+   * all zero, whose work runs on `stream`. On success *out is the new
+   * handle. */
+  int32_t (*hessian_create)(int64_t dim, gptq_precision precision, void *stream,
+                            gptq_plugin_hessian **out, char *msg, size_t msg_size);
   /* Frees a handle; NULL is ignored. Cannot fail. */
   void (*hessian_destroy)(gptq_plugin_hessian *h);
   /* H ← beta·H + alpha·xᵀx for x [rows, dim] of element type dtype (F32, F16
@@ -148,7 +153,8 @@ typedef struct gptq_plugin_v1 {
    * n/(n+s) and alpha = 2/(n+s) from its sample counts, so the running mean
    * is defined in one place; the plugin rounds both to its precision and
    * accumulates at that precision. x is finite and rows >= 1. On failure H
-   * must be unchanged. */
+   * must be unchanged. A host x is free for the caller when the entry
+   * returns. */
   int32_t (*hessian_add_batch)(gptq_plugin_hessian *h, const void *x, gptq_dtype dtype,
                                int64_t rows, int32_t memory, double beta, double alpha,
                                char *msg, size_t msg_size);
@@ -165,38 +171,54 @@ typedef struct gptq_plugin_v1 {
   /* GPTQ on H for weights w [out->out_features, dim] of element type dtype at
    * `memory`, with the validated config (struct_size = sizeof(gptq_config) of
    * the core; its log and progress callbacks may be called from the calling
-   * thread). Writes the result into the caller-allocated arrays of *out (see
-   * gptq_plugin_qtensor) and fills stats' loss, damp_percent_used,
-   * damp_retries, fell_back_to_rtn and dead_columns (stats->struct_size says
-   * how much of it the core has). The algorithm and its results are those
-   * documented for gptq_quantize in gptq.h. H is not changed. */
+   * thread; its stream is the one to use). Writes the result into the
+   * caller-allocated host arrays of *out (see gptq_plugin_qtensor) and fills
+   * stats' loss, damp_percent_used, damp_retries, fell_back_to_rtn and
+   * dead_columns (stats->struct_size says how much of it the core has). The
+   * algorithm and its results are those documented for gptq_quantize in
+   * gptq.h. H is not changed. */
   int32_t (*quantize)(const gptq_plugin_hessian *h, const void *w, gptq_dtype dtype,
                       int32_t memory, const gptq_config *config, gptq_plugin_qtensor *out,
                       gptq_quant_stats *stats, char *msg, size_t msg_size);
 
   /* The plugin's own layout of a finished tensor for matmul (e.g. repacked
    * on the device), made by the tensor's first matmul (once, under the
-   * core's lock: never twice for one tensor). q and its arrays are only read
-   * during the call. */
-  int32_t (*weights_prepare)(const gptq_plugin_qtensor *q, gptq_plugin_weights **out, char *msg,
-                             size_t msg_size);
+   * core's lock: never twice for one tensor), on `stream`. q and its arrays
+   * are only read during the call. */
+  int32_t (*weights_prepare)(const gptq_plugin_qtensor *q, void *stream,
+                             gptq_plugin_weights **out, char *msg, size_t msg_size);
   /* Frees prepared weights; NULL is ignored. Cannot fail. */
   void (*weights_destroy)(gptq_plugin_weights *w);
   /* y = x·Wᵀ (+ bias) as documented for gptq_matmul: x [rows, K], bias [N]
-   * or NULL, y [rows, N], all of element type dtype at `memory`. q is the
-   * tensor weights were prepared from. Thread-safe on shared weights. */
+   * or NULL, y [rows, N], all of element type dtype at `memory`, on
+   * `stream`. With device memory the entry only queues the work; with host
+   * memory y is written when it returns. q is the tensor weights were
+   * prepared from. Thread-safe on shared weights. */
   int32_t (*matmul)(const gptq_plugin_weights *weights, const gptq_plugin_qtensor *q,
                     const void *x, gptq_dtype dtype, int64_t rows, const void *bias, void *y,
-                    int32_t memory, const gptq_plugin_matmul_options *options, char *msg,
-                    size_t msg_size);
+                    int32_t memory, void *stream, const gptq_plugin_matmul_options *options,
+                    char *msg, size_t msg_size);
+
+  /* Where p points (*memory = GPTQ_PLUGIN_MEMORY_*): device for memory the
+   * plugin's kernels can use directly, host for anything else. */
+  int32_t (*memory_of)(const void *p, int32_t *memory, char *msg, size_t msg_size);
+  /* Scans count (>= 1) elements of dtype at device memory x on `stream`
+   * and waits: *first_non_finite = index of the first NaN/Inf or -1,
+   * *max_abs = the largest |x| of the finite elements. */
+  int32_t (*scan)(const void *x, gptq_dtype dtype, int64_t count, void *stream,
+                  int64_t *first_non_finite, double *max_abs, char *msg, size_t msg_size);
+  /* Copies `bytes` from device memory src to host memory dst on `stream`
+   * and waits for the copy. */
+  int32_t (*copy_to_host)(void *dst, const void *src, size_t bytes, void *stream, char *msg,
+                          size_t msg_size);
 
   /* Entries of later versions of this ABI are appended here. */
-} gptq_plugin_v1;
+} gptq_plugin_table;
 
 /* The type of the exported entry. Returns the plugin's static table; never
  * NULL; may be called more than once. Must not initialise the device (probe
  * does that), so that loading a plugin stays cheap and cannot fail. */
-typedef const gptq_plugin_v1 *(*gptq_plugin_entry_fn)(void);
+typedef const gptq_plugin_table *(*gptq_plugin_entry_fn)(void);
 
 #ifdef __cplusplus
 }

@@ -19,7 +19,7 @@ struct Message {
 
 // Turns a plugin's status into the core's: OK returns, a known error code is
 // thrown with the plugin's message, anything else is a plugin bug.
-void check(int32_t status, const gptq_plugin_v1 &table, const char *entry, const Message &msg) {
+void check(int32_t status, const gptq_plugin_table &table, const char *entry, const Message &msg) {
   if (status == GPTQ_OK) return;
   std::string text(msg.text, strnlen(msg.text, sizeof msg.text));
   if (text.empty()) text = "failed without a message";
@@ -30,38 +30,32 @@ void check(int32_t status, const gptq_plugin_v1 &table, const char *entry, const
               prefix + "returned the unknown status " + std::to_string(status) + " (" + text + ")");
 }
 
+int32_t memory_code(Memory m) {
+  return m == Memory::kDevice ? GPTQ_PLUGIN_MEMORY_DEVICE : GPTQ_PLUGIN_MEMORY_HOST;
+}
+
 class PluginHessian final : public Hessian {
  public:
-  PluginHessian(const gptq_plugin_v1 &table, gptq_plugin_hessian *handle, int64_t dim)
+  PluginHessian(const gptq_plugin_table &table, gptq_plugin_hessian *handle, int64_t dim)
       : table_(table), handle_(handle), dim_(dim) {}
   ~PluginHessian() override { table_.hessian_destroy(handle_); }
   PluginHessian(const PluginHessian &) = delete;
   PluginHessian &operator=(const PluginHessian &) = delete;
 
   int64_t dim() const override { return dim_; }
-  int64_t samples() const override { return samples_; }
 
-  // The running mean's weights are computed here, as the CPU backend computes
-  // them, so both backends agree on what "mean" means.
-  void add_batch(const void *x, gptq_dtype dtype, int64_t rows, int64_t samples) override {
-    const int64_t total = samples_ + samples;
-    const double beta = static_cast<double>(samples_) / static_cast<double>(total);
-    const double alpha = 2.0 / static_cast<double>(total);
+  void add_batch(const void *x, gptq_dtype dtype, int64_t rows, Memory memory, double beta,
+                 double alpha) override {
     Message msg;
-    check(table_.hessian_add_batch(handle_, x, dtype, rows, GPTQ_PLUGIN_MEMORY_HOST, beta, alpha,
+    check(table_.hessian_add_batch(handle_, x, dtype, rows, memory_code(memory), beta, alpha,
                                    msg.text, sizeof msg.text),
           table_, "hessian_add_batch", msg);
-    samples_ = total;
   }
 
-  void merge(const double *h, int64_t samples) override {
-    const int64_t total = samples_ + samples;
-    const double keep = static_cast<double>(samples_) / static_cast<double>(total);
-    const double take = static_cast<double>(samples) / static_cast<double>(total);
+  void merge(const double *h, double keep, double take) override {
     Message msg;
     check(table_.hessian_merge(handle_, h, keep, take, msg.text, sizeof msg.text), table_,
           "hessian_merge", msg);
-    samples_ = total;
   }
 
   void export_to(double *h) const override {
@@ -73,15 +67,14 @@ class PluginHessian final : public Hessian {
   const gptq_plugin_hessian *handle() const { return handle_; }
 
  private:
-  const gptq_plugin_v1 &table_;
+  const gptq_plugin_table &table_;
   gptq_plugin_hessian *handle_;
   int64_t dim_;
-  int64_t samples_ = 0;  // kept by the core: the plugin only sees beta/alpha
 };
 
 class PluginWeights final : public PreparedWeights {
  public:
-  PluginWeights(const gptq_plugin_v1 &table, gptq_plugin_weights *handle)
+  PluginWeights(const gptq_plugin_table &table, gptq_plugin_weights *handle)
       : table_(table), handle_(handle) {}
   ~PluginWeights() override { table_.weights_destroy(handle_); }
   PluginWeights(const PluginWeights &) = delete;
@@ -89,7 +82,7 @@ class PluginWeights final : public PreparedWeights {
   const gptq_plugin_weights *handle() const { return handle_; }
 
  private:
-  const gptq_plugin_v1 &table_;
+  const gptq_plugin_table &table_;
   gptq_plugin_weights *handle_;
 };
 
@@ -134,16 +127,17 @@ void require_valid_result(const QTensorData &q, const char *name) {
 
 class PluginBackend final : public Backend {
  public:
-  PluginBackend(const gptq_plugin_v1 &table, gptq_backend kind) : table_(table), kind_(kind) {}
+  PluginBackend(const gptq_plugin_table &table, gptq_backend kind) : table_(table), kind_(kind) {}
 
   gptq_backend kind() const override { return kind_; }
   const char *name() const override { return table_.name; }
 
-  std::unique_ptr<Hessian> create_hessian(int64_t dim, gptq_precision precision) override {
+  std::unique_ptr<Hessian> create_hessian(int64_t dim, gptq_precision precision,
+                                          void *stream) override {
     gptq_plugin_hessian *handle = nullptr;
     Message msg;
-    check(table_.hessian_create(dim, precision, &handle, msg.text, sizeof msg.text), table_,
-          "hessian_create", msg);
+    check(table_.hessian_create(dim, precision, stream, &handle, msg.text, sizeof msg.text),
+          table_, "hessian_create", msg);
     if (handle == nullptr)
       throw Error(GPTQ_ERR_INTERNAL, std::string(table_.name) +
                                          " backend: hessian_create succeeded but gave no handle");
@@ -176,7 +170,7 @@ class PluginBackend final : public Backend {
     gptq_quant_stats plugin_stats{};
     plugin_stats.struct_size = sizeof plugin_stats;
     Message msg;
-    check(table_.quantize(h->handle(), job.weights, job.dtype, GPTQ_PLUGIN_MEMORY_HOST,
+    check(table_.quantize(h->handle(), job.weights, job.dtype, memory_code(job.memory),
                           &job.config, &out, &plugin_stats, msg.text, sizeof msg.text),
           table_, "quantize", msg);
     q.act_order = out.act_order != 0;
@@ -189,12 +183,15 @@ class PluginBackend final : public Backend {
     return q;
   }
 
-  std::unique_ptr<PreparedWeights> prepare(const QTensorData &q) override {
+  std::unique_ptr<PreparedWeights> prepare(const QTensorData &q, void *stream) override {
     const gptq_plugin_qtensor view = view_of(q);
     gptq_plugin_weights *handle = nullptr;
     Message msg;
-    check(table_.weights_prepare(&view, &handle, msg.text, sizeof msg.text), table_,
+    check(table_.weights_prepare(&view, stream, &handle, msg.text, sizeof msg.text), table_,
           "weights_prepare", msg);
+    if (handle == nullptr)
+      throw Error(GPTQ_ERR_INTERNAL, std::string(table_.name) +
+                                         " backend: weights_prepare succeeded but gave no handle");
     try {
       return std::make_unique<PluginWeights>(table_, handle);
     } catch (...) {
@@ -217,18 +214,46 @@ class PluginBackend final : public Backend {
     o.num_threads = options.num_threads;
     Message msg;
     check(table_.matmul(weights->handle(), &view, x, dtype, rows, bias, y,
-                        GPTQ_PLUGIN_MEMORY_HOST, &o, msg.text, sizeof msg.text),
+                        memory_code(options.memory), options.stream, &o, msg.text,
+                        sizeof msg.text),
           table_, "matmul", msg);
   }
 
+  bool has_device_memory() const override { return true; }
+
+  Memory memory_of(const void *p) override {
+    int32_t memory = GPTQ_PLUGIN_MEMORY_HOST;
+    Message msg;
+    check(table_.memory_of(p, &memory, msg.text, sizeof msg.text), table_, "memory_of", msg);
+    return memory == GPTQ_PLUGIN_MEMORY_DEVICE ? Memory::kDevice : Memory::kHost;
+  }
+
+  ScanResult scan_device(const void *x, gptq_dtype dtype, int64_t count, void *stream) override {
+    ScanResult r;
+    Message msg;
+    check(table_.scan(x, dtype, count, stream, &r.first_non_finite, &r.max_abs, msg.text,
+                      sizeof msg.text),
+          table_, "scan", msg);
+    if (r.first_non_finite < -1 || r.first_non_finite >= count || !(r.max_abs >= 0.0))
+      throw Error(GPTQ_ERR_INTERNAL, std::string(table_.name) + " backend: scan returned an "
+                                                                  "impossible result");
+    return r;
+  }
+
+  void copy_to_host(void *dst, const void *src, size_t bytes, void *stream) override {
+    Message msg;
+    check(table_.copy_to_host(dst, src, bytes, stream, msg.text, sizeof msg.text), table_,
+          "copy_to_host", msg);
+  }
+
  private:
-  const gptq_plugin_v1 &table_;
+  const gptq_plugin_table &table_;
   gptq_backend kind_;
 };
 
 }  // namespace
 
-std::unique_ptr<Backend> make_plugin_backend(const gptq_plugin_v1 &table, gptq_backend kind) {
+std::unique_ptr<Backend> make_plugin_backend(const gptq_plugin_table &table, gptq_backend kind) {
   return std::make_unique<PluginBackend>(table, kind);
 }
 

@@ -15,6 +15,6 @@ namespace gptq {
 // `table` is a complete, probed table (every required entry non-NULL) that
 // outlives the backend (plugins are never unloaded). `kind` is the public
 // backend id the plugin serves.
-std::unique_ptr<Backend> make_plugin_backend(const gptq_plugin_v1 &table, gptq_backend kind);
+std::unique_ptr<Backend> make_plugin_backend(const gptq_plugin_table &table, gptq_backend kind);
 
 }  // namespace gptq

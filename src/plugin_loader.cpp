@@ -1,8 +1,10 @@
-// Search order, each step only if the previous one found nothing to try:
-//   1. $GPTQ_CUDA_PLUGIN, a full path (an explicit override: nothing else is
-//      tried, so a typo is reported instead of silently loading another copy);
-//   2. libgptq-cuda.so in the directory libgptq.so itself was loaded from
-//      (found with dladdr), i.e. where `meson install` puts both.
+// Search order for a plugin, each step only if the previous one found
+// nothing to try:
+//   1. its environment variable ($GPTQ_CUDA_PLUGIN), a full path (an
+//      explicit override: nothing else is tried, so a typo is reported
+//      instead of silently loading another copy);
+//   2. its file (libgptq-cuda.so) in the directory libgptq.so itself was
+//      loaded from (found with dladdr), i.e. where `meson install` puts both.
 // The system library path is deliberately not searched: a plugin must match
 // the core it sits next to.
 #include "plugin_loader.h"
@@ -11,6 +13,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
+#include <mutex>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
@@ -20,6 +24,7 @@
 
 #include "plugin_abi.h"
 #include "plugin_backend.h"
+#include "plugin_self_check.h"
 
 namespace gptq {
 namespace {
@@ -28,7 +33,7 @@ namespace {
 std::string core_library_dir() {
   Dl_info info{};
   // Any function defined in this library identifies it.
-  if (dladdr(reinterpret_cast<const void *>(&cuda_plugin), &info) == 0 || info.dli_fname == nullptr)
+  if (dladdr(reinterpret_cast<const void *>(&plugin_outcome), &info) == 0 || info.dli_fname == nullptr)
     return "";
   const std::string path = info.dli_fname;
   const size_t slash = path.rfind('/');
@@ -36,7 +41,7 @@ std::string core_library_dir() {
 }
 
 // Names of the required entries a table leaves NULL, and of those it has.
-void required_entries(const gptq_plugin_v1 &t, std::vector<std::string> &present,
+void required_entries(const gptq_plugin_table &t, std::vector<std::string> &present,
                       std::vector<std::string> &missing) {
   const std::pair<const char *, bool> entries[] = {
       {"probe", t.probe != nullptr},
@@ -49,6 +54,9 @@ void required_entries(const gptq_plugin_v1 &t, std::vector<std::string> &present
       {"weights_prepare", t.weights_prepare != nullptr},
       {"weights_destroy", t.weights_destroy != nullptr},
       {"matmul", t.matmul != nullptr},
+      {"memory_of", t.memory_of != nullptr},
+      {"scan", t.scan != nullptr},
+      {"copy_to_host", t.copy_to_host != nullptr},
   };
   for (const auto &e : entries) (e.second ? present : missing).push_back(e.first);
 }
@@ -62,35 +70,36 @@ std::string join(const std::vector<std::string> &items) {
 // What loading found; the table is copied so entries past the plugin's
 // struct_size read as NULL.
 struct Loaded {
-  gptq_plugin_v1 table{};
+  gptq_plugin_table table{};
   std::unique_ptr<Backend> backend;
 };
 
-PluginOutcome load_cuda_plugin() {
+PluginOutcome load_plugin(const PluginSpec &spec) {
   PluginOutcome out;
+  const std::string label = spec.label;
 
   // 1. Find.
   std::string path;
-  const char *env = std::getenv(kCudaPluginEnv);
+  const char *env = std::getenv(spec.env);
   if (env != nullptr && env[0] != '\0') {
     path = env;
     if (access(path.c_str(), F_OK) != 0) {
-      out.reason = std::string("the CUDA plugin was not found: ") + kCudaPluginEnv + " is " + path +
+      out.reason = "the " + label + " plugin was not found: " + spec.env + " is " + path +
                    ", which does not exist";
       return out;
     }
   } else {
     const std::string dir = core_library_dir();
     if (dir.empty()) {
-      out.reason = std::string("the CUDA plugin was not found: the directory of libgptq could not be "
-                               "determined; set ") + kCudaPluginEnv + " to the plugin's full path";
+      out.reason = "the " + label + " plugin was not found: the directory of libgptq could not "
+                   "be determined; set " + spec.env + " to the plugin's full path";
       return out;
     }
-    path = dir + "/" + kCudaPluginFile;
+    path = dir + "/" + spec.file;
     if (access(path.c_str(), F_OK) != 0) {
-      out.reason = std::string("the CUDA plugin was not found (tried ") + path +
-                   "; this libgptq may have been built without CUDA, or set " + kCudaPluginEnv +
-                   " to the plugin's full path)";
+      out.reason = "the " + label + " plugin was not found (tried " + path +
+                   "; this libgptq may have been built without " + label + ", or set " +
+                   spec.env + " to the plugin's full path)";
       return out;
     }
   }
@@ -101,7 +110,8 @@ PluginOutcome load_cuda_plugin() {
   void *handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (handle == nullptr) {
     const char *why = dlerror();
-    out.reason = "the CUDA plugin " + path + " could not be loaded: " + (why ? why : "unknown error");
+    out.reason = "the " + label + " plugin " + path + " could not be loaded: " +
+                 (why ? why : "unknown error");
     return out;
   }
   dlerror();
@@ -113,8 +123,8 @@ PluginOutcome load_cuda_plugin() {
   }
   gptq_plugin_entry_fn entry;
   std::memcpy(&entry, &sym, sizeof entry);  // object → function pointer, as POSIX allows
-  const gptq_plugin_v1 *table = entry();
-  constexpr size_t kHeader = offsetof(gptq_plugin_v1, abi_version) + sizeof(uint32_t);
+  const gptq_plugin_table *table = entry();
+  constexpr size_t kHeader = offsetof(gptq_plugin_table, abi_version) + sizeof(uint32_t);
   if (table == nullptr || table->struct_size < kHeader) {
     out.reason = path + ": " GPTQ_PLUGIN_ENTRY_NAME " returned " +
                  (table == nullptr ? std::string("NULL") : "a table too small to hold its version");
@@ -129,10 +139,12 @@ PluginOutcome load_cuda_plugin() {
   }
   // From here on the plugin is never unloaded: probe may start the CUDA
   // runtime (threads, atexit handlers), which must not outlive its code.
-  static Loaded loaded;
+  // One record per plugin, never freed: the backend may be in use until the
+  // process ends.
+  Loaded &loaded = *new Loaded;
   std::memcpy(&loaded.table, table, std::min(table->struct_size, sizeof loaded.table));
   loaded.table.struct_size = sizeof loaded.table;
-  if (loaded.table.name == nullptr) loaded.table.name = "cuda";
+  if (loaded.table.name == nullptr) loaded.table.name = spec.file;
 
   // 3. Probe, then check completeness; report both problems if both exist,
   // the device first since that is what a user can act on.
@@ -158,17 +170,44 @@ PluginOutcome load_cuda_plugin() {
     out.reason = problems;
     return out;
   }
-  loaded.backend = make_plugin_backend(loaded.table, GPTQ_BACKEND_CUDA);
+  loaded.backend = make_plugin_backend(loaded.table, spec.kind);
+
+  // 4. Check its results against the CPU backend's on a small problem.
+  const std::string mismatch = self_check_failure(*loaded.backend);
+  if (!mismatch.empty()) {
+    out.description.clear();
+    out.reason = path + " failed its self-check against the CPU backend: " + mismatch;
+    return out;
+  }
   out.backend = loaded.backend.get();
   return out;
 }
 
 }  // namespace
 
-const PluginOutcome &cuda_plugin() {
-  // A function-local static is initialised exactly once, thread-safely.
-  static const PluginOutcome outcome = load_cuda_plugin();
-  return outcome;
+const std::vector<PluginSpec> &plugin_specs() {
+  static const std::vector<PluginSpec> specs = {
+      {GPTQ_BACKEND_CUDA, "CUDA", "libgptq-cuda.so", "GPTQ_CUDA_PLUGIN"},
+  };
+  return specs;
+}
+
+const PluginSpec *plugin_spec(gptq_backend kind) {
+  for (const PluginSpec &s : plugin_specs())
+    if (s.kind == kind) return &s;
+  return nullptr;
+}
+
+const PluginOutcome &plugin_outcome(const PluginSpec &spec) {
+  // Each plugin is loaded exactly once, thread-safely; outcomes live for the
+  // process.
+  static std::mutex mutex;
+  static std::map<gptq_backend, const PluginOutcome *> outcomes;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = outcomes.find(spec.kind);
+  if (it == outcomes.end())
+    it = outcomes.emplace(spec.kind, new PluginOutcome(load_plugin(spec))).first;
+  return *it->second;
 }
 
 }  // namespace gptq

@@ -1,19 +1,31 @@
-// Finding, loading and probing the CUDA backend plugin (libgptq-cuda.so),
-// once per process. The outcome is either a usable Backend or the exact
-// reason there is none, which select_backend turns into a log line (auto) or
-// an error (an explicit request for CUDA).
+// Finding, loading, probing and checking backend plugins (such as
+// libgptq-cuda.so), once per plugin per process. The outcome is either a
+// usable Backend or the exact reason there is none, which select_backend
+// turns into a log line (auto) or an error (an explicit request).
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "backend.h"
 
 namespace gptq {
 
-// File name of the CUDA plugin, looked for next to libgptq itself.
-constexpr const char *kCudaPluginFile = "libgptq-cuda.so";
-// Environment variable naming the plugin's full path instead.
-constexpr const char *kCudaPluginEnv = "GPTQ_CUDA_PLUGIN";
+// A backend that lives in a plugin: which public backend it serves, the
+// file looked for next to libgptq, and the environment variable that names
+// its full path instead.
+struct PluginSpec {
+  gptq_backend kind;
+  const char *label;  // for messages: "CUDA"
+  const char *file;   // "libgptq-cuda.so"
+  const char *env;    // "GPTQ_CUDA_PLUGIN"
+};
+
+// The plugin backends this core knows, in the order AUTO prefers them.
+const std::vector<PluginSpec> &plugin_specs();
+
+// The spec serving `kind`, or nullptr (the CPU is no plugin).
+const PluginSpec *plugin_spec(gptq_backend kind);
 
 struct PluginOutcome {
   Backend *backend = nullptr;  // non-NULL when usable; lives for the process
@@ -21,8 +33,8 @@ struct PluginOutcome {
   std::string reason;          // why it cannot be used (when not)
 };
 
-// The CUDA plugin's outcome. The first call searches, loads and probes;
-// every later call (from any thread) returns the same result.
-const PluginOutcome &cuda_plugin();
+// The outcome for one plugin. The first call searches, loads, probes and
+// self-checks it; every later call (from any thread) returns the same.
+const PluginOutcome &plugin_outcome(const PluginSpec &spec);
 
 }  // namespace gptq

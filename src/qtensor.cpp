@@ -1,6 +1,5 @@
 #include "qtensor.h"
 
-#include "backend.h"
 #include "half.h"
 
 namespace gptq {
@@ -30,10 +29,3 @@ void dequantize_rows(const QTensorData &q, int64_t row_begin, int64_t row_end, f
 }
 
 }  // namespace gptq
-
-gptq_qtensor::~gptq_qtensor() = default;
-
-const gptq::PreparedWeights &gptq_qtensor::prepared() const {
-  std::call_once(prepare_once_, [this] { prepared_ = backend->prepare(data); });
-  return *prepared_;
-}

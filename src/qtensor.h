@@ -1,18 +1,15 @@
-// The quantized tensor behind the opaque gptq_qtensor handle: integer codes
-// with per-group fp16 scales and integer zeros, in the original column order.
-// Immutable once built, so it may be shared by threads (see gptq.h).
+// A quantized tensor's data, whatever backend runs it: integer codes with
+// per-group fp16 scales and integer zeros, in the original column order.
+// Immutable once built, so it may be shared by threads (see gptq.h). The
+// handle that pairs it with a backend is in qtensor_handle.h.
 #pragma once
 
 #include <cstdint>
-#include <memory>
-#include <mutex>
 #include <vector>
 
 #include "gptq.h"
 
 namespace gptq {
-
-class Backend;
 
 struct QTensorData {
   int64_t out_features = 0;  // N
@@ -35,26 +32,3 @@ int64_t group_count(int64_t in_features, int32_t group_size);
 void dequantize_rows(const QTensorData &q, int64_t row_begin, int64_t row_end, float *out);
 
 }  // namespace gptq
-
-namespace gptq {
-class PreparedWeights;
-}
-
-// The public handle: the data, the backend that runs its matmul, and the
-// backend's layout of it, made on the first matmul: quantize-and-export
-// (the whole-model CLI) then never pays for a layout it does not use, in
-// time (~3% of a quantize) or memory.
-struct gptq_qtensor {
-  gptq::QTensorData data;
-  gptq::Backend *backend = nullptr;  // not owned; backends live for the process
-  ~gptq_qtensor();
-
-  // The backend's layout, made once (thread-safe: matmul may be called on a
-  // shared tensor from many threads). If making it throws, nothing is kept
-  // and the next call tries again.
-  const gptq::PreparedWeights &prepared() const;
-
- private:
-  mutable std::once_flag prepare_once_;
-  mutable std::unique_ptr<gptq::PreparedWeights> prepared_;
-};

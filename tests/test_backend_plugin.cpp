@@ -17,6 +17,7 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -198,8 +199,8 @@ TEST(PluginLoader, LibraryWithoutTheEntrySymbol) {
 }
 
 TEST(PluginLoader, WrongAbiVersion) {
-  expect_unusable(with_plugin(FAKE_PLUGIN_ABI2),
-                  {std::string(FAKE_PLUGIN_ABI2) + ": plugin ABI 2, library expects 1"});
+  expect_unusable(with_plugin(FAKE_PLUGIN_OLD_ABI),
+                  {std::string(FAKE_PLUGIN_OLD_ABI) + ": plugin ABI 1, library expects 2"});
 }
 
 TEST(PluginLoader, ProbeFailureCarriesThePluginsMessage) {
@@ -211,14 +212,32 @@ TEST(PluginLoader, IncompletePluginNamesWhatIsMissing) {
   expect_unusable(with_plugin(FAKE_PLUGIN_INCOMPLETE),
                   {std::string(FAKE_PLUGIN_INCOMPLETE) +
                    " implements only probe, hessian_create, hessian_destroy, hessian_add_batch, "
-                   "hessian_merge, hessian_export; quantize, weights_prepare, weights_destroy, "
-                   "matmul are missing"});
+                   "hessian_merge, hessian_export, memory_of, scan, copy_to_host; quantize, "
+                   "weights_prepare, weights_destroy, matmul are missing"});
 }
 
 TEST(PluginLoader, EntriesBeyondTheDeclaredTableSizeAreNotRead) {
   std::vector<EnvVar> env = with_plugin(FAKE_PLUGIN_COMPLETE);
   env.push_back({"FAKE_PLUGIN_SHORT_TABLE", "1"});
-  expect_unusable(env, {"quantize, weights_prepare, weights_destroy, matmul are missing"});
+  expect_unusable(env, {"quantize, weights_prepare, weights_destroy, matmul, memory_of, scan, "
+                        "copy_to_host are missing"});
+}
+
+// A plugin that loads and runs but computes wrongly is refused by the
+// self-check against the CPU backend, with what differed.
+TEST(PluginLoader, SelfCheckRefusesWrongCodes) {
+  std::vector<EnvVar> env = with_plugin(FAKE_PLUGIN_COMPLETE);
+  env.push_back({"FAKE_PLUGIN_WRONG_CODES", "1"});
+  expect_unusable(env, {std::string(FAKE_PLUGIN_COMPLETE) +
+                            " failed its self-check against the CPU backend: quantize (F64): ",
+                        " codes differ (by up to "});
+}
+
+TEST(PluginLoader, SelfCheckRefusesAWrongMatmul) {
+  std::vector<EnvVar> env = with_plugin(FAKE_PLUGIN_COMPLETE);
+  env.push_back({"FAKE_PLUGIN_WRONG_MATMUL", "1"});
+  expect_unusable(env, {"failed its self-check against the CPU backend: matmul (F32, 3 rows): "
+                        "relative error 0.01"});
 }
 
 // ---------------------------------------------------------------------------
@@ -276,63 +295,70 @@ TEST(PluginBackend, HessianMatchesTheCpuBackend) {
   });
 }
 
+// The complete fake is an independent GPTQ (the reference's formulation,
+// in double): its results, stats and logs must come back through the
+// adapter as the plugin made them, and agree with the CPU backend's.
 TEST(PluginBackend, QuantizeResultsStatsLogsAndMatmulFlowBack) {
   expect_child(with_plugin(FAKE_PLUGIN_COMPLETE), [] {
     const int64_t out = 16, in = 64, rows = 5;
     Logs logs;
     gptq_config cfg = config_for(GPTQ_BACKEND_CUDA, &logs);
     cfg.sym = 0;
-    Ctx ctx = make_ctx(out, in, cfg);
-    ASSERT_TRUE(ctx);
-    const std::vector<float> x = correlated_activations(100, in, 21);
+    cfg.act_order = 1;
+    cfg.precision = GPTQ_PRECISION_F64;
+    gptq_config cpu_cfg = cfg;
+    cpu_cfg.backend = GPTQ_BACKEND_CPU;
+    cpu_cfg.log = nullptr;
+    std::vector<float> x = correlated_activations(100, in, 21);
+    for (int64_t r = 0; r < 100; ++r) x[r * in + 5] = 0.0f;  // a dead input column
     const std::vector<float> w = correlated_activations(out, in, 22, 0);
-    ASSERT_EQ(gptq_add_batch(ctx.get(), x.data(), GPTQ_DTYPE_F32, 100, in, 1), GPTQ_OK);
-    gptq_quant_stats stats{};
-    stats.struct_size = sizeof stats;
-    gptq_qtensor *raw = nullptr;
-    ASSERT_EQ(gptq_quantize(ctx.get(), w.data(), GPTQ_DTYPE_F32, out, in, &raw, &stats), GPTQ_OK)
-        << gptq_last_error();
-    QTensor q(raw);
+    gptq_quant_stats stats{}, cpu_stats{};
+    stats.struct_size = cpu_stats.struct_size = sizeof stats;
+    QTensor q, cpu_q;
+    for (auto [c, st, dst] : {std::make_tuple(&cfg, &stats, &q), std::make_tuple(&cpu_cfg, &cpu_stats, &cpu_q)}) {
+      Ctx ctx = make_ctx(out, in, *c);
+      ASSERT_TRUE(ctx);
+      ASSERT_EQ(gptq_add_batch(ctx.get(), x.data(), GPTQ_DTYPE_F32, 100, in, 1), GPTQ_OK);
+      gptq_qtensor *raw = nullptr;
+      ASSERT_EQ(gptq_quantize(ctx.get(), w.data(), GPTQ_DTYPE_F32, out, in, &raw, st), GPTQ_OK)
+          << gptq_last_error();
+      dst->reset(raw);
+    }
     EXPECT_EQ(stats.backend, GPTQ_BACKEND_CUDA);
-    EXPECT_EQ(stats.loss, 42.5);
-    EXPECT_EQ(stats.damp_retries, 3);
-    EXPECT_EQ(stats.fell_back_to_rtn, 1);
-    EXPECT_EQ(stats.dead_columns, 7);
+    EXPECT_EQ(gptq_qtensor_backend(q.get()), GPTQ_BACKEND_CUDA);
+    EXPECT_EQ(gptq_qtensor_backend(cpu_q.get()), GPTQ_BACKEND_CPU);
+    EXPECT_NEAR(stats.loss, cpu_stats.loss, 1e-6 * cpu_stats.loss);
+    EXPECT_EQ(stats.damp_retries, 0);
+    EXPECT_EQ(stats.fell_back_to_rtn, 0);
+    EXPECT_EQ(stats.dead_columns, 1);
     EXPECT_FLOAT_EQ(static_cast<float>(stats.damp_percent_used), cfg.damp_percent);
-    EXPECT_TRUE(logs.has(GPTQ_LOG_INFO, "fake plugin: quantized by round-to-nearest")) << logs.all();
+    EXPECT_TRUE(logs.has(GPTQ_LOG_INFO, "fake plugin: quantized")) << logs.all();
 
     gptq_qtensor_info info{};
     ASSERT_EQ(gptq_qtensor_get_info(q.get(), &info), GPTQ_OK);
     EXPECT_EQ(info.groups, 4);
     EXPECT_EQ(info.bits, 4);
-    EXPECT_EQ(info.act_order, 0);
-    // Round-to-nearest within half a (fp16-rounded) step of every weight.
-    std::vector<float> deq(out * in);
-    ASSERT_EQ(gptq_qtensor_dequantize(q.get(), deq.data(), out * in), GPTQ_OK);
-    for (int64_t r = 0; r < out; ++r)
-      for (int64_t g = 0; g < 4; ++g) {
-        float lo = 0, hi = 0;
-        for (int64_t j = g * 16; j < g * 16 + 16; ++j) {
-          lo = std::min(lo, w[r * in + j]);
-          hi = std::max(hi, w[r * in + j]);
-        }
-        const float step = (hi - lo) / 15;
-        for (int64_t j = g * 16; j < g * 16 + 16; ++j)
-          EXPECT_NEAR(deq[r * in + j], w[r * in + j], 0.51f * step + 1e-3f * std::abs(w[r * in + j]))
-              << r << "," << j;
-      }
-    // The checkpoint export reads the same data.
+    EXPECT_EQ(info.act_order, 1);
+    std::vector<uint8_t> codes(out * in), cpu_codes(out * in);
+    ASSERT_EQ(gptq_qtensor_codes(q.get(), codes.data(), out * in), GPTQ_OK);
+    ASSERT_EQ(gptq_qtensor_codes(cpu_q.get(), cpu_codes.data(), out * in), GPTQ_OK);
+    EXPECT_EQ(codes, cpu_codes);
+    // The checkpoint export reads the plugin's g_idx.
     gptq_checkpoint_sizes sizes{};
     ASSERT_EQ(gptq_checkpoint_sizes_for(out, in, 4, 16, &sizes), GPTQ_OK);
     std::vector<int32_t> qweight(sizes.qweight_rows * sizes.qweight_cols),
-        qzeros(sizes.qzeros_rows * sizes.qzeros_cols), g_idx(sizes.g_idx_len);
+        qzeros(sizes.qzeros_rows * sizes.qzeros_cols), g_idx(sizes.g_idx_len), cpu_g_idx(g_idx);
     std::vector<uint16_t> scales(sizes.scales_rows * sizes.scales_cols);
     gptq_checkpoint_tensors t{qweight.data(), (int64_t)qweight.size(), qzeros.data(), (int64_t)qzeros.size(),
                               scales.data(), (int64_t)scales.size(), g_idx.data(), (int64_t)g_idx.size()};
     ASSERT_EQ(gptq_qtensor_export(q.get(), GPTQ_FORMAT_V2, &t), GPTQ_OK) << gptq_last_error();
-    for (int64_t j = 0; j < in; ++j) EXPECT_EQ(g_idx[j], j / 16);
+    t.g_idx = cpu_g_idx.data();
+    ASSERT_EQ(gptq_qtensor_export(cpu_q.get(), GPTQ_FORMAT_V2, &t), GPTQ_OK) << gptq_last_error();
+    EXPECT_EQ(g_idx, cpu_g_idx);
 
     // Matmul runs in the plugin: y = x·deqᵀ + bias.
+    std::vector<float> deq(out * in);
+    ASSERT_EQ(gptq_qtensor_dequantize(q.get(), deq.data(), out * in), GPTQ_OK);
     std::vector<float> bias(out), y(rows * out, -1.0f);
     for (int64_t o = 0; o < out; ++o) bias[o] = 0.25f * static_cast<float>(o);
     ASSERT_EQ(gptq_matmul(q.get(), x.data(), GPTQ_DTYPE_F32, rows, in, bias.data(), y.data(), rows * out),
@@ -348,10 +374,13 @@ TEST(PluginBackend, QuantizeResultsStatsLogsAndMatmulFlowBack) {
         EXPECT_NEAR(y[r * out + o], s, 1e-5 * mag + 1e-6);
       }
     // A plugin's error comes back with its status and message.
-    std::vector<uint16_t> x16(rows * in), y16(rows * out);
-    EXPECT_EQ(gptq_matmul(q.get(), x16.data(), GPTQ_DTYPE_F16, rows, in, nullptr, y16.data(), rows * out),
+    gptq_matmul_options opts;
+    gptq_matmul_options_default(&opts);
+    opts.memory = GPTQ_MEMORY_DEVICE;
+    EXPECT_EQ(gptq_matmul_ex(q.get(), x.data(), GPTQ_DTYPE_F32, rows, in, nullptr, y.data(),
+                             rows * out, &opts),
               GPTQ_ERR_UNSUPPORTED);
-    EXPECT_STREQ(gptq_last_error(), "cuda backend: matmul: fake plugin: matmul supports only F32");
+    EXPECT_STREQ(gptq_last_error(), "cuda backend: matmul: fake plugin: host memory only");
   });
 }
 
@@ -374,7 +403,7 @@ TEST(PluginBackend, CancellationFromThePluginIsACancel) {
 
 TEST(PluginBackend, InvalidResultsFromAPluginAreRefused) {
   std::vector<EnvVar> env = with_plugin(FAKE_PLUGIN_COMPLETE);
-  env.push_back({"FAKE_PLUGIN_BAD_GIDX", "1"});
+  env.push_back({"FAKE_PLUGIN_BAD_GIDX", "32"});
   expect_child(env, [] {
     Ctx ctx = make_ctx(8, 32, config_for(GPTQ_BACKEND_CUDA));
     ASSERT_TRUE(ctx);
@@ -492,35 +521,32 @@ TEST(PluginLoader, FoundNextToTheLibrary) {
 // The real libgptq-cuda.so, when this build made one.
 
 #ifdef GPTQ_REAL_CUDA_PLUGIN
-// Phase 1: the plugin implements probe and the Hessian only, so it is never
-// usable; without a GPU the reason also carries the CUDA runtime's own error.
-TEST(RealCudaPlugin, UnusableWithAClearReason) {
+// Without a GPU the real plugin is unusable, and the reason carries the CUDA
+// runtime's own error; with one, it passes its self-check and AUTO uses it.
+TEST(RealCudaPlugin, UsableExactlyWhenThereIsADevice) {
   expect_child(with_plugin(GPTQ_REAL_CUDA_PLUGIN), [] {
     const auto [status, message] = try_create(config_for(GPTQ_BACKEND_CUDA));
-    EXPECT_EQ(status, GPTQ_ERR_BACKEND_UNAVAILABLE) << message;
-    EXPECT_NE(message.find("quantize, weights_prepare, weights_destroy, matmul are missing"),
-              std::string::npos)
-        << message;
-    std::printf("  (real plugin says: %s)\n", message.c_str());
-
-    // Ask the plugin directly whether there is a device, to know what the
-    // message must say about it.
     void *h = dlopen(GPTQ_REAL_CUDA_PLUGIN, RTLD_NOW | RTLD_NOLOAD);
     ASSERT_NE(h, nullptr);
     auto entry = reinterpret_cast<gptq_plugin_entry_fn>(dlsym(h, GPTQ_PLUGIN_ENTRY_NAME));
     ASSERT_NE(entry, nullptr);
     char probe_msg[GPTQ_PLUGIN_MSG_SIZE] = {};
+    Logs logs;
+    const gptq_backend used = backend_used(config_for(GPTQ_BACKEND_AUTO, &logs));
     if (entry()->probe(probe_msg, sizeof probe_msg) != GPTQ_OK) {
+      std::printf("  (real plugin says: %s)\n", message.c_str());
+      EXPECT_EQ(status, GPTQ_ERR_BACKEND_UNAVAILABLE) << message;
       EXPECT_NE(message.find(probe_msg), std::string::npos) << message;
       // The CUDA runtime's error name, e.g. cudaErrorNoDevice.
       EXPECT_NE(message.find("cudaGetDeviceCount failed: cudaError"), std::string::npos) << message;
+      EXPECT_EQ(used, GPTQ_BACKEND_CPU);
+      EXPECT_TRUE(logs.has(GPTQ_LOG_INFO, "backend auto: using the CPU backend, because"))
+          << logs.all();
+    } else {
+      std::printf("  (real plugin: %s)\n", probe_msg);
+      EXPECT_EQ(status, GPTQ_OK) << message;
+      EXPECT_EQ(used, GPTQ_BACKEND_CUDA) << logs.all();
     }
-
-    Logs logs;
-    EXPECT_EQ(backend_used(config_for(GPTQ_BACKEND_AUTO, &logs)), GPTQ_BACKEND_CPU);
-    EXPECT_TRUE(logs.has(GPTQ_LOG_INFO, "backend auto: using the CPU backend, because")) << logs.all();
-    EXPECT_TRUE(logs.has(GPTQ_LOG_INFO, "quantize, weights_prepare, weights_destroy, matmul are missing"))
-        << logs.all();
   });
 }
 
@@ -532,7 +558,7 @@ TEST(RealCudaPlugin, HessianMatchesReference) {
     EXPECT_NE(h, nullptr) << dlerror();
     if (h == nullptr) return 0;
     auto entry = reinterpret_cast<gptq_plugin_entry_fn>(dlsym(h, GPTQ_PLUGIN_ENTRY_NAME));
-    const gptq_plugin_v1 *t = entry();
+    const gptq_plugin_table *t = entry();
     char msg[GPTQ_PLUGIN_MSG_SIZE] = {};
     if (t->probe(msg, sizeof msg) != GPTQ_OK) {
       std::printf("  skipped: %s\n", msg);
@@ -548,7 +574,7 @@ TEST(RealCudaPlugin, HessianMatchesReference) {
     for (gptq_precision p : {GPTQ_PRECISION_F32, GPTQ_PRECISION_F64})
       for (gptq_dtype dt : {GPTQ_DTYPE_F32, GPTQ_DTYPE_F16, GPTQ_DTYPE_BF16}) {
         gptq_plugin_hessian *hs = nullptr;
-        EXPECT_EQ(t->hessian_create(n, p, &hs, msg, sizeof msg), GPTQ_OK) << msg;
+        EXPECT_EQ(t->hessian_create(n, p, nullptr, &hs, msg, sizeof msg), GPTQ_OK) << msg;
         if (hs == nullptr) return 0;
         // (a, 1 sample) then (b, 3 samples): H = (2/4)(aᵀa + b̃ᵀb̃).
         EXPECT_EQ(t->hessian_add_batch(hs, a.data(), GPTQ_DTYPE_F32, rows1, GPTQ_PLUGIN_MEMORY_HOST,

@@ -1,0 +1,27 @@
+// The public handle behind gptq_qtensor: a tensor's data, the backend that
+// runs its matmul, the stream its matmuls use by default, and the backend's
+// layout of it, made on the first matmul: quantize-and-export (the
+// whole-model tool) then never pays for a layout it does not use.
+#pragma once
+
+#include <memory>
+#include <mutex>
+
+#include "backend.h"
+#include "qtensor.h"
+
+struct gptq_qtensor {
+  gptq::QTensorData data;
+  gptq::Backend *backend = nullptr;  // not owned; backends live for the process
+  void *stream = nullptr;            // the caller's, for backends with streams
+  ~gptq_qtensor();
+
+  // The backend's layout, made once (thread-safe: matmul may be called on a
+  // shared tensor from many threads). If making it throws, nothing is kept
+  // and the next call tries again.
+  const gptq::PreparedWeights &prepared() const;
+
+ private:
+  mutable std::once_flag prepare_once_;
+  mutable std::unique_ptr<gptq::PreparedWeights> prepared_;
+};
