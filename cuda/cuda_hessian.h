@@ -15,8 +15,16 @@ namespace gptq_cuda {
 class DeviceHessian {
  public:
   virtual ~DeviceHessian() = default;
+  virtual int64_t dim() const = 0;
+  virtual gptq_precision precision() const = 0;
+  // Column-major [dim, dim] of float (F32) or double (F64) on the device;
+  // only the upper triangle (i <= j at i + j·dim) is meaningful.
+  virtual const void *data() const = 0;
+  // The stream the Hessian's work runs on (the context's).
+  virtual void *stream() const = 0;
   // H ← beta·H + alpha·xᵀx; x [rows, dim] of dtype, on the host or (device
-  // true) on the current device. f16/bf16 are converted on the device.
+  // true) on the plugin's device. f16/bf16 are converted on the device. Only
+  // queued: a host x has been copied when this returns.
   virtual void add_batch(const void *x, gptq_dtype dtype, int64_t rows, bool device, double beta,
                          double alpha) = 0;
   // H ← keep·H + take·src, src a full row-major host matrix of doubles,
@@ -26,7 +34,9 @@ class DeviceHessian {
   virtual void export_to(double *dst) const = 0;
 };
 
-// An all-zero Hessian on the current device, float or double per precision.
-std::unique_ptr<DeviceHessian> make_device_hessian(int64_t dim, gptq_precision precision);
+// An all-zero Hessian on the plugin's device, float or double per
+// precision, whose work runs on `stream`.
+std::unique_ptr<DeviceHessian> make_device_hessian(int64_t dim, gptq_precision precision,
+                                                   void *stream);
 
 }  // namespace gptq_cuda
