@@ -162,9 +162,10 @@ struct Json {
   std::string done() const { return text + "\n}\n"; }
 };
 
-std::string captured_log;
+std::string captured_log, captured_core_log;
 void capture(gptq_log_level, const char *message, void *) {
   if (std::strstr(message, "cuda solve") != nullptr) captured_log = message;
+  if (std::strstr(message, "as the core sees it") != nullptr) captured_core_log = message;
 }
 
 }  // namespace
@@ -290,8 +291,8 @@ int main(int argc, char **argv) {
         gptq_qtensor_destroy(q);
       }
       const double med = median(ms), mn = *std::min_element(ms.begin(), ms.end());
-      std::printf("%7lldx%-6lld %9s %10.2f %10.2f  %s\n", (long long)n, (long long)k, act ? "yes" : "no",
-                  med, mn, captured_log.c_str());
+      std::printf("%7lldx%-6lld %9s %10.2f %10.2f  %s; %s\n", (long long)n, (long long)k,
+                  act ? "yes" : "no", med, mn, captured_log.c_str(), captured_core_log.c_str());
       solve_json += std::string(solve_json.size() > 1 ? "," : "") + "{\"out\":" + std::to_string(n) +
                     ",\"in\":" + std::to_string(k) + ",\"act_order\":" + std::to_string(act) +
                     ",\"median_ms\":" + std::to_string(med) + ",\"min_ms\":" + std::to_string(mn) + "}";
@@ -301,6 +302,60 @@ int main(int argc, char **argv) {
     cudaFree(wd);
   }
   json.add("solve", solve_json + "]");
+
+  // The same layer on the CPU backend: how far the GPU's codes and loss are
+  // from the CPU's at full size (rows parted by rounding ties).
+  if (!solve.empty()) {
+    const int64_t n = solve[0].a, k = solve[0].b, t = std::min<int64_t>(tokens, 2048);
+    const std::vector<float> x = correlated(t, k, 11);
+    std::vector<float> w = correlated(n, k, 12);
+    for (float &v : w) v *= 0.02f;
+    std::printf("\nCPU against CUDA on %lldx%lld, 4-bit g128 (act-order off / on)\n", (long long)n, (long long)k);
+    std::string quality_json = "[";
+    for (int act : {0, 1}) {
+      double loss[2];
+      std::vector<uint8_t> codes[2];
+      double seconds[2];
+      for (int b = 0; b < 2; ++b) {
+        gptq_config cfg;
+        gptq_config_default(&cfg);
+        cfg.backend = b == 0 ? GPTQ_BACKEND_CPU : GPTQ_BACKEND_CUDA;
+        cfg.act_order = act;
+        gptq_ctx *ctx = nullptr;
+        check(gptq_ctx_create(n, k, &cfg, &ctx), "gptq_ctx_create");
+        check(gptq_add_batch(ctx, x.data(), GPTQ_DTYPE_F32, t, k, 1), "gptq_add_batch");
+        gptq_quant_stats st{};
+        st.struct_size = sizeof st;
+        gptq_qtensor *q = nullptr;
+        check(gptq_quantize(ctx, w.data(), GPTQ_DTYPE_F32, n, k, &q, &st), "gptq_quantize");
+        loss[b] = st.loss;
+        seconds[b] = st.seconds;
+        codes[b].resize(static_cast<size_t>(n * k));
+        check(gptq_qtensor_codes(q, codes[b].data(), n * k), "gptq_qtensor_codes");
+        gptq_qtensor_destroy(q);
+        gptq_ctx_destroy(ctx);
+      }
+      int64_t differ = 0, rows = 0;
+      for (int64_t r = 0; r < n; ++r) {
+        bool any = false;
+        for (int64_t j = 0; j < k; ++j)
+          if (codes[0][r * k + j] != codes[1][r * k + j]) {
+            ++differ;
+            any = true;
+          }
+        rows += any;
+      }
+      const double rel = std::abs(loss[1] - loss[0]) / loss[0];
+      std::printf("  act-order %s: loss CPU %.6g, CUDA %.6g (relative difference %.2e); rows with any "
+                  "other code %lld of %lld, codes %lld of %lld; CPU %.2f s (this machine's cores)\n",
+                  act ? "on " : "off", loss[0], loss[1], rel, (long long)rows, (long long)n,
+                  (long long)differ, (long long)(n * k), seconds[0]);
+      quality_json += std::string(quality_json.size() > 1 ? "," : "") + "{\"act_order\":" + std::to_string(act) +
+                      ",\"loss_rel\":" + std::to_string(rel) + ",\"rows_differ\":" + std::to_string(rows) +
+                      ",\"codes_differ\":" + std::to_string(differ) + "}";
+    }
+    json.add("cpu_vs_cuda", quality_json + "]");
+  }
 
   // Matmul: 4-bit g128 W4A16 (f16 activations) against cuBLAS f16.
   std::printf("\nMatmul W4A16 (4-bit g128, f16 x and y, L2 flushed), us\n%14s %6s %10s %10s %8s %8s\n",

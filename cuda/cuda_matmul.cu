@@ -22,9 +22,10 @@ void compute(const DeviceWeights &w, const gptq_plugin_qtensor &q, const void *x
   const int64_t n = w.n, k = w.k;
   if (dtype != GPTQ_DTYPE_F32 && w.tiled4 != nullptr) {
     const Tiled4Layout &t = *w.tiled4;
-    // The kernel reads x two elements at a time from the sorted, padded
-    // column order; anything else is gathered into that form first.
-    const bool aligned = reinterpret_cast<uintptr_t>(x) % 4 == 0;
+    // The kernel reads x eight elements (16 bytes) at a time from the
+    // sorted, padded column order; anything else is gathered into that form
+    // first.
+    const bool aligned = reinterpret_cast<uintptr_t>(x) % 16 == 0 && k % 8 == 0;
     if (!t.gather_x && aligned) {
       tiled4_matmul(t, n, x, k, dtype, rows, bias, y, stream);
       return;

@@ -6,60 +6,70 @@
 namespace gptq_cuda {
 namespace {
 
-constexpr int kRows = 32;   // rows per thread block, one per lane
-constexpr int kWarps = 8;   // warps sharing the feed-forward
-constexpr int kStep = 8;    // columns whose errors go forward together (as the CPU)
-constexpr int kPitch = kRows + 1;  // padded row of the tile: no bank conflicts
+// A thread block takes 32 rows; each of its warps owns 8 of them outright,
+// so the column loop needs no barrier across warps. In a warp, lane L works
+// on row L % 8 and on the columns t with t % 4 = L / 8 (its slice): the
+// lane of a column's slice quantizes it and broadcasts the error to the
+// row's other lanes, and every lane feeds the errors into its own columns.
+// Each element of the block is thus only ever touched by one lane, and each
+// weight sees the same products and subtractions, in the same order, as in
+// the CPU kernel (steps of 8 columns: within a step column by column, then
+// the step's 8 errors into every later column).
+constexpr int kRowsPerWarp = 8;
+constexpr int kSlices = 4;
+constexpr int kWarps = 4;
+constexpr int kRows = kRowsPerWarp * kWarps;  // rows per thread block
+constexpr int kStep = 8;                      // columns whose errors go forward together
 
 template <typename T>
 __device__ __forceinline__ T u_at(const BlockKernelArgs<T> &a, int64_t row, int64_t col) {
-  return a.u_inv[(a.count - 1 - row) + (a.count - 1 - col) * a.u_ld];
+  return __ldg(&a.u_inv[(a.count - 1 - row) + (a.count - 1 - col) * a.u_ld]);
 }
 
-// Shared memory: the block's columns for the thread block's rows,
-// tile[i·kPitch + lane] (column i of the block, lane's row), then one step's
-// errors, errors[m·kRows + lane], then the lanes' losses.
+// Shared memory: per warp, the block's columns of its 8 rows,
+// tile[i·8 + r]; then the 32 rows' losses.
 template <typename T>
-__global__ void __launch_bounds__(kRows *kWarps)
-    block_kernel(const BlockKernelArgs<T> a) {
+__global__ void __launch_bounds__(kRows *kSlices) block_kernel(const BlockKernelArgs<T> a) {
   extern __shared__ __align__(16) unsigned char shared_raw[];
-  T *tile = reinterpret_cast<T *>(shared_raw);
-  T *errors = tile + a.count * kPitch;
-  double *lane_losses = reinterpret_cast<double *>(errors + kStep * kRows);
+  T *tiles = reinterpret_cast<T *>(shared_raw);
+  double *row_losses = reinterpret_cast<double *>(tiles + kWarps * a.count * kRowsPerWarp);
 
-  const int lane = threadIdx.x % kRows;
-  const int warp = threadIdx.x / kRows;
+  const int lane = threadIdx.x % 32;
+  const int warp = threadIdx.x / 32;
   const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kRows;
   const int64_t rows = min(static_cast<int64_t>(kRows), a.n - r0);
   const int64_t first = a.span - a.count;  // state index of the block's last position
 
   // 1. The rows' block-start weights: into the state (coalesced along each
-  //    row) and, for the block's own positions, into the tile.
+  //    row) and, for the block's own positions, into the warps' tiles.
   for (int64_t idx = threadIdx.x; idx < kRows * a.span; idx += blockDim.x) {
     const int64_t rl = idx / a.span, j = idx % a.span;
+    T *tile = tiles + (rl / kRowsPerWarp) * a.count * kRowsPerWarp + rl % kRowsPerWarp;
     if (rl >= rows) {
-      if (j >= first) tile[(a.span - 1 - j) * kPitch + rl] = T(0);  // padding: never stored
+      if (j >= first) tile[(a.span - 1 - j) * kRowsPerWarp] = T(0);  // padding: never stored
       continue;
     }
     const int64_t r = r0 + rl;
     T v = a.w[r * a.k + a.c0 + j];
     if (a.update != nullptr) v = v + a.update[r * a.span + j];
     a.state[r * a.span + j] = v;
-    if (j >= first) tile[(a.span - 1 - j) * kPitch + rl] = v;
+    if (j >= first) tile[(a.span - 1 - j) * kRowsPerWarp] = v;
   }
   __syncthreads();
 
   // 2. Parameters of the groups whose first position is in the block, from
   //    the block-start weights of their positions [p, p + group_size), which
-  //    the state holds at [s_end − end, s_end − p): one warp per group.
+  //    the state holds at [s_end − end, s_end − p): a thread per group and
+  //    row.
   if (a.dynamic_groups) {
     const int64_t i2 = a.i1 + a.count;
-    const int64_t first_group = (a.i1 + a.group_size - 1) / a.group_size;
-    int64_t index = 0;
-    for (int64_t p = first_group * a.group_size; p < i2; p += a.group_size, ++index) {
-      if (index % kWarps != warp || lane >= rows) continue;
+    const int64_t p0 = (a.i1 + a.group_size - 1) / a.group_size * a.group_size;
+    const int64_t groups = p0 < i2 ? (i2 - p0 + a.group_size - 1) / a.group_size : 0;
+    for (int64_t idx = threadIdx.x; idx < groups * kRows; idx += blockDim.x) {
+      const int64_t rl = idx % kRows, p = p0 + (idx / kRows) * a.group_size;
+      if (rl >= rows) continue;
       const int64_t end = min(a.k, p + a.group_size);
-      const int64_t r = r0 + lane;
+      const int64_t r = r0 + rl;
       const int64_t g = a.group_of[p];
       find_group_params(a.state + r * a.span + (a.s_end - end), 1, end - p, a.quant,
                         &a.scale[g * a.n + r], &a.zero[g * a.n + r]);
@@ -67,78 +77,86 @@ __global__ void __launch_bounds__(kRows *kWarps)
     __syncthreads();
   }
 
-  // 3. The columns: warp 0 quantizes a step of kStep columns, feeding each
-  //    column's error into the rest of the step; then all warps feed the
-  //    step's errors into every later column of the block. Each weight sees
-  //    the same products and subtractions, in the same order, as in the CPU
-  //    kernel.
+  // 3. The columns.
+  const int rw = lane % kRowsPerWarp;    // this lane's row in the warp
+  const int slice = lane / kRowsPerWarp;  // this lane's columns: t % 4 == slice
+  const int64_t rl = static_cast<int64_t>(warp) * kRowsPerWarp + rw;
+  const int64_t r = r0 + rl;
+  const bool valid = rl < rows;
+  T *tile = tiles + warp * a.count * kRowsPerWarp + rw;
   const bool feed = a.u_inv != nullptr;
-  double lane_loss = 0.0;
+  double loss = 0.0;
   int64_t current_group = -1;
   T s = T(1), z = T(0);
-  const int64_t r = r0 + lane;
   for (int64_t i = 0; i < a.count; i += kStep) {
     const int64_t step_end = min(a.count, i + kStep);
-    if (warp == 0) {
-      for (int64_t j = i; j < step_end; ++j) {
-        const int64_t p = a.i1 + j;
-        const int64_t g = a.group_of[p];
-        if (g != current_group) {
-          if (lane < rows) {
-            s = a.scale[g * a.n + r];
-            z = a.zero[g * a.n + r];
-          }
-          current_group = g;
+    T ev[kStep];
+#pragma unroll
+    for (int jj = 0; jj < kStep; ++jj) {
+      const int64_t j = i + jj;
+      if (j >= step_end) break;
+      const int64_t p = a.i1 + j;
+      const int64_t g = a.group_of[p];
+      if (g != current_group) {
+        if (valid) {
+          s = a.scale[g * a.n + r];
+          z = a.zero[g * a.n + r];
         }
-        T deq, e;
-        double loss_term;
-        const T code = quantize_step(tile[j * kPitch + lane], s, z, a.quant.maxq,
-                                     feed ? u_at(a, j, j) : T(0), &deq, &e, &loss_term);
-        tile[j * kPitch + lane] = deq;
-        if (lane < rows) {
-          a.codes[p * a.n + r] = static_cast<uint8_t>(code);
-          lane_loss += loss_term;
-        }
-        if (feed) {
-          errors[(j - i) * kRows + lane] = e;
-          for (int64_t t = j + 1; t < step_end; ++t)
-            tile[t * kPitch + lane] = feed_forward(tile[t * kPitch + lane], e, u_at(a, j, t));
-        }
+        current_group = g;
+      }
+      const int owner = static_cast<int>(j % kSlices);
+      T e = T(0);
+      double term = 0.0;
+      if (slice == owner) {
+        T deq;
+        const T code = quantize_step(tile[j * kRowsPerWarp], s, z, a.quant.maxq,
+                                     feed ? u_at(a, j, j) : T(0), &deq, &e, &term);
+        tile[j * kRowsPerWarp] = deq;
+        if (valid) a.codes[p * a.n + r] = static_cast<uint8_t>(code);
+      }
+      e = __shfl_sync(0xffffffffu, e, owner * kRowsPerWarp + rw);
+      term = __shfl_sync(0xffffffffu, term, owner * kRowsPerWarp + rw);
+      loss += term;
+      if (feed) {
+        ev[jj] = e;
+        for (int64_t t = j + 1; t < step_end; ++t)
+          if (t % kSlices == slice)
+            tile[t * kRowsPerWarp] = feed_forward(tile[t * kRowsPerWarp], e, u_at(a, j, t));
       }
     }
-    __syncthreads();
     if (feed && step_end - i == kStep) {
-      T ev[kStep];
-#pragma unroll
-      for (int m = 0; m < kStep; ++m) ev[m] = errors[m * kRows + lane];
-      for (int64_t t = step_end + warp; t < a.count; t += kWarps) {
-        T v = tile[t * kPitch + lane];
+      const int64_t t0 = step_end + ((slice - step_end % kSlices) + kSlices) % kSlices;
+      for (int64_t t = t0; t < a.count; t += kSlices) {
+        T v = tile[t * kRowsPerWarp];
 #pragma unroll
         for (int m = 0; m < kStep; ++m) v = feed_forward(v, ev[m], u_at(a, i + m, t));
-        tile[t * kPitch + lane] = v;
+        tile[t * kRowsPerWarp] = v;
       }
-      __syncthreads();
     }
   }
+  __syncwarp();
 
   // 4. The block's original weights become the residuals w − q (position
   //    i1 + i of row r at column K−1−i1−i), coalesced along each row.
-  for (int64_t idx = threadIdx.x; idx < rows * a.count; idx += blockDim.x) {
-    const int64_t rl = idx / a.count, i = idx % a.count;
-    T *wp = a.w + (r0 + rl) * a.k + (a.k - 1 - a.i1 - i);
-    *wp = sub_rn(*wp, tile[i * kPitch + rl]);
+  const T *warp_tile = tiles + warp * a.count * kRowsPerWarp;
+  for (int64_t idx = lane; idx < kRowsPerWarp * a.count; idx += 32) {
+    const int64_t rr = idx / a.count, i = idx % a.count;
+    const int64_t row_local = static_cast<int64_t>(warp) * kRowsPerWarp + rr;
+    if (row_local >= rows) continue;
+    T *wp = a.w + (r0 + row_local) * a.k + (a.k - 1 - a.i1 - i);
+    *wp = sub_rn(*wp, warp_tile[i * kRowsPerWarp + rr]);
   }
 
-  // 5. The loss of each tile of 16 rows, summed lane by lane in row order as
-  //    the CPU sums it.
-  if (warp == 0) lane_losses[lane] = lane_loss;
+  // 5. The loss of each tile of 16 rows, summed row by row in order, as the
+  //    CPU sums it (every lane of a row holds that row's sum).
+  if (slice == 0) row_losses[rl] = loss;
   __syncthreads();
   if (threadIdx.x == 0 || threadIdx.x == 16) {
     const int begin = threadIdx.x;
     if (begin < rows) {
-      double loss = 0.0;
-      for (int l = begin; l < begin + 16 && l < rows; ++l) loss += lane_losses[l];
-      a.tile_loss[(r0 + begin) / 16] = loss;
+      double sum = 0.0;
+      for (int l = begin; l < begin + 16 && l < rows; ++l) sum += row_losses[l];
+      a.tile_loss[(r0 + begin) / 16] = sum;
     }
   }
 }
@@ -147,7 +165,7 @@ __global__ void __launch_bounds__(kRows *kWarps)
 
 template <typename T>
 size_t block_kernel_shared_bytes(int64_t count) {
-  return sizeof(T) * static_cast<size_t>(count * kPitch + kStep * kRows) + sizeof(double) * kRows;
+  return sizeof(T) * static_cast<size_t>(kWarps * count * kRowsPerWarp) + sizeof(double) * kRows;
 }
 
 template <typename T>
@@ -161,7 +179,7 @@ void launch_block_kernel(const BlockKernelArgs<T> &args, cudaStream_t stream) {
     raised = shared;
   }
   const unsigned blocks = static_cast<unsigned>((args.n + kRows - 1) / kRows);
-  block_kernel<T><<<blocks, kRows * kWarps, shared, stream>>>(args);
+  block_kernel<T><<<blocks, kRows * kSlices, shared, stream>>>(args);
   check_launch("block_kernel");
 }
 

@@ -1,8 +1,7 @@
 // The inner work of one GPTQ block on the GPU, the counterpart of
 // cpu/gptq_block_kernel.h: for every weight row, quantize the block's
 // columns one by one and feed each column's error into the rest of the
-// block. One thread block takes 32 rows (a row per lane); its warps share
-// the error feed-forward.
+// block. Each warp owns 8 rows (see the .cu for how its lanes share them).
 #pragma once
 
 #include <cuda_runtime_api.h>

@@ -100,9 +100,16 @@ struct ActOps<__nv_bfloat16> {
   }
 };
 
+// Up to 16 warps a block; 8 for the widest tiles, whose accumulators need
+// the registers.
+template <int NT>
+constexpr int max_warps() {
+  return NT >= 8 ? 8 : 16;
+}
+
 template <typename Act, int NT>
-__global__ void __launch_bounds__(512)
-    tiled4_kernel(const uint4 *__restrict__ words, const int32_t *__restrict__ tile_group,
+__global__ void __launch_bounds__(max_warps<NT>() * 32)
+    tiled4_kernel(const uint4 *__restrict__ words, const int32_t *__restrict__ pair_group,
                   const uint32_t *__restrict__ params, const Act *__restrict__ x, int64_t ldx,
                   int64_t rows, int64_t n, int64_t padded_n, int64_t chunks,
                   const Act *__restrict__ bias, Act *__restrict__ y) {
@@ -111,26 +118,27 @@ __global__ void __launch_bounds__(512)
   const int warps = blockDim.x >> 5;
   const int g = lane >> 2, t = lane & 3;
   const int64_t stripe = blockIdx.x;
-  const int64_t per_warp = (chunks + warps - 1) / warps;
-  const int64_t c_begin = warp * per_warp, c_end = min(chunks, c_begin + per_warp);
+  const int per_warp = static_cast<int>((chunks + warps - 1) / warps);
+  const int c_begin = warp * per_warp;
+  const int c_end = min(static_cast<int>(chunks), c_begin + per_warp);
 
   float acc[NT][4];
 #pragma unroll
   for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
-  // This lane's row of x in each group of 8 rows (B operand column g), or
-  // none past the last row.
-  const uint32_t *x_row[NT];
+  // This lane's row of x in each group of 8 rows (B operand column g), from
+  // its 8 elements of each pair of tiles on, or none past the last row.
+  const uint4 *x_row[NT];
 #pragma unroll
   for (int j = 0; j < NT; ++j) {
     const int64_t b = j * 8 + g;
-    x_row[j] = b < rows ? reinterpret_cast<const uint32_t *>(x + b * ldx) + t : nullptr;
+    x_row[j] = b < rows ? reinterpret_cast<const uint4 *>(x + b * ldx) + t : nullptr;
   }
   const uint4 *w = words + stripe * chunks * 32 + lane;
-  const int64_t row0 = stripe * kStripeRows + g;
+  const uint32_t *row_params = params + stripe * kStripeRows + g;
   int current = -1;
   uint32_t scale0 = 0, offset0 = 0, scale1 = 0, offset1 = 0;
 
-  for (int64_t c = c_begin; c < c_end; c += kUnroll) {
+  for (int c = c_begin; c < c_end; c += kUnroll) {
     uint4 q[kUnroll];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u)
@@ -140,28 +148,29 @@ __global__ void __launch_bounds__(512)
       if (c + u >= c_end) break;
       const uint32_t tile_words[4] = {q[u].x, q[u].y, q[u].z, q[u].w};
 #pragma unroll
-      for (int s = 0; s < 4; ++s) {
-        const int64_t kt = (c + u) * 4 + s;
-        const int group = tile_group[kt];
+      for (int pair = 0; pair < 2; ++pair) {
+        const int kp = (c + u) * 2 + pair;
+        const int group = pair_group[kp];
         if (group != current) {
-          ActOps<Act>::split_params(params[group * padded_n + row0], scale0, offset0);
-          ActOps<Act>::split_params(params[group * padded_n + row0 + 8], scale1, offset1);
+          ActOps<Act>::split_params(row_params[group * padded_n], scale0, offset0);
+          ActOps<Act>::split_params(row_params[group * padded_n + 8], scale1, offset1);
           current = group;
         }
-        const uint32_t word = tile_words[s];
-        uint32_t a[4];
-        a[0] = ActOps<Act>::dequantize(word, scale0, offset0);
-        a[1] = ActOps<Act>::dequantize(word >> 4, scale1, offset1);
-        a[2] = ActOps<Act>::dequantize(word >> 8, scale0, offset0);
-        a[3] = ActOps<Act>::dequantize(word >> 12, scale1, offset1);
+        uint4 xv[NT];
 #pragma unroll
-        for (int j = 0; j < NT; ++j) {
-          uint32_t b0 = 0, b1 = 0;
-          if (x_row[j] != nullptr) {
-            b0 = x_row[j][kt * 8];
-            b1 = x_row[j][kt * 8 + 4];
-          }
-          ActOps<Act>::mma(acc[j], a, b0, b1);
+        for (int j = 0; j < NT; ++j)
+          xv[j] = x_row[j] != nullptr ? x_row[j][kp * 4] : make_uint4(0, 0, 0, 0);
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const uint32_t word = tile_words[pair * 2 + h];
+          uint32_t a[4];
+          a[0] = ActOps<Act>::dequantize(word, scale0, offset0);
+          a[1] = ActOps<Act>::dequantize(word >> 4, scale1, offset1);
+          a[2] = ActOps<Act>::dequantize(word >> 8, scale0, offset0);
+          a[3] = ActOps<Act>::dequantize(word >> 12, scale1, offset1);
+#pragma unroll
+          for (int j = 0; j < NT; ++j)
+            ActOps<Act>::mma(acc[j], a, h == 0 ? xv[j].x : xv[j].z, h == 0 ? xv[j].y : xv[j].w);
         }
       }
     }
@@ -200,14 +209,14 @@ void launch_tiled4(const Tiled4Layout &w, int64_t n, const Act *x, int64_t ldx, 
   // whose partial sums fill the shared memory).
   const int64_t target = static_cast<int64_t>(device_info().sm_count) * 32;
   int warps = 1;
-  const int max_warps = NT >= 8 ? 8 : 16;
-  while (warps < max_warps && stripes * warps < target && chunks / (warps * 2) >= 2) warps *= 2;
+  while (warps < max_warps<NT>() && stripes * warps < target && chunks / (warps * 2) >= 2)
+    warps *= 2;
   const size_t shared = sizeof(float) * warps * 32 * NT * 4;
   const unsigned grid = static_cast<unsigned>(stripes);
   const uint32_t *params = std::is_same<Act, __half>::value ? w.f16_params.as<uint32_t>()
                                                              : w.bf16_params.as<uint32_t>();
   tiled4_kernel<Act, NT><<<grid, warps * 32, shared, stream>>>(
-      w.words.as<uint4>(), w.tile_group.as<int32_t>(), params, x, ldx, rows, n, w.padded_n,
+      w.words.as<uint4>(), w.pair_group.as<int32_t>(), params, x, ldx, rows, n, w.padded_n,
       chunks, bias, y);
   check_launch("tiled4_kernel");
 }

@@ -34,7 +34,8 @@ DeviceBuffer &DeviceBuffer::operator=(DeviceBuffer &&o) noexcept {
 namespace {
 
 // One word per (stripe, tile, lane): the lane's eight codes of the 16 × 16
-// tile in fragment order. codes is [n, k] in original column order;
+// tile in fragment order, the tile's columns placed inside their pair of
+// tiles as pair_column says. codes is [n, k] in original column order;
 // column_of maps the sorted, padded order back to it.
 __global__ void pack_kernel(const uint8_t *codes, int64_t n, int64_t k, const int32_t *column_of,
                             int64_t chunks, uint32_t *words) {
@@ -46,10 +47,10 @@ __global__ void pack_kernel(const uint8_t *codes, int64_t n, int64_t k, const in
   const int lane = static_cast<int>((idx / 4) % 32);
   const int64_t chunk = (idx / 128) % chunks;
   const int64_t stripe = idx / (128 * chunks);
-  const int64_t tile = chunk * 4 + s;
+  const int64_t pair_start = chunk * kChunkCols + (s / 2) * kPairCols;
   words[idx] = pack_fragment_word(lane, [&](int row, int col) -> int {
     const int64_t r = stripe * kStripeRows + row;
-    const int32_t c = column_of[tile * kTileCols + col];
+    const int32_t c = column_of[pair_start + pair_column(s % 2, col)];
     return r < n && c >= 0 ? codes[r * k + c] : 0;
   });
 }
@@ -88,11 +89,11 @@ std::unique_ptr<Tiled4Layout> make_tiled4(const gptq_plugin_qtensor &q, const Ti
     }
 
   w.words = DeviceBuffer(sizeof(uint32_t) * static_cast<size_t>(word_count));
-  w.tile_group = DeviceBuffer(sizeof(int32_t) * plan.tile_group.size());
+  w.pair_group = DeviceBuffer(sizeof(int32_t) * plan.pair_group.size());
   w.f16_params = DeviceBuffer(sizeof(uint32_t) * f16.size());
   w.bf16_params = DeviceBuffer(sizeof(uint32_t) * bf16.size());
   w.column_of = DeviceBuffer(sizeof(int32_t) * plan.column_of.size());
-  upload(w.tile_group, plan.tile_group, stream);
+  upload(w.pair_group, plan.pair_group, stream);
   upload(w.f16_params, f16, stream);
   upload(w.bf16_params, bf16, stream);
   upload(w.column_of, plan.column_of, stream);

@@ -2,13 +2,15 @@
 // from the core's host form (codes [N, K], fp16 scales, zeros, g_idx).
 //
 // Two layouts:
-//  - Tiled4, for 4-bit tensors whose groups each cover whole tiles of 16
-//    input columns once the columns are sorted by group (act-order tensors
-//    included): the codes of each 16 × 16 tile as the eight nibbles of one
-//    32-bit word per lane in the order the tensor-core instruction wants
-//    them (quant_arith.h), four tiles (64 columns) per lane as one 16-byte
-//    load, stripes of 16 output rows one after another; scales and zeros as
-//    pairs ready for the dequantizing arithmetic, per group and row.
+//  - Tiled4, for 4-bit tensors whose groups each cover whole pairs of
+//    tiles (32 input columns) once the columns are sorted by group
+//    (act-order tensors included): the codes of each 16 × 16 tile as the
+//    eight nibbles of one 32-bit word per lane in the order the tensor-core
+//    instruction wants them, the columns of each pair of tiles in the order
+//    that lets a lane load its x in one piece (quant_arith.h), four tiles
+//    (64 columns) per lane as one 16-byte load, stripes of 16 output rows
+//    one after another; scales and zeros as pairs ready for the
+//    dequantizing arithmetic, per group and row.
 //  - Generic, for everything else (2, 3, 5–8 bits, groups that split a
 //    tile): one byte per code, g_idx, float scales and zeros, for exact
 //    float32 kernels.
@@ -51,7 +53,7 @@ struct Tiled4Layout {
   int64_t padded_k = 0;     // K rounded up to 64
   bool gather_x = false;    // columns sorted by group, or K padded: x is gathered first
   DeviceBuffer words;       // uint4 [padded_n/16][padded_k/64][32]
-  DeviceBuffer tile_group;  // int32 [padded_k/16]: the group of each tile of 16 columns
+  DeviceBuffer pair_group;  // int32 [padded_k/32]: the group of each pair of tiles
   DeviceBuffer f16_params;  // half2 [G][padded_n]: (scale, 1024 + zero)
   DeviceBuffer bf16_params; // bfloat162 [G][padded_n]: (scale as bf16, 128 + zero)
   DeviceBuffer column_of;   // int32 [padded_k]: original column of each sorted one, −1 = padding

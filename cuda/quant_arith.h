@@ -237,6 +237,18 @@ GPTQ_HD uint32_t pack_fragment_word(int lane, CodeAt code) {
   return word;
 }
 
+// Inside each pair of tiles (32 input columns, in the layout's column
+// order) the kernel loads x once per lane, 8 consecutive elements: lane t
+// (= L % 4) gets columns [8t, 8t + 8). The B operand of mma.m16n8k16 wants
+// lane t to hold the tile's columns 2t, 2t+1 (first register) and 2t+8,
+// 2t+9 (second); so column c of tile h (0, 1) of the pair is stored at
+// column 8t + 4h + q of the pair, t = (c % 8) / 2, q = c % 2 + 2·(c / 8),
+// and the weights are packed in the same order. The products then pair
+// the same x and w whatever order the instruction sums them in.
+GPTQ_HD int pair_column(int tile_in_pair, int col) {
+  return 8 * ((col % 8) / 2) + 4 * tile_in_pair + (col % 2) + 2 * (col / 8);
+}
+
 // The code of nibble m of a word.
 GPTQ_HD int fragment_code(uint32_t word, int nibble) {
   return static_cast<int>((word >> (4 * nibble)) & 0xFu);

@@ -1,8 +1,9 @@
 // Host-side planning of the Tiled4 matmul layout (matmul_layout.h): the
 // order of the input columns (sorted by group, stable, padded to a multiple
-// of 64) and the group of each tile of 16 columns, or the finding that some
-// tile would hold two groups and the tensor needs the generic layout. Plain
-// C++, so CPU tests check it.
+// of 64) and the group of each pair of tiles (32 columns, which the kernel
+// reads x for in one 16-byte load per lane), or the finding that some pair
+// would hold two groups and the tensor needs the generic layout. Plain C++,
+// so CPU tests check it.
 #pragma once
 
 #include <algorithm>
@@ -13,7 +14,8 @@
 namespace gptq_cuda {
 
 constexpr int64_t kTileCols = 16;   // input columns per tensor-core tile
-constexpr int64_t kChunkCols = 64;  // columns per 16-byte load of a lane (4 tiles)
+constexpr int64_t kPairCols = 32;   // two tiles: one 16-byte load of x per lane
+constexpr int64_t kChunkCols = 64;  // columns per 16-byte load of weights per lane (4 tiles)
 constexpr int64_t kStripeRows = 16; // output rows per tile
 
 struct Tiled4Plan {
@@ -21,7 +23,7 @@ struct Tiled4Plan {
   int64_t padded_k = 0;
   bool identity = true;               // column j is column j for every j < K
   std::vector<int32_t> column_of;     // [padded_k]: original column, −1 = padding
-  std::vector<int32_t> tile_group;    // [padded_k / 16]
+  std::vector<int32_t> pair_group;    // [padded_k / 32]
 };
 
 inline Tiled4Plan plan_tiled4(int32_t bits, int64_t k, const int32_t *g_idx) {
@@ -37,12 +39,12 @@ inline Tiled4Plan plan_tiled4(int32_t bits, int64_t k, const int32_t *g_idx) {
     plan.column_of[j] = order[j];
     if (order[j] != j) plan.identity = false;
   }
-  plan.tile_group.assign(static_cast<size_t>(plan.padded_k / kTileCols), 0);
-  for (int64_t t = 0; t * kTileCols < k; ++t) {
-    const int32_t g = g_idx[order[t * kTileCols]];
-    for (int64_t j = t * kTileCols; j < std::min(k, (t + 1) * kTileCols); ++j)
-      if (g_idx[order[j]] != g) return plan;  // two groups in one tile
-    plan.tile_group[t] = g;
+  plan.pair_group.assign(static_cast<size_t>(plan.padded_k / kPairCols), 0);
+  for (int64_t t = 0; t * kPairCols < k; ++t) {
+    const int32_t g = g_idx[order[t * kPairCols]];
+    for (int64_t j = t * kPairCols; j < std::min(k, (t + 1) * kPairCols); ++j)
+      if (g_idx[order[j]] != g) return plan;  // two groups in one pair of tiles
+    plan.pair_group[t] = g;
   }
   plan.applies = true;
   return plan;

@@ -311,8 +311,9 @@ typedef struct gptq_config {
    * which this context's device work runs, and which the tensors it makes
    * use for their matmuls unless a call names another. NULL is CUDA's
    * default stream. Calls that return host results (gptq_quantize's
-   * tensor, an export of the Hessian) wait for that stream. Ignored by the
-   * CPU backend. Default NULL. */
+   * tensor, an export of the Hessian) wait for that stream. The stream
+   * must outlive the context and every tensor that uses it: their memory is
+   * freed in its order. Ignored by the CPU backend. Default NULL. */
   void *stream;
   /* Where the x of gptq_add_batch and the w of gptq_quantize live (see
    * gptq_memory). Device buffers are checked for NaN/Inf on the device, as

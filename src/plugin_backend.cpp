@@ -1,5 +1,6 @@
 #include "plugin_backend.h"
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -106,14 +107,20 @@ gptq_plugin_qtensor view_of(const QTensorData &q) {
 
 // The plugin is a trust boundary: g_idx indexes scale arrays and codes feed
 // the packers, so a buggy plugin must give an error, not out-of-bounds reads.
+// Each array is first reduced without branches (so the common, valid case
+// streams at memory speed); only a bad one is searched for the first
+// offender.
 void require_valid_result(const QTensorData &q, const char *name) {
   auto bad = [&](const std::string &what) {
     throw Error(GPTQ_ERR_INTERNAL,
                 std::string(name) + " backend: quantize returned an invalid tensor: " + what);
   };
   const int32_t max_code = (1 << q.bits) - 1;
-  for (size_t i = 0; i < q.codes.size(); ++i)
-    if (q.codes[i] > max_code) bad("codes[" + std::to_string(i) + "] is out of range");
+  uint8_t code_max = 0;
+  for (uint8_t c : q.codes) code_max = c > code_max ? c : code_max;
+  if (code_max > max_code)
+    for (size_t i = 0; i < q.codes.size(); ++i)
+      if (q.codes[i] > max_code) bad("codes[" + std::to_string(i) + "] is out of range");
   for (size_t i = 0; i < q.zeros.size(); ++i)
     if (q.zeros[i] < 0 || q.zeros[i] > max_code + 1)
       bad("zeros[" + std::to_string(i) + "] is out of range");
@@ -156,6 +163,8 @@ class PluginBackend final : public Backend {
     if (h == nullptr)
       throw Error(GPTQ_ERR_INTERNAL, std::string("gptq_quantize: the Hessian does not belong to the ") +
                                          table_.name + " backend");
+    using Clock = std::chrono::steady_clock;
+    const auto start = Clock::now();
     QTensorData q;
     q.out_features = job.out_features;
     q.in_features = hessian.dim();
@@ -170,11 +179,20 @@ class PluginBackend final : public Backend {
     gptq_quant_stats plugin_stats{};
     plugin_stats.struct_size = sizeof plugin_stats;
     Message msg;
+    const auto plugin_start = Clock::now();
     check(table_.quantize(h->handle(), job.weights, job.dtype, memory_code(job.memory),
                           &job.config, &out, &plugin_stats, msg.text, sizeof msg.text),
           table_, "quantize", msg);
+    const auto check_start = Clock::now();
     q.act_order = out.act_order != 0;
     require_valid_result(q, table_.name);
+    auto ms = [](Clock::time_point a, Clock::time_point b) {
+      return std::to_string(std::chrono::duration<double, std::milli>(b - a).count());
+    };
+    job.logger.log(GPTQ_LOG_DEBUG, std::string(table_.name) + " quantize as the core sees it: " +
+                                       "result arrays " + ms(start, plugin_start) + " ms, plugin " +
+                                       ms(plugin_start, check_start) + " ms, checks " +
+                                       ms(check_start, Clock::now()) + " ms");
     stats.loss = plugin_stats.loss;
     stats.damp_percent_used = plugin_stats.damp_percent_used;
     stats.damp_retries = plugin_stats.damp_retries;

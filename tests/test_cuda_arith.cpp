@@ -259,6 +259,25 @@ TEST(CudaArithmetic, FragmentLayoutCoversEachTileElementOnceWhereMmaWantsIt) {
   }
 }
 
+// Inside a pair of tiles, lane t's one load of x, columns [8t, 8t + 8),
+// holds exactly the B operand elements mma.m16n8k16 wants from it for both
+// tiles, in register order: tile h's first register columns 2t and 2t+1,
+// its second 2t+8 and 2t+9.
+TEST(CudaArithmetic, PairColumnsPutEachLanesOperandInOneLoad) {
+  std::set<int> all;
+  for (int h = 0; h < 2; ++h)
+    for (int c = 0; c < 16; ++c) EXPECT_TRUE(all.insert(gptq_cuda::pair_column(h, c)).second);
+  EXPECT_EQ(all.size(), 32u);
+  EXPECT_EQ(*all.rbegin(), 31);
+  for (int t = 0; t < 4; ++t)
+    for (int h = 0; h < 2; ++h) {
+      EXPECT_EQ(gptq_cuda::pair_column(h, 2 * t), 8 * t + 4 * h);
+      EXPECT_EQ(gptq_cuda::pair_column(h, 2 * t + 1), 8 * t + 4 * h + 1);
+      EXPECT_EQ(gptq_cuda::pair_column(h, 2 * t + 8), 8 * t + 4 * h + 2);
+      EXPECT_EQ(gptq_cuda::pair_column(h, 2 * t + 9), 8 * t + 4 * h + 3);
+    }
+}
+
 // The dequantizing arithmetic the kernel does in binary16 — (1024 + code) −
 // (1024 + zero), then times the scale — gives what dequantize-then-cast
 // gives, for every code, zero and a spread of scales.
@@ -284,14 +303,14 @@ TEST(CudaArithmetic, Tiled4PlanSortsColumnsByGroupAndPads) {
   std::vector<int32_t> g(300);
   for (int j = 0; j < 300; ++j) g[j] = j / 128;
   gptq_cuda::Tiled4Plan plan = gptq_cuda::plan_tiled4(4, 300, g.data());
-  // 300 is not a multiple of 16: the tile [288, 304) holds group 2 and
+  // 300 is not a multiple of 32: the pair [288, 320) holds group 2 and
   // padding, which is fine; [128·2 = 256, ...) are group 2.
   ASSERT_TRUE(plan.applies);
   EXPECT_TRUE(plan.identity);
   EXPECT_EQ(plan.padded_k, 320);
-  EXPECT_EQ(plan.tile_group[0], 0);
-  EXPECT_EQ(plan.tile_group[8], 1);
-  EXPECT_EQ(plan.tile_group[18], 2);
+  EXPECT_EQ(plan.pair_group[0], 0);
+  EXPECT_EQ(plan.pair_group[4], 1);
+  EXPECT_EQ(plan.pair_group[9], 2);
   EXPECT_EQ(plan.column_of[299], 299);
   EXPECT_EQ(plan.column_of[300], -1);
 
@@ -312,9 +331,14 @@ TEST(CudaArithmetic, Tiled4PlanSortsColumnsByGroupAndPads) {
     }
   }
 
-  // Groups that split a tile, and other bit widths, need the generic layout.
+  // Groups that split a pair of tiles, and other bit widths, need the
+  // generic layout.
   for (int j = 0; j < 300; ++j) g[j] = j / 40;
   EXPECT_FALSE(gptq_cuda::plan_tiled4(4, 300, g.data()).applies);
+  for (int j = 0; j < 300; ++j) g[j] = j / 16;
+  EXPECT_FALSE(gptq_cuda::plan_tiled4(4, 300, g.data()).applies);
+  for (int j = 0; j < 300; ++j) g[j] = j / 32;
+  EXPECT_TRUE(gptq_cuda::plan_tiled4(4, 300, g.data()).applies);
   for (int j = 0; j < 300; ++j) g[j] = j / 128;
   EXPECT_FALSE(gptq_cuda::plan_tiled4(3, 300, g.data()).applies);
   EXPECT_FALSE(gptq_cuda::plan_tiled4(8, 300, g.data()).applies);

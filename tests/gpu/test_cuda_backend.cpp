@@ -96,9 +96,19 @@ TEST(CudaParity, CodesAndLossMatchTheCpuBackend) {
   cases.push_back({4, 128, 0, 1, 0, 1, GPTQ_PRECISION_F32});
   cases.push_back({3, 64, 1, 0, 0, 1, GPTQ_PRECISION_F64});
 
-  int64_t total_codes = 0, total_differ = 0;
-  double worst_f32_loss = 0;
-  std::printf("  %-32s %10s %8s %12s\n", "config", "differ", "max|d|", "loss rel");
+  // The order the columns are quantized in with act-order: by descending
+  // Hessian diagonal (2/n Σ x², in double: the same order as the backends'
+  // unless two diagonals tie, which this data does not have).
+  std::vector<double> diag(kIn, 0.0);
+  for (int64_t t = 0; t < kTokens; ++t)
+    for (int64_t j = 0; j < kIn; ++j) diag[j] += double(x[t * kIn + j]) * x[t * kIn + j];
+  std::vector<int64_t> act_perm(kIn);
+  for (int64_t j = 0; j < kIn; ++j) act_perm[j] = j;
+  std::stable_sort(act_perm.begin(), act_perm.end(), [&](int64_t a, int64_t b) { return diag[a] > diag[b]; });
+
+  int64_t total_rows = 0, total_tie_rows = 0, total_codes = 0, total_differ = 0;
+  double worst_clean_loss = 0;
+  std::printf("  %-32s %8s %9s %8s %12s\n", "config", "codes", "tie rows", "max|d|", "loss rel");
   for (const ParityCase &c : cases) {
     gptq_config cfg = default_config();
     cfg.bits = c.bits;
@@ -113,16 +123,32 @@ TEST(CudaParity, CodesAndLossMatchTheCpuBackend) {
     ASSERT_TRUE(cpu.q && gpu.q) << describe(c);
     EXPECT_EQ(gpu.stats.backend, GPTQ_BACKEND_CUDA);
     const std::vector<uint8_t> a = codes_of(cpu.q.get(), kOut, kIn), b = codes_of(gpu.q.get(), kOut, kIn);
-    int64_t differ = 0;
+    // A row's codes may part only at a rounding tie: its first difference
+    // in quantization order is one step, and its error, of the same size
+    // either way but of the other sign, then changes the rest of the row.
+    int64_t differ = 0, tie_rows = 0;
     int max_step = 0;
-    for (size_t i = 0; i < a.size(); ++i)
-      if (a[i] != b[i]) {
+    for (int64_t r = 0; r < kOut; ++r) {
+      bool first = true;
+      for (int64_t p = 0; p < kIn; ++p) {
+        const int64_t j = c.act_order ? act_perm[p] : p;
+        const int d = std::abs(int(a[r * kIn + j]) - int(b[r * kIn + j]));
+        if (d == 0) continue;
         ++differ;
-        max_step = std::max(max_step, std::abs(int(a[i]) - int(b[i])));
+        max_step = std::max(max_step, d);
+        if (first) {
+          EXPECT_EQ(d, 1) << describe(c) << ": row " << r << " first differs at column " << j
+                          << " by " << d << " steps, which is no rounding tie";
+          ++tie_rows;
+          first = false;
+        }
       }
+    }
     const double loss_rel = std::abs(gpu.stats.loss - cpu.stats.loss) / cpu.stats.loss;
-    std::printf("  %-32s %10lld %8d %12.2e\n", describe(c).c_str(), static_cast<long long>(differ),
-                max_step, loss_rel);
+    std::printf("  %-32s %8lld %9lld %8d %12.2e\n", describe(c).c_str(), static_cast<long long>(differ),
+                static_cast<long long>(tie_rows), max_step, loss_rel);
+    total_rows += kOut;
+    total_tie_rows += tie_rows;
     total_codes += static_cast<int64_t>(a.size());
     total_differ += differ;
     EXPECT_EQ(gpu.stats.dead_columns, cpu.stats.dead_columns);
@@ -132,20 +158,23 @@ TEST(CudaParity, CodesAndLossMatchTheCpuBackend) {
     gptq_qtensor_get_info(cpu.q.get(), &ia);
     gptq_qtensor_get_info(gpu.q.get(), &ib);
     EXPECT_EQ(ia.act_order, ib.act_order) << describe(c);
-    if (c.precision == GPTQ_PRECISION_F64) {
-      // Sums in another order change the last bits of doubles, far below any
-      // rounding tie of this data.
-      EXPECT_EQ(differ, 0) << describe(c);
-      EXPECT_LT(loss_rel, 1e-9) << describe(c);
+    // Ties are rare: symmetric groups put their largest weight exactly on
+    // one, which either backend's last bit then decides.
+    EXPECT_LE(tie_rows, kOut / 10) << describe(c);
+    if (tie_rows == 0) {
+      // The same codes: the loss differs by the sums' rounding alone.
+      EXPECT_LT(loss_rel, c.precision == GPTQ_PRECISION_F64 ? 1e-9 : 1e-4) << describe(c);
+      if (c.precision == GPTQ_PRECISION_F32) worst_clean_loss = std::max(worst_clean_loss, loss_rel);
     } else {
-      worst_f32_loss = std::max(worst_f32_loss, loss_rel);
-      EXPECT_LE(differ, static_cast<int64_t>(a.size() / 100)) << describe(c);
-      EXPECT_LT(loss_rel, 1e-4) << describe(c);
+      EXPECT_LT(loss_rel, 1e-2) << describe(c);
     }
   }
-  std::printf("  codes that differ from the CPU's: %lld of %lld (%.2e); worst F32 loss difference %.2e\n",
+  std::printf("  rows parted by a rounding tie: %lld of %lld (%.2e); codes that differ: %lld of %lld "
+              "(%.2e); worst F32 loss difference without a tie %.2e\n",
+              static_cast<long long>(total_tie_rows), static_cast<long long>(total_rows),
+              static_cast<double>(total_tie_rows) / static_cast<double>(total_rows),
               static_cast<long long>(total_differ), static_cast<long long>(total_codes),
-              static_cast<double>(total_differ) / static_cast<double>(total_codes), worst_f32_loss);
+              static_cast<double>(total_differ) / static_cast<double>(total_codes), worst_clean_loss);
 }
 
 // Dead columns, damping retries and the round-to-nearest fallback are
@@ -403,6 +432,10 @@ TEST(CudaDevice, CalibrationAndWeightsOnTheDeviceGiveTheHostResult) {
   cudaFree(xd);
   cudaFree(wd);
   cudaFree(bd);
+  // Everything made on the stream goes before the stream itself.
+  imported.reset();
+  device_q.reset();
+  ctx.reset();
   cudaStreamDestroy(stream);
 }
 
