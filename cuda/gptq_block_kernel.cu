@@ -1,6 +1,7 @@
 #include "gptq_block_kernel.h"
 
 #include "cuda_status.h"
+#include "device_context.h"
 #include "plugin_error.h"
 
 namespace gptq_cuda {
@@ -21,39 +22,61 @@ constexpr int kWarps = 4;
 constexpr int kRows = kRowsPerWarp * kWarps;  // rows per thread block
 constexpr int kStep = 8;                      // columns whose errors go forward together
 
+// U's tile, from shared memory when it was copied there (the column loop
+// reads an element of it for every multiply-subtract, and a global read in
+// the chain of one column's quantization to the next costs its latency each
+// time), else from global memory.
 template <typename T>
-__device__ __forceinline__ T u_at(const BlockKernelArgs<T> &a, int64_t row, int64_t col) {
-  return __ldg(&a.u_inv[(a.count - 1 - row) + (a.count - 1 - col) * a.u_ld]);
-}
+struct UTile {
+  const T *data;
+  int64_t ld, last;  // U[a][b] = data[(last − a) + (last − b)·ld]
+  __device__ __forceinline__ T operator()(int64_t a, int64_t b) const {
+    return data[(last - a) + (last - b) * ld];
+  }
+};
 
 // Shared memory: per warp, the block's columns of its 8 rows,
-// tile[i·8 + r]; then the 32 rows' losses.
+// tile[i·8 + r]; the 32 rows' losses; the block's groups; then, when
+// shared_u, U's tile.
 template <typename T>
-__global__ void __launch_bounds__(kRows *kSlices) block_kernel(const BlockKernelArgs<T> a) {
+__global__ void __launch_bounds__(kRows *kSlices)
+    block_kernel(const BlockKernelArgs<T> a, bool shared_u) {
   extern __shared__ __align__(16) unsigned char shared_raw[];
   T *tiles = reinterpret_cast<T *>(shared_raw);
   double *row_losses = reinterpret_cast<double *>(tiles + kWarps * a.count * kRowsPerWarp);
-
+  int32_t *groups_of_block = reinterpret_cast<int32_t *>(row_losses + kRows);
+  T *u_shared = reinterpret_cast<T *>(groups_of_block + (a.count + 3) / 4 * 4);
+  for (int64_t i = threadIdx.x; i < a.count; i += blockDim.x) groups_of_block[i] = a.group_of[a.i1 + i];
+  UTile<T> u_at{a.u_inv, a.u_ld, a.count - 1};
   const int lane = threadIdx.x % 32;
   const int warp = threadIdx.x / 32;
+  if (shared_u && a.u_inv != nullptr) {
+    for (int64_t col = warp; col < a.count; col += kWarps)
+      for (int64_t row = lane; row < a.count; row += 32)
+        u_shared[row + col * a.count] = a.u_inv[row + col * a.u_ld];
+    u_at.data = u_shared;
+    u_at.ld = a.count;
+  }
+
   const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kRows;
   const int64_t rows = min(static_cast<int64_t>(kRows), a.n - r0);
   const int64_t first = a.span - a.count;  // state index of the block's last position
 
   // 1. The rows' block-start weights: into the state (coalesced along each
   //    row) and, for the block's own positions, into the warps' tiles.
-  for (int64_t idx = threadIdx.x; idx < kRows * a.span; idx += blockDim.x) {
-    const int64_t rl = idx / a.span, j = idx % a.span;
+  for (int rl = warp; rl < kRows; rl += kWarps) {
     T *tile = tiles + (rl / kRowsPerWarp) * a.count * kRowsPerWarp + rl % kRowsPerWarp;
-    if (rl >= rows) {
-      if (j >= first) tile[(a.span - 1 - j) * kRowsPerWarp] = T(0);  // padding: never stored
-      continue;
-    }
     const int64_t r = r0 + rl;
-    T v = a.w[r * a.k + a.c0 + j];
-    if (a.update != nullptr) v = v + a.update[r * a.span + j];
-    a.state[r * a.span + j] = v;
-    if (j >= first) tile[(a.span - 1 - j) * kRowsPerWarp] = v;
+    for (int64_t j = lane; j < a.span; j += 32) {
+      if (rl >= rows) {
+        if (j >= first) tile[(a.span - 1 - j) * kRowsPerWarp] = T(0);  // padding: never stored
+        continue;
+      }
+      T v = a.w[r * a.k + a.c0 + j];
+      if (a.update != nullptr) v = v + a.update[r * a.span + j];
+      a.state[r * a.span + j] = v;
+      if (j >= first) tile[(a.span - 1 - j) * kRowsPerWarp] = v;
+    }
   }
   __syncthreads();
 
@@ -96,7 +119,7 @@ __global__ void __launch_bounds__(kRows *kSlices) block_kernel(const BlockKernel
       const int64_t j = i + jj;
       if (j >= step_end) break;
       const int64_t p = a.i1 + j;
-      const int64_t g = a.group_of[p];
+      const int64_t g = groups_of_block[j];
       if (g != current_group) {
         if (valid) {
           s = a.scale[g * a.n + r];
@@ -110,7 +133,7 @@ __global__ void __launch_bounds__(kRows *kSlices) block_kernel(const BlockKernel
       if (slice == owner) {
         T deq;
         const T code = quantize_step(tile[j * kRowsPerWarp], s, z, a.quant.maxq,
-                                     feed ? u_at(a, j, j) : T(0), &deq, &e, &term);
+                                     feed ? u_at(j, j) : T(0), &deq, &e, &term);
         tile[j * kRowsPerWarp] = deq;
         if (valid) a.codes[p * a.n + r] = static_cast<uint8_t>(code);
       }
@@ -121,7 +144,7 @@ __global__ void __launch_bounds__(kRows *kSlices) block_kernel(const BlockKernel
         ev[jj] = e;
         for (int64_t t = j + 1; t < step_end; ++t)
           if (t % kSlices == slice)
-            tile[t * kRowsPerWarp] = feed_forward(tile[t * kRowsPerWarp], e, u_at(a, j, t));
+            tile[t * kRowsPerWarp] = feed_forward(tile[t * kRowsPerWarp], e, u_at(j, t));
       }
     }
     if (feed && step_end - i == kStep) {
@@ -129,7 +152,7 @@ __global__ void __launch_bounds__(kRows *kSlices) block_kernel(const BlockKernel
       for (int64_t t = t0; t < a.count; t += kSlices) {
         T v = tile[t * kRowsPerWarp];
 #pragma unroll
-        for (int m = 0; m < kStep; ++m) v = feed_forward(v, ev[m], u_at(a, i + m, t));
+        for (int m = 0; m < kStep; ++m) v = feed_forward(v, ev[m], u_at(i + m, t));
         tile[t * kRowsPerWarp] = v;
       }
     }
@@ -139,12 +162,12 @@ __global__ void __launch_bounds__(kRows *kSlices) block_kernel(const BlockKernel
   // 4. The block's original weights become the residuals w − q (position
   //    i1 + i of row r at column K−1−i1−i), coalesced along each row.
   const T *warp_tile = tiles + warp * a.count * kRowsPerWarp;
-  for (int64_t idx = lane; idx < kRowsPerWarp * a.count; idx += 32) {
-    const int64_t rr = idx / a.count, i = idx % a.count;
+  for (int rr = 0; rr < kRowsPerWarp; ++rr) {
     const int64_t row_local = static_cast<int64_t>(warp) * kRowsPerWarp + rr;
-    if (row_local >= rows) continue;
-    T *wp = a.w + (r0 + row_local) * a.k + (a.k - 1 - a.i1 - i);
-    *wp = sub_rn(*wp, warp_tile[i * kRowsPerWarp + rr]);
+    if (row_local >= rows) break;
+    T *w_row = a.w + (r0 + row_local) * a.k + (a.k - 1 - a.i1);  // position i1 + i at w_row[-i]
+    for (int64_t i = lane; i < a.count; i += 32)
+      w_row[-i] = sub_rn(w_row[-i], warp_tile[i * kRowsPerWarp + rr]);
   }
 
   // 5. The loss of each tile of 16 rows, summed row by row in order, as the
@@ -165,12 +188,16 @@ __global__ void __launch_bounds__(kRows *kSlices) block_kernel(const BlockKernel
 
 template <typename T>
 size_t block_kernel_shared_bytes(int64_t count) {
-  return sizeof(T) * static_cast<size_t>(kWarps * count * kRowsPerWarp) + sizeof(double) * kRows;
+  return sizeof(T) * static_cast<size_t>(kWarps * count * kRowsPerWarp) + sizeof(double) * kRows +
+         sizeof(int32_t) * static_cast<size_t>((count + 3) / 4 * 4);
 }
 
 template <typename T>
 void launch_block_kernel(const BlockKernelArgs<T> &args, cudaStream_t stream) {
-  const size_t shared = block_kernel_shared_bytes<T>(args.count);
+  const size_t base = block_kernel_shared_bytes<T>(args.count);
+  const size_t with_u = base + sizeof(T) * static_cast<size_t>(args.count * args.count);
+  const bool shared_u = with_u <= device_info().shared_per_block_optin;
+  const size_t shared = shared_u ? with_u : base;
   static thread_local size_t raised = 48 * 1024;
   if (shared > raised) {
     check_cuda(cudaFuncSetAttribute(block_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -179,7 +206,7 @@ void launch_block_kernel(const BlockKernelArgs<T> &args, cudaStream_t stream) {
     raised = shared;
   }
   const unsigned blocks = static_cast<unsigned>((args.n + kRows - 1) / kRows);
-  block_kernel<T><<<blocks, kRows * kSlices, shared, stream>>>(args);
+  block_kernel<T><<<blocks, kRows * kSlices, shared, stream>>>(args, shared_u);
   check_launch("block_kernel");
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "gptq.h"
+#include "uninitialized_allocator.h"
 
 namespace gptq {
 
@@ -19,7 +20,9 @@ struct QTensorData {
   int64_t groups = 0;        // G
   bool act_order = false;    // g_idx differs from j / group_size
 
-  std::vector<uint8_t> codes;    // [N, K], 0 .. 2^bits - 1
+  // [N, K], 0 .. 2^bits - 1; whoever makes a tensor writes every code
+  // (resize leaves them unset).
+  std::vector<uint8_t, UninitializedAllocator<uint8_t>> codes;
   std::vector<uint16_t> scales;  // [G, N], fp16 bit patterns
   std::vector<int32_t> zeros;    // [G, N], 0 .. 2^bits (V1 imports can give 2^bits)
   std::vector<int32_t> g_idx;    // [K], 0 .. G - 1
