@@ -94,8 +94,15 @@ __global__ void __launch_bounds__(kRows *kSlices)
       const int64_t end = min(a.k, p + a.group_size);
       const int64_t r = r0 + rl;
       const int64_t g = a.group_of[p];
-      find_group_params(a.state + r * a.span + (a.s_end - end), 1, end - p, a.quant,
-                        &a.scale[g * a.n + r], &a.zero[g * a.n + r]);
+      if (end <= i2) {
+        // Inside the block: from the tile, read backwards (the state's order).
+        const T *row = tiles + (rl / kRowsPerWarp) * a.count * kRowsPerWarp + rl % kRowsPerWarp;
+        find_group_params(row + (end - 1 - a.i1) * kRowsPerWarp, -kRowsPerWarp, end - p, a.quant,
+                          &a.scale[g * a.n + r], &a.zero[g * a.n + r]);
+      } else {
+        find_group_params(a.state + r * a.span + (a.s_end - end), 1, end - p, a.quant,
+                          &a.scale[g * a.n + r], &a.zero[g * a.n + r]);
+      }
     }
     __syncthreads();
   }
@@ -138,8 +145,7 @@ __global__ void __launch_bounds__(kRows *kSlices)
         if (valid) a.codes[p * a.n + r] = static_cast<uint8_t>(code);
       }
       e = __shfl_sync(0xffffffffu, e, owner * kRowsPerWarp + rw);
-      term = __shfl_sync(0xffffffffu, term, owner * kRowsPerWarp + rw);
-      loss += term;
+      loss += term;  // this lane's columns only; the row's sum is taken at the end
       if (feed) {
         ev[jj] = e;
         for (int64_t t = j + 1; t < step_end; ++t)
@@ -170,8 +176,11 @@ __global__ void __launch_bounds__(kRows *kSlices)
       w_row[-i] = sub_rn(w_row[-i], warp_tile[i * kRowsPerWarp + rr]);
   }
 
-  // 5. The loss of each tile of 16 rows, summed row by row in order, as the
-  //    CPU sums it (every lane of a row holds that row's sum).
+  // 5. The loss of each tile of 16 rows: a row's four slices, then the
+  //    rows in order (the CPU sums each row column by column: the totals
+  //    differ in rounding only).
+  loss += __shfl_down_sync(0xffffffffu, loss, 2 * kRowsPerWarp);
+  loss += __shfl_down_sync(0xffffffffu, loss, kRowsPerWarp);
   if (slice == 0) row_losses[rl] = loss;
   __syncthreads();
   if (threadIdx.x == 0 || threadIdx.x == 16) {

@@ -21,19 +21,7 @@ namespace {
 // stripe of 16 output rows; its warps split the input columns and add their
 // partial sums in a fixed order at the end.
 
-// 16-byte weight loads in flight per lane: more for the narrow tiles, whose
-// registers allow it and whose time is all in the loads.
-template <int NT>
-__host__ __device__ constexpr int unroll() {
-  return NT <= 2 ? 8 : 4;
-}
-// Accumulator sets the tiles alternate between: one chain of dependent
-// tensor-core instructions per set, so that for narrow tiles (little work
-// per load) two chains overlap.
-template <int NT>
-__host__ __device__ constexpr int accumulator_sets() {
-  return NT <= 2 ? 2 : 1;
-}
+constexpr int kUnroll = 4;  // 16-byte weight loads in flight per lane
 
 __device__ __forceinline__ uint4 load_streaming(const uint4 *p) {
   uint4 v;
@@ -115,7 +103,7 @@ struct ActOps<__nv_bfloat16> {
 // Up to 16 warps a block; 8 for the widest tiles, whose accumulators need
 // the registers.
 template <int NT>
-__host__ __device__ constexpr int max_warps() {
+constexpr int max_warps() {
   return NT >= 8 ? 8 : 16;
 }
 
@@ -134,13 +122,9 @@ __global__ void __launch_bounds__(max_warps<NT>() * 32)
   const int c_begin = warp * per_warp;
   const int c_end = min(static_cast<int>(chunks), c_begin + per_warp);
 
-  constexpr int kUnroll = unroll<NT>();
-  constexpr int kSets = accumulator_sets<NT>();
-  float acc[kSets][NT][4];
+  float acc[NT][4];
 #pragma unroll
-  for (int set = 0; set < kSets; ++set)
-#pragma unroll
-    for (int j = 0; j < NT; ++j) acc[set][j][0] = acc[set][j][1] = acc[set][j][2] = acc[set][j][3] = 0.0f;
+  for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
   // This lane's row of x in each group of 8 rows (B operand column g), from
   // its 8 elements of each pair of tiles on, or none past the last row.
   const uint4 *x_row[NT];
@@ -186,8 +170,7 @@ __global__ void __launch_bounds__(max_warps<NT>() * 32)
           a[3] = ActOps<Act>::dequantize(word >> 12, scale1, offset1);
 #pragma unroll
           for (int j = 0; j < NT; ++j)
-            ActOps<Act>::mma(acc[h % kSets][j], a, h == 0 ? xv[j].x : xv[j].z,
-                             h == 0 ? xv[j].y : xv[j].w);
+            ActOps<Act>::mma(acc[j], a, h == 0 ? xv[j].x : xv[j].z, h == 0 ? xv[j].y : xv[j].w);
         }
       }
     }
@@ -197,12 +180,7 @@ __global__ void __launch_bounds__(max_warps<NT>() * 32)
 #pragma unroll
   for (int j = 0; j < NT; ++j)
 #pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      float sum = acc[0][j][e];
-#pragma unroll
-      for (int set = 1; set < kSets; ++set) sum += acc[set][j][e];
-      mine[j * 4 + e] = sum;
-    }
+    for (int e = 0; e < 4; ++e) mine[j * 4 + e] = acc[j][e];
   __syncthreads();
   // Element (row r, column col) of the stripe's 16 × 8·NT result sits in
   // lane (r % 8)·4 + (col % 8)/2, register (r >= 8 ? 2 : 0) + col % 2 of
