@@ -354,6 +354,9 @@ void solve(const DeviceHessian &hessian, const void *w_in, gptq_dtype dtype, boo
   args.codes = by_position.get();
   args.u_ld = block;
   const int ni = static_cast<int>(n), ki = static_cast<int>(k);
+  // With the debug log, each block kernel is bracketed by events, to tell
+  // its time from the cuBLAS updates'.
+  Timer kernel_timer(log.debug(), stream);
   for (int64_t i1 = 0, b = 0; i1 < k; i1 += block, ++b) {
     const int64_t i2 = std::min(i1 + block, k);
     const int64_t count = i2 - i1;
@@ -390,7 +393,9 @@ void solve(const DeviceHessian &hessian, const void *w_in, gptq_dtype dtype, boo
     args.update = updated ? state.get() : nullptr;
     args.u_inv = feed_errors ? inverses.get() + b * block * block : nullptr;
     args.tile_loss = loss_parts.get() + b * loss_tiles;
+    kernel_timer.mark();
     launch_block_kernel(args, stream);
+    kernel_timer.mark();
 
     // Right-looking: R_b (w's reversed columns [k − i2, k − i1)) times
     // V[b, later] (L's rows [k − i2, k − i1) by columns [0, k − i2)) added
@@ -442,12 +447,15 @@ void solve(const DeviceHessian &hessian, const void *w_in, gptq_dtype dtype, boo
     out.zeros[i] = static_cast<int32_t>(zero_h[i]);
   }
   if (log.debug()) {
+    double kernels = 0;
+    for (size_t e = 0; e + 1 < static_cast<size_t>(2 * blocks); e += 2) kernels += kernel_timer.ms(e, e + 1);
     const double total =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     log(GPTQ_LOG_DEBUG, "cuda solve " + std::to_string(n) + "x" + std::to_string(k) +
                             ": prepare " + std::to_string(timer.ms(0, 1)) + " ms, factor " +
                             std::to_string(timer.ms(1, 2)) + " ms, block loop " +
-                            std::to_string(timer.ms(2, 3)) + " ms, results " +
+                            std::to_string(timer.ms(2, 3)) + " ms (block kernels " +
+                            std::to_string(kernels) + " ms), results " +
                             std::to_string(timer.ms(3, 4)) + " ms, total " +
                             std::to_string(total * 1e3) + " ms");
   }

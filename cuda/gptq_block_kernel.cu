@@ -51,11 +51,14 @@ __global__ void __launch_bounds__(kRows *kSlices)
   const int lane = threadIdx.x % 32;
   const int warp = threadIdx.x / 32;
   if (shared_u && a.u_inv != nullptr) {
+    // Leading dimension count + 1: a warp's four slices read four adjacent
+    // columns of U at once, which would otherwise share one bank.
+    const int64_t ld = a.count + 1;
     for (int64_t col = warp; col < a.count; col += kWarps)
       for (int64_t row = lane; row < a.count; row += 32)
-        u_shared[row + col * a.count] = a.u_inv[row + col * a.u_ld];
+        u_shared[row + col * ld] = a.u_inv[row + col * a.u_ld];
     u_at.data = u_shared;
-    u_at.ld = a.count;
+    u_at.ld = ld;
   }
 
   const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kRows;
@@ -204,7 +207,7 @@ size_t block_kernel_shared_bytes(int64_t count) {
 template <typename T>
 void launch_block_kernel(const BlockKernelArgs<T> &args, cudaStream_t stream) {
   const size_t base = block_kernel_shared_bytes<T>(args.count);
-  const size_t with_u = base + sizeof(T) * static_cast<size_t>(args.count * args.count);
+  const size_t with_u = base + sizeof(T) * static_cast<size_t>(args.count * (args.count + 1));
   const bool shared_u = with_u <= device_info().shared_per_block_optin;
   const size_t shared = shared_u ? with_u : base;
   static thread_local size_t raised = 48 * 1024;
