@@ -353,6 +353,8 @@ GPTQ_API void gptq_ctx_destroy(gptq_ctx *ctx);
  * implementation, which counts an input of shape [batch, seq, in] as `batch`
  * samples:  H ← H·n/(n+samples);  n ← n+samples;  H ← H + (2/n)·xᵀx.
  * (Pass samples = rows for a per-token mean.) Any number of calls.
+ * On the CUDA backend x may be device memory (see gptq_memory); it is then
+ * scanned for NaN/Inf on the device, and the call waits for that scan.
  * Errors: NULL_POINTER, INVALID_SIZE (rows or samples < 1, or the total
  * sample count would overflow), SIZE_MISMATCH (cols != in_features),
  * UNSUPPORTED (dtype), NON_FINITE (x holds NaN/Inf, or values so large
@@ -468,6 +470,14 @@ typedef struct gptq_quant_stats {
  *
  * Weights too small for a float scale (denormals) quantize to exactly 0.
  *
+ * Backends. The CUDA backend runs the same algorithm; its sums (the
+ * factorization, the block updates) are ordered differently, so a weight
+ * that falls within rounding of a tie between two codes may take the other
+ * one, and the rest of its row then follows from that; every other code,
+ * and every code in a row without such a tie, is the CPU backend's. w may
+ * be device memory there (see gptq_memory). The tensor's host copy of the
+ * codes, scales and zeros is written before the call returns.
+ *
  * Errors: NULL_POINTER, SIZE_MISMATCH (rows != out_features or
  * cols != in_features), UNSUPPORTED (dtype; or a scale beyond the fp16 range,
  * i.e. weights of magnitude ~65504·2^bits), NON_FINITE (w holds NaN/Inf),
@@ -568,7 +578,9 @@ GPTQ_API gptq_status gptq_qtensor_export(const gptq_qtensor *q,
 /* Build a tensor from checkpoint buffers quantized elsewhere (an engine
  * loading a checkpoint). g_idx may be NULL, meaning j / group_size. With V1,
  * zero = stored + 1, as readers compute it (so a stored 2^b - 1 is a zero of
- * 2^b). The caller's buffers are copied.
+ * 2^b). The caller's buffers are copied. The tensor goes to the backend
+ * GPTQ_BACKEND_AUTO chooses (the CUDA backend where it is usable): see
+ * gptq_qtensor_import_ex to choose.
  * Errors: NULL_POINTER, INVALID_SIZE, INVALID_CONFIG (bits, group size),
  * UNSUPPORTED (shape, format), SIZE_MISMATCH (buffer lengths),
  * INVALID_DATA (g_idx out of range, non-finite scales), OUT_OF_MEMORY. */
@@ -632,12 +644,16 @@ GPTQ_API gptq_backend gptq_qtensor_backend(const gptq_qtensor *q);
  * any other non-empty value makes every matmul fail with
  * GPTQ_ERR_INVALID_CONFIG.
  * On the CUDA backend, F16 and BF16 activations with 4-bit weights whose
- * groups each cover whole tiles of 16 input columns (group size -1 or a
- * multiple of 16, act-order included) run a tensor-core kernel: the weights
- * are dequantized to the activations' type in registers (scale·(code −
- * zero), rounded once, as dequantize-then-cast would) and multiplied with
- * float32 accumulation. Every other case (F32 activations, 2/3/5–8 bits,
- * other group sizes) runs exact float32 kernels, as the CPU does.
+ * groups each cover whole runs of 32 input columns once the columns are
+ * ordered by group (group size -1 or a multiple of 32, act-order included)
+ * run a tensor-core kernel: the weights are dequantized to the activations'
+ * type in registers and multiplied with float32 accumulation. With F16
+ * each weight is scale·(code − zero) rounded once to binary16, as
+ * dequantize-then-cast gives it; with BF16 the scale is first rounded to
+ * bfloat16, then the product. Every other case (F32 activations, 2/3/5–8
+ * bits, other group sizes) runs exact float32 kernels, as the CPU does.
+ * The tensor's layout for these kernels is made on the device by its first
+ * matmul, which waits for it.
  * This is gptq_matmul_ex with default options (float32 activations on the
  * CPU, the tensor's stream and pointers detected on CUDA).
  * x is [rows, cols] with cols = in_features; y is [rows, out_features];

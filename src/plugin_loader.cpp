@@ -139,9 +139,12 @@ PluginOutcome load_plugin(const PluginSpec &spec) {
   }
   // From here on the plugin is never unloaded: probe may start the CUDA
   // runtime (threads, atexit handlers), which must not outlive its code.
-  // One record per plugin, never freed: the backend may be in use until the
-  // process ends.
-  Loaded &loaded = *new Loaded;
+  // One record per plugin, kept (never freed) whether or not the plugin
+  // turns out usable: its table and backend may be in use until the process
+  // ends. Called under plugin_outcome's lock.
+  static auto &records = *new std::vector<std::unique_ptr<Loaded>>;
+  records.push_back(std::make_unique<Loaded>());
+  Loaded &loaded = *records.back();
   std::memcpy(&loaded.table, table, std::min(table->struct_size, sizeof loaded.table));
   loaded.table.struct_size = sizeof loaded.table;
   if (loaded.table.name == nullptr) loaded.table.name = spec.file;
@@ -199,15 +202,15 @@ const PluginSpec *plugin_spec(gptq_backend kind) {
 }
 
 const PluginOutcome &plugin_outcome(const PluginSpec &spec) {
-  // Each plugin is loaded exactly once, thread-safely; outcomes live for the
-  // process.
+  // Each plugin is loaded exactly once, thread-safely. The outcomes (and the
+  // backends they point to) live for the process: never destroyed, since
+  // another static's destructor may still use a backend at exit.
   static std::mutex mutex;
-  static std::map<gptq_backend, const PluginOutcome *> outcomes;
+  static auto &outcomes = *new std::map<gptq_backend, PluginOutcome>;
   std::lock_guard<std::mutex> lock(mutex);
   auto it = outcomes.find(spec.kind);
-  if (it == outcomes.end())
-    it = outcomes.emplace(spec.kind, new PluginOutcome(load_plugin(spec))).first;
-  return *it->second;
+  if (it == outcomes.end()) it = outcomes.emplace(spec.kind, load_plugin(spec)).first;
+  return it->second;
 }
 
 }  // namespace gptq

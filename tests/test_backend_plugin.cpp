@@ -158,7 +158,6 @@ std::string libgptq_path() {
   return info.dli_fname != nullptr ? info.dli_fname : "";
 }
 
-std::string dir_of(const std::string &path) { return path.substr(0, path.rfind('/')); }
 
 bool copy_file(const std::string &from, const std::string &to) {
   std::ifstream in(from, std::ios::binary);
@@ -175,11 +174,28 @@ TEST(PluginLoader, NotFoundThroughEnvironment) {
                   {"the CUDA plugin was not found", "GPTQ_CUDA_PLUGIN is /nonexistent/dir/libgptq-cuda.so"});
 }
 
+// A copy of libgptq alone in a directory: the default search looks next to
+// it, finds nothing, and says where it looked.
 TEST(PluginLoader, NotFoundNextToTheLibraryNamesThePathTried) {
-  // The build tree has no libgptq-cuda.so next to libgptq.so (the real one
-  // is built in cuda/), so the default search finds nothing.
-  const std::string tried = dir_of(libgptq_path()) + "/libgptq-cuda.so";
-  expect_unusable(with_plugin(nullptr), {"the CUDA plugin was not found (tried " + tried});
+  const std::string lib = libgptq_path();
+  ASSERT_FALSE(lib.empty());
+  char dir_template[] = "/tmp/gptq-no-plugin-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  const std::string lib_copy = dir + "/" + lib.substr(lib.rfind('/') + 1);
+  ASSERT_TRUE(copy_file(lib, lib_copy));
+  const std::string out_file = dir + "/out.txt";
+  const std::string cmd = "env -u GPTQ_CUDA_PLUGIN -u GPTQ_BACKEND LD_LIBRARY_PATH=" + dir + " " +
+                          PLUGIN_CHILD + " cuda > " + out_file + " 2>&1";
+  EXPECT_EQ(std::system(cmd.c_str()), 0);
+  std::ifstream in(out_file);
+  const std::string output((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(output.find("status 8 "), std::string::npos) << output;  // BACKEND_UNAVAILABLE
+  EXPECT_NE(output.find("the CUDA plugin was not found (tried " + dir + "/libgptq-cuda.so"),
+            std::string::npos)
+      << output;
+  for (const std::string &f : {lib_copy, out_file}) unlink(f.c_str());
+  rmdir(dir.c_str());
 }
 
 TEST(PluginLoader, FileThatIsNotALibraryGivesTheDlopenError) {

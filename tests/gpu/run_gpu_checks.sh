@@ -17,7 +17,7 @@ set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 build=${1:-build-cuda}
 out=${OUT:-/tmp}
-export GPTQ_CUDA_PLUGIN=$PWD/$build/cuda/libgptq-cuda.so
+export GPTQ_CUDA_PLUGIN=$PWD/$build/libgptq-cuda.so
 rows=()
 failed=0
 

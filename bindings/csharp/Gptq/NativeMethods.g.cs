@@ -145,11 +145,14 @@ namespace Gptq
     /// when it changes the choice); any other non-empty value makes
     /// gptq_ctx_create fail with GPTQ_ERR_INVALID_CONFIG.
     ///
-    /// Status of the CUDA plugin: in this version it implements only the Hessian
-    /// accumulation; quantize and matmul come next. Until they do, it is reported
-    /// as unusable ("... quantize, weights_prepare, weights_destroy, matmul are
-    /// missing"): AUTO uses the CPU and CUDA fails with
-    /// GPTQ_ERR_BACKEND_UNAVAILABLE.
+    /// When the plugin loads, it quantizes and multiplies a small fixed problem
+    /// and the results are compared with the CPU backend's; a plugin whose
+    /// results disagree (a broken driver, an unsupported GPU) is refused, with
+    /// the reason, like any other unusable plugin: users are never handed kernels
+    /// that are wrong on their GPU.
+    ///
+    /// The CUDA backend runs on the CUDA device current on the calling thread
+    /// when the plugin was loaded (device 0 unless the caller chose another).
     /// </summary>
     public enum Backend : int
     {
@@ -194,6 +197,35 @@ namespace Gptq
         /// GPTQ_PRECISION_F64.
         /// </summary>
         F64 = 1,
+    }
+
+    /// <summary>
+    /// C enum gptq_memory.
+    ///
+    /// Where a caller buffer lives. Only the CUDA backend accepts device memory:
+    /// pointers of the CUDA device the backend runs on (cudaMalloc, or the
+    /// storage of a torch / CuPy tensor there). AUTO asks the CUDA runtime about
+    /// each pointer (cudaPointerGetAttributes): device and managed memory count
+    /// as DEVICE, everything else as HOST; on the CPU backend AUTO is HOST.
+    /// Device buffers are read and written by work queued on the caller's stream
+    /// (gptq_config.stream, gptq_matmul_options.stream): the call returns as soon
+    /// as the work is queued, without waiting for it, and the caller orders its
+    /// own use of the buffers on that stream as for any CUDA kernel.
+    /// </summary>
+    public enum Memory : int
+    {
+        /// <summary>
+        /// GPTQ_MEMORY_AUTO.
+        /// </summary>
+        Auto = 0,
+        /// <summary>
+        /// GPTQ_MEMORY_HOST.
+        /// </summary>
+        Host = 1,
+        /// <summary>
+        /// GPTQ_MEMORY_DEVICE.
+        /// </summary>
+        Device = 2,
     }
 
     /// <summary>
@@ -272,7 +304,7 @@ namespace Gptq
     internal unsafe delegate int gptq_progress_fn(long done, long total, IntPtr user_data);
 
     /// <summary>
-    /// C struct gptq_config (104 bytes on a 64-bit target).
+    /// C struct gptq_config (120 bytes on a 64-bit target).
     ///
     /// Configuration of one layer context.
     ///
@@ -383,6 +415,22 @@ namespace Gptq
         /// Default 0.
         /// </summary>
         public int num_threads;
+        /// <summary>
+        /// CUDA backend: the caller's stream (a cudaStream_t passed as void *) on
+        /// which this context's device work runs, and which the tensors it makes
+        /// use for their matmuls unless a call names another. NULL is CUDA's
+        /// default stream. Calls that return host results (gptq_quantize's
+        /// tensor, an export of the Hessian) wait for that stream. The stream
+        /// must outlive the context and every tensor that uses it: their memory is
+        /// freed in its order. Ignored by the CPU backend. Default NULL.
+        /// </summary>
+        public IntPtr stream;
+        /// <summary>
+        /// Where the x of gptq_add_batch and the w of gptq_quantize live (see
+        /// gptq_memory). Device buffers are checked for NaN/Inf on the device, as
+        /// host buffers are on the host. Default GPTQ_MEMORY_AUTO.
+        /// </summary>
+        public Memory memory;
     }
 
     /// <summary>
@@ -517,7 +565,39 @@ namespace Gptq
     }
 
     /// <summary>
-    /// C struct gptq_matmul_options (16 bytes on a 64-bit target).
+    /// C struct gptq_import_options (24 bytes on a 64-bit target).
+    ///
+    /// Where gptq_qtensor_import_ex puts a tensor and reads its buffers.
+    /// Initialize with gptq_import_options_default().
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe struct gptq_import_options
+    {
+        /// <summary>
+        /// = sizeof(gptq_import_options); set by _default
+        /// </summary>
+        public UIntPtr struct_size;
+        /// <summary>
+        /// The backend whose matmul runs the tensor, resolved as for a context
+        /// (GPTQ_BACKEND overrides it). Default GPTQ_BACKEND_AUTO.
+        /// </summary>
+        public Backend backend;
+        /// <summary>
+        /// Where the four checkpoint buffers live. Device buffers (CUDA backend
+        /// only) are copied to the host once, checked like host buffers, and kept
+        /// in the library's own layout on the device; the call waits for the copy.
+        /// Default GPTQ_MEMORY_AUTO.
+        /// </summary>
+        public Memory memory;
+        /// <summary>
+        /// The stream the tensor's matmuls use unless a call names another (see
+        /// gptq_config.stream). Default NULL.
+        /// </summary>
+        public IntPtr stream;
+    }
+
+    /// <summary>
+    /// C struct gptq_matmul_options (32 bytes on a 64-bit target).
     ///
     /// How gptq_matmul_ex computes. Initialize with gptq_matmul_options_default().
     /// </summary>
@@ -546,6 +626,19 @@ namespace Gptq
         /// Threads for this call (0 = one per core). Default 0.
         /// </summary>
         public int num_threads;
+        /// <summary>
+        /// CUDA backend: the stream for this call, or NULL for the tensor's own
+        /// (gptq_config.stream of the context that made it, or
+        /// gptq_import_options.stream). Default NULL.
+        /// </summary>
+        public IntPtr stream;
+        /// <summary>
+        /// Where x, bias and y live (see gptq_memory). With DEVICE the call only
+        /// queues the work on the stream and returns; with HOST it copies x and
+        /// bias in, y out, and waits for the stream. Default GPTQ_MEMORY_AUTO
+        /// (decided by x's pointer; bias and y must live in the same place).
+        /// </summary>
+        public Memory memory;
     }
 
     /// <summary>
@@ -640,6 +733,8 @@ namespace Gptq
         /// implementation, which counts an input of shape [batch, seq, in] as `batch`
         /// samples:  H ← H·n/(n+samples);  n ← n+samples;  H ← H + (2/n)·xᵀx.
         /// (Pass samples = rows for a per-token mean.) Any number of calls.
+        /// On the CUDA backend x may be device memory (see gptq_memory); it is then
+        /// scanned for NaN/Inf on the device, and the call waits for that scan.
         /// Errors: NULL_POINTER, INVALID_SIZE (rows or samples &lt; 1, or the total
         /// sample count would overflow), SIZE_MISMATCH (cols != in_features),
         /// UNSUPPORTED (dtype), NON_FINITE (x holds NaN/Inf, or values so large
@@ -733,6 +828,14 @@ namespace Gptq
         ///
         /// Weights too small for a float scale (denormals) quantize to exactly 0.
         ///
+        /// Backends. The CUDA backend runs the same algorithm; its sums (the
+        /// factorization, the block updates) are ordered differently, so a weight
+        /// that falls within rounding of a tie between two codes may take the other
+        /// one, and the rest of its row then follows from that; every other code,
+        /// and every code in a row without such a tie, is the CPU backend's. w may
+        /// be device memory there (see gptq_memory). The tensor's host copy of the
+        /// codes, scales and zeros is written before the call returns.
+        ///
         /// Errors: NULL_POINTER, SIZE_MISMATCH (rows != out_features or
         /// cols != in_features), UNSUPPORTED (dtype; or a scale beyond the fp16 range,
         /// i.e. weights of magnitude ~65504·2^bits), NON_FINITE (w holds NaN/Inf),
@@ -794,13 +897,38 @@ namespace Gptq
         /// Build a tensor from checkpoint buffers quantized elsewhere (an engine
         /// loading a checkpoint). g_idx may be NULL, meaning j / group_size. With V1,
         /// zero = stored + 1, as readers compute it (so a stored 2^b - 1 is a zero of
-        /// 2^b). The caller's buffers are copied.
+        /// 2^b). The caller's buffers are copied. The tensor goes to the backend
+        /// GPTQ_BACKEND_AUTO chooses (the CUDA backend where it is usable): see
+        /// gptq_qtensor_import_ex to choose.
         /// Errors: NULL_POINTER, INVALID_SIZE, INVALID_CONFIG (bits, group size),
         /// UNSUPPORTED (shape, format), SIZE_MISMATCH (buffer lengths),
         /// INVALID_DATA (g_idx out of range, non-finite scales), OUT_OF_MEMORY.
         /// </summary>
         [DllImport(LibraryName, EntryPoint = "gptq_qtensor_import", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern Status gptq_qtensor_import(long out_features, long in_features, int bits, int group_size, CheckpointFormat format, gptq_checkpoint_tensors* t, IntPtr* @out);
+
+        /// <summary>
+        /// Fill *opts with the defaults above. NULL is ignored.
+        /// </summary>
+        [DllImport(LibraryName, EntryPoint = "gptq_import_options_default", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern void gptq_import_options_default(gptq_import_options* opts);
+
+        /// <summary>
+        /// gptq_qtensor_import with options (NULL = defaults). gptq_qtensor_import is
+        /// this with default options: the tensor goes to the backend AUTO chooses.
+        /// Errors: those of gptq_qtensor_import, plus INVALID_CONFIG (a bad options
+        /// struct or GPTQ_BACKEND value), BACKEND_UNAVAILABLE (the backend cannot be
+        /// used), UNSUPPORTED (device memory on the CPU backend).
+        /// </summary>
+        [DllImport(LibraryName, EntryPoint = "gptq_qtensor_import_ex", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern Status gptq_qtensor_import_ex(long out_features, long in_features, int bits, int group_size, CheckpointFormat format, gptq_checkpoint_tensors* t, gptq_import_options* opts, IntPtr* @out);
+
+        /// <summary>
+        /// The backend a tensor lives on and whose matmul runs it (CPU or CUDA),
+        /// or GPTQ_BACKEND_AUTO if q is NULL.
+        /// </summary>
+        [DllImport(LibraryName, EntryPoint = "gptq_qtensor_backend", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern Backend gptq_qtensor_backend(IntPtr q);
 
         /// <summary>
         /// y = x · Wᵀ (+ bias), with W the dequantized weights of q.
@@ -813,8 +941,20 @@ namespace Gptq
         /// variable GPTQ_CPU_KERNELS=portable|avx2|avx512|avx512vnni, read once per
         /// process, caps the choice (a CPU that lacks the named set gets its best);
         /// any other non-empty value makes every matmul fail with
-        /// GPTQ_ERR_INVALID_CONFIG. This is
-        /// gptq_matmul_ex with default options (float32 activations).
+        /// GPTQ_ERR_INVALID_CONFIG.
+        /// On the CUDA backend, F16 and BF16 activations with 4-bit weights whose
+        /// groups each cover whole runs of 32 input columns once the columns are
+        /// ordered by group (group size -1 or a multiple of 32, act-order included)
+        /// run a tensor-core kernel: the weights are dequantized to the activations'
+        /// type in registers and multiplied with float32 accumulation. With F16
+        /// each weight is scale·(code − zero) rounded once to binary16, as
+        /// dequantize-then-cast gives it; with BF16 the scale is first rounded to
+        /// bfloat16, then the product. Every other case (F32 activations, 2/3/5–8
+        /// bits, other group sizes) runs exact float32 kernels, as the CPU does.
+        /// The tensor's layout for these kernels is made on the device by its first
+        /// matmul, which waits for it.
+        /// This is gptq_matmul_ex with default options (float32 activations on the
+        /// CPU, the tensor's stream and pointers detected on CUDA).
         /// x is [rows, cols] with cols = in_features; y is [rows, out_features];
         /// bias is [out_features] or NULL. x, bias and y all have element type `dtype`.
         /// Accumulation is in float32; with F16/BF16 the result is rounded once, at
@@ -848,7 +988,7 @@ namespace Gptq
     /// </summary>
     internal static unsafe class NativeLayout
     {
-        internal const int sizeof_gptq_config = 104;
+        internal const int sizeof_gptq_config = 120;
         internal const int alignof_gptq_config = 8;
         internal const int offsetof_gptq_config__struct_size = 0;
         internal const int sizeof_gptq_config__struct_size = 8;
@@ -892,6 +1032,10 @@ namespace Gptq
         internal const int sizeof_gptq_config__log_level = 4;
         internal const int offsetof_gptq_config__num_threads = 100;
         internal const int sizeof_gptq_config__num_threads = 4;
+        internal const int offsetof_gptq_config__stream = 104;
+        internal const int sizeof_gptq_config__stream = 8;
+        internal const int offsetof_gptq_config__memory = 112;
+        internal const int sizeof_gptq_config__memory = 4;
         internal const int sizeof_gptq_quant_stats = 56;
         internal const int alignof_gptq_quant_stats = 8;
         internal const int offsetof_gptq_quant_stats__struct_size = 0;
@@ -958,7 +1102,17 @@ namespace Gptq
         internal const int sizeof_gptq_checkpoint_tensors__g_idx = 8;
         internal const int offsetof_gptq_checkpoint_tensors__g_idx_len = 56;
         internal const int sizeof_gptq_checkpoint_tensors__g_idx_len = 8;
-        internal const int sizeof_gptq_matmul_options = 16;
+        internal const int sizeof_gptq_import_options = 24;
+        internal const int alignof_gptq_import_options = 8;
+        internal const int offsetof_gptq_import_options__struct_size = 0;
+        internal const int sizeof_gptq_import_options__struct_size = 8;
+        internal const int offsetof_gptq_import_options__backend = 8;
+        internal const int sizeof_gptq_import_options__backend = 4;
+        internal const int offsetof_gptq_import_options__memory = 12;
+        internal const int sizeof_gptq_import_options__memory = 4;
+        internal const int offsetof_gptq_import_options__stream = 16;
+        internal const int sizeof_gptq_import_options__stream = 8;
+        internal const int sizeof_gptq_matmul_options = 32;
         internal const int alignof_gptq_matmul_options = 8;
         internal const int offsetof_gptq_matmul_options__struct_size = 0;
         internal const int sizeof_gptq_matmul_options__struct_size = 8;
@@ -966,10 +1120,15 @@ namespace Gptq
         internal const int sizeof_gptq_matmul_options__int8_activations = 4;
         internal const int offsetof_gptq_matmul_options__num_threads = 12;
         internal const int sizeof_gptq_matmul_options__num_threads = 4;
+        internal const int offsetof_gptq_matmul_options__stream = 16;
+        internal const int sizeof_gptq_matmul_options__stream = 8;
+        internal const int offsetof_gptq_matmul_options__memory = 24;
+        internal const int sizeof_gptq_matmul_options__memory = 4;
         internal const int sizeof_gptq_status = 4;
         internal const int sizeof_gptq_dtype = 4;
         internal const int sizeof_gptq_backend = 4;
         internal const int sizeof_gptq_precision = 4;
+        internal const int sizeof_gptq_memory = 4;
         internal const int sizeof_gptq_log_level = 4;
         internal const int sizeof_gptq_checkpoint_format = 4;
 
@@ -1002,6 +1161,8 @@ namespace Gptq
             Expect(errors, "offsetof(gptq_config, log_user_data)", Marshal.OffsetOf(typeof(gptq_config), "log_user_data").ToInt64(), offsetof_gptq_config__log_user_data);
             Expect(errors, "offsetof(gptq_config, log_level)", Marshal.OffsetOf(typeof(gptq_config), "log_level").ToInt64(), offsetof_gptq_config__log_level);
             Expect(errors, "offsetof(gptq_config, num_threads)", Marshal.OffsetOf(typeof(gptq_config), "num_threads").ToInt64(), offsetof_gptq_config__num_threads);
+            Expect(errors, "offsetof(gptq_config, stream)", Marshal.OffsetOf(typeof(gptq_config), "stream").ToInt64(), offsetof_gptq_config__stream);
+            Expect(errors, "offsetof(gptq_config, memory)", Marshal.OffsetOf(typeof(gptq_config), "memory").ToInt64(), offsetof_gptq_config__memory);
             Expect(errors, "sizeof(gptq_quant_stats)", sizeof(gptq_quant_stats), sizeof_gptq_quant_stats);
             Expect(errors, "Marshal.SizeOf(gptq_quant_stats)", Marshal.SizeOf(typeof(gptq_quant_stats)), sizeof_gptq_quant_stats);
             Expect(errors, "offsetof(gptq_quant_stats, struct_size)", Marshal.OffsetOf(typeof(gptq_quant_stats), "struct_size").ToInt64(), offsetof_gptq_quant_stats__struct_size);
@@ -1039,15 +1200,24 @@ namespace Gptq
             Expect(errors, "offsetof(gptq_checkpoint_tensors, scales_len)", Marshal.OffsetOf(typeof(gptq_checkpoint_tensors), "scales_len").ToInt64(), offsetof_gptq_checkpoint_tensors__scales_len);
             Expect(errors, "offsetof(gptq_checkpoint_tensors, g_idx)", Marshal.OffsetOf(typeof(gptq_checkpoint_tensors), "g_idx").ToInt64(), offsetof_gptq_checkpoint_tensors__g_idx);
             Expect(errors, "offsetof(gptq_checkpoint_tensors, g_idx_len)", Marshal.OffsetOf(typeof(gptq_checkpoint_tensors), "g_idx_len").ToInt64(), offsetof_gptq_checkpoint_tensors__g_idx_len);
+            Expect(errors, "sizeof(gptq_import_options)", sizeof(gptq_import_options), sizeof_gptq_import_options);
+            Expect(errors, "Marshal.SizeOf(gptq_import_options)", Marshal.SizeOf(typeof(gptq_import_options)), sizeof_gptq_import_options);
+            Expect(errors, "offsetof(gptq_import_options, struct_size)", Marshal.OffsetOf(typeof(gptq_import_options), "struct_size").ToInt64(), offsetof_gptq_import_options__struct_size);
+            Expect(errors, "offsetof(gptq_import_options, backend)", Marshal.OffsetOf(typeof(gptq_import_options), "backend").ToInt64(), offsetof_gptq_import_options__backend);
+            Expect(errors, "offsetof(gptq_import_options, memory)", Marshal.OffsetOf(typeof(gptq_import_options), "memory").ToInt64(), offsetof_gptq_import_options__memory);
+            Expect(errors, "offsetof(gptq_import_options, stream)", Marshal.OffsetOf(typeof(gptq_import_options), "stream").ToInt64(), offsetof_gptq_import_options__stream);
             Expect(errors, "sizeof(gptq_matmul_options)", sizeof(gptq_matmul_options), sizeof_gptq_matmul_options);
             Expect(errors, "Marshal.SizeOf(gptq_matmul_options)", Marshal.SizeOf(typeof(gptq_matmul_options)), sizeof_gptq_matmul_options);
             Expect(errors, "offsetof(gptq_matmul_options, struct_size)", Marshal.OffsetOf(typeof(gptq_matmul_options), "struct_size").ToInt64(), offsetof_gptq_matmul_options__struct_size);
             Expect(errors, "offsetof(gptq_matmul_options, int8_activations)", Marshal.OffsetOf(typeof(gptq_matmul_options), "int8_activations").ToInt64(), offsetof_gptq_matmul_options__int8_activations);
             Expect(errors, "offsetof(gptq_matmul_options, num_threads)", Marshal.OffsetOf(typeof(gptq_matmul_options), "num_threads").ToInt64(), offsetof_gptq_matmul_options__num_threads);
+            Expect(errors, "offsetof(gptq_matmul_options, stream)", Marshal.OffsetOf(typeof(gptq_matmul_options), "stream").ToInt64(), offsetof_gptq_matmul_options__stream);
+            Expect(errors, "offsetof(gptq_matmul_options, memory)", Marshal.OffsetOf(typeof(gptq_matmul_options), "memory").ToInt64(), offsetof_gptq_matmul_options__memory);
             Expect(errors, "sizeof(gptq_status)", sizeof(Status), sizeof_gptq_status);
             Expect(errors, "sizeof(gptq_dtype)", sizeof(Dtype), sizeof_gptq_dtype);
             Expect(errors, "sizeof(gptq_backend)", sizeof(Backend), sizeof_gptq_backend);
             Expect(errors, "sizeof(gptq_precision)", sizeof(Precision), sizeof_gptq_precision);
+            Expect(errors, "sizeof(gptq_memory)", sizeof(Memory), sizeof_gptq_memory);
             Expect(errors, "sizeof(gptq_log_level)", sizeof(LogLevel), sizeof_gptq_log_level);
             Expect(errors, "sizeof(gptq_checkpoint_format)", sizeof(CheckpointFormat), sizeof_gptq_checkpoint_format);
             return errors.ToArray();

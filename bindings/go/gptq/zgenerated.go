@@ -84,6 +84,11 @@ static gptq_status gptqgo_gptq_qtensor_import(int64_t out_features, int64_t in_f
 	if (gptqgo_s != GPTQ_OK) *gptqgo_err = gptqgo_last_error_copy();
 	return gptqgo_s;
 }
+static gptq_status gptqgo_gptq_qtensor_import_ex(int64_t out_features, int64_t in_features, int32_t bits, int32_t group_size, gptq_checkpoint_format format, const gptq_checkpoint_tensors *t, const gptq_import_options *opts, gptq_qtensor **out, char **gptqgo_err) {
+	gptq_status gptqgo_s = gptq_qtensor_import_ex(out_features, in_features, bits, group_size, format, t, opts, out);
+	if (gptqgo_s != GPTQ_OK) *gptqgo_err = gptqgo_last_error_copy();
+	return gptqgo_s;
+}
 static gptq_status gptqgo_gptq_matmul(const gptq_qtensor *q, const void *x, gptq_dtype dtype, int64_t rows, int64_t cols, const void *bias, void *y, int64_t y_len, char **gptqgo_err) {
 	gptq_status gptqgo_s = gptq_matmul(q, x, dtype, rows, cols, bias, y, y_len);
 	if (gptqgo_s != GPTQ_OK) *gptqgo_err = gptqgo_last_error_copy();
@@ -244,11 +249,14 @@ const (
 //	when it changes the choice); any other non-empty value makes
 //	gptq_ctx_create fail with GPTQ_ERR_INVALID_CONFIG.
 //
-//	Status of the CUDA plugin: in this version it implements only the Hessian
-//	accumulation; quantize and matmul come next. Until they do, it is reported
-//	as unusable ("... quantize, weights_prepare, weights_destroy, matmul are
-//	missing"): AUTO uses the CPU and CUDA fails with
-//	GPTQ_ERR_BACKEND_UNAVAILABLE.
+//	When the plugin loads, it quantizes and multiplies a small fixed problem
+//	and the results are compared with the CPU backend's; a plugin whose
+//	results disagree (a broken driver, an unsupported GPU) is refused, with
+//	the reason, like any other unusable plugin: users are never handed kernels
+//	that are wrong on their GPU.
+//
+//	The CUDA backend runs on the CUDA device current on the calling thread
+//	when the plugin was loaded (device 0 unless the caller chose another).
 type Backend int32
 
 const (
@@ -285,6 +293,30 @@ const (
 
 	// PrecisionF64 is GPTQ_PRECISION_F64.
 	PrecisionF64 Precision = 1
+)
+
+// Memory is the C enum gptq_memory.
+//
+//	Where a caller buffer lives. Only the CUDA backend accepts device memory:
+//	pointers of the CUDA device the backend runs on (cudaMalloc, or the
+//	storage of a torch / CuPy tensor there). AUTO asks the CUDA runtime about
+//	each pointer (cudaPointerGetAttributes): device and managed memory count
+//	as DEVICE, everything else as HOST; on the CPU backend AUTO is HOST.
+//	Device buffers are read and written by work queued on the caller's stream
+//	(gptq_config.stream, gptq_matmul_options.stream): the call returns as soon
+//	as the work is queued, without waiting for it, and the caller orders its
+//	own use of the buffers on that stream as for any CUDA kernel.
+type Memory int32
+
+const (
+	// MemoryAuto is GPTQ_MEMORY_AUTO.
+	MemoryAuto Memory = 0
+
+	// MemoryHost is GPTQ_MEMORY_HOST.
+	MemoryHost Memory = 1
+
+	// MemoryDevice is GPTQ_MEMORY_DEVICE.
+	MemoryDevice Memory = 2
 )
 
 // LogLevel is the C enum gptq_log_level.
@@ -346,6 +378,9 @@ type c_gptq_backend = C.gptq_backend
 // c_gptq_precision is the C enum gptq_precision.
 type c_gptq_precision = C.gptq_precision
 
+// c_gptq_memory is the C enum gptq_memory.
+type c_gptq_memory = C.gptq_memory
+
 // c_gptq_log_level is the C enum gptq_log_level.
 type c_gptq_log_level = C.gptq_log_level
 
@@ -382,6 +417,12 @@ type c_gptq_checkpoint_sizes = C.gptq_checkpoint_sizes
 //
 //	Caller buffers for export / import; lengths in elements.
 type c_gptq_checkpoint_tensors = C.gptq_checkpoint_tensors
+
+// c_gptq_import_options is the C struct gptq_import_options.
+//
+//	Where gptq_qtensor_import_ex puts a tensor and reads its buffers.
+//	Initialize with gptq_import_options_default().
+type c_gptq_import_options = C.gptq_import_options
 
 // c_gptq_matmul_options is the C struct gptq_matmul_options.
 //
@@ -510,6 +551,8 @@ func c_gptq_ctx_destroy(ctx *c_gptq_ctx) {
 //	implementation, which counts an input of shape [batch, seq, in] as `batch`
 //	samples:  H ← H·n/(n+samples);  n ← n+samples;  H ← H + (2/n)·xᵀx.
 //	(Pass samples = rows for a per-token mean.) Any number of calls.
+//	On the CUDA backend x may be device memory (see gptq_memory); it is then
+//	scanned for NaN/Inf on the device, and the call waits for that scan.
 //	Errors: NULL_POINTER, INVALID_SIZE (rows or samples < 1, or the total
 //	sample count would overflow), SIZE_MISMATCH (cols != in_features),
 //	UNSUPPORTED (dtype), NON_FINITE (x holds NaN/Inf, or values so large
@@ -624,6 +667,14 @@ func c_gptq_ctx_import_hessian(ctx *c_gptq_ctx, h *float64, h_len int64, samples
 //
 //	Weights too small for a float scale (denormals) quantize to exactly 0.
 //
+//	Backends. The CUDA backend runs the same algorithm; its sums (the
+//	factorization, the block updates) are ordered differently, so a weight
+//	that falls within rounding of a tie between two codes may take the other
+//	one, and the rest of its row then follows from that; every other code,
+//	and every code in a row without such a tie, is the CPU backend's. w may
+//	be device memory there (see gptq_memory). The tensor's host copy of the
+//	codes, scales and zeros is written before the call returns.
+//
 //	Errors: NULL_POINTER, SIZE_MISMATCH (rows != out_features or
 //	cols != in_features), UNSUPPORTED (dtype; or a scale beyond the fp16 range,
 //	i.e. weights of magnitude ~65504·2^bits), NON_FINITE (w holds NaN/Inf),
@@ -716,7 +767,9 @@ func c_gptq_qtensor_export(q *c_gptq_qtensor, format CheckpointFormat, t *c_gptq
 //	Build a tensor from checkpoint buffers quantized elsewhere (an engine
 //	loading a checkpoint). g_idx may be NULL, meaning j / group_size. With V1,
 //	zero = stored + 1, as readers compute it (so a stored 2^b - 1 is a zero of
-//	2^b). The caller's buffers are copied.
+//	2^b). The caller's buffers are copied. The tensor goes to the backend
+//	GPTQ_BACKEND_AUTO chooses (the CUDA backend where it is usable): see
+//	gptq_qtensor_import_ex to choose.
 //	Errors: NULL_POINTER, INVALID_SIZE, INVALID_CONFIG (bits, group size),
 //	UNSUPPORTED (shape, format), SIZE_MISMATCH (buffer lengths),
 //	INVALID_DATA (g_idx out of range, non-finite scales), OUT_OF_MEMORY.
@@ -724,6 +777,36 @@ func c_gptq_qtensor_import(out_features int64, in_features int64, bits int32, gr
 	var gptqgoErr *C.char
 	gptqgoStatus := Status(C.gptqgo_gptq_qtensor_import(C.int64_t(out_features), C.int64_t(in_features), C.int32_t(bits), C.int32_t(group_size), C.gptq_checkpoint_format(format), t, out, &gptqgoErr))
 	return gptqgoStatus, gptqgoTakeError(gptqgoStatus, gptqgoErr)
+}
+
+// c_gptq_import_options_default calls gptq_import_options_default.
+//
+//	Fill *opts with the defaults above. NULL is ignored.
+func c_gptq_import_options_default(opts *c_gptq_import_options) {
+	C.gptq_import_options_default(opts)
+}
+
+// c_gptq_qtensor_import_ex calls gptq_qtensor_import_ex. A non-zero Status comes with the
+// text of gptq_last_error(), copied in the same native call; the
+// message is "" on success.
+//
+//	gptq_qtensor_import with options (NULL = defaults). gptq_qtensor_import is
+//	this with default options: the tensor goes to the backend AUTO chooses.
+//	Errors: those of gptq_qtensor_import, plus INVALID_CONFIG (a bad options
+//	struct or GPTQ_BACKEND value), BACKEND_UNAVAILABLE (the backend cannot be
+//	used), UNSUPPORTED (device memory on the CPU backend).
+func c_gptq_qtensor_import_ex(out_features int64, in_features int64, bits int32, group_size int32, format CheckpointFormat, t *c_gptq_checkpoint_tensors, opts *c_gptq_import_options, out **c_gptq_qtensor) (Status, string) {
+	var gptqgoErr *C.char
+	gptqgoStatus := Status(C.gptqgo_gptq_qtensor_import_ex(C.int64_t(out_features), C.int64_t(in_features), C.int32_t(bits), C.int32_t(group_size), C.gptq_checkpoint_format(format), t, opts, out, &gptqgoErr))
+	return gptqgoStatus, gptqgoTakeError(gptqgoStatus, gptqgoErr)
+}
+
+// c_gptq_qtensor_backend calls gptq_qtensor_backend.
+//
+//	The backend a tensor lives on and whose matmul runs it (CPU or CUDA),
+//	or GPTQ_BACKEND_AUTO if q is NULL.
+func c_gptq_qtensor_backend(q *c_gptq_qtensor) Backend {
+	return Backend(C.gptq_qtensor_backend(q))
 }
 
 // c_gptq_matmul calls gptq_matmul. A non-zero Status comes with the
@@ -740,8 +823,20 @@ func c_gptq_qtensor_import(out_features int64, in_features int64, bits int32, gr
 //	variable GPTQ_CPU_KERNELS=portable|avx2|avx512|avx512vnni, read once per
 //	process, caps the choice (a CPU that lacks the named set gets its best);
 //	any other non-empty value makes every matmul fail with
-//	GPTQ_ERR_INVALID_CONFIG. This is
-//	gptq_matmul_ex with default options (float32 activations).
+//	GPTQ_ERR_INVALID_CONFIG.
+//	On the CUDA backend, F16 and BF16 activations with 4-bit weights whose
+//	groups each cover whole runs of 32 input columns once the columns are
+//	ordered by group (group size -1 or a multiple of 32, act-order included)
+//	run a tensor-core kernel: the weights are dequantized to the activations'
+//	type in registers and multiplied with float32 accumulation. With F16
+//	each weight is scale·(code − zero) rounded once to binary16, as
+//	dequantize-then-cast gives it; with BF16 the scale is first rounded to
+//	bfloat16, then the product. Every other case (F32 activations, 2/3/5–8
+//	bits, other group sizes) runs exact float32 kernels, as the CPU does.
+//	The tensor's layout for these kernels is made on the device by its first
+//	matmul, which waits for it.
+//	This is gptq_matmul_ex with default options (float32 activations on the
+//	CPU, the tensor's stream and pointers detected on CUDA).
 //	x is [rows, cols] with cols = in_features; y is [rows, out_features];
 //	bias is [out_features] or NULL. x, bias and y all have element type `dtype`.
 //	Accumulation is in float32; with F16/BF16 the result is rounded once, at
@@ -804,7 +899,7 @@ func c_gptq_progress_fn_new(fn c_gptq_progress_fn_func) (c_gptq_progress_fn, uns
 
 // ---- Layout, as the C compiler reported it at generation time ----
 
-const c_sizeof_gptq_config = 104
+const c_sizeof_gptq_config = 120
 const c_alignof_gptq_config = 8
 const c_offsetof_gptq_config__struct_size = 0
 const c_sizeof_gptq_config__struct_size = 8
@@ -848,6 +943,10 @@ const c_offsetof_gptq_config__log_level = 96
 const c_sizeof_gptq_config__log_level = 4
 const c_offsetof_gptq_config__num_threads = 100
 const c_sizeof_gptq_config__num_threads = 4
+const c_offsetof_gptq_config__stream = 104
+const c_sizeof_gptq_config__stream = 8
+const c_offsetof_gptq_config__memory = 112
+const c_sizeof_gptq_config__memory = 4
 
 const c_sizeof_gptq_quant_stats = 56
 const c_alignof_gptq_quant_stats = 8
@@ -919,7 +1018,18 @@ const c_sizeof_gptq_checkpoint_tensors__g_idx = 8
 const c_offsetof_gptq_checkpoint_tensors__g_idx_len = 56
 const c_sizeof_gptq_checkpoint_tensors__g_idx_len = 8
 
-const c_sizeof_gptq_matmul_options = 16
+const c_sizeof_gptq_import_options = 24
+const c_alignof_gptq_import_options = 8
+const c_offsetof_gptq_import_options__struct_size = 0
+const c_sizeof_gptq_import_options__struct_size = 8
+const c_offsetof_gptq_import_options__backend = 8
+const c_sizeof_gptq_import_options__backend = 4
+const c_offsetof_gptq_import_options__memory = 12
+const c_sizeof_gptq_import_options__memory = 4
+const c_offsetof_gptq_import_options__stream = 16
+const c_sizeof_gptq_import_options__stream = 8
+
+const c_sizeof_gptq_matmul_options = 32
 const c_alignof_gptq_matmul_options = 8
 const c_offsetof_gptq_matmul_options__struct_size = 0
 const c_sizeof_gptq_matmul_options__struct_size = 8
@@ -927,11 +1037,16 @@ const c_offsetof_gptq_matmul_options__int8_activations = 8
 const c_sizeof_gptq_matmul_options__int8_activations = 4
 const c_offsetof_gptq_matmul_options__num_threads = 12
 const c_sizeof_gptq_matmul_options__num_threads = 4
+const c_offsetof_gptq_matmul_options__stream = 16
+const c_sizeof_gptq_matmul_options__stream = 8
+const c_offsetof_gptq_matmul_options__memory = 24
+const c_sizeof_gptq_matmul_options__memory = 4
 
 const c_sizeof_gptq_status = 4
 const c_sizeof_gptq_dtype = 4
 const c_sizeof_gptq_backend = 4
 const c_sizeof_gptq_precision = 4
+const c_sizeof_gptq_memory = 4
 const c_sizeof_gptq_log_level = 4
 const c_sizeof_gptq_checkpoint_format = 4
 
@@ -993,6 +1108,10 @@ func c_layoutErrors() []string {
 		check("sizeof(gptq_config.log_level)", unsafe.Sizeof(v.log_level), c_sizeof_gptq_config__log_level)
 		check("offsetof(gptq_config, num_threads)", unsafe.Offsetof(v.num_threads), c_offsetof_gptq_config__num_threads)
 		check("sizeof(gptq_config.num_threads)", unsafe.Sizeof(v.num_threads), c_sizeof_gptq_config__num_threads)
+		check("offsetof(gptq_config, stream)", unsafe.Offsetof(v.stream), c_offsetof_gptq_config__stream)
+		check("sizeof(gptq_config.stream)", unsafe.Sizeof(v.stream), c_sizeof_gptq_config__stream)
+		check("offsetof(gptq_config, memory)", unsafe.Offsetof(v.memory), c_offsetof_gptq_config__memory)
+		check("sizeof(gptq_config.memory)", unsafe.Sizeof(v.memory), c_sizeof_gptq_config__memory)
 	}
 	{
 		var v c_gptq_quant_stats
@@ -1073,6 +1192,19 @@ func c_layoutErrors() []string {
 		check("sizeof(gptq_checkpoint_tensors.g_idx_len)", unsafe.Sizeof(v.g_idx_len), c_sizeof_gptq_checkpoint_tensors__g_idx_len)
 	}
 	{
+		var v c_gptq_import_options
+		check("sizeof(gptq_import_options)", unsafe.Sizeof(v), c_sizeof_gptq_import_options)
+		check("alignof(gptq_import_options)", unsafe.Alignof(v), c_alignof_gptq_import_options)
+		check("offsetof(gptq_import_options, struct_size)", unsafe.Offsetof(v.struct_size), c_offsetof_gptq_import_options__struct_size)
+		check("sizeof(gptq_import_options.struct_size)", unsafe.Sizeof(v.struct_size), c_sizeof_gptq_import_options__struct_size)
+		check("offsetof(gptq_import_options, backend)", unsafe.Offsetof(v.backend), c_offsetof_gptq_import_options__backend)
+		check("sizeof(gptq_import_options.backend)", unsafe.Sizeof(v.backend), c_sizeof_gptq_import_options__backend)
+		check("offsetof(gptq_import_options, memory)", unsafe.Offsetof(v.memory), c_offsetof_gptq_import_options__memory)
+		check("sizeof(gptq_import_options.memory)", unsafe.Sizeof(v.memory), c_sizeof_gptq_import_options__memory)
+		check("offsetof(gptq_import_options, stream)", unsafe.Offsetof(v.stream), c_offsetof_gptq_import_options__stream)
+		check("sizeof(gptq_import_options.stream)", unsafe.Sizeof(v.stream), c_sizeof_gptq_import_options__stream)
+	}
+	{
 		var v c_gptq_matmul_options
 		check("sizeof(gptq_matmul_options)", unsafe.Sizeof(v), c_sizeof_gptq_matmul_options)
 		check("alignof(gptq_matmul_options)", unsafe.Alignof(v), c_alignof_gptq_matmul_options)
@@ -1082,11 +1214,16 @@ func c_layoutErrors() []string {
 		check("sizeof(gptq_matmul_options.int8_activations)", unsafe.Sizeof(v.int8_activations), c_sizeof_gptq_matmul_options__int8_activations)
 		check("offsetof(gptq_matmul_options, num_threads)", unsafe.Offsetof(v.num_threads), c_offsetof_gptq_matmul_options__num_threads)
 		check("sizeof(gptq_matmul_options.num_threads)", unsafe.Sizeof(v.num_threads), c_sizeof_gptq_matmul_options__num_threads)
+		check("offsetof(gptq_matmul_options, stream)", unsafe.Offsetof(v.stream), c_offsetof_gptq_matmul_options__stream)
+		check("sizeof(gptq_matmul_options.stream)", unsafe.Sizeof(v.stream), c_sizeof_gptq_matmul_options__stream)
+		check("offsetof(gptq_matmul_options, memory)", unsafe.Offsetof(v.memory), c_offsetof_gptq_matmul_options__memory)
+		check("sizeof(gptq_matmul_options.memory)", unsafe.Sizeof(v.memory), c_sizeof_gptq_matmul_options__memory)
 	}
 	check("sizeof(gptq_status)", unsafe.Sizeof(c_gptq_status(0)), c_sizeof_gptq_status)
 	check("sizeof(gptq_dtype)", unsafe.Sizeof(c_gptq_dtype(0)), c_sizeof_gptq_dtype)
 	check("sizeof(gptq_backend)", unsafe.Sizeof(c_gptq_backend(0)), c_sizeof_gptq_backend)
 	check("sizeof(gptq_precision)", unsafe.Sizeof(c_gptq_precision(0)), c_sizeof_gptq_precision)
+	check("sizeof(gptq_memory)", unsafe.Sizeof(c_gptq_memory(0)), c_sizeof_gptq_memory)
 	check("sizeof(gptq_log_level)", unsafe.Sizeof(c_gptq_log_level(0)), c_sizeof_gptq_log_level)
 	check("sizeof(gptq_checkpoint_format)", unsafe.Sizeof(c_gptq_checkpoint_format(0)), c_sizeof_gptq_checkpoint_format)
 	return errs

@@ -32,7 +32,7 @@ Errors are GptqError (subclasses per status); see gptq._errors.
 from __future__ import annotations
 
 from . import _native
-from ._config import Backend, CheckpointFormat, Config, Dtype, LogLevel, Precision
+from ._config import Backend, CheckpointFormat, Config, Dtype, LogLevel, Memory, Precision
 from ._errors import (
     BackendUnavailableError,
     CancelledError,
@@ -114,6 +114,7 @@ __all__ = [
     "checkpoint_shapes",
     "Status",
     "Dtype",
+    "Memory",
     "Backend",
     "Precision",
     "LogLevel",

@@ -20,6 +20,7 @@ Backend = _n.gptq_backend
 Precision = _n.gptq_precision
 LogLevel = _n.gptq_log_level
 CheckpointFormat = _n.gptq_checkpoint_format
+Memory = _n.gptq_memory
 
 _INT32_MIN, _INT32_MAX = -(2 ** 31), 2 ** 31 - 1
 
@@ -28,6 +29,7 @@ _INT32_MIN, _INT32_MAX = -(2 ** 31), 2 ** 31 - 1
 _ALIASES = {
     Dtype: {"FLOAT32": "F32", "FLOAT16": "F16", "HALF": "F16", "BFLOAT16": "BF16"},
     LogLevel: {"WARNING": "WARN"},
+    Memory: {"GPU": "DEVICE", "CUDA": "DEVICE", "CPU": "HOST"},
     CheckpointFormat: {"1": "V1", "2": "V2"},
 }
 
@@ -113,9 +115,14 @@ class Config:
     precision: Union[Precision, int, str] = Precision(_D.precision)
     log_level: Union[LogLevel, int, str] = LogLevel(_D.log_level)
     num_threads: int = _D.num_threads
+    #: CUDA backend: the stream (an int cudaStream_t, a torch.cuda.Stream or a
+    #: cupy.cuda.Stream) the Context's device work runs on; None = CUDA's
+    #: default stream.
+    stream: object = None
+    memory: Union[Memory, int, str] = Memory(_D.memory)
 
     # Which enum each enum-typed field holds.
-    _ENUMS = {"backend": Backend, "precision": Precision, "log_level": LogLevel}
+    _ENUMS = {"backend": Backend, "precision": Precision, "log_level": LogLevel, "memory": Memory}
 
     def to_native(self):
         """A gptq_config (ctypes) with these values over the library's
@@ -128,6 +135,9 @@ class Config:
             what = "Config.%s" % name
             if name in self._ENUMS:
                 value = int(enum_value(self._ENUMS[name], value, what))
+            elif name == "stream":
+                from ._device import stream_handle  # noqa: PLC0415 - avoids an import cycle
+                value = stream_handle(value)
             elif types[name] is ctypes.c_float:
                 try:
                     value = float(value)
@@ -147,6 +157,8 @@ class Config:
             default = field.default
             if field.name in cls._ENUMS:
                 value = enum_value(cls._ENUMS[field.name], value, field.name)
+            elif field.name == "stream":
+                value = value or None
             elif isinstance(default, bool):
                 value = bool(value) if value in (0, 1) else value
             elif isinstance(default, float):

@@ -11,8 +11,9 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 
 from . import _arrays as arr
+from . import _device as dev
 from . import _native as _n
-from ._config import Backend, CheckpointFormat, Config, LogLevel, enum_value
+from ._config import Backend, CheckpointFormat, Config, Dtype, LogLevel, Memory, enum_value
 from ._errors import GptqError, InvalidStateError, Status, check, error_from_status
 
 _ctx_p = ctypes.POINTER(_n.gptq_ctx)
@@ -354,9 +355,16 @@ class Context(_Handle):
 
         x: float32, float16, or bfloat16 (uint16 bit patterns with
         dtype="bf16", or an ml_dtypes bfloat16 array). Not converted: other
-        dtypes raise UnsupportedError."""
-        a, code, rows, cols = arr.matrix(x, "add_batch: x", dtype)
+        dtypes raise UnsupportedError. A CUDA device array (torch, CuPy,
+        DLPack) is read where it is, on the CUDA backend, in the Context's
+        stream (Config.stream)."""
         samples = arr.int64_arg(samples, "add_batch: samples")
+        d = _device_matrix(x, "add_batch: x", dtype)
+        if d is not None:
+            self._invoke("add_batch", _n.gptq_add_batch, d.ptr, int(d.dtype), d.shape[0],
+                         d.shape[1], samples)
+            return
+        a, code, rows, cols = arr.matrix(x, "add_batch: x", dtype)
         self._invoke("add_batch", _n.gptq_add_batch, a.ctypes.data, int(code), rows, cols, samples)
 
     def merge(self, other: "Context") -> None:
@@ -393,12 +401,18 @@ class Context(_Handle):
     def quantize(self, w, *, dtype=None) -> Tuple["QTensor", QuantStats]:
         """Quantize the weights w [out_features, in_features] (float32,
         float16 or bfloat16, as for add_batch) with the Hessian collected so
-        far. Returns (QTensor, QuantStats). The Context is not consumed."""
-        a, code, rows, cols = arr.matrix(w, "quantize: w", dtype)
+        far. Returns (QTensor, QuantStats). The Context is not consumed.
+        w may be a CUDA device array, as for add_batch."""
+        d = _device_matrix(w, "quantize: w", dtype)
+        if d is not None:
+            data, code, rows, cols = d.ptr, d.dtype, d.shape[0], d.shape[1]
+        else:
+            a, code, rows, cols = arr.matrix(w, "quantize: w", dtype)
+            data = a.ctypes.data
         out = _qtensor_p()
         stats = _n.gptq_quant_stats()
         stats.struct_size = ctypes.sizeof(stats)
-        self._invoke("quantize", _n.gptq_quantize, a.ctypes.data, int(code), rows, cols,
+        self._invoke("quantize", _n.gptq_quantize, data, int(code), rows, cols,
                      ctypes.byref(out), ctypes.byref(stats),
                      discard=lambda: _n.gptq_qtensor_destroy(out))
         return QTensor._wrap(out), QuantStats.from_native(stats)
@@ -573,7 +587,7 @@ class QTensor(_Handle):
     # -- matmul --------------------------------------------------------------
 
     def matmul(self, x, bias=None, *, dtype=None, out=None, int8_activations=None,
-               num_threads=None) -> np.ndarray:
+               num_threads=None, stream=None):
         """y = x · Wᵀ (+ bias) with W the dequantized weights.
 
         x: [..., in_features] (1-D, 2-D or more; leading dimensions are
@@ -590,7 +604,17 @@ class QTensor(_Handle):
         activations to int8 for the AVX2/VNNI kernels (small batches, 2-4
         bits; faster, ~0.1-0.3% error); num_threads for this call
         (0 = one per core).
-        Thread-safe on a shared QTensor."""
+        Thread-safe on a shared QTensor.
+
+        x may also be a CUDA device array (a torch or CuPy tensor, or any
+        DLPack producer on a GPU): then bias and out must be device arrays
+        too, y is a new tensor of x's kind (torch, CuPy) unless out is
+        given, and the product is only queued, on `stream` (an int handle,
+        a torch.cuda.Stream or a cupy.cuda.Stream), else the stream x's
+        __cuda_array_interface__ names, else the tensor's own."""
+        d = dev.device_array(x, "matmul: x", dev.stream_handle(stream))
+        if d is not None:
+            return self._matmul_device(x, d, bias, dtype, out, stream)
         a = np.asarray(x)
         if a.ndim == 0:
             raise GptqError(Status.GPTQ_ERR_SIZE_MISMATCH,
@@ -626,6 +650,50 @@ class QTensor(_Handle):
                        y.ctypes.data, y.size, ctypes.byref(opts))
         return y
 
+    def _matmul_device(self, x, d, bias, dtype, out, stream):
+        if dtype is not None and enum_value(Dtype, dtype, "matmul: dtype", Status.GPTQ_ERR_UNSUPPORTED) != d.dtype:
+            raise GptqError(Status.GPTQ_ERR_UNSUPPORTED,
+                            "matmul: x is a device array of %s; dtype=%r does not match"
+                            % (d.dtype.name, dtype))
+        if not d.shape:
+            raise GptqError(Status.GPTQ_ERR_SIZE_MISMATCH,
+                            "matmul: x must have at least 1 dimension [..., in_features]")
+        lead, cols = d.shape[:-1], d.shape[-1]
+        rows = int(np.prod(lead, dtype=np.int64)) if lead else 1
+        n = self.out_features
+        y = dev.empty_like_device(x, lead + (n,), "matmul") if out is None else out
+        yd = dev.device_array(y, "matmul: out")
+        if yd is None or yd.dtype != d.dtype or tuple(yd.shape) != lead + (n,):
+            raise GptqError(Status.GPTQ_ERR_SIZE_MISMATCH,
+                            "matmul: out must be a C-contiguous device array of %s, shape %s"
+                            % (d.dtype.name, lead + (n,)))
+        bias_p = None
+        if bias is not None:
+            bd = dev.device_array(bias, "matmul: bias")
+            if bd is None or bd.dtype != d.dtype or tuple(bd.shape) != (n,):
+                raise GptqError(Status.GPTQ_ERR_UNSUPPORTED,
+                                "matmul: with a device x, bias must be a device array of %s, "
+                                "shape (%d,)" % (d.dtype.name, n))
+            bias_p = bd.ptr
+        opts = _matmul_options(None, None)
+        handle = dev.stream_handle(stream)
+        if handle is None:
+            handle = d.stream
+        opts.stream = handle
+        opts.memory = int(Memory.GPTQ_MEMORY_DEVICE)
+        self._call(_n.gptq_matmul_ex, d.ptr, int(d.dtype), rows, cols, bias_p, yd.ptr,
+                   rows * n, ctypes.byref(opts))
+        return y
+
+    @property
+    def backend(self) -> Backend:
+        """The backend the tensor lives on and whose matmul runs it."""
+        ptr = self._acquire()
+        try:
+            return Backend(_n.gptq_qtensor_backend(ptr))
+        finally:
+            self._release()
+
     def __repr__(self):
         i = self._info
         return "<gptq.QTensor [%d, %d] bits=%d group_size=%d%s%s>" % (
@@ -642,3 +710,17 @@ def _matmul_options(int8_activations, num_threads):
     if num_threads is not None:
         opts.num_threads = arr.int32_arg(num_threads, "num_threads", Status.GPTQ_ERR_INVALID_CONFIG)
     return opts
+
+
+def _device_matrix(x, what, dtype):
+    """x as a 2-D DeviceArray, or None for host arrays."""
+    d = dev.device_array(x, what)
+    if d is None:
+        return None
+    if len(d.shape) != 2:
+        raise GptqError(Status.GPTQ_ERR_SIZE_MISMATCH,
+                        "%s must be a 2-D array, got shape %s" % (what, d.shape))
+    if dtype is not None and enum_value(Dtype, dtype, what + ": dtype", Status.GPTQ_ERR_UNSUPPORTED) != d.dtype:
+        raise GptqError(Status.GPTQ_ERR_UNSUPPORTED,
+                        "%s is a device array of %s; dtype=%r does not match" % (what, d.dtype.name, dtype))
+    return d

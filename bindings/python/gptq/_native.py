@@ -189,11 +189,14 @@ class gptq_backend(enum.IntEnum):
     when it changes the choice); any other non-empty value makes
     gptq_ctx_create fail with GPTQ_ERR_INVALID_CONFIG.
 
-    Status of the CUDA plugin: in this version it implements only the Hessian
-    accumulation; quantize and matmul come next. Until they do, it is reported
-    as unusable ("... quantize, weights_prepare, weights_destroy, matmul are
-    missing"): AUTO uses the CPU and CUDA fails with
-    GPTQ_ERR_BACKEND_UNAVAILABLE.
+    When the plugin loads, it quantizes and multiplies a small fixed problem
+    and the results are compared with the CPU backend's; a plugin whose
+    results disagree (a broken driver, an unsupported GPU) is refused, with
+    the reason, like any other unusable plugin: users are never handed kernels
+    that are wrong on their GPU.
+
+    The CUDA backend runs on the CUDA device current on the calling thread
+    when the plugin was loaded (device 0 unless the caller chose another).
     """
     #: CUDA when the CUDA plugin is present and usable (a suitable GPU, a
     #: complete plugin), else the CPU; the choice and the reason are logged at
@@ -224,6 +227,27 @@ class gptq_precision(enum.IntEnum):
 
 GPTQ_PRECISION_F32 = gptq_precision.GPTQ_PRECISION_F32
 GPTQ_PRECISION_F64 = gptq_precision.GPTQ_PRECISION_F64
+
+
+class gptq_memory(enum.IntEnum):
+    """Where a caller buffer lives. Only the CUDA backend accepts device memory:
+    pointers of the CUDA device the backend runs on (cudaMalloc, or the
+    storage of a torch / CuPy tensor there). AUTO asks the CUDA runtime about
+    each pointer (cudaPointerGetAttributes): device and managed memory count
+    as DEVICE, everything else as HOST; on the CPU backend AUTO is HOST.
+    Device buffers are read and written by work queued on the caller's stream
+    (gptq_config.stream, gptq_matmul_options.stream): the call returns as soon
+    as the work is queued, without waiting for it, and the caller orders its
+    own use of the buffers on that stream as for any CUDA kernel.
+    """
+    GPTQ_MEMORY_AUTO = 0
+    GPTQ_MEMORY_HOST = 1
+    GPTQ_MEMORY_DEVICE = 2
+
+
+GPTQ_MEMORY_AUTO = gptq_memory.GPTQ_MEMORY_AUTO
+GPTQ_MEMORY_HOST = gptq_memory.GPTQ_MEMORY_HOST
+GPTQ_MEMORY_DEVICE = gptq_memory.GPTQ_MEMORY_DEVICE
 
 
 class gptq_log_level(enum.IntEnum):
@@ -315,6 +339,12 @@ class gptq_checkpoint_tensors(ctypes.Structure):
     """Caller buffers for export / import; lengths in elements."""
 
 
+class gptq_import_options(ctypes.Structure):
+    """Where gptq_qtensor_import_ex puts a tensor and reads its buffers.
+    Initialize with gptq_import_options_default().
+    """
+
+
 class gptq_matmul_options(ctypes.Structure):
     """How gptq_matmul_ex computes. Initialize with gptq_matmul_options_default()."""
 
@@ -397,6 +427,18 @@ gptq_config._fields_ = [
     # (OpenBLAS: OPENBLAS_NUM_THREADS). Results do not depend on it.
     # Default 0.
     ("num_threads", ctypes.c_int32),
+    # CUDA backend: the caller's stream (a cudaStream_t passed as void *) on
+    # which this context's device work runs, and which the tensors it makes
+    # use for their matmuls unless a call names another. NULL is CUDA's
+    # default stream. Calls that return host results (gptq_quantize's
+    # tensor, an export of the Hessian) wait for that stream. The stream
+    # must outlive the context and every tensor that uses it: their memory is
+    # freed in its order. Ignored by the CPU backend. Default NULL.
+    ("stream", ctypes.c_void_p),
+    # Where the x of gptq_add_batch and the w of gptq_quantize live (see
+    # gptq_memory). Device buffers are checked for NaN/Inf on the device, as
+    # host buffers are on the host. Default GPTQ_MEMORY_AUTO.
+    ("memory", ctypes.c_int),
 ]
 
 gptq_quant_stats._fields_ = [
@@ -463,6 +505,22 @@ gptq_checkpoint_tensors._fields_ = [
     ("g_idx_len", ctypes.c_int64),
 ]
 
+gptq_import_options._fields_ = [
+    # = sizeof(gptq_import_options); set by _default
+    ("struct_size", ctypes.c_size_t),
+    # The backend whose matmul runs the tensor, resolved as for a context
+    # (GPTQ_BACKEND overrides it). Default GPTQ_BACKEND_AUTO.
+    ("backend", ctypes.c_int),
+    # Where the four checkpoint buffers live. Device buffers (CUDA backend
+    # only) are copied to the host once, checked like host buffers, and kept
+    # in the library's own layout on the device; the call waits for the copy.
+    # Default GPTQ_MEMORY_AUTO.
+    ("memory", ctypes.c_int),
+    # The stream the tensor's matmuls use unless a call names another (see
+    # gptq_config.stream). Default NULL.
+    ("stream", ctypes.c_void_p),
+]
+
 gptq_matmul_options._fields_ = [
     # = sizeof(gptq_matmul_options); set by _default
     ("struct_size", ctypes.c_size_t),
@@ -480,6 +538,15 @@ gptq_matmul_options._fields_ = [
     ("int8_activations", ctypes.c_int32),
     # Threads for this call (0 = one per core). Default 0.
     ("num_threads", ctypes.c_int32),
+    # CUDA backend: the stream for this call, or NULL for the tensor's own
+    # (gptq_config.stream of the context that made it, or
+    # gptq_import_options.stream). Default NULL.
+    ("stream", ctypes.c_void_p),
+    # Where x, bias and y live (see gptq_memory). With DEVICE the call only
+    # queues the work on the stream and returns; with HOST it copies x and
+    # bias in, y out, and waits for the stream. Default GPTQ_MEMORY_AUTO
+    # (decided by x's pointer; bias and y must live in the same place).
+    ("memory", ctypes.c_int),
 ]
 
 # ---- Functions ----
@@ -522,7 +589,7 @@ gptq_ctx_destroy.__doc__ = 'void gptq_ctx_destroy(gptq_ctx *ctx)\n\nFree a conte
 gptq_add_batch = lib.gptq_add_batch
 gptq_add_batch.argtypes = [ctypes.POINTER(gptq_ctx), ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64]
 gptq_add_batch.restype = ctypes.c_int
-gptq_add_batch.__doc__ = "gptq_status gptq_add_batch(gptq_ctx *ctx, const void *x, gptq_dtype dtype, int64_t rows, int64_t cols, int64_t samples)\n\nAdd a batch of calibration activations x [rows, cols] (the layer's inputs,\none token per row) to the Hessian. cols must equal in_features.\n`samples` is the number of calibration samples these rows stand for and is\nthe weight of this batch in the running mean, exactly as in the reference\nimplementation, which counts an input of shape [batch, seq, in] as `batch`\nsamples:  H ← H·n/(n+samples);  n ← n+samples;  H ← H + (2/n)·xᵀx.\n(Pass samples = rows for a per-token mean.) Any number of calls.\nErrors: NULL_POINTER, INVALID_SIZE (rows or samples < 1, or the total\nsample count would overflow), SIZE_MISMATCH (cols != in_features),\nUNSUPPORTED (dtype), NON_FINITE (x holds NaN/Inf, or values so large\n(~1e17 with precision F32) that the Hessian would overflow; checked before\nanything changes), OUT_OF_MEMORY. On any error the Hessian is unchanged and\nthe context stays usable."
+gptq_add_batch.__doc__ = "gptq_status gptq_add_batch(gptq_ctx *ctx, const void *x, gptq_dtype dtype, int64_t rows, int64_t cols, int64_t samples)\n\nAdd a batch of calibration activations x [rows, cols] (the layer's inputs,\none token per row) to the Hessian. cols must equal in_features.\n`samples` is the number of calibration samples these rows stand for and is\nthe weight of this batch in the running mean, exactly as in the reference\nimplementation, which counts an input of shape [batch, seq, in] as `batch`\nsamples:  H ← H·n/(n+samples);  n ← n+samples;  H ← H + (2/n)·xᵀx.\n(Pass samples = rows for a per-token mean.) Any number of calls.\nOn the CUDA backend x may be device memory (see gptq_memory); it is then\nscanned for NaN/Inf on the device, and the call waits for that scan.\nErrors: NULL_POINTER, INVALID_SIZE (rows or samples < 1, or the total\nsample count would overflow), SIZE_MISMATCH (cols != in_features),\nUNSUPPORTED (dtype), NON_FINITE (x holds NaN/Inf, or values so large\n(~1e17 with precision F32) that the Hessian would overflow; checked before\nanything changes), OUT_OF_MEMORY. On any error the Hessian is unchanged and\nthe context stays usable."
 
 gptq_ctx_samples = lib.gptq_ctx_samples
 gptq_ctx_samples.argtypes = [ctypes.POINTER(gptq_ctx)]
@@ -547,7 +614,7 @@ gptq_ctx_import_hessian.__doc__ = 'gptq_status gptq_ctx_import_hessian(gptq_ctx 
 gptq_quantize = lib.gptq_quantize
 gptq_quantize.argtypes = [ctypes.POINTER(gptq_ctx), ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.POINTER(ctypes.POINTER(gptq_qtensor)), ctypes.POINTER(gptq_quant_stats)]
 gptq_quantize.restype = ctypes.c_int
-gptq_quantize.__doc__ = "gptq_status gptq_quantize(gptq_ctx *ctx, const void *w, gptq_dtype dtype, int64_t rows, int64_t cols, gptq_qtensor **out, gptq_quant_stats *stats)\n\nQuantize the layer's weights w [rows, cols] (rows = out_features,\ncols = in_features) with the Hessian collected so far, and return the\nquantized tensor in *out (caller destroys it). stats may be NULL.\nThe context is not consumed: more batches may be added and quantize called\nagain. The Hessian itself is left unchanged.\n\nAlgorithm (the reference GPTQ, faithfully):\n - dead columns (diag H = 0) get diag 1 and their weights set to 0;\n - act-order permutes columns by descending diag H (stable);\n - H += damp · mean(diag H) · I; U = upper Cholesky factor of H⁻¹,\n   computed with one Cholesky and one triangular inverse;\n - columns in blocks of block_size; each column is rounded with its\n   group's scale/zero: code = clamp(round_half_even(w / scale) + zero,\n   0, 2^bits - 1); its error (w - q)/U_jj is fed into the rest of the\n   block at once and into later blocks by one matrix product per block.\n - Group parameters. Per row: xmin = min(0, min w), xmax = max(0, max w)\n   over the group's columns; symmetric: xmax = max(|xmin|, xmax), and\n   xmin = -xmax if xmin < 0; if both are 0 they become -1, +1;\n   scale = (xmax - xmin) / (2^bits - 1); zero = 2^(bits-1) (symmetric) or\n   round(-xmin / scale) (asymmetric); then the optional MSE clip search.\n   A group's parameters are taken from the weights as they stand at the\n   start of the block that contains the group's first column, i.e. with\n   the errors of all earlier blocks fed in (exactly what the reference\n   does; when block_size is a multiple of group_size and groups start at\n   block starts, this is the fully updated weights). group_size -1 takes\n   parameters once from the original weights, before dead columns are\n   zeroed (as the reference does). Static groups take them from the\n   weights after dead columns are zeroed, before any column is quantized.\n - g_idx[j] is the group of input column j: j / group_size without\n   act-order or with static groups; with act-order alone, the position of\n   column j in the quantization order, divided by group_size.\nThe codes, scales and zeros come straight from the loop. Scales are kept\nrounded to fp16, as checkpoints store them; the loop itself (and `loss`)\nuses the unrounded float scales, as the reference does.\n\nIf the factorization fails even after raising the damping (see\ndamp_increment), the layer is quantized with round-to-nearest using the\nsame groups, fell_back_to_rtn is set, and a warning is logged.\n\nWeights too small for a float scale (denormals) quantize to exactly 0.\n\nErrors: NULL_POINTER, SIZE_MISMATCH (rows != out_features or\ncols != in_features), UNSUPPORTED (dtype; or a scale beyond the fp16 range,\ni.e. weights of magnitude ~65504·2^bits), NON_FINITE (w holds NaN/Inf),\nINVALID_SIZE (stats->struct_size smaller than a size_t),\nINVALID_STATE (no calibration data yet), CANCELLED, OUT_OF_MEMORY.\nOn any error *out is NULL and the context is unchanged and usable."
+gptq_quantize.__doc__ = "gptq_status gptq_quantize(gptq_ctx *ctx, const void *w, gptq_dtype dtype, int64_t rows, int64_t cols, gptq_qtensor **out, gptq_quant_stats *stats)\n\nQuantize the layer's weights w [rows, cols] (rows = out_features,\ncols = in_features) with the Hessian collected so far, and return the\nquantized tensor in *out (caller destroys it). stats may be NULL.\nThe context is not consumed: more batches may be added and quantize called\nagain. The Hessian itself is left unchanged.\n\nAlgorithm (the reference GPTQ, faithfully):\n - dead columns (diag H = 0) get diag 1 and their weights set to 0;\n - act-order permutes columns by descending diag H (stable);\n - H += damp · mean(diag H) · I; U = upper Cholesky factor of H⁻¹,\n   computed with one Cholesky and one triangular inverse;\n - columns in blocks of block_size; each column is rounded with its\n   group's scale/zero: code = clamp(round_half_even(w / scale) + zero,\n   0, 2^bits - 1); its error (w - q)/U_jj is fed into the rest of the\n   block at once and into later blocks by one matrix product per block.\n - Group parameters. Per row: xmin = min(0, min w), xmax = max(0, max w)\n   over the group's columns; symmetric: xmax = max(|xmin|, xmax), and\n   xmin = -xmax if xmin < 0; if both are 0 they become -1, +1;\n   scale = (xmax - xmin) / (2^bits - 1); zero = 2^(bits-1) (symmetric) or\n   round(-xmin / scale) (asymmetric); then the optional MSE clip search.\n   A group's parameters are taken from the weights as they stand at the\n   start of the block that contains the group's first column, i.e. with\n   the errors of all earlier blocks fed in (exactly what the reference\n   does; when block_size is a multiple of group_size and groups start at\n   block starts, this is the fully updated weights). group_size -1 takes\n   parameters once from the original weights, before dead columns are\n   zeroed (as the reference does). Static groups take them from the\n   weights after dead columns are zeroed, before any column is quantized.\n - g_idx[j] is the group of input column j: j / group_size without\n   act-order or with static groups; with act-order alone, the position of\n   column j in the quantization order, divided by group_size.\nThe codes, scales and zeros come straight from the loop. Scales are kept\nrounded to fp16, as checkpoints store them; the loop itself (and `loss`)\nuses the unrounded float scales, as the reference does.\n\nIf the factorization fails even after raising the damping (see\ndamp_increment), the layer is quantized with round-to-nearest using the\nsame groups, fell_back_to_rtn is set, and a warning is logged.\n\nWeights too small for a float scale (denormals) quantize to exactly 0.\n\nBackends. The CUDA backend runs the same algorithm; its sums (the\nfactorization, the block updates) are ordered differently, so a weight\nthat falls within rounding of a tie between two codes may take the other\none, and the rest of its row then follows from that; every other code,\nand every code in a row without such a tie, is the CPU backend's. w may\nbe device memory there (see gptq_memory). The tensor's host copy of the\ncodes, scales and zeros is written before the call returns.\n\nErrors: NULL_POINTER, SIZE_MISMATCH (rows != out_features or\ncols != in_features), UNSUPPORTED (dtype; or a scale beyond the fp16 range,\ni.e. weights of magnitude ~65504·2^bits), NON_FINITE (w holds NaN/Inf),\nINVALID_SIZE (stats->struct_size smaller than a size_t),\nINVALID_STATE (no calibration data yet), CANCELLED, OUT_OF_MEMORY.\nOn any error *out is NULL and the context is unchanged and usable."
 
 gptq_qtensor_destroy = lib.gptq_qtensor_destroy
 gptq_qtensor_destroy.argtypes = [ctypes.POINTER(gptq_qtensor)]
@@ -582,12 +649,27 @@ gptq_qtensor_export.__doc__ = 'gptq_status gptq_qtensor_export(const gptq_qtenso
 gptq_qtensor_import = lib.gptq_qtensor_import
 gptq_qtensor_import.argtypes = [ctypes.c_int64, ctypes.c_int64, ctypes.c_int32, ctypes.c_int32, ctypes.c_int, ctypes.POINTER(gptq_checkpoint_tensors), ctypes.POINTER(ctypes.POINTER(gptq_qtensor))]
 gptq_qtensor_import.restype = ctypes.c_int
-gptq_qtensor_import.__doc__ = "gptq_status gptq_qtensor_import(int64_t out_features, int64_t in_features, int32_t bits, int32_t group_size, gptq_checkpoint_format format, const gptq_checkpoint_tensors *t, gptq_qtensor **out)\n\nBuild a tensor from checkpoint buffers quantized elsewhere (an engine\nloading a checkpoint). g_idx may be NULL, meaning j / group_size. With V1,\nzero = stored + 1, as readers compute it (so a stored 2^b - 1 is a zero of\n2^b). The caller's buffers are copied.\nErrors: NULL_POINTER, INVALID_SIZE, INVALID_CONFIG (bits, group size),\nUNSUPPORTED (shape, format), SIZE_MISMATCH (buffer lengths),\nINVALID_DATA (g_idx out of range, non-finite scales), OUT_OF_MEMORY."
+gptq_qtensor_import.__doc__ = "gptq_status gptq_qtensor_import(int64_t out_features, int64_t in_features, int32_t bits, int32_t group_size, gptq_checkpoint_format format, const gptq_checkpoint_tensors *t, gptq_qtensor **out)\n\nBuild a tensor from checkpoint buffers quantized elsewhere (an engine\nloading a checkpoint). g_idx may be NULL, meaning j / group_size. With V1,\nzero = stored + 1, as readers compute it (so a stored 2^b - 1 is a zero of\n2^b). The caller's buffers are copied. The tensor goes to the backend\nGPTQ_BACKEND_AUTO chooses (the CUDA backend where it is usable): see\ngptq_qtensor_import_ex to choose.\nErrors: NULL_POINTER, INVALID_SIZE, INVALID_CONFIG (bits, group size),\nUNSUPPORTED (shape, format), SIZE_MISMATCH (buffer lengths),\nINVALID_DATA (g_idx out of range, non-finite scales), OUT_OF_MEMORY."
+
+gptq_import_options_default = lib.gptq_import_options_default
+gptq_import_options_default.argtypes = [ctypes.POINTER(gptq_import_options)]
+gptq_import_options_default.restype = None
+gptq_import_options_default.__doc__ = 'void gptq_import_options_default(gptq_import_options *opts)\n\nFill *opts with the defaults above. NULL is ignored.'
+
+gptq_qtensor_import_ex = lib.gptq_qtensor_import_ex
+gptq_qtensor_import_ex.argtypes = [ctypes.c_int64, ctypes.c_int64, ctypes.c_int32, ctypes.c_int32, ctypes.c_int, ctypes.POINTER(gptq_checkpoint_tensors), ctypes.POINTER(gptq_import_options), ctypes.POINTER(ctypes.POINTER(gptq_qtensor))]
+gptq_qtensor_import_ex.restype = ctypes.c_int
+gptq_qtensor_import_ex.__doc__ = 'gptq_status gptq_qtensor_import_ex(int64_t out_features, int64_t in_features, int32_t bits, int32_t group_size, gptq_checkpoint_format format, const gptq_checkpoint_tensors *t, const gptq_import_options *opts, gptq_qtensor **out)\n\ngptq_qtensor_import with options (NULL = defaults). gptq_qtensor_import is\nthis with default options: the tensor goes to the backend AUTO chooses.\nErrors: those of gptq_qtensor_import, plus INVALID_CONFIG (a bad options\nstruct or GPTQ_BACKEND value), BACKEND_UNAVAILABLE (the backend cannot be\nused), UNSUPPORTED (device memory on the CPU backend).'
+
+gptq_qtensor_backend = lib.gptq_qtensor_backend
+gptq_qtensor_backend.argtypes = [ctypes.POINTER(gptq_qtensor)]
+gptq_qtensor_backend.restype = ctypes.c_int
+gptq_qtensor_backend.__doc__ = 'gptq_backend gptq_qtensor_backend(const gptq_qtensor *q)\n\nThe backend a tensor lives on and whose matmul runs it (CPU or CUDA),\nor GPTQ_BACKEND_AUTO if q is NULL.'
 
 gptq_matmul = lib.gptq_matmul
 gptq_matmul.argtypes = [ctypes.POINTER(gptq_qtensor), ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
 gptq_matmul.restype = ctypes.c_int
-gptq_matmul.__doc__ = "gptq_status gptq_matmul(const gptq_qtensor *q, const void *x, gptq_dtype dtype, int64_t rows, int64_t cols, const void *bias, void *y, int64_t y_len)\n\ny = x · Wᵀ (+ bias), with W the dequantized weights of q.\nOn the CPU, up to 32 rows run SIMD kernels over the packed codes (chosen\nat run time by CPUID: AVX-512 VNNI, AVX-512, AVX2 or portable), the\nweights laid out for them by the tensor's first matmul, once (groups\ncontiguous, so act-order tensors permute x instead of the weights; output\nrows in tiles of 16; tensors that are only exported never pay for it);\nmore rows dequantize tiles of W and use sgemm. The environment\nvariable GPTQ_CPU_KERNELS=portable|avx2|avx512|avx512vnni, read once per\nprocess, caps the choice (a CPU that lacks the named set gets its best);\nany other non-empty value makes every matmul fail with\nGPTQ_ERR_INVALID_CONFIG. This is\ngptq_matmul_ex with default options (float32 activations).\nx is [rows, cols] with cols = in_features; y is [rows, out_features];\nbias is [out_features] or NULL. x, bias and y all have element type `dtype`.\nAccumulation is in float32; with F16/BF16 the result is rounded once, at\nthe end. y_len must be >= rows·out_features. Any rows >= 1. x and bias are\nnot scanned for NaN/Inf (that would cost as much as the product): they\npropagate into y as IEEE arithmetic says.\nThread-safe on a shared q.\nErrors: NULL_POINTER, INVALID_SIZE (rows < 1), SIZE_MISMATCH (cols !=\nin_features, y_len too small), UNSUPPORTED (dtype), OUT_OF_MEMORY."
+gptq_matmul.__doc__ = "gptq_status gptq_matmul(const gptq_qtensor *q, const void *x, gptq_dtype dtype, int64_t rows, int64_t cols, const void *bias, void *y, int64_t y_len)\n\ny = x · Wᵀ (+ bias), with W the dequantized weights of q.\nOn the CPU, up to 32 rows run SIMD kernels over the packed codes (chosen\nat run time by CPUID: AVX-512 VNNI, AVX-512, AVX2 or portable), the\nweights laid out for them by the tensor's first matmul, once (groups\ncontiguous, so act-order tensors permute x instead of the weights; output\nrows in tiles of 16; tensors that are only exported never pay for it);\nmore rows dequantize tiles of W and use sgemm. The environment\nvariable GPTQ_CPU_KERNELS=portable|avx2|avx512|avx512vnni, read once per\nprocess, caps the choice (a CPU that lacks the named set gets its best);\nany other non-empty value makes every matmul fail with\nGPTQ_ERR_INVALID_CONFIG.\nOn the CUDA backend, F16 and BF16 activations with 4-bit weights whose\ngroups each cover whole runs of 32 input columns once the columns are\nordered by group (group size -1 or a multiple of 32, act-order included)\nrun a tensor-core kernel: the weights are dequantized to the activations'\ntype in registers and multiplied with float32 accumulation. With F16\neach weight is scale·(code − zero) rounded once to binary16, as\ndequantize-then-cast gives it; with BF16 the scale is first rounded to\nbfloat16, then the product. Every other case (F32 activations, 2/3/5–8\nbits, other group sizes) runs exact float32 kernels, as the CPU does.\nThe tensor's layout for these kernels is made on the device by its first\nmatmul, which waits for it.\nThis is gptq_matmul_ex with default options (float32 activations on the\nCPU, the tensor's stream and pointers detected on CUDA).\nx is [rows, cols] with cols = in_features; y is [rows, out_features];\nbias is [out_features] or NULL. x, bias and y all have element type `dtype`.\nAccumulation is in float32; with F16/BF16 the result is rounded once, at\nthe end. y_len must be >= rows·out_features. Any rows >= 1. x and bias are\nnot scanned for NaN/Inf (that would cost as much as the product): they\npropagate into y as IEEE arithmetic says.\nThread-safe on a shared q.\nErrors: NULL_POINTER, INVALID_SIZE (rows < 1), SIZE_MISMATCH (cols !=\nin_features, y_len too small), UNSUPPORTED (dtype), OUT_OF_MEMORY."
 
 gptq_matmul_options_default = lib.gptq_matmul_options_default
 gptq_matmul_options_default.argtypes = [ctypes.POINTER(gptq_matmul_options)]
@@ -604,18 +686,20 @@ gptq_matmul_ex.__doc__ = 'gptq_status gptq_matmul_ex(const gptq_qtensor *q, cons
 #: {struct: (size, align, {field: (offset, size)})} on a 64-bit target;
 #: enums: {enum: size}.
 LAYOUT = {
-    "gptq_config": (104, 8, {"struct_size": (0, 8), "bits": (8, 4), "group_size": (12, 4), "sym": (16, 4), "act_order": (20, 4), "static_groups": (24, 4), "block_size": (28, 4), "damp_percent": (32, 4), "damp_increment": (36, 4), "mse": (40, 4), "mse_norm": (44, 4), "mse_grid": (48, 4), "mse_max_shrink": (52, 4), "backend": (56, 4), "precision": (60, 4), "progress": (64, 8), "progress_user_data": (72, 8), "log": (80, 8), "log_user_data": (88, 8), "log_level": (96, 4), "num_threads": (100, 4)}),
+    "gptq_config": (120, 8, {"struct_size": (0, 8), "bits": (8, 4), "group_size": (12, 4), "sym": (16, 4), "act_order": (20, 4), "static_groups": (24, 4), "block_size": (28, 4), "damp_percent": (32, 4), "damp_increment": (36, 4), "mse": (40, 4), "mse_norm": (44, 4), "mse_grid": (48, 4), "mse_max_shrink": (52, 4), "backend": (56, 4), "precision": (60, 4), "progress": (64, 8), "progress_user_data": (72, 8), "log": (80, 8), "log_user_data": (88, 8), "log_level": (96, 4), "num_threads": (100, 4), "stream": (104, 8), "memory": (112, 4)}),
     "gptq_quant_stats": (56, 8, {"struct_size": (0, 8), "loss": (8, 8), "damp_percent_used": (16, 8), "damp_retries": (24, 4), "fell_back_to_rtn": (28, 4), "dead_columns": (32, 8), "seconds": (40, 8), "backend": (48, 4)}),
     "gptq_qtensor_info": (40, 8, {"out_features": (0, 8), "in_features": (8, 8), "bits": (16, 4), "group_size": (20, 4), "groups": (24, 8), "act_order": (32, 4)}),
     "gptq_checkpoint_sizes": (56, 8, {"qweight_rows": (0, 8), "qweight_cols": (8, 8), "qzeros_rows": (16, 8), "qzeros_cols": (24, 8), "scales_rows": (32, 8), "scales_cols": (40, 8), "g_idx_len": (48, 8)}),
     "gptq_checkpoint_tensors": (64, 8, {"qweight": (0, 8), "qweight_len": (8, 8), "qzeros": (16, 8), "qzeros_len": (24, 8), "scales": (32, 8), "scales_len": (40, 8), "g_idx": (48, 8), "g_idx_len": (56, 8)}),
-    "gptq_matmul_options": (16, 8, {"struct_size": (0, 8), "int8_activations": (8, 4), "num_threads": (12, 4)}),
+    "gptq_import_options": (24, 8, {"struct_size": (0, 8), "backend": (8, 4), "memory": (12, 4), "stream": (16, 8)}),
+    "gptq_matmul_options": (32, 8, {"struct_size": (0, 8), "int8_activations": (8, 4), "num_threads": (12, 4), "stream": (16, 8), "memory": (24, 4)}),
 }
 ENUM_SIZES = {
     "gptq_status": 4,
     "gptq_dtype": 4,
     "gptq_backend": 4,
     "gptq_precision": 4,
+    "gptq_memory": 4,
     "gptq_log_level": 4,
     "gptq_checkpoint_format": 4,
 }
@@ -677,6 +761,10 @@ __all__ = [
     "gptq_precision",
     "GPTQ_PRECISION_F32",
     "GPTQ_PRECISION_F64",
+    "gptq_memory",
+    "GPTQ_MEMORY_AUTO",
+    "GPTQ_MEMORY_HOST",
+    "GPTQ_MEMORY_DEVICE",
     "gptq_log_level",
     "GPTQ_LOG_DEBUG",
     "GPTQ_LOG_INFO",
@@ -692,6 +780,7 @@ __all__ = [
     "gptq_qtensor_info",
     "gptq_checkpoint_sizes",
     "gptq_checkpoint_tensors",
+    "gptq_import_options",
     "gptq_matmul_options",
     "gptq_log_fn",
     "gptq_progress_fn",
@@ -715,6 +804,9 @@ __all__ = [
     "gptq_checkpoint_sizes_for",
     "gptq_qtensor_export",
     "gptq_qtensor_import",
+    "gptq_import_options_default",
+    "gptq_qtensor_import_ex",
+    "gptq_qtensor_backend",
     "gptq_matmul",
     "gptq_matmul_options_default",
     "gptq_matmul_ex",

@@ -138,11 +138,14 @@ pub const GPTQ_DTYPE_BF16: gptq_dtype = 2;
 /// when it changes the choice); any other non-empty value makes
 /// gptq_ctx_create fail with GPTQ_ERR_INVALID_CONFIG.
 ///
-/// Status of the CUDA plugin: in this version it implements only the Hessian
-/// accumulation; quantize and matmul come next. Until they do, it is reported
-/// as unusable ("... quantize, weights_prepare, weights_destroy, matmul are
-/// missing"): AUTO uses the CPU and CUDA fails with
-/// GPTQ_ERR_BACKEND_UNAVAILABLE.
+/// When the plugin loads, it quantizes and multiplies a small fixed problem
+/// and the results are compared with the CPU backend's; a plugin whose
+/// results disagree (a broken driver, an unsupported GPU) is refused, with
+/// the reason, like any other unusable plugin: users are never handed kernels
+/// that are wrong on their GPU.
+///
+/// The CUDA backend runs on the CUDA device current on the calling thread
+/// when the plugin was loaded (device 0 unless the caller chose another).
 /// ```
 pub type gptq_backend = i32;
 /// CUDA when the CUDA plugin is present and usable (a suitable GPU, a
@@ -163,6 +166,20 @@ pub const GPTQ_BACKEND_CUDA: gptq_backend = 2;
 pub type gptq_precision = i32;
 pub const GPTQ_PRECISION_F32: gptq_precision = 0;
 pub const GPTQ_PRECISION_F64: gptq_precision = 1;
+
+/// Where a caller buffer lives. Only the CUDA backend accepts device memory:
+/// pointers of the CUDA device the backend runs on (cudaMalloc, or the
+/// storage of a torch / CuPy tensor there). AUTO asks the CUDA runtime about
+/// each pointer (cudaPointerGetAttributes): device and managed memory count
+/// as DEVICE, everything else as HOST; on the CPU backend AUTO is HOST.
+/// Device buffers are read and written by work queued on the caller's stream
+/// (gptq_config.stream, gptq_matmul_options.stream): the call returns as soon
+/// as the work is queued, without waiting for it, and the caller orders its
+/// own use of the buffers on that stream as for any CUDA kernel.
+pub type gptq_memory = i32;
+pub const GPTQ_MEMORY_AUTO: gptq_memory = 0;
+pub const GPTQ_MEMORY_HOST: gptq_memory = 1;
+pub const GPTQ_MEMORY_DEVICE: gptq_memory = 2;
 
 pub type gptq_log_level = i32;
 pub const GPTQ_LOG_DEBUG: gptq_log_level = 0;
@@ -297,6 +314,18 @@ pub struct gptq_config {
     /// (OpenBLAS: OPENBLAS_NUM_THREADS). Results do not depend on it.
     /// Default 0.
     pub num_threads: i32,
+    /// CUDA backend: the caller's stream (a cudaStream_t passed as void *) on
+    /// which this context's device work runs, and which the tensors it makes
+    /// use for their matmuls unless a call names another. NULL is CUDA's
+    /// default stream. Calls that return host results (gptq_quantize's
+    /// tensor, an export of the Hessian) wait for that stream. The stream
+    /// must outlive the context and every tensor that uses it: their memory is
+    /// freed in its order. Ignored by the CPU backend. Default NULL.
+    pub stream: *mut ::std::os::raw::c_void,
+    /// Where the x of gptq_add_batch and the w of gptq_quantize live (see
+    /// gptq_memory). Device buffers are checked for NaN/Inf on the device, as
+    /// host buffers are on the host. Default GPTQ_MEMORY_AUTO.
+    pub memory: gptq_memory,
 }
 
 /// What gptq_quantize reports. Initialize struct_size = sizeof(gptq_quant_stats)
@@ -376,6 +405,26 @@ pub struct gptq_checkpoint_tensors {
     pub g_idx_len: i64,
 }
 
+/// Where gptq_qtensor_import_ex puts a tensor and reads its buffers.
+/// Initialize with gptq_import_options_default().
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct gptq_import_options {
+    /// = sizeof(gptq_import_options); set by _default
+    pub struct_size: usize,
+    /// The backend whose matmul runs the tensor, resolved as for a context
+    /// (GPTQ_BACKEND overrides it). Default GPTQ_BACKEND_AUTO.
+    pub backend: gptq_backend,
+    /// Where the four checkpoint buffers live. Device buffers (CUDA backend
+    /// only) are copied to the host once, checked like host buffers, and kept
+    /// in the library's own layout on the device; the call waits for the copy.
+    /// Default GPTQ_MEMORY_AUTO.
+    pub memory: gptq_memory,
+    /// The stream the tensor's matmuls use unless a call names another (see
+    /// gptq_config.stream). Default NULL.
+    pub stream: *mut ::std::os::raw::c_void,
+}
+
 /// How gptq_matmul_ex computes. Initialize with gptq_matmul_options_default().
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
@@ -396,6 +445,15 @@ pub struct gptq_matmul_options {
     pub int8_activations: i32,
     /// Threads for this call (0 = one per core). Default 0.
     pub num_threads: i32,
+    /// CUDA backend: the stream for this call, or NULL for the tensor's own
+    /// (gptq_config.stream of the context that made it, or
+    /// gptq_import_options.stream). Default NULL.
+    pub stream: *mut ::std::os::raw::c_void,
+    /// Where x, bias and y live (see gptq_memory). With DEVICE the call only
+    /// queues the work on the stream and returns; with HOST it copies x and
+    /// bias in, y out, and waits for the stream. Default GPTQ_MEMORY_AUTO
+    /// (decided by x's pointer; bias and y must live in the same place).
+    pub memory: gptq_memory,
 }
 
 // ---- Functions ----
@@ -443,6 +501,8 @@ extern "C" {
     /// implementation, which counts an input of shape \[batch, seq, in] as `batch`
     /// samples:  H ← H·n/(n+samples);  n ← n+samples;  H ← H + (2/n)·xᵀx.
     /// (Pass samples = rows for a per-token mean.) Any number of calls.
+    /// On the CUDA backend x may be device memory (see gptq_memory); it is then
+    /// scanned for NaN/Inf on the device, and the call waits for that scan.
     /// Errors: NULL_POINTER, INVALID_SIZE (rows or samples < 1, or the total
     /// sample count would overflow), SIZE_MISMATCH (cols != in_features),
     /// UNSUPPORTED (dtype), NON_FINITE (x holds NaN/Inf, or values so large
@@ -522,6 +582,14 @@ extern "C" {
     ///
     /// Weights too small for a float scale (denormals) quantize to exactly 0.
     ///
+    /// Backends. The CUDA backend runs the same algorithm; its sums (the
+    /// factorization, the block updates) are ordered differently, so a weight
+    /// that falls within rounding of a tie between two codes may take the other
+    /// one, and the rest of its row then follows from that; every other code,
+    /// and every code in a row without such a tie, is the CPU backend's. w may
+    /// be device memory there (see gptq_memory). The tensor's host copy of the
+    /// codes, scales and zeros is written before the call returns.
+    ///
     /// Errors: NULL_POINTER, SIZE_MISMATCH (rows != out_features or
     /// cols != in_features), UNSUPPORTED (dtype; or a scale beyond the fp16 range,
     /// i.e. weights of magnitude ~65504·2^bits), NON_FINITE (w holds NaN/Inf),
@@ -563,11 +631,27 @@ extern "C" {
     /// Build a tensor from checkpoint buffers quantized elsewhere (an engine
     /// loading a checkpoint). g_idx may be NULL, meaning j / group_size. With V1,
     /// zero = stored + 1, as readers compute it (so a stored 2^b - 1 is a zero of
-    /// 2^b). The caller's buffers are copied.
+    /// 2^b). The caller's buffers are copied. The tensor goes to the backend
+    /// GPTQ_BACKEND_AUTO chooses (the CUDA backend where it is usable): see
+    /// gptq_qtensor_import_ex to choose.
     /// Errors: NULL_POINTER, INVALID_SIZE, INVALID_CONFIG (bits, group size),
     /// UNSUPPORTED (shape, format), SIZE_MISMATCH (buffer lengths),
     /// INVALID_DATA (g_idx out of range, non-finite scales), OUT_OF_MEMORY.
     pub fn gptq_qtensor_import(out_features: i64, in_features: i64, bits: i32, group_size: i32, format: gptq_checkpoint_format, t: *const gptq_checkpoint_tensors, out: *mut *mut gptq_qtensor) -> gptq_status;
+
+    /// Fill *opts with the defaults above. NULL is ignored.
+    pub fn gptq_import_options_default(opts: *mut gptq_import_options);
+
+    /// gptq_qtensor_import with options (NULL = defaults). gptq_qtensor_import is
+    /// this with default options: the tensor goes to the backend AUTO chooses.
+    /// Errors: those of gptq_qtensor_import, plus INVALID_CONFIG (a bad options
+    /// struct or GPTQ_BACKEND value), BACKEND_UNAVAILABLE (the backend cannot be
+    /// used), UNSUPPORTED (device memory on the CPU backend).
+    pub fn gptq_qtensor_import_ex(out_features: i64, in_features: i64, bits: i32, group_size: i32, format: gptq_checkpoint_format, t: *const gptq_checkpoint_tensors, opts: *const gptq_import_options, out: *mut *mut gptq_qtensor) -> gptq_status;
+
+    /// The backend a tensor lives on and whose matmul runs it (CPU or CUDA),
+    /// or GPTQ_BACKEND_AUTO if q is NULL.
+    pub fn gptq_qtensor_backend(q: *const gptq_qtensor) -> gptq_backend;
 
     /// y = x · Wᵀ (+ bias), with W the dequantized weights of q.
     /// On the CPU, up to 32 rows run SIMD kernels over the packed codes (chosen
@@ -579,8 +663,20 @@ extern "C" {
     /// variable GPTQ_CPU_KERNELS=portable|avx2|avx512|avx512vnni, read once per
     /// process, caps the choice (a CPU that lacks the named set gets its best);
     /// any other non-empty value makes every matmul fail with
-    /// GPTQ_ERR_INVALID_CONFIG. This is
-    /// gptq_matmul_ex with default options (float32 activations).
+    /// GPTQ_ERR_INVALID_CONFIG.
+    /// On the CUDA backend, F16 and BF16 activations with 4-bit weights whose
+    /// groups each cover whole runs of 32 input columns once the columns are
+    /// ordered by group (group size -1 or a multiple of 32, act-order included)
+    /// run a tensor-core kernel: the weights are dequantized to the activations'
+    /// type in registers and multiplied with float32 accumulation. With F16
+    /// each weight is scale·(code − zero) rounded once to binary16, as
+    /// dequantize-then-cast gives it; with BF16 the scale is first rounded to
+    /// bfloat16, then the product. Every other case (F32 activations, 2/3/5–8
+    /// bits, other group sizes) runs exact float32 kernels, as the CPU does.
+    /// The tensor's layout for these kernels is made on the device by its first
+    /// matmul, which waits for it.
+    /// This is gptq_matmul_ex with default options (float32 activations on the
+    /// CPU, the tensor's stream and pointers detected on CUDA).
     /// x is \[rows, cols] with cols = in_features; y is \[rows, out_features];
     /// bias is \[out_features] or NULL. x, bias and y all have element type `dtype`.
     /// Accumulation is in float32; with F16/BF16 the result is rounded once, at
@@ -613,7 +709,7 @@ mod layout_tests {
 
     #[test]
     fn layout_gptq_config() {
-        assert_eq!(size_of::<gptq_config>(), 104, "sizeof(gptq_config)");
+        assert_eq!(size_of::<gptq_config>(), 120, "sizeof(gptq_config)");
         assert_eq!(align_of::<gptq_config>(), 8, "alignof(gptq_config)");
         let v = MaybeUninit::<gptq_config>::uninit();
         let base = v.as_ptr() as usize;
@@ -659,6 +755,10 @@ mod layout_tests {
         assert_eq!(size_of_pointee(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).log_level) }), 4, "sizeof(gptq_config.log_level)");
         assert_eq!(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).num_threads) } as usize - base, 100, "offsetof(gptq_config, num_threads)");
         assert_eq!(size_of_pointee(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).num_threads) }), 4, "sizeof(gptq_config.num_threads)");
+        assert_eq!(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).stream) } as usize - base, 104, "offsetof(gptq_config, stream)");
+        assert_eq!(size_of_pointee(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).stream) }), 8, "sizeof(gptq_config.stream)");
+        assert_eq!(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).memory) } as usize - base, 112, "offsetof(gptq_config, memory)");
+        assert_eq!(size_of_pointee(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).memory) }), 4, "sizeof(gptq_config.memory)");
     }
 
     #[test]
@@ -752,8 +852,24 @@ mod layout_tests {
     }
 
     #[test]
+    fn layout_gptq_import_options() {
+        assert_eq!(size_of::<gptq_import_options>(), 24, "sizeof(gptq_import_options)");
+        assert_eq!(align_of::<gptq_import_options>(), 8, "alignof(gptq_import_options)");
+        let v = MaybeUninit::<gptq_import_options>::uninit();
+        let base = v.as_ptr() as usize;
+        assert_eq!(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).struct_size) } as usize - base, 0, "offsetof(gptq_import_options, struct_size)");
+        assert_eq!(size_of_pointee(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).struct_size) }), 8, "sizeof(gptq_import_options.struct_size)");
+        assert_eq!(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).backend) } as usize - base, 8, "offsetof(gptq_import_options, backend)");
+        assert_eq!(size_of_pointee(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).backend) }), 4, "sizeof(gptq_import_options.backend)");
+        assert_eq!(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).memory) } as usize - base, 12, "offsetof(gptq_import_options, memory)");
+        assert_eq!(size_of_pointee(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).memory) }), 4, "sizeof(gptq_import_options.memory)");
+        assert_eq!(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).stream) } as usize - base, 16, "offsetof(gptq_import_options, stream)");
+        assert_eq!(size_of_pointee(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).stream) }), 8, "sizeof(gptq_import_options.stream)");
+    }
+
+    #[test]
     fn layout_gptq_matmul_options() {
-        assert_eq!(size_of::<gptq_matmul_options>(), 16, "sizeof(gptq_matmul_options)");
+        assert_eq!(size_of::<gptq_matmul_options>(), 32, "sizeof(gptq_matmul_options)");
         assert_eq!(align_of::<gptq_matmul_options>(), 8, "alignof(gptq_matmul_options)");
         let v = MaybeUninit::<gptq_matmul_options>::uninit();
         let base = v.as_ptr() as usize;
@@ -763,6 +879,10 @@ mod layout_tests {
         assert_eq!(size_of_pointee(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).int8_activations) }), 4, "sizeof(gptq_matmul_options.int8_activations)");
         assert_eq!(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).num_threads) } as usize - base, 12, "offsetof(gptq_matmul_options, num_threads)");
         assert_eq!(size_of_pointee(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).num_threads) }), 4, "sizeof(gptq_matmul_options.num_threads)");
+        assert_eq!(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).stream) } as usize - base, 16, "offsetof(gptq_matmul_options, stream)");
+        assert_eq!(size_of_pointee(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).stream) }), 8, "sizeof(gptq_matmul_options.stream)");
+        assert_eq!(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).memory) } as usize - base, 24, "offsetof(gptq_matmul_options, memory)");
+        assert_eq!(size_of_pointee(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).memory) }), 4, "sizeof(gptq_matmul_options.memory)");
     }
 
     #[test]
@@ -771,6 +891,7 @@ mod layout_tests {
         assert_eq!(size_of::<gptq_dtype>(), 4, "sizeof(gptq_dtype)");
         assert_eq!(size_of::<gptq_backend>(), 4, "sizeof(gptq_backend)");
         assert_eq!(size_of::<gptq_precision>(), 4, "sizeof(gptq_precision)");
+        assert_eq!(size_of::<gptq_memory>(), 4, "sizeof(gptq_memory)");
         assert_eq!(size_of::<gptq_log_level>(), 4, "sizeof(gptq_log_level)");
         assert_eq!(size_of::<gptq_checkpoint_format>(), 4, "sizeof(gptq_checkpoint_format)");
     }
