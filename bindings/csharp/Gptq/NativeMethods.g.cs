@@ -184,8 +184,8 @@ namespace Gptq
     ///
     /// Floating-point precision of the Hessian, the factorization and the GPTQ
     /// loop. F32 is what the reference implementation uses and is the fast path;
-    /// F64 costs about twice the time and gives results that no longer depend on
-    /// summation order (useful for ill-conditioned Hessians and for testing).
+    /// F64 takes longer and gives results that depend far less on summation
+    /// order (useful for ill-conditioned Hessians and for testing).
     /// </summary>
     public enum Precision : int
     {
@@ -617,9 +617,9 @@ namespace Gptq
         /// integer codes in integer arithmetic (VNNI where present). Faster; the
         /// result is exactly scale·Σ x̃·(code − zero) with x̃ the rounded
         /// activations (each within max|x of its block|/254 of x), which on
-        /// LLM-like activations is a relative L2 error of y of about 0.5–1%
-        /// (0.6% measured without, 1.0% with outlier channels). Only 2-, 3- and
-        /// 4-bit tensors use it; others ignore the flag.
+        /// LLM-like activations is a relative L2 error of y of about 1%. Only 2-,
+        /// 3- and 4-bit tensors use it; others, and the CUDA backend, ignore the
+        /// flag.
         /// </summary>
         public int int8_activations;
         /// <summary>
@@ -931,28 +931,27 @@ namespace Gptq
         internal static extern Backend gptq_qtensor_backend(IntPtr q);
 
         /// <summary>
-        /// y = x · Wᵀ (+ bias), with W the dequantized weights of q.
-        /// On the CPU, up to 32 rows run SIMD kernels over the packed codes (chosen
-        /// at run time by CPUID: AVX-512 VNNI, AVX-512, AVX2 or portable), the
-        /// weights laid out for them by the tensor's first matmul, once (groups
-        /// contiguous, so act-order tensors permute x instead of the weights; output
-        /// rows in tiles of 16; tensors that are only exported never pay for it);
-        /// more rows dequantize tiles of W and use sgemm. The environment
-        /// variable GPTQ_CPU_KERNELS=portable|avx2|avx512|avx512vnni, read once per
-        /// process, caps the choice (a CPU that lacks the named set gets its best);
-        /// any other non-empty value makes every matmul fail with
-        /// GPTQ_ERR_INVALID_CONFIG.
-        /// On the CUDA backend, F16 and BF16 activations with 4-bit weights whose
-        /// groups each cover whole runs of 32 input columns once the columns are
-        /// ordered by group (group size -1 or a multiple of 32, act-order included)
-        /// run a tensor-core kernel: the weights are dequantized to the activations'
-        /// type in registers and multiplied with float32 accumulation. With F16
-        /// each weight is scale·(code − zero) rounded once to binary16, as
-        /// dequantize-then-cast gives it; with BF16 the scale is first rounded to
-        /// bfloat16, then the product. Every other case (F32 activations, 2/3/5–8
-        /// bits, other group sizes) runs exact float32 kernels, as the CPU does.
-        /// The tensor's layout for these kernels is made on the device by its first
-        /// matmul, which waits for it.
+        /// y = x · Wᵀ (+ bias), with W the dequantized weights of q, on q's backend.
+        /// Precision:
+        ///  - F32 activations, on every backend: the result equals
+        ///    dequantize-then-multiply up to float32 summation order.
+        ///  - F16 / BF16 activations on the CPU: converted to float32 exactly, then
+        ///    as F32.
+        ///  - F16 / BF16 activations on CUDA, for 4-bit tensors whose groups cover
+        ///    whole runs of 32 input columns once ordered by group (group size -1 or
+        ///    a multiple of 32, act-order included): the weights are taken in the
+        ///    activations' type and the products summed in float32. With F16 each
+        ///    weight is scale·(code − zero) rounded once to binary16, as
+        ///    dequantize-then-cast gives it; with BF16 the scale is first rounded to
+        ///    bfloat16, then the product. Other tensors take the F32 path.
+        /// The backend lays the tensor out for its kernels on the tensor's first
+        /// matmul (once; that call waits for it): tensors that are only exported
+        /// never pay for it. The environment variable
+        /// GPTQ_CPU_KERNELS=portable|avx2|avx512|avx512vnni, read once per process,
+        /// caps the CPU's instruction set (a CPU that lacks the named set gets its
+        /// best); any other non-empty value makes every CPU matmul fail with
+        /// GPTQ_ERR_INVALID_CONFIG. (Which kernels run is described under
+        /// "Implementation notes" at the end of this header.)
         /// This is gptq_matmul_ex with default options (float32 activations on the
         /// CPU, the tensor's stream and pointers detected on CUDA).
         /// x is [rows, cols] with cols = in_features; y is [rows, out_features];

@@ -218,8 +218,8 @@ GPTQ_BACKEND_CUDA = gptq_backend.GPTQ_BACKEND_CUDA
 class gptq_precision(enum.IntEnum):
     """Floating-point precision of the Hessian, the factorization and the GPTQ
     loop. F32 is what the reference implementation uses and is the fast path;
-    F64 costs about twice the time and gives results that no longer depend on
-    summation order (useful for ill-conditioned Hessians and for testing).
+    F64 takes longer and gives results that depend far less on summation
+    order (useful for ill-conditioned Hessians and for testing).
     """
     GPTQ_PRECISION_F32 = 0
     GPTQ_PRECISION_F64 = 1
@@ -532,9 +532,9 @@ gptq_matmul_options._fields_ = [
     # integer codes in integer arithmetic (VNNI where present). Faster; the
     # result is exactly scale·Σ x̃·(code − zero) with x̃ the rounded
     # activations (each within max|x of its block|/254 of x), which on
-    # LLM-like activations is a relative L2 error of y of about 0.5–1%
-    # (0.6% measured without, 1.0% with outlier channels). Only 2-, 3- and
-    # 4-bit tensors use it; others ignore the flag.
+    # LLM-like activations is a relative L2 error of y of about 1%. Only 2-,
+    # 3- and 4-bit tensors use it; others, and the CUDA backend, ignore the
+    # flag.
     ("int8_activations", ctypes.c_int32),
     # Threads for this call (0 = one per core). Default 0.
     ("num_threads", ctypes.c_int32),
@@ -669,7 +669,7 @@ gptq_qtensor_backend.__doc__ = 'gptq_backend gptq_qtensor_backend(const gptq_qte
 gptq_matmul = lib.gptq_matmul
 gptq_matmul.argtypes = [ctypes.POINTER(gptq_qtensor), ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
 gptq_matmul.restype = ctypes.c_int
-gptq_matmul.__doc__ = "gptq_status gptq_matmul(const gptq_qtensor *q, const void *x, gptq_dtype dtype, int64_t rows, int64_t cols, const void *bias, void *y, int64_t y_len)\n\ny = x · Wᵀ (+ bias), with W the dequantized weights of q.\nOn the CPU, up to 32 rows run SIMD kernels over the packed codes (chosen\nat run time by CPUID: AVX-512 VNNI, AVX-512, AVX2 or portable), the\nweights laid out for them by the tensor's first matmul, once (groups\ncontiguous, so act-order tensors permute x instead of the weights; output\nrows in tiles of 16; tensors that are only exported never pay for it);\nmore rows dequantize tiles of W and use sgemm. The environment\nvariable GPTQ_CPU_KERNELS=portable|avx2|avx512|avx512vnni, read once per\nprocess, caps the choice (a CPU that lacks the named set gets its best);\nany other non-empty value makes every matmul fail with\nGPTQ_ERR_INVALID_CONFIG.\nOn the CUDA backend, F16 and BF16 activations with 4-bit weights whose\ngroups each cover whole runs of 32 input columns once the columns are\nordered by group (group size -1 or a multiple of 32, act-order included)\nrun a tensor-core kernel: the weights are dequantized to the activations'\ntype in registers and multiplied with float32 accumulation. With F16\neach weight is scale·(code − zero) rounded once to binary16, as\ndequantize-then-cast gives it; with BF16 the scale is first rounded to\nbfloat16, then the product. Every other case (F32 activations, 2/3/5–8\nbits, other group sizes) runs exact float32 kernels, as the CPU does.\nThe tensor's layout for these kernels is made on the device by its first\nmatmul, which waits for it.\nThis is gptq_matmul_ex with default options (float32 activations on the\nCPU, the tensor's stream and pointers detected on CUDA).\nx is [rows, cols] with cols = in_features; y is [rows, out_features];\nbias is [out_features] or NULL. x, bias and y all have element type `dtype`.\nAccumulation is in float32; with F16/BF16 the result is rounded once, at\nthe end. y_len must be >= rows·out_features. Any rows >= 1. x and bias are\nnot scanned for NaN/Inf (that would cost as much as the product): they\npropagate into y as IEEE arithmetic says.\nThread-safe on a shared q.\nErrors: NULL_POINTER, INVALID_SIZE (rows < 1), SIZE_MISMATCH (cols !=\nin_features, y_len too small), UNSUPPORTED (dtype), OUT_OF_MEMORY."
+gptq_matmul.__doc__ = 'gptq_status gptq_matmul(const gptq_qtensor *q, const void *x, gptq_dtype dtype, int64_t rows, int64_t cols, const void *bias, void *y, int64_t y_len)\n\ny = x · Wᵀ (+ bias), with W the dequantized weights of q, on q\'s backend.\nPrecision:\n - F32 activations, on every backend: the result equals\n   dequantize-then-multiply up to float32 summation order.\n - F16 / BF16 activations on the CPU: converted to float32 exactly, then\n   as F32.\n - F16 / BF16 activations on CUDA, for 4-bit tensors whose groups cover\n   whole runs of 32 input columns once ordered by group (group size -1 or\n   a multiple of 32, act-order included): the weights are taken in the\n   activations\' type and the products summed in float32. With F16 each\n   weight is scale·(code − zero) rounded once to binary16, as\n   dequantize-then-cast gives it; with BF16 the scale is first rounded to\n   bfloat16, then the product. Other tensors take the F32 path.\nThe backend lays the tensor out for its kernels on the tensor\'s first\nmatmul (once; that call waits for it): tensors that are only exported\nnever pay for it. The environment variable\nGPTQ_CPU_KERNELS=portable|avx2|avx512|avx512vnni, read once per process,\ncaps the CPU\'s instruction set (a CPU that lacks the named set gets its\nbest); any other non-empty value makes every CPU matmul fail with\nGPTQ_ERR_INVALID_CONFIG. (Which kernels run is described under\n"Implementation notes" at the end of this header.)\nThis is gptq_matmul_ex with default options (float32 activations on the\nCPU, the tensor\'s stream and pointers detected on CUDA).\nx is [rows, cols] with cols = in_features; y is [rows, out_features];\nbias is [out_features] or NULL. x, bias and y all have element type `dtype`.\nAccumulation is in float32; with F16/BF16 the result is rounded once, at\nthe end. y_len must be >= rows·out_features. Any rows >= 1. x and bias are\nnot scanned for NaN/Inf (that would cost as much as the product): they\npropagate into y as IEEE arithmetic says.\nThread-safe on a shared q.\nErrors: NULL_POINTER, INVALID_SIZE (rows < 1), SIZE_MISMATCH (cols !=\nin_features, y_len too small), UNSUPPORTED (dtype), OUT_OF_MEMORY.'
 
 gptq_matmul_options_default = lib.gptq_matmul_options_default
 gptq_matmul_options_default.argtypes = [ctypes.POINTER(gptq_matmul_options)]
