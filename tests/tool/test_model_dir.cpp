@@ -288,7 +288,7 @@ TEST(LlamaConfig, RefusesMissingAndBadFields) {
   EXPECT_HAS(config_error(j), "required field \"vocab_size\" is missing");
   j = tiny_config();
   j["num_hidden_layers"] = 0;
-  EXPECT_HAS(config_error(j), "\"num_hidden_layers\" is 0; it must be > 0");
+  EXPECT_HAS(config_error(j), "\"num_hidden_layers\" is 0; it must be");
   j = tiny_config();
   j["intermediate_size"] = "16";
   EXPECT_HAS(config_error(j), "\"intermediate_size\" is \"16\", not an integer");
@@ -311,6 +311,26 @@ TEST(LlamaConfig, RefusesMissingAndBadFields) {
   j = tiny_config();
   j["rms_norm_eps"] = -1;
   EXPECT_HAS(config_error(j), "rms_norm_eps");
+}
+
+// Integers are range-checked as they are read: a float where an integer
+// belongs (converting 9.2e19 to an integer is undefined behaviour) or an
+// integer beyond int64 is refused with the field named.
+TEST(LlamaConfig, RefusesIntegersOutOfRange) {
+  json j = tiny_config();
+  j["vocab_size"] = 9.2e19;
+  EXPECT_HAS(config_error(j), "x/config.json: \"vocab_size\" is 9.2e+19, not an integer");
+  j = tiny_config();
+  j["num_hidden_layers"] = 2.0;
+  EXPECT_HAS(config_error(j), "\"num_hidden_layers\" is 2.0, not an integer");
+  j = tiny_config();
+  j["hidden_size"] = 18446744073709551615ULL;
+  EXPECT_HAS(config_error(j), "\"hidden_size\" is 18446744073709551615; it must be");
+  j = tiny_config();
+  j["sliding_window"] = -5;
+  j["architectures"] = {"MistralForCausalLM"};
+  j["model_type"] = "mistral";
+  EXPECT_HAS(config_error(j), "\"sliding_window\" is -5; it must be >= 0");
 }
 
 TEST(LlamaConfig, RefusesUnsupportedRopeScaling) {

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -388,6 +389,47 @@ TEST_F(Pipeline, TiedLmHeadIsQuantizedOnRequestAndUntied) {
   const TensorInfo &a = dir->info("model.embed_tokens.weight");
   const TensorInfo &b = ck->info("model.embed_tokens.weight");
   EXPECT_EQ(0, std::memcmp(dir->file_of(a.name).data(a), ck->file_of(b.name).data(b), a.nbytes));
+}
+
+// The checkpoint's integers are range-checked as read: a group size of
+// 2^32 + 128 once wrapped to 128 in an int32 and was accepted; a float
+// bits field was converted with undefined behaviour.
+TEST_F(Pipeline, CheckpointConfigIntegersAreRangeChecked) {
+  auto dir = ModelDir::open(model_);
+  QuantizeOptions qo;
+  qo.method = QuantMethod::Rtn;
+  qo.base.group_size = 32;
+  qo.overrides.push_back(parse_override("*.o_proj:bits=8"));
+  const QuantizeResult r = quantize_model(*dir, {}, qo, {});
+  const std::string out = root_ + "/ck";
+  write_gptq_checkpoint(*dir, r, qo, {}, out);
+  const nlohmann::json good = read_json(out + "/config.json");
+  auto error_with = [&](const std::function<void(nlohmann::json &)> &edit) {
+    nlohmann::json c = good;
+    edit(c);
+    write_file_synced(out + "/config.json", c.dump(2));
+    try {
+      read_gptq_checkpoint_config(*ModelDir::open(out));
+    } catch (const ToolError &e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  auto &&contains = [](const std::string &s, const std::string &part) {
+    return s.find(part) != std::string::npos;
+  };
+  std::string m = error_with([](nlohmann::json &c) { c["quantization_config"]["bits"] = 9.2e19; });
+  EXPECT_TRUE(contains(m, "quantization_config.bits is 9.2e+19, not an integer")) << m;
+  m = error_with(
+      [](nlohmann::json &c) { c["quantization_config"]["group_size"] = 4294967424LL; });
+  EXPECT_TRUE(contains(m, "quantization_config.group_size is 4294967424; it must be in")) << m;
+  m = error_with([](nlohmann::json &c) {
+    c["quantization_config"]["dynamic"]["+:^model\\.layers\\.0\\.self_attn\\.o_proj$"]["bits"] =
+        -1e300;
+  });
+  EXPECT_TRUE(contains(m, "quantization_config.bits is -1e+300, not an integer")) << m;
+  m = error_with([](nlohmann::json &c) { c["quantization_config"]["sym"] = 1; });
+  EXPECT_TRUE(contains(m, "quantization_config.sym is 1, not true or false")) << m;
 }
 
 TEST(QuantSpec, GlobsAndRegexes) {

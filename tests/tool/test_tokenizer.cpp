@@ -301,4 +301,22 @@ TEST(TokenizerErrors, MalformedModel) {
   EXPECT_TRUE(has(msg, "added_tokens[0].id")) << msg;
 }
 
+// Integers are read with their range checked, never converted blindly: a
+// float or an id beyond int32 is refused by name.
+TEST(TokenizerErrors, IntegersOutOfRange) {
+  json j = small_tokenizer();
+  j["added_tokens"][0]["id"] = 4294967296LL;  // would wrap to 0 as an int32
+  std::string msg = load_error(j.dump());
+  EXPECT_TRUE(has(msg, "added_tokens[0].id (a token id) is 4294967296; it must be in [0, 2147483647]"))
+      << msg;
+  j = small_tokenizer();
+  j["added_tokens"][0]["id"] = 18446744073709551615ULL;
+  msg = load_error(j.dump());
+  EXPECT_TRUE(has(msg, "is 18446744073709551615; it must be in [0, 2147483647]")) << msg;
+  j = small_tokenizer();
+  j["added_tokens"][0]["id"] = 9.2e19;
+  msg = load_error(j.dump());
+  EXPECT_TRUE(has(msg, "added_tokens[0].id (a token id) is 9.2e+19, not an integer")) << msg;
+}
+
 }  // namespace

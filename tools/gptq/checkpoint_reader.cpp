@@ -3,6 +3,7 @@
 #include <cstring>
 #include <regex>
 
+#include "json_number.h"
 #include "model_dir.h"
 #include "safetensors.h"
 
@@ -16,23 +17,54 @@ bool is_gptq_checkpoint(const ModelDir &dir) {
 
 namespace {
 
-template <typename T>
-T field(const json &obj, const char *key, T fallback, const std::string &where) {
-  if (!obj.contains(key) || obj[key].is_null()) return fallback;
-  try {
-    return obj[key].get<T>();
-  } catch (const json::exception &) {
-    throw ToolError(where + ": quantization_config." + key + " has the wrong type");
-  }
+// Typed, checked reads of quantization_config fields; null counts as absent.
+bool present(const json &obj, const char *key) { return obj.contains(key) && !obj[key].is_null(); }
+
+[[noreturn]] void wrong_type(const json &obj, const char *key, const char *expected,
+                             const std::string &where) {
+  throw ToolError(where + ": quantization_config." + key + " is " + obj[key].dump() + ", not " +
+                  expected);
 }
+
+int32_t int_field(const json &obj, const char *key, int32_t fallback, int32_t lo, int32_t hi,
+                  const std::string &where) {
+  if (!present(obj, key)) return fallback;
+  return static_cast<int32_t>(
+      json_integer(obj[key], lo, hi, where + ": quantization_config." + key));
+}
+
+bool bool_field(const json &obj, const char *key, bool fallback, const std::string &where) {
+  if (!present(obj, key)) return fallback;
+  if (!obj[key].is_boolean()) wrong_type(obj, key, "true or false", where);
+  return obj[key].get<bool>();
+}
+
+double number_field(const json &obj, const char *key, double fallback, const std::string &where) {
+  if (!present(obj, key)) return fallback;
+  if (!obj[key].is_number()) wrong_type(obj, key, "a number", where);
+  return obj[key].get<double>();
+}
+
+std::string string_field(const json &obj, const char *key, const std::string &fallback,
+                         const std::string &where) {
+  if (!present(obj, key)) return fallback;
+  if (!obj[key].is_string()) wrong_type(obj, key, "a string", where);
+  return obj[key].get<std::string>();
+}
+
+// Wide enough for validate_spec to name a bad value itself; narrow enough
+// for int32_t.
+constexpr int32_t kMaxBits = 64;
 
 SpecOverride override_from_json(const json &obj, const std::string &where) {
   SpecOverride o;
   if (!obj.is_object()) throw ToolError(where + ": a dynamic rule's settings must be an object");
-  if (obj.contains("bits")) o.bits = field<int32_t>(obj, "bits", 4, where);
-  if (obj.contains("group_size")) o.group_size = field<int32_t>(obj, "group_size", 128, where);
-  if (obj.contains("sym")) o.sym = field<bool>(obj, "sym", true, where);
-  if (obj.contains("desc_act")) o.act_order = field<bool>(obj, "desc_act", false, where);
+  if (present(obj, "bits")) o.bits = int_field(obj, "bits", 4, 0, kMaxBits, where);
+  if (present(obj, "group_size")) {
+    o.group_size = int_field(obj, "group_size", 128, -1, INT32_MAX, where);
+  }
+  if (present(obj, "sym")) o.sym = bool_field(obj, "sym", true, where);
+  if (present(obj, "desc_act")) o.act_order = bool_field(obj, "desc_act", false, where);
   return o;
 }
 
@@ -43,19 +75,19 @@ GptqCheckpointConfig read_gptq_checkpoint_config(const ModelDir &dir) {
   if (!is_gptq_checkpoint(dir)) throw ToolError(where + " has no quantization_config");
   const json &q = dir.config_json()["quantization_config"];
   if (!q.is_object()) throw ToolError(where + ": quantization_config is not an object");
-  const std::string method = field<std::string>(q, "quant_method", "", where);
+  const std::string method = string_field(q, "quant_method", "", where);
   if (method != "gptq") {
     throw ToolError(where + ": quant_method is '" + method + "'; only 'gptq' checkpoints are read");
   }
   GptqCheckpointConfig cfg;
-  cfg.base.bits = field<int32_t>(q, "bits", 4, where);
-  cfg.base.group_size = field<int32_t>(q, "group_size", 128, where);
-  cfg.base.sym = field<bool>(q, "sym", true, where);
-  cfg.base.act_order = field<bool>(q, "desc_act", false, where);
-  cfg.base.static_groups = field<bool>(q, "static_groups", false, where);
-  cfg.base.damp_percent = field<double>(q, "damp_percent", 0.01, where);
-  cfg.quantize_lm_head = field<bool>(q, "lm_head", false, where);
-  const std::string format = field<std::string>(q, "checkpoint_format", "gptq", where);
+  cfg.base.bits = int_field(q, "bits", 4, 0, kMaxBits, where);
+  cfg.base.group_size = int_field(q, "group_size", 128, -1, INT32_MAX, where);
+  cfg.base.sym = bool_field(q, "sym", true, where);
+  cfg.base.act_order = bool_field(q, "desc_act", false, where);
+  cfg.base.static_groups = bool_field(q, "static_groups", false, where);
+  cfg.base.damp_percent = number_field(q, "damp_percent", 0.01, where);
+  cfg.quantize_lm_head = bool_field(q, "lm_head", false, where);
+  const std::string format = string_field(q, "checkpoint_format", "gptq", where);
   if (format == "gptq") {
     cfg.format = GPTQ_FORMAT_V1;
   } else if (format == "gptq_v2") {

@@ -8,6 +8,7 @@
 
 #include <cmath>
 
+#include "json_number.h"
 #include "tool_error.h"
 
 namespace gptqtool {
@@ -45,23 +46,16 @@ class Reader {
 
   bool has(const char *key) const { return j_.contains(key) && !j_[key].is_null(); }
 
-  int64_t integer(const char *key) const {
+  int64_t integer(const char *key, int64_t lo, int64_t hi) const {
     if (!has(key)) fail("required field \"" + std::string(key) + "\" is missing");
-    const auto &v = j_[key];
-    if (!v.is_number_integer()) {
-      fail("\"" + std::string(key) + "\" is " + v.dump() + ", not an integer");
-    }
-    if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t{INT64_MAX}) {
-      fail("\"" + std::string(key) + "\" is " + v.dump() + ", too large");
-    }
-    return v.get<int64_t>();
+    return json_integer(j_[key], lo, hi, path_ + ": \"" + std::string(key) + "\"");
   }
-  int64_t integer(const char *key, int64_t fallback) const {
-    return has(key) ? integer(key) : fallback;
+  int64_t integer(const char *key, int64_t fallback, int64_t lo, int64_t hi) const {
+    return has(key) ? integer(key, lo, hi) : fallback;
   }
-  int64_t positive(const char *key) const { return check_positive(key, integer(key)); }
+  int64_t positive(const char *key) const { return integer(key, 1, INT64_MAX); }
   int64_t positive(const char *key, int64_t fallback) const {
-    return check_positive(key, integer(key, fallback));
+    return integer(key, fallback, 1, INT64_MAX);
   }
 
   double number(const char *key, double fallback) const {
@@ -86,11 +80,6 @@ class Reader {
   }
 
  private:
-  int64_t check_positive(const char *key, int64_t v) const {
-    if (v <= 0) fail("\"" + std::string(key) + "\" is " + std::to_string(v) + "; it must be > 0");
-    return v;
-  }
-
   const nlohmann::json &j_;
   const std::string &path_;
 };
@@ -236,12 +225,11 @@ LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &
   // Sliding window: only recorded when it can take effect.
   int64_t window = 0;
   if (c.model_type == "mistral") {
-    window = config.contains("sliding_window") ? r.integer("sliding_window", 0) : 4096;
+    window = config.contains("sliding_window") ? r.integer("sliding_window", 0, 0, INT64_MAX) : 4096;
   } else if (qwen2 && r.boolean("use_sliding_window", false)) {
-    window = config.contains("sliding_window") ? r.integer("sliding_window", 0) : 4096;
-    c.max_window_layers = r.integer("max_window_layers", 28);
+    window = config.contains("sliding_window") ? r.integer("sliding_window", 0, 0, INT64_MAX) : 4096;
+    c.max_window_layers = r.integer("max_window_layers", 28, 0, INT64_MAX);
   }
-  if (window < 0) r.fail("\"sliding_window\" is " + std::to_string(window) + "; it must be >= 0");
   c.sliding_window = window < c.max_position_embeddings ? window : 0;
   if (c.sliding_window == 0) c.max_window_layers = 0;
   return c;

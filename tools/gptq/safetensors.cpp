@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "json_number.h"
 #include "tool_error.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -123,18 +124,13 @@ TensorInfo parse_entry(const std::string &path, const std::string &name,
   const auto &jshape = entry["shape"];
   if (!jshape.is_array()) throw ToolError(where + ": \"shape\" is not an array");
   for (const auto &d : jshape) {
-    if (!d.is_number_integer()) {
-      throw ToolError(where + ": \"shape\" holds " + d.dump() + ", not an integer");
+    if (d.is_number_unsigned() &&
+        d.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      throw ToolError(where + ": dimension " + d.dump() + " is too large (numel overflow)");
     }
-    if (d.is_number_unsigned()) {
-      const uint64_t u = d.get<uint64_t>();
-      if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-        throw ToolError(where + ": dimension " + d.dump() + " is too large (numel overflow)");
-      }
-      t.shape.push_back(static_cast<int64_t>(u));
-    } else {
-      t.shape.push_back(d.get<int64_t>());
-    }
+    t.shape.push_back(json_integer(d, std::numeric_limits<int64_t>::min(),
+                                   std::numeric_limits<int64_t>::max(),
+                                   where + ": a dimension of \"shape\""));
   }
   for (int64_t d : t.shape) {
     if (d < 0) {

@@ -257,9 +257,8 @@ void Tokenizer::Impl::load_decoder(const json &d, const Reader &r, const std::st
   } else if (type == "Strip") {
     step.kind = DecoderStep::kStrip;
     step.a = r.one_char(d, "content", where, " ");
-    const int64_t start = r.integer(r.member(d, "start", where), where + ".start");
-    const int64_t stop = r.integer(r.member(d, "stop", where), where + ".stop");
-    if (start < 0 || stop < 0) r.fail(where + ": Strip start/stop must not be negative");
+    const int64_t start = r.integer(r.member(d, "start", where), 0, INT64_MAX, where + ".start");
+    const int64_t stop = r.integer(r.member(d, "stop", where), 0, INT64_MAX, where + ".stop");
     step.start = static_cast<size_t>(start);
     step.stop = static_cast<size_t>(stop);
   } else {
