@@ -326,6 +326,30 @@ TEST(LlamaConfig, RefusesIntegersOutOfRange) {
   j = tiny_config();
   j["hidden_size"] = 18446744073709551615ULL;
   EXPECT_HAS(config_error(j), "\"hidden_size\" is 18446744073709551615; it must be");
+  // Sizes are bounded (tensors, BLAS and token ids index with 32 bits) and
+  // the q and k/v widths are products checked before use.
+  j = tiny_config();
+  j["num_attention_heads"] = int64_t{1} << 62;
+  j["num_key_value_heads"] = int64_t{1} << 62;
+  j["head_dim"] = 4;
+  EXPECT_HAS(config_error(j), "\"num_attention_heads\" is 4611686018427387904; it must be in "
+                              "[1, 2147483647]");
+  j = tiny_config();
+  j["num_attention_heads"] = 1 << 20;
+  j["num_key_value_heads"] = 1 << 19;
+  j["head_dim"] = 4096;
+  EXPECT_HAS(config_error(j), "num_attention_heads 1048576 x head_dim 4096 is larger than "
+                              "2147483647");
+  j["num_attention_heads"] = 1 << 19;
+  j["num_key_value_heads"] = 1 << 19;
+  j["head_dim"] = 4096;
+  EXPECT_HAS(config_error(j), "num_attention_heads 524288 x head_dim 4096");
+  j = tiny_config();
+  j["max_position_embeddings"] = int64_t{1} << 40;
+  EXPECT_HAS(config_error(j), "\"max_position_embeddings\" is 1099511627776; it must be in");
+  j = tiny_config();
+  j["num_hidden_layers"] = 1 << 30;
+  EXPECT_HAS(config_error(j), "\"num_hidden_layers\" is 1073741824; it must be in [1, 65536]");
   j = tiny_config();
   j["sliding_window"] = -5;
   j["architectures"] = {"MistralForCausalLM"};

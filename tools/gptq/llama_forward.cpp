@@ -4,6 +4,7 @@
 #include <cmath>
 #include <string>
 
+#include "checked_size.h"
 #include "parallel.h"
 #include "vector_math.h"
 
@@ -52,7 +53,7 @@ Rope::Rope(const LlamaConfig &config, int64_t max_positions)
       }
     }
   }
-  cos_.resize(static_cast<size_t>(max_positions * half));
+  cos_.resize(checked_elements({max_positions, half}, "RoPE table"));
   sin_.resize(cos_.size());
   for (int64_t p = 0; p < max_positions; ++p) {
     for (int64_t i = 0; i < half; ++i) {
@@ -107,7 +108,7 @@ void mlp_activation(const LlamaBlock &block, const float *x, int64_t tokens,
   // in cache rather than streaming two [tokens, intermediate] arrays back.
   const int64_t hidden = block.gate.in_features();
   thread_local std::vector<float> up_buffer;
-  up_buffer.resize(static_cast<size_t>(std::min(tokens, kMlpRows) * intermediate));
+  up_buffer.resize(checked_elements({std::min(tokens, kMlpRows), intermediate}, "MLP buffer"));
   float *up = up_buffer.data();  // the workers' own thread_local would be empty
   for (int64_t r0 = 0; r0 < tokens; r0 += kMlpRows) {
     const int64_t rows = std::min(kMlpRows, tokens - r0);
@@ -126,7 +127,7 @@ void mlp_activation(const LlamaBlock &block, const float *x, int64_t tokens,
 void add_linear(const Linear &layer, const float *x, int64_t tokens, float *h) {
   const int64_t out = layer.out_features();
   thread_local std::vector<float> y;
-  y.resize(static_cast<size_t>(tokens * out));
+  y.resize(checked_elements({tokens, out}, "linear output"));
   layer.forward(x, tokens, y.data());
   for (int64_t i = 0; i < tokens * out; ++i) h[i] += y[i];
 }
@@ -135,20 +136,21 @@ void block_forward(const LlamaConfig &c, const Rope &rope, const LlamaBlock &blo
                    const SequenceBatch &batch, float *h) {
   const int64_t tokens = batch.tokens();
   thread_local std::vector<float> x, attn, act;
-  x.resize(static_cast<size_t>(tokens * c.hidden_size));
+  x.resize(checked_elements({tokens, c.hidden_size}, "hidden states"));
   rms_norm(h, block.input_norm, tokens, c.hidden_size, c.rms_norm_eps, x.data());
-  attn.resize(static_cast<size_t>(tokens * c.num_attention_heads * c.head_dim));
+  attn.resize(checked_elements({tokens, c.q_dim()}, "attention output"));
   attention_core(c, rope, block, x.data(), batch, attn.data());
   add_linear(block.o, attn.data(), tokens, h);
   rms_norm(h, block.post_norm, tokens, c.hidden_size, c.rms_norm_eps, x.data());
-  act.resize(static_cast<size_t>(tokens * c.intermediate_size));
+  act.resize(checked_elements({tokens, c.intermediate_size}, "MLP activations"));
   mlp_activation(block, x.data(), tokens, c.intermediate_size, act.data());
   add_linear(block.down, act.data(), tokens, h);
 }
 
 std::vector<float> embed_tokens(const LlamaModel &model, const std::vector<int32_t> &ids) {
   const int64_t hidden = model.config.hidden_size;
-  std::vector<float> h(ids.size() * static_cast<size_t>(hidden));
+  std::vector<float> h(
+      checked_elements({static_cast<int64_t>(ids.size()), hidden}, "hidden states"));
   for (size_t t = 0; t < ids.size(); ++t) {
     if (ids[t] < 0 || ids[t] >= model.config.vocab_size) {
       throw ToolError("token id " + std::to_string(ids[t]) + " is outside the vocabulary of " +
@@ -174,7 +176,7 @@ std::vector<float> model_logits(const LlamaModel &model, const Rope &rope,
                                 const std::vector<int32_t> &ids, const SequenceBatch &batch) {
   const std::vector<float> x = final_hidden(model, rope, ids, batch);
   const int64_t tokens = batch.tokens();
-  std::vector<float> logits(static_cast<size_t>(tokens * model.config.vocab_size));
+  std::vector<float> logits(checked_elements({tokens, model.config.vocab_size}, "logits"));
   model.lm_head.forward(x.data(), tokens, logits.data());
   return logits;
 }

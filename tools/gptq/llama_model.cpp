@@ -42,8 +42,8 @@ const Linear &block_linear(const LlamaBlock &b, LinearSlot slot) {
 }
 
 void slot_shape(const LlamaConfig &c, LinearSlot slot, int64_t *out, int64_t *in) {
-  const int64_t q_dim = c.num_attention_heads * c.head_dim;
-  const int64_t kv_dim = c.num_key_value_heads * c.head_dim;
+  const int64_t q_dim = c.q_dim();
+  const int64_t kv_dim = c.kv_dim();
   switch (slot) {
     case LinearSlot::Q: *out = q_dim; *in = c.hidden_size; return;
     case LinearSlot::K:

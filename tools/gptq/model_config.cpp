@@ -7,7 +7,9 @@
 #include "model_config.h"
 
 #include <cmath>
+#include <utility>
 
+#include "checked_size.h"
 #include "json_number.h"
 #include "tool_error.h"
 
@@ -53,9 +55,10 @@ class Reader {
   int64_t integer(const char *key, int64_t fallback, int64_t lo, int64_t hi) const {
     return has(key) ? integer(key, lo, hi) : fallback;
   }
-  int64_t positive(const char *key) const { return integer(key, 1, INT64_MAX); }
-  int64_t positive(const char *key, int64_t fallback) const {
-    return integer(key, fallback, 1, INT64_MAX);
+  // A dimension: 1 .. kMaxDimension.
+  int64_t dimension(const char *key) const { return integer(key, 1, kMaxDimension); }
+  int64_t dimension(const char *key, int64_t fallback) const {
+    return integer(key, fallback, 1, kMaxDimension);
   }
 
   double number(const char *key, double fallback) const {
@@ -142,7 +145,7 @@ void parse_rope_scaling(const nlohmann::json &config, const Reader &r, LlamaConf
   }
   c->rope_low_freq_factor = s.number("low_freq_factor", 1.0);
   c->rope_high_freq_factor = s.number("high_freq_factor", 4.0);
-  c->rope_original_max_pos = s.positive("original_max_position_embeddings");
+  c->rope_original_max_pos = s.dimension("original_max_position_embeddings");
   // The llama3 formula interpolates between the two wavelength bounds and
   // divides by their difference.
   if (!(c->rope_low_freq_factor > 0) || !(c->rope_high_freq_factor > c->rope_low_freq_factor)) {
@@ -153,6 +156,14 @@ void parse_rope_scaling(const nlohmann::json &config, const Reader &r, LlamaConf
 }
 
 }  // namespace
+
+int64_t LlamaConfig::q_dim() const {
+  return checked_mul(num_attention_heads, head_dim, "num_attention_heads x head_dim");
+}
+
+int64_t LlamaConfig::kv_dim() const {
+  return checked_mul(num_key_value_heads, head_dim, "num_key_value_heads x head_dim");
+}
 
 LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &path) {
   if (!config.is_object()) throw ToolError(path + ": config is not a JSON object");
@@ -166,20 +177,20 @@ LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &
   const bool llama = c.model_type == "llama";
   const bool qwen2 = c.model_type == "qwen2";
 
-  c.hidden_size = r.positive("hidden_size");
-  c.intermediate_size = r.positive("intermediate_size");
-  c.num_hidden_layers = r.positive("num_hidden_layers");
-  c.num_attention_heads = r.positive("num_attention_heads");
-  c.vocab_size = r.positive("vocab_size");
-  c.num_key_value_heads = r.positive("num_key_value_heads", c.num_attention_heads);
+  c.hidden_size = r.dimension("hidden_size");
+  c.intermediate_size = r.dimension("intermediate_size");
+  c.num_hidden_layers = r.integer("num_hidden_layers", 1, kMaxLayers);
+  c.num_attention_heads = r.dimension("num_attention_heads");
+  c.vocab_size = r.dimension("vocab_size");
+  c.num_key_value_heads = r.dimension("num_key_value_heads", c.num_attention_heads);
   c.max_position_embeddings =
-      r.positive("max_position_embeddings", family.default_max_position_embeddings);
+      r.dimension("max_position_embeddings", family.default_max_position_embeddings);
   if (c.num_attention_heads % c.num_key_value_heads != 0) {
     r.fail(arch + ": num_attention_heads " + std::to_string(c.num_attention_heads) +
            " is not a multiple of num_key_value_heads " + std::to_string(c.num_key_value_heads));
   }
   if (r.has("head_dim")) {
-    c.head_dim = r.positive("head_dim");
+    c.head_dim = r.dimension("head_dim");
   } else {
     if (c.hidden_size % c.num_attention_heads != 0) {
       r.fail(arch + ": hidden_size " + std::to_string(c.hidden_size) +
@@ -190,6 +201,16 @@ LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &
   }
   if (c.head_dim % 2 != 0) {
     r.fail(arch + ": head_dim " + std::to_string(c.head_dim) + " is odd; RoPE needs pairs");
+  }
+  // The widths of q and of k/v: products of two file-supplied numbers, which
+  // must neither wrap nor exceed what a tensor dimension may be.
+  for (const auto &[heads, name] : {std::pair<int64_t, const char *>{c.num_attention_heads,
+                                                                     "num_attention_heads"},
+                                    {c.num_key_value_heads, "num_key_value_heads"}}) {
+    if (heads > kMaxDimension / c.head_dim) {
+      r.fail(arch + ": " + name + " " + std::to_string(heads) + " x head_dim " +
+             std::to_string(c.head_dim) + " is larger than " + std::to_string(kMaxDimension));
+    }
   }
 
   c.rms_norm_eps = r.number("rms_norm_eps", 1e-6);

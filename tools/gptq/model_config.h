@@ -30,6 +30,11 @@ struct LlamaConfig {
   std::string torch_dtype;  // as written ("torch_dtype", or "dtype" in newer files); may be ""
 
   std::string hidden_act = "silu";  // the only activation accepted
+
+  // heads · head_dim (q and o_proj) and kv_heads · head_dim (k and v),
+  // computed with overflow checks (a parsed config keeps both <= 2^31 - 1).
+  int64_t q_dim() const;
+  int64_t kv_dim() const;
   // Sliding-window attention, recorded for the forward pass: 0 = none.
   // Mistral: the window when it is set and smaller than
   // max_position_embeddings. Qwen2: the same, only with use_sliding_window,
@@ -37,6 +42,12 @@ struct LlamaConfig {
   int64_t sliding_window = 0;
   int64_t max_window_layers = 0;  // Qwen2 only
 };
+
+// The largest dimension (hidden size, heads, vocabulary, ...) and position
+// count a config may give: the library's tensors, BLAS and the token ids all
+// index with 32-bit integers. Layer counts are capped far above any model.
+constexpr int64_t kMaxDimension = INT32_MAX;
+constexpr int64_t kMaxLayers = 1 << 16;
 
 // Throws ToolError naming `path_for_messages` and the offending key.
 LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &path_for_messages);

@@ -178,8 +178,8 @@ std::vector<float> ModelDir::load_f32(const std::string &tensor,
 void check_llama_tensors(const ModelDir &model) {
   const LlamaConfig &c = model.config();
   const int64_t hidden = c.hidden_size, inter = c.intermediate_size;
-  const int64_t q_out = c.num_attention_heads * c.head_dim;
-  const int64_t kv_out = c.num_key_value_heads * c.head_dim;
+  const int64_t q_out = c.q_dim();
+  const int64_t kv_out = c.kv_dim();
 
   auto need = [&](const std::string &name, std::vector<int64_t> shape) {
     if (!model.has(name)) {

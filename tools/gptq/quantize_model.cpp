@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <utility>
 
+#include "checked_size.h"
 #include "llama_forward.h"
 #include "llama_model.h"
 #include "model_dir.h"
@@ -53,7 +54,7 @@ gptq_config library_config(const LayerQuantSpec &spec, int32_t num_threads) {
 std::vector<float> dequantized(const gptq_qtensor *q) {
   gptq_qtensor_info info;
   check_status(gptq_qtensor_get_info(q, &info), "gptq_qtensor_get_info");
-  std::vector<float> w(static_cast<size_t>(info.out_features * info.in_features));
+  std::vector<float> w(checked_elements({info.out_features, info.in_features}, "weights"));
   check_status(gptq_qtensor_dequantize(q, w.data(), static_cast<int64_t>(w.size())),
                "gptq_qtensor_dequantize");
   return w;
@@ -68,7 +69,7 @@ std::shared_ptr<gptq_qtensor> quantize_rtn(const std::vector<float> &weight, int
   gptq_ctx *raw = nullptr;
   check_status(gptq_ctx_create(out, in, &cfg, &raw), "gptq_ctx_create");
   CtxPtr ctx(raw);
-  std::vector<double> identity(static_cast<size_t>(in * in), 0.0);
+  std::vector<double> identity(checked_elements({in, in}, "identity Hessian"), 0.0);
   for (int64_t i = 0; i < in; ++i) identity[i * in + i] = 1.0;
   check_status(gptq_ctx_import_hessian(ctx.get(), identity.data(), in * in, 1),
                "gptq_ctx_import_hessian");
@@ -247,14 +248,14 @@ QuantizeResult quantize_model(const ModelDir &dir,
       continue;
     }
     auto t0 = Clock::now();
-    x.resize(static_cast<size_t>(tokens * c.hidden_size));
+    x.resize(checked_elements({tokens, c.hidden_size}, "hidden states"));
     rms_norm(h.data(), block.input_norm, tokens, c.hidden_size, c.rms_norm_eps, x.data());
     result.forward_seconds += seconds_since(t0);
     quantizer.run(b, &block, {LinearSlot::Q, LinearSlot::K, LinearSlot::V}, x.data(), tokens,
                   samples);
 
     t0 = Clock::now();
-    attn.resize(static_cast<size_t>(tokens * c.num_attention_heads * c.head_dim));
+    attn.resize(checked_elements({tokens, c.q_dim()}, "attention output"));
     attention_core(c, *rope, block, x.data(), batch, attn.data());
     result.forward_seconds += seconds_since(t0);
     quantizer.run(b, &block, {LinearSlot::O}, attn.data(), tokens, samples);
@@ -266,7 +267,7 @@ QuantizeResult quantize_model(const ModelDir &dir,
     quantizer.run(b, &block, {LinearSlot::Gate, LinearSlot::Up}, x.data(), tokens, samples);
 
     t0 = Clock::now();
-    act.resize(static_cast<size_t>(tokens * c.intermediate_size));
+    act.resize(checked_elements({tokens, c.intermediate_size}, "MLP activations"));
     mlp_activation(block, x.data(), tokens, c.intermediate_size, act.data());
     result.forward_seconds += seconds_since(t0);
     quantizer.run(b, &block, {LinearSlot::Down}, act.data(), tokens, samples);
@@ -281,7 +282,7 @@ QuantizeResult quantize_model(const ModelDir &dir,
     load_dense_outer(dir, &head);
     if (gptq) {
       const auto t0 = Clock::now();
-      x.resize(static_cast<size_t>(tokens * c.hidden_size));
+      x.resize(checked_elements({tokens, c.hidden_size}, "hidden states"));
       rms_norm(h.data(), head.final_norm, tokens, c.hidden_size, c.rms_norm_eps, x.data());
       result.forward_seconds += seconds_since(t0);
     }
