@@ -432,6 +432,50 @@ TEST_F(Pipeline, CheckpointConfigIntegersAreRangeChecked) {
   EXPECT_TRUE(contains(m, "quantization_config.sym is 1, not true or false")) << m;
 }
 
+// A checkpoint's dynamic rules are untrusted patterns: deep nesting once
+// overflowed std::regex's stack, (.*)*(.*)*Z ran for many minutes per
+// layer, and a huge back-reference number was undefined behaviour in its
+// compiler. Each is now refused or matched in bounded time.
+TEST_F(Pipeline, HostileDynamicRulesAreRefusedOrMatchedQuickly) {
+  auto dir = ModelDir::open(model_);
+  QuantizeOptions qo;
+  qo.method = QuantMethod::Rtn;
+  qo.base.group_size = 32;
+  const QuantizeResult r = quantize_model(*dir, {}, qo, {});
+  const std::string out = root_ + "/ck";
+  write_gptq_checkpoint(*dir, r, qo, {}, out);
+  const nlohmann::json good = read_json(out + "/config.json");
+  auto with_rule = [&](const std::string &rule) {
+    nlohmann::json c = good;
+    c["quantization_config"]["dynamic"] = {{rule, {{"bits", 8}}}};
+    write_file_synced(out + "/config.json", c.dump(2));
+    return ModelDir::open(out);
+  };
+  auto error_for = [&](const std::string &rule) {
+    try {
+      read_gptq_checkpoint_config(*with_rule(rule));
+    } catch (const ToolError &e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  std::string m = error_for("+:" + std::string(100000, '(') + std::string(100000, ')'));
+  EXPECT_NE(m.find("quantization_config.dynamic: regex '((((("), std::string::npos) << m;
+  m = error_for("+:" + std::string(1000, '(') + std::string(1000, ')'));
+  EXPECT_NE(m.find("groups nested deeper than 64"), std::string::npos) << m;
+  m = error_for("+:(a)\\99999999999999999999");
+  EXPECT_NE(m.find("back-references"), std::string::npos) << m;
+  // Matched against every layer of the model, quickly, and matching none.
+  const auto ck = with_rule("+:(.*)*(.*)*Z");
+  const GptqCheckpointConfig qc = read_gptq_checkpoint_config(*ck);
+  for (int64_t b = 0; b < spec_.layers; ++b) {
+    for (int s = 0; s < kLinearSlots; ++s) {
+      EXPECT_EQ(checkpoint_spec_for(qc, linear_name(b, static_cast<LinearSlot>(s))).bits, 4);
+    }
+  }
+  EXPECT_EQ(load_model(*ck).blocks.size(), static_cast<size_t>(spec_.layers));
+}
+
 TEST(QuantSpec, GlobsAndRegexes) {
   EXPECT_TRUE(glob_match("model.layers.1*.mlp.*", "model.layers.12.mlp.up_proj"));
   EXPECT_FALSE(glob_match("model.layers.1.*", "model.layers.12.mlp.up_proj"));

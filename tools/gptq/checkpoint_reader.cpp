@@ -1,7 +1,6 @@
 #include "checkpoint_reader.h"
 
 #include <cstring>
-#include <regex>
 
 #include "json_number.h"
 #include "model_dir.h"
@@ -110,9 +109,9 @@ GptqCheckpointConfig read_gptq_checkpoint_config(const ModelDir &dir) {
       }
       rule.regex = key;
       try {
-        std::regex check(key);
-      } catch (const std::regex_error &) {
-        throw ToolError(where + ": dynamic rule '" + item.key() + "' is not a valid regex");
+        rule.matcher = std::make_shared<const LayerRegex>(key);
+      } catch (const ToolError &e) {
+        throw ToolError(where + ": quantization_config.dynamic: " + e.what());
       }
       if (!rule.skip) rule.fields = override_from_json(item.value(), where);
       cfg.dynamic.push_back(rule);
@@ -124,9 +123,7 @@ GptqCheckpointConfig read_gptq_checkpoint_config(const ModelDir &dir) {
 LayerQuantSpec checkpoint_spec_for(const GptqCheckpointConfig &cfg, const std::string &layer) {
   LayerQuantSpec s = cfg.base;
   for (const DynamicRule &r : cfg.dynamic) {
-    if (!std::regex_search(layer, std::regex(r.regex), std::regex_constants::match_continuous)) {
-      continue;
-    }
+    if (!r.matcher->match(layer)) continue;
     if (r.skip) {
       s.skip = true;
       continue;

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "layer_regex.h"
 #include "library_call.h"
 #include "quant_spec.h"
 
@@ -17,6 +18,7 @@ class ModelDir;
 struct DynamicRule {
   bool skip = false;        // "-:regex": the layer is left unquantized
   std::string regex;        // matched from the start of the layer name
+  std::shared_ptr<const LayerRegex> matcher;  // regex, compiled once
   SpecOverride fields;      // "+:regex" (or a bare regex): settings that differ
 };
 
