@@ -65,6 +65,40 @@ fi
 
 expect_error "existing output" "already exists" \
   "$gptq" quantize --model "$work/model" --out "$work/ck" --calib-ids "$work/ids.txt"
+
+# Outputs never replace, hold or sit inside an input, and --overwrite
+# replaces only a checkpoint this tool wrote (it once deleted the model
+# given as --out, and turned an existing file into a directory).
+model_sum=$(cat "$work/model"/* | cksum)
+expect_error "--out is the model, with --overwrite" "is the input" \
+  "$gptq" quantize --model "$work/model" --out "$work/model" --overwrite --method rtn
+ln -s model "$work/model_link"
+expect_error "--out is a link to the model" "is the input" \
+  "$gptq" quantize --model "$work/model" --out "$work/model_link/" --overwrite --method rtn
+expect_error "--out inside the model" "lies inside the input" \
+  "$gptq" quantize --model "$work/model" --out "$work/model/q" --method rtn
+expect_error "--out is the calibration file" "is the input" \
+  "$gptq" quantize --model "$work/model" --out "$work/ids.txt" --overwrite \
+  --calib-ids "$work/ids.txt"
+echo "mine" >"$work/file.txt"
+expect_error "--out is a file, with --overwrite" "is not a checkpoint this tool wrote" \
+  "$gptq" quantize --model "$work/model" --out "$work/file.txt" --overwrite --method rtn
+mkdir -p "$work/mine" && echo "mine" >"$work/mine/notes.txt"
+expect_error "--out is a foreign directory, with --overwrite" "has no quantize_report.json" \
+  "$gptq" quantize --model "$work/model" --out "$work/mine" --overwrite --method rtn
+expect_error "logits --out inside the model" "lies inside the input" \
+  "$gptq" logits --model "$work/model" --ids "$work/one.txt" --out "$work/model/model.safetensors"
+expect_error "eval --json is the ids file" "is the input" \
+  "$gptq" eval --model "$work/model" --ids "$work/ids.txt" --json "$work/ids.txt"
+[ "$(cat "$work/model"/* | cksum)" = "$model_sum" ] && [ -f "$work/file.txt" ] \
+  && [ -f "$work/mine/notes.txt" ] && [ -s "$work/ids.txt" ] \
+  && pass "inputs and foreign files untouched" || fail "an input or a foreign file was changed"
+if "$gptq" quantize --model "$work/model" --out "$work/ck" --overwrite --method rtn --group 32 \
+     >"$work/q2.txt" 2>&1 && [ -f "$work/ck/quantize_report.json" ]; then
+  pass "--overwrite replaces a checkpoint of ours"
+else
+  fail "--overwrite of a checkpoint: $(cat "$work/q2.txt")"
+fi
 expect_error "unknown option" "unknown option --bitz" \
   "$gptq" quantize --model "$work/model" --out "$work/x" --bitz 4
 expect_error "missing --model" "--model is required" "$gptq" quantize --out "$work/x"

@@ -318,13 +318,16 @@ TEST_F(Pipeline, ExistingOutputIsKeptUnlessOverwriteAndThenReplacedWhole) {
   qo.base.group_size = 32;
   const QuantizeResult r = quantize_model(*dir, {}, qo, {});
   const std::string out = root_ + "/ck";
-  fs::create_directories(out);
+  write_gptq_checkpoint(*dir, r, qo, {}, out);
   std::ofstream(out + "/keep.txt") << "mine";
   try {
     write_gptq_checkpoint(*dir, r, qo, {}, out);
     FAIL() << "no error";
   } catch (const ToolError &e) {
-    EXPECT_NE(std::string(e.what()).find("already exists"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("already exists; choose another --out or pass "
+                                         "--overwrite"),
+              std::string::npos)
+        << e.what();
   }
   EXPECT_TRUE(path_exists(out + "/keep.txt"));
   CheckpointOptions co;
@@ -333,6 +336,63 @@ TEST_F(Pipeline, ExistingOutputIsKeptUnlessOverwriteAndThenReplacedWhole) {
   EXPECT_FALSE(path_exists(out + "/keep.txt"));
   EXPECT_TRUE(path_exists(out + "/model.safetensors"));
   EXPECT_EQ(stray_entries({"ck"}), std::vector<std::string>{});
+}
+
+// --overwrite once replaced whatever stood at the output: the model itself
+// (--out equal to --model), a directory of the user's, a file. Now only a
+// checkpoint this tool wrote is replaced, and no output may be, hold or sit
+// inside an input, however the path is spelled.
+TEST_F(Pipeline, OverwriteNeverReplacesInputsOrForeignFiles) {
+  auto dir = ModelDir::open(model_);
+  QuantizeOptions qo;
+  qo.method = QuantMethod::Rtn;
+  qo.base.group_size = 32;
+  const QuantizeResult r = quantize_model(*dir, {}, qo, {});
+  CheckpointOptions co;
+  co.overwrite = true;
+  const std::string calib = root_ + "/calib.txt";
+  std::ofstream(calib) << "text";
+  co.inputs = {calib};
+  fs::create_symlink(model_, root_ + "/link");
+  fs::create_directories(root_ + "/mine");
+  std::ofstream(root_ + "/mine/notes.txt") << "mine";
+  std::ofstream(root_ + "/file.txt") << "mine";
+  // A checkpoint of another tool: a config with quantization_config but not ours.
+  fs::create_directories(root_ + "/theirs");
+  std::ofstream(root_ + "/theirs/quantize_report.json") << "{}";
+  std::ofstream(root_ + "/theirs/config.json")
+      << R"({"quantization_config": {"quant_method": "gptq", "meta": {"quantizer": ["gptqmodel:4"]}}})";
+  const std::pair<std::string, std::string> cases[] = {
+      {model_, "is the input"},
+      {root_ + "/link", "is the input"},
+      {root_ + "/model/../model/", "is the input"},
+      {root_ + "/model/out", "lies inside the input"},
+      {root_ + "/link/out", "lies inside the input"},
+      {root_, "contains the input"},
+      {calib, "is the input"},
+      {root_ + "/mine", "is not a checkpoint this tool wrote (it has no quantize_report.json)"},
+      {root_ + "/file.txt", "(it is a file, not a directory)"},
+      {root_ + "/theirs", "does not name a GPTQ checkpoint written by libgptq"},
+  };
+  for (const auto &c : cases) {
+    try {
+      write_gptq_checkpoint(*dir, r, qo, co, c.first);
+      ADD_FAILURE() << c.first << ": no error";
+    } catch (const ToolError &e) {
+      EXPECT_NE(std::string(e.what()).find(c.second), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_TRUE(path_exists(model_ + "/model.safetensors"));
+  EXPECT_TRUE(path_exists(model_ + "/config.json"));
+  EXPECT_TRUE(path_exists(root_ + "/mine/notes.txt"));
+  EXPECT_TRUE(path_exists(root_ + "/file.txt"));
+  EXPECT_TRUE(path_exists(root_ + "/theirs/config.json"));
+  EXPECT_EQ(stray_entries({"calib.txt", "link", "mine", "file.txt", "theirs"}),
+            std::vector<std::string>{});
+  // A symbolic link to a checkpoint of ours is not replaced either.
+  write_gptq_checkpoint(*dir, r, qo, {}, root_ + "/ck");
+  fs::create_symlink(root_ + "/ck", root_ + "/cklink");
+  EXPECT_THROW(write_gptq_checkpoint(*dir, r, qo, co, root_ + "/cklink"), ToolError);
 }
 
 TEST_F(Pipeline, PlansThatCannotBeStoredFailBeforeAnyWork) {

@@ -10,6 +10,7 @@
 
 #include "file_util.h"
 #include "model_dir.h"
+#include "output_guard.h"
 #include "safetensors.h"
 
 namespace gptqtool {
@@ -129,9 +130,10 @@ void write_gptq_checkpoint(const ModelDir &source, const QuantizeResult &result,
     format = GPTQ_FORMAT_V2;
   }
   const fs::path out = fs::path(out_dir).lexically_normal();
-  if (path_exists(out.string()) && !options.overwrite) {
-    throw ToolError(out.string() + " already exists; choose another output or pass --overwrite");
-  }
+  std::vector<std::string> inputs = options.inputs;
+  inputs.push_back(source.path());
+  check_apart_from_inputs("output", out.string(), inputs);
+  check_checkpoint_output(out.string(), options.overwrite);
   auto check_interrupt = [&] {
     if (options.interrupted != nullptr && options.interrupted->load()) {
       throw ToolError("interrupted while writing the checkpoint; nothing was written");

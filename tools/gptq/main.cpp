@@ -22,6 +22,7 @@
 #include "interrupt.h"
 #include "llama_forward.h"
 #include "model_dir.h"
+#include "output_guard.h"
 #include "perplexity.h"
 #include "progress.h"
 #include "token_data.h"
@@ -66,7 +67,8 @@ const char kQuantizeUsage[] =
     "                      repeatable, later ones win. E.g. 'model.layers.0.*:bits=8'\n"
     "  --method M          gptq (default) or rtn (round-to-nearest, no calibration)\n"
     "  --format F          auto (default: v1 if symmetric, else v2), v1 or v2\n"
-    "  --overwrite         replace an existing --out directory\n"
+    "  --overwrite         replace an existing --out checkpoint written by gptq\n"
+    "                      (nothing else is ever replaced)\n"
     "  --threads N         threads for the library's loops (default: all cores)\n"
     "  --quiet             no per-layer lines\n";
 
@@ -147,9 +149,14 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   } else {
     throw ToolError("--format must be auto, v1 or v2, not '" + format + "'");
   }
-  if (path_exists(out_path) && !co.overwrite) {
-    throw ToolError(out_path + " already exists; choose another --out or pass --overwrite");
-  }
+  // Before any work: the output must leave every input alone, and only a
+  // checkpoint of ours may be replaced.
+  co.inputs = args.all("calib");
+  for (const std::string &f : args.all("calib-ids")) co.inputs.push_back(f);
+  std::vector<std::string> inputs = co.inputs;
+  inputs.push_back(model_path);
+  check_apart_from_inputs("--out", out_path, inputs);
+  check_checkpoint_output(out_path, co.overwrite);
 
   auto dir = ModelDir::open(model_path);
   check_llama_tensors(*dir);
@@ -283,6 +290,14 @@ int cmd_eval(int argc, char **argv, const std::atomic<bool> *interrupted) {
                 "threads"},
                {"no-rtn"});
   const std::string model_path = args.required("model");
+  if (args.has("json")) {
+    std::vector<std::string> inputs = args.all("quantized");
+    inputs.push_back(model_path);
+    for (const char *f : {"text", "ids"}) {
+      if (args.has(f)) inputs.push_back(args.get(f, ""));
+    }
+    check_apart_from_inputs("--json", args.get("json", ""), inputs);
+  }
   auto original = ModelDir::open(model_path);
   check_llama_tensors(*original);
   if (is_gptq_checkpoint(*original)) {
@@ -399,6 +414,9 @@ int cmd_logits(int argc, char **argv) {
   CliArgs args(argc, argv, 2, {"model", "ids", "text", "out"}, {});
   const std::string model_path = args.required("model");
   const std::string out_path = args.required("out");
+  std::vector<std::string> inputs{model_path};
+  if (args.has("ids")) inputs.push_back(args.get("ids", ""));
+  check_apart_from_inputs("--out", out_path, inputs);
   auto dir = ModelDir::open(model_path);
   check_llama_tensors(*dir);
   std::vector<int32_t> ids;
