@@ -128,5 +128,15 @@ expect_error "truncated safetensors" "truncated" \
   "$gptq" quantize --model "$work/trunc" --out "$work/x" --calib-ids "$work/ids.txt"
 [ ! -e "$work/x" ] && pass "no output after errors" || fail "output left after errors"
 
+# A file-size limit (ulimit -f, in KiB) reached while writing: SIGXFSZ once
+# killed the run silently and left its temporary directory behind.
+limited() { (ulimit -f "$1" && shift && exec "$@"); }
+expect_error "checkpoint beyond the file-size limit" "File too large" \
+  limited 16 "$gptq" quantize --model "$work/model" --out "$work/big" --method rtn --group 32
+expect_error "logits beyond the file-size limit" "File too large" \
+  limited 4 "$gptq" logits --model "$work/model" --ids "$work/one.txt" --out "$work/big.npy"
+[ ! -e "$work/big" ] && [ ! -e "$work/big.npy" ] && [ -z "$(find "$work" -name '.*tmp*')" ] \
+  && pass "nothing left by writes beyond the limit" || fail "files left: $(ls -a "$work")"
+
 echo "$fails failed"
 [ "$fails" -eq 0 ]

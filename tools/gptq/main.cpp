@@ -388,7 +388,7 @@ int cmd_eval(int argc, char **argv, const std::atomic<bool> *interrupted) {
   if (args.has("json")) {
     nlohmann::json doc{{"text", text_name}, {"tokens", stream.size()},
                        {"context", po.context}, {"stride", po.stride}, {"rows", out}};
-    write_file_synced(args.get("json", ""), doc.dump(2) + "\n");
+    write_file_replacing(args.get("json", ""), doc.dump(2) + "\n");
   }
   return 0;
 }
@@ -407,7 +407,7 @@ void write_npy_f32(const std::string &path, const std::vector<float> &data, int6
   blob += static_cast<char>(header.size() >> 8);
   blob += header;
   blob.append(reinterpret_cast<const char *>(data.data()), data.size() * sizeof(float));
-  write_file_synced(path, blob);
+  write_file_replacing(path, blob);
 }
 
 int cmd_logits(int argc, char **argv) {
