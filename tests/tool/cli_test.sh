@@ -138,5 +138,39 @@ expect_error "logits beyond the file-size limit" "File too large" \
 [ ! -e "$work/big" ] && [ ! -e "$work/big.npy" ] && [ -z "$(find "$work" -name '.*tmp*')" ] \
   && pass "nothing left by writes beyond the limit" || fail "files left: $(ls -a "$work")"
 
+# One SIGTERM stops every phase at its next check, with exit status 143 and
+# nothing left (tokenizing, loading and logits never checked). The command
+# reads its input from a FIFO: the signal is sent once the tool has opened
+# it (its handler is then in place), and the input follows.
+#   term_test NAME INPUT_FILE OUTPUT COMMAND... (the command reads $work/fifo)
+term_test() {
+  local name=$1 input=$2 output=$3 rc=0 pid
+  shift 3
+  rm -f "$work/fifo"
+  mkfifo "$work/fifo"
+  "$@" >"$work/out.txt" 2>"$work/err.txt" &
+  pid=$!
+  timeout 60 sh -c 'exec 3>"$1" && kill -TERM "$2" && cat "$3" >&3' _ "$work/fifo" "$pid" \
+    "$input" || true
+  wait "$pid" || rc=$?
+  if [ "$rc" -eq 143 ] && [ ! -e "$output" ] && [ -z "$(find "$work" -name '.*tmp*')" ]; then
+    pass "$name"
+  else
+    fail "$name (exit $rc; stderr: $(cat "$work/err.txt"))"
+  fi
+}
+mkdir -p "$work/tmodel"
+cp "$work/model/config.json" "$work/model/model.safetensors" "$work/tmodel/"
+cp "$(dirname "$0")/data/tokenizer/smollm2.json" "$work/tmodel/tokenizer.json"
+for i in $(seq 1 200); do echo "Line $i of a calibration text, with some words in it."; done \
+  >"$work/text.txt"
+term_test "SIGTERM while tokenizing" "$work/text.txt" "$work/t1" \
+  "$gptq" quantize --model "$work/tmodel" --out "$work/t1" --calib "$work/fifo" \
+  --samples 1 --seqlen 16
+term_test "SIGTERM before logits load the model" "$work/one.txt" "$work/t2.npy" \
+  "$gptq" logits --model "$work/model" --ids "$work/fifo" --out "$work/t2.npy"
+term_test "SIGTERM before eval loads the model" "$work/ids.txt" "$work/t3.json" \
+  "$gptq" eval --model "$work/model" --ids "$work/fifo" --ctx 32 --json "$work/t3.json"
+
 echo "$fails failed"
 [ "$fails" -eq 0 ]

@@ -15,9 +15,12 @@
 #include "checkpoint_reader.h"
 #include "checkpoint_writer.h"
 #include "file_util.h"
+#include "interrupt.h"
 #include "llama_forward.h"
 #include "model_dir.h"
 #include "quantize_model.h"
+#include "safetensors.h"
+#include "token_data.h"
 #include "tiny_model.h"
 
 using namespace gptqtool;
@@ -534,6 +537,47 @@ TEST_F(Pipeline, HostileDynamicRulesAreRefusedOrMatchedQuickly) {
     }
   }
   EXPECT_EQ(load_model(*ck).blocks.size(), static_cast<size_t>(spec_.layers));
+}
+
+// One SIGINT or SIGTERM must stop every long phase at its next check:
+// loading a model, each block of a forward pass, reading id files,
+// decompressing, and each tensor written (some never checked).
+TEST_F(Pipeline, EveryLongPhaseStopsOnceASignalAsks) {
+  struct ClearFlag {
+    ~ClearFlag() { set_interrupted_for_testing(false); }
+  } clear;
+  auto dir = ModelDir::open(model_);
+  const LlamaModel model = load_model(*dir);
+  QuantizeOptions qo;
+  qo.method = QuantMethod::Rtn;
+  qo.base.group_size = 32;
+  const QuantizeResult r = quantize_model(*dir, {}, qo, {});
+  std::string ids_text;
+  for (int i = 0; i < 70000; ++i) ids_text += "1 2 3\n";
+  write_file_synced(root_ + "/ids.txt", ids_text);
+  set_interrupted_for_testing(true);
+  auto stops = [](const char *what, const std::function<void()> &phase) {
+    try {
+      phase();
+      ADD_FAILURE() << what << " ran to its end";
+    } catch (const ToolError &e) {
+      EXPECT_EQ(std::string(e.what()).rfind("interrupted", 0), 0u) << what << ": " << e.what();
+    }
+  };
+  stops("load_model", [&] { load_model(*dir); });
+  stops("model_logits", [&] {
+    SequenceBatch batch;
+    batch.add(3);
+    model_logits(model, Rope(model.config, 3), {1, 2, 3}, batch);
+  });
+  stops("read_id_file", [&] { read_id_file(root_ + "/ids.txt", spec_.vocab); });
+  stops("write_gptq_checkpoint", [&] { write_gptq_checkpoint(*dir, r, qo, {}, root_ + "/ck"); });
+  stops("SafetensorsWriter::write", [&] {
+    SafetensorsWriter w;
+    w.add("t", TensorDType::F32, {1}, {0, 0, 0, 0});
+    w.write(root_ + "/t.safetensors");
+  });
+  EXPECT_EQ(stray_entries({"ids.txt"}), std::vector<std::string>{});
 }
 
 TEST(QuantSpec, GlobsAndRegexes) {

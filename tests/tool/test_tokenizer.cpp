@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <zlib.h>
 
+#include "interrupt.h"
 #include "token_data.h"
 #include "tokenizer.h"
 #include "tool_error.h"
@@ -386,4 +387,26 @@ TEST(TextFiles, GzipIsCheckedByMagicAndEndState) {
             std::string::npos);
   EXPECT_NE(error_of("plain.txt.gz", text).find("not a gzip file"), std::string::npos);
   EXPECT_NE(error_of("packed.txt", packed).find("is not named .gz"), std::string::npos);
+}
+
+// Tokenizing and decompressing a long text stop once a signal asks (they
+// never checked).
+TEST(TextFiles, TokenizingAndDecompressingStopOnASignal) {
+  struct ClearFlag {
+    ~ClearFlag() { gptqtool::set_interrupted_for_testing(false); }
+  } clear;
+  const auto tok = Tokenizer::from_file(kDir + "smollm2.json");
+  const std::string text = "A few words of text.\n";
+  const std::string plain = gz::write("signal.txt", text);
+  const std::string packed = gz::write("signal.txt.gz", gz::compress(text));
+  gptqtool::set_interrupted_for_testing(true);
+  for (const std::string &path : {plain, packed}) {
+    try {
+      gptqtool::tokenize_text_file(*tok, path);
+      ADD_FAILURE() << path << " was read to its end";
+    } catch (const ToolError &e) {
+      EXPECT_STREQ(e.what(), "interrupted") << path;
+    }
+  }
+  EXPECT_THROW(tok->encode(text), ToolError);
 }

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "file_util.h"
+#include "interrupt.h"
 #include "model_dir.h"
 #include "output_guard.h"
 #include "safetensors.h"
@@ -135,7 +136,8 @@ void write_gptq_checkpoint(const ModelDir &source, const QuantizeResult &result,
   check_apart_from_inputs("output", out.string(), inputs);
   check_checkpoint_output(out.string(), options.overwrite);
   auto check_interrupt = [&] {
-    if (options.interrupted != nullptr && options.interrupted->load()) {
+    if ((options.interrupted != nullptr && options.interrupted->load()) ||
+        interrupt_requested()) {
       throw ToolError("interrupted while writing the checkpoint; nothing was written");
     }
   };

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <vector>
 
+#include "interrupt.h"
 #include "tool_error.h"
 
 namespace gptqtool {
@@ -118,6 +119,7 @@ void copy_file_synced(const std::string &src, const std::string &dst) {
         throw ToolError("cannot read " + src + ": " + errno_text());
       }
       if (n == 0) break;
+      throw_if_interrupted();
       write_all(out, buf.data(), static_cast<size_t>(n), dst);
     }
     if (::fsync(out) != 0) throw ToolError("cannot sync " + dst + ": " + errno_text());

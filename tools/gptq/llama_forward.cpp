@@ -5,6 +5,7 @@
 #include <string>
 
 #include "checked_size.h"
+#include "interrupt.h"
 #include "parallel.h"
 #include "vector_math.h"
 
@@ -165,7 +166,10 @@ std::vector<float> final_hidden(const LlamaModel &model, const Rope &rope,
                                 const std::vector<int32_t> &ids, const SequenceBatch &batch) {
   const LlamaConfig &c = model.config;
   std::vector<float> h = embed_tokens(model, ids);
-  for (const LlamaBlock &block : model.blocks) block_forward(c, rope, block, batch, h.data());
+  for (const LlamaBlock &block : model.blocks) {
+    throw_if_interrupted();
+    block_forward(c, rope, block, batch, h.data());
+  }
   std::vector<float> x(h.size());
   rms_norm(h.data(), model.final_norm, batch.tokens(), c.hidden_size, c.rms_norm_eps,
            x.data());

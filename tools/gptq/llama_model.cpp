@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "checkpoint_reader.h"
+#include "interrupt.h"
 #include "model_dir.h"
 
 namespace gptqtool {
@@ -143,6 +144,7 @@ LlamaModel load_model(const ModelDir &dir) {
   }
   model.blocks.reserve(static_cast<size_t>(c.num_hidden_layers));
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    throw_if_interrupted();
     model.blocks.push_back(load_block(dir, i, quantized ? &qcfg : nullptr));
   }
   return model;

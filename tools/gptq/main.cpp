@@ -7,6 +7,7 @@
 //   gptq logits    --model DIR --ids FILE --out FILE.npy
 //
 // Run `gptq <command> --help` for the options.
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -267,6 +268,7 @@ LlamaModel rtn_model(const ModelDir &original, const GptqCheckpointConfig &q, in
       const std::string name = linear_name(b, slot);
       const LayerQuantSpec spec = checkpoint_spec_for(q, name);
       if (spec.skip) continue;
+      throw_if_interrupted();
       Linear &layer = block_linear(m.blocks[static_cast<size_t>(b)], slot);
       auto qt = quantize_rtn(layer.weight(), layer.out_features(), layer.in_features(), spec,
                              threads, nullptr);
@@ -474,7 +476,10 @@ int main(int argc, char **argv) {
   } catch (const ToolError &e) {
     std::fflush(stdout);
     std::fprintf(stderr, "gptq %s: error: %s\n", command.c_str(), e.what());
-    return interrupted->load() ? 130 : 1;
+    // Stopped by a signal: 128 + its number, as a shell reports it (130
+    // for SIGINT, 143 for SIGTERM).
+    if (interrupted->load()) return 128 + (interrupt_signal() != 0 ? interrupt_signal() : SIGINT);
+    return 1;
   } catch (const std::bad_alloc &) {
     std::fprintf(stderr, "gptq %s: error: out of memory\n", command.c_str());
     return 1;

@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "interrupt.h"
 #include "json_number.h"
 #include "tool_error.h"
 
@@ -434,6 +435,11 @@ void SafetensorsWriter::write(const std::string &path) const {
     fail("write failed", errno, true);
   }
   for (const auto &t : tensors_) {
+    if (interrupt_requested()) {  // a model's file takes a while; stop between tensors
+      ::close(fd);
+      if (regular) ::unlink(path.c_str());
+      throw ToolError("interrupted");
+    }
     if (!write_all(fd, t.bytes.data(), t.bytes.size())) fail("write failed", errno, true);
   }
   // A quantized model that is reported written must survive a crash.

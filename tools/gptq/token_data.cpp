@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "file_util.h"
+#include "interrupt.h"
 #include "tokenizer.h"
 #include "tool_error.h"
 
@@ -19,7 +20,7 @@ std::vector<int32_t> read_id_file(const std::string &path, int64_t vocab_size) {
   while (i < text.size()) {
     const char ch = text[i];
     if (ch == '\n') {
-      ++line;
+      if (++line % 65536 == 0) throw_if_interrupted();
       ++i;
     } else if (ch == ' ' || ch == '\t' || ch == '\r' || ch == ',') {
       ++i;
@@ -93,6 +94,7 @@ std::string gunzip(const std::string &path, const std::string &data) {
                         std::string(zs.msg != nullptr ? zs.msg : "zlib error " + std::to_string(ret)) +
                         ")");
       }
+      throw_if_interrupted();
     }
     const size_t rest = zs.avail_in + (data.size() - pos);
     if (rest == 0) return out;

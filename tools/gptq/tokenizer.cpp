@@ -37,6 +37,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "interrupt.h"
 #include "tokenizer_added_tokens.h"
 #include "tokenizer_bpe.h"
 #include "tokenizer_decoder.h"
@@ -135,7 +136,10 @@ struct Tokenizer::Impl {
       p.apply(pieces, &next);
       pieces.swap(next);
     }
-    for (const Piece &p : pieces) encode_piece(p.text, out);
+    for (size_t k = 0; k < pieces.size(); ++k) {
+      if (k % 4096 == 0) throw_if_interrupted();
+      encode_piece(pieces[k].text, out);
+    }
   }
 };
 
