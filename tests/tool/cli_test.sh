@@ -138,6 +138,20 @@ expect_error "logits beyond the file-size limit" "File too large" \
 [ ! -e "$work/big" ] && [ ! -e "$work/big.npy" ] && [ -z "$(find "$work" -name '.*tmp*')" ] \
   && pass "nothing left by writes beyond the limit" || fail "files left: $(ls -a "$work")"
 
+# The checkpoint's directory and files get the permissions the umask allows
+# (the directory was 0700 whatever the umask).
+for mask in 022 077 002; do
+  (umask "$mask" && exec "$gptq" quantize --model "$work/model" --out "$work/u$mask" \
+     --method rtn --group 32 >/dev/null 2>&1)
+  want_dir=$(printf '%o' $((0777 & ~0$mask)))
+  want_file=$(printf '%o' $((0666 & ~0$mask)))
+  got_dir=$(stat -c %a "$work/u$mask" 2>/dev/null || echo none)
+  got_files=$(stat -c %a "$work/u$mask"/* 2>/dev/null | sort -u | tr '\n' ' ')
+  [ "$got_dir" = "$want_dir" ] && [ "$got_files" = "$want_file " ] \
+    && pass "umask $mask: directory $got_dir, files $got_files" \
+    || fail "umask $mask: directory $got_dir (want $want_dir), files $got_files (want $want_file)"
+done
+
 # One SIGTERM stops every phase at its next check, with exit status 143 and
 # nothing left (tokenizing, loading and logits never checked). The command
 # reads its input from a FIFO: the signal is sent once the tool has opened

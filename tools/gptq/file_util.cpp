@@ -37,7 +37,7 @@ void write_all(int fd, const char *data, size_t size, const std::string &path) {
 }  // namespace
 
 void write_file_synced(const std::string &path, const std::string &content) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (fd < 0) throw ToolError("cannot create " + path + ": " + errno_text());
   try {
     write_all(fd, content.data(), content.size(), path);
@@ -105,7 +105,7 @@ void write_file_replacing(const std::string &path, const std::string &content) {
 void copy_file_synced(const std::string &src, const std::string &dst) {
   const int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
   if (in < 0) throw ToolError("cannot open " + src + ": " + errno_text());
-  const int out = ::open(dst.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int out = ::open(dst.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (out < 0) {
     ::close(in);
     throw ToolError("cannot create " + dst + ": " + errno_text());
@@ -170,6 +170,13 @@ std::string make_sibling_temp_dir(const std::string &target) {
   if (::mkdtemp(buf.data()) == nullptr) {
     throw ToolError("cannot create a temporary directory in " + parent.string() + ": " +
                     errno_text());
+  }
+  // mkdtemp makes it 0700; renamed into place it becomes the user's
+  // directory, so it gets what mkdir would have given it.
+  if (::chmod(buf.data(), static_cast<mode_t>(0777 & ~current_umask())) != 0) {
+    const std::string why = errno_text();
+    ::rmdir(buf.data());
+    throw ToolError("cannot set the permissions of " + std::string(buf.data()) + ": " + why);
   }
   return std::string(buf.data());
 }

@@ -22,7 +22,9 @@ std::string read_text_file(const std::string &path);
 bool path_exists(const std::string &path);
 // Removes a file or a directory tree; errors ignored (used for clean-up).
 void remove_tree_quietly(const std::string &path);
-// Creates a fresh directory beside `target` named ".<basename>.tmp-XXXXXX".
+// Creates a fresh directory beside `target` named ".<basename>.tmp-XXXXXX",
+// with the permissions mkdir gives under the umask (0777 & ~umask). Files
+// the helpers above create get 0666 & ~umask, as open() gives.
 std::string make_sibling_temp_dir(const std::string &target);
 
 }  // namespace gptqtool

@@ -419,7 +419,7 @@ void SafetensorsWriter::write(const std::string &path) const {
   uint64_t len = text.size();
   for (int i = 0; i < 8; ++i) len_bytes[i] = static_cast<uint8_t>(len >> (8 * i));
 
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (fd < 0) throw ToolError(path + ": cannot create: " + std::strerror(errno));
   // Only a regular file is ours to remove on failure (or to fsync): an
   // output of /dev/null must not unlink /dev/null.
