@@ -120,6 +120,15 @@ expect_error "eval of a checkpoint as original" "is a GPTQ checkpoint" \
 expect_error "logits longer than the model's positions" "max_position_embeddings" \
   "$gptq" logits --model "$work/model" --ids "$work/ids.txt" --out "$work/l2.npy"
 expect_error "unknown command" "unknown command" "$gptq" frobnicate
+# A config naming fewer layers than the weights hold (it quantized a
+# smaller model and exited 0).
+mkdir -p "$work/fewer"
+cp "$work/model/model.safetensors" "$work/fewer/"
+sed 's/"num_hidden_layers": 2/"num_hidden_layers": 1/' "$work/model/config.json" \
+  >"$work/fewer/config.json"
+expect_error "config with fewer layers than the weights" \
+  "num_hidden_layers is 1 but the weights hold layer 1" \
+  "$gptq" quantize --model "$work/fewer" --out "$work/x" --method rtn --group 32
 # A truncated model file.
 mkdir -p "$work/trunc"
 cp "$work/model/config.json" "$work/trunc/"

@@ -566,6 +566,45 @@ TEST(ModelDir, CheckFindsMissingAndMisshapenTensors) {
   }
 }
 
+// Weights the config does not account for are refused, not dropped: a
+// config naming fewer layers than the files hold was quantized (and exited
+// 0) as a smaller model.
+TEST(ModelDir, CheckRefusesTensorsTheConfigDoesNotUse) {
+  {
+    TempDir dir;
+    json one_layer = tiny_config();
+    one_layer["num_hidden_layers"] = 1;
+    write_single(dir, one_layer);
+    const std::string m = check_error(dir);
+    EXPECT_HAS(m, "tensor model.layers.1.input_layernorm.weight is not used: config.json's "
+                  "num_hidden_layers is 1 but the weights hold layer 1 (8 more unused tensors)");
+  }
+  {
+    TempDir dir;  // a bias the config does not give (attention_bias false)
+    auto tensors = tiny_tensors();
+    tensors.push_back({"model.layers.0.self_attn.q_proj.bias", {8}});
+    write_single(dir, tiny_config(), tensors);
+    EXPECT_HAS(check_error(dir), "tensor model.layers.0.self_attn.q_proj.bias is not used: it is "
+                                 "not part of a LlamaForCausalLM as config.json describes it "
+                                 "(config.json gives this layer no bias)");
+  }
+  {
+    TempDir dir;  // anything else
+    auto tensors = tiny_tensors();
+    tensors.push_back({"model.layers.0.self_attn.q_norm.weight", {4}});
+    write_single(dir, tiny_config(), tensors);
+    EXPECT_HAS(check_error(dir), "tensor model.layers.0.self_attn.q_norm.weight is not used");
+  }
+  {
+    TempDir dir;  // RoPE buffers of older transformers are recomputed, not refused
+    auto tensors = tiny_tensors();
+    tensors.push_back({"model.layers.0.self_attn.rotary_emb.inv_freq", {2}});
+    tensors.push_back({"model.layers.1.self_attn.rotary_emb.inv_freq", {2}});
+    write_single(dir, tiny_config(), tensors);
+    EXPECT_EQ(check_error(dir), "");
+  }
+}
+
 TEST(ModelDir, CheckAcceptsQuantizedLinears) {
   TempDir dir;
   auto tensors = tiny_tensors();
