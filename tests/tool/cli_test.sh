@@ -106,8 +106,33 @@ expect_error "no calibration" "needs calibration data" \
   "$gptq" quantize --model "$work/model" --out "$work/x"
 expect_error "bad bits" "--bits needs an integer in [2, 8]" \
   "$gptq" quantize --model "$work/model" --out "$work/x" --bits 9 --calib-ids "$work/ids.txt"
-expect_error "unstorable bits" "2, 3, 4 and 8" \
+expect_error "unstorable bits, one global line" \
+  "--bits 5: 5-bit weights cannot be written: GPTQ checkpoints store 2, 3, 4 and 8 bits only" \
   "$gptq" quantize --model "$work/model" --out "$work/x" --bits 5 --calib-ids "$work/ids.txt"
+grep -q "q_proj" "$work/err.txt" && fail "--bits 5 blamed on a layer" || pass "--bits 5 names no layer"
+expect_error "override matching no layer" "the pattern 'model.layer.0.*' matches no layer" \
+  "$gptq" quantize --model "$work/model" --out "$work/x" --calib-ids "$work/ids.txt" \
+  --override 'model.layer.0.*:bits=8'
+expect_error "static groups without act-order" "--static-groups has no effect without --act-order" \
+  "$gptq" quantize --model "$work/model" --out "$work/x" --calib-ids "$work/ids.txt" --static-groups
+expect_error "calibration with --method rtn" \
+  "--calib-ids is calibration, which --method rtn does not use" \
+  "$gptq" quantize --model "$work/model" --out "$work/x" --calib-ids "$work/ids.txt" --method rtn
+expect_error "--seqlen with --method rtn" "--seqlen is calibration" \
+  "$gptq" quantize --model "$work/model" --out "$work/x" --seqlen 64 --method rtn
+# eval checks every input before evaluating anything (a bad --quantized
+# path was found only after the original's evaluation).
+expect_error "eval of a missing checkpoint" "does not exist" \
+  "$gptq" eval --model "$work/model" --quantized "$work/ck" --quantized "$work/nothing" \
+  --ids "$work/ids.txt" --ctx 32
+grep -q "perplexity on" "$work/out.txt" && fail "eval ran before checking --quantized" \
+  || pass "eval checks --quantized before evaluating"
+"$make_model" "$work/qwen" qwen2
+"$gptq" quantize --model "$work/qwen" --out "$work/qwen_ck" --method rtn --group 32 >/dev/null
+expect_error "eval of another model's checkpoint" "is not a checkpoint of --model" \
+  "$gptq" eval --model "$work/model" --quantized "$work/qwen_ck" --ids "$work/ids.txt" --ctx 32
+grep -q "perplexity on" "$work/out.txt" && fail "eval ran before comparing the models" \
+  || pass "eval compares the models first"
 expect_error "unsupported architecture" "GPT2LMHeadModel" \
   "$gptq" quantize --model "$work/gpt2" --out "$work/x" --calib-ids "$work/ids.txt"
 expect_error "missing model" "does not exist" \

@@ -401,16 +401,55 @@ TEST_F(Pipeline, OverwriteNeverReplacesInputsOrForeignFiles) {
 TEST_F(Pipeline, PlansThatCannotBeStoredFailBeforeAnyWork) {
   auto dir = ModelDir::open(model_);
   QuantizeOptions qo;
+  auto plan_error = [&](const QuantizeOptions &o) {
+    try {
+      validate_plan(*dir, o);
+    } catch (const ToolError &e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  // A width the checkpoint layout cannot hold is a global refusal, not a
+  // complaint about the first layer.
   qo.base.bits = 5;
-  try {
-    validate_plan(*dir, qo);
-    FAIL() << "no error";
-  } catch (const ToolError &e) {
-    const std::string m = e.what();
-    EXPECT_NE(m.find("model.layers.0.self_attn.q_proj"), std::string::npos) << m;
-    EXPECT_NE(m.find("2, 3, 4 and 8"), std::string::npos) << m;
-  }
+  std::string m = plan_error(qo);
+  EXPECT_EQ(m.rfind("--bits 5: 5-bit weights cannot be written: GPTQ checkpoints store 2, 3, 4 "
+                    "and 8 bits only",
+                    0),
+            0u)
+      << m;
+  EXPECT_EQ(m.find("q_proj"), std::string::npos) << m;
   qo.base.bits = 4;
+  qo.overrides = {parse_override("*.o_proj:bits=6")};
+  m = plan_error(qo);
+  EXPECT_NE(m.find("--override '*.o_proj:bits=6': 6-bit weights cannot be written"),
+            std::string::npos)
+      << m;
+  // An override that matches nothing was silently ignored.
+  qo.overrides = {parse_override("*.down_proj:bits=8"), parse_override("model.layer.0.*:skip")};
+  m = plan_error(qo);
+  EXPECT_NE(m.find("--override 'model.layer.0.*:skip': the pattern 'model.layer.0.*' matches no "
+                   "layer (names look like model.layers.0.self_attn.q_proj or "
+                   "model.layers.0.mlp.down_proj; lm_head only with --quantize-lm-head)"),
+            std::string::npos)
+      << m;
+  qo.overrides = {parse_override("lm_head:bits=8")};
+  EXPECT_NE(plan_error(qo).find("matches no layer"), std::string::npos);
+  qo.quantize_lm_head = true;
+  EXPECT_EQ(plan_error(qo), "no error");
+  qo.quantize_lm_head = false;
+  qo.overrides.clear();
+  // Static groups without act-order anywhere do nothing.
+  qo.base.static_groups = true;
+  m = plan_error(qo);
+  EXPECT_EQ(m.rfind("--static-groups has no effect without --act-order", 0), 0u) << m;
+  qo.overrides = {parse_override("*.q_proj:act-order=1")};
+  EXPECT_EQ(plan_error(qo), "no error");
+  qo.base.act_order = true;
+  qo.overrides.clear();
+  EXPECT_EQ(plan_error(qo), "no error");
+  qo.base.act_order = false;
+  qo.base.static_groups = false;
   qo.overrides.push_back(parse_override("*.o_proj:group=0"));
   EXPECT_THROW(validate_plan(*dir, qo), ToolError);
   EXPECT_THROW(parse_override("no-colon"), ToolError);

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "json_number.h"
+#include "llama_model.h"
 #include "model_dir.h"
 #include "safetensors.h"
 
@@ -155,6 +156,34 @@ const uint8_t *checked(const ModelDir &dir, const std::string &name, TensorDType
   return dir.file_of(name).data(t);
 }
 
+// The settings and tensor sizes of quantized layer `name`, its tensors'
+// dtypes and shapes checked.
+struct QuantizedLayer {
+  LayerQuantSpec spec;
+  gptq_checkpoint_sizes sz;
+  bool has_g_idx = false;
+};
+
+QuantizedLayer checked_layer(const ModelDir &dir, const GptqCheckpointConfig &cfg,
+                             const std::string &name, int64_t out, int64_t in) {
+  QuantizedLayer l;
+  l.spec = checkpoint_spec_for(cfg, name);
+  if (l.spec.skip) {
+    throw ToolError(name + " has a qweight but the checkpoint's dynamic rules say it is skipped");
+  }
+  validate_spec(l.spec, name);
+  check_status(gptq_checkpoint_sizes_for(out, in, l.spec.bits, l.spec.group_size, &l.sz),
+               name + " (" + std::to_string(l.spec.bits) + "-bit, group " +
+                   std::to_string(l.spec.group_size) + ")");
+  const gptq_checkpoint_sizes &sz = l.sz;
+  checked(dir, name + ".qweight", TensorDType::I32, {sz.qweight_rows, sz.qweight_cols});
+  checked(dir, name + ".qzeros", TensorDType::I32, {sz.qzeros_rows, sz.qzeros_cols});
+  checked(dir, name + ".scales", TensorDType::F16, {sz.scales_rows, sz.scales_cols});
+  l.has_g_idx = dir.has(name + ".g_idx");
+  if (l.has_g_idx) checked(dir, name + ".g_idx", TensorDType::I32, {sz.g_idx_len});
+  return l;
+}
+
 template <typename T>
 std::vector<T> copy_as(const uint8_t *bytes, int64_t count) {
   std::vector<T> out(static_cast<size_t>(count));
@@ -168,15 +197,9 @@ std::shared_ptr<gptq_qtensor> load_quantized_linear(const ModelDir &dir,
                                                     const GptqCheckpointConfig &cfg,
                                                     const std::string &name, int64_t out,
                                                     int64_t in) {
-  const LayerQuantSpec spec = checkpoint_spec_for(cfg, name);
-  if (spec.skip) {
-    throw ToolError(name + " has a qweight but the checkpoint's dynamic rules say it is skipped");
-  }
-  validate_spec(spec, name);
-  gptq_checkpoint_sizes sz;
-  check_status(gptq_checkpoint_sizes_for(out, in, spec.bits, spec.group_size, &sz),
-               name + " (" + std::to_string(spec.bits) + "-bit, group " +
-                   std::to_string(spec.group_size) + ")");
+  const QuantizedLayer layer = checked_layer(dir, cfg, name, out, in);
+  const LayerQuantSpec &spec = layer.spec;
+  const gptq_checkpoint_sizes &sz = layer.sz;
   auto qweight = copy_as<int32_t>(
       checked(dir, name + ".qweight", TensorDType::I32, {sz.qweight_rows, sz.qweight_cols}),
       sz.qweight_rows * sz.qweight_cols);
@@ -187,7 +210,7 @@ std::shared_ptr<gptq_qtensor> load_quantized_linear(const ModelDir &dir,
       checked(dir, name + ".scales", TensorDType::F16, {sz.scales_rows, sz.scales_cols}),
       sz.scales_rows * sz.scales_cols);
   std::vector<int32_t> g_idx;
-  if (dir.has(name + ".g_idx")) {
+  if (layer.has_g_idx) {
     g_idx = copy_as<int32_t>(checked(dir, name + ".g_idx", TensorDType::I32, {sz.g_idx_len}),
                              sz.g_idx_len);
   }
@@ -204,6 +227,21 @@ std::shared_ptr<gptq_qtensor> load_quantized_linear(const ModelDir &dir,
   check_status(gptq_qtensor_import(out, in, spec.bits, spec.group_size, cfg.format, &t, &q),
                "importing " + name);
   return std::shared_ptr<gptq_qtensor>(q, QTensorDeleter());
+}
+
+void check_gptq_tensors(const ModelDir &dir, const GptqCheckpointConfig &cfg) {
+  const LlamaConfig &c = dir.config();
+  for (int64_t b = 0; b < c.num_hidden_layers; ++b) {
+    for (int s = 0; s < kLinearSlots; ++s) {
+      const auto slot = static_cast<LinearSlot>(s);
+      const std::string name = linear_name(b, slot);
+      if (!dir.has(name + ".qweight")) continue;
+      int64_t out = 0, in = 0;
+      slot_shape(c, slot, &out, &in);
+      checked_layer(dir, cfg, name, out, in);
+    }
+  }
+  if (dir.has("lm_head.qweight")) checked_layer(dir, cfg, "lm_head", c.vocab_size, c.hidden_size);
 }
 
 }  // namespace gptqtool

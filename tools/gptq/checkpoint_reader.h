@@ -35,6 +35,11 @@ GptqCheckpointConfig read_gptq_checkpoint_config(const ModelDir &dir);
 // The settings the checkpoint declares for one layer (dynamic rules applied).
 LayerQuantSpec checkpoint_spec_for(const GptqCheckpointConfig &cfg, const std::string &layer);
 
+// Checks, from the headers alone, that every layer stored as qweight has the
+// tensors its declared settings imply (dtypes and shapes), so that a broken
+// checkpoint is refused before any long work. Throws ToolError.
+void check_gptq_tensors(const ModelDir &dir, const GptqCheckpointConfig &cfg);
+
 // Import `<name>.qweight/.qzeros/.scales/.g_idx` of a [out, in] layer, checking
 // dtypes and shapes against the declared bits and group size.
 std::shared_ptr<gptq_qtensor> load_quantized_linear(const ModelDir &dir,

@@ -53,11 +53,11 @@ const char kQuantizeUsage[] =
     "  --calib-ids FILE    pre-tokenized calibration ids (whitespace separated); repeatable\n"
     "  --samples N         calibration sequences (default 128)\n"
     "  --seqlen N          tokens per calibration sequence (default 512)\n"
-    "  --bits N            2, 3, 4 or 8 (default 4)\n"
+    "  --bits N            2, 3, 4 or 8 (default 4; GPTQ checkpoints hold no other)\n"
     "  --group N           columns per group, -1 for one group (default 128)\n"
     "  --asym              asymmetric quantization (default symmetric)\n"
     "  --act-order         quantize columns by descending Hessian diagonal (desc_act)\n"
-    "  --static-groups     group parameters fixed before the loop (with --act-order)\n"
+    "  --static-groups     group parameters fixed before the loop (needs --act-order)\n"
     "  --damp F            damping as a fraction of mean(diag H) (default 0.01)\n"
     "  --mse               search clipping ranges (slower)\n"
     "  --quantize-lm-head  also quantize lm_head (override name: lm_head); a tied\n"
@@ -65,8 +65,10 @@ const char kQuantizeUsage[] =
     "                      loads such checkpoints; transformers' GPTQ path does not\n"
     "  --override P:S      per-layer settings for layers whose name matches the glob P:\n"
     "                      S is 'skip' or bits=N,group=N,sym=0|1,act-order=0|1,damp=F;\n"
-    "                      repeatable, later ones win. E.g. 'model.layers.0.*:bits=8'\n"
-    "  --method M          gptq (default) or rtn (round-to-nearest, no calibration)\n"
+    "                      repeatable, later ones win; each must match a layer.\n"
+    "                      E.g. 'model.layers.0.*:bits=8'\n"
+    "  --method M          gptq (default) or rtn (round-to-nearest; takes no --calib,\n"
+    "                      --calib-ids, --samples or --seqlen)\n"
     "  --format F          auto (default: v1 if symmetric, else v2), v1 or v2\n"
     "  --overwrite         replace an existing --out checkpoint written by gptq\n"
     "                      (nothing else is ever replaced)\n"
@@ -126,7 +128,6 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   qo.base.mse = args.flag("mse");
   qo.num_threads = static_cast<int32_t>(args.get_int("threads", 0, 0, 4096));
   qo.quantize_lm_head = args.flag("quantize-lm-head");
-  validate_spec(qo.base, "the run's settings");
   for (const std::string &o : args.all("override")) qo.overrides.push_back(parse_override(o));
   const std::string method = args.get("method", "gptq");
   if (method == "gptq") {
@@ -136,6 +137,19 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   } else {
     throw ToolError("--method must be gptq or rtn, not '" + method + "'");
   }
+  // Options that would be silently ignored are refused, before any work.
+  if (qo.method == QuantMethod::Rtn) {
+    for (const char *calibration_option : {"calib", "calib-ids", "samples", "seqlen"}) {
+      if (args.has(calibration_option)) {
+        throw ToolError(std::string("--") + calibration_option +
+                        " is calibration, which --method rtn does not use (round-to-nearest "
+                        "needs no data); drop it or use --method gptq");
+      }
+    }
+  } else if (!args.has("calib") && !args.has("calib-ids")) {
+    throw ToolError("GPTQ needs calibration data: pass --calib FILE or --calib-ids FILE");
+  }
+  validate_options(qo);
   CheckpointOptions co;
   co.interrupted = interrupted;
   co.overwrite = args.flag("overwrite");
@@ -173,9 +187,6 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   if (qo.method == QuantMethod::Gptq) {
     const int64_t samples = args.get_int("samples", 128, 1, 1 << 24);
     const int64_t seqlen = args.get_int("seqlen", 512, 2, c.max_position_embeddings);
-    if (!args.has("calib") && !args.has("calib-ids")) {
-      throw ToolError("GPTQ needs calibration data: pass --calib FILE or --calib-ids FILE");
-    }
     std::vector<int32_t> stream;
     if (args.has("calib")) {
       auto tok = Tokenizer::from_file(model_path + "/tokenizer.json");
@@ -260,6 +271,31 @@ std::string spec_summary(const GptqCheckpointConfig &q, const char *what) {
   return std::to_string(q.base.group_size) + (q.dynamic.empty() ? "" : "*");
 }
 
+// A checkpoint must be of the model it is compared with: same family and
+// geometry (a perplexity against another model's would mean nothing).
+void check_same_model(const LlamaConfig &a, const std::string &a_path, const LlamaConfig &b,
+                      const std::string &b_path) {
+  auto differ = [&](const char *what, const std::string &x, const std::string &y) {
+    throw ToolError("--quantized " + b_path + " is not a checkpoint of --model " + a_path + ": " +
+                    what + " " + y + " against " + x);
+  };
+  if (a.architecture != b.architecture) differ("architecture", a.architecture, b.architecture);
+  const std::pair<const char *, std::pair<int64_t, int64_t>> dims[] = {
+      {"hidden_size", {a.hidden_size, b.hidden_size}},
+      {"intermediate_size", {a.intermediate_size, b.intermediate_size}},
+      {"num_hidden_layers", {a.num_hidden_layers, b.num_hidden_layers}},
+      {"num_attention_heads", {a.num_attention_heads, b.num_attention_heads}},
+      {"num_key_value_heads", {a.num_key_value_heads, b.num_key_value_heads}},
+      {"head_dim", {a.head_dim, b.head_dim}},
+      {"vocab_size", {a.vocab_size, b.vocab_size}},
+  };
+  for (const auto &d : dims) {
+    if (d.second.first != d.second.second) {
+      differ(d.first, std::to_string(d.second.first), std::to_string(d.second.second));
+    }
+  }
+}
+
 LlamaModel rtn_model(const ModelDir &original, const GptqCheckpointConfig &q, int32_t threads) {
   LlamaModel m = load_model(original);
   for (int64_t b = 0; b < m.config.num_hidden_layers; ++b) {
@@ -292,6 +328,7 @@ int cmd_eval(int argc, char **argv, const std::atomic<bool> *interrupted) {
                 "threads"},
                {"no-rtn"});
   const std::string model_path = args.required("model");
+  if (args.has("text") == args.has("ids")) throw ToolError("pass exactly one of --text and --ids");
   if (args.has("json")) {
     std::vector<std::string> inputs = args.all("quantized");
     inputs.push_back(model_path);
@@ -312,10 +349,30 @@ int cmd_eval(int argc, char **argv, const std::atomic<bool> *interrupted) {
   po.stride = args.get_int("stride", po.context, 1, po.context);
   po.interrupted = interrupted;
   const auto threads = static_cast<int32_t>(args.get_int("threads", 0, 0, 4096));
+  const int64_t max_tokens = args.get_int("max-tokens", 0, 0, INT64_MAX);
+
+  // Every checkpoint is opened and checked (config, dynamic rules, the
+  // shapes of every quantized tensor, the same model as --model) before
+  // anything is evaluated: a bad --quantized path must not be found only
+  // after minutes spent on the original.
+  struct Checkpoint {
+    std::string path;
+    std::unique_ptr<ModelDir> dir;
+    GptqCheckpointConfig config;
+  };
+  std::vector<Checkpoint> checkpoints;
+  for (const std::string &qpath : args.all("quantized")) {
+    Checkpoint ck{qpath, ModelDir::open(qpath), {}};
+    check_llama_tensors(*ck.dir);
+    if (!is_gptq_checkpoint(*ck.dir)) throw ToolError(qpath + " is not a GPTQ checkpoint");
+    ck.config = read_gptq_checkpoint_config(*ck.dir);
+    check_gptq_tensors(*ck.dir, ck.config);
+    check_same_model(c, model_path, ck.dir->config(), qpath);
+    checkpoints.push_back(std::move(ck));
+  }
 
   std::vector<int32_t> stream;
   std::string text_name;
-  if (args.has("text") == args.has("ids")) throw ToolError("pass exactly one of --text and --ids");
   if (args.has("text")) {
     text_name = args.get("text", "");
     auto tok = Tokenizer::from_file(model_path + "/tokenizer.json");
@@ -324,7 +381,6 @@ int cmd_eval(int argc, char **argv, const std::atomic<bool> *interrupted) {
     text_name = args.get("ids", "");
     stream = read_id_file(text_name, c.vocab_size);
   }
-  const int64_t max_tokens = args.get_int("max-tokens", 0, 0, INT64_MAX);
   if (max_tokens > 0 && static_cast<int64_t>(stream.size()) > max_tokens) {
     stream.resize(static_cast<size_t>(max_tokens));
   }
@@ -349,11 +405,10 @@ int cmd_eval(int argc, char **argv, const std::atomic<bool> *interrupted) {
     run("original", model_path, "-", "-", m);
   }
   std::map<std::string, bool> rtn_done;
-  for (const std::string &qpath : args.all("quantized")) {
-    auto qdir = ModelDir::open(qpath);
-    check_llama_tensors(*qdir);
-    if (!is_gptq_checkpoint(*qdir)) throw ToolError(qpath + " is not a GPTQ checkpoint");
-    const GptqCheckpointConfig q = read_gptq_checkpoint_config(*qdir);
+  for (const Checkpoint &ck : checkpoints) {
+    const std::string &qpath = ck.path;
+    const ModelDir *qdir = ck.dir.get();
+    const GptqCheckpointConfig &q = ck.config;
     const std::string bits = spec_summary(q, "bits"), group = spec_summary(q, "group");
     if (!args.flag("no-rtn")) {
       nlohmann::json settings = qdir->config_json()["quantization_config"];

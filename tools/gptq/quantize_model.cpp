@@ -79,9 +79,37 @@ std::shared_ptr<gptq_qtensor> quantize_rtn(const std::vector<float> &weight, int
   return std::shared_ptr<gptq_qtensor>(q, QTensorDeleter());
 }
 
+void validate_options(const QuantizeOptions &options) {
+  check_storable_bits(options.base.bits, "--bits " + std::to_string(options.base.bits));
+  validate_spec(options.base, "the run's settings");
+  bool act_order_somewhere = options.base.act_order;
+  for (const SpecOverride &o : options.overrides) {
+    if (o.bits) check_storable_bits(*o.bits, "--override '" + o.text + "'");
+    act_order_somewhere = act_order_somewhere || (o.act_order && *o.act_order);
+  }
+  if (options.base.static_groups && !act_order_somewhere) {
+    throw ToolError("--static-groups has no effect without --act-order: it fixes each group's "
+                    "parameters before act-order permutes the columns, and without act-order "
+                    "the groups are taken in column order anyway. Add --act-order (or "
+                    "act-order=1 in an --override) or drop --static-groups");
+  }
+  if (options.method == QuantMethod::Rtn && options.base.static_groups) {
+    throw ToolError("--static-groups has no effect with --method rtn (round-to-nearest has no "
+                    "column order); drop it");
+  }
+}
+
 void validate_plan(const ModelDir &dir, const QuantizeOptions &options) {
+  validate_options(options);
   const LlamaConfig &c = dir.config();
+  std::vector<bool> matched(options.overrides.size(), false);
+  auto note_matches = [&](const std::string &name) {
+    for (size_t k = 0; k < options.overrides.size(); ++k) {
+      if (glob_match(options.overrides[k].pattern, name)) matched[k] = true;
+    }
+  };
   if (options.quantize_lm_head) {
+    note_matches("lm_head");
     const LayerQuantSpec spec = spec_for(options.base, options.overrides, "lm_head");
     if (!spec.skip) {
       validate_spec(spec, "lm_head");
@@ -95,6 +123,7 @@ void validate_plan(const ModelDir &dir, const QuantizeOptions &options) {
     for (int s = 0; s < kLinearSlots; ++s) {
       const auto slot = static_cast<LinearSlot>(s);
       const std::string name = linear_name(b, slot);
+      note_matches(name);
       const LayerQuantSpec spec = spec_for(options.base, options.overrides, name);
       if (spec.skip) continue;
       validate_spec(spec, name);
@@ -105,6 +134,14 @@ void validate_plan(const ModelDir &dir, const QuantizeOptions &options) {
                    name + " cannot be stored as a GPTQ checkpoint (skip it with --override '" +
                        name + ":skip')");
     }
+  }
+  for (size_t k = 0; k < options.overrides.size(); ++k) {
+    if (matched[k]) continue;
+    throw ToolError("--override '" + options.overrides[k].text + "': the pattern '" +
+                    options.overrides[k].pattern + "' matches no layer (names look like " +
+                    linear_name(0, LinearSlot::Q) + " or " + linear_name(0, LinearSlot::Down) +
+                    (options.quantize_lm_head ? ", and lm_head" : "; lm_head only with --quantize-lm-head") +
+                    ")");
   }
 }
 
