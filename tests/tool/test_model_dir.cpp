@@ -179,7 +179,7 @@ TEST(LlamaConfig, TransformersDefaults) {
   EXPECT_FALSE(c.attention_bias);
   EXPECT_FALSE(c.o_proj_bias);
   EXPECT_FALSE(c.mlp_bias);
-  EXPECT_EQ(c.rope_scaling_type, "");
+  EXPECT_EQ(c.rope_type, "default");
   EXPECT_EQ(c.torch_dtype, "");
   EXPECT_EQ(c.sliding_window, 0);
 }
@@ -210,7 +210,7 @@ TEST(LlamaConfig, Llama3WithEverythingSet) {
   EXPECT_TRUE(c.o_proj_bias);
   EXPECT_TRUE(c.mlp_bias);
   EXPECT_EQ(c.torch_dtype, "bfloat16");
-  EXPECT_EQ(c.rope_scaling_type, "llama3");
+  EXPECT_EQ(c.rope_type, "llama3");
   EXPECT_EQ(c.rope_factor, 8.0);
   EXPECT_EQ(c.rope_low_freq_factor, 1.0);
   EXPECT_EQ(c.rope_high_freq_factor, 4.0);
@@ -218,10 +218,10 @@ TEST(LlamaConfig, Llama3WithEverythingSet) {
 
   j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};  // the older key
   const LlamaConfig lin = parse_llama_config(j, "config.json");
-  EXPECT_EQ(lin.rope_scaling_type, "linear");
+  EXPECT_EQ(lin.rope_type, "linear");
   EXPECT_EQ(lin.rope_factor, 2.0);
   j["rope_scaling"] = {{"rope_type", "default"}};
-  EXPECT_EQ(parse_llama_config(j, "config.json").rope_scaling_type, "");
+  EXPECT_EQ(parse_llama_config(j, "config.json").rope_type, "default");
 }
 
 TEST(LlamaConfig, Qwen2AndMistralBiasesAndSlidingWindow) {
@@ -359,12 +359,13 @@ TEST(LlamaConfig, RefusesIntegersOutOfRange) {
 
 TEST(LlamaConfig, RefusesUnsupportedRopeScaling) {
   json j = tiny_config();
-  j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
-  EXPECT_HAS(config_error(j), "rope_scaling type \"yarn\" is not supported");
+  j["rope_scaling"] = {{"rope_type", "longrope"}, {"factor", 4.0}};
+  EXPECT_HAS(config_error(j), "RoPE type \"longrope\" is not supported (supported: default, "
+                              "linear, dynamic, yarn, llama3)");
   j["rope_scaling"] = {{"rope_type", "linear"}};
-  EXPECT_HAS(config_error(j), "has no \"factor\"");
+  EXPECT_HAS(config_error(j), "RoPE of type linear has no \"rope_scaling\".factor");
   j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0}};
-  EXPECT_HAS(config_error(j), "has no \"high_freq_factor\"");
+  EXPECT_HAS(config_error(j), "has no \"rope_scaling\".high_freq_factor");
   j["rope_scaling"] = {{"rope_type", "llama3"},
                        {"factor", 8.0},
                        {"low_freq_factor", 4.0},

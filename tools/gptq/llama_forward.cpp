@@ -27,67 +27,6 @@ constexpr int64_t kMlpRows = 256;
 
 }  // namespace
 
-Rope::Rope(const LlamaConfig &config, int64_t max_positions)
-    : head_dim_(config.head_dim), max_positions_(max_positions) {
-  const int64_t half = head_dim_ / 2;
-  std::vector<double> inv_freq(static_cast<size_t>(half));
-  for (int64_t i = 0; i < half; ++i) {
-    inv_freq[i] = 1.0 / std::pow(config.rope_theta,
-                                 static_cast<double>(2 * i) / static_cast<double>(head_dim_));
-  }
-  if (config.rope_scaling_type == "linear") {
-    for (double &f : inv_freq) f /= config.rope_factor;
-  } else if (config.rope_scaling_type == "llama3") {
-    // Long wavelengths are slowed by `factor`, short ones kept, and the band
-    // between blended smoothly (as the Llama 3.1 release defines it).
-    const double old_len = static_cast<double>(config.rope_original_max_pos);
-    const double low_wavelen = old_len / config.rope_low_freq_factor;
-    const double high_wavelen = old_len / config.rope_high_freq_factor;
-    for (double &f : inv_freq) {
-      const double wavelen = 2.0 * M_PI / f;
-      if (wavelen > low_wavelen) {
-        f /= config.rope_factor;
-      } else if (wavelen >= high_wavelen) {
-        const double smooth = (old_len / wavelen - config.rope_low_freq_factor) /
-                              (config.rope_high_freq_factor - config.rope_low_freq_factor);
-        f = (1.0 - smooth) * f / config.rope_factor + smooth * f;
-      }
-    }
-  }
-  cos_.resize(checked_elements({max_positions, half}, "RoPE table"));
-  sin_.resize(cos_.size());
-  for (int64_t p = 0; p < max_positions; ++p) {
-    for (int64_t i = 0; i < half; ++i) {
-      // The angle is formed in float32, as the checkpoints' own code does,
-      // so long positions round the same way.
-      const float angle = static_cast<float>(p) * static_cast<float>(inv_freq[i]);
-      cos_[p * half + i] = std::cos(angle);
-      sin_[p * half + i] = std::sin(angle);
-    }
-  }
-}
-
-void Rope::apply(float *x, int64_t seq, int64_t heads, int64_t first) const {
-  if (first + seq > max_positions_) {
-    throw ToolError("sequence of " + std::to_string(first + seq) +
-                    " tokens is longer than the " + std::to_string(max_positions_) +
-                    " positions prepared");
-  }
-  const int64_t half = head_dim_ / 2;
-  for (int64_t p = 0; p < seq; ++p) {
-    const float *c = &cos_[(first + p) * half];
-    const float *s = &sin_[(first + p) * half];
-    for (int64_t h = 0; h < heads; ++h) {
-      float *v = x + (p * heads + h) * head_dim_;
-      for (int64_t i = 0; i < half; ++i) {
-        const float a = v[i], b = v[i + half];
-        v[i] = a * c[i] - b * s[i];
-        v[i + half] = b * c[i] + a * s[i];
-      }
-    }
-  }
-}
-
 void rms_norm(const float *x, const std::vector<float> &weight, int64_t rows, int64_t dim,
               double eps, float *out) {
   parallel_ranges(rows, kElementwiseGrain / std::max<int64_t>(dim, 1), [&](int64_t r0, int64_t r1) {

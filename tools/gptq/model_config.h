@@ -1,9 +1,11 @@
 // The Hugging Face config.json of a LLaMA-family model (LLaMA, Mistral,
 // Qwen2), read into the numbers the forward pass needs, with the defaults
-// transformers applies for keys a config leaves out. Anything the forward
-// pass does not implement (another architecture, an activation other than
-// SiLU, a RoPE scaling other than llama3 / linear) is refused here, by name,
-// before any weight is read.
+// transformers applies for keys a config leaves out, whether transformers 4
+// wrote it (top-level "rope_theta", "rope_scaling") or transformers 5
+// ("rope_parameters", "layer_types"). Anything the forward pass does not
+// implement (another architecture, an activation other than SiLU, a RoPE
+// type other than default / linear / dynamic / yarn / llama3, partial
+// rotary embeddings) is refused here, by name, before any weight is read.
 #pragma once
 
 #include <cstdint>
@@ -18,15 +20,21 @@ struct LlamaConfig {
   std::string model_type;    // "llama", "mistral", "qwen2"
   int64_t hidden_size = 0, intermediate_size = 0, num_hidden_layers = 0, num_attention_heads = 0,
           num_key_value_heads = 0, head_dim = 0, vocab_size = 0, max_position_embeddings = 0;
-  double rms_norm_eps = 1e-6, rope_theta = 10000.0;
+  double rms_norm_eps = 1e-6;
   // attention_bias: q, k and v have biases (LLaMA's attention_bias, always
   // on for Qwen2). o_proj_bias: o has one too (LLaMA's attention_bias only).
   bool tie_word_embeddings = false, attention_bias = false, mlp_bias = false;
   bool o_proj_bias = false;
-  // RoPE scaling: "" (none), "llama3" (all four fields) or "linear" (factor).
-  std::string rope_scaling_type;
-  double rope_factor = 1, rope_low_freq_factor = 1, rope_high_freq_factor = 4;
-  int64_t rope_original_max_pos = 0;
+  // RoPE as transformers computes it (modeling_rope_utils; rope.h). The
+  // parameters a type does not use keep these values.
+  std::string rope_type = "default";  // default, linear, dynamic, yarn, llama3
+  double rope_theta = 10000.0;
+  double rope_factor = 1;                                       // all but default
+  double rope_low_freq_factor = 1, rope_high_freq_factor = 4;  // llama3
+  int64_t rope_original_max_pos = 0;                            // llama3, yarn
+  double rope_attention_factor = 1;  // yarn: cos and sin are scaled by it
+  double rope_beta_fast = 32, rope_beta_slow = 1;               // yarn
+  bool rope_truncate = true;                                    // yarn
   std::string torch_dtype;  // as written ("torch_dtype", or "dtype" in newer files); may be ""
 
   std::string hidden_act = "silu";  // the only activation accepted
