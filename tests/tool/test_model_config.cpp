@@ -234,3 +234,65 @@ TEST(RopeConfig, YarnAttentionFactorScalesTheRotation) {
 }
 
 }  // namespace
+
+namespace {
+
+json family(const char *arch, const char *type) {
+  json j = llama();
+  j["architectures"] = {arch};
+  j["model_type"] = type;
+  return j;
+}
+
+// A key a config leaves out means what transformers' config class makes of
+// it, per family: num_key_value_heads defaults to 8 in MistralConfig and
+// to 32 in Qwen2Config (an explicit null to num_attention_heads).
+TEST(ConfigDefaults, KeyValueHeadsPerFamily) {
+  json j = family("MistralForCausalLM", "mistral");
+  j["num_attention_heads"] = 16;
+  EXPECT_EQ(parse(j).num_key_value_heads, 8);
+  j["num_key_value_heads"] = nullptr;
+  EXPECT_EQ(parse(j).num_key_value_heads, 16);
+  j = family("Qwen2ForCausalLM", "qwen2");
+  j["num_attention_heads"] = 64;
+  j["hidden_size"] = 4096;
+  EXPECT_EQ(parse(j).num_key_value_heads, 32);
+  j["num_key_value_heads"] = nullptr;
+  EXPECT_EQ(parse(j).num_key_value_heads, 64);
+  j = llama();
+  EXPECT_EQ(parse(j).num_key_value_heads, 4);
+}
+
+// Qwen2's layer_types (written by transformers 4.53 on) decide which layers
+// are windowed; max_window_layers only stands in when they are absent.
+TEST(ConfigDefaults, Qwen2LayerTypes) {
+  json j = family("Qwen2ForCausalLM", "qwen2");
+  j["num_key_value_heads"] = 2;
+  j["num_hidden_layers"] = 4;
+  j["use_sliding_window"] = true;
+  j["sliding_window"] = 256;
+  j["max_window_layers"] = 2;
+  j["layer_types"] = {"sliding_attention", "full_attention", "sliding_attention",
+                      "full_attention"};
+  const LlamaConfig c = parse(j);
+  const int64_t want[] = {256, 0, 256, 0};
+  for (int l = 0; l < 4; ++l) EXPECT_EQ(gptqtool::block_sliding_window(c, l), want[l]) << l;
+  j["layer_types"] = {"full_attention", "full_attention"};
+  EXPECT_NE(error_of(j).find("must list one type per layer (4)"), std::string::npos);
+  j["layer_types"] = {"full_attention", "chunked_attention", "full_attention", "full_attention"};
+  EXPECT_NE(error_of(j).find("layer type \"chunked_attention\" is not supported"),
+            std::string::npos);
+  j["layer_types"] = {"full_attention", "sliding_attention", "full_attention", "full_attention"};
+  j["use_sliding_window"] = false;
+  EXPECT_NE(error_of(j).find("no sliding window is in effect"), std::string::npos);
+  j["layer_types"] = {"full_attention", "full_attention", "full_attention", "full_attention"};
+  EXPECT_EQ(gptqtool::block_sliding_window(parse(j), 3), 0);
+  // Mistral ignores layer_types, as transformers does: every layer windowed.
+  json m = family("MistralForCausalLM", "mistral");
+  m["num_key_value_heads"] = 2;
+  m["sliding_window"] = 128;
+  m["layer_types"] = {"full_attention", "full_attention"};
+  EXPECT_EQ(gptqtool::block_sliding_window(parse(m), 1), 128);
+}
+
+}  // namespace

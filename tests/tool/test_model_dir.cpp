@@ -606,6 +606,32 @@ TEST(ModelDir, CheckRefusesTensorsTheConfigDoesNotUse) {
   }
 }
 
+// Tied, transformers uses the embeddings as lm_head whatever lm_head.weight
+// holds; the tool used the stored lm_head.weight. A copy of the embeddings
+// is accepted (and ignored); anything else is two different models.
+TEST(ModelDir, TiedLmHeadMustBeTheEmbeddings) {
+  json tied = tiny_config();
+  tied["tie_word_embeddings"] = true;
+  {
+    TempDir dir;
+    write_single(dir, tied);  // lm_head.weight holds other values than embed_tokens
+    EXPECT_HAS(check_error(dir), "lm_head.weight differs from model.embed_tokens.weight");
+  }
+  {
+    TempDir dir;
+    write_json(dir.file("config.json"), tied);
+    SafetensorsWriter w;
+    float base = 0;
+    for (const auto &t : tiny_tensors()) {
+      const bool head = t.first == "lm_head.weight";
+      w.add(t.first, TensorDType::F32, t.second, f32_bytes(t.second, head ? 0.0f : base));
+      base += 100;
+    }
+    w.write(dir.file("model.safetensors"));
+    EXPECT_EQ(check_error(dir), "");
+  }
+}
+
 TEST(ModelDir, CheckAcceptsQuantizedLinears) {
   TempDir dir;
   auto tensors = tiny_tensors();

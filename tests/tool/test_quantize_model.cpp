@@ -491,6 +491,28 @@ TEST_F(Pipeline, TiedLmHeadIsQuantizedOnRequestAndUntied) {
   const TensorInfo &a = dir->info("model.embed_tokens.weight");
   const TensorInfo &b = ck->info("model.embed_tokens.weight");
   EXPECT_EQ(0, std::memcmp(dir->file_of(a.name).data(a), ck->file_of(b.name).data(b), a.nbytes));
+
+  // A tied model that also stores lm_head.weight (a copy of the
+  // embeddings) is untied too: the checkpoint once kept
+  // tie_word_embeddings true beside lm_head.qweight.
+  {
+    SafetensorsWriter w;
+    for (const auto &t : tinymodel::random_tensors(spec_)) {
+      std::vector<uint8_t> bytes(t.second.second.size() * 4);
+      std::memcpy(bytes.data(), t.second.second.data(), bytes.size());
+      if (t.first == "model.embed_tokens.weight") {
+        w.add("lm_head.weight", TensorDType::F32, t.second.first, bytes);
+      }
+      w.add(t.first, TensorDType::F32, t.second.first, bytes);
+    }
+    w.write(model_ + "/model.safetensors");
+  }
+  dir = ModelDir::open(model_);
+  ASSERT_TRUE(dir->has("lm_head.weight"));
+  const QuantizeResult r2 = quantize_model(*dir, calibration(spec_.vocab, 3), qo, {});
+  write_gptq_checkpoint(*dir, r2, qo, {}, root_ + "/head2");
+  EXPECT_EQ(read_json(root_ + "/head2/config.json")["tie_word_embeddings"], false);
+  EXPECT_TRUE(load_model(*ModelDir::open(root_ + "/head2")).lm_head.quantized());
 }
 
 // The checkpoint's integers are range-checked as read: a group size of

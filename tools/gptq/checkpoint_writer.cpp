@@ -151,9 +151,12 @@ void write_gptq_checkpoint(const ModelDir &source, const QuantizeResult &result,
     if (!l.spec.skip && l.qtensor) quantized[l.name + ".weight"] = &l;
   }
   std::vector<std::string> names = source.tensor_names();
-  // A tied lm_head that is quantized becomes a tensor of its own.
-  const bool untie = quantized.count("lm_head.weight") != 0 && !source.has("lm_head.weight");
-  if (untie) names.push_back("lm_head.weight");
+  // A tied lm_head that is quantized becomes a tensor of its own, and the
+  // config says it is no longer tied (a loader would tie it back over the
+  // quantized one).
+  const bool head_quantized = quantized.count("lm_head.weight") != 0;
+  const bool untie = head_quantized && source.config().tie_word_embeddings;
+  if (head_quantized && !source.has("lm_head.weight")) names.push_back("lm_head.weight");
   for (const std::string &name : names) {
     check_interrupt();
     auto it = quantized.find(name);

@@ -67,7 +67,11 @@ bool slot_has_bias(const LlamaConfig &c, LinearSlot slot) {
 }
 
 int64_t block_sliding_window(const LlamaConfig &c, int64_t block) {
-  return (c.sliding_window > 0 && block >= c.max_window_layers) ? c.sliding_window : 0;
+  if (c.sliding_window == 0) return 0;
+  if (!c.sliding_layers.empty()) {
+    return c.sliding_layers.at(static_cast<size_t>(block)) != 0 ? c.sliding_window : 0;
+  }
+  return block >= c.max_window_layers ? c.sliding_window : 0;
 }
 
 namespace {
@@ -119,7 +123,7 @@ void load_dense_outer(const ModelDir &dir, LlamaModel *model) {
   model->config = c;
   model->embed = dir.load_f32("model.embed_tokens.weight", {c.vocab_size, c.hidden_size});
   model->final_norm = dir.load_f32("model.norm.weight", {c.hidden_size});
-  if (c.tie_word_embeddings && !dir.has("lm_head.weight")) {
+  if (c.tie_word_embeddings) {  // a stored lm_head.weight equals it (check_llama_tensors)
     model->lm_head = Linear(c.vocab_size, c.hidden_size, model->embed, {});
   } else {
     model->lm_head = Linear(c.vocab_size, c.hidden_size,

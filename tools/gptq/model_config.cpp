@@ -20,12 +20,15 @@ struct Family {
   const char *architecture;
   const char *model_type;
   int64_t default_max_position_embeddings;
+  // num_key_value_heads when the key is absent (0: num_attention_heads);
+  // an explicit null means num_attention_heads in every family.
+  int64_t default_kv_heads;
 };
 
 constexpr Family kFamilies[] = {
-    {"LlamaForCausalLM", "llama", 2048},
-    {"MistralForCausalLM", "mistral", 4096 * 32},
-    {"Qwen2ForCausalLM", "qwen2", 32768},
+    {"LlamaForCausalLM", "llama", 2048, 0},
+    {"MistralForCausalLM", "mistral", 4096 * 32, 8},
+    {"Qwen2ForCausalLM", "qwen2", 32768, 32},
 };
 
 std::string supported_architectures() {
@@ -288,7 +291,10 @@ LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &
   c.num_hidden_layers = r.integer("num_hidden_layers", 1, kMaxLayers);
   c.num_attention_heads = r.dimension("num_attention_heads");
   c.vocab_size = r.dimension("vocab_size");
-  c.num_key_value_heads = r.dimension("num_key_value_heads", c.num_attention_heads);
+  c.num_key_value_heads = r.dimension(
+      "num_key_value_heads", config.contains("num_key_value_heads") || family.default_kv_heads == 0
+                                 ? c.num_attention_heads
+                                 : family.default_kv_heads);
   c.max_position_embeddings =
       r.dimension("max_position_embeddings", family.default_max_position_embeddings);
   if (c.num_attention_heads % c.num_key_value_heads != 0) {
@@ -345,16 +351,42 @@ LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &
   parse_rope(config, r, &c);
   c.torch_dtype = r.string("torch_dtype", r.string("dtype", ""));
 
-  // Sliding window: only recorded when it can take effect.
+  // Sliding window: only recorded when it can take effect. Mistral windows
+  // every layer (and ignores layer_types, as transformers does); Qwen2 the
+  // layers its layer_types call sliding_attention (transformers 5, and
+  // 4.53 on), else those from max_window_layers on, and only with
+  // use_sliding_window. An explicit null window is no window.
   int64_t window = 0;
   if (c.model_type == "mistral") {
     window = config.contains("sliding_window") ? r.integer("sliding_window", 0, 0, INT64_MAX) : 4096;
   } else if (qwen2 && r.boolean("use_sliding_window", false)) {
     window = config.contains("sliding_window") ? r.integer("sliding_window", 0, 0, INT64_MAX) : 4096;
+  }
+  if (qwen2 && r.has("layer_types")) {
+    const auto &types = config["layer_types"];
+    if (!types.is_array() || static_cast<int64_t>(types.size()) != c.num_hidden_layers) {
+      r.fail("\"layer_types\" must list one type per layer (" +
+             std::to_string(c.num_hidden_layers) + ")");
+    }
+    for (const auto &t : types) {
+      const bool sliding = t == "sliding_attention";
+      if (!sliding && t != "full_attention") {
+        r.fail("layer type " + t.dump() + " is not supported (full_attention, sliding_attention)");
+      }
+      if (sliding && window == 0) {
+        r.fail("\"layer_types\" names sliding_attention layers but no sliding window is in "
+               "effect (use_sliding_window false or sliding_window null)");
+      }
+      c.sliding_layers.push_back(sliding ? 1 : 0);
+    }
+  } else if (qwen2 && window > 0) {
     c.max_window_layers = r.integer("max_window_layers", 28, 0, INT64_MAX);
   }
   c.sliding_window = window < c.max_position_embeddings ? window : 0;
-  if (c.sliding_window == 0) c.max_window_layers = 0;
+  if (c.sliding_window == 0) {
+    c.max_window_layers = 0;
+    c.sliding_layers.clear();
+  }
   return c;
 }
 

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -46,9 +47,13 @@ struct LlamaConfig {
   // Sliding-window attention, recorded for the forward pass: 0 = none.
   // Mistral: the window when it is set and smaller than
   // max_position_embeddings. Qwen2: the same, only with use_sliding_window,
-  // and then only for layers >= max_window_layers.
+  // and then only for the layers layer_types calls sliding_attention, or
+  // without layer_types for layers >= max_window_layers.
   int64_t sliding_window = 0;
   int64_t max_window_layers = 0;  // Qwen2 only
+  // Qwen2's layer_types, when the config lists them: 1 for a windowed
+  // layer. Empty: the max_window_layers rule above.
+  std::vector<uint8_t> sliding_layers;
 };
 
 // The largest dimension (hidden size, heads, vocabulary, ...) and position

@@ -224,6 +224,19 @@ void check_llama_tensors(const ModelDir &model) {
   if (!c.tie_word_embeddings || model.has("lm_head.qweight") || model.has("lm_head.weight")) {
     linear("lm_head", c.vocab_size, hidden, false);
   }
+  // Tied, transformers makes lm_head the embeddings and ignores a stored
+  // lm_head.weight; one that differs would mean two different models.
+  if (c.tie_word_embeddings && model.has("lm_head.weight")) {
+    const TensorInfo &e = model.info("model.embed_tokens.weight");
+    const TensorInfo &h = model.info("lm_head.weight");
+    if (e.dtype != h.dtype || e.nbytes != h.nbytes ||
+        std::memcmp(model.file_of(e.name).data(e), model.file_of(h.name).data(h), e.nbytes) != 0) {
+      throw ToolError(model.path() + ": config.json ties lm_head to the embeddings "
+                      "(tie_word_embeddings), but lm_head.weight differs from "
+                      "model.embed_tokens.weight; transformers would ignore lm_head.weight. Set "
+                      "tie_word_embeddings to false if lm_head.weight is meant");
+    }
+  }
   used.insert("model.rotary_emb.inv_freq");
 
   // Every tensor of the files must be part of the model the config
