@@ -120,6 +120,17 @@ expect_error "calibration with --method rtn" \
   "$gptq" quantize --model "$work/model" --out "$work/x" --calib-ids "$work/ids.txt" --method rtn
 expect_error "--seqlen with --method rtn" "--seqlen is calibration" \
   "$gptq" quantize --model "$work/model" --out "$work/x" --seqlen 64 --method rtn
+# Where the result goes is checked before any work, not found unusable at
+# the end of the run.
+expect_error "--out in a missing directory" "the directory $work/nodir does not exist" \
+  "$gptq" quantize --model "$work/model" --out "$work/nodir/ck" --calib-ids "$work/ids.txt" \
+  --samples 2 --seqlen 16
+grep -q "^model:" "$work/out.txt" && fail "quantize ran before checking --out's directory" \
+  || pass "quantize checks --out's directory first"
+expect_error "eval --json in a missing directory" "the directory $work/nodir does not exist" \
+  "$gptq" eval --model "$work/model" --ids "$work/ids.txt" --ctx 32 --json "$work/nodir/e.json"
+grep -q "perplexity on" "$work/out.txt" && fail "eval ran before checking --json's directory" \
+  || pass "eval checks --json's directory first"
 # eval checks every input before evaluating anything (a bad --quantized
 # path was found only after the original's evaluation).
 expect_error "eval of a missing checkpoint" "does not exist" \

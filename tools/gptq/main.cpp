@@ -172,6 +172,7 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   inputs.push_back(model_path);
   check_apart_from_inputs("--out", out_path, inputs);
   check_checkpoint_output(out_path, co.overwrite);
+  check_output_parent("--out", out_path);
 
   auto dir = ModelDir::open(model_path);
   check_llama_tensors(*dir);
@@ -336,6 +337,7 @@ int cmd_eval(int argc, char **argv, const std::atomic<bool> *interrupted) {
       if (args.has(f)) inputs.push_back(args.get(f, ""));
     }
     check_apart_from_inputs("--json", args.get("json", ""), inputs);
+    check_output_parent("--json", args.get("json", ""));
   }
   auto original = ModelDir::open(model_path);
   check_llama_tensors(*original);
@@ -474,6 +476,7 @@ int cmd_logits(int argc, char **argv) {
   std::vector<std::string> inputs{model_path};
   if (args.has("ids")) inputs.push_back(args.get("ids", ""));
   check_apart_from_inputs("--out", out_path, inputs);
+  check_output_parent("--out", out_path);
   auto dir = ModelDir::open(model_path);
   check_llama_tensors(*dir);
   std::vector<int32_t> ids;

@@ -1,6 +1,7 @@
 #include "output_guard.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -59,6 +60,22 @@ void check_apart_from_inputs(const std::string &option, const std::string &out,
       throw ToolError(option + " " + out + " lies inside the input " + input +
                       "; choose an output apart from every input");
     }
+  }
+}
+
+void check_output_parent(const std::string &option, const std::string &out) {
+  fs::path parent = fs::path(out).lexically_normal();
+  if (parent.filename().empty()) parent = parent.parent_path();  // "out/" -> "out"
+  parent = parent.parent_path();
+  if (parent.empty()) parent = ".";
+  struct stat st;
+  if (::stat(parent.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    throw ToolError(option + " " + out + ": the directory " + parent.string() +
+                    " does not exist");
+  }
+  if (::access(parent.c_str(), W_OK | X_OK) != 0) {
+    throw ToolError(option + " " + out + ": the directory " + parent.string() +
+                    " is not writable");
   }
 }
 

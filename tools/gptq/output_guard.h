@@ -18,6 +18,11 @@ namespace gptqtool {
 void check_apart_from_inputs(const std::string &option, const std::string &out,
                              const std::vector<std::string> &inputs);
 
+// Throws ToolError unless the directory `out` would be created in exists
+// and can be written, so that a run never finds out at its end that its
+// result has nowhere to go.
+void check_output_parent(const std::string &option, const std::string &out);
+
 // Whether `dir` is a checkpoint directory this tool wrote: a real
 // directory (not a symbolic link) holding quantize_report.json and a
 // config.json whose quantization_config says quant_method "gptq" and names
