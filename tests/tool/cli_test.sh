@@ -156,6 +156,33 @@ expect_error "eval of a checkpoint as original" "is a GPTQ checkpoint" \
 expect_error "logits longer than the model's positions" "max_position_embeddings" \
   "$gptq" logits --model "$work/model" --ids "$work/ids.txt" --out "$work/l2.npy"
 expect_error "unknown command" "unknown command" "$gptq" frobnicate
+# A checkpoint's config.json is untrusted: its quantization_config integers
+# and its dynamic rules (regular expressions) are checked, and a rule that
+# takes a backtracking engine hours is matched at once (these crashed,
+# hung, or were undefined behaviour).
+"$gptq" quantize --model "$work/model" --out "$work/hck" --method rtn --group 32 >/dev/null
+cp -r "$work/hck" "$work/hostile"
+with_quantization() {  # TEXT: inserted at the start of quantization_config
+  sed "s/\"quantization_config\": {/\"quantization_config\": {$1/" "$work/hck/config.json" \
+    >"$work/hostile/config.json"
+}
+with_quantization "\"dynamic\": {\"+:$(printf '(%.0s' $(seq 1 100))a$(printf ')%.0s' $(seq 1 100))\": {\"bits\": 8}},"
+expect_error "deeply nested dynamic rule" "groups nested deeper than 64" \
+  timeout -k 10 60 "$gptq" logits --model "$work/hostile" --ids "$work/one.txt" --out "$work/h.npy"
+with_quantization "\"dynamic\": {\"+:(a)\\\\\\\\99999999999999999999\": {\"bits\": 8}},"
+expect_error "back-reference in a dynamic rule" "back-references" \
+  timeout -k 10 60 "$gptq" logits --model "$work/hostile" --ids "$work/one.txt" --out "$work/h.npy"
+with_quantization "\"dynamic\": {\"+:(.*)*(.*)*Z\": {\"bits\": 8}},"
+if timeout -k 10 60 "$gptq" logits --model "$work/hostile" --ids "$work/one.txt" --out "$work/h.npy" \
+     >/dev/null 2>&1; then
+  pass "exponential-time dynamic rule matched at once"
+else
+  fail "exponential-time dynamic rule"
+fi
+rm -f "$work/h.npy"
+sed 's/"bits": 4,/"bits": 9.2e19,/' "$work/hck/config.json" >"$work/hostile/config.json"
+expect_error "float bits in quantization_config" "quantization_config.bits is 9.2e+19, not an integer" \
+  "$gptq" logits --model "$work/hostile" --ids "$work/one.txt" --out "$work/h.npy"
 # A config naming fewer layers than the weights hold (it quantized a
 # smaller model and exited 0).
 mkdir -p "$work/fewer"
@@ -211,6 +238,13 @@ term_test() {
   pid=$!
   timeout 60 sh -c 'exec 3>"$1" && kill -TERM "$2" && cat "$3" >&3' _ "$work/fifo" "$pid" \
     "$input" || true
+  # A run that ignores the signal is stopped after 2 minutes (until waited
+  # for, the child's pid cannot be reused).
+  for _ in $(seq 1 1200); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" || rc=$?
   if [ "$rc" -eq 143 ] && [ ! -e "$output" ] && [ -z "$(find "$work" -name '.*tmp*')" ]; then
     pass "$name"
