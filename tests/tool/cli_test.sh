@@ -65,6 +65,40 @@ fi
 
 expect_error "existing output" "already exists" \
   "$gptq" quantize --model "$work/model" --out "$work/ck" --calib-ids "$work/ids.txt"
+
+# Outputs never replace, hold or sit inside an input, and --overwrite
+# replaces only a checkpoint this tool wrote (it once deleted the model
+# given as --out, and turned an existing file into a directory).
+model_sum=$(cat "$work/model"/* | cksum)
+expect_error "--out is the model, with --overwrite" "is the input" \
+  "$gptq" quantize --model "$work/model" --out "$work/model" --overwrite --method rtn
+ln -s model "$work/model_link"
+expect_error "--out is a link to the model" "is the input" \
+  "$gptq" quantize --model "$work/model" --out "$work/model_link/" --overwrite --method rtn
+expect_error "--out inside the model" "lies inside the input" \
+  "$gptq" quantize --model "$work/model" --out "$work/model/q" --method rtn
+expect_error "--out is the calibration file" "is the input" \
+  "$gptq" quantize --model "$work/model" --out "$work/ids.txt" --overwrite \
+  --calib-ids "$work/ids.txt"
+echo "mine" >"$work/file.txt"
+expect_error "--out is a file, with --overwrite" "is not a checkpoint this tool wrote" \
+  "$gptq" quantize --model "$work/model" --out "$work/file.txt" --overwrite --method rtn
+mkdir -p "$work/mine" && echo "mine" >"$work/mine/notes.txt"
+expect_error "--out is a foreign directory, with --overwrite" "has no quantize_report.json" \
+  "$gptq" quantize --model "$work/model" --out "$work/mine" --overwrite --method rtn
+expect_error "logits --out inside the model" "lies inside the input" \
+  "$gptq" logits --model "$work/model" --ids "$work/one.txt" --out "$work/model/model.safetensors"
+expect_error "eval --json is the ids file" "is the input" \
+  "$gptq" eval --model "$work/model" --ids "$work/ids.txt" --json "$work/ids.txt"
+[ "$(cat "$work/model"/* | cksum)" = "$model_sum" ] && [ -f "$work/file.txt" ] \
+  && [ -f "$work/mine/notes.txt" ] && [ -s "$work/ids.txt" ] \
+  && pass "inputs and foreign files untouched" || fail "an input or a foreign file was changed"
+if "$gptq" quantize --model "$work/model" --out "$work/ck" --overwrite --method rtn --group 32 \
+     >"$work/q2.txt" 2>&1 && [ -f "$work/ck/quantize_report.json" ]; then
+  pass "--overwrite replaces a checkpoint of ours"
+else
+  fail "--overwrite of a checkpoint: $(cat "$work/q2.txt")"
+fi
 expect_error "unknown option" "unknown option --bitz" \
   "$gptq" quantize --model "$work/model" --out "$work/x" --bitz 4
 expect_error "missing --model" "--model is required" "$gptq" quantize --out "$work/x"
@@ -72,8 +106,44 @@ expect_error "no calibration" "needs calibration data" \
   "$gptq" quantize --model "$work/model" --out "$work/x"
 expect_error "bad bits" "--bits needs an integer in [2, 8]" \
   "$gptq" quantize --model "$work/model" --out "$work/x" --bits 9 --calib-ids "$work/ids.txt"
-expect_error "unstorable bits" "2, 3, 4 and 8" \
+expect_error "unstorable bits, one global line" \
+  "--bits 5: 5-bit weights cannot be written: GPTQ checkpoints store 2, 3, 4 and 8 bits only" \
   "$gptq" quantize --model "$work/model" --out "$work/x" --bits 5 --calib-ids "$work/ids.txt"
+grep -q "q_proj" "$work/err.txt" && fail "--bits 5 blamed on a layer" || pass "--bits 5 names no layer"
+expect_error "override matching no layer" "the pattern 'model.layer.0.*' matches no layer" \
+  "$gptq" quantize --model "$work/model" --out "$work/x" --calib-ids "$work/ids.txt" \
+  --override 'model.layer.0.*:bits=8'
+expect_error "static groups without act-order" "--static-groups has no effect without --act-order" \
+  "$gptq" quantize --model "$work/model" --out "$work/x" --calib-ids "$work/ids.txt" --static-groups
+expect_error "calibration with --method rtn" \
+  "--calib-ids is calibration, which --method rtn does not use" \
+  "$gptq" quantize --model "$work/model" --out "$work/x" --calib-ids "$work/ids.txt" --method rtn
+expect_error "--seqlen with --method rtn" "--seqlen is calibration" \
+  "$gptq" quantize --model "$work/model" --out "$work/x" --seqlen 64 --method rtn
+# Where the result goes is checked before any work, not found unusable at
+# the end of the run.
+expect_error "--out in a missing directory" "the directory $work/nodir does not exist" \
+  "$gptq" quantize --model "$work/model" --out "$work/nodir/ck" --calib-ids "$work/ids.txt" \
+  --samples 2 --seqlen 16
+grep -q "^model:" "$work/out.txt" && fail "quantize ran before checking --out's directory" \
+  || pass "quantize checks --out's directory first"
+expect_error "eval --json in a missing directory" "the directory $work/nodir does not exist" \
+  "$gptq" eval --model "$work/model" --ids "$work/ids.txt" --ctx 32 --json "$work/nodir/e.json"
+grep -q "perplexity on" "$work/out.txt" && fail "eval ran before checking --json's directory" \
+  || pass "eval checks --json's directory first"
+# eval checks every input before evaluating anything (a bad --quantized
+# path was found only after the original's evaluation).
+expect_error "eval of a missing checkpoint" "does not exist" \
+  "$gptq" eval --model "$work/model" --quantized "$work/ck" --quantized "$work/nothing" \
+  --ids "$work/ids.txt" --ctx 32
+grep -q "perplexity on" "$work/out.txt" && fail "eval ran before checking --quantized" \
+  || pass "eval checks --quantized before evaluating"
+"$make_model" "$work/qwen" qwen2
+"$gptq" quantize --model "$work/qwen" --out "$work/qwen_ck" --method rtn --group 32 >/dev/null
+expect_error "eval of another model's checkpoint" "is not a checkpoint of --model" \
+  "$gptq" eval --model "$work/model" --quantized "$work/qwen_ck" --ids "$work/ids.txt" --ctx 32
+grep -q "perplexity on" "$work/out.txt" && fail "eval ran before comparing the models" \
+  || pass "eval compares the models first"
 expect_error "unsupported architecture" "GPT2LMHeadModel" \
   "$gptq" quantize --model "$work/gpt2" --out "$work/x" --calib-ids "$work/ids.txt"
 expect_error "missing model" "does not exist" \
@@ -86,6 +156,42 @@ expect_error "eval of a checkpoint as original" "is a GPTQ checkpoint" \
 expect_error "logits longer than the model's positions" "max_position_embeddings" \
   "$gptq" logits --model "$work/model" --ids "$work/ids.txt" --out "$work/l2.npy"
 expect_error "unknown command" "unknown command" "$gptq" frobnicate
+# A checkpoint's config.json is untrusted: its quantization_config integers
+# and its dynamic rules (regular expressions) are checked, and a rule that
+# takes a backtracking engine hours is matched at once (these crashed,
+# hung, or were undefined behaviour).
+"$gptq" quantize --model "$work/model" --out "$work/hck" --method rtn --group 32 >/dev/null
+cp -r "$work/hck" "$work/hostile"
+with_quantization() {  # TEXT: inserted at the start of quantization_config
+  sed "s/\"quantization_config\": {/\"quantization_config\": {$1/" "$work/hck/config.json" \
+    >"$work/hostile/config.json"
+}
+with_quantization "\"dynamic\": {\"+:$(printf '(%.0s' $(seq 1 100))a$(printf ')%.0s' $(seq 1 100))\": {\"bits\": 8}},"
+expect_error "deeply nested dynamic rule" "groups nested deeper than 64" \
+  timeout -k 10 60 "$gptq" logits --model "$work/hostile" --ids "$work/one.txt" --out "$work/h.npy"
+with_quantization "\"dynamic\": {\"+:(a)\\\\\\\\99999999999999999999\": {\"bits\": 8}},"
+expect_error "back-reference in a dynamic rule" "back-references" \
+  timeout -k 10 60 "$gptq" logits --model "$work/hostile" --ids "$work/one.txt" --out "$work/h.npy"
+with_quantization "\"dynamic\": {\"+:(.*)*(.*)*Z\": {\"bits\": 8}},"
+if timeout -k 10 60 "$gptq" logits --model "$work/hostile" --ids "$work/one.txt" --out "$work/h.npy" \
+     >/dev/null 2>&1; then
+  pass "exponential-time dynamic rule matched at once"
+else
+  fail "exponential-time dynamic rule"
+fi
+rm -f "$work/h.npy"
+sed 's/"bits": 4,/"bits": 9.2e19,/' "$work/hck/config.json" >"$work/hostile/config.json"
+expect_error "float bits in quantization_config" "quantization_config.bits is 9.2e+19, not an integer" \
+  "$gptq" logits --model "$work/hostile" --ids "$work/one.txt" --out "$work/h.npy"
+# A config naming fewer layers than the weights hold (it quantized a
+# smaller model and exited 0).
+mkdir -p "$work/fewer"
+cp "$work/model/model.safetensors" "$work/fewer/"
+sed 's/"num_hidden_layers": 2/"num_hidden_layers": 1/' "$work/model/config.json" \
+  >"$work/fewer/config.json"
+expect_error "config with fewer layers than the weights" \
+  "num_hidden_layers is 1 but the weights hold layer 1" \
+  "$gptq" quantize --model "$work/fewer" --out "$work/x" --method rtn --group 32
 # A truncated model file.
 mkdir -p "$work/trunc"
 cp "$work/model/config.json" "$work/trunc/"
@@ -93,6 +199,71 @@ head -c 5000 "$work/model/model.safetensors" >"$work/trunc/model.safetensors"
 expect_error "truncated safetensors" "truncated" \
   "$gptq" quantize --model "$work/trunc" --out "$work/x" --calib-ids "$work/ids.txt"
 [ ! -e "$work/x" ] && pass "no output after errors" || fail "output left after errors"
+
+# A file-size limit (ulimit -f, in KiB) reached while writing: SIGXFSZ once
+# killed the run silently and left its temporary directory behind.
+limited() { (ulimit -f "$1" && shift && exec "$@"); }
+expect_error "checkpoint beyond the file-size limit" "File too large" \
+  limited 16 "$gptq" quantize --model "$work/model" --out "$work/big" --method rtn --group 32
+expect_error "logits beyond the file-size limit" "File too large" \
+  limited 4 "$gptq" logits --model "$work/model" --ids "$work/one.txt" --out "$work/big.npy"
+[ ! -e "$work/big" ] && [ ! -e "$work/big.npy" ] && [ -z "$(find "$work" -name '.*tmp*')" ] \
+  && pass "nothing left by writes beyond the limit" || fail "files left: $(ls -a "$work")"
+
+# The checkpoint's directory and files get the permissions the umask allows
+# (the directory was 0700 whatever the umask).
+for mask in 022 077 002; do
+  (umask "$mask" && exec "$gptq" quantize --model "$work/model" --out "$work/u$mask" \
+     --method rtn --group 32 >/dev/null 2>&1)
+  want_dir=$(printf '%o' $((0777 & ~0$mask)))
+  want_file=$(printf '%o' $((0666 & ~0$mask)))
+  got_dir=$(stat -c %a "$work/u$mask" 2>/dev/null || echo none)
+  got_files=$(stat -c %a "$work/u$mask"/* 2>/dev/null | sort -u | tr '\n' ' ')
+  [ "$got_dir" = "$want_dir" ] && [ "$got_files" = "$want_file " ] \
+    && pass "umask $mask: directory $got_dir, files $got_files" \
+    || fail "umask $mask: directory $got_dir (want $want_dir), files $got_files (want $want_file)"
+done
+
+# One SIGTERM stops every phase at its next check, with exit status 143 and
+# nothing left (tokenizing, loading and logits never checked). The command
+# reads its input from a FIFO: the signal is sent once the tool has opened
+# it (its handler is then in place), and the input follows.
+#   term_test NAME INPUT_FILE OUTPUT COMMAND... (the command reads $work/fifo)
+term_test() {
+  local name=$1 input=$2 output=$3 rc=0 pid
+  shift 3
+  rm -f "$work/fifo"
+  mkfifo "$work/fifo"
+  "$@" >"$work/out.txt" 2>"$work/err.txt" &
+  pid=$!
+  timeout 60 sh -c 'exec 3>"$1" && kill -TERM "$2" && cat "$3" >&3' _ "$work/fifo" "$pid" \
+    "$input" || true
+  # A run that ignores the signal is stopped after 2 minutes (until waited
+  # for, the child's pid cannot be reused).
+  for _ in $(seq 1 1200); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" || rc=$?
+  if [ "$rc" -eq 143 ] && [ ! -e "$output" ] && [ -z "$(find "$work" -name '.*tmp*')" ]; then
+    pass "$name"
+  else
+    fail "$name (exit $rc; stderr: $(cat "$work/err.txt"))"
+  fi
+}
+mkdir -p "$work/tmodel"
+cp "$work/model/config.json" "$work/model/model.safetensors" "$work/tmodel/"
+cp "$(dirname "$0")/data/tokenizer/smollm2.json" "$work/tmodel/tokenizer.json"
+for i in $(seq 1 200); do echo "Line $i of a calibration text, with some words in it."; done \
+  >"$work/text.txt"
+term_test "SIGTERM while tokenizing" "$work/text.txt" "$work/t1" \
+  "$gptq" quantize --model "$work/tmodel" --out "$work/t1" --calib "$work/fifo" \
+  --samples 1 --seqlen 16
+term_test "SIGTERM before logits load the model" "$work/one.txt" "$work/t2.npy" \
+  "$gptq" logits --model "$work/model" --ids "$work/fifo" --out "$work/t2.npy"
+term_test "SIGTERM before eval loads the model" "$work/ids.txt" "$work/t3.json" \
+  "$gptq" eval --model "$work/model" --ids "$work/fifo" --ctx 32 --json "$work/t3.json"
 
 echo "$fails failed"
 [ "$fails" -eq 0 ]

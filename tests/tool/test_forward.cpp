@@ -196,3 +196,52 @@ TEST(Forward, PerplexityOfUniformLogitsIsVocabSize) {
   std::vector<float> logits(50, 0.25f);
   EXPECT_NEAR(std::exp(token_nll(logits.data(), 50, 7)), 50.0, 1e-9);
 }
+
+// A crafted config whose head counts times head_dim wrap around 2^64 to 0:
+// the q/k/v tensors of shape [0, hidden] then matched the wrapped widths,
+// and RoPE wrote 2^62 heads into an empty buffer (SIGSEGV). Such a model
+// must be refused when it is opened, before anything is allocated.
+TEST(Forward, WrappedHeadCountIsRefusedBeforeAnythingRuns) {
+  const std::string dir = tinymodel::make_temp_dir("hostile");
+  tinymodel::TinySpec s;
+  s.layers = 1;
+  nlohmann::json c = tinymodel::config_json(s);
+  c["num_attention_heads"] = int64_t{1} << 62;
+  c["num_key_value_heads"] = int64_t{1} << 62;
+  c["head_dim"] = 4;  // (2^62 · 4) mod 2^64 = 0
+  tinymodel::write_json(dir + "/config.json", c);
+  SafetensorsWriter w;
+  auto add = [&](const std::string &name, std::vector<int64_t> shape) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    w.add(name, TensorDType::F32, shape, std::vector<uint8_t>(static_cast<size_t>(n) * 4, 0));
+  };
+  const int64_t h = s.hidden;
+  add("model.embed_tokens.weight", {s.vocab, h});
+  add("model.layers.0.input_layernorm.weight", {h});
+  add("model.layers.0.post_attention_layernorm.weight", {h});
+  for (const char *p : {"q_proj", "k_proj", "v_proj"}) {
+    add(std::string("model.layers.0.self_attn.") + p + ".weight", {0, h});
+  }
+  add("model.layers.0.self_attn.o_proj.weight", {h, 0});
+  add("model.layers.0.mlp.gate_proj.weight", {s.intermediate, h});
+  add("model.layers.0.mlp.up_proj.weight", {s.intermediate, h});
+  add("model.layers.0.mlp.down_proj.weight", {h, s.intermediate});
+  add("model.norm.weight", {h});
+  add("lm_head.weight", {s.vocab, h});
+  w.write(dir + "/model.safetensors");
+  try {
+    auto md = ModelDir::open(dir);
+    check_llama_tensors(*md);
+    const LlamaModel model = load_model(*md);
+    const std::vector<int32_t> ids{1, 2, 3};
+    SequenceBatch batch;
+    batch.add(3);
+    const Rope rope(model.config, 3);
+    model_logits(model, rope, ids, batch);
+    ADD_FAILURE() << "the model was run";
+  } catch (const ToolError &e) {
+    EXPECT_NE(std::string(e.what()).find("num_attention_heads"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove_all(dir);
+}

@@ -179,7 +179,7 @@ TEST(LlamaConfig, TransformersDefaults) {
   EXPECT_FALSE(c.attention_bias);
   EXPECT_FALSE(c.o_proj_bias);
   EXPECT_FALSE(c.mlp_bias);
-  EXPECT_EQ(c.rope_scaling_type, "");
+  EXPECT_EQ(c.rope_type, "default");
   EXPECT_EQ(c.torch_dtype, "");
   EXPECT_EQ(c.sliding_window, 0);
 }
@@ -210,7 +210,7 @@ TEST(LlamaConfig, Llama3WithEverythingSet) {
   EXPECT_TRUE(c.o_proj_bias);
   EXPECT_TRUE(c.mlp_bias);
   EXPECT_EQ(c.torch_dtype, "bfloat16");
-  EXPECT_EQ(c.rope_scaling_type, "llama3");
+  EXPECT_EQ(c.rope_type, "llama3");
   EXPECT_EQ(c.rope_factor, 8.0);
   EXPECT_EQ(c.rope_low_freq_factor, 1.0);
   EXPECT_EQ(c.rope_high_freq_factor, 4.0);
@@ -218,10 +218,10 @@ TEST(LlamaConfig, Llama3WithEverythingSet) {
 
   j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};  // the older key
   const LlamaConfig lin = parse_llama_config(j, "config.json");
-  EXPECT_EQ(lin.rope_scaling_type, "linear");
+  EXPECT_EQ(lin.rope_type, "linear");
   EXPECT_EQ(lin.rope_factor, 2.0);
   j["rope_scaling"] = {{"rope_type", "default"}};
-  EXPECT_EQ(parse_llama_config(j, "config.json").rope_scaling_type, "");
+  EXPECT_EQ(parse_llama_config(j, "config.json").rope_type, "default");
 }
 
 TEST(LlamaConfig, Qwen2AndMistralBiasesAndSlidingWindow) {
@@ -288,7 +288,7 @@ TEST(LlamaConfig, RefusesMissingAndBadFields) {
   EXPECT_HAS(config_error(j), "required field \"vocab_size\" is missing");
   j = tiny_config();
   j["num_hidden_layers"] = 0;
-  EXPECT_HAS(config_error(j), "\"num_hidden_layers\" is 0; it must be > 0");
+  EXPECT_HAS(config_error(j), "\"num_hidden_layers\" is 0; it must be");
   j = tiny_config();
   j["intermediate_size"] = "16";
   EXPECT_HAS(config_error(j), "\"intermediate_size\" is \"16\", not an integer");
@@ -313,14 +313,59 @@ TEST(LlamaConfig, RefusesMissingAndBadFields) {
   EXPECT_HAS(config_error(j), "rms_norm_eps");
 }
 
+// Integers are range-checked as they are read: a float where an integer
+// belongs (converting 9.2e19 to an integer is undefined behaviour) or an
+// integer beyond int64 is refused with the field named.
+TEST(LlamaConfig, RefusesIntegersOutOfRange) {
+  json j = tiny_config();
+  j["vocab_size"] = 9.2e19;
+  EXPECT_HAS(config_error(j), "x/config.json: \"vocab_size\" is 9.2e+19, not an integer");
+  j = tiny_config();
+  j["num_hidden_layers"] = 2.0;
+  EXPECT_HAS(config_error(j), "\"num_hidden_layers\" is 2.0, not an integer");
+  j = tiny_config();
+  j["hidden_size"] = 18446744073709551615ULL;
+  EXPECT_HAS(config_error(j), "\"hidden_size\" is 18446744073709551615; it must be");
+  // Sizes are bounded (tensors, BLAS and token ids index with 32 bits) and
+  // the q and k/v widths are products checked before use.
+  j = tiny_config();
+  j["num_attention_heads"] = int64_t{1} << 62;
+  j["num_key_value_heads"] = int64_t{1} << 62;
+  j["head_dim"] = 4;
+  EXPECT_HAS(config_error(j), "\"num_attention_heads\" is 4611686018427387904; it must be in "
+                              "[1, 2147483647]");
+  j = tiny_config();
+  j["num_attention_heads"] = 1 << 20;
+  j["num_key_value_heads"] = 1 << 19;
+  j["head_dim"] = 4096;
+  EXPECT_HAS(config_error(j), "num_attention_heads 1048576 x head_dim 4096 is larger than "
+                              "2147483647");
+  j["num_attention_heads"] = 1 << 19;
+  j["num_key_value_heads"] = 1 << 19;
+  j["head_dim"] = 4096;
+  EXPECT_HAS(config_error(j), "num_attention_heads 524288 x head_dim 4096");
+  j = tiny_config();
+  j["max_position_embeddings"] = int64_t{1} << 40;
+  EXPECT_HAS(config_error(j), "\"max_position_embeddings\" is 1099511627776; it must be in");
+  j = tiny_config();
+  j["num_hidden_layers"] = 1 << 30;
+  EXPECT_HAS(config_error(j), "\"num_hidden_layers\" is 1073741824; it must be in [1, 65536]");
+  j = tiny_config();
+  j["sliding_window"] = -5;
+  j["architectures"] = {"MistralForCausalLM"};
+  j["model_type"] = "mistral";
+  EXPECT_HAS(config_error(j), "\"sliding_window\" is -5; it must be >= 0");
+}
+
 TEST(LlamaConfig, RefusesUnsupportedRopeScaling) {
   json j = tiny_config();
-  j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
-  EXPECT_HAS(config_error(j), "rope_scaling type \"yarn\" is not supported");
+  j["rope_scaling"] = {{"rope_type", "longrope"}, {"factor", 4.0}};
+  EXPECT_HAS(config_error(j), "RoPE type \"longrope\" is not supported (supported: default, "
+                              "linear, dynamic, yarn, llama3)");
   j["rope_scaling"] = {{"rope_type", "linear"}};
-  EXPECT_HAS(config_error(j), "has no \"factor\"");
+  EXPECT_HAS(config_error(j), "RoPE of type linear has no \"rope_scaling\".factor");
   j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0}};
-  EXPECT_HAS(config_error(j), "has no \"high_freq_factor\"");
+  EXPECT_HAS(config_error(j), "has no \"rope_scaling\".high_freq_factor");
   j["rope_scaling"] = {{"rope_type", "llama3"},
                        {"factor", 8.0},
                        {"low_freq_factor", 4.0},
@@ -518,6 +563,71 @@ TEST(ModelDir, CheckFindsMissingAndMisshapenTensors) {
       tensors.push_back({p + "v_proj.bias", {4}});
     }
     write_single(dir, q, tensors);
+    EXPECT_EQ(check_error(dir), "");
+  }
+}
+
+// Weights the config does not account for are refused, not dropped: a
+// config naming fewer layers than the files hold was quantized (and exited
+// 0) as a smaller model.
+TEST(ModelDir, CheckRefusesTensorsTheConfigDoesNotUse) {
+  {
+    TempDir dir;
+    json one_layer = tiny_config();
+    one_layer["num_hidden_layers"] = 1;
+    write_single(dir, one_layer);
+    const std::string m = check_error(dir);
+    EXPECT_HAS(m, "tensor model.layers.1.input_layernorm.weight is not used: config.json's "
+                  "num_hidden_layers is 1 but the weights hold layer 1 (8 more unused tensors)");
+  }
+  {
+    TempDir dir;  // a bias the config does not give (attention_bias false)
+    auto tensors = tiny_tensors();
+    tensors.push_back({"model.layers.0.self_attn.q_proj.bias", {8}});
+    write_single(dir, tiny_config(), tensors);
+    EXPECT_HAS(check_error(dir), "tensor model.layers.0.self_attn.q_proj.bias is not used: it is "
+                                 "not part of a LlamaForCausalLM as config.json describes it "
+                                 "(config.json gives this layer no bias)");
+  }
+  {
+    TempDir dir;  // anything else
+    auto tensors = tiny_tensors();
+    tensors.push_back({"model.layers.0.self_attn.q_norm.weight", {4}});
+    write_single(dir, tiny_config(), tensors);
+    EXPECT_HAS(check_error(dir), "tensor model.layers.0.self_attn.q_norm.weight is not used");
+  }
+  {
+    TempDir dir;  // RoPE buffers of older transformers are recomputed, not refused
+    auto tensors = tiny_tensors();
+    tensors.push_back({"model.layers.0.self_attn.rotary_emb.inv_freq", {2}});
+    tensors.push_back({"model.layers.1.self_attn.rotary_emb.inv_freq", {2}});
+    write_single(dir, tiny_config(), tensors);
+    EXPECT_EQ(check_error(dir), "");
+  }
+}
+
+// Tied, transformers uses the embeddings as lm_head whatever lm_head.weight
+// holds; the tool used the stored lm_head.weight. A copy of the embeddings
+// is accepted (and ignored); anything else is two different models.
+TEST(ModelDir, TiedLmHeadMustBeTheEmbeddings) {
+  json tied = tiny_config();
+  tied["tie_word_embeddings"] = true;
+  {
+    TempDir dir;
+    write_single(dir, tied);  // lm_head.weight holds other values than embed_tokens
+    EXPECT_HAS(check_error(dir), "lm_head.weight differs from model.embed_tokens.weight");
+  }
+  {
+    TempDir dir;
+    write_json(dir.file("config.json"), tied);
+    SafetensorsWriter w;
+    float base = 0;
+    for (const auto &t : tiny_tensors()) {
+      const bool head = t.first == "lm_head.weight";
+      w.add(t.first, TensorDType::F32, t.second, f32_bytes(t.second, head ? 0.0f : base));
+      base += 100;
+    }
+    w.write(dir.file("model.safetensors"));
     EXPECT_EQ(check_error(dir), "");
   }
 }

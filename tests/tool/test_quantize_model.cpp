@@ -7,6 +7,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -14,9 +15,12 @@
 #include "checkpoint_reader.h"
 #include "checkpoint_writer.h"
 #include "file_util.h"
+#include "interrupt.h"
 #include "llama_forward.h"
 #include "model_dir.h"
 #include "quantize_model.h"
+#include "safetensors.h"
+#include "token_data.h"
 #include "tiny_model.h"
 
 using namespace gptqtool;
@@ -317,13 +321,16 @@ TEST_F(Pipeline, ExistingOutputIsKeptUnlessOverwriteAndThenReplacedWhole) {
   qo.base.group_size = 32;
   const QuantizeResult r = quantize_model(*dir, {}, qo, {});
   const std::string out = root_ + "/ck";
-  fs::create_directories(out);
+  write_gptq_checkpoint(*dir, r, qo, {}, out);
   std::ofstream(out + "/keep.txt") << "mine";
   try {
     write_gptq_checkpoint(*dir, r, qo, {}, out);
     FAIL() << "no error";
   } catch (const ToolError &e) {
-    EXPECT_NE(std::string(e.what()).find("already exists"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("already exists; choose another --out or pass "
+                                         "--overwrite"),
+              std::string::npos)
+        << e.what();
   }
   EXPECT_TRUE(path_exists(out + "/keep.txt"));
   CheckpointOptions co;
@@ -334,19 +341,115 @@ TEST_F(Pipeline, ExistingOutputIsKeptUnlessOverwriteAndThenReplacedWhole) {
   EXPECT_EQ(stray_entries({"ck"}), std::vector<std::string>{});
 }
 
+// --overwrite once replaced whatever stood at the output: the model itself
+// (--out equal to --model), a directory of the user's, a file. Now only a
+// checkpoint this tool wrote is replaced, and no output may be, hold or sit
+// inside an input, however the path is spelled.
+TEST_F(Pipeline, OverwriteNeverReplacesInputsOrForeignFiles) {
+  auto dir = ModelDir::open(model_);
+  QuantizeOptions qo;
+  qo.method = QuantMethod::Rtn;
+  qo.base.group_size = 32;
+  const QuantizeResult r = quantize_model(*dir, {}, qo, {});
+  CheckpointOptions co;
+  co.overwrite = true;
+  const std::string calib = root_ + "/calib.txt";
+  std::ofstream(calib) << "text";
+  co.inputs = {calib};
+  fs::create_symlink(model_, root_ + "/link");
+  fs::create_directories(root_ + "/mine");
+  std::ofstream(root_ + "/mine/notes.txt") << "mine";
+  std::ofstream(root_ + "/file.txt") << "mine";
+  // A checkpoint of another tool: a config with quantization_config but not ours.
+  fs::create_directories(root_ + "/theirs");
+  std::ofstream(root_ + "/theirs/quantize_report.json") << "{}";
+  std::ofstream(root_ + "/theirs/config.json")
+      << R"({"quantization_config": {"quant_method": "gptq", "meta": {"quantizer": ["gptqmodel:4"]}}})";
+  const std::pair<std::string, std::string> cases[] = {
+      {model_, "is the input"},
+      {root_ + "/link", "is the input"},
+      {root_ + "/model/../model/", "is the input"},
+      {root_ + "/model/out", "lies inside the input"},
+      {root_ + "/link/out", "lies inside the input"},
+      {root_, "contains the input"},
+      {calib, "is the input"},
+      {root_ + "/mine", "is not a checkpoint this tool wrote (it has no quantize_report.json)"},
+      {root_ + "/file.txt", "(it is a file, not a directory)"},
+      {root_ + "/theirs", "does not name a GPTQ checkpoint written by libgptq"},
+  };
+  for (const auto &c : cases) {
+    try {
+      write_gptq_checkpoint(*dir, r, qo, co, c.first);
+      ADD_FAILURE() << c.first << ": no error";
+    } catch (const ToolError &e) {
+      EXPECT_NE(std::string(e.what()).find(c.second), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_TRUE(path_exists(model_ + "/model.safetensors"));
+  EXPECT_TRUE(path_exists(model_ + "/config.json"));
+  EXPECT_TRUE(path_exists(root_ + "/mine/notes.txt"));
+  EXPECT_TRUE(path_exists(root_ + "/file.txt"));
+  EXPECT_TRUE(path_exists(root_ + "/theirs/config.json"));
+  EXPECT_EQ(stray_entries({"calib.txt", "link", "mine", "file.txt", "theirs"}),
+            std::vector<std::string>{});
+  // A symbolic link to a checkpoint of ours is not replaced either.
+  write_gptq_checkpoint(*dir, r, qo, {}, root_ + "/ck");
+  fs::create_symlink(root_ + "/ck", root_ + "/cklink");
+  EXPECT_THROW(write_gptq_checkpoint(*dir, r, qo, co, root_ + "/cklink"), ToolError);
+}
+
 TEST_F(Pipeline, PlansThatCannotBeStoredFailBeforeAnyWork) {
   auto dir = ModelDir::open(model_);
   QuantizeOptions qo;
+  auto plan_error = [&](const QuantizeOptions &o) {
+    try {
+      validate_plan(*dir, o);
+    } catch (const ToolError &e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  // A width the checkpoint layout cannot hold is a global refusal, not a
+  // complaint about the first layer.
   qo.base.bits = 5;
-  try {
-    validate_plan(*dir, qo);
-    FAIL() << "no error";
-  } catch (const ToolError &e) {
-    const std::string m = e.what();
-    EXPECT_NE(m.find("model.layers.0.self_attn.q_proj"), std::string::npos) << m;
-    EXPECT_NE(m.find("2, 3, 4 and 8"), std::string::npos) << m;
-  }
+  std::string m = plan_error(qo);
+  EXPECT_EQ(m.rfind("--bits 5: 5-bit weights cannot be written: GPTQ checkpoints store 2, 3, 4 "
+                    "and 8 bits only",
+                    0),
+            0u)
+      << m;
+  EXPECT_EQ(m.find("q_proj"), std::string::npos) << m;
   qo.base.bits = 4;
+  qo.overrides = {parse_override("*.o_proj:bits=6")};
+  m = plan_error(qo);
+  EXPECT_NE(m.find("--override '*.o_proj:bits=6': 6-bit weights cannot be written"),
+            std::string::npos)
+      << m;
+  // An override that matches nothing was silently ignored.
+  qo.overrides = {parse_override("*.down_proj:bits=8"), parse_override("model.layer.0.*:skip")};
+  m = plan_error(qo);
+  EXPECT_NE(m.find("--override 'model.layer.0.*:skip': the pattern 'model.layer.0.*' matches no "
+                   "layer (names look like model.layers.0.self_attn.q_proj or "
+                   "model.layers.0.mlp.down_proj; lm_head only with --quantize-lm-head)"),
+            std::string::npos)
+      << m;
+  qo.overrides = {parse_override("lm_head:bits=8")};
+  EXPECT_NE(plan_error(qo).find("matches no layer"), std::string::npos);
+  qo.quantize_lm_head = true;
+  EXPECT_EQ(plan_error(qo), "no error");
+  qo.quantize_lm_head = false;
+  qo.overrides.clear();
+  // Static groups without act-order anywhere do nothing.
+  qo.base.static_groups = true;
+  m = plan_error(qo);
+  EXPECT_EQ(m.rfind("--static-groups has no effect without --act-order", 0), 0u) << m;
+  qo.overrides = {parse_override("*.q_proj:act-order=1")};
+  EXPECT_EQ(plan_error(qo), "no error");
+  qo.base.act_order = true;
+  qo.overrides.clear();
+  EXPECT_EQ(plan_error(qo), "no error");
+  qo.base.act_order = false;
+  qo.base.static_groups = false;
   qo.overrides.push_back(parse_override("*.o_proj:group=0"));
   EXPECT_THROW(validate_plan(*dir, qo), ToolError);
   EXPECT_THROW(parse_override("no-colon"), ToolError);
@@ -388,6 +491,154 @@ TEST_F(Pipeline, TiedLmHeadIsQuantizedOnRequestAndUntied) {
   const TensorInfo &a = dir->info("model.embed_tokens.weight");
   const TensorInfo &b = ck->info("model.embed_tokens.weight");
   EXPECT_EQ(0, std::memcmp(dir->file_of(a.name).data(a), ck->file_of(b.name).data(b), a.nbytes));
+
+  // A tied model that also stores lm_head.weight (a copy of the
+  // embeddings) is untied too: the checkpoint once kept
+  // tie_word_embeddings true beside lm_head.qweight.
+  {
+    SafetensorsWriter w;
+    for (const auto &t : tinymodel::random_tensors(spec_)) {
+      std::vector<uint8_t> bytes(t.second.second.size() * 4);
+      std::memcpy(bytes.data(), t.second.second.data(), bytes.size());
+      if (t.first == "model.embed_tokens.weight") {
+        w.add("lm_head.weight", TensorDType::F32, t.second.first, bytes);
+      }
+      w.add(t.first, TensorDType::F32, t.second.first, bytes);
+    }
+    w.write(model_ + "/model.safetensors");
+  }
+  dir = ModelDir::open(model_);
+  ASSERT_TRUE(dir->has("lm_head.weight"));
+  const QuantizeResult r2 = quantize_model(*dir, calibration(spec_.vocab, 3), qo, {});
+  write_gptq_checkpoint(*dir, r2, qo, {}, root_ + "/head2");
+  EXPECT_EQ(read_json(root_ + "/head2/config.json")["tie_word_embeddings"], false);
+  EXPECT_TRUE(load_model(*ModelDir::open(root_ + "/head2")).lm_head.quantized());
+}
+
+// The checkpoint's integers are range-checked as read: a group size of
+// 2^32 + 128 once wrapped to 128 in an int32 and was accepted; a float
+// bits field was converted with undefined behaviour.
+TEST_F(Pipeline, CheckpointConfigIntegersAreRangeChecked) {
+  auto dir = ModelDir::open(model_);
+  QuantizeOptions qo;
+  qo.method = QuantMethod::Rtn;
+  qo.base.group_size = 32;
+  qo.overrides.push_back(parse_override("*.o_proj:bits=8"));
+  const QuantizeResult r = quantize_model(*dir, {}, qo, {});
+  const std::string out = root_ + "/ck";
+  write_gptq_checkpoint(*dir, r, qo, {}, out);
+  const nlohmann::json good = read_json(out + "/config.json");
+  auto error_with = [&](const std::function<void(nlohmann::json &)> &edit) {
+    nlohmann::json c = good;
+    edit(c);
+    write_file_synced(out + "/config.json", c.dump(2));
+    try {
+      read_gptq_checkpoint_config(*ModelDir::open(out));
+    } catch (const ToolError &e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  auto &&contains = [](const std::string &s, const std::string &part) {
+    return s.find(part) != std::string::npos;
+  };
+  std::string m = error_with([](nlohmann::json &c) { c["quantization_config"]["bits"] = 9.2e19; });
+  EXPECT_TRUE(contains(m, "quantization_config.bits is 9.2e+19, not an integer")) << m;
+  m = error_with(
+      [](nlohmann::json &c) { c["quantization_config"]["group_size"] = 4294967424LL; });
+  EXPECT_TRUE(contains(m, "quantization_config.group_size is 4294967424; it must be in")) << m;
+  m = error_with([](nlohmann::json &c) {
+    c["quantization_config"]["dynamic"]["+:^model\\.layers\\.0\\.self_attn\\.o_proj$"]["bits"] =
+        -1e300;
+  });
+  EXPECT_TRUE(contains(m, "quantization_config.bits is -1e+300, not an integer")) << m;
+  m = error_with([](nlohmann::json &c) { c["quantization_config"]["sym"] = 1; });
+  EXPECT_TRUE(contains(m, "quantization_config.sym is 1, not true or false")) << m;
+}
+
+// A checkpoint's dynamic rules are untrusted patterns: deep nesting once
+// overflowed std::regex's stack, (.*)*(.*)*Z ran for many minutes per
+// layer, and a huge back-reference number was undefined behaviour in its
+// compiler. Each is now refused or matched in bounded time.
+TEST_F(Pipeline, HostileDynamicRulesAreRefusedOrMatchedQuickly) {
+  auto dir = ModelDir::open(model_);
+  QuantizeOptions qo;
+  qo.method = QuantMethod::Rtn;
+  qo.base.group_size = 32;
+  const QuantizeResult r = quantize_model(*dir, {}, qo, {});
+  const std::string out = root_ + "/ck";
+  write_gptq_checkpoint(*dir, r, qo, {}, out);
+  const nlohmann::json good = read_json(out + "/config.json");
+  auto with_rule = [&](const std::string &rule) {
+    nlohmann::json c = good;
+    c["quantization_config"]["dynamic"] = {{rule, {{"bits", 8}}}};
+    write_file_synced(out + "/config.json", c.dump(2));
+    return ModelDir::open(out);
+  };
+  auto error_for = [&](const std::string &rule) {
+    try {
+      read_gptq_checkpoint_config(*with_rule(rule));
+    } catch (const ToolError &e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  std::string m = error_for("+:" + std::string(100000, '(') + std::string(100000, ')'));
+  EXPECT_NE(m.find("quantization_config.dynamic: regex '((((("), std::string::npos) << m;
+  m = error_for("+:" + std::string(1000, '(') + std::string(1000, ')'));
+  EXPECT_NE(m.find("groups nested deeper than 64"), std::string::npos) << m;
+  m = error_for("+:(a)\\99999999999999999999");
+  EXPECT_NE(m.find("back-references"), std::string::npos) << m;
+  // Matched against every layer of the model, quickly, and matching none.
+  const auto ck = with_rule("+:(.*)*(.*)*Z");
+  const GptqCheckpointConfig qc = read_gptq_checkpoint_config(*ck);
+  for (int64_t b = 0; b < spec_.layers; ++b) {
+    for (int s = 0; s < kLinearSlots; ++s) {
+      EXPECT_EQ(checkpoint_spec_for(qc, linear_name(b, static_cast<LinearSlot>(s))).bits, 4);
+    }
+  }
+  EXPECT_EQ(load_model(*ck).blocks.size(), static_cast<size_t>(spec_.layers));
+}
+
+// One SIGINT or SIGTERM must stop every long phase at its next check:
+// loading a model, each block of a forward pass, reading id files,
+// decompressing, and each tensor written (some never checked).
+TEST_F(Pipeline, EveryLongPhaseStopsOnceASignalAsks) {
+  struct ClearFlag {
+    ~ClearFlag() { set_interrupted_for_testing(false); }
+  } clear;
+  auto dir = ModelDir::open(model_);
+  const LlamaModel model = load_model(*dir);
+  QuantizeOptions qo;
+  qo.method = QuantMethod::Rtn;
+  qo.base.group_size = 32;
+  const QuantizeResult r = quantize_model(*dir, {}, qo, {});
+  std::string ids_text;
+  for (int i = 0; i < 70000; ++i) ids_text += "1 2 3\n";
+  write_file_synced(root_ + "/ids.txt", ids_text);
+  set_interrupted_for_testing(true);
+  auto stops = [](const char *what, const std::function<void()> &phase) {
+    try {
+      phase();
+      ADD_FAILURE() << what << " ran to its end";
+    } catch (const ToolError &e) {
+      EXPECT_EQ(std::string(e.what()).rfind("interrupted", 0), 0u) << what << ": " << e.what();
+    }
+  };
+  stops("load_model", [&] { load_model(*dir); });
+  stops("model_logits", [&] {
+    SequenceBatch batch;
+    batch.add(3);
+    model_logits(model, Rope(model.config, 3), {1, 2, 3}, batch);
+  });
+  stops("read_id_file", [&] { read_id_file(root_ + "/ids.txt", spec_.vocab); });
+  stops("write_gptq_checkpoint", [&] { write_gptq_checkpoint(*dir, r, qo, {}, root_ + "/ck"); });
+  stops("SafetensorsWriter::write", [&] {
+    SafetensorsWriter w;
+    w.add("t", TensorDType::F32, {1}, {0, 0, 0, 0});
+    w.write(root_ + "/t.safetensors");
+  });
+  EXPECT_EQ(stray_entries({"ids.txt"}), std::vector<std::string>{});
 }
 
 TEST(QuantSpec, GlobsAndRegexes) {

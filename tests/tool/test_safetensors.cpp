@@ -394,7 +394,7 @@ TEST(SafetensorsErrors, EntryWrongJsonTypes) {
              "\"shape\" is not an array");
   EXPECT_HAS(raw_error(dir, R"({"w": {"dtype": "F32", "shape": [1.5], "data_offsets": [0, 4]}})",
                        4),
-             "\"shape\" holds 1.5, not an integer");
+             "a dimension of \"shape\" is 1.5, not an integer");
   EXPECT_HAS(raw_error(dir, R"({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0]}})", 4),
              "\"data_offsets\" must be two non-negative integers");
   EXPECT_HAS(raw_error(dir, R"({"w": {"dtype": "F32", "shape": [1], "data_offsets": [-4, 0]}})",

@@ -17,7 +17,10 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <zlib.h>
 
+#include "interrupt.h"
+#include "token_data.h"
 #include "tokenizer.h"
 #include "tool_error.h"
 
@@ -301,4 +304,109 @@ TEST(TokenizerErrors, MalformedModel) {
   EXPECT_TRUE(has(msg, "added_tokens[0].id")) << msg;
 }
 
+// Integers are read with their range checked, never converted blindly: a
+// float or an id beyond int32 is refused by name.
+TEST(TokenizerErrors, IntegersOutOfRange) {
+  json j = small_tokenizer();
+  j["added_tokens"][0]["id"] = 4294967296LL;  // would wrap to 0 as an int32
+  std::string msg = load_error(j.dump());
+  EXPECT_TRUE(has(msg, "added_tokens[0].id (a token id) is 4294967296; it must be in [0, 2147483647]"))
+      << msg;
+  j = small_tokenizer();
+  j["added_tokens"][0]["id"] = 18446744073709551615ULL;
+  msg = load_error(j.dump());
+  EXPECT_TRUE(has(msg, "is 18446744073709551615; it must be in [0, 2147483647]")) << msg;
+  j = small_tokenizer();
+  j["added_tokens"][0]["id"] = 9.2e19;
+  msg = load_error(j.dump());
+  EXPECT_TRUE(has(msg, "added_tokens[0].id (a token id) is 9.2e+19, not an integer")) << msg;
+}
+
 }  // namespace
+
+// --- text files -------------------------------------------------------------
+
+namespace gz {
+
+std::string compress(const std::string &text) {
+  z_stream zs{};
+  EXPECT_EQ(deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  std::string out(deflateBound(&zs, static_cast<uLong>(text.size())), '\0');
+  zs.next_in = reinterpret_cast<Bytef *>(const_cast<char *>(text.data()));
+  zs.avail_in = static_cast<uInt>(text.size());
+  zs.next_out = reinterpret_cast<Bytef *>(&out[0]);
+  zs.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&zs, Z_FINISH), Z_STREAM_END);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  return out;
+}
+
+std::string write(const std::string &name, const std::string &bytes) {
+  const std::string path = ::testing::TempDir() + name;
+  std::ofstream(path, std::ios::binary) << bytes;
+  return path;
+}
+
+}  // namespace gz
+
+// A .gz file must be gzip and whole: a truncated download was read up to
+// where it stopped, and a plain file named .gz was read as text, both
+// silently.
+TEST(TextFiles, GzipIsCheckedByMagicAndEndState) {
+  const auto tok = Tokenizer::from_file(kDir + "smollm2.json");
+  std::string text;
+  for (const json &t : expected()["texts"]) text += t.get<std::string>() + "\n";
+  while (text.size() < 200000) text += text;
+  const std::vector<int32_t> want = tok->encode(text);
+  const std::string packed = gz::compress(text);
+  EXPECT_EQ(gptqtool::tokenize_text_file(*tok, gz::write("whole.txt.gz", packed)), want);
+  // Two members, as `cat a.gz b.gz` makes: the concatenated text.
+  const std::string half = text.substr(0, text.size() / 2);
+  EXPECT_EQ(gptqtool::tokenize_text_file(
+                *tok, gz::write("two.txt.gz", gz::compress(half) +
+                                                  gz::compress(text.substr(half.size())))),
+            want);
+  auto error_of = [&](const std::string &name, const std::string &bytes) {
+    try {
+      gptqtool::tokenize_text_file(*tok, gz::write(name, bytes));
+    } catch (const ToolError &e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  for (const size_t keep : {packed.size() - 4, packed.size() - 8, packed.size() / 2, size_t{12}}) {
+    const std::string m = error_of("cut.txt.gz", packed.substr(0, keep));
+    EXPECT_NE(m.find("truncated gzip file"), std::string::npos) << keep << ": " << m;
+  }
+  std::string bad_crc = packed;
+  bad_crc[bad_crc.size() - 6] ^= 0x55;
+  EXPECT_NE(error_of("crc.txt.gz", bad_crc).find("corrupt gzip data (incorrect data check)"),
+            std::string::npos);
+  EXPECT_NE(error_of("tail.txt.gz", packed + "junk").find("4 bytes of data that is not gzip"),
+            std::string::npos);
+  EXPECT_NE(error_of("plain.txt.gz", text).find("not a gzip file"), std::string::npos);
+  EXPECT_NE(error_of("packed.txt", packed).find("is not named .gz"), std::string::npos);
+}
+
+// Tokenizing and decompressing a long text stop once a signal asks (they
+// never checked).
+TEST(TextFiles, TokenizingAndDecompressingStopOnASignal) {
+  struct ClearFlag {
+    ~ClearFlag() { gptqtool::set_interrupted_for_testing(false); }
+  } clear;
+  const auto tok = Tokenizer::from_file(kDir + "smollm2.json");
+  const std::string text = "A few words of text.\n";
+  const std::string plain = gz::write("signal.txt", text);
+  const std::string packed = gz::write("signal.txt.gz", gz::compress(text));
+  gptqtool::set_interrupted_for_testing(true);
+  for (const std::string &path : {plain, packed}) {
+    try {
+      gptqtool::tokenize_text_file(*tok, path);
+      ADD_FAILURE() << path << " was read to its end";
+    } catch (const ToolError &e) {
+      EXPECT_STREQ(e.what(), "interrupted") << path;
+    }
+  }
+  EXPECT_THROW(tok->encode(text), ToolError);
+}

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "checked_size.h"
 #include "llama_forward.h"
 #include "parallel.h"
 #include "vector_math.h"
@@ -49,15 +50,15 @@ void attention_core(const LlamaConfig &c, const Rope &rope, const LlamaBlock &bl
   const int64_t tokens = batch.tokens();
   const int64_t hd = c.head_dim;
   const int64_t heads = c.num_attention_heads, kv_heads = c.num_key_value_heads;
-  const int64_t q_dim = heads * hd, kv_dim = kv_heads * hd;
+  const int64_t q_dim = c.q_dim(), kv_dim = c.kv_dim();
   // Kept between calls (only ever growing): every block needs the same
   // sizes, and fresh vectors would be page-faulted in anew each time.
   // (The worker threads below must reach them through these pointers: by
   // name they would see their own, empty, thread_locals.)
   thread_local std::vector<float> q_buffer, k_buffer, v_buffer;
-  q_buffer.resize(static_cast<size_t>(tokens * q_dim));
-  k_buffer.resize(static_cast<size_t>(tokens * kv_dim));
-  v_buffer.resize(static_cast<size_t>(tokens * kv_dim));
+  q_buffer.resize(checked_elements({tokens, q_dim}, "attention buffer"));
+  k_buffer.resize(checked_elements({tokens, kv_dim}, "attention buffer"));
+  v_buffer.resize(k_buffer.size());
   float *q = q_buffer.data(), *k = k_buffer.data(), *v = v_buffer.data();
   block.q.forward(x, tokens, q);
   block.k.forward(x, tokens, k);

@@ -1,8 +1,9 @@
 #include "checkpoint_reader.h"
 
 #include <cstring>
-#include <regex>
 
+#include "json_number.h"
+#include "llama_model.h"
 #include "model_dir.h"
 #include "safetensors.h"
 
@@ -16,23 +17,54 @@ bool is_gptq_checkpoint(const ModelDir &dir) {
 
 namespace {
 
-template <typename T>
-T field(const json &obj, const char *key, T fallback, const std::string &where) {
-  if (!obj.contains(key) || obj[key].is_null()) return fallback;
-  try {
-    return obj[key].get<T>();
-  } catch (const json::exception &) {
-    throw ToolError(where + ": quantization_config." + key + " has the wrong type");
-  }
+// Typed, checked reads of quantization_config fields; null counts as absent.
+bool present(const json &obj, const char *key) { return obj.contains(key) && !obj[key].is_null(); }
+
+[[noreturn]] void wrong_type(const json &obj, const char *key, const char *expected,
+                             const std::string &where) {
+  throw ToolError(where + ": quantization_config." + key + " is " + obj[key].dump() + ", not " +
+                  expected);
 }
+
+int32_t int_field(const json &obj, const char *key, int32_t fallback, int32_t lo, int32_t hi,
+                  const std::string &where) {
+  if (!present(obj, key)) return fallback;
+  return static_cast<int32_t>(
+      json_integer(obj[key], lo, hi, where + ": quantization_config." + key));
+}
+
+bool bool_field(const json &obj, const char *key, bool fallback, const std::string &where) {
+  if (!present(obj, key)) return fallback;
+  if (!obj[key].is_boolean()) wrong_type(obj, key, "true or false", where);
+  return obj[key].get<bool>();
+}
+
+double number_field(const json &obj, const char *key, double fallback, const std::string &where) {
+  if (!present(obj, key)) return fallback;
+  if (!obj[key].is_number()) wrong_type(obj, key, "a number", where);
+  return obj[key].get<double>();
+}
+
+std::string string_field(const json &obj, const char *key, const std::string &fallback,
+                         const std::string &where) {
+  if (!present(obj, key)) return fallback;
+  if (!obj[key].is_string()) wrong_type(obj, key, "a string", where);
+  return obj[key].get<std::string>();
+}
+
+// Wide enough for validate_spec to name a bad value itself; narrow enough
+// for int32_t.
+constexpr int32_t kMaxBits = 64;
 
 SpecOverride override_from_json(const json &obj, const std::string &where) {
   SpecOverride o;
   if (!obj.is_object()) throw ToolError(where + ": a dynamic rule's settings must be an object");
-  if (obj.contains("bits")) o.bits = field<int32_t>(obj, "bits", 4, where);
-  if (obj.contains("group_size")) o.group_size = field<int32_t>(obj, "group_size", 128, where);
-  if (obj.contains("sym")) o.sym = field<bool>(obj, "sym", true, where);
-  if (obj.contains("desc_act")) o.act_order = field<bool>(obj, "desc_act", false, where);
+  if (present(obj, "bits")) o.bits = int_field(obj, "bits", 4, 0, kMaxBits, where);
+  if (present(obj, "group_size")) {
+    o.group_size = int_field(obj, "group_size", 128, -1, INT32_MAX, where);
+  }
+  if (present(obj, "sym")) o.sym = bool_field(obj, "sym", true, where);
+  if (present(obj, "desc_act")) o.act_order = bool_field(obj, "desc_act", false, where);
   return o;
 }
 
@@ -43,19 +75,19 @@ GptqCheckpointConfig read_gptq_checkpoint_config(const ModelDir &dir) {
   if (!is_gptq_checkpoint(dir)) throw ToolError(where + " has no quantization_config");
   const json &q = dir.config_json()["quantization_config"];
   if (!q.is_object()) throw ToolError(where + ": quantization_config is not an object");
-  const std::string method = field<std::string>(q, "quant_method", "", where);
+  const std::string method = string_field(q, "quant_method", "", where);
   if (method != "gptq") {
     throw ToolError(where + ": quant_method is '" + method + "'; only 'gptq' checkpoints are read");
   }
   GptqCheckpointConfig cfg;
-  cfg.base.bits = field<int32_t>(q, "bits", 4, where);
-  cfg.base.group_size = field<int32_t>(q, "group_size", 128, where);
-  cfg.base.sym = field<bool>(q, "sym", true, where);
-  cfg.base.act_order = field<bool>(q, "desc_act", false, where);
-  cfg.base.static_groups = field<bool>(q, "static_groups", false, where);
-  cfg.base.damp_percent = field<double>(q, "damp_percent", 0.01, where);
-  cfg.quantize_lm_head = field<bool>(q, "lm_head", false, where);
-  const std::string format = field<std::string>(q, "checkpoint_format", "gptq", where);
+  cfg.base.bits = int_field(q, "bits", 4, 0, kMaxBits, where);
+  cfg.base.group_size = int_field(q, "group_size", 128, -1, INT32_MAX, where);
+  cfg.base.sym = bool_field(q, "sym", true, where);
+  cfg.base.act_order = bool_field(q, "desc_act", false, where);
+  cfg.base.static_groups = bool_field(q, "static_groups", false, where);
+  cfg.base.damp_percent = number_field(q, "damp_percent", 0.01, where);
+  cfg.quantize_lm_head = bool_field(q, "lm_head", false, where);
+  const std::string format = string_field(q, "checkpoint_format", "gptq", where);
   if (format == "gptq") {
     cfg.format = GPTQ_FORMAT_V1;
   } else if (format == "gptq_v2") {
@@ -78,9 +110,9 @@ GptqCheckpointConfig read_gptq_checkpoint_config(const ModelDir &dir) {
       }
       rule.regex = key;
       try {
-        std::regex check(key);
-      } catch (const std::regex_error &) {
-        throw ToolError(where + ": dynamic rule '" + item.key() + "' is not a valid regex");
+        rule.matcher = std::make_shared<const LayerRegex>(key);
+      } catch (const ToolError &e) {
+        throw ToolError(where + ": quantization_config.dynamic: " + e.what());
       }
       if (!rule.skip) rule.fields = override_from_json(item.value(), where);
       cfg.dynamic.push_back(rule);
@@ -92,9 +124,7 @@ GptqCheckpointConfig read_gptq_checkpoint_config(const ModelDir &dir) {
 LayerQuantSpec checkpoint_spec_for(const GptqCheckpointConfig &cfg, const std::string &layer) {
   LayerQuantSpec s = cfg.base;
   for (const DynamicRule &r : cfg.dynamic) {
-    if (!std::regex_search(layer, std::regex(r.regex), std::regex_constants::match_continuous)) {
-      continue;
-    }
+    if (!r.matcher->match(layer)) continue;
     if (r.skip) {
       s.skip = true;
       continue;
@@ -126,6 +156,34 @@ const uint8_t *checked(const ModelDir &dir, const std::string &name, TensorDType
   return dir.file_of(name).data(t);
 }
 
+// The settings and tensor sizes of quantized layer `name`, its tensors'
+// dtypes and shapes checked.
+struct QuantizedLayer {
+  LayerQuantSpec spec;
+  gptq_checkpoint_sizes sz;
+  bool has_g_idx = false;
+};
+
+QuantizedLayer checked_layer(const ModelDir &dir, const GptqCheckpointConfig &cfg,
+                             const std::string &name, int64_t out, int64_t in) {
+  QuantizedLayer l;
+  l.spec = checkpoint_spec_for(cfg, name);
+  if (l.spec.skip) {
+    throw ToolError(name + " has a qweight but the checkpoint's dynamic rules say it is skipped");
+  }
+  validate_spec(l.spec, name);
+  check_status(gptq_checkpoint_sizes_for(out, in, l.spec.bits, l.spec.group_size, &l.sz),
+               name + " (" + std::to_string(l.spec.bits) + "-bit, group " +
+                   std::to_string(l.spec.group_size) + ")");
+  const gptq_checkpoint_sizes &sz = l.sz;
+  checked(dir, name + ".qweight", TensorDType::I32, {sz.qweight_rows, sz.qweight_cols});
+  checked(dir, name + ".qzeros", TensorDType::I32, {sz.qzeros_rows, sz.qzeros_cols});
+  checked(dir, name + ".scales", TensorDType::F16, {sz.scales_rows, sz.scales_cols});
+  l.has_g_idx = dir.has(name + ".g_idx");
+  if (l.has_g_idx) checked(dir, name + ".g_idx", TensorDType::I32, {sz.g_idx_len});
+  return l;
+}
+
 template <typename T>
 std::vector<T> copy_as(const uint8_t *bytes, int64_t count) {
   std::vector<T> out(static_cast<size_t>(count));
@@ -139,15 +197,9 @@ std::shared_ptr<gptq_qtensor> load_quantized_linear(const ModelDir &dir,
                                                     const GptqCheckpointConfig &cfg,
                                                     const std::string &name, int64_t out,
                                                     int64_t in) {
-  const LayerQuantSpec spec = checkpoint_spec_for(cfg, name);
-  if (spec.skip) {
-    throw ToolError(name + " has a qweight but the checkpoint's dynamic rules say it is skipped");
-  }
-  validate_spec(spec, name);
-  gptq_checkpoint_sizes sz;
-  check_status(gptq_checkpoint_sizes_for(out, in, spec.bits, spec.group_size, &sz),
-               name + " (" + std::to_string(spec.bits) + "-bit, group " +
-                   std::to_string(spec.group_size) + ")");
+  const QuantizedLayer layer = checked_layer(dir, cfg, name, out, in);
+  const LayerQuantSpec &spec = layer.spec;
+  const gptq_checkpoint_sizes &sz = layer.sz;
   auto qweight = copy_as<int32_t>(
       checked(dir, name + ".qweight", TensorDType::I32, {sz.qweight_rows, sz.qweight_cols}),
       sz.qweight_rows * sz.qweight_cols);
@@ -158,7 +210,7 @@ std::shared_ptr<gptq_qtensor> load_quantized_linear(const ModelDir &dir,
       checked(dir, name + ".scales", TensorDType::F16, {sz.scales_rows, sz.scales_cols}),
       sz.scales_rows * sz.scales_cols);
   std::vector<int32_t> g_idx;
-  if (dir.has(name + ".g_idx")) {
+  if (layer.has_g_idx) {
     g_idx = copy_as<int32_t>(checked(dir, name + ".g_idx", TensorDType::I32, {sz.g_idx_len}),
                              sz.g_idx_len);
   }
@@ -175,6 +227,21 @@ std::shared_ptr<gptq_qtensor> load_quantized_linear(const ModelDir &dir,
   check_status(gptq_qtensor_import(out, in, spec.bits, spec.group_size, cfg.format, &t, &q),
                "importing " + name);
   return std::shared_ptr<gptq_qtensor>(q, QTensorDeleter());
+}
+
+void check_gptq_tensors(const ModelDir &dir, const GptqCheckpointConfig &cfg) {
+  const LlamaConfig &c = dir.config();
+  for (int64_t b = 0; b < c.num_hidden_layers; ++b) {
+    for (int s = 0; s < kLinearSlots; ++s) {
+      const auto slot = static_cast<LinearSlot>(s);
+      const std::string name = linear_name(b, slot);
+      if (!dir.has(name + ".qweight")) continue;
+      int64_t out = 0, in = 0;
+      slot_shape(c, slot, &out, &in);
+      checked_layer(dir, cfg, name, out, in);
+    }
+  }
+  if (dir.has("lm_head.qweight")) checked_layer(dir, cfg, "lm_head", c.vocab_size, c.hidden_size);
 }
 
 }  // namespace gptqtool

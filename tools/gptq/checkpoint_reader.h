@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "layer_regex.h"
 #include "library_call.h"
 #include "quant_spec.h"
 
@@ -17,6 +18,7 @@ class ModelDir;
 struct DynamicRule {
   bool skip = false;        // "-:regex": the layer is left unquantized
   std::string regex;        // matched from the start of the layer name
+  std::shared_ptr<const LayerRegex> matcher;  // regex, compiled once
   SpecOverride fields;      // "+:regex" (or a bare regex): settings that differ
 };
 
@@ -32,6 +34,11 @@ bool is_gptq_checkpoint(const ModelDir &dir);
 GptqCheckpointConfig read_gptq_checkpoint_config(const ModelDir &dir);
 // The settings the checkpoint declares for one layer (dynamic rules applied).
 LayerQuantSpec checkpoint_spec_for(const GptqCheckpointConfig &cfg, const std::string &layer);
+
+// Checks, from the headers alone, that every layer stored as qweight has the
+// tensors its declared settings imply (dtypes and shapes), so that a broken
+// checkpoint is refused before any long work. Throws ToolError.
+void check_gptq_tensors(const ModelDir &dir, const GptqCheckpointConfig &cfg);
 
 // Import `<name>.qweight/.qzeros/.scales/.g_idx` of a [out, in] layer, checking
 // dtypes and shapes against the declared bits and group size.

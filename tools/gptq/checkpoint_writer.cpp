@@ -9,7 +9,9 @@
 #include <nlohmann/json.hpp>
 
 #include "file_util.h"
+#include "interrupt.h"
 #include "model_dir.h"
+#include "output_guard.h"
 #include "safetensors.h"
 
 namespace gptqtool {
@@ -129,11 +131,13 @@ void write_gptq_checkpoint(const ModelDir &source, const QuantizeResult &result,
     format = GPTQ_FORMAT_V2;
   }
   const fs::path out = fs::path(out_dir).lexically_normal();
-  if (path_exists(out.string()) && !options.overwrite) {
-    throw ToolError(out.string() + " already exists; choose another output or pass --overwrite");
-  }
+  std::vector<std::string> inputs = options.inputs;
+  inputs.push_back(source.path());
+  check_apart_from_inputs("output", out.string(), inputs);
+  check_checkpoint_output(out.string(), options.overwrite);
   auto check_interrupt = [&] {
-    if (options.interrupted != nullptr && options.interrupted->load()) {
+    if ((options.interrupted != nullptr && options.interrupted->load()) ||
+        interrupt_requested()) {
       throw ToolError("interrupted while writing the checkpoint; nothing was written");
     }
   };
@@ -147,9 +151,12 @@ void write_gptq_checkpoint(const ModelDir &source, const QuantizeResult &result,
     if (!l.spec.skip && l.qtensor) quantized[l.name + ".weight"] = &l;
   }
   std::vector<std::string> names = source.tensor_names();
-  // A tied lm_head that is quantized becomes a tensor of its own.
-  const bool untie = quantized.count("lm_head.weight") != 0 && !source.has("lm_head.weight");
-  if (untie) names.push_back("lm_head.weight");
+  // A tied lm_head that is quantized becomes a tensor of its own, and the
+  // config says it is no longer tied (a loader would tie it back over the
+  // quantized one).
+  const bool head_quantized = quantized.count("lm_head.weight") != 0;
+  const bool untie = head_quantized && source.config().tie_word_embeddings;
+  if (head_quantized && !source.has("lm_head.weight")) names.push_back("lm_head.weight");
   for (const std::string &name : names) {
     check_interrupt();
     auto it = quantized.find(name);

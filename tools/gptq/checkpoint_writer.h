@@ -9,6 +9,7 @@
 #include <atomic>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "quantize_model.h"
 
@@ -21,7 +22,12 @@ struct CheckpointOptions {
   // chosen automatically when any layer is asymmetric (V1 cannot store a
   // zero of 0). Forcing V1 on such a model fails before anything is written.
   enum class Format { Auto, V1, V2 } format = Format::Auto;
-  bool overwrite = false;  // replace an existing output directory
+  // Replace an existing output directory, which must be a checkpoint this
+  // tool wrote (is_checkpoint_we_wrote); anything else is refused.
+  bool overwrite = false;
+  // What the run read besides the source model (calibration files): the
+  // output must be apart from all of them and from the model.
+  std::vector<std::string> inputs;
   const std::atomic<bool> *interrupted = nullptr;
   // Called before each file is written (its name); a throw aborts the write.
   // Tests use it to interrupt a write half-way.
@@ -33,6 +39,8 @@ struct CheckpointOptions {
 std::string quantize_report_json(const QuantizeResult &result, const std::string &source_dir);
 
 // Throws ToolError; on any failure the output path is left exactly as it was.
+// An output that is, contains or lies inside an input is refused before
+// anything is written.
 void write_gptq_checkpoint(const ModelDir &source, const QuantizeResult &result,
                            const QuantizeOptions &quantize_options,
                            const CheckpointOptions &options, const std::string &out_dir);

@@ -2,14 +2,17 @@
 
 #include <cblas.h>
 
+#include <cstdint>
 #include <string>
 #include <utility>
+
+#include "checked_size.h"
 
 namespace gptqtool {
 
 Linear::Linear(int64_t out, int64_t in, std::vector<float> weight, std::vector<float> bias)
     : out_(out), in_(in), weight_(std::move(weight)), bias_(std::move(bias)) {
-  if (static_cast<int64_t>(weight_.size()) != out * in ||
+  if (static_cast<int64_t>(weight_.size()) != checked_mul(out, in, "linear layer size") ||
       (!bias_.empty() && static_cast<int64_t>(bias_.size()) != out)) {
     throw ToolError("internal: linear layer built with inconsistent sizes");
   }
@@ -32,6 +35,11 @@ void Linear::forward(const float *x, int64_t rows, float *y) const {
                              bias_.empty() ? nullptr : bias_.data(), y, rows * out_),
                  "gptq_matmul");
     return;
+  }
+  // BLAS takes int dimensions.
+  if (rows < 0 || rows > INT32_MAX || out_ > INT32_MAX || in_ > INT32_MAX) {
+    throw ToolError("a linear layer of " + std::to_string(out_) + " x " + std::to_string(in_) +
+                    " over " + std::to_string(rows) + " rows is beyond BLAS's int dimensions");
   }
   float beta = 0.0f;
   if (!bias_.empty()) {

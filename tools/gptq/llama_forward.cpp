@@ -4,6 +4,8 @@
 #include <cmath>
 #include <string>
 
+#include "checked_size.h"
+#include "interrupt.h"
 #include "parallel.h"
 #include "vector_math.h"
 
@@ -24,67 +26,6 @@ constexpr int64_t kMlpRows = 256;
 // vectors would be page-faulted in anew each time.
 
 }  // namespace
-
-Rope::Rope(const LlamaConfig &config, int64_t max_positions)
-    : head_dim_(config.head_dim), max_positions_(max_positions) {
-  const int64_t half = head_dim_ / 2;
-  std::vector<double> inv_freq(static_cast<size_t>(half));
-  for (int64_t i = 0; i < half; ++i) {
-    inv_freq[i] = 1.0 / std::pow(config.rope_theta,
-                                 static_cast<double>(2 * i) / static_cast<double>(head_dim_));
-  }
-  if (config.rope_scaling_type == "linear") {
-    for (double &f : inv_freq) f /= config.rope_factor;
-  } else if (config.rope_scaling_type == "llama3") {
-    // Long wavelengths are slowed by `factor`, short ones kept, and the band
-    // between blended smoothly (as the Llama 3.1 release defines it).
-    const double old_len = static_cast<double>(config.rope_original_max_pos);
-    const double low_wavelen = old_len / config.rope_low_freq_factor;
-    const double high_wavelen = old_len / config.rope_high_freq_factor;
-    for (double &f : inv_freq) {
-      const double wavelen = 2.0 * M_PI / f;
-      if (wavelen > low_wavelen) {
-        f /= config.rope_factor;
-      } else if (wavelen >= high_wavelen) {
-        const double smooth = (old_len / wavelen - config.rope_low_freq_factor) /
-                              (config.rope_high_freq_factor - config.rope_low_freq_factor);
-        f = (1.0 - smooth) * f / config.rope_factor + smooth * f;
-      }
-    }
-  }
-  cos_.resize(static_cast<size_t>(max_positions * half));
-  sin_.resize(cos_.size());
-  for (int64_t p = 0; p < max_positions; ++p) {
-    for (int64_t i = 0; i < half; ++i) {
-      // The angle is formed in float32, as the checkpoints' own code does,
-      // so long positions round the same way.
-      const float angle = static_cast<float>(p) * static_cast<float>(inv_freq[i]);
-      cos_[p * half + i] = std::cos(angle);
-      sin_[p * half + i] = std::sin(angle);
-    }
-  }
-}
-
-void Rope::apply(float *x, int64_t seq, int64_t heads, int64_t first) const {
-  if (first + seq > max_positions_) {
-    throw ToolError("sequence of " + std::to_string(first + seq) +
-                    " tokens is longer than the " + std::to_string(max_positions_) +
-                    " positions prepared");
-  }
-  const int64_t half = head_dim_ / 2;
-  for (int64_t p = 0; p < seq; ++p) {
-    const float *c = &cos_[(first + p) * half];
-    const float *s = &sin_[(first + p) * half];
-    for (int64_t h = 0; h < heads; ++h) {
-      float *v = x + (p * heads + h) * head_dim_;
-      for (int64_t i = 0; i < half; ++i) {
-        const float a = v[i], b = v[i + half];
-        v[i] = a * c[i] - b * s[i];
-        v[i + half] = b * c[i] + a * s[i];
-      }
-    }
-  }
-}
 
 void rms_norm(const float *x, const std::vector<float> &weight, int64_t rows, int64_t dim,
               double eps, float *out) {
@@ -107,7 +48,7 @@ void mlp_activation(const LlamaBlock &block, const float *x, int64_t tokens,
   // in cache rather than streaming two [tokens, intermediate] arrays back.
   const int64_t hidden = block.gate.in_features();
   thread_local std::vector<float> up_buffer;
-  up_buffer.resize(static_cast<size_t>(std::min(tokens, kMlpRows) * intermediate));
+  up_buffer.resize(checked_elements({std::min(tokens, kMlpRows), intermediate}, "MLP buffer"));
   float *up = up_buffer.data();  // the workers' own thread_local would be empty
   for (int64_t r0 = 0; r0 < tokens; r0 += kMlpRows) {
     const int64_t rows = std::min(kMlpRows, tokens - r0);
@@ -126,7 +67,7 @@ void mlp_activation(const LlamaBlock &block, const float *x, int64_t tokens,
 void add_linear(const Linear &layer, const float *x, int64_t tokens, float *h) {
   const int64_t out = layer.out_features();
   thread_local std::vector<float> y;
-  y.resize(static_cast<size_t>(tokens * out));
+  y.resize(checked_elements({tokens, out}, "linear output"));
   layer.forward(x, tokens, y.data());
   for (int64_t i = 0; i < tokens * out; ++i) h[i] += y[i];
 }
@@ -135,20 +76,21 @@ void block_forward(const LlamaConfig &c, const Rope &rope, const LlamaBlock &blo
                    const SequenceBatch &batch, float *h) {
   const int64_t tokens = batch.tokens();
   thread_local std::vector<float> x, attn, act;
-  x.resize(static_cast<size_t>(tokens * c.hidden_size));
+  x.resize(checked_elements({tokens, c.hidden_size}, "hidden states"));
   rms_norm(h, block.input_norm, tokens, c.hidden_size, c.rms_norm_eps, x.data());
-  attn.resize(static_cast<size_t>(tokens * c.num_attention_heads * c.head_dim));
+  attn.resize(checked_elements({tokens, c.q_dim()}, "attention output"));
   attention_core(c, rope, block, x.data(), batch, attn.data());
   add_linear(block.o, attn.data(), tokens, h);
   rms_norm(h, block.post_norm, tokens, c.hidden_size, c.rms_norm_eps, x.data());
-  act.resize(static_cast<size_t>(tokens * c.intermediate_size));
+  act.resize(checked_elements({tokens, c.intermediate_size}, "MLP activations"));
   mlp_activation(block, x.data(), tokens, c.intermediate_size, act.data());
   add_linear(block.down, act.data(), tokens, h);
 }
 
 std::vector<float> embed_tokens(const LlamaModel &model, const std::vector<int32_t> &ids) {
   const int64_t hidden = model.config.hidden_size;
-  std::vector<float> h(ids.size() * static_cast<size_t>(hidden));
+  std::vector<float> h(
+      checked_elements({static_cast<int64_t>(ids.size()), hidden}, "hidden states"));
   for (size_t t = 0; t < ids.size(); ++t) {
     if (ids[t] < 0 || ids[t] >= model.config.vocab_size) {
       throw ToolError("token id " + std::to_string(ids[t]) + " is outside the vocabulary of " +
@@ -163,7 +105,10 @@ std::vector<float> final_hidden(const LlamaModel &model, const Rope &rope,
                                 const std::vector<int32_t> &ids, const SequenceBatch &batch) {
   const LlamaConfig &c = model.config;
   std::vector<float> h = embed_tokens(model, ids);
-  for (const LlamaBlock &block : model.blocks) block_forward(c, rope, block, batch, h.data());
+  for (const LlamaBlock &block : model.blocks) {
+    throw_if_interrupted();
+    block_forward(c, rope, block, batch, h.data());
+  }
   std::vector<float> x(h.size());
   rms_norm(h.data(), model.final_norm, batch.tokens(), c.hidden_size, c.rms_norm_eps,
            x.data());
@@ -174,7 +119,7 @@ std::vector<float> model_logits(const LlamaModel &model, const Rope &rope,
                                 const std::vector<int32_t> &ids, const SequenceBatch &batch) {
   const std::vector<float> x = final_hidden(model, rope, ids, batch);
   const int64_t tokens = batch.tokens();
-  std::vector<float> logits(static_cast<size_t>(tokens * model.config.vocab_size));
+  std::vector<float> logits(checked_elements({tokens, model.config.vocab_size}, "logits"));
   model.lm_head.forward(x.data(), tokens, logits.data());
   return logits;
 }

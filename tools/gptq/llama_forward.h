@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "llama_model.h"
+#include "rope.h"
 
 namespace gptqtool {
 
@@ -24,21 +25,6 @@ struct SequenceBatch {
   int64_t tokens() const { return starts.back(); }
   int64_t sequences() const { return static_cast<int64_t>(starts.size()) - 1; }
   void add(int64_t length) { starts.push_back(starts.back() + length); }
-};
-
-// Rotary position embedding tables (the rotate-half convention of Hugging
-// Face checkpoints), with the "linear" and "llama3" frequency scalings.
-class Rope {
- public:
-  Rope(const LlamaConfig &config, int64_t max_positions);
-  // Rotate x [seq, heads, head_dim] (rows strided by heads·head_dim) for
-  // positions first .. first+seq-1.
-  void apply(float *x, int64_t seq, int64_t heads, int64_t first = 0) const;
-  int64_t max_positions() const { return max_positions_; }
-
- private:
-  int64_t head_dim_, max_positions_;
-  std::vector<float> cos_, sin_;  // [max_positions, head_dim / 2]
 };
 
 // out[r] = x[r] / sqrt(mean(x[r]²) + eps) · weight, accumulated in double.

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "checkpoint_reader.h"
+#include "interrupt.h"
 #include "model_dir.h"
 
 namespace gptqtool {
@@ -42,8 +43,8 @@ const Linear &block_linear(const LlamaBlock &b, LinearSlot slot) {
 }
 
 void slot_shape(const LlamaConfig &c, LinearSlot slot, int64_t *out, int64_t *in) {
-  const int64_t q_dim = c.num_attention_heads * c.head_dim;
-  const int64_t kv_dim = c.num_key_value_heads * c.head_dim;
+  const int64_t q_dim = c.q_dim();
+  const int64_t kv_dim = c.kv_dim();
   switch (slot) {
     case LinearSlot::Q: *out = q_dim; *in = c.hidden_size; return;
     case LinearSlot::K:
@@ -66,7 +67,11 @@ bool slot_has_bias(const LlamaConfig &c, LinearSlot slot) {
 }
 
 int64_t block_sliding_window(const LlamaConfig &c, int64_t block) {
-  return (c.sliding_window > 0 && block >= c.max_window_layers) ? c.sliding_window : 0;
+  if (c.sliding_window == 0) return 0;
+  if (!c.sliding_layers.empty()) {
+    return c.sliding_layers.at(static_cast<size_t>(block)) != 0 ? c.sliding_window : 0;
+  }
+  return block >= c.max_window_layers ? c.sliding_window : 0;
 }
 
 namespace {
@@ -118,7 +123,7 @@ void load_dense_outer(const ModelDir &dir, LlamaModel *model) {
   model->config = c;
   model->embed = dir.load_f32("model.embed_tokens.weight", {c.vocab_size, c.hidden_size});
   model->final_norm = dir.load_f32("model.norm.weight", {c.hidden_size});
-  if (c.tie_word_embeddings && !dir.has("lm_head.weight")) {
+  if (c.tie_word_embeddings) {  // a stored lm_head.weight equals it (check_llama_tensors)
     model->lm_head = Linear(c.vocab_size, c.hidden_size, model->embed, {});
   } else {
     model->lm_head = Linear(c.vocab_size, c.hidden_size,
@@ -143,6 +148,7 @@ LlamaModel load_model(const ModelDir &dir) {
   }
   model.blocks.reserve(static_cast<size_t>(c.num_hidden_layers));
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    throw_if_interrupted();
     model.blocks.push_back(load_block(dir, i, quantized ? &qcfg : nullptr));
   }
   return model;

@@ -19,8 +19,8 @@ struct LlamaBlock {
   std::vector<float> post_norm;   // [hidden]
   Linear q, k, v, o, gate, up, down;
   // Keys older than this many positions are masked out; 0 = full causal.
-  // Mistral windows every layer, Qwen2 (use_sliding_window) only layers
-  // from max_window_layers on.
+  // Mistral windows every layer, Qwen2 (use_sliding_window) the layers its
+  // layer_types call sliding, or else those from max_window_layers on.
   int64_t sliding_window = 0;
 };
 

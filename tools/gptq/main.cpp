@@ -7,6 +7,7 @@
 //   gptq logits    --model DIR --ids FILE --out FILE.npy
 //
 // Run `gptq <command> --help` for the options.
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -22,6 +23,7 @@
 #include "interrupt.h"
 #include "llama_forward.h"
 #include "model_dir.h"
+#include "output_guard.h"
 #include "perplexity.h"
 #include "progress.h"
 #include "token_data.h"
@@ -51,11 +53,11 @@ const char kQuantizeUsage[] =
     "  --calib-ids FILE    pre-tokenized calibration ids (whitespace separated); repeatable\n"
     "  --samples N         calibration sequences (default 128)\n"
     "  --seqlen N          tokens per calibration sequence (default 512)\n"
-    "  --bits N            2, 3, 4 or 8 (default 4)\n"
+    "  --bits N            2, 3, 4 or 8 (default 4; GPTQ checkpoints hold no other)\n"
     "  --group N           columns per group, -1 for one group (default 128)\n"
     "  --asym              asymmetric quantization (default symmetric)\n"
     "  --act-order         quantize columns by descending Hessian diagonal (desc_act)\n"
-    "  --static-groups     group parameters fixed before the loop (with --act-order)\n"
+    "  --static-groups     group parameters fixed before the loop (needs --act-order)\n"
     "  --damp F            damping as a fraction of mean(diag H) (default 0.01)\n"
     "  --mse               search clipping ranges (slower)\n"
     "  --quantize-lm-head  also quantize lm_head (override name: lm_head); a tied\n"
@@ -63,10 +65,13 @@ const char kQuantizeUsage[] =
     "                      loads such checkpoints; transformers' GPTQ path does not\n"
     "  --override P:S      per-layer settings for layers whose name matches the glob P:\n"
     "                      S is 'skip' or bits=N,group=N,sym=0|1,act-order=0|1,damp=F;\n"
-    "                      repeatable, later ones win. E.g. 'model.layers.0.*:bits=8'\n"
-    "  --method M          gptq (default) or rtn (round-to-nearest, no calibration)\n"
+    "                      repeatable, later ones win; each must match a layer.\n"
+    "                      E.g. 'model.layers.0.*:bits=8'\n"
+    "  --method M          gptq (default) or rtn (round-to-nearest; takes no --calib,\n"
+    "                      --calib-ids, --samples or --seqlen)\n"
     "  --format F          auto (default: v1 if symmetric, else v2), v1 or v2\n"
-    "  --overwrite         replace an existing --out directory\n"
+    "  --overwrite         replace an existing --out checkpoint written by gptq\n"
+    "                      (nothing else is ever replaced)\n"
     "  --threads N         threads for the library's loops (default: all cores)\n"
     "  --quiet             no per-layer lines\n";
 
@@ -123,7 +128,6 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   qo.base.mse = args.flag("mse");
   qo.num_threads = static_cast<int32_t>(args.get_int("threads", 0, 0, 4096));
   qo.quantize_lm_head = args.flag("quantize-lm-head");
-  validate_spec(qo.base, "the run's settings");
   for (const std::string &o : args.all("override")) qo.overrides.push_back(parse_override(o));
   const std::string method = args.get("method", "gptq");
   if (method == "gptq") {
@@ -133,6 +137,19 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   } else {
     throw ToolError("--method must be gptq or rtn, not '" + method + "'");
   }
+  // Options that would be silently ignored are refused, before any work.
+  if (qo.method == QuantMethod::Rtn) {
+    for (const char *calibration_option : {"calib", "calib-ids", "samples", "seqlen"}) {
+      if (args.has(calibration_option)) {
+        throw ToolError(std::string("--") + calibration_option +
+                        " is calibration, which --method rtn does not use (round-to-nearest "
+                        "needs no data); drop it or use --method gptq");
+      }
+    }
+  } else if (!args.has("calib") && !args.has("calib-ids")) {
+    throw ToolError("GPTQ needs calibration data: pass --calib FILE or --calib-ids FILE");
+  }
+  validate_options(qo);
   CheckpointOptions co;
   co.interrupted = interrupted;
   co.overwrite = args.flag("overwrite");
@@ -147,9 +164,15 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   } else {
     throw ToolError("--format must be auto, v1 or v2, not '" + format + "'");
   }
-  if (path_exists(out_path) && !co.overwrite) {
-    throw ToolError(out_path + " already exists; choose another --out or pass --overwrite");
-  }
+  // Before any work: the output must leave every input alone, and only a
+  // checkpoint of ours may be replaced.
+  co.inputs = args.all("calib");
+  for (const std::string &f : args.all("calib-ids")) co.inputs.push_back(f);
+  std::vector<std::string> inputs = co.inputs;
+  inputs.push_back(model_path);
+  check_apart_from_inputs("--out", out_path, inputs);
+  check_checkpoint_output(out_path, co.overwrite);
+  check_output_parent("--out", out_path);
 
   auto dir = ModelDir::open(model_path);
   check_llama_tensors(*dir);
@@ -165,9 +188,6 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   if (qo.method == QuantMethod::Gptq) {
     const int64_t samples = args.get_int("samples", 128, 1, 1 << 24);
     const int64_t seqlen = args.get_int("seqlen", 512, 2, c.max_position_embeddings);
-    if (!args.has("calib") && !args.has("calib-ids")) {
-      throw ToolError("GPTQ needs calibration data: pass --calib FILE or --calib-ids FILE");
-    }
     std::vector<int32_t> stream;
     if (args.has("calib")) {
       auto tok = Tokenizer::from_file(model_path + "/tokenizer.json");
@@ -252,6 +272,31 @@ std::string spec_summary(const GptqCheckpointConfig &q, const char *what) {
   return std::to_string(q.base.group_size) + (q.dynamic.empty() ? "" : "*");
 }
 
+// A checkpoint must be of the model it is compared with: same family and
+// geometry (a perplexity against another model's would mean nothing).
+void check_same_model(const LlamaConfig &a, const std::string &a_path, const LlamaConfig &b,
+                      const std::string &b_path) {
+  auto differ = [&](const char *what, const std::string &x, const std::string &y) {
+    throw ToolError("--quantized " + b_path + " is not a checkpoint of --model " + a_path + ": " +
+                    what + " " + y + " against " + x);
+  };
+  if (a.architecture != b.architecture) differ("architecture", a.architecture, b.architecture);
+  const std::pair<const char *, std::pair<int64_t, int64_t>> dims[] = {
+      {"hidden_size", {a.hidden_size, b.hidden_size}},
+      {"intermediate_size", {a.intermediate_size, b.intermediate_size}},
+      {"num_hidden_layers", {a.num_hidden_layers, b.num_hidden_layers}},
+      {"num_attention_heads", {a.num_attention_heads, b.num_attention_heads}},
+      {"num_key_value_heads", {a.num_key_value_heads, b.num_key_value_heads}},
+      {"head_dim", {a.head_dim, b.head_dim}},
+      {"vocab_size", {a.vocab_size, b.vocab_size}},
+  };
+  for (const auto &d : dims) {
+    if (d.second.first != d.second.second) {
+      differ(d.first, std::to_string(d.second.first), std::to_string(d.second.second));
+    }
+  }
+}
+
 LlamaModel rtn_model(const ModelDir &original, const GptqCheckpointConfig &q, int32_t threads) {
   LlamaModel m = load_model(original);
   for (int64_t b = 0; b < m.config.num_hidden_layers; ++b) {
@@ -260,6 +305,7 @@ LlamaModel rtn_model(const ModelDir &original, const GptqCheckpointConfig &q, in
       const std::string name = linear_name(b, slot);
       const LayerQuantSpec spec = checkpoint_spec_for(q, name);
       if (spec.skip) continue;
+      throw_if_interrupted();
       Linear &layer = block_linear(m.blocks[static_cast<size_t>(b)], slot);
       auto qt = quantize_rtn(layer.weight(), layer.out_features(), layer.in_features(), spec,
                              threads, nullptr);
@@ -283,6 +329,16 @@ int cmd_eval(int argc, char **argv, const std::atomic<bool> *interrupted) {
                 "threads"},
                {"no-rtn"});
   const std::string model_path = args.required("model");
+  if (args.has("text") == args.has("ids")) throw ToolError("pass exactly one of --text and --ids");
+  if (args.has("json")) {
+    std::vector<std::string> inputs = args.all("quantized");
+    inputs.push_back(model_path);
+    for (const char *f : {"text", "ids"}) {
+      if (args.has(f)) inputs.push_back(args.get(f, ""));
+    }
+    check_apart_from_inputs("--json", args.get("json", ""), inputs);
+    check_output_parent("--json", args.get("json", ""));
+  }
   auto original = ModelDir::open(model_path);
   check_llama_tensors(*original);
   if (is_gptq_checkpoint(*original)) {
@@ -295,10 +351,30 @@ int cmd_eval(int argc, char **argv, const std::atomic<bool> *interrupted) {
   po.stride = args.get_int("stride", po.context, 1, po.context);
   po.interrupted = interrupted;
   const auto threads = static_cast<int32_t>(args.get_int("threads", 0, 0, 4096));
+  const int64_t max_tokens = args.get_int("max-tokens", 0, 0, INT64_MAX);
+
+  // Every checkpoint is opened and checked (config, dynamic rules, the
+  // shapes of every quantized tensor, the same model as --model) before
+  // anything is evaluated: a bad --quantized path must not be found only
+  // after minutes spent on the original.
+  struct Checkpoint {
+    std::string path;
+    std::unique_ptr<ModelDir> dir;
+    GptqCheckpointConfig config;
+  };
+  std::vector<Checkpoint> checkpoints;
+  for (const std::string &qpath : args.all("quantized")) {
+    Checkpoint ck{qpath, ModelDir::open(qpath), {}};
+    check_llama_tensors(*ck.dir);
+    if (!is_gptq_checkpoint(*ck.dir)) throw ToolError(qpath + " is not a GPTQ checkpoint");
+    ck.config = read_gptq_checkpoint_config(*ck.dir);
+    check_gptq_tensors(*ck.dir, ck.config);
+    check_same_model(c, model_path, ck.dir->config(), qpath);
+    checkpoints.push_back(std::move(ck));
+  }
 
   std::vector<int32_t> stream;
   std::string text_name;
-  if (args.has("text") == args.has("ids")) throw ToolError("pass exactly one of --text and --ids");
   if (args.has("text")) {
     text_name = args.get("text", "");
     auto tok = Tokenizer::from_file(model_path + "/tokenizer.json");
@@ -307,7 +383,6 @@ int cmd_eval(int argc, char **argv, const std::atomic<bool> *interrupted) {
     text_name = args.get("ids", "");
     stream = read_id_file(text_name, c.vocab_size);
   }
-  const int64_t max_tokens = args.get_int("max-tokens", 0, 0, INT64_MAX);
   if (max_tokens > 0 && static_cast<int64_t>(stream.size()) > max_tokens) {
     stream.resize(static_cast<size_t>(max_tokens));
   }
@@ -332,11 +407,10 @@ int cmd_eval(int argc, char **argv, const std::atomic<bool> *interrupted) {
     run("original", model_path, "-", "-", m);
   }
   std::map<std::string, bool> rtn_done;
-  for (const std::string &qpath : args.all("quantized")) {
-    auto qdir = ModelDir::open(qpath);
-    check_llama_tensors(*qdir);
-    if (!is_gptq_checkpoint(*qdir)) throw ToolError(qpath + " is not a GPTQ checkpoint");
-    const GptqCheckpointConfig q = read_gptq_checkpoint_config(*qdir);
+  for (const Checkpoint &ck : checkpoints) {
+    const std::string &qpath = ck.path;
+    const ModelDir *qdir = ck.dir.get();
+    const GptqCheckpointConfig &q = ck.config;
     const std::string bits = spec_summary(q, "bits"), group = spec_summary(q, "group");
     if (!args.flag("no-rtn")) {
       nlohmann::json settings = qdir->config_json()["quantization_config"];
@@ -373,7 +447,7 @@ int cmd_eval(int argc, char **argv, const std::atomic<bool> *interrupted) {
   if (args.has("json")) {
     nlohmann::json doc{{"text", text_name}, {"tokens", stream.size()},
                        {"context", po.context}, {"stride", po.stride}, {"rows", out}};
-    write_file_synced(args.get("json", ""), doc.dump(2) + "\n");
+    write_file_replacing(args.get("json", ""), doc.dump(2) + "\n");
   }
   return 0;
 }
@@ -392,13 +466,17 @@ void write_npy_f32(const std::string &path, const std::vector<float> &data, int6
   blob += static_cast<char>(header.size() >> 8);
   blob += header;
   blob.append(reinterpret_cast<const char *>(data.data()), data.size() * sizeof(float));
-  write_file_synced(path, blob);
+  write_file_replacing(path, blob);
 }
 
 int cmd_logits(int argc, char **argv) {
   CliArgs args(argc, argv, 2, {"model", "ids", "text", "out"}, {});
   const std::string model_path = args.required("model");
   const std::string out_path = args.required("out");
+  std::vector<std::string> inputs{model_path};
+  if (args.has("ids")) inputs.push_back(args.get("ids", ""));
+  check_apart_from_inputs("--out", out_path, inputs);
+  check_output_parent("--out", out_path);
   auto dir = ModelDir::open(model_path);
   check_llama_tensors(*dir);
   std::vector<int32_t> ids;
@@ -456,7 +534,10 @@ int main(int argc, char **argv) {
   } catch (const ToolError &e) {
     std::fflush(stdout);
     std::fprintf(stderr, "gptq %s: error: %s\n", command.c_str(), e.what());
-    return interrupted->load() ? 130 : 1;
+    // Stopped by a signal: 128 + its number, as a shell reports it (130
+    // for SIGINT, 143 for SIGTERM).
+    if (interrupted->load()) return 128 + (interrupt_signal() != 0 ? interrupt_signal() : SIGINT);
+    return 1;
   } catch (const std::bad_alloc &) {
     std::fprintf(stderr, "gptq %s: error: out of memory\n", command.c_str());
     return 1;

@@ -1,13 +1,16 @@
 // The Hugging Face config.json of a LLaMA-family model (LLaMA, Mistral,
 // Qwen2), read into the numbers the forward pass needs, with the defaults
-// transformers applies for keys a config leaves out. Anything the forward
-// pass does not implement (another architecture, an activation other than
-// SiLU, a RoPE scaling other than llama3 / linear) is refused here, by name,
-// before any weight is read.
+// transformers applies for keys a config leaves out, whether transformers 4
+// wrote it (top-level "rope_theta", "rope_scaling") or transformers 5
+// ("rope_parameters", "layer_types"). Anything the forward pass does not
+// implement (another architecture, an activation other than SiLU, a RoPE
+// type other than default / linear / dynamic / yarn / llama3, partial
+// rotary embeddings) is refused here, by name, before any weight is read.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -18,25 +21,46 @@ struct LlamaConfig {
   std::string model_type;    // "llama", "mistral", "qwen2"
   int64_t hidden_size = 0, intermediate_size = 0, num_hidden_layers = 0, num_attention_heads = 0,
           num_key_value_heads = 0, head_dim = 0, vocab_size = 0, max_position_embeddings = 0;
-  double rms_norm_eps = 1e-6, rope_theta = 10000.0;
+  double rms_norm_eps = 1e-6;
   // attention_bias: q, k and v have biases (LLaMA's attention_bias, always
   // on for Qwen2). o_proj_bias: o has one too (LLaMA's attention_bias only).
   bool tie_word_embeddings = false, attention_bias = false, mlp_bias = false;
   bool o_proj_bias = false;
-  // RoPE scaling: "" (none), "llama3" (all four fields) or "linear" (factor).
-  std::string rope_scaling_type;
-  double rope_factor = 1, rope_low_freq_factor = 1, rope_high_freq_factor = 4;
-  int64_t rope_original_max_pos = 0;
+  // RoPE as transformers computes it (modeling_rope_utils; rope.h). The
+  // parameters a type does not use keep these values.
+  std::string rope_type = "default";  // default, linear, dynamic, yarn, llama3
+  double rope_theta = 10000.0;
+  double rope_factor = 1;                                       // all but default
+  double rope_low_freq_factor = 1, rope_high_freq_factor = 4;  // llama3
+  int64_t rope_original_max_pos = 0;                            // llama3, yarn
+  double rope_attention_factor = 1;  // yarn: cos and sin are scaled by it
+  double rope_beta_fast = 32, rope_beta_slow = 1;               // yarn
+  bool rope_truncate = true;                                    // yarn
   std::string torch_dtype;  // as written ("torch_dtype", or "dtype" in newer files); may be ""
 
   std::string hidden_act = "silu";  // the only activation accepted
+
+  // heads · head_dim (q and o_proj) and kv_heads · head_dim (k and v),
+  // computed with overflow checks (a parsed config keeps both <= 2^31 - 1).
+  int64_t q_dim() const;
+  int64_t kv_dim() const;
   // Sliding-window attention, recorded for the forward pass: 0 = none.
   // Mistral: the window when it is set and smaller than
   // max_position_embeddings. Qwen2: the same, only with use_sliding_window,
-  // and then only for layers >= max_window_layers.
+  // and then only for the layers layer_types calls sliding_attention, or
+  // without layer_types for layers >= max_window_layers.
   int64_t sliding_window = 0;
   int64_t max_window_layers = 0;  // Qwen2 only
+  // Qwen2's layer_types, when the config lists them: 1 for a windowed
+  // layer. Empty: the max_window_layers rule above.
+  std::vector<uint8_t> sliding_layers;
 };
+
+// The largest dimension (hidden size, heads, vocabulary, ...) and position
+// count a config may give: the library's tensors, BLAS and the token ids all
+// index with 32-bit integers. Layer counts are capped far above any model.
+constexpr int64_t kMaxDimension = INT32_MAX;
+constexpr int64_t kMaxLayers = 1 << 16;
 
 // Throws ToolError naming `path_for_messages` and the offending key.
 LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &path_for_messages);

@@ -5,6 +5,7 @@
 #include "model_dir.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -178,8 +179,9 @@ std::vector<float> ModelDir::load_f32(const std::string &tensor,
 void check_llama_tensors(const ModelDir &model) {
   const LlamaConfig &c = model.config();
   const int64_t hidden = c.hidden_size, inter = c.intermediate_size;
-  const int64_t q_out = c.num_attention_heads * c.head_dim;
-  const int64_t kv_out = c.num_key_value_heads * c.head_dim;
+  const int64_t q_out = c.q_dim();
+  const int64_t kv_out = c.kv_dim();
+  std::set<std::string> used;
 
   auto need = [&](const std::string &name, std::vector<int64_t> shape) {
     if (!model.has(name)) {
@@ -187,11 +189,17 @@ void check_llama_tensors(const ModelDir &model) {
                       " with " + std::to_string(c.num_hidden_layers) + " layers needs it)");
     }
     check_float_tensor(model, name, shape);
+    used.insert(name);
   };
-  // A linear is either float (.weight) or already GPTQ-quantized (.qweight).
+  // A linear is either float (.weight) or already GPTQ-quantized (.qweight
+  // and its companions, whose shapes the checkpoint reader checks).
   auto linear = [&](const std::string &name, int64_t out, int64_t in, bool bias) {
     if (model.has(name + ".weight") || !model.has(name + ".qweight")) {
       need(name + ".weight", {out, in});
+    } else {
+      for (const char *part : {".qweight", ".qzeros", ".scales", ".g_idx"}) {
+        if (model.has(name + part)) used.insert(name + part);
+      }
     }
     if (bias) need(name + ".bias", {out});
   };
@@ -208,9 +216,56 @@ void check_llama_tensors(const ModelDir &model) {
     linear(p + "mlp.gate_proj", inter, hidden, c.mlp_bias);
     linear(p + "mlp.up_proj", inter, hidden, c.mlp_bias);
     linear(p + "mlp.down_proj", hidden, inter, c.mlp_bias);
+    // Older transformers saved RoPE's frequencies as a buffer; they are
+    // recomputed from the config, as transformers itself does.
+    used.insert(p + "self_attn.rotary_emb.inv_freq");
   }
   need("model.norm.weight", {hidden});
-  if (!c.tie_word_embeddings) linear("lm_head", c.vocab_size, hidden, false);
+  if (!c.tie_word_embeddings || model.has("lm_head.qweight") || model.has("lm_head.weight")) {
+    linear("lm_head", c.vocab_size, hidden, false);
+  }
+  // Tied, transformers makes lm_head the embeddings and ignores a stored
+  // lm_head.weight; one that differs would mean two different models.
+  if (c.tie_word_embeddings && model.has("lm_head.weight")) {
+    const TensorInfo &e = model.info("model.embed_tokens.weight");
+    const TensorInfo &h = model.info("lm_head.weight");
+    if (e.dtype != h.dtype || e.nbytes != h.nbytes ||
+        std::memcmp(model.file_of(e.name).data(e), model.file_of(h.name).data(h), e.nbytes) != 0) {
+      throw ToolError(model.path() + ": config.json ties lm_head to the embeddings "
+                      "(tie_word_embeddings), but lm_head.weight differs from "
+                      "model.embed_tokens.weight; transformers would ignore lm_head.weight. Set "
+                      "tie_word_embeddings to false if lm_head.weight is meant");
+    }
+  }
+  used.insert("model.rotary_emb.inv_freq");
+
+  // Every tensor of the files must be part of the model the config
+  // describes: a config naming fewer layers than the weights hold, or a
+  // bias the config does not mention, would otherwise be dropped silently
+  // and the run would compute with a different model.
+  std::vector<std::string> unused;
+  for (const std::string &name : model.tensor_names()) {
+    if (!used.count(name)) unused.push_back(name);
+  }
+  if (unused.empty()) return;
+  const std::string &first = unused.front();
+  std::string why = "it is not part of a " + c.architecture + " as config.json describes it";
+  const std::string layers = "model.layers.";
+  if (first.compare(0, layers.size(), layers) == 0) {
+    const int64_t layer = std::strtoll(first.c_str() + layers.size(), nullptr, 10);
+    if (layer >= c.num_hidden_layers) {
+      why = "config.json's num_hidden_layers is " + std::to_string(c.num_hidden_layers) +
+            " but the weights hold layer " + std::to_string(layer);
+    }
+  }
+  if (first.size() > 5 && first.compare(first.size() - 5, 5, ".bias") == 0) {
+    why += " (config.json gives this layer no bias)";
+  }
+  throw ToolError(model.path() + ": tensor " + first + " is not used: " + why +
+                  (unused.size() > 1 ? " (" + std::to_string(unused.size() - 1) +
+                                           " more unused tensors)"
+                                     : std::string()) +
+                  "; refusing to drop weights silently");
 }
 
 }  // namespace gptqtool

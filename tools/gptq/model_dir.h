@@ -51,9 +51,12 @@ class ModelDir {
 };
 
 // Checks that every tensor a LlamaForCausalLM with this config needs is
-// present with the right shape and a float dtype; throws ToolError on the
-// first problem. A linear layer may instead be GPTQ-quantized (<name>.qweight
-// present, no <name>.weight); the caller validates those.
+// present with the right shape and a float dtype, and that the files hold
+// nothing else (a config naming fewer layers than the weights, or a bias it
+// does not give, would otherwise drop weights silently; old RoPE buffers,
+// rotary_emb.inv_freq, are the one exception). Throws ToolError on the
+// first problem. A linear layer may instead be GPTQ-quantized
+// (<name>.qweight present, no <name>.weight); the caller validates those.
 void check_llama_tensors(const ModelDir &model);
 
 }  // namespace gptqtool

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <utility>
 
+#include "checked_size.h"
 #include "llama_forward.h"
 #include "parallel.h"
 #include "vector_math.h"
@@ -76,12 +77,12 @@ double batch_nll(const LlamaModel &model, const Rope &rope, const std::vector<in
   std::vector<double> nll(static_cast<size_t>(n));
   for (int64_t r0 = 0; r0 < n; r0 += kLogitRows) {
     const int64_t count = std::min(kLogitRows, n - r0);
-    rows.resize(static_cast<size_t>(count * hidden));
+    rows.resize(checked_elements({count, hidden}, "hidden states"));
     for (int64_t i = 0; i < count; ++i) {
       std::copy_n(&x[static_cast<size_t>(scored[r0 + i].first * hidden)], hidden,
                   &rows[static_cast<size_t>(i * hidden)]);
     }
-    logits->resize(static_cast<size_t>(count * vocab));
+    logits->resize(checked_elements({count, vocab}, "logits"));
     model.lm_head.forward(rows.data(), count, logits->data());
     parallel_for(count, [&](int64_t i, int) {
       nll[r0 + i] = token_nll(&(*logits)[static_cast<size_t>(i * vocab)], vocab,

@@ -33,6 +33,7 @@ SpecOverride parse_override(const std::string &text) {
                     "'*.down_proj:skip')");
   }
   SpecOverride o;
+  o.text = text;
   o.pattern = text.substr(0, colon);
   std::string rest = text.substr(colon + 1);
   size_t pos = 0;
@@ -122,6 +123,16 @@ LayerQuantSpec spec_for(const LayerQuantSpec &base, const std::vector<SpecOverri
     if (o.damp_percent) s.damp_percent = *o.damp_percent;
   }
   return s;
+}
+
+bool storable_bits(int32_t bits) { return bits == 2 || bits == 3 || bits == 4 || bits == 8; }
+
+void check_storable_bits(int32_t bits, const std::string &what) {
+  if (storable_bits(bits)) return;
+  throw ToolError(what + ": " + std::to_string(bits) +
+                  "-bit weights cannot be written: GPTQ checkpoints store 2, 3, 4 and 8 bits "
+                  "only (the packed layout transformers, vLLM and GPTQModel read has no 5-, "
+                  "6- or 7-bit form)");
 }
 
 void validate_spec(const LayerQuantSpec &s, const std::string &layer) {

@@ -25,6 +25,7 @@ struct LayerQuantSpec {
 // One --override: a glob over layer names ('*' any run, '?' one character)
 // and the fields it sets.
 struct SpecOverride {
+  std::string text;  // as given ("model.layers.0.*:bits=8"), for messages
   std::string pattern;
   bool skip = false;
   std::optional<int32_t> bits, group_size;
@@ -48,5 +49,12 @@ LayerQuantSpec spec_for(const LayerQuantSpec &base, const std::vector<SpecOverri
 // Range checks of a spec (bits 2..8, group -1 or >= 1, damp in [0,1)),
 // naming the layer in the message.
 void validate_spec(const LayerQuantSpec &spec, const std::string &layer_name);
+
+// The bit widths a GPTQ checkpoint can hold: 2, 3, 4 and 8. The library
+// quantizes to any width from 2 to 8, but the packed layout transformers,
+// vLLM and GPTQModel read has no 5-, 6- or 7-bit form.
+bool storable_bits(int32_t bits);
+// Throws ToolError("<what>: ... 2, 3, 4 and 8 bits ...") unless storable.
+void check_storable_bits(int32_t bits, const std::string &what);
 
 }  // namespace gptqtool

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <utility>
 
+#include "checked_size.h"
 #include "llama_forward.h"
 #include "llama_model.h"
 #include "model_dir.h"
@@ -53,7 +54,7 @@ gptq_config library_config(const LayerQuantSpec &spec, int32_t num_threads) {
 std::vector<float> dequantized(const gptq_qtensor *q) {
   gptq_qtensor_info info;
   check_status(gptq_qtensor_get_info(q, &info), "gptq_qtensor_get_info");
-  std::vector<float> w(static_cast<size_t>(info.out_features * info.in_features));
+  std::vector<float> w(checked_elements({info.out_features, info.in_features}, "weights"));
   check_status(gptq_qtensor_dequantize(q, w.data(), static_cast<int64_t>(w.size())),
                "gptq_qtensor_dequantize");
   return w;
@@ -68,7 +69,7 @@ std::shared_ptr<gptq_qtensor> quantize_rtn(const std::vector<float> &weight, int
   gptq_ctx *raw = nullptr;
   check_status(gptq_ctx_create(out, in, &cfg, &raw), "gptq_ctx_create");
   CtxPtr ctx(raw);
-  std::vector<double> identity(static_cast<size_t>(in * in), 0.0);
+  std::vector<double> identity(checked_elements({in, in}, "identity Hessian"), 0.0);
   for (int64_t i = 0; i < in; ++i) identity[i * in + i] = 1.0;
   check_status(gptq_ctx_import_hessian(ctx.get(), identity.data(), in * in, 1),
                "gptq_ctx_import_hessian");
@@ -78,9 +79,37 @@ std::shared_ptr<gptq_qtensor> quantize_rtn(const std::vector<float> &weight, int
   return std::shared_ptr<gptq_qtensor>(q, QTensorDeleter());
 }
 
+void validate_options(const QuantizeOptions &options) {
+  check_storable_bits(options.base.bits, "--bits " + std::to_string(options.base.bits));
+  validate_spec(options.base, "the run's settings");
+  bool act_order_somewhere = options.base.act_order;
+  for (const SpecOverride &o : options.overrides) {
+    if (o.bits) check_storable_bits(*o.bits, "--override '" + o.text + "'");
+    act_order_somewhere = act_order_somewhere || (o.act_order && *o.act_order);
+  }
+  if (options.base.static_groups && !act_order_somewhere) {
+    throw ToolError("--static-groups has no effect without --act-order: it fixes each group's "
+                    "parameters before act-order permutes the columns, and without act-order "
+                    "the groups are taken in column order anyway. Add --act-order (or "
+                    "act-order=1 in an --override) or drop --static-groups");
+  }
+  if (options.method == QuantMethod::Rtn && options.base.static_groups) {
+    throw ToolError("--static-groups has no effect with --method rtn (round-to-nearest has no "
+                    "column order); drop it");
+  }
+}
+
 void validate_plan(const ModelDir &dir, const QuantizeOptions &options) {
+  validate_options(options);
   const LlamaConfig &c = dir.config();
+  std::vector<bool> matched(options.overrides.size(), false);
+  auto note_matches = [&](const std::string &name) {
+    for (size_t k = 0; k < options.overrides.size(); ++k) {
+      if (glob_match(options.overrides[k].pattern, name)) matched[k] = true;
+    }
+  };
   if (options.quantize_lm_head) {
+    note_matches("lm_head");
     const LayerQuantSpec spec = spec_for(options.base, options.overrides, "lm_head");
     if (!spec.skip) {
       validate_spec(spec, "lm_head");
@@ -94,6 +123,7 @@ void validate_plan(const ModelDir &dir, const QuantizeOptions &options) {
     for (int s = 0; s < kLinearSlots; ++s) {
       const auto slot = static_cast<LinearSlot>(s);
       const std::string name = linear_name(b, slot);
+      note_matches(name);
       const LayerQuantSpec spec = spec_for(options.base, options.overrides, name);
       if (spec.skip) continue;
       validate_spec(spec, name);
@@ -104,6 +134,14 @@ void validate_plan(const ModelDir &dir, const QuantizeOptions &options) {
                    name + " cannot be stored as a GPTQ checkpoint (skip it with --override '" +
                        name + ":skip')");
     }
+  }
+  for (size_t k = 0; k < options.overrides.size(); ++k) {
+    if (matched[k]) continue;
+    throw ToolError("--override '" + options.overrides[k].text + "': the pattern '" +
+                    options.overrides[k].pattern + "' matches no layer (names look like " +
+                    linear_name(0, LinearSlot::Q) + " or " + linear_name(0, LinearSlot::Down) +
+                    (options.quantize_lm_head ? ", and lm_head" : "; lm_head only with --quantize-lm-head") +
+                    ")");
   }
 }
 
@@ -247,14 +285,14 @@ QuantizeResult quantize_model(const ModelDir &dir,
       continue;
     }
     auto t0 = Clock::now();
-    x.resize(static_cast<size_t>(tokens * c.hidden_size));
+    x.resize(checked_elements({tokens, c.hidden_size}, "hidden states"));
     rms_norm(h.data(), block.input_norm, tokens, c.hidden_size, c.rms_norm_eps, x.data());
     result.forward_seconds += seconds_since(t0);
     quantizer.run(b, &block, {LinearSlot::Q, LinearSlot::K, LinearSlot::V}, x.data(), tokens,
                   samples);
 
     t0 = Clock::now();
-    attn.resize(static_cast<size_t>(tokens * c.num_attention_heads * c.head_dim));
+    attn.resize(checked_elements({tokens, c.q_dim()}, "attention output"));
     attention_core(c, *rope, block, x.data(), batch, attn.data());
     result.forward_seconds += seconds_since(t0);
     quantizer.run(b, &block, {LinearSlot::O}, attn.data(), tokens, samples);
@@ -266,7 +304,7 @@ QuantizeResult quantize_model(const ModelDir &dir,
     quantizer.run(b, &block, {LinearSlot::Gate, LinearSlot::Up}, x.data(), tokens, samples);
 
     t0 = Clock::now();
-    act.resize(static_cast<size_t>(tokens * c.intermediate_size));
+    act.resize(checked_elements({tokens, c.intermediate_size}, "MLP activations"));
     mlp_activation(block, x.data(), tokens, c.intermediate_size, act.data());
     result.forward_seconds += seconds_since(t0);
     quantizer.run(b, &block, {LinearSlot::Down}, act.data(), tokens, samples);
@@ -281,7 +319,7 @@ QuantizeResult quantize_model(const ModelDir &dir,
     load_dense_outer(dir, &head);
     if (gptq) {
       const auto t0 = Clock::now();
-      x.resize(static_cast<size_t>(tokens * c.hidden_size));
+      x.resize(checked_elements({tokens, c.hidden_size}, "hidden states"));
       rms_norm(h.data(), head.final_norm, tokens, c.hidden_size, c.rms_norm_eps, x.data());
       result.forward_seconds += seconds_since(t0);
     }

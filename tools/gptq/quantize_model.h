@@ -57,9 +57,15 @@ struct QuantizeCallbacks {
   std::function<void(int64_t block, int64_t blocks)> block_started;
 };
 
-// Checks every layer's settings against its shape before any work starts
-// (bits the checkpoint layout can hold, packing divisibility), so a long run
-// never fails at its last layer. Throws ToolError.
+// Checks the settings that need no model: bits the checkpoint layout can
+// hold (the run's and every override's), --static-groups only with
+// act-order somewhere (it does nothing otherwise). Throws ToolError.
+void validate_options(const QuantizeOptions &options);
+
+// validate_options, then every layer's settings against its shape before any
+// work starts (packing divisibility), and every override matching at least
+// one layer, so a long run never fails at its last layer and no override is
+// silently ignored. Throws ToolError.
 void validate_plan(const ModelDir &dir, const QuantizeOptions &options);
 
 // GPTQ (or RTN) over a whole model. `calibration` holds token sequences of any

@@ -17,6 +17,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "interrupt.h"
+#include "json_number.h"
 #include "tool_error.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -123,18 +125,13 @@ TensorInfo parse_entry(const std::string &path, const std::string &name,
   const auto &jshape = entry["shape"];
   if (!jshape.is_array()) throw ToolError(where + ": \"shape\" is not an array");
   for (const auto &d : jshape) {
-    if (!d.is_number_integer()) {
-      throw ToolError(where + ": \"shape\" holds " + d.dump() + ", not an integer");
+    if (d.is_number_unsigned() &&
+        d.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      throw ToolError(where + ": dimension " + d.dump() + " is too large (numel overflow)");
     }
-    if (d.is_number_unsigned()) {
-      const uint64_t u = d.get<uint64_t>();
-      if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-        throw ToolError(where + ": dimension " + d.dump() + " is too large (numel overflow)");
-      }
-      t.shape.push_back(static_cast<int64_t>(u));
-    } else {
-      t.shape.push_back(d.get<int64_t>());
-    }
+    t.shape.push_back(json_integer(d, std::numeric_limits<int64_t>::min(),
+                                   std::numeric_limits<int64_t>::max(),
+                                   where + ": a dimension of \"shape\""));
   }
   for (int64_t d : t.shape) {
     if (d < 0) {
@@ -422,7 +419,7 @@ void SafetensorsWriter::write(const std::string &path) const {
   uint64_t len = text.size();
   for (int i = 0; i < 8; ++i) len_bytes[i] = static_cast<uint8_t>(len >> (8 * i));
 
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (fd < 0) throw ToolError(path + ": cannot create: " + std::strerror(errno));
   // Only a regular file is ours to remove on failure (or to fsync): an
   // output of /dev/null must not unlink /dev/null.
@@ -438,6 +435,11 @@ void SafetensorsWriter::write(const std::string &path) const {
     fail("write failed", errno, true);
   }
   for (const auto &t : tensors_) {
+    if (interrupt_requested()) {  // a model's file takes a while; stop between tensors
+      ::close(fd);
+      if (regular) ::unlink(path.c_str());
+      throw ToolError("interrupted");
+    }
     if (!write_all(fd, t.bytes.data(), t.bytes.size())) fail("write failed", errno, true);
   }
   // A quantized model that is reported written must survive a crash.

@@ -2,10 +2,11 @@
 
 #include <zlib.h>
 
-#include <cerrno>
-#include <cstring>
+#include <algorithm>
+#include <vector>
 
 #include "file_util.h"
+#include "interrupt.h"
 #include "tokenizer.h"
 #include "tool_error.h"
 
@@ -19,7 +20,7 @@ std::vector<int32_t> read_id_file(const std::string &path, int64_t vocab_size) {
   while (i < text.size()) {
     const char ch = text[i];
     if (ch == '\n') {
-      ++line;
+      if (++line % 65536 == 0) throw_if_interrupted();
       ++i;
     } else if (ch == ' ' || ch == '\t' || ch == '\r' || ch == ',') {
       ++i;
@@ -52,25 +53,72 @@ std::vector<int32_t> read_id_file(const std::string &path, int64_t vocab_size) {
 
 namespace {
 
-std::string read_maybe_gzip(const std::string &path) {
-  if (path.size() < 3 || path.compare(path.size() - 3, 3, ".gz") != 0) return read_text_file(path);
-  gzFile f = gzopen(path.c_str(), "rb");
-  if (f == nullptr) throw ToolError("cannot open " + path + ": " + std::strerror(errno));
+bool has_gzip_magic(const std::string &data, size_t at) {
+  return data.size() >= at + 2 && static_cast<unsigned char>(data[at]) == 0x1f &&
+         static_cast<unsigned char>(data[at + 1]) == 0x8b;
+}
+
+// The whole of a gzip file, decompressed, or a ToolError: the stream must
+// end where the file ends (a truncated download is refused, not read up to
+// where it stops), every member's CRC and length must check, and nothing
+// but further members may follow.
+std::string gunzip(const std::string &path, const std::string &data) {
+  z_stream zs{};
+  if (inflateInit2(&zs, 15 + 16) != Z_OK) throw ToolError(path + ": cannot start zlib");
+  struct End {
+    z_stream *z;
+    ~End() { inflateEnd(z); }
+  } end{&zs};
   std::string out;
-  char buf[1 << 16];
-  for (;;) {
-    const int n = gzread(f, buf, sizeof buf);
-    if (n < 0) {
-      int err = 0;
-      const std::string why = gzerror(f, &err);
-      gzclose(f);
-      throw ToolError("cannot decompress " + path + ": " + why);
+  std::vector<char> buf(1 << 16);
+  size_t pos = 0;  // data handed to zlib so far
+  for (;;) {       // one gzip member per pass (concatenated files have several)
+    for (;;) {
+      if (zs.avail_in == 0) {
+        if (pos == data.size()) {
+          throw ToolError(path + ": truncated gzip file (the data ends inside the compressed "
+                                 "stream)");
+        }
+        const size_t n = std::min<size_t>(data.size() - pos, 1u << 30);
+        zs.next_in = reinterpret_cast<Bytef *>(const_cast<char *>(data.data() + pos));
+        zs.avail_in = static_cast<uInt>(n);
+        pos += n;
+      }
+      zs.next_out = reinterpret_cast<Bytef *>(buf.data());
+      zs.avail_out = static_cast<uInt>(buf.size());
+      const int ret = inflate(&zs, Z_NO_FLUSH);
+      out.append(buf.data(), buf.size() - zs.avail_out);
+      if (ret == Z_STREAM_END) break;
+      if (ret != Z_OK && ret != Z_BUF_ERROR) {
+        throw ToolError(path + ": corrupt gzip data (" +
+                        std::string(zs.msg != nullptr ? zs.msg : "zlib error " + std::to_string(ret)) +
+                        ")");
+      }
+      throw_if_interrupted();
     }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
+    const size_t rest = zs.avail_in + (data.size() - pos);
+    if (rest == 0) return out;
+    const size_t at = data.size() - rest;
+    if (!has_gzip_magic(data, at)) {
+      throw ToolError(path + ": " + std::to_string(rest) +
+                      " bytes of data that is not gzip follow the compressed stream");
+    }
+    inflateReset(&zs);
   }
-  gzclose(f);
-  return out;
+}
+
+std::string read_maybe_gzip(const std::string &path) {
+  const std::string data = read_text_file(path);
+  const bool named_gz = path.size() >= 3 && path.compare(path.size() - 3, 3, ".gz") == 0;
+  if (named_gz && !has_gzip_magic(data, 0)) {
+    throw ToolError(path + ": not a gzip file (it does not start with the gzip bytes 1f 8b); "
+                           "a plain text file must not be named .gz");
+  }
+  if (!named_gz && has_gzip_magic(data, 0)) {
+    throw ToolError(path + ": starts like a gzip file (bytes 1f 8b) but is not named .gz; "
+                           "name it .gz to have it decompressed");
+  }
+  return named_gz ? gunzip(path, data) : data;
 }
 
 }  // namespace

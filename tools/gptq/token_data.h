@@ -16,7 +16,9 @@ class Tokenizer;
 // vocab_size. Throws ToolError naming the file, line and offending text.
 std::vector<int32_t> read_id_file(const std::string &path, int64_t vocab_size);
 
-// The file's text (UTF-8; a .gz file is read through gzip) tokenized.
+// The file's text (UTF-8; a .gz file is read through gzip) tokenized. A .gz
+// file must be gzip data that ends where its stream ends (truncated or
+// corrupt files are refused), and a file named otherwise must not be gzip.
 std::vector<int32_t> tokenize_text_file(const Tokenizer &tokenizer, const std::string &path);
 
 // `count` windows of `length` tokens from a stream: evenly spaced and

@@ -37,6 +37,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "interrupt.h"
 #include "tokenizer_added_tokens.h"
 #include "tokenizer_bpe.h"
 #include "tokenizer_decoder.h"
@@ -135,7 +136,10 @@ struct Tokenizer::Impl {
       p.apply(pieces, &next);
       pieces.swap(next);
     }
-    for (const Piece &p : pieces) encode_piece(p.text, out);
+    for (size_t k = 0; k < pieces.size(); ++k) {
+      if (k % 4096 == 0) throw_if_interrupted();
+      encode_piece(pieces[k].text, out);
+    }
   }
 };
 
@@ -257,9 +261,8 @@ void Tokenizer::Impl::load_decoder(const json &d, const Reader &r, const std::st
   } else if (type == "Strip") {
     step.kind = DecoderStep::kStrip;
     step.a = r.one_char(d, "content", where, " ");
-    const int64_t start = r.integer(r.member(d, "start", where), where + ".start");
-    const int64_t stop = r.integer(r.member(d, "stop", where), where + ".stop");
-    if (start < 0 || stop < 0) r.fail(where + ": Strip start/stop must not be negative");
+    const int64_t start = r.integer(r.member(d, "start", where), 0, INT64_MAX, where + ".start");
+    const int64_t stop = r.integer(r.member(d, "stop", where), 0, INT64_MAX, where + ".stop");
     step.start = static_cast<size_t>(start);
     step.stop = static_cast<size_t>(stop);
   } else {

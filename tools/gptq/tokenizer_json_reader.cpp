@@ -3,6 +3,7 @@
 
 #include <cstdint>
 
+#include "json_number.h"
 #include "tokenizer_chars.h"
 #include "tool_error.h"
 
@@ -37,15 +38,12 @@ bool Reader::boolean(const json &obj, const char *key, const std::string &where,
   return it->get<bool>();
 }
 
-int64_t Reader::integer(const json &v, const std::string &where) const {
-  if (!v.is_number_integer()) fail(where + " must be an integer");
-  return v.get<int64_t>();
+int64_t Reader::integer(const json &v, int64_t lo, int64_t hi, const std::string &where) const {
+  return json_integer(v, lo, hi, origin_ + ": " + where);
 }
 
 int32_t Reader::id(const json &v, const std::string &where) const {
-  const int64_t x = integer(v, where);
-  if (x < 0 || x > INT32_MAX) fail(where + " = " + std::to_string(x) + " is not a valid token id");
-  return static_cast<int32_t>(x);
+  return static_cast<int32_t>(integer(v, 0, INT32_MAX, where + " (a token id)"));
 }
 
 std::string Reader::type_of(const json &obj, const std::string &where) const {

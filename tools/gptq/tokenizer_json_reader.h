@@ -27,7 +27,8 @@ class Reader {
   std::string str(const json &obj, const char *key, const std::string &where,
                   const std::string *fallback = nullptr) const;
   bool boolean(const json &obj, const char *key, const std::string &where, bool fallback) const;
-  int64_t integer(const json &v, const std::string &where) const;
+  // An integer in [lo, hi] (json_integer).
+  int64_t integer(const json &v, int64_t lo, int64_t hi, const std::string &where) const;
   int32_t id(const json &v, const std::string &where) const;
   std::string type_of(const json &obj, const std::string &where) const;
   // {"String": "..."} or {"Regex": "..."}: returns (is_regex, text).

@@ -1,0 +1,298 @@
+// config.json as transformers 4 and transformers 5 write it, for LLaMA,
+// Mistral and Qwen2 models of real shapes and RoPE types (data/configs,
+// made by make_fixtures.py there): both must read as the same model, and
+// RoPE's frequencies and attention factor must be those transformers' own
+// functions compute. transformers 5 moved rope_theta into "rope_parameters";
+// reading only the top-level key ran every such model with theta 10000.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "llama_model.h"
+#include "model_config.h"
+#include "rope.h"
+#include "tool_error.h"
+
+#ifndef GPTQ_TOOL_DATA_DIR
+#error "define GPTQ_TOOL_DATA_DIR as the path of tests/tool/data"
+#endif
+
+namespace {
+
+using gptqtool::LlamaConfig;
+using gptqtool::ToolError;
+using nlohmann::json;
+
+const std::string kDir = std::string(GPTQ_TOOL_DATA_DIR) + "/configs/";
+
+json read(const std::string &path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot open " + path);
+  return json::parse(in);
+}
+
+const json &expected() {
+  static const json e = read(kDir + "expected.json");
+  return e;
+}
+
+LlamaConfig parse(const json &j) { return gptqtool::parse_llama_config(j, "config.json"); }
+
+std::string error_of(const json &j) {
+  try {
+    parse(j);
+  } catch (const ToolError &e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+// Every field the forward pass reads.
+void expect_same(const LlamaConfig &a, const LlamaConfig &b, const std::string &what) {
+  EXPECT_EQ(a.architecture, b.architecture) << what;
+  EXPECT_EQ(a.hidden_size, b.hidden_size) << what;
+  EXPECT_EQ(a.intermediate_size, b.intermediate_size) << what;
+  EXPECT_EQ(a.num_hidden_layers, b.num_hidden_layers) << what;
+  EXPECT_EQ(a.num_attention_heads, b.num_attention_heads) << what;
+  EXPECT_EQ(a.num_key_value_heads, b.num_key_value_heads) << what;
+  EXPECT_EQ(a.head_dim, b.head_dim) << what;
+  EXPECT_EQ(a.vocab_size, b.vocab_size) << what;
+  EXPECT_EQ(a.max_position_embeddings, b.max_position_embeddings) << what;
+  EXPECT_EQ(a.rms_norm_eps, b.rms_norm_eps) << what;
+  EXPECT_EQ(a.tie_word_embeddings, b.tie_word_embeddings) << what;
+  EXPECT_EQ(a.attention_bias, b.attention_bias) << what;
+  EXPECT_EQ(a.o_proj_bias, b.o_proj_bias) << what;
+  EXPECT_EQ(a.mlp_bias, b.mlp_bias) << what;
+  EXPECT_EQ(a.hidden_act, b.hidden_act) << what;
+  EXPECT_EQ(a.rope_type, b.rope_type) << what;
+  EXPECT_EQ(a.rope_theta, b.rope_theta) << what;
+  EXPECT_EQ(a.rope_factor, b.rope_factor) << what;
+  EXPECT_EQ(a.rope_low_freq_factor, b.rope_low_freq_factor) << what;
+  EXPECT_EQ(a.rope_high_freq_factor, b.rope_high_freq_factor) << what;
+  EXPECT_EQ(a.rope_original_max_pos, b.rope_original_max_pos) << what;
+  EXPECT_EQ(a.rope_attention_factor, b.rope_attention_factor) << what;
+  EXPECT_EQ(a.rope_beta_fast, b.rope_beta_fast) << what;
+  EXPECT_EQ(a.rope_beta_slow, b.rope_beta_slow) << what;
+  EXPECT_EQ(a.rope_truncate, b.rope_truncate) << what;
+  for (int64_t l = 0; l < a.num_hidden_layers; ++l) {
+    EXPECT_EQ(gptqtool::block_sliding_window(a, l), gptqtool::block_sliding_window(b, l))
+        << what << " layer " << l;
+  }
+}
+
+// Our frequencies against transformers' float32 ones: a few float32 roundings apart
+// (its llama3 and yarn blends round after each step).
+void expect_frequencies(const std::vector<double> &got, const json &want, const std::string &what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double w = want[i].get<double>();
+    EXPECT_NEAR(got[i], w, 1e-6 * std::fabs(w)) << what << " inv_freq[" << i << "]";
+  }
+}
+
+class Fixture : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Fixture, Transformers4And5FilesReadAsTheSameModelWithTransformersRope) {
+  const std::string name = GetParam();
+  const json &want = expected()["cases"][name];
+  const LlamaConfig tf4 = parse(read(kDir + "tf4/" + name + ".json"));
+  const LlamaConfig tf5 = parse(read(kDir + "tf5/" + name + ".json"));
+  expect_same(tf4, tf5, name);
+  for (const LlamaConfig *c : {&tf4, &tf5}) {
+    const std::string what = name + (c == &tf4 ? " (transformers 4)" : " (transformers 5)");
+    EXPECT_EQ(c->rope_type, want["rope_type"].get<std::string>()) << what;
+    EXPECT_EQ(c->rope_theta, want["rope_theta"].get<double>()) << what;
+    EXPECT_EQ(c->head_dim, want["head_dim"].get<int64_t>()) << what;
+    const gptqtool::RopeFrequencies f = gptqtool::rope_frequencies(*c, c->max_position_embeddings);
+    expect_frequencies(f.inv_freq, want["inv_freq"], what);
+    EXPECT_NEAR(f.attention_scaling, want["attention_factor"].get<double>(), 1e-12) << what;
+    if (want.contains("grown")) {
+      const auto seq_len = want["grown"]["seq_len"].get<int64_t>();
+      expect_frequencies(gptqtool::rope_frequencies(*c, seq_len).inv_freq,
+                         want["grown"]["inv_freq"], what + " past max_position_embeddings");
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Configs, Fixture,
+                         ::testing::Values("llama_smollm2", "llama_llama3", "llama_linear",
+                                           "llama_dynamic", "llama_yarn_mscale",
+                                           "llama_yarn_untruncated", "mistral_v01", "mistral_v03",
+                                           "qwen2_5", "qwen2_5_yarn", "qwen2_window"));
+
+TEST(Fixtures, EveryCaseIsTested) { EXPECT_EQ(expected()["cases"].size(), 11u); }
+
+// What each family's file says besides RoPE, as transformers reads it.
+TEST(Fixtures, FamilyDetails) {
+  const LlamaConfig smollm = parse(read(kDir + "tf5/llama_smollm2.json"));
+  EXPECT_EQ(smollm.rope_theta, 100000.0);  // read 10000 before rope_parameters was read
+  EXPECT_TRUE(smollm.tie_word_embeddings);
+  const LlamaConfig m1 = parse(read(kDir + "tf5/mistral_v01.json"));
+  EXPECT_EQ(gptqtool::block_sliding_window(m1, 0), 4096);
+  EXPECT_EQ(m1.num_key_value_heads, 8);
+  const LlamaConfig m3 = parse(read(kDir + "tf4/mistral_v03.json"));
+  EXPECT_EQ(gptqtool::block_sliding_window(m3, 31), 0);
+  EXPECT_EQ(m3.rope_theta, 1e6);
+  const LlamaConfig q = parse(read(kDir + "tf5/qwen2_window.json"));
+  EXPECT_TRUE(q.attention_bias);
+  EXPECT_EQ(gptqtool::block_sliding_window(q, 1), 0);
+  EXPECT_EQ(gptqtool::block_sliding_window(q, 2), 1024);
+  const LlamaConfig y = parse(read(kDir + "tf4/qwen2_5_yarn.json"));
+  EXPECT_EQ(y.rope_factor, 4.0);  // the explicit factor, as transformers 4.57 and 5 use it
+  EXPECT_EQ(y.rope_original_max_pos, 32768);
+}
+
+json llama() {
+  return json{{"architectures", {"LlamaForCausalLM"}},
+              {"model_type", "llama"},
+              {"hidden_size", 64},
+              {"intermediate_size", 128},
+              {"num_hidden_layers", 2},
+              {"num_attention_heads", 4},
+              {"vocab_size", 100},
+              {"max_position_embeddings", 4096}};
+}
+
+TEST(RopeConfig, WhereThetaAndParametersComeFrom) {
+  json j = llama();
+  EXPECT_EQ(parse(j).rope_theta, 10000.0);  // transformers' default_theta
+  j["rope_theta"] = 5e5;
+  EXPECT_EQ(parse(j).rope_theta, 5e5);
+  j["rope_parameters"] = {{"rope_type", "default"}};  // theta from the top level
+  EXPECT_EQ(parse(j).rope_theta, 5e5);
+  j["rope_parameters"]["rope_theta"] = 5e5;
+  EXPECT_EQ(parse(j).rope_theta, 5e5);
+  j["rope_parameters"]["rope_theta"] = 1e6;
+  EXPECT_NE(error_of(j).find("\"rope_parameters\".rope_theta and \"rope_theta\" disagree"),
+            std::string::npos);
+  j.erase("rope_theta");
+  EXPECT_EQ(parse(j).rope_theta, 1e6);
+  // rope_scaling wins over rope_parameters in both versions.
+  j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
+  EXPECT_EQ(parse(j).rope_type, "linear");
+  EXPECT_EQ(parse(j).rope_theta, 10000.0);
+  j["rope_scaling"] = json::object();  // empty: absent
+  EXPECT_EQ(parse(j).rope_type, "default");
+  EXPECT_EQ(parse(j).rope_theta, 1e6);
+  j["rope_scaling"] = nullptr;
+  j["rope_parameters"] = {{"rope_type", "yarn"}, {"rope_theta", 1e4}, {"factor", 4.0}};
+  const LlamaConfig y = parse(j);
+  EXPECT_EQ(y.rope_original_max_pos, 4096);  // max_position_embeddings by default
+  EXPECT_NEAR(y.rope_attention_factor, 0.1 * std::log(4.0) + 1.0, 1e-15);
+  j["original_max_position_embeddings"] = 1024;  // the top-level key comes first
+  EXPECT_EQ(parse(j).rope_original_max_pos, 1024);
+  j["rope_parameters"]["original_max_position_embeddings"] = 2048;
+  EXPECT_NE(error_of(j).find("disagree"), std::string::npos);
+  j.erase("original_max_position_embeddings");
+  j["rope_parameters"].erase("factor");  // yarn: the ratio of the lengths
+  EXPECT_EQ(parse(j).rope_factor, 2.0);
+}
+
+TEST(RopeConfig, UnsupportedRopeIsRefusedByName) {
+  json j = llama();
+  j["rope_parameters"] = {{"rope_type", "longrope"}, {"short_factor", {1.0}}};
+  EXPECT_NE(error_of(j).find("RoPE type \"longrope\" is not supported"), std::string::npos);
+  j["rope_parameters"] = {{"rope_type", "proportional"}};
+  EXPECT_NE(error_of(j).find("RoPE type \"proportional\""), std::string::npos);
+  j["rope_parameters"] = {{"rope_type", "linear"}, {"type", "dynamic"}, {"factor", 2.0}};
+  EXPECT_NE(error_of(j).find("disagree"), std::string::npos);
+  j["rope_parameters"] = {{"rope_type", "default"}, {"partial_rotary_factor", 0.5}};
+  EXPECT_NE(error_of(j).find("partial_rotary_factor 0.500000 is not supported"),
+            std::string::npos);
+  j["rope_parameters"] = {{"rope_type", "default"}, {"partial_rotary_factor", 1.0}};
+  EXPECT_EQ(error_of(j), "no error");
+  j["rope_parameters"] = nullptr;
+  j["partial_rotary_factor"] = 0.25;
+  EXPECT_NE(error_of(j).find("partial_rotary_factor"), std::string::npos);
+  j.erase("partial_rotary_factor");
+  j["rope_parameters"] = {{"full_attention", {{"rope_type", "default"}}},
+                          {"sliding_attention", {{"rope_type", "default"}}}};
+  EXPECT_NE(error_of(j).find("per layer type are not supported"), std::string::npos);
+  j["rope_parameters"] = {{"rope_type", "dynamic"}};
+  EXPECT_NE(error_of(j).find("RoPE of type dynamic has no \"rope_parameters\".factor"),
+            std::string::npos);
+  j["rope_parameters"] = "default";
+  EXPECT_NE(error_of(j).find("not an object"), std::string::npos);
+}
+
+// The attention factor of yarn multiplies cos and sin: a rotation by
+// position 0 scales a vector by it.
+TEST(RopeConfig, YarnAttentionFactorScalesTheRotation) {
+  json j = llama();
+  j["rope_parameters"] = {{"rope_type", "yarn"}, {"factor", 8.0}, {"attention_factor", 1.5},
+                          {"original_max_position_embeddings", 512}};
+  const LlamaConfig c = parse(j);
+  const gptqtool::Rope rope(c, 4);
+  std::vector<float> x(static_cast<size_t>(c.head_dim), 1.0f);
+  rope.apply(x.data(), 1, 1, 0);
+  for (float v : x) EXPECT_FLOAT_EQ(v, 1.5f);
+}
+
+}  // namespace
+
+namespace {
+
+json family(const char *arch, const char *type) {
+  json j = llama();
+  j["architectures"] = {arch};
+  j["model_type"] = type;
+  return j;
+}
+
+// A key a config leaves out means what transformers' config class makes of
+// it, per family: num_key_value_heads defaults to 8 in MistralConfig and
+// to 32 in Qwen2Config (an explicit null to num_attention_heads).
+TEST(ConfigDefaults, KeyValueHeadsPerFamily) {
+  json j = family("MistralForCausalLM", "mistral");
+  j["num_attention_heads"] = 16;
+  EXPECT_EQ(parse(j).num_key_value_heads, 8);
+  j["num_key_value_heads"] = nullptr;
+  EXPECT_EQ(parse(j).num_key_value_heads, 16);
+  j = family("Qwen2ForCausalLM", "qwen2");
+  j["num_attention_heads"] = 64;
+  j["hidden_size"] = 4096;
+  EXPECT_EQ(parse(j).num_key_value_heads, 32);
+  j["num_key_value_heads"] = nullptr;
+  EXPECT_EQ(parse(j).num_key_value_heads, 64);
+  j = llama();
+  EXPECT_EQ(parse(j).num_key_value_heads, 4);
+}
+
+// Qwen2's layer_types (written by transformers 4.53 on) decide which layers
+// are windowed; max_window_layers only stands in when they are absent.
+TEST(ConfigDefaults, Qwen2LayerTypes) {
+  json j = family("Qwen2ForCausalLM", "qwen2");
+  j["num_key_value_heads"] = 2;
+  j["num_hidden_layers"] = 4;
+  j["use_sliding_window"] = true;
+  j["sliding_window"] = 256;
+  j["max_window_layers"] = 2;
+  j["layer_types"] = {"sliding_attention", "full_attention", "sliding_attention",
+                      "full_attention"};
+  const LlamaConfig c = parse(j);
+  const int64_t want[] = {256, 0, 256, 0};
+  for (int l = 0; l < 4; ++l) EXPECT_EQ(gptqtool::block_sliding_window(c, l), want[l]) << l;
+  j["layer_types"] = {"full_attention", "full_attention"};
+  EXPECT_NE(error_of(j).find("must list one type per layer (4)"), std::string::npos);
+  j["layer_types"] = {"full_attention", "chunked_attention", "full_attention", "full_attention"};
+  EXPECT_NE(error_of(j).find("layer type \"chunked_attention\" is not supported"),
+            std::string::npos);
+  j["layer_types"] = {"full_attention", "sliding_attention", "full_attention", "full_attention"};
+  j["use_sliding_window"] = false;
+  EXPECT_NE(error_of(j).find("no sliding window is in effect"), std::string::npos);
+  j["layer_types"] = {"full_attention", "full_attention", "full_attention", "full_attention"};
+  EXPECT_EQ(gptqtool::block_sliding_window(parse(j), 3), 0);
+  // Mistral ignores layer_types, as transformers does: every layer windowed.
+  json m = family("MistralForCausalLM", "mistral");
+  m["num_key_value_heads"] = 2;
+  m["sliding_window"] = 128;
+  m["layer_types"] = {"full_attention", "full_attention"};
+  EXPECT_EQ(gptqtool::block_sliding_window(parse(m), 1), 128);
+}
+
+}  // namespace
