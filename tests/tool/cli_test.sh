@@ -120,6 +120,27 @@ expect_error "calibration with --method rtn" \
   "$gptq" quantize --model "$work/model" --out "$work/x" --calib-ids "$work/ids.txt" --method rtn
 expect_error "--seqlen with --method rtn" "--seqlen is calibration" \
   "$gptq" quantize --model "$work/model" --out "$work/x" --seqlen 64 --method rtn
+expect_error "unknown backend" "--backend must be auto, cpu or cuda, not 'gpu'" \
+  "$gptq" quantize --model "$work/model" --out "$work/x" --method rtn --backend gpu
+# --backend cuda: on a machine without a usable GPU, refused at once with
+# the library's reason and nothing written; where there is one, it runs.
+rc=0
+"$gptq" quantize --model "$work/model" --out "$work/on-cuda" --method rtn --backend cuda \
+  >"$work/out.txt" 2>"$work/err.txt" || rc=$?
+if [ "$rc" -eq 0 ] && [ -d "$work/on-cuda" ]; then
+  pass "--backend cuda on a GPU"
+elif [ "$rc" -eq 1 ] && grep -qF -- "--backend cuda: gptq_ctx_create: the CUDA backend was requested but cannot be used" "$work/err.txt" \
+     && [ ! -e "$work/on-cuda" ]; then
+  pass "--backend cuda without a GPU: $(head -c 160 "$work/err.txt")"
+else
+  fail "--backend cuda (exit $rc; stderr: $(cat "$work/err.txt"))"
+fi
+if "$gptq" quantize --model "$work/model" --out "$work/on-cpu" --method rtn --backend cpu \
+     >"$work/out.txt" 2>&1 && [ -d "$work/on-cpu" ]; then
+  pass "--backend cpu"
+else
+  fail "--backend cpu: $(cat "$work/out.txt")"
+fi
 # Where the result goes is checked before any work, not found unusable at
 # the end of the run.
 expect_error "--out in a missing directory" "the directory $work/nodir does not exist" \

@@ -9,6 +9,7 @@
 // Run `gptq <command> --help` for the options.
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -73,6 +74,8 @@ const char kQuantizeUsage[] =
     "  --overwrite         replace an existing --out checkpoint written by gptq\n"
     "                      (nothing else is ever replaced)\n"
     "  --threads N         threads for the library's loops (default: all cores)\n"
+    "  --backend B         where the library computes: auto (default: the GPU when the\n"
+    "                      CUDA backend is usable, else the CPU), cpu or cuda\n"
     "  --quiet             no per-layer lines\n";
 
 const char kEvalUsage[] =
@@ -88,19 +91,45 @@ const char kEvalUsage[] =
     "  --max-tokens N      use only the first N tokens of the text\n"
     "  --no-rtn            skip the round-to-nearest rows\n"
     "  --json FILE         also write the results as JSON\n"
-    "  --threads N         threads for the library's loops (default: all cores)\n";
+    "  --threads N         threads for the library's loops (default: all cores)\n"
+    "  --backend B         where quantized layers are multiplied: auto (default), cpu\n"
+    "                      or cuda\n";
 
 const char kLogitsUsage[] =
     "usage: gptq logits --model DIR (--ids FILE | --text STRING) --out FILE.npy\n"
     "\n"
     "  Runs one sequence through the model (original or GPTQ checkpoint) and writes\n"
-    "  float32 logits [tokens, vocab] in NumPy .npy format.\n";
+    "  float32 logits [tokens, vocab] in NumPy .npy format.\n"
+    "\n"
+    "  --backend B         where quantized layers are multiplied: auto (default), cpu\n"
+    "                      or cuda\n";
 
 bool wants_help(int argc, char **argv) {
   for (int i = 2; i < argc; ++i) {
     if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) return true;
   }
   return false;
+}
+
+// --backend: the library's backend for the whole run, through its
+// GPTQ_BACKEND override (read once per process, before the first context or
+// import), so every context and every imported checkpoint follows it. An
+// explicit cuda is checked at once: a machine without a usable GPU is told
+// why before any work.
+void choose_backend(const CliArgs &args) {
+  if (!args.has("backend")) return;
+  const std::string b = args.get("backend", "");
+  if (b != "auto" && b != "cpu" && b != "cuda")
+    throw ToolError("--backend must be auto, cpu or cuda, not '" + b + "'");
+  setenv("GPTQ_BACKEND", b.c_str(), 1);
+  if (b != "cuda") return;
+  gptq_config cfg;
+  gptq_config_default(&cfg);
+  cfg.backend = GPTQ_BACKEND_CUDA;
+  gptq_ctx *ctx = nullptr;
+  const gptq_status s = gptq_ctx_create(1, 1, &cfg, &ctx);
+  gptq_ctx_destroy(ctx);
+  if (s != GPTQ_OK) throw ToolError(std::string("--backend cuda: ") + gptq_last_error());
 }
 
 std::string shape_text(const LayerResult &l) {
@@ -112,9 +141,10 @@ std::string shape_text(const LayerResult &l) {
 int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   CliArgs args(argc, argv, 2,
                {"model", "out", "calib", "calib-ids", "samples", "seqlen", "bits", "group", "damp",
-                "override", "method", "format", "threads"},
+                "override", "method", "format", "threads", "backend"},
                {"asym", "act-order", "static-groups", "mse", "overwrite", "quiet",
                 "quantize-lm-head"});
+  choose_backend(args);
   const std::string model_path = args.required("model");
   const std::string out_path = args.required("out");
   QuantizeOptions qo;
@@ -326,8 +356,9 @@ LlamaModel rtn_model(const ModelDir &original, const GptqCheckpointConfig &q, in
 int cmd_eval(int argc, char **argv, const std::atomic<bool> *interrupted) {
   CliArgs args(argc, argv, 2,
                {"model", "quantized", "text", "ids", "ctx", "stride", "max-tokens", "json",
-                "threads"},
+                "threads", "backend"},
                {"no-rtn"});
+  choose_backend(args);
   const std::string model_path = args.required("model");
   if (args.has("text") == args.has("ids")) throw ToolError("pass exactly one of --text and --ids");
   if (args.has("json")) {
@@ -470,7 +501,8 @@ void write_npy_f32(const std::string &path, const std::vector<float> &data, int6
 }
 
 int cmd_logits(int argc, char **argv) {
-  CliArgs args(argc, argv, 2, {"model", "ids", "text", "out"}, {});
+  CliArgs args(argc, argv, 2, {"model", "ids", "text", "out", "backend"}, {});
+  choose_backend(args);
   const std::string model_path = args.required("model");
   const std::string out_path = args.required("out");
   std::vector<std::string> inputs{model_path};

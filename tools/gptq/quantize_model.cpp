@@ -44,7 +44,7 @@ gptq_config library_config(const LayerQuantSpec &spec, int32_t num_threads) {
   cfg.static_groups = spec.static_groups ? 1 : 0;
   cfg.damp_percent = static_cast<float>(spec.damp_percent);
   cfg.mse = spec.mse ? 1 : 0;
-  cfg.backend = GPTQ_BACKEND_CPU;
+  cfg.backend = GPTQ_BACKEND_AUTO;  // --backend, through GPTQ_BACKEND
   cfg.num_threads = num_threads;
   cfg.log = log_to_stderr;
   cfg.log_level = GPTQ_LOG_WARN;
