@@ -27,8 +27,7 @@ class CpuBackend final : public Backend {
     return std::make_unique<CpuHessian<float>>(dim);
   }
 
-  QTensorData quantize(Hessian &hessian, const QuantizeJob &job,
-                       gptq_quant_stats &stats) override {
+  QTensorData quantize(Hessian &hessian, const QuantizeJob &job, gptq_quant_stats &stats) override {
     if (auto *h32 = dynamic_cast<CpuHessian<float> *>(&hessian)) return run(*h32, job, stats);
     if (auto *h64 = dynamic_cast<CpuHessian<double> *>(&hessian)) return run(*h64, job, stats);
     throw Error(GPTQ_ERR_INTERNAL, "gptq_quantize: the Hessian does not belong to the CPU backend");
@@ -49,8 +48,7 @@ class CpuBackend final : public Backend {
 
  private:
   template <typename T>
-  static QTensorData run(CpuHessian<T> &hessian, const QuantizeJob &job,
-                         gptq_quant_stats &stats) {
+  static QTensorData run(CpuHessian<T> &hessian, const QuantizeJob &job, gptq_quant_stats &stats) {
     const int64_t k = hessian.dim();
     const int64_t n = job.out_features;
     LargeBuffer<T> w(static_cast<size_t>(n * k));

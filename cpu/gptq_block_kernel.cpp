@@ -22,18 +22,20 @@ template <typename T>
 struct LaneVector;
 template <>
 struct LaneVector<float> {
-  typedef float type __attribute__((vector_size(kLanes * sizeof(float)), aligned(sizeof(float)), may_alias));
+  typedef float type
+      __attribute__((vector_size(kLanes * sizeof(float)), aligned(sizeof(float)), may_alias));
 };
 template <>
 struct LaneVector<double> {
-  typedef double type __attribute__((vector_size(kLanes * sizeof(double)), aligned(sizeof(double)), may_alias));
+  typedef double type
+      __attribute__((vector_size(kLanes * sizeof(double)), aligned(sizeof(double)), may_alias));
 };
 template <typename T>
 using Lanes = typename LaneVector<T>::type;
 
 template <typename T>
-__attribute__((always_inline)) inline void block_rows(const BlockArgs<T> &a, int64_t r0,
-                                                      int64_t r1, double *tile_loss) {
+__attribute__((always_inline)) inline void block_rows(const BlockArgs<T> &a, int64_t r0, int64_t r1,
+                                                      double *tile_loss) {
   Quantizer<T> quant;
   quant.maxq = a.maxq;
   quant.sym = a.sym;
@@ -87,7 +89,7 @@ __attribute__((always_inline)) inline void block_rows(const BlockArgs<T> &a, int
     Lanes<T> *rows = reinterpret_cast<Lanes<T> *>(wt);
     // Quantizes column i (its weights final) and sets ev to its lanes'
     // errors (w − q)/U[i][i] when errors are fed forward.
-    auto quantize_column = [&](int64_t i, Lanes<T> &ev) __attribute__((always_inline)) {
+    auto quantize_column = [&](int64_t i, Lanes<T> & ev) __attribute__((always_inline)) {
       const int64_t p = a.i1 + i;
       const int64_t g = a.group_of[p];
       if (a.dynamic_groups && p % a.group_size == 0) {
@@ -141,9 +143,9 @@ __attribute__((always_inline)) inline void block_rows(const BlockArgs<T> &a, int
       // column order and is stored once. Each weight sees the same multiply
       // and subtract, in the same order, as one column at a time (bit-
       // identical), with an eighth of the loads and stores, which bounded
-      // the loop (steps of 4 took 9% more kernel time). Written with GCC's vector type because, as a loop over
-      // lanes, GCC vectorized the loop over columns instead, transposing
-      // 16 × 16 tiles in and out.
+      // the loop (steps of 4 took 9% more kernel time). Written with GCC's vector type because, as
+      // a loop over lanes, GCC vectorized the loop over columns instead, transposing 16 × 16 tiles
+      // in and out.
       constexpr int64_t kStep = 8;
       for (int64_t i = 0; i < count; i += kStep) {
         const int64_t step_end = std::min(count, i + kStep);
@@ -181,12 +183,12 @@ __attribute__((always_inline)) inline void block_rows(const BlockArgs<T> &a, int
 
 // One build per instruction set; the template is inlined into each, so the
 // compiler vectorizes the error-feedback loop for that target.
-#define GPTQ_BLOCK_VARIANT(NAME, TARGET)                                                  \
-  TARGET void NAME(const BlockArgs<float> &a, int64_t r0, int64_t r1, double *loss) {    \
-    block_rows(a, r0, r1, loss);                                                          \
-  }                                                                                       \
-  TARGET void NAME(const BlockArgs<double> &a, int64_t r0, int64_t r1, double *loss) {   \
-    block_rows(a, r0, r1, loss);                                                          \
+#define GPTQ_BLOCK_VARIANT(NAME, TARGET)                                               \
+  TARGET void NAME(const BlockArgs<float> &a, int64_t r0, int64_t r1, double *loss) {  \
+    block_rows(a, r0, r1, loss);                                                       \
+  }                                                                                    \
+  TARGET void NAME(const BlockArgs<double> &a, int64_t r0, int64_t r1, double *loss) { \
+    block_rows(a, r0, r1, loss);                                                       \
   }
 
 #if defined(__x86_64__) && defined(__GNUC__)

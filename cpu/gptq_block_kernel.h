@@ -16,7 +16,7 @@ struct BlockArgs {
   T *w;
   int64_t k;
   int64_t n;
-  int64_t i1, count;    // the block: positions [i1, i1+count)
+  int64_t i1, count;  // the block: positions [i1, i1+count)
   // The block-start weights of positions [i1, s_end), reversed: position p
   // of row r at state[r·span + (s_end-1-p)]. The kernel writes them for its
   // rows: W's reversed columns [c0, c0+span), plus update (row r at
@@ -25,11 +25,11 @@ struct BlockArgs {
   int64_t s_end, span, c0;
   const T *update;
   int64_t update_ld;
-  const T *u_tile;      // [count, count] row-major: U[i1+a][i1+b], upper part
-  bool feed_errors;     // false: round-to-nearest (U = I, nothing fed forward)
+  const T *u_tile;   // [count, count] row-major: U[i1+a][i1+b], upper part
+  bool feed_errors;  // false: round-to-nearest (U = I, nothing fed forward)
   // Groups.
-  int64_t group_size;   // columns per group (K for one group)
-  bool dynamic_groups;  // parameters computed when a group's first column is reached
+  int64_t group_size;       // columns per group (K for one group)
+  bool dynamic_groups;      // parameters computed when a group's first column is reached
   const int32_t *group_of;  // [K]: group of each position
   T *scale, *zero;          // [G, N]
   // Quantizer.
@@ -38,11 +38,11 @@ struct BlockArgs {
   T norm;
   int grid, shrink_steps;
   // Outputs.
-  uint8_t *codes;           // [N, count]: the block's codes, row by row, in
-                            // position order (contiguous per block, so that
-                            // a tile's writes are 16·count consecutive bytes)
-  T *scratch;               // [N rounded up to 16, count]: the block's columns
-                            // while they update, 16 rows at a time
+  uint8_t *codes;  // [N, count]: the block's codes, row by row, in
+                   // position order (contiguous per block, so that
+                   // a tile's writes are 16·count consecutive bytes)
+  T *scratch;      // [N rounded up to 16, count]: the block's columns
+                   // while they update, 16 rows at a time
 };
 
 // Processes rows [r0, r1) (r0 a multiple of 16) and writes the loss of each

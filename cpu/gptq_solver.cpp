@@ -54,7 +54,8 @@ template <typename T>
 std::vector<int64_t> act_order_permutation(const std::vector<T> &diag) {
   std::vector<int64_t> perm(diag.size());
   std::iota(perm.begin(), perm.end(), 0);
-  std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) { return diag[a] > diag[b]; });
+  std::stable_sort(perm.begin(), perm.end(),
+                   [&](int64_t a, int64_t b) { return diag[a] > diag[b]; });
   return perm;
 }
 
@@ -194,7 +195,8 @@ QTensorData gptq_solve(T *h_upper, LargeBuffer<T> w, int64_t n, int64_t k,
   // starts inside the block, for that whole group: at most block + group
   // columns.
   const int64_t block = std::min<int64_t>(config.block_size, k);
-  const int64_t max_span = std::min<int64_t>(k, block + (grouped && !static_groups ? group_size : 0));
+  const int64_t max_span =
+      std::min<int64_t>(k, block + (grouped && !static_groups ? group_size : 0));
   std::vector<T> state(static_cast<size_t>(n * max_span));
   std::vector<T> scratch(static_cast<size_t>((n + 15) / 16 * 16 * block));
   std::vector<T> u_tile(static_cast<size_t>(block * block));
@@ -319,12 +321,11 @@ QTensorData gptq_solve(T *h_upper, LargeBuffer<T> w, int64_t n, int64_t k,
                                           " columns");
   }
   stats.loss = loss;
-  logger.log(GPTQ_LOG_DEBUG,
-             "gptq_solve " + std::to_string(n) + "x" + std::to_string(k) + ": factor " +
-                 std::to_string(factor_seconds) + " s, block loop " +
-                 std::to_string(seconds_since(loop_start) - blas_seconds) + " s, GEMM + TRSM " +
-                 std::to_string(blas_seconds) + " s, total " + std::to_string(seconds_since(start)) +
-                 " s");
+  logger.log(GPTQ_LOG_DEBUG, "gptq_solve " + std::to_string(n) + "x" + std::to_string(k) +
+                                 ": factor " + std::to_string(factor_seconds) + " s, block loop " +
+                                 std::to_string(seconds_since(loop_start) - blas_seconds) +
+                                 " s, GEMM + TRSM " + std::to_string(blas_seconds) + " s, total " +
+                                 std::to_string(seconds_since(start)) + " s");
 
   for_row_ranges([&](int64_t, int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
@@ -347,7 +348,8 @@ QTensorData gptq_solve(T *h_upper, LargeBuffer<T> w, int64_t n, int64_t k,
     q.scales[i] = float_to_half(static_cast<float>(scale[i]));
     if (!half_is_finite(q.scales[i]))
       throw Error(GPTQ_ERR_UNSUPPORTED,
-                  "gptq_quantize: a group's scale " + std::to_string(static_cast<double>(scale[i])) +
+                  "gptq_quantize: a group's scale " +
+                      std::to_string(static_cast<double>(scale[i])) +
                       " exceeds the fp16 range that checkpoints store scales in (weights of "
                       "magnitude above ~65504·2^bits)");
     q.zeros[i] = static_cast<int32_t>(zero[i]);

@@ -76,7 +76,8 @@ void ThreadPool::worker_loop(int index) {
     spin_until([&] { return generation_.load(std::memory_order_acquire) != seen || stop_; });
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return stop_ || (generation_ != seen && index < active_workers_ + 1); });
+      wake_.wait(lock,
+                 [&] { return stop_ || (generation_ != seen && index < active_workers_ + 1); });
       if (stop_) return;
       seen = generation_;
       ++busy_;
