@@ -53,8 +53,7 @@ class CpuBackend final : public Backend {
     const int64_t n = job.out_features;
     LargeBuffer<T> w(static_cast<size_t>(n * k));
     // On both cores, in chunks of rows: the copy is the first touch of a
-    // fresh N×K buffer, and page faults cost more than the conversion (about
-    // 0.4 s for 180 MB on one core of the VMs measured, bench/RESULTS.md).
+    // fresh N×K buffer, and its page faults cost more than the conversion.
     constexpr int64_t kRowsPerChunk = 64;
     const size_t row_bytes = dtype_size(job.dtype, "gptq_quantize") * static_cast<size_t>(k);
     ThreadPool::instance().parallel_for(

@@ -77,7 +77,8 @@ __attribute__((always_inline)) inline void block_rows(const BlockArgs<T> &a, int
     }
     // The next tile's block-start inputs: rows of W and of the update that
     // the GEMM left in memory, not in cache. Fetched to L2 while this
-    // tile's columns are worked (its own loads were ~20% of the kernel).
+    // tile's columns are worked, so that the next tile does not wait on
+    // them.
     for (int64_t r = t0 + kLanes; r < std::min(r1, t0 + 2 * kLanes); ++r)
       for (int64_t j = 0; j < a.span; j += 64 / static_cast<int64_t>(sizeof(T))) {
         __builtin_prefetch(a.w + r * k + a.c0 + j, 0, 2);
@@ -142,10 +143,10 @@ __attribute__((always_inline)) inline void block_rows(const BlockArgs<T> &a, int
       // later column is loaded once, takes the step's kStep updates in
       // column order and is stored once. Each weight sees the same multiply
       // and subtract, in the same order, as one column at a time (bit-
-      // identical), with an eighth of the loads and stores, which bounded
-      // the loop (steps of 4 took 9% more kernel time). Written with GCC's vector type because, as
-      // a loop over lanes, GCC vectorized the loop over columns instead, transposing 16 × 16 tiles
-      // in and out.
+      // identical), with an eighth of the loads and stores, which are what
+      // bounds the loop (steps of 4 were slower: bench/RESULTS.md). Written with
+      // GCC's vector type because, as a loop over lanes, GCC vectorized the
+      // loop over columns instead, transposing 16 × 16 tiles in and out.
       constexpr int64_t kStep = 8;
       for (int64_t i = 0; i < count; i += kStep) {
         const int64_t step_end = std::min(count, i + kStep);

@@ -65,7 +65,7 @@ std::vector<int64_t> act_order_permutation(const std::vector<T> &diag) {
 // its diagonal only, so `a` may be H's own storage (see hessian_factor.h).
 // Tiled so that both the reads (rows of H's upper triangle) and the writes
 // stay in cache; strips of tiles run in parallel (with act-order every read
-// is its own cache line, and for K = 11008 one thread took 0.47 s).
+// is its own cache line, too slow for one thread on large K).
 template <typename T>
 void fill_reversed_hessian(const T *h_upper, int64_t k, const std::vector<int64_t> &rperm,
                            const std::vector<T> &diag, T *a, int threads) {
@@ -229,7 +229,7 @@ QTensorData gptq_solve(T *h_upper, LargeBuffer<T> w, int64_t n, int64_t k,
   // Codes block by block ([N, count] per block, at offset i1·N), placed
   // into q.codes's original column order after the loop: written straight
   // into the row-major [N, K] array, every block touched a fresh cache line
-  // or two of every row, and those write misses were ~20% of the kernel.
+  // or two of every row, and the kernel waited on those write misses.
   LargeBuffer<uint8_t> block_codes(static_cast<size_t>(n * k));
   args.scratch = scratch.data();
 
@@ -268,7 +268,7 @@ QTensorData gptq_solve(T *h_upper, LargeBuffer<T> w, int64_t n, int64_t k,
       // [c0, k−i1); reversed, V_SS⁻¹ is L_SS⁻¹ for L's diagonal block
       // [c0, k−i1). When S is the block, L_SS⁻¹ is the tile just inverted:
       // multiply by it in place (those columns of pending are not read
-      // again); OpenBLAS's trmm ran 3–3.5× faster than its trsm on these
+      // again); OpenBLAS's trmm runs much faster than its trsm on these
       // shapes, and the reference multiplies by inverses throughout. When
       // S reaches past the block (a group crosses its end), solve with
       // L_SS on a copy: the columns past the block are still accumulating.
@@ -306,7 +306,7 @@ QTensorData gptq_solve(T *h_upper, LargeBuffer<T> w, int64_t n, int64_t k,
     // [0, k−i2)) added to every later position's pending update. A rank-
     // `block` update of a wide matrix: the big operand is C, which BLAS
     // streams once, where a deep product R[:, :i1]·V[:i1, S] per block
-    // repacked all of R every block (~10% of the solve in sgemm's copy).
+    // repacked all of R every block (sgemm's copy of its operand).
     if (feed_errors && i2 < k) {
       const auto blas_start = std::chrono::steady_clock::now();
       gemm(false, static_cast<int>(n), static_cast<int>(k - i2), static_cast<int>(count), T(1),

@@ -151,8 +151,8 @@ GPTQ_VNNI void int8_vnni_tiles(const CpuMatmulWeights &w, const KernelInput &in,
 // exactly; subtracting 2^23 + zero gives code − zero exactly) and one FMA
 // multiplies them with one activation broadcast to every row. Four
 // accumulators per row of x (one per byte) keep the FMAs independent.
-// (A 16-entry vpermps table lookup instead of the OR and subtract measured
-// 15% slower on Zen 4.)
+// (A 16-entry vpermps table lookup instead of the OR and subtract was
+// slower on Zen 4: bench/RESULTS.md.)
 template <int kRows, int kCpb>
 GPTQ_AVX512 void f32_avx512_tiles(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0,
                                   int64_t tile1, float *y, int64_t ldy) {
