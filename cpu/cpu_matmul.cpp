@@ -7,6 +7,7 @@
 #include "blas.h"
 #include "dtype.h"
 #include "error.h"
+#include "isa.h"
 #include "matmul_kernels.h"
 #include "thread_pool.h"
 
@@ -102,8 +103,7 @@ void cpu_matmul(const QTensorData &q, const CpuMatmulWeights &w, const void *x, 
                 int64_t rows, const void *bias, void *y, const MatmulOptions &options) {
   const int64_t n = q.out_features;
   const int64_t k = q.in_features;
-  if (!kernel_selection_error().empty())
-    throw Error(GPTQ_ERR_INVALID_CONFIG, kernel_selection_error());
+  if (!cpu_isa_error().empty()) throw Error(GPTQ_ERR_INVALID_CONFIG, cpu_isa_error());
 
   std::vector<float> x_converted;
   const float *xf = static_cast<const float *>(x);

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "group_params.h"
+#include "isa.h"
 
 namespace gptq::cpu {
 
@@ -192,31 +193,21 @@ __attribute__((always_inline)) inline void block_rows(const BlockArgs<T> &a, int
     block_rows(a, r0, r1, loss);                                                       \
   }
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef GPTQ_X86
 GPTQ_BLOCK_VARIANT(block_rows_avx512, __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw"))))
 GPTQ_BLOCK_VARIANT(block_rows_avx2, __attribute__((target("avx2"))))
 #endif
 GPTQ_BLOCK_VARIANT(block_rows_portable, )
 
-enum class Isa { kPortable, kAvx2, kAvx512 };
-
-Isa detect_isa() {
-#if defined(__x86_64__) && defined(__GNUC__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
-    return Isa::kAvx512;
-  if (__builtin_cpu_supports("avx2")) return Isa::kAvx2;
-#endif
-  return Isa::kPortable;
-}
-
-const Isa kIsa = detect_isa();
+// The level this process runs at (see isa.h); every build gives the same
+// results.
+const Isa kIsa = cpu_isa();
 
 template <typename T>
 void dispatch(const BlockArgs<T> &a, int64_t r0, int64_t r1, double *loss) {
   switch (kIsa) {
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef GPTQ_X86
+    case Isa::kAvx512Vnni:
     case Isa::kAvx512: return block_rows_avx512(a, r0, r1, loss);
     case Isa::kAvx2: return block_rows_avx2(a, r0, r1, loss);
 #endif

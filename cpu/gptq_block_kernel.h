@@ -48,9 +48,9 @@ struct BlockArgs {
 // Processes rows [r0, r1) (r0 a multiple of 16) and writes the loss of each
 // tile of 16 rows to tile_loss[0, ceil((r1 − r0)/16)): the caller sums them
 // in row order, so the total does not depend on how rows were split among
-// threads. Dispatches to an AVX-512, AVX2 or portable build of the same code
-// by CPUID; all give bit-identical results (no FMA contraction, same
-// operation order).
+// threads. Runs the AVX-512, AVX2 or portable build of the same code, as
+// cpu_isa() says (isa.h: CPUID, capped by GPTQ_CPU_KERNELS); all give
+// bit-identical results (no FMA contraction, same operation order).
 void gptq_block_rows(const BlockArgs<float> &args, int64_t r0, int64_t r1, double *tile_loss);
 void gptq_block_rows(const BlockArgs<double> &args, int64_t r0, int64_t r1, double *tile_loss);
 

@@ -1,13 +1,12 @@
 #include "matmul_kernels.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
-#include <string>
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#include "isa.h"
+
+#ifdef GPTQ_X86
 #include <immintrin.h>
-#define GPTQ_X86 1
 // GCC 12 flags the deliberately undefined pass-through operand inside its own
 // AVX-512 intrinsics (_mm512_undefined_*) as maybe-uninitialized.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -482,50 +481,8 @@ constexpr TileKernel kF32Avx2[4][3] = GPTQ_TILE_KERNELS(f32_avx2_tiles);
 
 #endif  // GPTQ_X86
 
-// Which kernels run: the best the CPU has, or less when GPTQ_CPU_KERNELS asks
-// (portable, avx2, avx512, avx512vnni), e.g. to test every build on one
-// machine. A request above what the CPU supports gets what it supports.
-enum class Isa { kPortable, kAvx2, kAvx512, kVnni };
-
-struct Selection {
-  Isa isa = Isa::kPortable;
-  std::string error;  // non-empty when GPTQ_CPU_KERNELS has an unknown value
-};
-
-Selection select() {
-  Selection sel;
-#ifdef GPTQ_X86
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-    sel.isa = Isa::kAvx2;
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
-      sel.isa = Isa::kAvx512;
-      if (__builtin_cpu_supports("avx512vnni")) sel.isa = Isa::kVnni;
-    }
-  }
-#endif
-  const char *env = std::getenv("GPTQ_CPU_KERNELS");
-  if (env == nullptr || *env == '\0') return sel;
-  const std::string want = env;
-  const struct {
-    const char *name;
-    Isa isa;
-  } names[] = {{"portable", Isa::kPortable},
-               {"avx2", Isa::kAvx2},
-               {"avx512", Isa::kAvx512},
-               {"avx512vnni", Isa::kVnni}};
-  for (const auto &n : names)
-    if (want == n.name) {
-      sel.isa = std::min(sel.isa, n.isa);
-      return sel;
-    }
-  sel.error = "GPTQ_CPU_KERNELS=" + want + ": expected portable, avx2, avx512 or avx512vnni";
-  return sel;
-}
-
-const Selection kSelection = select();
-const Isa kIsa = kSelection.isa;
+// The level every kernel of this file runs at (see isa.h).
+const Isa kIsa = cpu_isa();
 
 }  // namespace
 
@@ -552,7 +509,7 @@ void matmul_tiles_f32(const CpuMatmulWeights &w, const KernelInput &in, int64_t 
 void matmul_tiles_int8(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0,
                        int64_t tile1, float *y, int64_t ldy) {
 #ifdef GPTQ_X86
-  if (kIsa == Isa::kVnni)
+  if (kIsa == Isa::kAvx512Vnni)
     return pick(kInt8Vnni, in.rows, w.codes_per_byte)(w, in, tile0, tile1, y, ldy);
   if (kIsa >= Isa::kAvx2)
     return pick(kInt8Avx2, in.rows, w.codes_per_byte)(w, in, tile0, tile1, y, ldy);
@@ -561,7 +518,5 @@ void matmul_tiles_int8(const CpuMatmulWeights &w, const KernelInput &in, int64_t
 }
 
 bool int8_kernels_available() { return kIsa != Isa::kPortable; }
-
-const std::string &kernel_selection_error() { return kSelection.error; }
 
 }  // namespace gptq::cpu

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <cstdint>
-#include <string>
 
 #include "matmul_weights.h"
 
@@ -44,9 +43,5 @@ void matmul_tiles_int8(const CpuMatmulWeights &w, const KernelInput &in, int64_t
 
 // True when the int8 kernels have a SIMD build on this CPU.
 bool int8_kernels_available();
-
-// Why the GPTQ_CPU_KERNELS environment variable cannot be honoured (an
-// unknown value), or empty.
-const std::string &kernel_selection_error();
 
 }  // namespace gptq::cpu
