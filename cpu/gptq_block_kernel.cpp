@@ -7,6 +7,13 @@
 #include "group_params.h"
 #include "isa.h"
 
+// Lanes<T> values pass only between always_inline helpers, which are
+// inlined into the build for each instruction set: no call passes or
+// returns a vector, so GCC's note that one would change the ABI is moot.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
 namespace gptq::cpu {
 
 namespace {
@@ -17,22 +24,37 @@ namespace {
 // (a scalar of U times the lane vector of errors).
 constexpr int64_t kLanes = 16;
 
-// kLanes values of T as one GCC vector (one zmm of floats on AVX-512), at
-// T's alignment, allowed to alias T arrays.
+// kLanes values of T as one GCC vector (one zmm of floats on AVX-512), for
+// values only: locals and arrays of it get the type's own alignment from
+// the compiler, whatever it is. Memory of T (a tile's rows) is read and
+// written through load_lanes / store_lanes, which assume only T's
+// alignment: a vector type whose alignment was lowered by an attribute is
+// not kept consistently by every compiler (clang used aligned 64-byte
+// moves on such stack arrays that were 32-byte aligned).
 template <typename T>
 struct LaneVector;
 template <>
 struct LaneVector<float> {
-  typedef float type
-      __attribute__((vector_size(kLanes * sizeof(float)), aligned(sizeof(float)), may_alias));
+  typedef float type __attribute__((vector_size(kLanes * sizeof(float))));
 };
 template <>
 struct LaneVector<double> {
-  typedef double type
-      __attribute__((vector_size(kLanes * sizeof(double)), aligned(sizeof(double)), may_alias));
+  typedef double type __attribute__((vector_size(kLanes * sizeof(double))));
 };
 template <typename T>
 using Lanes = typename LaneVector<T>::type;
+
+template <typename T>
+__attribute__((always_inline)) inline Lanes<T> load_lanes(const T *p) {
+  Lanes<T> v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+
+template <typename T>
+__attribute__((always_inline)) inline void store_lanes(T *p, const Lanes<T> &v) {
+  __builtin_memcpy(p, &v, sizeof v);
+}
 
 template <typename T>
 __attribute__((always_inline)) inline void block_rows(const BlockArgs<T> &a, int64_t r0, int64_t r1,
@@ -88,7 +110,6 @@ __attribute__((always_inline)) inline void block_rows(const BlockArgs<T> &a, int
     T s[kLanes], z[kLanes];
     double lane_loss[kLanes] = {};
     int64_t current_group = -1;
-    Lanes<T> *rows = reinterpret_cast<Lanes<T> *>(wt);
     // Quantizes column i (its weights final) and sets ev to its lanes'
     // errors (w − q)/U[i][i] when errors are fed forward.
     auto quantize_column = [&](int64_t i, Lanes<T> & ev) __attribute__((always_inline)) {
@@ -155,15 +176,16 @@ __attribute__((always_inline)) inline void block_rows(const BlockArgs<T> &a, int
         for (int64_t j = i; j < step_end; ++j) {
           quantize_column(j, ev[j - i]);
           const T *u_row = a.u_tile + j * count;
-          for (int64_t t = j + 1; t < step_end; ++t) rows[t] -= ev[j - i] * u_row[t];
+          for (int64_t t = j + 1; t < step_end; ++t)
+            store_lanes(wt[t], load_lanes(wt[t]) - ev[j - i] * u_row[t]);
         }
         const T *u = a.u_tile + i * count;
         if (step_end - i == kStep) {
           for (int64_t t = step_end; t < count; ++t) {
-            Lanes<T> r = rows[t];
+            Lanes<T> r = load_lanes(wt[t]);
 #pragma GCC unroll 8
             for (int64_t m = 0; m < kStep; ++m) r -= ev[m] * u[m * count + t];
-            rows[t] = r;
+            store_lanes(wt[t], r);
           }
         }
       }
