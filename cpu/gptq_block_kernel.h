@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "group_params.h"
+
 namespace gptq::cpu {
 
 template <typename T>
@@ -27,22 +29,19 @@ struct BlockArgs {
   int64_t update_ld;
   const T *u_tile;   // [count, count] row-major: U[i1+a][i1+b], upper part
   bool feed_errors;  // false: round-to-nearest (U = I, nothing fed forward)
-  // Groups.
+  // Groups and their parameters.
   int64_t group_size;       // columns per group (K for one group)
   bool dynamic_groups;      // parameters computed when a group's first column is reached
   const int32_t *group_of;  // [K]: group of each position
   T *scale, *zero;          // [G, N]
-  // Quantizer.
-  T maxq;
-  bool sym, mse;
-  T norm;
-  int grid, shrink_steps;
-  // Outputs.
-  uint8_t *codes;  // [N, count]: the block's codes, row by row, in
-                   // position order (contiguous per block, so that
-                   // a tile's writes are 16·count consecutive bytes)
-  T *scratch;      // [N rounded up to 16, count]: the block's columns
-                   // while they update, 16 rows at a time
+  Quantizer<T> quant;
+  // Outputs: the block's codes, [N, count], row by row in position order
+  // (contiguous per block, so that a tile's writes are 16·count
+  // consecutive bytes).
+  uint8_t *codes;
+  // [N rounded up to 16, count]: the block's columns while they update, 16
+  // rows at a time.
+  T *scratch;
 };
 
 // Processes rows [r0, r1) (r0 a multiple of 16) and writes the loss of each

@@ -220,12 +220,7 @@ QTensorData gptq_solve(T *h_upper, LargeBuffer<T> w, int64_t n, int64_t k,
   args.group_of = group_of.data();
   args.scale = scale.data();
   args.zero = zero.data();
-  args.maxq = quant.maxq;
-  args.sym = quant.sym;
-  args.mse = quant.mse;
-  args.norm = quant.norm;
-  args.grid = quant.grid;
-  args.shrink_steps = quant.shrink_steps;
+  args.quant = quant;
   // Codes block by block ([N, count] per block, at offset i1·N), placed
   // into q.codes's original column order after the loop: written straight
   // into the row-major [N, K] array, every block touched a fresh cache line
