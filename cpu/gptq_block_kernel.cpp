@@ -9,10 +9,9 @@
 
 // Lanes<T> values pass only between always_inline helpers, which are
 // inlined into the build for each instruction set: no call passes or
-// returns a vector, so GCC's note that one would change the ABI is moot.
-#if defined(__GNUC__) && !defined(__clang__)
+// returns a vector, so the compiler's note that one would change the ABI
+// is moot.
 #pragma GCC diagnostic ignored "-Wpsabi"
-#endif
 
 namespace gptq::cpu {
 

@@ -9,7 +9,9 @@
 #include <immintrin.h>
 // GCC 12 flags the deliberately undefined pass-through operand inside its own
 // AVX-512 intrinsics (_mm512_undefined_*) as maybe-uninitialized.
+#ifndef __clang__
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #endif
 
 namespace gptq::cpu {
