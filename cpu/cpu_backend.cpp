@@ -28,8 +28,7 @@ class CpuBackend final : public Backend {
     return std::make_unique<CpuHessian<float>>(dim);
   }
 
-  QTensorData quantize(Hessian &hessian, const QuantizeJob &job,
-                       gptq_quant_stats &stats) override {
+  QTensorData quantize(Hessian &hessian, const QuantizeJob &job, gptq_quant_stats &stats) override {
     if (auto *h32 = dynamic_cast<CpuHessian<float> *>(&hessian)) return run(*h32, job, stats);
     if (auto *h64 = dynamic_cast<CpuHessian<double> *>(&hessian)) return run(*h64, job, stats);
     throw Error(GPTQ_ERR_INTERNAL, "gptq_quantize: the Hessian does not belong to the CPU backend");
@@ -50,14 +49,12 @@ class CpuBackend final : public Backend {
 
  private:
   template <typename T>
-  static QTensorData run(CpuHessian<T> &hessian, const QuantizeJob &job,
-                         gptq_quant_stats &stats) {
+  static QTensorData run(CpuHessian<T> &hessian, const QuantizeJob &job, gptq_quant_stats &stats) {
     const int64_t k = hessian.dim();
     const int64_t n = job.out_features;
     LargeBuffer<T> w(static_cast<size_t>(n * k));
     // On both cores, in chunks of rows: the copy is the first touch of a
-    // fresh N×K buffer, and page faults cost more than the conversion (about
-    // 0.4 s for 180 MB on one core of the VMs measured, bench/RESULTS.md).
+    // fresh N×K buffer, and its page faults cost more than the conversion.
     constexpr int64_t kRowsPerChunk = 64;
     const size_t row_bytes = dtype_size(job.dtype, "gptq_quantize") * static_cast<size_t>(k);
     ThreadPool::instance().parallel_for(

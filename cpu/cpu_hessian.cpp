@@ -15,8 +15,7 @@ constexpr int64_t kRowsPerTile = 256;
 }  // namespace
 
 template <typename T>
-CpuHessian<T>::CpuHessian(int64_t dim)
-    : dim_(dim), upper_(static_cast<size_t>(dim * dim), T(0)) {}
+CpuHessian<T>::CpuHessian(int64_t dim) : dim_(dim), upper_(static_cast<size_t>(dim * dim), T(0)) {}
 
 template <typename T>
 void CpuHessian<T>::add_batch(const void *x, gptq_dtype dtype, int64_t rows, Memory,

@@ -7,6 +7,7 @@
 #include "blas.h"
 #include "dtype.h"
 #include "error.h"
+#include "isa.h"
 #include "matmul_kernels.h"
 #include "thread_pool.h"
 
@@ -102,7 +103,7 @@ void cpu_matmul(const QTensorData &q, const CpuMatmulWeights &w, const void *x, 
                 int64_t rows, const void *bias, void *y, const MatmulOptions &options) {
   const int64_t n = q.out_features;
   const int64_t k = q.in_features;
-  if (!kernel_selection_error().empty()) throw Error(GPTQ_ERR_INVALID_CONFIG, kernel_selection_error());
+  if (!cpu_isa_error().empty()) throw Error(GPTQ_ERR_INVALID_CONFIG, cpu_isa_error());
 
   std::vector<float> x_converted;
   const float *xf = static_cast<const float *>(x);
@@ -127,8 +128,8 @@ void cpu_matmul(const QTensorData &q, const CpuMatmulWeights &w, const void *x, 
     for (int64_t m0 = 0; m0 < rows; m0 += kKernelRows) {
       const int64_t count = std::min(kKernelRows, rows - m0);
       prepare_input(w, xf + m0 * k, count, int8, in);
-      const KernelInput kin{count,           in.x.data(),      in.xsum.data(),
-                            in.xq.data(),    in.xscale.data(), in.x_absmax};
+      const KernelInput kin{count,        in.x.data(),      in.xsum.data(),
+                            in.xq.data(), in.xscale.data(), in.x_absmax};
       float *out = yf + m0 * n;
       ThreadPool::instance().parallel_for(tasks, options.num_threads, [&](int64_t t) {
         const int64_t tile0 = t * kTilesPerTask, tile1 = std::min(w.tiles, tile0 + kTilesPerTask);

@@ -48,14 +48,130 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-// Columns by descending Hessian diagonal; ties keep their original order so
-// that results do not depend on the sort implementation.
+// W's rows, shared among the pool's threads kRowsPerTask at a time.
+struct RowTasks {
+  int64_t n;
+  int threads;
+
+  // body(r0, r1) for every task's rows [r0, r1).
+  template <typename Body>
+  void run(const Body &body) const {
+    const int64_t tasks = (n + kRowsPerTask - 1) / kRowsPerTask;
+    ThreadPool::instance().parallel_for(tasks, threads, [&](int64_t t) {
+      body(t * kRowsPerTask, std::min(n, (t + 1) * kRowsPerTask));
+    });
+  }
+};
+
+// How the columns are grouped for scales and zeros, and when each group's
+// parameters are found.
+struct Groups {
+  int64_t size;   // columns per group (K for one group)
+  int64_t count;  // G
+  bool grouped;   // false: one group, from the weights as given
+  bool fixed;     // static groups: all found before any column is quantized
+  bool dynamic() const { return grouped && !fixed; }  // found at a group's start
+
+  static Groups of(const gptq_config &config, int64_t k) {
+    const bool grouped = config.group_size > 0;
+    return {grouped ? config.group_size : k, group_count(k, config.group_size), grouped,
+            grouped && config.static_groups != 0};
+  }
+};
+
+// Scale and zero ([G, N]) of every group, from the weights as they are.
 template <typename T>
-std::vector<int64_t> act_order_permutation(const std::vector<T> &diag) {
-  std::vector<int64_t> perm(diag.size());
-  std::iota(perm.begin(), perm.end(), 0);
-  std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) { return diag[a] > diag[b]; });
-  return perm;
+struct GroupParams {
+  std::vector<T> scale, zero;
+
+  GroupParams(int64_t groups, int64_t n)
+      : scale(static_cast<size_t>(groups * n)), zero(static_cast<size_t>(groups * n)) {}
+
+  void find_all(const Quantizer<T> &quant, const T *w, int64_t n, int64_t k, const Groups &groups,
+                const RowTasks &rows) {
+    rows.run([&](int64_t r0, int64_t r1) {
+      for (int64_t g = 0; g < groups.count; ++g)
+        quant.find_params(&w[r0 * k], r1 - r0, k, g * groups.size,
+                          std::min(k, (g + 1) * groups.size), &scale[g * n + r0],
+                          &zero[g * n + r0]);
+    });
+  }
+};
+
+// H's diagonal, dead inputs (never activated: diagonal 0) set to 1 so that
+// H stays invertible.
+template <typename T>
+struct Diagonal {
+  std::vector<T> values;
+  int64_t dead = 0;
+  double sum = 0.0;
+};
+
+// The diagonal; dead inputs' weights are zeroed, as the reference does.
+template <typename T>
+Diagonal<T> clear_dead_columns(const T *h_upper, T *w, int64_t n, int64_t k, const Logger &logger) {
+  Diagonal<T> diag;
+  diag.values.resize(static_cast<size_t>(k));
+  for (int64_t j = 0; j < k; ++j) {
+    T &d = diag.values[j];
+    d = h_upper[j * k + j];
+    if (d == T(0)) {
+      d = T(1);
+      for (int64_t r = 0; r < n; ++r) w[r * k + j] = T(0);
+      ++diag.dead;
+    }
+    diag.sum += static_cast<double>(d);
+  }
+  if (diag.dead > 0)
+    logger.log(GPTQ_LOG_INFO, std::to_string(diag.dead) + " of " + std::to_string(k) +
+                                  " input columns are dead (Hessian diagonal 0); their weights "
+                                  "are quantized as 0");
+  return diag;
+}
+
+// The quantization order: perm[p] is the column quantized p-th, rperm the
+// same reversed (the solver's storage order, see above). Act-order takes
+// columns by descending Hessian diagonal; ties keep their original order so
+// that results do not depend on the sort implementation.
+struct Order {
+  std::vector<int64_t> perm, rperm;
+};
+
+template <typename T>
+Order quantization_order(const std::vector<T> &diag, bool act_order) {
+  const int64_t k = static_cast<int64_t>(diag.size());
+  Order order;
+  order.perm.resize(static_cast<size_t>(k));
+  std::iota(order.perm.begin(), order.perm.end(), 0);
+  if (act_order)
+    std::stable_sort(order.perm.begin(), order.perm.end(),
+                     [&](int64_t a, int64_t b) { return diag[a] > diag[b]; });
+  order.rperm.assign(order.perm.rbegin(), order.perm.rend());
+  return order;
+}
+
+// W's columns into reversed quantization order, row by row.
+template <typename T>
+void reorder_columns(T *w, int64_t k, const std::vector<int64_t> &rperm, const RowTasks &rows) {
+  rows.run([&](int64_t r0, int64_t r1) {
+    std::vector<T> tmp(static_cast<size_t>(k));
+    for (int64_t r = r0; r < r1; ++r) {
+      T *row = &w[r * k];
+      for (int64_t c = 0; c < k; ++c) tmp[c] = row[rperm[c]];
+      std::copy(tmp.begin(), tmp.end(), row);
+    }
+  });
+}
+
+// The group of each position: its column's with static groups, its own
+// otherwise.
+std::vector<int32_t> position_groups(const std::vector<int64_t> &perm, const Groups &groups) {
+  std::vector<int32_t> group_of(perm.size());
+  for (size_t p = 0; p < perm.size(); ++p) {
+    const int64_t index = groups.fixed ? perm[p] : static_cast<int64_t>(p);
+    group_of[p] = static_cast<int32_t>(index / groups.size);
+  }
+  return group_of;
 }
 
 // Lower triangle (row-major, a[a·K + b] for b <= a) of A = J·Hp·J, Hp =
@@ -64,7 +180,7 @@ std::vector<int64_t> act_order_permutation(const std::vector<T> &diag) {
 // its diagonal only, so `a` may be H's own storage (see hessian_factor.h).
 // Tiled so that both the reads (rows of H's upper triangle) and the writes
 // stay in cache; strips of tiles run in parallel (with act-order every read
-// is its own cache line, and for K = 11008 one thread took 0.47 s).
+// is its own cache line, too slow for one thread on large K).
 template <typename T>
 void fill_reversed_hessian(const T *h_upper, int64_t k, const std::vector<int64_t> &rperm,
                            const std::vector<T> &diag, T *a, int threads) {
@@ -86,91 +202,23 @@ void fill_reversed_hessian(const T *h_upper, int64_t k, const std::vector<int64_
   });
 }
 
-}  // namespace
-
+// The Cholesky factor of the damped, reordered Hessian, in H's own storage
+// (see hessian_factor.h); the outcome goes to stats and, when the damping
+// had to be raised or every attempt failed, to the log.
 template <typename T>
-QTensorData gptq_solve(T *h_upper, LargeBuffer<T> w, int64_t n, int64_t k,
-                       const gptq_config &config, const Logger &logger, gptq_quant_stats &stats) {
-  const auto start = std::chrono::steady_clock::now();
-  const Quantizer<T> quant = Quantizer<T>::from_config(config);
-  const bool grouped = config.group_size > 0;
-  const int64_t group_size = grouped ? config.group_size : k;
-  const bool static_groups = grouped && config.static_groups;
-  const int64_t groups = group_count(k, config.group_size);
-  std::vector<T> scale(static_cast<size_t>(groups * n));
-  std::vector<T> zero(static_cast<size_t>(groups * n));
-  ThreadPool &pool = ThreadPool::instance();
-  const int threads = config.num_threads;
-  const int64_t row_tasks = (n + kRowsPerTask - 1) / kRowsPerTask;
-  auto for_row_ranges = [&](const std::function<void(int64_t, int64_t, int64_t)> &body) {
-    pool.parallel_for(row_tasks, threads, [&](int64_t t) {
-      body(t, t * kRowsPerTask, std::min(n, (t + 1) * kRowsPerTask));
-    });
-  };
-
-  // One group over all columns: parameters from the weights as given, before
-  // dead columns are zeroed (the reference does this first).
-  if (!grouped)
-    for_row_ranges([&](int64_t, int64_t r0, int64_t r1) {
-      quant.find_params(&w[r0 * k], r1 - r0, k, 0, k, &scale[r0], &zero[r0]);
-    });
-
-  // Dead inputs (never activated): diag 1 so H stays invertible; weight 0.
-  std::vector<T> diag(static_cast<size_t>(k));
-  int64_t dead = 0;
-  double diag_sum = 0.0;
-  for (int64_t j = 0; j < k; ++j) {
-    diag[j] = h_upper[j * k + j];
-    if (diag[j] == T(0)) {
-      diag[j] = T(1);
-      for (int64_t r = 0; r < n; ++r) w[r * k + j] = T(0);
-      ++dead;
-    }
-    diag_sum += static_cast<double>(diag[j]);
-  }
-  if (dead > 0)
-    logger.log(GPTQ_LOG_INFO, std::to_string(dead) + " of " + std::to_string(k) +
-                                  " input columns are dead (Hessian diagonal 0); their weights "
-                                  "are quantized as 0");
-
-  if (static_groups)
-    for_row_ranges([&](int64_t, int64_t r0, int64_t r1) {
-      for (int64_t g = 0; g < groups; ++g)
-        quant.find_params(&w[r0 * k], r1 - r0, k, g * group_size, std::min(k, (g + 1) * group_size),
-                          &scale[g * n + r0], &zero[g * n + r0]);
-    });
-
-  std::vector<int64_t> perm(static_cast<size_t>(k));
-  std::iota(perm.begin(), perm.end(), 0);
-  if (config.act_order) perm = act_order_permutation(diag);
-  std::vector<int64_t> rperm(static_cast<size_t>(k));
-  for (int64_t c = 0; c < k; ++c) rperm[c] = perm[k - 1 - c];
-
-  // Weights into reversed quantization order, row by row.
-  for_row_ranges([&](int64_t, int64_t r0, int64_t r1) {
-    std::vector<T> tmp(static_cast<size_t>(k));
-    for (int64_t r = r0; r < r1; ++r) {
-      T *row = &w[r * k];
-      for (int64_t c = 0; c < k; ++c) tmp[c] = row[rperm[c]];
-      std::copy(tmp.begin(), tmp.end(), row);
-    }
-  });
-
-  std::vector<int32_t> group_of(static_cast<size_t>(k));
-  for (int64_t p = 0; p < k; ++p)
-    group_of[p] = static_cast<int32_t>(static_groups ? perm[p] / group_size : p / group_size);
-
-  const auto factor_start = std::chrono::steady_clock::now();
-  const HessianFactor<T> factor = hessian_factor<T>(
-      h_upper, k, diag_sum / static_cast<double>(k),
-      [&](T *a) { fill_reversed_hessian(h_upper, k, rperm, diag, a, threads); },
+HessianFactor<T> factorize(T *h_upper, int64_t k, const Diagonal<T> &diag, const Order &order,
+                           const gptq_config &config, const Logger &logger,
+                           gptq_quant_stats &stats) {
+  HessianFactor<T> factor = hessian_factor<T>(
+      h_upper, k, diag.sum / static_cast<double>(k),
+      [&](T *a) {
+        fill_reversed_hessian(h_upper, k, order.rperm, diag.values, a, config.num_threads);
+      },
       config.damp_percent, config.damp_increment, logger);
-  const double factor_seconds = seconds_since(factor_start);
   stats.damp_percent_used = factor.damp_percent;
   stats.damp_retries = factor.retries;
   stats.fell_back_to_rtn = factor.ok ? 0 : 1;
-  stats.dead_columns = dead;
-  const bool feed_errors = factor.ok;
+  stats.dead_columns = diag.dead;
   if (!factor.ok) {
     logger.log(GPTQ_LOG_WARN, "the Hessian could not be factorized even with damp_percent " +
                                   std::to_string(factor.damp_percent) +
@@ -180,178 +228,289 @@ QTensorData gptq_solve(T *h_upper, LargeBuffer<T> w, int64_t n, int64_t k,
                                   std::to_string(factor.damp_percent) + " after " +
                                   std::to_string(factor.retries) + " failed attempts");
   }
-  const T *l = factor.l();  // row-major [K, K], lower
+  return factor;
+}
 
+// A block [i1, i2) of positions and the span S = [i1, s_end) whose
+// block-start weights it needs: the block and, when a dynamic group starts
+// inside it, that whole group.
+struct Block {
+  int64_t i1, i2, s_end;
+  int64_t count() const { return i2 - i1; }
+  int64_t span() const { return s_end - i1; }
+};
+
+// The column loop, block by block in quantization order (the reference's
+// lazy batches): U's diagonal tile, the update of the block's span, the
+// row-parallel kernel, and the block's errors carried to every later
+// position.
+template <typename T>
+class BlockLoop {
+ public:
+  // w: [N, K] in reversed order, its block positions overwritten by the
+  // residuals; l: the factor (row-major [K, K], lower), or null for
+  // round-to-nearest.
+  BlockLoop(T *w, int64_t n, int64_t k, const T *l, const Groups &groups, int64_t block_size,
+            const RowTasks &rows);
+
+  // Quantizes every position; returns the loss. Throws Error when the
+  // progress callback cancels.
+  double run(const Quantizer<T> &quant, const std::vector<int32_t> &group_of,
+             GroupParams<T> &params, const gptq_config &config);
+
+  // The codes: [N, count] per block, at offset i1·N.
+  const LargeBuffer<uint8_t> &codes() const { return codes_; }
+  int64_t block() const { return block_; }
+  double blas_seconds() const { return blas_seconds_; }
+
+ private:
+  Block block_at(int64_t i1) const;
+  void invert_diagonal_tile(const Block &b);
+  const T *span_update(const Block &b, int64_t &ld);
+  void propagate_errors(const Block &b);
+
+  T *w_;
+  int64_t n_, k_;
+  const T *l_;
+  Groups groups_;
+  int64_t block_;
+  RowTasks rows_;
+  // The block-start weights of the span, row by row (the kernel's state).
+  std::vector<T> state_;
+  // The block's columns while the kernel works them, 16 rows at a time.
+  std::vector<T> scratch_;
+  // L's diagonal tile, inverted in place (column-major), and U's tile made
+  // from it (row-major).
+  std::vector<T> tile_, u_tile_;
+  // The lazy update accumulated for positions not yet reached, in
+  // reversed column order like w: [N, K], filled by the first block's GEMM.
+  LargeBuffer<T> pending_;
+  std::vector<T> extended_;  // pending's columns of S when S reaches past the block
+  std::vector<double> tile_loss_;
+  // Codes block by block, placed into the original column order after the
+  // loop: written straight into the row-major [N, K] array, every block
+  // touched a fresh cache line or two of every row, and the kernel waited
+  // on those write misses.
+  LargeBuffer<uint8_t> codes_;
+  double blas_seconds_ = 0.0;
+};
+
+template <typename T>
+BlockLoop<T>::BlockLoop(T *w, int64_t n, int64_t k, const T *l, const Groups &groups,
+                        int64_t block_size, const RowTasks &rows)
+    : w_(w), n_(n), k_(k), l_(l), groups_(groups), block_(std::min(block_size, k)), rows_(rows) {
+  // At most block + group columns: a dynamic group may start in the block.
+  const int64_t max_span = std::min(k, block_ + (groups.dynamic() ? groups.size : 0));
+  state_.resize(static_cast<size_t>(n * max_span));
+  scratch_.resize(static_cast<size_t>((n + 15) / 16 * 16 * block_));
+  tile_.resize(static_cast<size_t>(block_ * block_));
+  u_tile_.resize(static_cast<size_t>(block_ * block_));
+  pending_ = LargeBuffer<T>(l != nullptr && k > block_ ? static_cast<size_t>(n * k) : 0);
+  tile_loss_.resize(static_cast<size_t>((n + 15) / 16));
+  codes_ = LargeBuffer<uint8_t>(static_cast<size_t>(n * k));
+}
+
+template <typename T>
+Block BlockLoop<T>::block_at(int64_t i1) const {
+  Block b{i1, std::min(i1 + block_, k_), 0};
+  b.s_end = b.i2;
+  if (groups_.dynamic()) {
+    const int64_t gs = groups_.size;
+    for (int64_t p = (i1 + gs - 1) / gs * gs; p < b.i2; p += gs)
+      b.s_end = std::max(b.s_end, std::min(k_, p + gs));
+  }
+  return b;
+}
+
+// U's diagonal tile for the block: V_bb⁻¹ = J·L_bb⁻¹·J with L_bb the block
+// [k−i2, k−i1) of L.
+template <typename T>
+void BlockLoop<T>::invert_diagonal_tile(const Block &b) {
+  const int64_t count = b.count(), c = k_ - b.i2;
+  for (int64_t j = 0; j < count; ++j)
+    for (int64_t i = 0; i < count; ++i)
+      tile_[i + j * count] = i >= j ? l_[(c + i) * k_ + c + j] : T(0);
+  trtri_lower(static_cast<int>(count), tile_.data());
+  for (int64_t i = 0; i < count; ++i)
+    for (int64_t j = i; j < count; ++j)
+      u_tile_[i * count + j] = tile_[(count - 1 - i) + (count - 1 - j) * count];
+}
+
+// What the kernel adds to W_S for the block-start weights: Y_S·V_SS⁻¹ with
+// Y_S = R[:, :i1]·V[:i1, S], pending's columns [c0, k−i1); reversed, V_SS⁻¹
+// is L_SS⁻¹ for L's diagonal block [c0, k−i1). When S is the block, L_SS⁻¹
+// is the tile just inverted: multiply by it in place (those columns of
+// pending are not read again); OpenBLAS's trmm runs much faster than its
+// trsm on these shapes, and the reference multiplies by inverses
+// throughout. When S reaches past the block (a group crosses its end),
+// solve with L_SS on a copy: the columns past the block are still
+// accumulating. Returns the update, [N, span] with leading dimension ld.
+template <typename T>
+const T *BlockLoop<T>::span_update(const Block &b, int64_t &ld) {
+  const int64_t count = b.count(), span = b.span(), c0 = k_ - b.s_end;
+  T *update = &pending_[c0];
+  ld = k_;
+  if (span == count) {
+    trmm_right_lower_colmajor(static_cast<int>(n_), static_cast<int>(count), tile_.data(),
+                              static_cast<int>(count), update, static_cast<int>(k_));
+    return update;
+  }
+  extended_.resize(static_cast<size_t>(n_ * span));
+  for (int64_t r = 0; r < n_; ++r) std::copy_n(&pending_[r * k_ + c0], span, &extended_[r * span]);
+  ld = span;
+  trsm_right_lower_rowmajor(static_cast<int>(n_), static_cast<int>(span), l_ + c0 * k_ + c0,
+                            static_cast<int>(k_), extended_.data(), static_cast<int>(ld));
+  return extended_.data();
+}
+
+// Right-looking: the block's residuals R_b (w's reversed columns
+// [k−i2, k−i1)) times V[b, later] (L's rows [k−i2, k−i1) × columns
+// [0, k−i2)) added to every later position's pending update. A rank-
+// `block` update of a wide matrix: the big operand is C, which BLAS
+// streams once, where a deep product R[:, :i1]·V[:i1, S] per block
+// repacked all of R every block (sgemm's copy of its operand).
+template <typename T>
+void BlockLoop<T>::propagate_errors(const Block &b) {
+  const int64_t later = k_ - b.i2;
+  gemm(false, static_cast<int>(n_), static_cast<int>(later), static_cast<int>(b.count()), T(1),
+       &w_[later], static_cast<int>(k_), l_ + later * k_, static_cast<int>(k_),
+       b.i1 == 0 ? T(0) : T(1), pending_.data(), static_cast<int>(k_));
+}
+
+template <typename T>
+double BlockLoop<T>::run(const Quantizer<T> &quant, const std::vector<int32_t> &group_of,
+                         GroupParams<T> &params, const gptq_config &config) {
+  const bool feed_errors = l_ != nullptr;
+  BlockArgs<T> args{};
+  args.w = w_;
+  args.k = k_;
+  args.n = n_;
+  args.state = state_.data();
+  args.u_tile = u_tile_.data();
+  args.feed_errors = feed_errors;
+  args.group_size = groups_.size;
+  args.dynamic_groups = groups_.dynamic();
+  args.group_of = group_of.data();
+  args.scale = params.scale.data();
+  args.zero = params.zero.data();
+  args.quant = quant;
+  args.scratch = scratch_.data();
+  double loss = 0.0;
+  for (int64_t i1 = 0; i1 < k_; i1 += block_) {
+    const Block b = block_at(i1);
+    if (feed_errors) invert_diagonal_tile(b);
+    // The state is W_S (original weights, reversed) plus the update, built
+    // row by row by the kernel.
+    args.update = nullptr;
+    args.update_ld = 0;
+    if (feed_errors && i1 > 0) {
+      const auto start = std::chrono::steady_clock::now();
+      args.update = span_update(b, args.update_ld);
+      blas_seconds_ += seconds_since(start);
+    }
+    args.i1 = i1;
+    args.count = b.count();
+    args.s_end = b.s_end;
+    args.span = b.span();
+    args.c0 = k_ - b.s_end;
+    args.codes = codes_.data() + i1 * n_;
+    rows_.run([&](int64_t r0, int64_t r1) { gptq_block_rows(args, r0, r1, &tile_loss_[r0 / 16]); });
+    for (double part : tile_loss_) loss += part;
+    if (feed_errors && b.i2 < k_) {
+      const auto start = std::chrono::steady_clock::now();
+      propagate_errors(b);
+      blas_seconds_ += seconds_since(start);
+    }
+    if (config.progress != nullptr && config.progress(b.i2, k_, config.progress_user_data) != 0)
+      throw Error(GPTQ_ERR_CANCELLED, "gptq_quantize: cancelled by the progress callback after " +
+                                          std::to_string(b.i2) + " of " + std::to_string(k_) +
+                                          " columns");
+  }
+  return loss;
+}
+
+// The tensor in the original column order: the codes ([N, K]) from the
+// blocks' arrays, and g_idx from the positions' groups.
+QTensorData unpermute(const uint8_t *block_codes, int64_t block, const Order &order,
+                      const std::vector<int32_t> &group_of, const Groups &groups, int64_t n,
+                      int64_t k, const RowTasks &rows) {
   QTensorData q;
   q.out_features = n;
   q.in_features = k;
-  q.bits = config.bits;
-  q.group_size = config.group_size;
-  q.groups = groups;
+  q.groups = groups.count;
   q.codes.resize(static_cast<size_t>(n * k));
-
-  // Block-start weights are needed for the block and, when a dynamic group
-  // starts inside the block, for that whole group: at most block + group
-  // columns.
-  const int64_t block = std::min<int64_t>(config.block_size, k);
-  const int64_t max_span = std::min<int64_t>(k, block + (grouped && !static_groups ? group_size : 0));
-  std::vector<T> state(static_cast<size_t>(n * max_span));
-  std::vector<T> scratch(static_cast<size_t>((n + 15) / 16 * 16 * block));
-  std::vector<T> u_tile(static_cast<size_t>(block * block));
-  std::vector<T> tile(static_cast<size_t>(block * block));
-  // The lazy update accumulated for positions not yet reached (see below),
-  // in reversed column order like w: [N, K], filled by the first block's GEMM.
-  LargeBuffer<T> pending(feed_errors && k > block ? static_cast<size_t>(n * k) : 0);
-  std::vector<T> extended;  // pending's columns of S when S reaches past the block
-  std::vector<double> loss_parts(static_cast<size_t>((n + 15) / 16));
-  double loss = 0.0, blas_seconds = 0.0;
-
-  BlockArgs<T> args{};
-  args.w = w.data();
-  args.k = k;
-  args.n = n;
-  args.state = state.data();
-  args.u_tile = u_tile.data();
-  args.feed_errors = feed_errors;
-  args.group_size = group_size;
-  args.dynamic_groups = grouped && !static_groups;
-  args.group_of = group_of.data();
-  args.scale = scale.data();
-  args.zero = zero.data();
-  args.maxq = quant.maxq;
-  args.sym = quant.sym;
-  args.mse = quant.mse;
-  args.norm = quant.norm;
-  args.grid = quant.grid;
-  args.shrink_steps = quant.shrink_steps;
-  // Codes block by block ([N, count] per block, at offset i1·N), placed
-  // into q.codes's original column order after the loop: written straight
-  // into the row-major [N, K] array, every block touched a fresh cache line
-  // or two of every row, and those write misses were ~20% of the kernel.
-  LargeBuffer<uint8_t> block_codes(static_cast<size_t>(n * k));
-  args.scratch = scratch.data();
-
-  const auto loop_start = std::chrono::steady_clock::now();
-  for (int64_t i1 = 0; i1 < k; i1 += block) {
-    const int64_t i2 = std::min(i1 + block, k);
-    const int64_t count = i2 - i1;
-    int64_t s_end = i2;
-    if (args.dynamic_groups)
-      for (int64_t p = (i1 + group_size - 1) / group_size * group_size; p < i2; p += group_size)
-        s_end = std::max(s_end, std::min(k, p + group_size));
-    const int64_t span = s_end - i1;
-    // Reversed indices of S: [k − s_end, k − i1).
-    const int64_t c0 = k - s_end;
-
-    if (feed_errors) {
-      // U's diagonal tile for the block: V_bb⁻¹ = J·L_bb⁻¹·J with L_bb the
-      // block [k−i2, k−i1) of L.
-      for (int64_t b = 0; b < count; ++b)
-        for (int64_t a = 0; a < count; ++a)
-          tile[a + b * count] = a >= b ? l[(k - i2 + a) * k + (k - i2 + b)] : T(0);
-      trtri_lower(static_cast<int>(count), tile.data());
-      for (int64_t a = 0; a < count; ++a)
-        for (int64_t b = a; b < count; ++b)
-          u_tile[a * count + b] = tile[(count - 1 - a) + (count - 1 - b) * count];
-    }
-
-    // state = W_S (original weights, reversed) + the update below, built
-    // row by row by the block kernel.
-    const bool updated = feed_errors && i1 > 0;
-    T *update = nullptr;
-    int64_t update_ld = 0;
-    if (updated) {
-      const auto blas_start = std::chrono::steady_clock::now();
-      // ... + Y_S·V_SS⁻¹ with Y_S = R[:, :i1]·V[:i1, S], pending's columns
-      // [c0, k−i1); reversed, V_SS⁻¹ is L_SS⁻¹ for L's diagonal block
-      // [c0, k−i1). When S is the block, L_SS⁻¹ is the tile just inverted:
-      // multiply by it in place (those columns of pending are not read
-      // again); OpenBLAS's trmm ran 3–3.5× faster than its trsm on these
-      // shapes, and the reference multiplies by inverses throughout. When
-      // S reaches past the block (a group crosses its end), solve with
-      // L_SS on a copy: the columns past the block are still accumulating.
-      update = &pending[c0];
-      update_ld = k;
-      if (span == count) {
-        trmm_right_lower_colmajor(static_cast<int>(n), static_cast<int>(count), tile.data(),
-                                  static_cast<int>(count), update, static_cast<int>(k));
-      } else {
-        extended.resize(static_cast<size_t>(n * span));
-        for (int64_t r = 0; r < n; ++r)
-          std::copy_n(&pending[r * k + c0], span, &extended[r * span]);
-        update = extended.data();
-        update_ld = span;
-        trsm_right_lower_rowmajor(static_cast<int>(n), static_cast<int>(span), l + c0 * k + c0,
-                                  static_cast<int>(k), update, static_cast<int>(update_ld));
-      }
-      blas_seconds += seconds_since(blas_start);
-    }
-    args.i1 = i1;
-    args.count = count;
-    args.s_end = s_end;
-    args.span = span;
-    args.c0 = c0;
-    args.update = update;
-    args.update_ld = update_ld;
-    args.codes = block_codes.data() + i1 * n;
-    for_row_ranges([&](int64_t, int64_t r0, int64_t r1) {
-      gptq_block_rows(args, r0, r1, &loss_parts[r0 / 16]);
-    });
-    for (double part : loss_parts) loss += part;
-
-    // Right-looking: the block's residuals R_b (w's reversed columns
-    // [k−i2, k−i1)) times V[b, later] (L's rows [k−i2, k−i1) × columns
-    // [0, k−i2)) added to every later position's pending update. A rank-
-    // `block` update of a wide matrix: the big operand is C, which BLAS
-    // streams once, where a deep product R[:, :i1]·V[:i1, S] per block
-    // repacked all of R every block (~10% of the solve in sgemm's copy).
-    if (feed_errors && i2 < k) {
-      const auto blas_start = std::chrono::steady_clock::now();
-      gemm(false, static_cast<int>(n), static_cast<int>(k - i2), static_cast<int>(count), T(1),
-           &w[k - i2], static_cast<int>(k), l + (k - i2) * k, static_cast<int>(k),
-           i1 == 0 ? T(0) : T(1), pending.data(), static_cast<int>(k));
-      blas_seconds += seconds_since(blas_start);
-    }
-
-    if (config.progress != nullptr && config.progress(i2, k, config.progress_user_data) != 0)
-      throw Error(GPTQ_ERR_CANCELLED, "gptq_quantize: cancelled by the progress callback after " +
-                                          std::to_string(i2) + " of " + std::to_string(k) +
-                                          " columns");
-  }
-  stats.loss = loss;
-  logger.log(GPTQ_LOG_DEBUG,
-             "gptq_solve " + std::to_string(n) + "x" + std::to_string(k) + ": factor " +
-                 std::to_string(factor_seconds) + " s, block loop " +
-                 std::to_string(seconds_since(loop_start) - blas_seconds) + " s, GEMM + TRSM " +
-                 std::to_string(blas_seconds) + " s, total " + std::to_string(seconds_since(start)) +
-                 " s");
-
-  for_row_ranges([&](int64_t, int64_t r0, int64_t r1) {
+  rows.run([&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       uint8_t *dst = &q.codes[r * k];
       for (int64_t b0 = 0; b0 < k; b0 += block) {
         const int64_t count = std::min(block, k - b0);
-        const uint8_t *src = block_codes.data() + b0 * n + r * count;
-        for (int64_t i = 0; i < count; ++i) dst[perm[b0 + i]] = src[i];
+        const uint8_t *src = block_codes + b0 * n + r * count;
+        for (int64_t i = 0; i < count; ++i) dst[order.perm[b0 + i]] = src[i];
       }
     }
   });
-
   q.g_idx.resize(static_cast<size_t>(k));
-  for (int64_t p = 0; p < k; ++p) q.g_idx[perm[p]] = group_of[p];
+  for (int64_t p = 0; p < k; ++p) q.g_idx[order.perm[p]] = group_of[p];
   for (int64_t j = 0; j < k; ++j)
-    q.act_order = q.act_order || q.g_idx[j] != static_cast<int32_t>(j / group_size);
-  q.scales.resize(scale.size());
-  q.zeros.resize(zero.size());
-  for (size_t i = 0; i < scale.size(); ++i) {
-    q.scales[i] = float_to_half(static_cast<float>(scale[i]));
+    q.act_order = q.act_order || q.g_idx[j] != static_cast<int32_t>(j / groups.size);
+  return q;
+}
+
+// Scales as checkpoints store them (fp16) and integer zeros.
+template <typename T>
+void store_group_params(const GroupParams<T> &params, QTensorData &q) {
+  q.scales.resize(params.scale.size());
+  q.zeros.resize(params.zero.size());
+  for (size_t i = 0; i < params.scale.size(); ++i) {
+    q.scales[i] = float_to_half(static_cast<float>(params.scale[i]));
     if (!half_is_finite(q.scales[i]))
-      throw Error(GPTQ_ERR_UNSUPPORTED,
-                  "gptq_quantize: a group's scale " + std::to_string(static_cast<double>(scale[i])) +
-                      " exceeds the fp16 range that checkpoints store scales in (weights of "
-                      "magnitude above ~65504·2^bits)");
-    q.zeros[i] = static_cast<int32_t>(zero[i]);
+      throw Error(GPTQ_ERR_UNSUPPORTED, "gptq_quantize: a group's scale " +
+                                            std::to_string(static_cast<double>(params.scale[i])) +
+                                            " exceeds the fp16 range that checkpoints store scales "
+                                            "in (weights of magnitude above ~65504·2^bits)");
+    q.zeros[i] = static_cast<int32_t>(params.zero[i]);
   }
+}
+
+}  // namespace
+
+template <typename T>
+QTensorData gptq_solve(T *h_upper, LargeBuffer<T> w, int64_t n, int64_t k,
+                       const gptq_config &config, const Logger &logger, gptq_quant_stats &stats) {
+  const auto start = std::chrono::steady_clock::now();
+  const Quantizer<T> quant = Quantizer<T>::from_config(config);
+  const Groups groups = Groups::of(config, k);
+  const RowTasks rows{n, config.num_threads};
+  GroupParams<T> params(groups.count, n);
+
+  // One group over all columns: parameters from the weights as given, before
+  // dead columns are zeroed (the reference does this first).
+  if (!groups.grouped) params.find_all(quant, w.data(), n, k, groups, rows);
+  const Diagonal<T> diag = clear_dead_columns(h_upper, w.data(), n, k, logger);
+  if (groups.fixed) params.find_all(quant, w.data(), n, k, groups, rows);
+
+  const Order order = quantization_order(diag.values, config.act_order != 0);
+  reorder_columns(w.data(), k, order.rperm, rows);
+  const std::vector<int32_t> group_of = position_groups(order.perm, groups);
+
+  const auto factor_start = std::chrono::steady_clock::now();
+  const HessianFactor<T> factor = factorize(h_upper, k, diag, order, config, logger, stats);
+  const double factor_seconds = seconds_since(factor_start);
+
+  BlockLoop<T> loop(w.data(), n, k, factor.ok ? factor.l() : nullptr, groups, config.block_size,
+                    rows);
+  const auto loop_start = std::chrono::steady_clock::now();
+  stats.loss = loop.run(quant, group_of, params, config);
+  logger.log(GPTQ_LOG_DEBUG, "gptq_solve " + std::to_string(n) + "x" + std::to_string(k) +
+                                 ": factor " + std::to_string(factor_seconds) + " s, block loop " +
+                                 std::to_string(seconds_since(loop_start) - loop.blas_seconds()) +
+                                 " s, GEMM + TRSM " + std::to_string(loop.blas_seconds()) +
+                                 " s, total " + std::to_string(seconds_since(start)) + " s");
+
+  QTensorData q = unpermute(loop.codes().data(), loop.block(), order, group_of, groups, n, k, rows);
+  q.bits = config.bits;
+  q.group_size = config.group_size;
+  store_group_params(params, q);
   return q;
 }
 

@@ -16,12 +16,12 @@ namespace gptq::cpu {
 
 // h_upper: the Hessian [K, K], row-major, upper triangle meaningful; the
 // strict lower triangle is used as scratch and the diagonal is restored
-// before returning or throwing, so the Hessian's value is unchanged. w: the weights [N, K] row-major in precision T, consumed. Fills the
+// before returning or throwing, so the Hessian's value is unchanged.
+// w: the weights [N, K] row-major in precision T, consumed. Fills the
 // algorithmic fields of stats (loss, damping, retries, fallback, dead
 // columns).
 template <typename T>
-QTensorData gptq_solve(T *h_upper, LargeBuffer<T> w, int64_t out_features,
-                       int64_t in_features, const gptq_config &config, const Logger &logger,
-                       gptq_quant_stats &stats);
+QTensorData gptq_solve(T *h_upper, LargeBuffer<T> w, int64_t out_features, int64_t in_features,
+                       const gptq_config &config, const Logger &logger, gptq_quant_stats &stats);
 
 }  // namespace gptq::cpu

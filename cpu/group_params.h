@@ -17,7 +17,7 @@ struct Quantizer {
   // Smallest usable scale: the smallest normal float.
   static constexpr T kSmallestScale = static_cast<T>(std::numeric_limits<float>::min());
 
-  T maxq;            // 2^bits − 1
+  T maxq;  // 2^bits − 1
   bool sym;
   bool mse;
   T norm;

@@ -51,8 +51,8 @@ HessianFactor<T>::HessianFactor(HessianFactor &&other) noexcept
 
 template <typename T>
 HessianFactor<T> hessian_factor(T *storage, int64_t n, double diag_mean,
-                                const std::function<void(T *)> &fill_lower,
-                                double damp_percent, double damp_increment, const Logger &logger) {
+                                const std::function<void(T *)> &fill_lower, double damp_percent,
+                                double damp_increment, const Logger &logger) {
   HessianFactor<T> result(storage, n);
   double percent = damp_percent;
   for (;;) {
@@ -66,11 +66,10 @@ HessianFactor<T> hessian_factor(T *storage, int64_t n, double diag_mean,
     }
     ++result.retries;
     const double next = percent + damp_increment;
-    logger.log(GPTQ_LOG_DEBUG, "Cholesky factorization failed with damp_percent " +
-                                   std::to_string(percent) +
-                                   (damp_increment > 0.0 && next < 1.0
-                                        ? "; retrying with " + std::to_string(next)
-                                        : "; no further damping to try"));
+    logger.log(GPTQ_LOG_DEBUG,
+               "Cholesky factorization failed with damp_percent " + std::to_string(percent) +
+                   (damp_increment > 0.0 && next < 1.0 ? "; retrying with " + std::to_string(next)
+                                                       : "; no further damping to try"));
     if (!(damp_increment > 0.0) || !(next < 1.0)) return result;
     percent = next;
   }
@@ -78,11 +77,11 @@ HessianFactor<T> hessian_factor(T *storage, int64_t n, double diag_mean,
 
 template class HessianFactor<float>;
 template class HessianFactor<double>;
-template HessianFactor<float> hessian_factor<float>(
-    float *, int64_t, double, const std::function<void(float *)> &,
-    double, double, const Logger &);
-template HessianFactor<double> hessian_factor<double>(
-    double *, int64_t, double, const std::function<void(double *)> &,
-    double, double, const Logger &);
+template HessianFactor<float> hessian_factor<float>(float *, int64_t, double,
+                                                    const std::function<void(float *)> &, double,
+                                                    double, const Logger &);
+template HessianFactor<double> hessian_factor<double>(double *, int64_t, double,
+                                                      const std::function<void(double *)> &, double,
+                                                      double, const Logger &);
 
 }  // namespace gptq::cpu

@@ -57,7 +57,7 @@ class HessianFactor {
 // 1 (one attempt only when damp_increment is 0).
 template <typename T>
 HessianFactor<T> hessian_factor(T *storage, int64_t n, double diag_mean,
-                                const std::function<void(T *)> &fill_lower,
-                                double damp_percent, double damp_increment, const Logger &logger);
+                                const std::function<void(T *)> &fill_lower, double damp_percent,
+                                double damp_increment, const Logger &logger);
 
 }  // namespace gptq::cpu

@@ -1,13 +1,13 @@
 // An uninitialized array for big work matrices and the matmul layout's
 // codes. std::vector value-initializes, and first-touching 4 KiB pages one
-// fault at a time cost about 0.7 s for a 485 MB array on the VMs measured
-// (bench/RESULTS.md); here nothing is written before the owner writes it,
-// and on Linux arrays of 2 MiB or more are 2 MiB-aligned and ask for
-// transparent huge pages (honoured when THP is "madvise" or "always";
-// elsewhere it is plain memory) for their whole 2 MiB blocks only: a
-// partial last block stays on 4 KiB pages, so no array holds more memory
-// than its size rounded up to 4 KiB (a long-lived tensor layout of 2.1 MiB
-// would otherwise occupy 4 MiB).
+// fault at a time is slow for arrays of hundreds of MB (bench/RESULTS.md);
+// here nothing is written before the owner writes it, and on Linux arrays
+// of 2 MiB or more are 2 MiB-aligned and ask for transparent huge pages
+// (honoured when THP is "madvise" or "always"; elsewhere it is plain
+// memory) for their whole 2 MiB blocks only: a partial last block stays
+// on 4 KiB pages, so no array holds more memory than its size rounded up
+// to 4 KiB (a long-lived tensor layout of 2.1 MiB would otherwise occupy
+// 4 MiB).
 #pragma once
 
 #include <cstddef>

@@ -1,16 +1,17 @@
 #include "matmul_kernels.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
-#include <string>
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#include "isa.h"
+
+#ifdef GPTQ_X86
 #include <immintrin.h>
-#define GPTQ_X86 1
 // GCC 12 flags the deliberately undefined pass-through operand inside its own
 // AVX-512 intrinsics (_mm512_undefined_*) as maybe-uninitialized.
+#ifndef __clang__
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #endif
 
 namespace gptq::cpu {
@@ -19,8 +20,8 @@ namespace {
 
 // Portable builds: the reference for what the SIMD builds compute, in the
 // same order of operations per group.
-void f32_portable(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0, int64_t tile1, float *y,
-                  int64_t ldy) {
+void f32_portable(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0, int64_t tile1,
+                  float *y, int64_t ldy) {
   const int64_t slots = w.slots();
   for (int64_t r = tile0 * kTileRows; r < std::min(w.n, tile1 * kTileRows); ++r) {
     const int64_t tile = r / kTileRows, i = r % kTileRows;
@@ -39,8 +40,8 @@ void f32_portable(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile
   }
 }
 
-void int8_portable(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0, int64_t tile1, float *y,
-                   int64_t ldy) {
+void int8_portable(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0, int64_t tile1,
+                   float *y, int64_t ldy) {
   const int64_t slots = w.slots(), blocks = w.kp / 32;
   for (int64_t r = tile0 * kTileRows; r < std::min(w.n, tile1 * kTileRows); ++r) {
     const int64_t tile = r / kTileRows, i = r % kTileRows;
@@ -52,7 +53,8 @@ void int8_portable(const CpuMatmulWeights &w, const KernelInput &in, int64_t til
         float group = 0.0f;
         for (int64_t b = w.group_begin[t] / 32; b < w.group_begin[t + 1] / 32; ++b) {
           int32_t dot = 0;
-          for (int64_t p = 32 * b; p < 32 * b + 32; ++p) dot += static_cast<int32_t>(w.code(r, p)) * xq[p];
+          for (int64_t p = 32 * b; p < 32 * b + 32; ++p)
+            dot += static_cast<int32_t>(w.code(r, p)) * xq[p];
           group += in.xscale[m * blocks + b] * static_cast<float>(dot);
         }
         acc += w.scale[at] * (group - w.zero[at] * in.xsum[m * slots + t]);
@@ -100,14 +102,15 @@ GPTQ_AVX512 inline void store16(float *dst, __m512 v, int64_t valid) {
 // of a 32-column block get the block's activation scale, a group's sums its
 // rows' scales and zeros, lane-wise.
 template <int kRows, int kCpb>
-GPTQ_VNNI void int8_vnni_tiles(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0, int64_t tile1,
-                               float *y, int64_t ldy) {
+GPTQ_VNNI void int8_vnni_tiles(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0,
+                               int64_t tile1, float *y, int64_t ldy) {
   constexpr int kChunksPerBlock = 8 / kCpb;
   const __m512i mask = _mm512_set1_epi8(static_cast<char>((1 << (8 / kCpb)) - 1));
   const int64_t slots = w.slots(), blocks = w.kp / 32;
   for (int64_t tile = tile0; tile < tile1; ++tile) {
     const uint8_t *src = w.tile_codes(tile);
-    const float *scale = &w.scale[tile * slots * kTileRows], *zero = &w.zero[tile * slots * kTileRows];
+    const float *scale = &w.scale[tile * slots * kTileRows],
+                *zero = &w.zero[tile * slots * kTileRows];
     __m512 acc[kRows];
     for (int m = 0; m < kRows; ++m) acc[m] = _mm512_setzero_ps();
     for (int64_t t = 0; t < slots; ++t) {
@@ -133,11 +136,14 @@ GPTQ_VNNI void int8_vnni_tiles(const CpuMatmulWeights &w, const KernelInput &in,
           group[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(dot[m][0], dot[m][1])),
                                      _mm512_set1_ps(in.xscale[m * blocks + b]), group[m]);
       }
-      const __m512 s = _mm512_loadu_ps(scale + t * kTileRows), z = _mm512_loadu_ps(zero + t * kTileRows);
+      const __m512 s = _mm512_loadu_ps(scale + t * kTileRows),
+                   z = _mm512_loadu_ps(zero + t * kTileRows);
       for (int m = 0; m < kRows; ++m)
-        acc[m] = _mm512_fmadd_ps(s, _mm512_fnmadd_ps(z, _mm512_set1_ps(in.xsum[m * slots + t]), group[m]), acc[m]);
+        acc[m] = _mm512_fmadd_ps(
+            s, _mm512_fnmadd_ps(z, _mm512_set1_ps(in.xsum[m * slots + t]), group[m]), acc[m]);
     }
-    for (int m = 0; m < kRows; ++m) store16(y + m * ldy + tile * kTileRows, acc[m], valid_rows(w, tile, 0));
+    for (int m = 0; m < kRows; ++m)
+      store16(y + m * ldy + tile * kTileRows, acc[m], valid_rows(w, tile, 0));
   }
 }
 
@@ -146,11 +152,11 @@ GPTQ_VNNI void int8_vnni_tiles(const CpuMatmulWeights &w, const KernelInput &in,
 // exactly; subtracting 2^23 + zero gives code − zero exactly) and one FMA
 // multiplies them with one activation broadcast to every row. Four
 // accumulators per row of x (one per byte) keep the FMAs independent.
-// (A 16-entry vpermps table lookup instead of the OR and subtract measured
-// 15% slower on Zen 4.)
+// (A 16-entry vpermps table lookup instead of the OR and subtract was
+// slower on Zen 4: bench/RESULTS.md.)
 template <int kRows, int kCpb>
-GPTQ_AVX512 void f32_avx512_tiles(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0, int64_t tile1,
-                                  float *y, int64_t ldy) {
+GPTQ_AVX512 void f32_avx512_tiles(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0,
+                                  int64_t tile1, float *y, int64_t ldy) {
   constexpr int kField = 8 / kCpb;
   constexpr int64_t kWidth = 4 * kCpb;
   const __m512i mask = _mm512_set1_epi32((1 << kField) - 1);
@@ -158,11 +164,13 @@ GPTQ_AVX512 void f32_avx512_tiles(const CpuMatmulWeights &w, const KernelInput &
   const int64_t slots = w.slots();
   for (int64_t tile = tile0; tile < tile1; ++tile) {
     const uint8_t *src = w.tile_codes(tile);
-    const float *scale = &w.scale[tile * slots * kTileRows], *zero = &w.zero[tile * slots * kTileRows];
+    const float *scale = &w.scale[tile * slots * kTileRows],
+                *zero = &w.zero[tile * slots * kTileRows];
     __m512 acc[kRows];
     for (int m = 0; m < kRows; ++m) acc[m] = _mm512_setzero_ps();
     for (int64_t t = 0; t < slots; ++t) {
-      const __m512 z = _mm512_add_ps(_mm512_loadu_ps(zero + t * kTileRows), _mm512_set1_ps(8388608.0f));
+      const __m512 z =
+          _mm512_add_ps(_mm512_loadu_ps(zero + t * kTileRows), _mm512_set1_ps(8388608.0f));
       __m512 dot[kRows][4];
       for (int m = 0; m < kRows; ++m)
         for (int q = 0; q < 4; ++q) dot[m][q] = _mm512_setzero_ps();
@@ -173,7 +181,8 @@ GPTQ_AVX512 void f32_avx512_tiles(const CpuMatmulWeights &w, const KernelInput &
           for (int q = 0; q < 4; ++q) {
             const int shift = 8 * q + f * kField;
             const __m512i bits = shift == 0 ? v : _mm512_srli_epi32(v, shift);
-            const __m512 c = _mm512_sub_ps(_mm512_castsi512_ps(_mm512_ternarylogic_epi32(bits, mask, magic, 0xEA)), z);
+            const __m512 c = _mm512_sub_ps(
+                _mm512_castsi512_ps(_mm512_ternarylogic_epi32(bits, mask, magic, 0xEA)), z);
             const int64_t col = chunk * kWidth + 4 * f + q;
             for (int m = 0; m < kRows; ++m)
               dot[m][q] = _mm512_fmadd_ps(c, _mm512_set1_ps(in.x[m * w.kp + col]), dot[m][q]);
@@ -182,9 +191,12 @@ GPTQ_AVX512 void f32_avx512_tiles(const CpuMatmulWeights &w, const KernelInput &
       const __m512 s = _mm512_loadu_ps(scale + t * kTileRows);
       for (int m = 0; m < kRows; ++m)
         acc[m] = _mm512_fmadd_ps(
-            s, _mm512_add_ps(_mm512_add_ps(dot[m][0], dot[m][1]), _mm512_add_ps(dot[m][2], dot[m][3])), acc[m]);
+            s,
+            _mm512_add_ps(_mm512_add_ps(dot[m][0], dot[m][1]), _mm512_add_ps(dot[m][2], dot[m][3])),
+            acc[m]);
     }
-    for (int m = 0; m < kRows; ++m) store16(y + m * ldy + tile * kTileRows, acc[m], valid_rows(w, tile, 0));
+    for (int m = 0; m < kRows; ++m)
+      store16(y + m * ldy + tile * kTileRows, acc[m], valid_rows(w, tile, 0));
   }
 }
 
@@ -207,8 +219,8 @@ GPTQ_AVX512 inline __m512 nibble_in_place(__m512i bits, __m512i mask, __m512i ma
 // this kernel only when max |x| < kNibbleXLimit. (For 2-bit fields the same
 // trick would need 2^20; those and byte codes keep the plain kernel.)
 template <int kRows>
-GPTQ_AVX512 void f32_avx512_nibble_tiles(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0,
-                                         int64_t tile1, float *y, int64_t ldy) {
+GPTQ_AVX512 void f32_avx512_nibble_tiles(const CpuMatmulWeights &w, const KernelInput &in,
+                                         int64_t tile0, int64_t tile1, float *y, int64_t ldy) {
   // Class of each nibble by its bit position after extraction: k = 0, 4, 8,
   // 12, 16 → accumulator 0..4. Columns of the chunk (4·field + byte):
   // unshifted: bits 0 → col 0, 4 → col 4, 8 → col 1, 12 → col 5, 16 → col 2;
@@ -220,25 +232,32 @@ GPTQ_AVX512 void f32_avx512_nibble_tiles(const CpuMatmulWeights &w, const Kernel
   const int64_t slots = w.slots();
   for (int64_t tile = tile0; tile < tile1; ++tile) {
     const uint8_t *src = w.tile_codes(tile);
-    const float *scale = &w.scale[tile * slots * kTileRows], *zero = &w.zero[tile * slots * kTileRows];
+    const float *scale = &w.scale[tile * slots * kTileRows],
+                *zero = &w.zero[tile * slots * kTileRows];
     __m512 acc[kRows];
     for (int m = 0; m < kRows; ++m) acc[m] = _mm512_setzero_ps();
     for (int64_t t = 0; t < slots; ++t) {
       const __m512 zr = _mm512_loadu_ps(zero + t * kTileRows), two23 = _mm512_set1_ps(8388608.0f);
-      const __m512 z0 = _mm512_add_ps(zr, two23), z4 = _mm512_fmadd_ps(zr, _mm512_set1_ps(16.0f), two23),
+      const __m512 z0 = _mm512_add_ps(zr, two23),
+                   z4 = _mm512_fmadd_ps(zr, _mm512_set1_ps(16.0f), two23),
                    z8 = _mm512_fmadd_ps(zr, _mm512_set1_ps(256.0f), two23),
                    z12 = _mm512_fmadd_ps(zr, _mm512_set1_ps(4096.0f), two23),
                    z16 = _mm512_fmadd_ps(zr, _mm512_set1_ps(65536.0f), two23);
       __m512 dot[kRows][5];
       for (int m = 0; m < kRows; ++m)
         for (int a = 0; a < 5; ++a) dot[m][a] = _mm512_setzero_ps();
-      for (int64_t chunk = w.group_begin[t] / 8; chunk < w.group_begin[t + 1] / 8; ++chunk, src += kChunkBytes) {
+      for (int64_t chunk = w.group_begin[t] / 8; chunk < w.group_begin[t + 1] / 8;
+           ++chunk, src += kChunkBytes) {
         const __m512i v = _mm512_loadu_si512(src);
         const __m512i u = _mm512_srli_epi32(v, 20);
-        const __m512 c0 = nibble_in_place(v, mask0, magic, z0), c4 = nibble_in_place(v, mask4, magic, z4),
-                     c1 = nibble_in_place(v, mask8, magic, z8), c5 = nibble_in_place(v, mask12, magic, z12),
-                     c2 = nibble_in_place(v, mask16, magic, z16), c6 = nibble_in_place(u, mask0, magic, z0),
-                     c3 = nibble_in_place(u, mask4, magic, z4), c7 = nibble_in_place(u, mask8, magic, z8);
+        const __m512 c0 = nibble_in_place(v, mask0, magic, z0),
+                     c4 = nibble_in_place(v, mask4, magic, z4),
+                     c1 = nibble_in_place(v, mask8, magic, z8),
+                     c5 = nibble_in_place(v, mask12, magic, z12),
+                     c2 = nibble_in_place(v, mask16, magic, z16),
+                     c6 = nibble_in_place(u, mask0, magic, z0),
+                     c3 = nibble_in_place(u, mask4, magic, z4),
+                     c7 = nibble_in_place(u, mask8, magic, z8);
         const int64_t col = chunk * 8;
         for (int m = 0; m < kRows; ++m) {
           const float *x = in.x + m * w.kp + col;
@@ -261,7 +280,8 @@ GPTQ_AVX512 void f32_avx512_nibble_tiles(const CpuMatmulWeights &w, const Kernel
         acc[m] = _mm512_fmadd_ps(s, sum, acc[m]);
       }
     }
-    for (int m = 0; m < kRows; ++m) store16(y + m * ldy + tile * kTileRows, acc[m], valid_rows(w, tile, 0));
+    for (int m = 0; m < kRows; ++m)
+      store16(y + m * ldy + tile * kTileRows, acc[m], valid_rows(w, tile, 0));
   }
 }
 
@@ -289,8 +309,8 @@ GPTQ_AVX2 inline void store8(float *dst, __m256 v, int64_t valid) {
 // block still fit 16 bits (30480), so they are added as 16-bit integers and
 // widened once per block.
 template <int kRows, int kCpb>
-GPTQ_AVX2 void int8_avx2_tiles(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0, int64_t tile1,
-                               float *y, int64_t ldy) {
+GPTQ_AVX2 void int8_avx2_tiles(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0,
+                               int64_t tile1, float *y, int64_t ldy) {
   constexpr int kChunksPerBlock = 8 / kCpb;
   const __m256i mask = _mm256_set1_epi8(static_cast<char>((1 << (8 / kCpb)) - 1));
   const __m256i ones = _mm256_set1_epi16(1);
@@ -315,17 +335,19 @@ GPTQ_AVX2 void int8_avx2_tiles(const CpuMatmulWeights &w, const KernelInput &in,
               const int64_t col = 32 * b + 4 * (j * kCpb + f);
               for (int m = 0; m < kRows; ++m)
                 dot[m] = _mm256_add_epi16(
-                    dot[m], _mm256_maddubs_epi16(c, _mm256_set1_epi32(four_bytes(in.xq + m * w.kp + col))));
+                    dot[m],
+                    _mm256_maddubs_epi16(c, _mm256_set1_epi32(four_bytes(in.xq + m * w.kp + col))));
             }
           }
           for (int m = 0; m < kRows; ++m)
             group[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(dot[m], ones)),
                                        _mm256_set1_ps(in.xscale[m * blocks + b]), group[m]);
         }
-        const __m256 s = _mm256_loadu_ps(scale + t * kTileRows), z = _mm256_loadu_ps(zero + t * kTileRows);
+        const __m256 s = _mm256_loadu_ps(scale + t * kTileRows),
+                     z = _mm256_loadu_ps(zero + t * kTileRows);
         for (int m = 0; m < kRows; ++m)
-          acc[m] =
-              _mm256_fmadd_ps(s, _mm256_fnmadd_ps(z, _mm256_set1_ps(in.xsum[m * slots + t]), group[m]), acc[m]);
+          acc[m] = _mm256_fmadd_ps(
+              s, _mm256_fnmadd_ps(z, _mm256_set1_ps(in.xsum[m * slots + t]), group[m]), acc[m]);
       }
       for (int m = 0; m < kRows; ++m)
         store8(y + m * ldy + tile * kTileRows + 8 * half, acc[m], valid_rows(w, tile, 8 * half));
@@ -333,8 +355,8 @@ GPTQ_AVX2 void int8_avx2_tiles(const CpuMatmulWeights &w, const KernelInput &in,
 }
 
 template <int kRows, int kCpb>
-GPTQ_AVX2 void f32_avx2_tiles(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0, int64_t tile1,
-                              float *y, int64_t ldy) {
+GPTQ_AVX2 void f32_avx2_tiles(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0,
+                              int64_t tile1, float *y, int64_t ldy) {
   constexpr int kField = 8 / kCpb;
   constexpr int64_t kWidth = 4 * kCpb;
   // Registers allow four accumulators per row of x for one row, two for more.
@@ -350,7 +372,8 @@ GPTQ_AVX2 void f32_avx2_tiles(const CpuMatmulWeights &w, const KernelInput &in, 
       __m256 acc[kRows];
       for (int m = 0; m < kRows; ++m) acc[m] = _mm256_setzero_ps();
       for (int64_t t = 0; t < slots; ++t) {
-        const __m256 z = _mm256_add_ps(_mm256_loadu_ps(zero + t * kTileRows), _mm256_set1_ps(8388608.0f));
+        const __m256 z =
+            _mm256_add_ps(_mm256_loadu_ps(zero + t * kTileRows), _mm256_set1_ps(8388608.0f));
         __m256 dot[kRows][kAcc];
         for (int m = 0; m < kRows; ++m)
           for (int a = 0; a < kAcc; ++a) dot[m][a] = _mm256_setzero_ps();
@@ -361,11 +384,12 @@ GPTQ_AVX2 void f32_avx2_tiles(const CpuMatmulWeights &w, const KernelInput &in, 
             for (int q = 0; q < 4; ++q) {
               const int shift = 8 * q + f * kField;
               const __m256i bits = shift == 0 ? v : _mm256_srli_epi32(v, shift);
-              const __m256 c =
-                  _mm256_sub_ps(_mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(bits, mask), magic)), z);
+              const __m256 c = _mm256_sub_ps(
+                  _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(bits, mask), magic)), z);
               const int64_t col = chunk * kWidth + 4 * f + q;
               for (int m = 0; m < kRows; ++m)
-                dot[m][q % kAcc] = _mm256_fmadd_ps(c, _mm256_set1_ps(in.x[m * w.kp + col]), dot[m][q % kAcc]);
+                dot[m][q % kAcc] =
+                    _mm256_fmadd_ps(c, _mm256_set1_ps(in.x[m * w.kp + col]), dot[m][q % kAcc]);
             }
         }
         const __m256 s = _mm256_loadu_ps(scale + t * kTileRows);
@@ -384,11 +408,12 @@ GPTQ_AVX2 void f32_avx2_tiles(const CpuMatmulWeights &w, const KernelInput &in, 
 // one row of x on AVX2, a tile as two halves of 8 rows: four operations per
 // 8 codes (and, or, subtract, FMA) instead of five, one shift per chunk half.
 GPTQ_AVX2 inline __m256 nibble_in_place256(__m256i bits, __m256i mask, __m256i magic, __m256 z) {
-  return _mm256_sub_ps(_mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(bits, mask), magic)), z);
+  return _mm256_sub_ps(_mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(bits, mask), magic)),
+                       z);
 }
 
-GPTQ_AVX2 void f32_avx2_nibble_tiles(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0, int64_t tile1,
-                                     float *y, int64_t ldy) {
+GPTQ_AVX2 void f32_avx2_nibble_tiles(const CpuMatmulWeights &w, const KernelInput &in,
+                                     int64_t tile0, int64_t tile1, float *y, int64_t ldy) {
   const __m256i magic = _mm256_set1_epi32(0x4B000000);  // 2^23
   const __m256i mask0 = _mm256_set1_epi32(0xF), mask4 = _mm256_set1_epi32(0xF0),
                 mask8 = _mm256_set1_epi32(0xF00), mask12 = _mm256_set1_epi32(0xF000),
@@ -402,7 +427,8 @@ GPTQ_AVX2 void f32_avx2_nibble_tiles(const CpuMatmulWeights &w, const KernelInpu
       __m256 acc = _mm256_setzero_ps();
       for (int64_t t = 0; t < slots; ++t) {
         const __m256 zr = _mm256_loadu_ps(zero + t * kTileRows), two23 = _mm256_set1_ps(8388608.0f);
-        const __m256 z0 = _mm256_add_ps(zr, two23), z4 = _mm256_fmadd_ps(zr, _mm256_set1_ps(16.0f), two23),
+        const __m256 z0 = _mm256_add_ps(zr, two23),
+                     z4 = _mm256_fmadd_ps(zr, _mm256_set1_ps(16.0f), two23),
                      z8 = _mm256_fmadd_ps(zr, _mm256_set1_ps(256.0f), two23),
                      z12 = _mm256_fmadd_ps(zr, _mm256_set1_ps(4096.0f), two23),
                      z16 = _mm256_fmadd_ps(zr, _mm256_set1_ps(65536.0f), two23);
@@ -415,8 +441,10 @@ GPTQ_AVX2 void f32_avx2_nibble_tiles(const CpuMatmulWeights &w, const KernelInpu
           d0 = _mm256_fmadd_ps(nibble_in_place256(v, mask0, magic, z0), _mm256_set1_ps(x[0]), d0);
           d4 = _mm256_fmadd_ps(nibble_in_place256(v, mask4, magic, z4), _mm256_set1_ps(x[4]), d4);
           d8 = _mm256_fmadd_ps(nibble_in_place256(v, mask8, magic, z8), _mm256_set1_ps(x[1]), d8);
-          d12 = _mm256_fmadd_ps(nibble_in_place256(v, mask12, magic, z12), _mm256_set1_ps(x[5]), d12);
-          d16 = _mm256_fmadd_ps(nibble_in_place256(v, mask16, magic, z16), _mm256_set1_ps(x[2]), d16);
+          d12 =
+              _mm256_fmadd_ps(nibble_in_place256(v, mask12, magic, z12), _mm256_set1_ps(x[5]), d12);
+          d16 =
+              _mm256_fmadd_ps(nibble_in_place256(v, mask16, magic, z16), _mm256_set1_ps(x[2]), d16);
           d0 = _mm256_fmadd_ps(nibble_in_place256(u, mask0, magic, z0), _mm256_set1_ps(x[6]), d0);
           d4 = _mm256_fmadd_ps(nibble_in_place256(u, mask4, magic, z4), _mm256_set1_ps(x[3]), d4);
           d8 = _mm256_fmadd_ps(nibble_in_place256(u, mask8, magic, z8), _mm256_set1_ps(x[7]), d8);
@@ -432,14 +460,15 @@ GPTQ_AVX2 void f32_avx2_nibble_tiles(const CpuMatmulWeights &w, const KernelInpu
   (void)ldy;  // one row of x
 }
 
-using TileKernel = void (*)(const CpuMatmulWeights &, const KernelInput &, int64_t, int64_t, float *, int64_t);
+using TileKernel = void (*)(const CpuMatmulWeights &, const KernelInput &, int64_t, int64_t,
+                            float *, int64_t);
 
 // Every instantiation of a tile kernel, indexed [rows of x − 1][codes per
 // byte 1, 2, 4], and the one for a call.
-#define GPTQ_TILE_KERNELS(FN)                              \
-  {                                                        \
-    {FN<1, 1>, FN<1, 2>, FN<1, 4>}, {FN<2, 1>, FN<2, 2>, FN<2, 4>}, \
-        {FN<3, 1>, FN<3, 2>, FN<3, 4>}, {FN<4, 1>, FN<4, 2>, FN<4, 4>} \
+#define GPTQ_TILE_KERNELS(FN)                                           \
+  {                                                                     \
+    {FN<1, 1>, FN<1, 2>, FN<1, 4>}, {FN<2, 1>, FN<2, 2>, FN<2, 4>},     \
+        {FN<3, 1>, FN<3, 2>, FN<3, 4>}, {FN<4, 1>, FN<4, 2>, FN<4, 4>}, \
   }
 
 TileKernel pick(const TileKernel (&table)[4][3], int64_t rows, int cpb) {
@@ -454,60 +483,24 @@ constexpr TileKernel kF32Avx2[4][3] = GPTQ_TILE_KERNELS(f32_avx2_tiles);
 
 #endif  // GPTQ_X86
 
-// Which kernels run: the best the CPU has, or less when GPTQ_CPU_KERNELS asks
-// (portable, avx2, avx512, avx512vnni), e.g. to test every build on one
-// machine. A request above what the CPU supports gets what it supports.
-enum class Isa { kPortable, kAvx2, kAvx512, kVnni };
-
-struct Selection {
-  Isa isa = Isa::kPortable;
-  std::string error;  // non-empty when GPTQ_CPU_KERNELS has an unknown value
-};
-
-Selection select() {
-  Selection sel;
-#ifdef GPTQ_X86
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-    sel.isa = Isa::kAvx2;
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
-      sel.isa = Isa::kAvx512;
-      if (__builtin_cpu_supports("avx512vnni")) sel.isa = Isa::kVnni;
-    }
-  }
-#endif
-  const char *env = std::getenv("GPTQ_CPU_KERNELS");
-  if (env == nullptr || *env == '\0') return sel;
-  const std::string want = env;
-  const struct {
-    const char *name;
-    Isa isa;
-  } names[] = {{"portable", Isa::kPortable}, {"avx2", Isa::kAvx2}, {"avx512", Isa::kAvx512}, {"avx512vnni", Isa::kVnni}};
-  for (const auto &n : names)
-    if (want == n.name) {
-      sel.isa = std::min(sel.isa, n.isa);
-      return sel;
-    }
-  sel.error = "GPTQ_CPU_KERNELS=" + want + ": expected portable, avx2, avx512 or avx512vnni";
-  return sel;
-}
-
-const Selection kSelection = select();
-const Isa kIsa = kSelection.isa;
+// The level every kernel of this file runs at (see isa.h).
+const Isa kIsa = cpu_isa();
 
 }  // namespace
 
-void matmul_tiles_f32(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0, int64_t tile1, float *y,
-                      int64_t ldy) {
+void matmul_tiles_f32(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0,
+                      int64_t tile1, float *y, int64_t ldy) {
 #ifdef GPTQ_X86
   if (kIsa >= Isa::kAvx512) {
-    if (w.codes_per_byte == 2 && in.rows <= 2 && in.x_absmax < kNibbleXLimit && w.kp <= kNibbleMaxColumns)
-      return (in.rows == 1 ? f32_avx512_nibble_tiles<1> : f32_avx512_nibble_tiles<2>)(w, in, tile0, tile1, y, ldy);
+    if (w.codes_per_byte == 2 && in.rows <= 2 && in.x_absmax < kNibbleXLimit &&
+        w.kp <= kNibbleMaxColumns)
+      return (in.rows == 1 ? f32_avx512_nibble_tiles<1>
+                           : f32_avx512_nibble_tiles<2>)(w, in, tile0, tile1, y, ldy);
     return pick(kF32Avx512, in.rows, w.codes_per_byte)(w, in, tile0, tile1, y, ldy);
   }
   if (kIsa == Isa::kAvx2) {
-    if (w.codes_per_byte == 2 && in.rows == 1 && in.x_absmax < kNibbleXLimit && w.kp <= kNibbleMaxColumns)
+    if (w.codes_per_byte == 2 && in.rows == 1 && in.x_absmax < kNibbleXLimit &&
+        w.kp <= kNibbleMaxColumns)
       return f32_avx2_nibble_tiles(w, in, tile0, tile1, y, ldy);
     return pick(kF32Avx2, in.rows, w.codes_per_byte)(w, in, tile0, tile1, y, ldy);
   }
@@ -515,17 +508,17 @@ void matmul_tiles_f32(const CpuMatmulWeights &w, const KernelInput &in, int64_t 
   f32_portable(w, in, tile0, tile1, y, ldy);
 }
 
-void matmul_tiles_int8(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0, int64_t tile1, float *y,
-                       int64_t ldy) {
+void matmul_tiles_int8(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0,
+                       int64_t tile1, float *y, int64_t ldy) {
 #ifdef GPTQ_X86
-  if (kIsa == Isa::kVnni) return pick(kInt8Vnni, in.rows, w.codes_per_byte)(w, in, tile0, tile1, y, ldy);
-  if (kIsa >= Isa::kAvx2) return pick(kInt8Avx2, in.rows, w.codes_per_byte)(w, in, tile0, tile1, y, ldy);
+  if (kIsa == Isa::kAvx512Vnni)
+    return pick(kInt8Vnni, in.rows, w.codes_per_byte)(w, in, tile0, tile1, y, ldy);
+  if (kIsa >= Isa::kAvx2)
+    return pick(kInt8Avx2, in.rows, w.codes_per_byte)(w, in, tile0, tile1, y, ldy);
 #endif
   int8_portable(w, in, tile0, tile1, y, ldy);
 }
 
 bool int8_kernels_available() { return kIsa != Isa::kPortable; }
-
-const std::string &kernel_selection_error() { return kSelection.error; }
 
 }  // namespace gptq::cpu

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <cstdint>
-#include <string>
 
 #include "matmul_weights.h"
 
@@ -14,8 +13,8 @@ namespace gptq::cpu {
 constexpr int64_t kKernelRows = 4;
 
 struct KernelInput {
-  int64_t rows;         // <= kKernelRows
-  const float *x;       // [rows, kp], reordered and zero-padded
+  int64_t rows;    // <= kKernelRows
+  const float *x;  // [rows, kp], reordered and zero-padded
   // int8 path only: x rounded per 32-block, the blocks' scales, and the sum
   // of the rounded values over each group slot (for the zeros).
   const float *xsum;    // [rows, slots]
@@ -35,18 +34,14 @@ constexpr int64_t kNibbleMaxColumns = int64_t(1) << 30;
 
 // y[m·ldy + r] = Σ_p x[m][p]·scale·(code − zero) for the output rows of
 // tiles [tile0, tile1) (rows past out_features are not written).
-void matmul_tiles_f32(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0, int64_t tile1,
-                      float *y, int64_t ldy);
+void matmul_tiles_f32(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0,
+                      int64_t tile1, float *y, int64_t ldy);
 // Same with int8 activations (2-, 3-, 4-bit only):
 // Σ_groups scale·(Σ_blocks xscale·Σ code·xq − zero·xsum).
-void matmul_tiles_int8(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0, int64_t tile1,
-                       float *y, int64_t ldy);
+void matmul_tiles_int8(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0,
+                       int64_t tile1, float *y, int64_t ldy);
 
 // True when the int8 kernels have a SIMD build on this CPU.
 bool int8_kernels_available();
-
-// Why the GPTQ_CPU_KERNELS environment variable cannot be honoured (an
-// unknown value), or empty.
-const std::string &kernel_selection_error();
 
 }  // namespace gptq::cpu

@@ -30,7 +30,8 @@ std::unique_ptr<PreparedWeights> prepare_matmul_weights(const QTensorData &q) {
   m->tiles = (m->n + kTileRows - 1) / kTileRows;
   // Columns of each group, in increasing column order, group by group.
   std::vector<std::vector<int32_t>> members(static_cast<size_t>(q.groups));
-  for (int64_t j = 0; j < q.in_features; ++j) members[q.g_idx[j]].push_back(static_cast<int32_t>(j));
+  for (int64_t j = 0; j < q.in_features; ++j)
+    members[q.g_idx[j]].push_back(static_cast<int32_t>(j));
   std::vector<int64_t> slot_group;
   m->group_begin.push_back(0);
   for (int64_t g = 0; g < q.groups; ++g) {
@@ -57,7 +58,8 @@ std::unique_ptr<PreparedWeights> prepare_matmul_weights(const QTensorData &q) {
   const int64_t width = m->chunk_columns(), chunks = m->chunks();
   const int field = m->field_bits();
   ThreadPool::instance().parallel_for(m->tiles, 0, [&](int64_t tile) {
-    std::memset(&m->codes[tile * chunks * kChunkBytes], 0, static_cast<size_t>(chunks * kChunkBytes));
+    std::memset(&m->codes[tile * chunks * kChunkBytes], 0,
+                static_cast<size_t>(chunks * kChunkBytes));
     for (int64_t r = tile * kTileRows; r < std::min(m->n, (tile + 1) * kTileRows); ++r) {
       const uint8_t *src = &q.codes[r * m->k];
       uint8_t *row = &m->codes[tile * chunks * kChunkBytes] + 4 * (r % kTileRows);

@@ -24,9 +24,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "large_buffer.h"
-
 #include "backend.h"
+#include "large_buffer.h"
 #include "qtensor.h"
 
 namespace gptq::cpu {
@@ -36,14 +35,14 @@ constexpr int64_t kChunkBytes = 64;
 
 struct CpuMatmulWeights final : PreparedWeights {
   int bits = 0;
-  int codes_per_byte = 1;             // 1, 2 or 4
+  int codes_per_byte = 1;  // 1, 2 or 4
   int64_t n = 0, k = 0;
-  int64_t kp = 0;                     // padded, reordered column count (multiple of 32)
-  int64_t tiles = 0;                  // ceil(n / 16)
-  std::vector<int32_t> source;        // [kp]: original column of each position, −1 for padding
-  std::vector<int64_t> group_begin;   // [slots + 1]: position ranges of the group slots
-  std::vector<float> scale, zero;     // [tiles, slots, 16]: per group slot, per row of a tile
-  LargeBuffer<uint8_t> codes;         // [tiles, chunks, 64]; huge pages (see below)
+  int64_t kp = 0;                    // padded, reordered column count (multiple of 32)
+  int64_t tiles = 0;                 // ceil(n / 16)
+  std::vector<int32_t> source;       // [kp]: original column of each position, −1 for padding
+  std::vector<int64_t> group_begin;  // [slots + 1]: position ranges of the group slots
+  std::vector<float> scale, zero;    // [tiles, slots, 16]: per group slot, per row of a tile
+  LargeBuffer<uint8_t> codes;        // [tiles, chunks, 64]; huge pages (see below)
 
   int64_t slots() const { return static_cast<int64_t>(group_begin.size()) - 1; }
   int field_bits() const { return 8 / codes_per_byte; }

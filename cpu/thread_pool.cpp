@@ -14,9 +14,9 @@ namespace {
 // How long a thread polls before it blocks: a worker after its job (the next
 // one usually follows within microseconds when an engine runs layer after
 // layer), the caller for its workers to finish. Waking a blocked thread
-// costs 10–30 µs on the machines measured, as much as a whole batch-1
-// matmul of a 4096 × 4096 layer; 50 µs of polling is small against
-// OpenBLAS's own spin-waits and bounds what an idle pool takes from others.
+// costs a sizeable part of a whole batch-1 matmul (bench/RESULTS.md); a
+// poll this short is small against OpenBLAS's own spin-waits and bounds
+// what an idle pool takes from others.
 constexpr std::chrono::microseconds kSpin{50};
 
 inline void cpu_relax() {
@@ -76,7 +76,8 @@ void ThreadPool::worker_loop(int index) {
     spin_until([&] { return generation_.load(std::memory_order_acquire) != seen || stop_; });
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return stop_ || (generation_ != seen && index < active_workers_ + 1); });
+      wake_.wait(lock,
+                 [&] { return stop_ || (generation_ != seen && index < active_workers_ + 1); });
       if (stop_) return;
       seen = generation_;
       ++busy_;

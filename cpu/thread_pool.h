@@ -44,7 +44,7 @@ class ThreadPool {
   const std::function<void(int64_t)> *task_ = nullptr;
   int64_t tasks_ = 0;
   int64_t next_ = 0;
-  int active_workers_ = 0;   // workers allowed to join the current job
+  int active_workers_ = 0;  // workers allowed to join the current job
   // Written under mutex_; atomic so that the polls before blocking may read
   // them without it.
   std::atomic<int> busy_{0};             // workers still inside the current job
