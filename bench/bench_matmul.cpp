@@ -11,9 +11,9 @@
 // Shapes are in x out.
 //
 // --awake 0 (default): every timed call starts with both sides' worker
-// threads asleep (after the cache flush, which takes milliseconds). Waking a
-// sleeping thread took 90–220 µs on the 2-core VM measured, a third of a
-// batch-1 4096 × 4096 call. --awake 1: right before each timed call, small
+// threads asleep (after the cache flush, which takes milliseconds); waking a
+// sleeping thread is a sizeable part of a small call (bench/RESULTS.md,
+// Threads on the 2-core VM). --awake 1: right before each timed call, small
 // untimed calls of the same library (128-row gptq_matmuls; 1024 × 1024
 // sgemvs), repeated for 1 ms so that a late-waking worker joins one of them,
 // leave that library's workers polling, as the previous layer would in an
