@@ -6,6 +6,7 @@
 #include <string>
 
 #include "blas.h"
+#include "column_order.h"
 #include "error.h"
 #include "gptq_block_kernel.h"
 #include "group_params.h"
@@ -129,24 +130,22 @@ Diagonal<T> clear_dead_columns(const T *h_upper, T *w, int64_t n, int64_t k, con
   return diag;
 }
 
-// The quantization order: perm[p] is the column quantized p-th, rperm the
-// same reversed (the solver's storage order, see above). Act-order takes
-// columns by descending Hessian diagonal; ties keep their original order so
-// that results do not depend on the sort implementation.
+// The quantization order (src/column_order.h) with perm reversed as rperm,
+// the solver's storage order (see above), and the group of each position.
 struct Order {
   std::vector<int64_t> perm, rperm;
+  std::vector<int32_t> group_of;
 };
 
 template <typename T>
-Order quantization_order(const std::vector<T> &diag, bool act_order) {
-  const int64_t k = static_cast<int64_t>(diag.size());
+Order quantization_order(const std::vector<T> &diag, const gptq_config &config,
+                         const Groups &groups) {
+  ColumnOrder columns = column_order(diag, groups.size, config.act_order != 0,
+                                     config.act_group_aware != 0, groups.fixed);
   Order order;
-  order.perm.resize(static_cast<size_t>(k));
-  std::iota(order.perm.begin(), order.perm.end(), 0);
-  if (act_order)
-    std::stable_sort(order.perm.begin(), order.perm.end(),
-                     [&](int64_t a, int64_t b) { return diag[a] > diag[b]; });
+  order.perm = std::move(columns.perm);
   order.rperm.assign(order.perm.rbegin(), order.perm.rend());
+  order.group_of = std::move(columns.group_of);
   return order;
 }
 
@@ -161,17 +160,6 @@ void reorder_columns(T *w, int64_t k, const std::vector<int64_t> &rperm, const R
       std::copy(tmp.begin(), tmp.end(), row);
     }
   });
-}
-
-// The group of each position: its column's with static groups, its own
-// otherwise.
-std::vector<int32_t> position_groups(const std::vector<int64_t> &perm, const Groups &groups) {
-  std::vector<int32_t> group_of(perm.size());
-  for (size_t p = 0; p < perm.size(); ++p) {
-    const int64_t index = groups.fixed ? perm[p] : static_cast<int64_t>(p);
-    group_of[p] = static_cast<int32_t>(index / groups.size);
-  }
-  return group_of;
 }
 
 // Lower triangle (row-major, a[a·K + b] for b <= a) of A = J·Hp·J, Hp =
@@ -489,9 +477,9 @@ QTensorData gptq_solve(T *h_upper, LargeBuffer<T> w, int64_t n, int64_t k,
   const Diagonal<T> diag = clear_dead_columns(h_upper, w.data(), n, k, logger);
   if (groups.fixed) params.find_all(quant, w.data(), n, k, groups, rows);
 
-  const Order order = quantization_order(diag.values, config.act_order != 0);
+  const Order order = quantization_order(diag.values, config, groups);
   reorder_columns(w.data(), k, order.rperm, rows);
-  const std::vector<int32_t> group_of = position_groups(order.perm, groups);
+  const std::vector<int32_t> &group_of = order.group_of;
 
   const auto factor_start = std::chrono::steady_clock::now();
   const HessianFactor<T> factor = factorize(h_upper, k, diag, order, config, logger, stats);

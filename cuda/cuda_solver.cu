@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "column_order.h"
 #include "cuda_status.h"
 #include "device_context.h"
 #include "device_convert.h"
@@ -260,18 +261,14 @@ void solve(const DeviceHessian &hessian, const void *w_in, gptq_dtype dtype, boo
     group_params_from_weights(w0.get(), n, k, group_size, groups, quant, scale.get(), zero.get(),
                               stream);
 
-  // Columns by descending diagonal (ties in their original order), stored
-  // reversed: position p at column k − 1 − p.
-  std::vector<int64_t> perm(static_cast<size_t>(k));
-  std::iota(perm.begin(), perm.end(), 0);
-  if (config.act_order)
-    std::stable_sort(perm.begin(), perm.end(),
-                     [&](int64_t a, int64_t b) { return diag[a] > diag[b]; });
+  // The quantization order (src/column_order.h, shared with the CPU),
+  // stored reversed: position p at column k − 1 − p.
+  gptq::ColumnOrder order = gptq::column_order(diag, group_size, config.act_order != 0,
+                                               config.act_group_aware != 0, static_groups);
+  const std::vector<int64_t> &perm = order.perm;
+  const std::vector<int32_t> &group_of = order.group_of;
   std::vector<int64_t> rperm(static_cast<size_t>(k));
   for (int64_t c = 0; c < k; ++c) rperm[c] = perm[k - 1 - c];
-  std::vector<int32_t> group_of(static_cast<size_t>(k));
-  for (int64_t p = 0; p < k; ++p)
-    group_of[p] = static_cast<int32_t>(static_groups ? perm[p] / group_size : p / group_size);
   DeviceArray<int64_t> perm_d(perm.size(), stream), rperm_d(rperm.size(), stream);
   DeviceArray<int32_t> group_of_d(group_of.size(), stream);
   upload(perm_d.get(), perm.data(), perm.size(), stream);

@@ -319,6 +319,16 @@ typedef struct gptq_config {
    * gptq_memory). Device buffers are checked for NaN/Inf on the device, as
    * host buffers are on the host. Default GPTQ_MEMORY_AUTO. */
   gptq_memory memory;
+  /* 1: group-aware act-order (GPTQModel's act_group_aware). The groups stay
+   * the original column ranges [g·group_size, (g+1)·group_size), so g_idx is
+   * j / group_size as without act-order (checkpoints then need no
+   * desc_act, which fast inference kernels refuse), but they are quantized
+   * in order of their largest Hessian diagonal, descending, and within each
+   * group its columns by descending diagonal; a last, shorter group comes
+   * last. Each group's parameters are found when its first column is
+   * reached, as without act-order (or before any column, with
+   * static_groups). Not with act_order = 1. Default 0. */
+  int32_t act_group_aware;
 } gptq_config;
 
 /* Fill *cfg with the defaults above, struct_size included. NULL is ignored. */

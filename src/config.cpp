@@ -44,6 +44,9 @@ gptq_config read_config(const gptq_config *cfg, const char *where) {
     bad(where, "group_size is " + std::to_string(c.group_size) + "; it must be -1 or >= 1");
   if (c.sym != 0 && c.sym != 1) bad(where, "sym must be 0 or 1");
   if (c.act_order != 0 && c.act_order != 1) bad(where, "act_order must be 0 or 1");
+  if (c.act_group_aware != 0 && c.act_group_aware != 1) bad(where, "act_group_aware must be 0 or 1");
+  if (c.act_order == 1 && c.act_group_aware == 1)
+    bad(where, "act_order and act_group_aware are two different orders; set one of them");
   if (c.static_groups != 0 && c.static_groups != 1) bad(where, "static_groups must be 0 or 1");
   if (c.block_size < 1)
     bad(where, "block_size is " + std::to_string(c.block_size) + "; it must be >= 1");
@@ -104,4 +107,5 @@ extern "C" GPTQ_API void gptq_config_default(gptq_config *cfg) {
   cfg->num_threads = 0;
   cfg->stream = nullptr;
   cfg->memory = GPTQ_MEMORY_AUTO;
+  cfg->act_group_aware = 0;
 }

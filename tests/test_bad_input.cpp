@@ -353,6 +353,12 @@ TEST(CtxCreate, EveryConfigFieldOutOfRange) {
       {"precision", [](gptq_config &c) { set_raw_enum(c.precision, -1); }},
       {"log_level", [](gptq_config &c) { set_raw_enum(c.log_level, 4); }},
       {"log_level", [](gptq_config &c) { set_raw_enum(c.log_level, -1); }},
+      {"memory", [](gptq_config &c) { set_raw_enum(c.memory, 3); }},
+      {"act_group_aware", [](gptq_config &c) { c.act_group_aware = 2; }},
+      {"act_group_aware", [](gptq_config &c) {
+         c.act_group_aware = 1;
+         c.act_order = 1;
+       }},
   };
   for (const auto &c : cases) {
     gptq_config cfg = gptq_test::default_config();

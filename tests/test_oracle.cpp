@@ -141,9 +141,26 @@ OracleResult oracle_gptq(Matrix h, Matrix w, int64_t n, int64_t k, const gptq_co
 
   std::vector<int64_t> perm(k);
   std::iota(perm.begin(), perm.end(), 0);
-  if (cfg.act_order)
-    std::stable_sort(perm.begin(), perm.end(),
-                     [&](int64_t a, int64_t b) { return h[a * k + a] > h[b * k + b]; });
+  auto by_diagonal = [&](int64_t a, int64_t b) { return h[a * k + a] > h[b * k + b]; };
+  if (cfg.act_order) std::stable_sort(perm.begin(), perm.end(), by_diagonal);
+  if (cfg.act_group_aware) {
+    // Whole groups by their largest diagonal, a short last group last; the
+    // columns of each group by diagonal.
+    std::vector<std::vector<int64_t>> members;
+    for (int64_t g = 0; g * gs < k; ++g) {
+      std::vector<int64_t> cols;
+      for (int64_t j = g * gs; j < std::min(k, (g + 1) * gs); ++j) cols.push_back(j);
+      std::stable_sort(cols.begin(), cols.end(), by_diagonal);
+      members.push_back(cols);
+    }
+    const bool ragged = k % gs != 0;
+    std::stable_sort(members.begin(), members.end() - (ragged ? 1 : 0),
+                     [&](const std::vector<int64_t> &a, const std::vector<int64_t> &b) {
+                       return by_diagonal(a.front(), b.front());
+                     });
+    perm.clear();
+    for (const auto &cols : members) perm.insert(perm.end(), cols.begin(), cols.end());
+  }
   Matrix hp(k * k), wp(n * k);
   for (int64_t a = 0; a < k; ++a)
     for (int64_t b = 0; b < k; ++b) hp[a * k + b] = h[perm[a] * k + perm[b]];
@@ -168,7 +185,7 @@ OracleResult oracle_gptq(Matrix h, Matrix w, int64_t n, int64_t k, const gptq_co
   Matrix snapshot;
   for (int64_t p = 0; p < k; ++p) {
     if (p % cfg.block_size == 0) snapshot = wp;  // the weights as of this block's start
-    const int64_t g = static_groups ? perm[p] / gs : p / gs;
+    const int64_t g = static_groups || cfg.act_group_aware ? perm[p] / gs : p / gs;
     group_of[p] = static_cast<int32_t>(g);
     if (grouped && !static_groups && p % gs == 0)
       group_params(snapshot, n, k, p, std::min(k, p + gs), cfg, &res.scale[g * n], &res.zero[g * n]);
@@ -207,13 +224,14 @@ struct Case {
   int64_t out, in, tokens;
   int bits, group, block;
   bool sym, act_order, static_groups, mse;
+  bool group_aware = false;
 };
 
 std::string case_name(const Case &c) {
   return std::to_string(c.out) + "x" + std::to_string(c.in) + "_t" + std::to_string(c.tokens) + "_b" +
          std::to_string(c.bits) + "_g" + (c.group < 0 ? std::string("all") : std::to_string(c.group)) +
          "_blk" + std::to_string(c.block) + (c.sym ? "_sym" : "_asym") + (c.act_order ? "_act" : "") +
-         (c.static_groups ? "_static" : "") + (c.mse ? "_mse" : "");
+         (c.static_groups ? "_static" : "") + (c.mse ? "_mse" : "") + (c.group_aware ? "_gar" : "");
 }
 
 std::vector<Case> cases() {
@@ -246,6 +264,13 @@ std::vector<Case> cases() {
       {16, 128, 160, 4, 32, 128, false, false, false, true},
       {16, 128, 160, 3, 64, 128, true, true, false, true},
       {1, 64, 80, 8, 64, 128, false, false, false, false},  // a single output row
+      // Group-aware act-order: groups dividing K, a ragged last group,
+      // groups inside blocks, static groups, one group.
+      {32, 192, 256, 4, 64, 128, true, false, false, false, true},
+      {33, 257, 300, 4, 48, 50, false, false, false, false, true},
+      {20, 160, 200, 3, 16, 64, false, false, false, false, true},
+      {32, 192, 256, 4, 64, 128, false, false, true, false, true},
+      {16, 96, 128, 4, -1, 128, true, false, false, false, true},
   };
   return all;
 }
@@ -259,6 +284,7 @@ void run_case(const Case &c, gptq_precision precision) {
   cfg.block_size = c.block;
   cfg.sym = c.sym;
   cfg.act_order = c.act_order;
+  cfg.act_group_aware = c.group_aware;
   cfg.static_groups = c.static_groups;
   cfg.mse = c.mse;
   cfg.precision = precision;
@@ -302,6 +328,9 @@ void run_case(const Case &c, gptq_precision precision) {
   gptq_qtensor_info info{};
   ASSERT_EQ(gptq_qtensor_get_info(q.get(), &info), GPTQ_OK);
   ASSERT_EQ(info.groups, static_cast<int64_t>(want.scale.size() / c.out));
+  // g_idx is j / group_size (act_order 0) unless plain act-order moved the
+  // groups; group-aware act-order keeps it.
+  EXPECT_EQ(info.act_order, c.act_order && !c.static_groups && c.group > 0 ? 1 : 0);
 
   EXPECT_EQ(mismatches, 0) << "codes differing from the oracle, of " << got.size();
   EXPECT_LE(tie.ties, static_cast<int64_t>(got.size()) / 100 + 2)

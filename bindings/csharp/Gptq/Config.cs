@@ -93,6 +93,11 @@ namespace Gptq
         /// <summary>Threads for the CPU backend's own loops; 0 = one per core.</summary>
         public int NumThreads { get { return native.num_threads; } set { native.num_threads = value; } }
 
+        /// <summary>Group-aware act-order: groups keep their column ranges (g_idx stays
+        /// j / group_size) but are quantized by their largest Hessian diagonal, and their
+        /// columns by diagonal. Not with <see cref="ActOrder"/>.</summary>
+        public bool ActGroupAware { get { return native.act_group_aware != 0; } set { native.act_group_aware = value ? 1 : 0; } }
+
         /// <summary>
         /// Progress of Quantize: called with (done, total) columns on the calling
         /// thread; return false to cancel (Quantize then throws GptqException with

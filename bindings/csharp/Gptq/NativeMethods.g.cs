@@ -431,6 +431,18 @@ namespace Gptq
         /// host buffers are on the host. Default GPTQ_MEMORY_AUTO.
         /// </summary>
         public Memory memory;
+        /// <summary>
+        /// 1: group-aware act-order (GPTQModel's act_group_aware). The groups stay
+        /// the original column ranges [g·group_size, (g+1)·group_size), so g_idx is
+        /// j / group_size as without act-order (checkpoints then need no
+        /// desc_act, which fast inference kernels refuse), but they are quantized
+        /// in order of their largest Hessian diagonal, descending, and within each
+        /// group its columns by descending diagonal; a last, shorter group comes
+        /// last. Each group's parameters are found when its first column is
+        /// reached, as without act-order (or before any column, with
+        /// static_groups). Not with act_order = 1. Default 0.
+        /// </summary>
+        public int act_group_aware;
     }
 
     /// <summary>
@@ -1035,6 +1047,8 @@ namespace Gptq
         internal const int sizeof_gptq_config__stream = 8;
         internal const int offsetof_gptq_config__memory = 112;
         internal const int sizeof_gptq_config__memory = 4;
+        internal const int offsetof_gptq_config__act_group_aware = 116;
+        internal const int sizeof_gptq_config__act_group_aware = 4;
         internal const int sizeof_gptq_quant_stats = 56;
         internal const int alignof_gptq_quant_stats = 8;
         internal const int offsetof_gptq_quant_stats__struct_size = 0;
@@ -1162,6 +1176,7 @@ namespace Gptq
             Expect(errors, "offsetof(gptq_config, num_threads)", Marshal.OffsetOf(typeof(gptq_config), "num_threads").ToInt64(), offsetof_gptq_config__num_threads);
             Expect(errors, "offsetof(gptq_config, stream)", Marshal.OffsetOf(typeof(gptq_config), "stream").ToInt64(), offsetof_gptq_config__stream);
             Expect(errors, "offsetof(gptq_config, memory)", Marshal.OffsetOf(typeof(gptq_config), "memory").ToInt64(), offsetof_gptq_config__memory);
+            Expect(errors, "offsetof(gptq_config, act_group_aware)", Marshal.OffsetOf(typeof(gptq_config), "act_group_aware").ToInt64(), offsetof_gptq_config__act_group_aware);
             Expect(errors, "sizeof(gptq_quant_stats)", sizeof(gptq_quant_stats), sizeof_gptq_quant_stats);
             Expect(errors, "Marshal.SizeOf(gptq_quant_stats)", Marshal.SizeOf(typeof(gptq_quant_stats)), sizeof_gptq_quant_stats);
             Expect(errors, "offsetof(gptq_quant_stats, struct_size)", Marshal.OffsetOf(typeof(gptq_quant_stats), "struct_size").ToInt64(), offsetof_gptq_quant_stats__struct_size);

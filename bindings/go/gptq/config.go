@@ -31,6 +31,9 @@ type Config struct {
 	Precision     Precision
 	LogLevel      LogLevel // lowest level passed to Log
 	NumThreads    int      // CPU backend threads; 0 = one per core
+	// ActGroupAware: group-aware act-order (groups keep their column
+	// ranges, so g_idx stays j / group_size; not with ActOrder).
+	ActGroupAware bool
 
 	// Progress, if not nil, is called during Quantize with the number of
 	// columns done and the total. Return false to cancel: Quantize then
@@ -64,6 +67,7 @@ func DefaultConfig() Config {
 		Precision:     Precision(c.precision),
 		LogLevel:      LogLevel(c.log_level),
 		NumThreads:    int(c.num_threads),
+		ActGroupAware: c.act_group_aware != 0,
 	}
 }
 
@@ -95,6 +99,7 @@ func (cfg *Config) toC(where string) (c_gptq_config, error) {
 	c.sym = cBool(cfg.Sym)
 	c.act_order = cBool(cfg.ActOrder)
 	c.static_groups = cBool(cfg.StaticGroups)
+	c.act_group_aware = cBool(cfg.ActGroupAware)
 	c.mse = cBool(cfg.MSE)
 	c.damp_percent = C.float(cfg.DampPercent)
 	c.damp_increment = C.float(cfg.DampIncrement)

@@ -946,6 +946,8 @@ const c_offsetof_gptq_config__stream = 104
 const c_sizeof_gptq_config__stream = 8
 const c_offsetof_gptq_config__memory = 112
 const c_sizeof_gptq_config__memory = 4
+const c_offsetof_gptq_config__act_group_aware = 116
+const c_sizeof_gptq_config__act_group_aware = 4
 
 const c_sizeof_gptq_quant_stats = 56
 const c_alignof_gptq_quant_stats = 8
@@ -1111,6 +1113,8 @@ func c_layoutErrors() []string {
 		check("sizeof(gptq_config.stream)", unsafe.Sizeof(v.stream), c_sizeof_gptq_config__stream)
 		check("offsetof(gptq_config, memory)", unsafe.Offsetof(v.memory), c_offsetof_gptq_config__memory)
 		check("sizeof(gptq_config.memory)", unsafe.Sizeof(v.memory), c_sizeof_gptq_config__memory)
+		check("offsetof(gptq_config, act_group_aware)", unsafe.Offsetof(v.act_group_aware), c_offsetof_gptq_config__act_group_aware)
+		check("sizeof(gptq_config.act_group_aware)", unsafe.Sizeof(v.act_group_aware), c_sizeof_gptq_config__act_group_aware)
 	}
 	{
 		var v c_gptq_quant_stats

@@ -120,6 +120,7 @@ class Config:
     #: default stream.
     stream: object = None
     memory: Union[Memory, int, str] = Memory(_D.memory)
+    act_group_aware: bool = bool(_D.act_group_aware)
 
     # Which enum each enum-typed field holds.
     _ENUMS = {"backend": Backend, "precision": Precision, "log_level": LogLevel, "memory": Memory}

@@ -439,6 +439,16 @@ gptq_config._fields_ = [
     # gptq_memory). Device buffers are checked for NaN/Inf on the device, as
     # host buffers are on the host. Default GPTQ_MEMORY_AUTO.
     ("memory", ctypes.c_int),
+    # 1: group-aware act-order (GPTQModel's act_group_aware). The groups stay
+    # the original column ranges [g·group_size, (g+1)·group_size), so g_idx is
+    # j / group_size as without act-order (checkpoints then need no
+    # desc_act, which fast inference kernels refuse), but they are quantized
+    # in order of their largest Hessian diagonal, descending, and within each
+    # group its columns by descending diagonal; a last, shorter group comes
+    # last. Each group's parameters are found when its first column is
+    # reached, as without act-order (or before any column, with
+    # static_groups). Not with act_order = 1. Default 0.
+    ("act_group_aware", ctypes.c_int32),
 ]
 
 gptq_quant_stats._fields_ = [
@@ -686,7 +696,7 @@ gptq_matmul_ex.__doc__ = 'gptq_status gptq_matmul_ex(const gptq_qtensor *q, cons
 #: {struct: (size, align, {field: (offset, size)})} on a 64-bit target;
 #: enums: {enum: size}.
 LAYOUT = {
-    "gptq_config": (120, 8, {"struct_size": (0, 8), "bits": (8, 4), "group_size": (12, 4), "sym": (16, 4), "act_order": (20, 4), "static_groups": (24, 4), "block_size": (28, 4), "damp_percent": (32, 4), "damp_increment": (36, 4), "mse": (40, 4), "mse_norm": (44, 4), "mse_grid": (48, 4), "mse_max_shrink": (52, 4), "backend": (56, 4), "precision": (60, 4), "progress": (64, 8), "progress_user_data": (72, 8), "log": (80, 8), "log_user_data": (88, 8), "log_level": (96, 4), "num_threads": (100, 4), "stream": (104, 8), "memory": (112, 4)}),
+    "gptq_config": (120, 8, {"struct_size": (0, 8), "bits": (8, 4), "group_size": (12, 4), "sym": (16, 4), "act_order": (20, 4), "static_groups": (24, 4), "block_size": (28, 4), "damp_percent": (32, 4), "damp_increment": (36, 4), "mse": (40, 4), "mse_norm": (44, 4), "mse_grid": (48, 4), "mse_max_shrink": (52, 4), "backend": (56, 4), "precision": (60, 4), "progress": (64, 8), "progress_user_data": (72, 8), "log": (80, 8), "log_user_data": (88, 8), "log_level": (96, 4), "num_threads": (100, 4), "stream": (104, 8), "memory": (112, 4), "act_group_aware": (116, 4)}),
     "gptq_quant_stats": (56, 8, {"struct_size": (0, 8), "loss": (8, 8), "damp_percent_used": (16, 8), "damp_retries": (24, 4), "fell_back_to_rtn": (28, 4), "dead_columns": (32, 8), "seconds": (40, 8), "backend": (48, 4)}),
     "gptq_qtensor_info": (40, 8, {"out_features": (0, 8), "in_features": (8, 8), "bits": (16, 4), "group_size": (20, 4), "groups": (24, 8), "act_order": (32, 4)}),
     "gptq_checkpoint_sizes": (56, 8, {"qweight_rows": (0, 8), "qweight_cols": (8, 8), "qzeros_rows": (16, 8), "qzeros_cols": (24, 8), "scales_rows": (32, 8), "scales_cols": (40, 8), "g_idx_len": (48, 8)}),

@@ -326,6 +326,16 @@ pub struct gptq_config {
     /// gptq_memory). Device buffers are checked for NaN/Inf on the device, as
     /// host buffers are on the host. Default GPTQ_MEMORY_AUTO.
     pub memory: gptq_memory,
+    /// 1: group-aware act-order (GPTQModel's act_group_aware). The groups stay
+    /// the original column ranges \[g·group_size, (g+1)·group_size), so g_idx is
+    /// j / group_size as without act-order (checkpoints then need no
+    /// desc_act, which fast inference kernels refuse), but they are quantized
+    /// in order of their largest Hessian diagonal, descending, and within each
+    /// group its columns by descending diagonal; a last, shorter group comes
+    /// last. Each group's parameters are found when its first column is
+    /// reached, as without act-order (or before any column, with
+    /// static_groups). Not with act_order = 1. Default 0.
+    pub act_group_aware: i32,
 }
 
 /// What gptq_quantize reports. Initialize struct_size = sizeof(gptq_quant_stats)
@@ -760,6 +770,8 @@ mod layout_tests {
         assert_eq!(size_of_pointee(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).stream) }), 8, "sizeof(gptq_config.stream)");
         assert_eq!(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).memory) } as usize - base, 112, "offsetof(gptq_config, memory)");
         assert_eq!(size_of_pointee(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).memory) }), 4, "sizeof(gptq_config.memory)");
+        assert_eq!(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).act_group_aware) } as usize - base, 116, "offsetof(gptq_config, act_group_aware)");
+        assert_eq!(size_of_pointee(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).act_group_aware) }), 4, "sizeof(gptq_config.act_group_aware)");
     }
 
     #[test]

@@ -217,6 +217,11 @@ pub struct Config {
     /// Threads for the CPU backend's own loops; 0 = one per core. Results do
     /// not depend on it.
     pub num_threads: u32,
+    /// Group-aware act-order: groups keep their original column ranges
+    /// (g_idx stays j / group_size) but are quantized by their largest
+    /// Hessian diagonal, and their columns by diagonal. Not with
+    /// `act_order`.
+    pub act_group_aware: bool,
 }
 
 pub(crate) fn raw_config_default() -> sys::gptq_config {
@@ -269,6 +274,7 @@ impl Config {
             precision: Precision::from_raw(raw.precision).unwrap_or(Precision::F32),
             log_level: LogLevel::from_raw(raw.log_level).unwrap_or(LogLevel::Info),
             num_threads: raw.num_threads.max(0) as u32,
+            act_group_aware: raw.act_group_aware != 0,
         }
     }
 
@@ -293,6 +299,7 @@ impl Config {
         raw.precision = self.precision.to_raw();
         raw.log_level = self.log_level.to_raw();
         raw.num_threads = to_c_int(self.num_threads, "num_threads")?;
+        raw.act_group_aware = self.act_group_aware as i32;
         Ok(raw)
     }
 }

@@ -99,6 +99,7 @@ fn config_default_is_the_libraries() {
         precision: Precision::F64,
         log_level: gptq::LogLevel::Warn,
         num_threads: 3,
+        act_group_aware: true,
     };
     let raw = changed.to_raw().unwrap();
     assert_eq!(raw.struct_size, std::mem::size_of::<sys::gptq_config>());
