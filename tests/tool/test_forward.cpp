@@ -6,9 +6,9 @@
 #include <cmath>
 #include <map>
 
-#include "llama_forward.h"
-#include "model_dir.h"
-#include "perplexity.h"
+#include "model/llama_forward.h"
+#include "model/model_dir.h"
+#include "pipeline/perplexity.h"
 #include "tiny_model.h"
 
 using namespace gptqtool;
