@@ -42,6 +42,9 @@ void rms_norm(const float *x, const std::vector<float> &weight, int64_t rows, in
   });
 }
 
+namespace {
+
+// silu(gate(x)) · up(x): the input of down_proj, [tokens, intermediate].
 void mlp_activation(const LlamaBlock &block, const float *x, int64_t tokens,
                     int64_t intermediate, float *out) {
   // By blocks of rows, so that silu reads gate and up while they are still
@@ -64,6 +67,7 @@ void mlp_activation(const LlamaBlock &block, const float *x, int64_t tokens,
   }
 }
 
+// h += layer(x) for x [tokens, layer.in_features].
 void add_linear(const Linear &layer, const float *x, int64_t tokens, float *h) {
   const int64_t out = layer.out_features();
   thread_local std::vector<float> y;
@@ -72,19 +76,52 @@ void add_linear(const Linear &layer, const float *x, int64_t tokens, float *h) {
   for (int64_t i = 0; i < tokens * out; ++i) h[i] += y[i];
 }
 
-void block_forward(const LlamaConfig &c, const Rope &rope, const LlamaBlock &block,
-                   const SequenceBatch &batch, float *h) {
+using GroupInput = std::function<void(LinearGroup group, const float *x, int64_t tokens)>;
+
+// The block's forward pass, the one both block_forward overloads run.
+// `block` is read afresh after each call of `at_input` (when given), which
+// may have changed the group's layers.
+void run_block(const LlamaConfig &c, const Rope &rope, const LlamaBlock &block,
+               const SequenceBatch &batch, float *h, const GroupInput &at_input) {
   const int64_t tokens = batch.tokens();
   thread_local std::vector<float> x, attn, act;
   x.resize(checked_elements({tokens, c.hidden_size}, "hidden states"));
   rms_norm(h, block.input_norm, tokens, c.hidden_size, c.rms_norm_eps, x.data());
+  if (at_input) at_input(LinearGroup::Qkv, x.data(), tokens);
   attn.resize(checked_elements({tokens, c.q_dim()}, "attention output"));
   attention_core(c, rope, block, x.data(), batch, attn.data());
+  if (at_input) at_input(LinearGroup::O, attn.data(), tokens);
   add_linear(block.o, attn.data(), tokens, h);
   rms_norm(h, block.post_norm, tokens, c.hidden_size, c.rms_norm_eps, x.data());
+  if (at_input) at_input(LinearGroup::GateUp, x.data(), tokens);
   act.resize(checked_elements({tokens, c.intermediate_size}, "MLP activations"));
   mlp_activation(block, x.data(), tokens, c.intermediate_size, act.data());
+  if (at_input) at_input(LinearGroup::Down, act.data(), tokens);
   add_linear(block.down, act.data(), tokens, h);
+}
+
+}  // namespace
+
+std::vector<LinearSlot> group_slots(LinearGroup group) {
+  switch (group) {
+    case LinearGroup::Qkv: return {LinearSlot::Q, LinearSlot::K, LinearSlot::V};
+    case LinearGroup::O: return {LinearSlot::O};
+    case LinearGroup::GateUp: return {LinearSlot::Gate, LinearSlot::Up};
+    case LinearGroup::Down: return {LinearSlot::Down};
+  }
+  throw ToolError("internal: unknown linear group");
+}
+
+void block_forward(const LlamaConfig &c, const Rope &rope, const LlamaBlock &block,
+                   const SequenceBatch &batch, float *h) {
+  run_block(c, rope, block, batch, h, nullptr);
+}
+
+void block_forward(const LlamaConfig &c, const Rope &rope, LlamaBlock *block,
+                   const SequenceBatch &batch, float *h, const LinearGroupTap &tap) {
+  run_block(c, rope, *block, batch, h, [&](LinearGroup group, const float *x, int64_t tokens) {
+    tap(group, x, tokens, block);
+  });
 }
 
 std::vector<float> embed_tokens(const LlamaModel &model, const std::vector<int32_t> &ids) {

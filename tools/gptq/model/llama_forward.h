@@ -1,8 +1,9 @@
 // The forward pass of a LLaMA-family decoder in float32 on the CPU (OpenBLAS
-// for every matrix product), split into the steps the GPTQ pipeline needs to
-// see: the inputs of q/k/v, of o, of gate/up and of down are each exposed so
-// that a block can be quantized in true-sequential order while its
-// activations are computed once.
+// for every matrix product). A block can be run with a tap that sees the
+// input of each group of its linear layers (q/k/v, o, gate/up, down) before
+// the group uses it and may replace the group's layers: the GPTQ pipeline
+// quantizes a block in true-sequential order that way, through this one
+// forward pass, with the block's activations computed once.
 //
 // Several sequences of any lengths are processed together: linear layers run
 // on all their tokens at once, attention runs per sequence. No padding exists
@@ -12,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "model/llama_model.h"
@@ -38,16 +40,31 @@ void rms_norm(const float *x, const std::vector<float> &weight, int64_t rows, in
 void attention_core(const LlamaConfig &config, const Rope &rope, const LlamaBlock &block,
                     const float *x, const SequenceBatch &batch, float *out);
 
-// silu(gate(x)) · up(x): the input of down_proj, [tokens, intermediate].
-void mlp_activation(const LlamaBlock &block, const float *x, int64_t tokens,
-                    int64_t intermediate, float *out);
+// The linear layers of a block in the groups that read one input, in the
+// order the block uses them: q/k/v (the normed input), o (the attention
+// output), gate/up (the normed residual) and down (the MLP activation).
+enum class LinearGroup { Qkv, O, GateUp, Down };
+constexpr int kLinearGroups = 4;
+// The group's layers: {Q, K, V}, {O}, {Gate, Up}, {Down}.
+std::vector<LinearSlot> group_slots(LinearGroup group);
 
-// h += layer(x) for x [tokens, layer.in_features].
-void add_linear(const Linear &layer, const float *x, int64_t tokens, float *h);
+// Called by block_forward with the input x [tokens, in] of each group of
+// linear layers, just before the group uses it. The tap may replace the
+// group's layers in *block (by their quantized weights, say): the block
+// then proceeds with the layers it finds there, so every later input is
+// computed through them. x is only valid during the call, and the tap must
+// not run a forward pass itself (it would overwrite x).
+using LinearGroupTap =
+    std::function<void(LinearGroup group, const float *x, int64_t tokens, LlamaBlock *block)>;
 
 // One whole block: h [tokens, hidden] is updated in place.
 void block_forward(const LlamaConfig &config, const Rope &rope, const LlamaBlock &block,
                    const SequenceBatch &batch, float *h);
+
+// The same block with `tap` called at each group's input, in the order of
+// LinearGroup; *block is the tap's to change.
+void block_forward(const LlamaConfig &config, const Rope &rope, LlamaBlock *block,
+                   const SequenceBatch &batch, float *h, const LinearGroupTap &tap);
 
 // Embedding lookup: h [ids.size(), hidden]. Ids must be < vocab (checked).
 std::vector<float> embed_tokens(const LlamaModel &model, const std::vector<int32_t> &ids);

@@ -154,7 +154,7 @@ class BlockQuantizer {
   BlockQuantizer(const QuantizeOptions &o, const QuantizeCallbacks &cb, QuantizeResult *r)
       : options_(o), callbacks_(cb), result_(r) {}
 
-  void run(int64_t block, LlamaBlock *b, std::initializer_list<LinearSlot> slots,
+  void run(int64_t block, LlamaBlock *b, const std::vector<LinearSlot> &slots,
            const float *x, int64_t tokens, int64_t samples) {
     std::vector<std::pair<std::string, Linear *>> layers;
     for (LinearSlot slot : slots) layers.push_back({linear_name(block, slot), &block_linear(*b, slot)});
@@ -271,47 +271,32 @@ QuantizeResult quantize_model(const ModelDir &dir,
     rope = std::make_unique<Rope>(c, longest);
     result.forward_seconds += seconds_since(t0);
   }
-  std::vector<float> x, attn, act;
+  std::vector<float> x;
   BlockQuantizer quantizer(options, callbacks, &result);
   for (int64_t b = 0; b < c.num_hidden_layers; ++b) {
     throw_if_interrupted(options);
     if (callbacks.block_started) callbacks.block_started(b, c.num_hidden_layers);
     LlamaBlock block = load_dense_block(dir, b);
     if (!gptq) {  // round-to-nearest needs no activations
-      quantizer.run(b, &block,
-                    {LinearSlot::Q, LinearSlot::K, LinearSlot::V, LinearSlot::O,
-                     LinearSlot::Gate, LinearSlot::Up, LinearSlot::Down},
-                    nullptr, 0, 0);
+      for (int g = 0; g < kLinearGroups; ++g) {
+        quantizer.run(b, &block, group_slots(static_cast<LinearGroup>(g)), nullptr, 0, 0);
+      }
       continue;
     }
-    auto t0 = Clock::now();
-    x.resize(checked_elements({tokens, c.hidden_size}, "hidden states"));
-    rms_norm(h.data(), block.input_norm, tokens, c.hidden_size, c.rms_norm_eps, x.data());
-    result.forward_seconds += seconds_since(t0);
-    quantizer.run(b, &block, {LinearSlot::Q, LinearSlot::K, LinearSlot::V}, x.data(), tokens,
-                  samples);
-
-    t0 = Clock::now();
-    attn.resize(checked_elements({tokens, c.q_dim()}, "attention output"));
-    attention_core(c, *rope, block, x.data(), batch, attn.data());
-    result.forward_seconds += seconds_since(t0);
-    quantizer.run(b, &block, {LinearSlot::O}, attn.data(), tokens, samples);
-
-    t0 = Clock::now();
-    add_linear(block.o, attn.data(), tokens, h.data());
-    rms_norm(h.data(), block.post_norm, tokens, c.hidden_size, c.rms_norm_eps, x.data());
-    result.forward_seconds += seconds_since(t0);
-    quantizer.run(b, &block, {LinearSlot::Gate, LinearSlot::Up}, x.data(), tokens, samples);
-
-    t0 = Clock::now();
-    act.resize(checked_elements({tokens, c.intermediate_size}, "MLP activations"));
-    mlp_activation(block, x.data(), tokens, c.intermediate_size, act.data());
-    result.forward_seconds += seconds_since(t0);
-    quantizer.run(b, &block, {LinearSlot::Down}, act.data(), tokens, samples);
-
-    t0 = Clock::now();
-    add_linear(block.down, act.data(), tokens, h.data());
-    result.forward_seconds += seconds_since(t0);
+    // The block's own forward pass, each group of layers quantized at its
+    // input and replaced before the block goes on: the next group's input,
+    // and the block's output (the next block's input), come through the
+    // quantized layers. Time in the taps is not forward time, except the
+    // Hessians' (which run_layers counts as such).
+    double tap_seconds = 0;
+    const auto t0 = Clock::now();
+    block_forward(c, *rope, &block, batch, h.data(),
+                  [&](LinearGroup group, const float *in, int64_t rows, LlamaBlock *tapped) {
+                    const auto tt = Clock::now();
+                    quantizer.run(b, tapped, group_slots(group), in, rows, samples);
+                    tap_seconds += seconds_since(tt);
+                  });
+    result.forward_seconds += seconds_since(t0) - tap_seconds;
   }
   if (options.quantize_lm_head) {
     throw_if_interrupted(options);
