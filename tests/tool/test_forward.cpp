@@ -6,9 +6,9 @@
 #include <cmath>
 #include <map>
 
-#include "llama_forward.h"
-#include "model_dir.h"
-#include "perplexity.h"
+#include "model/llama_forward.h"
+#include "model/model_dir.h"
+#include "pipeline/perplexity.h"
 #include "tiny_model.h"
 
 using namespace gptqtool;
@@ -190,6 +190,68 @@ TEST(Forward, Qwen2WindowOnlyFromMaxWindowLayers) {
   s.sliding_window = 4;
   s.max_window_layers = 1;  // layer 0 full, layer 1 windowed
   check_model(s);
+}
+
+// block_forward's tap sees each group's input, in order, before the group
+// uses it, and the layers it puts into the block are the ones the block runs
+// from there on: what true-sequential quantization relies on.
+TEST(Forward, BlockTapSeesEachGroupInputAndTheLayersItPutsAreRun) {
+  const std::string dir = tinymodel::make_temp_dir("taps");
+  tinymodel::TinySpec spec;
+  tinymodel::write_model(dir, spec);
+  auto md = ModelDir::open(dir);
+  const LlamaModel model = load_model(*md);
+  const LlamaConfig &c = model.config;
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 30; ++i) ids.push_back((i * 37 + 5) % static_cast<int32_t>(spec.vocab));
+  SequenceBatch batch;
+  batch.add(18);
+  batch.add(12);
+  const Rope rope(c, 18);
+  const std::vector<float> h0 = embed_tokens(model, ids);
+  const int64_t T = batch.tokens();
+
+  // A tap that changes nothing: the plain block's result, bit for bit.
+  std::vector<float> plain = h0;
+  block_forward(c, rope, model.blocks[0], batch, plain.data());
+  std::vector<float> normed(h0.size());
+  rms_norm(h0.data(), model.blocks[0].input_norm, T, c.hidden_size, c.rms_norm_eps,
+           normed.data());
+  LlamaBlock b0 = model.blocks[0];
+  std::vector<float> watched = h0;
+  std::vector<LinearGroup> seen;
+  block_forward(c, rope, &b0, batch, watched.data(),
+                [&](LinearGroup g, const float *x, int64_t tokens, LlamaBlock *) {
+                  EXPECT_EQ(tokens, T);
+                  if (g == LinearGroup::Qkv) {
+                    EXPECT_EQ(std::vector<float>(x, x + normed.size()), normed);
+                  }
+                  seen.push_back(g);
+                });
+  EXPECT_EQ(seen, (std::vector<LinearGroup>{LinearGroup::Qkv, LinearGroup::O,
+                                            LinearGroup::GateUp, LinearGroup::Down}));
+  EXPECT_EQ(watched, plain);
+
+  // A tap that puts block 1's layers in, each group at its own input: the
+  // result of block 0's norms with all of block 1's linear layers.
+  LlamaBlock mixed = model.blocks[0];
+  for (int s = 0; s < kLinearSlots; ++s) {
+    const auto slot = static_cast<LinearSlot>(s);
+    block_linear(mixed, slot) = block_linear(model.blocks[1], slot);
+  }
+  std::vector<float> want = h0;
+  block_forward(c, rope, mixed, batch, want.data());
+  LlamaBlock b = model.blocks[0];
+  std::vector<float> got = h0;
+  block_forward(c, rope, &b, batch, got.data(),
+                [&](LinearGroup g, const float *, int64_t, LlamaBlock *block) {
+                  for (LinearSlot slot : group_slots(g)) {
+                    block_linear(*block, slot) = block_linear(model.blocks[1], slot);
+                  }
+                });
+  EXPECT_EQ(got, want);
+  EXPECT_NE(got, plain);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Forward, PerplexityOfUniformLogitsIsVocabSize) {

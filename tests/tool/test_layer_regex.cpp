@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "layer_regex.h"
-#include "quant_spec.h"
-#include "tool_error.h"
+#include "common/tool_error.h"
+#include "formats/layer_regex.h"
+#include "pipeline/quant_spec.h"
 
 using namespace gptqtool;
 

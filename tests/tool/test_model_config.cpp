@@ -13,10 +13,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "llama_model.h"
-#include "model_config.h"
-#include "rope.h"
-#include "tool_error.h"
+#include "common/tool_error.h"
+#include "model/llama_model.h"
+#include "model/model_config.h"
+#include "model/rope.h"
 
 #ifndef GPTQ_TOOL_DATA_DIR
 #error "define GPTQ_TOOL_DATA_DIR as the path of tests/tool/data"

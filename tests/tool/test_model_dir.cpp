@@ -15,10 +15,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "model_config.h"
-#include "model_dir.h"
-#include "safetensors.h"
-#include "tool_error.h"
+#include "common/tool_error.h"
+#include "formats/safetensors.h"
+#include "model/model_config.h"
+#include "model/model_dir.h"
 
 namespace gptqtool {
 namespace {

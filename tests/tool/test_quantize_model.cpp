@@ -12,15 +12,15 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "checkpoint_reader.h"
-#include "checkpoint_writer.h"
-#include "file_util.h"
-#include "interrupt.h"
-#include "llama_forward.h"
-#include "model_dir.h"
-#include "quantize_model.h"
-#include "safetensors.h"
-#include "token_data.h"
+#include "common/interrupt.h"
+#include "formats/checkpoint_reader.h"
+#include "formats/checkpoint_writer.h"
+#include "formats/file_util.h"
+#include "formats/safetensors.h"
+#include "formats/token_data.h"
+#include "model/llama_forward.h"
+#include "model/model_dir.h"
+#include "pipeline/quantize_model.h"
 #include "tiny_model.h"
 
 using namespace gptqtool;

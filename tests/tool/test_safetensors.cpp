@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "safetensors.h"
-#include "tool_error.h"
+#include "common/tool_error.h"
+#include "formats/safetensors.h"
 
 namespace gptqtool {
 namespace {

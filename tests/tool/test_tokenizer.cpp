@@ -19,10 +19,10 @@
 #include <nlohmann/json.hpp>
 #include <zlib.h>
 
-#include "interrupt.h"
-#include "token_data.h"
-#include "tokenizer.h"
-#include "tool_error.h"
+#include "common/interrupt.h"
+#include "common/tool_error.h"
+#include "formats/token_data.h"
+#include "tokenizer/tokenizer.h"
 
 #ifndef GPTQ_TOOL_DATA_DIR
 #error "define GPTQ_TOOL_DATA_DIR as the path of tests/tool/data"

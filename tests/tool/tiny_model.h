@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "safetensors.h"
+#include "formats/safetensors.h"
 
 namespace tinymodel {
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Make the config.json fixtures of tests/tool/test_model_config.cpp.
 
-The gptq tool reads a model's config.json itself (tools/gptq/model_config.cpp)
-and computes RoPE itself (tools/gptq/rope.cpp). Both must mean what
+The gptq tool reads a model's config.json itself (tools/gptq/model/model_config.cpp)
+and computes RoPE itself (tools/gptq/model/rope.cpp). Both must mean what
 transformers means, whichever major version wrote the file: transformers 4
 writes a top-level "rope_theta" and "rope_scaling", transformers 5 a
 "rope_parameters" object (and "layer_types" for Qwen2). This script is the

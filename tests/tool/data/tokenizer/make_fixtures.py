@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Make the tokenizer fixtures of tests/tool/test_tokenizer.cpp.
 
-The C++ tokenizer of the gptq tool (tools/gptq/tokenizer.cpp) must give the
+The C++ tokenizer of the gptq tool (tools/gptq/tokenizer/tokenizer.cpp) must give the
 same ids as Hugging Face `tokenizers` does for
 `tokenizer.encode(text, add_special_tokens=False)`. This script is the
 reference side: it trains six small BPE tokenizers, one per pipeline style

@@ -1,0 +1,249 @@
+#include "formats/checkpoint_writer.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "common/interrupt.h"
+#include "formats/file_util.h"
+#include "formats/output_guard.h"
+#include "formats/safetensors.h"
+#include "model/model_dir.h"
+
+namespace gptqtool {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+const char *const kTokenizerFiles[] = {
+    "tokenizer.json",     "tokenizer_config.json",  "special_tokens_map.json",
+    "tokenizer.model",    "vocab.json",             "merges.txt",
+    "added_tokens.json",  "generation_config.json", "chat_template.jinja",
+    nullptr};
+
+namespace {
+
+json spec_fields(const LayerQuantSpec &s) {
+  return json{{"bits", s.bits}, {"group_size", s.group_size}, {"sym", s.sym},
+              {"desc_act", s.act_order}};
+}
+
+std::string exact_regex(const std::string &name) { return glob_to_regex(name); }
+
+bool any_asymmetric(const QuantizeResult &r) {
+  for (const LayerResult &l : r.layers) {
+    if (!l.spec.skip && !l.spec.sym) return true;
+  }
+  return false;
+}
+
+json quantization_config(const QuantizeResult &r, const QuantizeOptions &o,
+                         gptq_checkpoint_format format, const std::string &tool_version) {
+  json q;
+  q["quant_method"] = "gptq";
+  q["bits"] = o.base.bits;
+  q["group_size"] = o.base.group_size;
+  q["desc_act"] = o.base.act_order;
+  q["sym"] = o.base.sym;
+  q["static_groups"] = o.base.static_groups;
+  q["damp_percent"] = o.base.damp_percent;
+  q["true_sequential"] = true;
+  q["lm_head"] = o.quantize_lm_head;
+  q["checkpoint_format"] = format == GPTQ_FORMAT_V1 ? "gptq" : "gptq_v2";
+  // Layers whose settings differ from the run's: one exact rule each (GPTQModel's
+  // "dynamic" map; "-:" leaves a layer unquantized), so no rule order matters.
+  json dynamic = json::object();
+  for (const LayerResult &l : r.layers) {
+    if (l.spec.skip) {
+      dynamic["-:" + exact_regex(l.name)] = json::object();
+    } else if (spec_fields(l.spec) != spec_fields(o.base)) {
+      dynamic["+:" + exact_regex(l.name)] = spec_fields(l.spec);
+    }
+  }
+  if (!dynamic.empty()) q["dynamic"] = dynamic;
+  q["meta"] = json{{"quantizer", json::array({"libgptq:" + tool_version})},
+                   {"method", o.method == QuantMethod::Gptq ? "gptq" : "rtn"}};
+  return q;
+}
+
+std::vector<uint8_t> bytes_of(const void *data, size_t size) {
+  const auto *p = static_cast<const uint8_t *>(data);
+  return std::vector<uint8_t>(p, p + size);
+}
+
+// Removes the temporary directory unless the write completed.
+class TempDirGuard {
+ public:
+  explicit TempDirGuard(std::string path) : path_(std::move(path)) {}
+  ~TempDirGuard() {
+    if (!path_.empty()) remove_tree_quietly(path_);
+  }
+  void release() { path_.clear(); }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace
+
+std::string quantize_report_json(const QuantizeResult &r, const std::string &source_dir) {
+  json layers = json::array();
+  for (const LayerResult &l : r.layers) {
+    json j{{"name", l.name},
+           {"block", l.block},
+           {"shape", {l.out_features, l.in_features}},
+           {"skipped", l.spec.skip}};
+    if (!l.spec.skip) {
+      j["bits"] = l.spec.bits;
+      j["group_size"] = l.spec.group_size;
+      j["sym"] = l.spec.sym;
+      j["desc_act"] = l.spec.act_order;
+      j["loss"] = l.stats.loss;
+      j["damp_percent_used"] = l.stats.damp_percent_used;
+      j["damp_retries"] = l.stats.damp_retries;
+      j["fell_back_to_rtn"] = l.stats.fell_back_to_rtn != 0;
+      j["dead_columns"] = l.stats.dead_columns;
+      j["hessian_samples"] = l.hessian_samples;
+      j["seconds"] = l.seconds;
+    }
+    layers.push_back(j);
+  }
+  json report{{"source", source_dir},
+              {"calibration", {{"sequences", r.calibration_sequences},
+                               {"tokens", r.calibration_tokens}}},
+              {"seconds", {{"total", r.total_seconds},
+                           {"forward_and_hessians", r.forward_seconds},
+                           {"quantize", r.quantize_seconds}}},
+              {"layers", layers}};
+  return report.dump(2) + "\n";
+}
+
+void write_gptq_checkpoint(const ModelDir &source, const QuantizeResult &result,
+                           const QuantizeOptions &quantize_options,
+                           const CheckpointOptions &options, const std::string &out_dir) {
+  gptq_checkpoint_format format = GPTQ_FORMAT_V1;
+  if (options.format == CheckpointOptions::Format::V2 ||
+      (options.format == CheckpointOptions::Format::Auto && any_asymmetric(result))) {
+    format = GPTQ_FORMAT_V2;
+  }
+  const fs::path out = fs::path(out_dir).lexically_normal();
+  std::vector<std::string> inputs = options.inputs;
+  inputs.push_back(source.path());
+  check_apart_from_inputs("output", out.string(), inputs);
+  check_checkpoint_output(out.string(), options.overwrite);
+  auto check_interrupt = [&] {
+    if ((options.interrupted != nullptr && options.interrupted->load()) ||
+        interrupt_requested()) {
+      throw ToolError("interrupted while writing the checkpoint; nothing was written");
+    }
+  };
+
+  // model.safetensors, assembled in memory first so an export error (say V1
+  // with a zero of 0) stops the run before any file exists.
+  SafetensorsWriter st;
+  st.set_metadata("format", "pt");
+  std::map<std::string, const LayerResult *> quantized;
+  for (const LayerResult &l : result.layers) {
+    if (!l.spec.skip && l.qtensor) quantized[l.name + ".weight"] = &l;
+  }
+  std::vector<std::string> names = source.tensor_names();
+  // A tied lm_head that is quantized becomes a tensor of its own, and the
+  // config says it is no longer tied (a loader would tie it back over the
+  // quantized one).
+  const bool head_quantized = quantized.count("lm_head.weight") != 0;
+  const bool untie = head_quantized && source.config().tie_word_embeddings;
+  if (head_quantized && !source.has("lm_head.weight")) names.push_back("lm_head.weight");
+  for (const std::string &name : names) {
+    check_interrupt();
+    auto it = quantized.find(name);
+    if (it == quantized.end()) {
+      const TensorInfo &t = source.info(name);
+      st.add(name, t.dtype, t.shape, bytes_of(source.file_of(name).data(t), t.nbytes));
+      continue;
+    }
+    const LayerResult &l = *it->second;
+    gptq_checkpoint_sizes sz;
+    check_status(gptq_checkpoint_sizes_for(l.out_features, l.in_features, l.spec.bits,
+                                           l.spec.group_size, &sz),
+                 l.name);
+    std::vector<int32_t> qweight(static_cast<size_t>(sz.qweight_rows * sz.qweight_cols));
+    std::vector<int32_t> qzeros(static_cast<size_t>(sz.qzeros_rows * sz.qzeros_cols));
+    std::vector<uint16_t> scales(static_cast<size_t>(sz.scales_rows * sz.scales_cols));
+    std::vector<int32_t> g_idx(static_cast<size_t>(sz.g_idx_len));
+    gptq_checkpoint_tensors t{qweight.data(), static_cast<int64_t>(qweight.size()),
+                              qzeros.data(),  static_cast<int64_t>(qzeros.size()),
+                              scales.data(),  static_cast<int64_t>(scales.size()),
+                              g_idx.data(),   static_cast<int64_t>(g_idx.size())};
+    check_status(gptq_qtensor_export(l.qtensor.get(), format, &t), "exporting " + l.name);
+    st.add(l.name + ".qweight", TensorDType::I32, {sz.qweight_rows, sz.qweight_cols},
+           bytes_of(qweight.data(), qweight.size() * 4));
+    st.add(l.name + ".qzeros", TensorDType::I32, {sz.qzeros_rows, sz.qzeros_cols},
+           bytes_of(qzeros.data(), qzeros.size() * 4));
+    st.add(l.name + ".scales", TensorDType::F16, {sz.scales_rows, sz.scales_cols},
+           bytes_of(scales.data(), scales.size() * 2));
+    st.add(l.name + ".g_idx", TensorDType::I32, {sz.g_idx_len},
+           bytes_of(g_idx.data(), g_idx.size() * 4));
+  }
+  if (static_cast<size_t>(std::count_if(result.layers.begin(), result.layers.end(),
+                                        [](const LayerResult &l) { return !l.spec.skip; })) !=
+      quantized.size()) {
+    throw ToolError("internal: a quantized layer has no weight tensor in the source model");
+  }
+
+  json config = source.config_json();
+  if (untie) config["tie_word_embeddings"] = false;
+  const json qcfg = quantization_config(result, quantize_options, format, options.tool_version);
+  config["quantization_config"] = qcfg;
+  json quantize_config = qcfg;
+  quantize_config.erase("quant_method");
+
+  const std::string temp = make_sibling_temp_dir(out.string());
+  TempDirGuard guard(temp);
+  auto stage = [&](const std::string &file) {
+    check_interrupt();
+    if (options.before_file) options.before_file(file);
+  };
+  stage("model.safetensors");
+  st.write(temp + "/model.safetensors");
+  stage("config.json");
+  write_file_synced(temp + "/config.json", config.dump(2) + "\n");
+  stage("quantize_config.json");
+  write_file_synced(temp + "/quantize_config.json", quantize_config.dump(2) + "\n");
+  for (int i = 0; kTokenizerFiles[i] != nullptr; ++i) {
+    const std::string src = source.path() + "/" + kTokenizerFiles[i];
+    if (!path_exists(src)) continue;
+    stage(kTokenizerFiles[i]);
+    copy_file_synced(src, temp + "/" + kTokenizerFiles[i]);
+  }
+  stage("quantize_report.json");
+  write_file_synced(temp + "/quantize_report.json", quantize_report_json(result, source.path()));
+  fsync_directory(temp);
+  stage("rename");
+
+  // Into place. An existing output (with --overwrite) is moved aside first
+  // and deleted only once the new directory stands where it stood.
+  std::string old;
+  if (path_exists(out.string())) {
+    old = make_sibling_temp_dir(out.string() + ".old");
+    remove_tree_quietly(old);
+    if (std::rename(out.c_str(), old.c_str()) != 0) {
+      throw ToolError("cannot move the existing " + out.string() + " aside: " +
+                      std::strerror(errno));
+    }
+  }
+  if (std::rename(temp.c_str(), out.c_str()) != 0) {
+    const std::string why = std::strerror(errno);
+    if (!old.empty()) std::rename(old.c_str(), out.c_str());
+    throw ToolError("cannot rename the finished checkpoint to " + out.string() + ": " + why);
+  }
+  guard.release();
+  fs::path parent = out.parent_path();
+  fsync_directory(parent.empty() ? "." : parent.string());
+  if (!old.empty()) remove_tree_quietly(old);
+}
+
+}  // namespace gptqtool

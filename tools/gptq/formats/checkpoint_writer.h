@@ -1,0 +1,51 @@
+// Writing a quantized model as a GPTQ checkpoint directory that transformers,
+// vLLM and GPTQModel load: model.safetensors with qweight / qzeros / scales /
+// g_idx per quantized layer and every other tensor untouched, config.json
+// with quantization_config, quantize_config.json, the tokenizer files, and a
+// per-layer report. The directory appears whole or not at all: everything is
+// written into a temporary sibling directory, synced, and renamed into place.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "pipeline/quantize_model.h"
+
+namespace gptqtool {
+
+class ModelDir;
+
+struct CheckpointOptions {
+  // V1 (zero − 1, what readers assume by default) for symmetric runs; V2 is
+  // chosen automatically when any layer is asymmetric (V1 cannot store a
+  // zero of 0). Forcing V1 on such a model fails before anything is written.
+  enum class Format { Auto, V1, V2 } format = Format::Auto;
+  // Replace an existing output directory, which must be a checkpoint this
+  // tool wrote (is_checkpoint_we_wrote); anything else is refused.
+  bool overwrite = false;
+  // What the run read besides the source model (calibration files): the
+  // output must be apart from all of them and from the model.
+  std::vector<std::string> inputs;
+  const std::atomic<bool> *interrupted = nullptr;
+  // Called before each file is written (its name); a throw aborts the write.
+  // Tests use it to interrupt a write half-way.
+  std::function<void(const std::string &file)> before_file;
+  std::string tool_version;  // recorded in the report
+};
+
+// The report as JSON text (also written into the checkpoint).
+std::string quantize_report_json(const QuantizeResult &result, const std::string &source_dir);
+
+// Throws ToolError; on any failure the output path is left exactly as it was.
+// An output that is, contains or lies inside an input is refused before
+// anything is written.
+void write_gptq_checkpoint(const ModelDir &source, const QuantizeResult &result,
+                           const QuantizeOptions &quantize_options,
+                           const CheckpointOptions &options, const std::string &out_dir);
+
+// Files copied from the source directory when present.
+extern const char *const kTokenizerFiles[];
+
+}  // namespace gptqtool

@@ -1,0 +1,56 @@
+#include "model/linear.h"
+
+#include <cblas.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include "common/checked_size.h"
+
+namespace gptqtool {
+
+Linear::Linear(int64_t out, int64_t in, std::vector<float> weight, std::vector<float> bias)
+    : out_(out), in_(in), weight_(std::move(weight)), bias_(std::move(bias)) {
+  if (static_cast<int64_t>(weight_.size()) != checked_mul(out, in, "linear layer size") ||
+      (!bias_.empty() && static_cast<int64_t>(bias_.size()) != out)) {
+    throw ToolError("internal: linear layer built with inconsistent sizes");
+  }
+}
+
+Linear::Linear(std::shared_ptr<gptq_qtensor> q, std::vector<float> bias)
+    : bias_(std::move(bias)), q_(std::move(q)) {
+  gptq_qtensor_info info;
+  check_status(gptq_qtensor_get_info(q_.get(), &info), "gptq_qtensor_get_info");
+  out_ = info.out_features;
+  in_ = info.in_features;
+  if (!bias_.empty() && static_cast<int64_t>(bias_.size()) != out_) {
+    throw ToolError("internal: bias length does not match the quantized layer");
+  }
+}
+
+void Linear::forward(const float *x, int64_t rows, float *y) const {
+  if (q_ != nullptr) {
+    check_status(gptq_matmul(q_.get(), x, GPTQ_DTYPE_F32, rows, in_,
+                             bias_.empty() ? nullptr : bias_.data(), y, rows * out_),
+                 "gptq_matmul");
+    return;
+  }
+  // BLAS takes int dimensions.
+  if (rows < 0 || rows > INT32_MAX || out_ > INT32_MAX || in_ > INT32_MAX) {
+    throw ToolError("a linear layer of " + std::to_string(out_) + " x " + std::to_string(in_) +
+                    " over " + std::to_string(rows) + " rows is beyond BLAS's int dimensions");
+  }
+  float beta = 0.0f;
+  if (!bias_.empty()) {
+    for (int64_t r = 0; r < rows; ++r) {
+      std::copy(bias_.begin(), bias_.end(), y + r * out_);
+    }
+    beta = 1.0f;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
+              static_cast<int>(out_), static_cast<int>(in_), 1.0f, x, static_cast<int>(in_),
+              weight_.data(), static_cast<int>(in_), beta, y, static_cast<int>(out_));
+}
+
+}  // namespace gptqtool

@@ -1,0 +1,38 @@
+// One linear layer y = x·Wᵀ + b of the model being run: either dense float32
+// weights (the original model, or a quantized layer dequantized back) or a
+// quantized tensor run through the library's gptq_matmul.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "common/library_call.h"
+
+namespace gptqtool {
+
+class Linear {
+ public:
+  Linear() = default;
+  // Dense: weight is [out, in] row-major; bias empty or [out].
+  Linear(int64_t out, int64_t in, std::vector<float> weight, std::vector<float> bias);
+  // Quantized: the tensor is shared (a finished gptq_qtensor is read-only).
+  Linear(std::shared_ptr<gptq_qtensor> q, std::vector<float> bias);
+
+  int64_t out_features() const { return out_; }
+  int64_t in_features() const { return in_; }
+  bool quantized() const { return q_ != nullptr; }
+  const std::vector<float> &weight() const { return weight_; }  // dense only
+  const std::vector<float> &bias() const { return bias_; }
+
+  // y [rows, out] = x [rows, in] · Wᵀ + b.
+  void forward(const float *x, int64_t rows, float *y) const;
+
+ private:
+  int64_t out_ = 0, in_ = 0;
+  std::vector<float> weight_;
+  std::vector<float> bias_;
+  std::shared_ptr<gptq_qtensor> q_;
+};
+
+}  // namespace gptqtool

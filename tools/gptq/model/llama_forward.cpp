@@ -1,0 +1,164 @@
+#include "model/llama_forward.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "common/checked_size.h"
+#include "common/interrupt.h"
+#include "model/parallel.h"
+#include "model/vector_math.h"
+
+namespace gptqtool {
+
+namespace {
+
+// Elements per task of the elementwise passes: enough to outweigh handing
+// the task to a thread.
+constexpr int64_t kElementwiseGrain = 1 << 16;
+
+// Rows per step of the MLP: big enough for sgemm's full speed, small enough
+// that a step's gate and up products stay in cache.
+constexpr int64_t kMlpRows = 256;
+
+// The big per-block arrays below are thread_local and only ever grow: every
+// block of a forward pass needs the same sizes, and fresh multi-megabyte
+// vectors would be page-faulted in anew each time.
+
+}  // namespace
+
+void rms_norm(const float *x, const std::vector<float> &weight, int64_t rows, int64_t dim,
+              double eps, float *out) {
+  parallel_ranges(rows, kElementwiseGrain / std::max<int64_t>(dim, 1), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float *xr = x + r * dim;
+      double sum = 0.0;
+      for (int64_t i = 0; i < dim; ++i) sum += static_cast<double>(xr[i]) * xr[i];
+      const float inv =
+          static_cast<float>(1.0 / std::sqrt(sum / static_cast<double>(dim) + eps));
+      float *o = out + r * dim;
+      for (int64_t i = 0; i < dim; ++i) o[i] = weight[i] * (xr[i] * inv);
+    }
+  });
+}
+
+namespace {
+
+// silu(gate(x)) · up(x): the input of down_proj, [tokens, intermediate].
+void mlp_activation(const LlamaBlock &block, const float *x, int64_t tokens,
+                    int64_t intermediate, float *out) {
+  // By blocks of rows, so that silu reads gate and up while they are still
+  // in cache rather than streaming two [tokens, intermediate] arrays back.
+  const int64_t hidden = block.gate.in_features();
+  thread_local std::vector<float> up_buffer;
+  up_buffer.resize(checked_elements({std::min(tokens, kMlpRows), intermediate}, "MLP buffer"));
+  float *up = up_buffer.data();  // the workers' own thread_local would be empty
+  for (int64_t r0 = 0; r0 < tokens; r0 += kMlpRows) {
+    const int64_t rows = std::min(kMlpRows, tokens - r0);
+    float *gate = out + r0 * intermediate;
+    block.gate.forward(x + r0 * hidden, rows, gate);
+    block.up.forward(x + r0 * hidden, rows, up);
+    parallel_ranges(rows * intermediate, kElementwiseGrain, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const float g = gate[i];
+        gate[i] = g / (1.0f + fast_exp(-g)) * up[i];
+      }
+    });
+  }
+}
+
+// h += layer(x) for x [tokens, layer.in_features].
+void add_linear(const Linear &layer, const float *x, int64_t tokens, float *h) {
+  const int64_t out = layer.out_features();
+  thread_local std::vector<float> y;
+  y.resize(checked_elements({tokens, out}, "linear output"));
+  layer.forward(x, tokens, y.data());
+  for (int64_t i = 0; i < tokens * out; ++i) h[i] += y[i];
+}
+
+using GroupInput = std::function<void(LinearGroup group, const float *x, int64_t tokens)>;
+
+// The block's forward pass, the one both block_forward overloads run.
+// `block` is read afresh after each call of `at_input` (when given), which
+// may have changed the group's layers.
+void run_block(const LlamaConfig &c, const Rope &rope, const LlamaBlock &block,
+               const SequenceBatch &batch, float *h, const GroupInput &at_input) {
+  const int64_t tokens = batch.tokens();
+  thread_local std::vector<float> x, attn, act;
+  x.resize(checked_elements({tokens, c.hidden_size}, "hidden states"));
+  rms_norm(h, block.input_norm, tokens, c.hidden_size, c.rms_norm_eps, x.data());
+  if (at_input) at_input(LinearGroup::Qkv, x.data(), tokens);
+  attn.resize(checked_elements({tokens, c.q_dim()}, "attention output"));
+  attention_core(c, rope, block, x.data(), batch, attn.data());
+  if (at_input) at_input(LinearGroup::O, attn.data(), tokens);
+  add_linear(block.o, attn.data(), tokens, h);
+  rms_norm(h, block.post_norm, tokens, c.hidden_size, c.rms_norm_eps, x.data());
+  if (at_input) at_input(LinearGroup::GateUp, x.data(), tokens);
+  act.resize(checked_elements({tokens, c.intermediate_size}, "MLP activations"));
+  mlp_activation(block, x.data(), tokens, c.intermediate_size, act.data());
+  if (at_input) at_input(LinearGroup::Down, act.data(), tokens);
+  add_linear(block.down, act.data(), tokens, h);
+}
+
+}  // namespace
+
+std::vector<LinearSlot> group_slots(LinearGroup group) {
+  switch (group) {
+    case LinearGroup::Qkv: return {LinearSlot::Q, LinearSlot::K, LinearSlot::V};
+    case LinearGroup::O: return {LinearSlot::O};
+    case LinearGroup::GateUp: return {LinearSlot::Gate, LinearSlot::Up};
+    case LinearGroup::Down: return {LinearSlot::Down};
+  }
+  throw ToolError("internal: unknown linear group");
+}
+
+void block_forward(const LlamaConfig &c, const Rope &rope, const LlamaBlock &block,
+                   const SequenceBatch &batch, float *h) {
+  run_block(c, rope, block, batch, h, nullptr);
+}
+
+void block_forward(const LlamaConfig &c, const Rope &rope, LlamaBlock *block,
+                   const SequenceBatch &batch, float *h, const LinearGroupTap &tap) {
+  run_block(c, rope, *block, batch, h, [&](LinearGroup group, const float *x, int64_t tokens) {
+    tap(group, x, tokens, block);
+  });
+}
+
+std::vector<float> embed_tokens(const LlamaModel &model, const std::vector<int32_t> &ids) {
+  const int64_t hidden = model.config.hidden_size;
+  std::vector<float> h(
+      checked_elements({static_cast<int64_t>(ids.size()), hidden}, "hidden states"));
+  for (size_t t = 0; t < ids.size(); ++t) {
+    if (ids[t] < 0 || ids[t] >= model.config.vocab_size) {
+      throw ToolError("token id " + std::to_string(ids[t]) + " is outside the vocabulary of " +
+                      std::to_string(model.config.vocab_size));
+    }
+    std::copy_n(&model.embed[static_cast<size_t>(ids[t]) * hidden], hidden, &h[t * hidden]);
+  }
+  return h;
+}
+
+std::vector<float> final_hidden(const LlamaModel &model, const Rope &rope,
+                                const std::vector<int32_t> &ids, const SequenceBatch &batch) {
+  const LlamaConfig &c = model.config;
+  std::vector<float> h = embed_tokens(model, ids);
+  for (const LlamaBlock &block : model.blocks) {
+    throw_if_interrupted();
+    block_forward(c, rope, block, batch, h.data());
+  }
+  std::vector<float> x(h.size());
+  rms_norm(h.data(), model.final_norm, batch.tokens(), c.hidden_size, c.rms_norm_eps,
+           x.data());
+  return x;
+}
+
+std::vector<float> model_logits(const LlamaModel &model, const Rope &rope,
+                                const std::vector<int32_t> &ids, const SequenceBatch &batch) {
+  const std::vector<float> x = final_hidden(model, rope, ids, batch);
+  const int64_t tokens = batch.tokens();
+  std::vector<float> logits(checked_elements({tokens, model.config.vocab_size}, "logits"));
+  model.lm_head.forward(x.data(), tokens, logits.data());
+  return logits;
+}
+
+}  // namespace gptqtool

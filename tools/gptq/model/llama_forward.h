@@ -1,0 +1,81 @@
+// The forward pass of a LLaMA-family decoder in float32 on the CPU (OpenBLAS
+// for every matrix product). A block can be run with a tap that sees the
+// input of each group of its linear layers (q/k/v, o, gate/up, down) before
+// the group uses it and may replace the group's layers: the GPTQ pipeline
+// quantizes a block in true-sequential order that way, through this one
+// forward pass, with the block's activations computed once.
+//
+// Several sequences of any lengths are processed together: linear layers run
+// on all their tokens at once, attention runs per sequence. No padding exists
+// anywhere, so none can leak into a Hessian. Work that OpenBLAS cannot spread
+// over the cores itself (attention heads, elementwise passes) is spread by
+// parallel.h, with results that do not depend on how the work was split.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "model/llama_model.h"
+#include "model/rope.h"
+
+namespace gptqtool {
+
+// Token layout of a batch: sequence s holds tokens [starts[s], starts[s+1]).
+struct SequenceBatch {
+  std::vector<int64_t> starts{0};
+  int64_t tokens() const { return starts.back(); }
+  int64_t sequences() const { return static_cast<int64_t>(starts.size()) - 1; }
+  void add(int64_t length) { starts.push_back(starts.back() + length); }
+};
+
+// out[r] = x[r] / sqrt(mean(x[r]²) + eps) · weight, accumulated in double.
+void rms_norm(const float *x, const std::vector<float> &weight, int64_t rows, int64_t dim,
+              double eps, float *out);
+
+// The attention sub-layer up to (not including) o_proj: q/k/v projections of
+// the normed input x [tokens, hidden], RoPE, causal softmax attention with
+// grouped KV heads (and Mistral's sliding window). out is [tokens, heads·hd].
+// (In attention.cpp.)
+void attention_core(const LlamaConfig &config, const Rope &rope, const LlamaBlock &block,
+                    const float *x, const SequenceBatch &batch, float *out);
+
+// The linear layers of a block in the groups that read one input, in the
+// order the block uses them: q/k/v (the normed input), o (the attention
+// output), gate/up (the normed residual) and down (the MLP activation).
+enum class LinearGroup { Qkv, O, GateUp, Down };
+constexpr int kLinearGroups = 4;
+// The group's layers: {Q, K, V}, {O}, {Gate, Up}, {Down}.
+std::vector<LinearSlot> group_slots(LinearGroup group);
+
+// Called by block_forward with the input x [tokens, in] of each group of
+// linear layers, just before the group uses it. The tap may replace the
+// group's layers in *block (by their quantized weights, say): the block
+// then proceeds with the layers it finds there, so every later input is
+// computed through them. x is only valid during the call, and the tap must
+// not run a forward pass itself (it would overwrite x).
+using LinearGroupTap =
+    std::function<void(LinearGroup group, const float *x, int64_t tokens, LlamaBlock *block)>;
+
+// One whole block: h [tokens, hidden] is updated in place.
+void block_forward(const LlamaConfig &config, const Rope &rope, const LlamaBlock &block,
+                   const SequenceBatch &batch, float *h);
+
+// The same block with `tap` called at each group's input, in the order of
+// LinearGroup; *block is the tap's to change.
+void block_forward(const LlamaConfig &config, const Rope &rope, LlamaBlock *block,
+                   const SequenceBatch &batch, float *h, const LinearGroupTap &tap);
+
+// Embedding lookup: h [ids.size(), hidden]. Ids must be < vocab (checked).
+std::vector<float> embed_tokens(const LlamaModel &model, const std::vector<int32_t> &ids);
+
+// The final normed hidden states [tokens, hidden] for one or more sequences
+// of token ids: what lm_head turns into logits.
+std::vector<float> final_hidden(const LlamaModel &model, const Rope &rope,
+                                const std::vector<int32_t> &ids, const SequenceBatch &batch);
+
+// Logits [tokens, vocab] for one or more sequences of token ids.
+std::vector<float> model_logits(const LlamaModel &model, const Rope &rope,
+                                const std::vector<int32_t> &ids, const SequenceBatch &batch);
+
+}  // namespace gptqtool

@@ -1,0 +1,157 @@
+#include "model/llama_model.h"
+
+#include <utility>
+
+#include "common/interrupt.h"
+#include "formats/checkpoint_reader.h"
+#include "model/model_dir.h"
+
+namespace gptqtool {
+
+const char *slot_suffix(LinearSlot slot) {
+  switch (slot) {
+    case LinearSlot::Q: return "self_attn.q_proj";
+    case LinearSlot::K: return "self_attn.k_proj";
+    case LinearSlot::V: return "self_attn.v_proj";
+    case LinearSlot::O: return "self_attn.o_proj";
+    case LinearSlot::Gate: return "mlp.gate_proj";
+    case LinearSlot::Up: return "mlp.up_proj";
+    case LinearSlot::Down: return "mlp.down_proj";
+  }
+  return "?";
+}
+
+std::string linear_name(int64_t block, LinearSlot slot) {
+  return "model.layers." + std::to_string(block) + "." + slot_suffix(slot);
+}
+
+Linear &block_linear(LlamaBlock &b, LinearSlot slot) {
+  switch (slot) {
+    case LinearSlot::Q: return b.q;
+    case LinearSlot::K: return b.k;
+    case LinearSlot::V: return b.v;
+    case LinearSlot::O: return b.o;
+    case LinearSlot::Gate: return b.gate;
+    case LinearSlot::Up: return b.up;
+    case LinearSlot::Down: return b.down;
+  }
+  return b.q;
+}
+
+const Linear &block_linear(const LlamaBlock &b, LinearSlot slot) {
+  return block_linear(const_cast<LlamaBlock &>(b), slot);
+}
+
+void slot_shape(const LlamaConfig &c, LinearSlot slot, int64_t *out, int64_t *in) {
+  const int64_t q_dim = c.q_dim();
+  const int64_t kv_dim = c.kv_dim();
+  switch (slot) {
+    case LinearSlot::Q: *out = q_dim; *in = c.hidden_size; return;
+    case LinearSlot::K:
+    case LinearSlot::V: *out = kv_dim; *in = c.hidden_size; return;
+    case LinearSlot::O: *out = c.hidden_size; *in = q_dim; return;
+    case LinearSlot::Gate:
+    case LinearSlot::Up: *out = c.intermediate_size; *in = c.hidden_size; return;
+    case LinearSlot::Down: *out = c.hidden_size; *in = c.intermediate_size; return;
+  }
+}
+
+bool slot_has_bias(const LlamaConfig &c, LinearSlot slot) {
+  switch (slot) {
+    case LinearSlot::Q:
+    case LinearSlot::K:
+    case LinearSlot::V: return c.attention_bias;
+    case LinearSlot::O: return c.o_proj_bias;
+    default: return c.mlp_bias;
+  }
+}
+
+int64_t block_sliding_window(const LlamaConfig &c, int64_t block) {
+  if (c.sliding_window == 0) return 0;
+  if (!c.sliding_layers.empty()) {
+    return c.sliding_layers.at(static_cast<size_t>(block)) != 0 ? c.sliding_window : 0;
+  }
+  return block >= c.max_window_layers ? c.sliding_window : 0;
+}
+
+namespace {
+
+std::string block_prefix(int64_t block) { return "model.layers." + std::to_string(block) + "."; }
+
+std::vector<float> load_bias(const ModelDir &dir, const LlamaConfig &c, int64_t block,
+                             LinearSlot slot) {
+  if (!slot_has_bias(c, slot)) return {};
+  int64_t out = 0, in = 0;
+  slot_shape(c, slot, &out, &in);
+  return dir.load_f32(linear_name(block, slot) + ".bias", {out});
+}
+
+// Block i; with a checkpoint config, layers stored as qweight are imported
+// through the library, the others (skipped layers) read as float.
+LlamaBlock load_block(const ModelDir &dir, int64_t block, const GptqCheckpointConfig *qcfg) {
+  const LlamaConfig &c = dir.config();
+  LlamaBlock b;
+  b.sliding_window = block_sliding_window(c, block);
+  const std::string prefix = block_prefix(block);
+  b.input_norm = dir.load_f32(prefix + "input_layernorm.weight", {c.hidden_size});
+  b.post_norm = dir.load_f32(prefix + "post_attention_layernorm.weight", {c.hidden_size});
+  for (int s = 0; s < kLinearSlots; ++s) {
+    const auto slot = static_cast<LinearSlot>(s);
+    const std::string name = linear_name(block, slot);
+    int64_t out = 0, in = 0;
+    slot_shape(c, slot, &out, &in);
+    std::vector<float> bias = load_bias(dir, c, block, slot);
+    if (qcfg != nullptr && dir.has(name + ".qweight")) {
+      block_linear(b, slot) =
+          Linear(load_quantized_linear(dir, *qcfg, name, out, in), std::move(bias));
+    } else {
+      block_linear(b, slot) =
+          Linear(out, in, dir.load_f32(name + ".weight", {out, in}), std::move(bias));
+    }
+  }
+  return b;
+}
+
+}  // namespace
+
+LlamaBlock load_dense_block(const ModelDir &dir, int64_t block) {
+  return load_block(dir, block, nullptr);
+}
+
+void load_dense_outer(const ModelDir &dir, LlamaModel *model) {
+  const LlamaConfig &c = dir.config();
+  model->config = c;
+  model->embed = dir.load_f32("model.embed_tokens.weight", {c.vocab_size, c.hidden_size});
+  model->final_norm = dir.load_f32("model.norm.weight", {c.hidden_size});
+  if (c.tie_word_embeddings) {  // a stored lm_head.weight equals it (check_llama_tensors)
+    model->lm_head = Linear(c.vocab_size, c.hidden_size, model->embed, {});
+  } else {
+    model->lm_head = Linear(c.vocab_size, c.hidden_size,
+                            dir.load_f32("lm_head.weight", {c.vocab_size, c.hidden_size}), {});
+  }
+}
+
+LlamaModel load_model(const ModelDir &dir) {
+  LlamaModel model;
+  const bool quantized = is_gptq_checkpoint(dir);
+  GptqCheckpointConfig qcfg;
+  if (quantized) qcfg = read_gptq_checkpoint_config(dir);
+  const LlamaConfig &c = dir.config();
+  if (quantized && dir.has("lm_head.qweight")) {
+    model.config = c;
+    model.embed = dir.load_f32("model.embed_tokens.weight", {c.vocab_size, c.hidden_size});
+    model.final_norm = dir.load_f32("model.norm.weight", {c.hidden_size});
+    model.lm_head =
+        Linear(load_quantized_linear(dir, qcfg, "lm_head", c.vocab_size, c.hidden_size), {});
+  } else {
+    load_dense_outer(dir, &model);
+  }
+  model.blocks.reserve(static_cast<size_t>(c.num_hidden_layers));
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    throw_if_interrupted();
+    model.blocks.push_back(load_block(dir, i, quantized ? &qcfg : nullptr));
+  }
+  return model;
+}
+
+}  // namespace gptqtool

@@ -1,0 +1,62 @@
+// The weights of a LLaMA-family decoder (LLaMA, Mistral, Qwen2 share the
+// shape: RMSNorm, rotary attention with grouped KV heads, SwiGLU MLP) as the
+// tool runs them, and how their linear layers are named in a checkpoint.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/linear.h"
+#include "model/model_config.h"
+
+namespace gptqtool {
+
+class ModelDir;
+
+struct LlamaBlock {
+  std::vector<float> input_norm;  // [hidden]
+  std::vector<float> post_norm;   // [hidden]
+  Linear q, k, v, o, gate, up, down;
+  // Keys older than this many positions are masked out; 0 = full causal.
+  // Mistral windows every layer, Qwen2 (use_sliding_window) the layers its
+  // layer_types call sliding, or else those from max_window_layers on.
+  int64_t sliding_window = 0;
+};
+
+// The attention window of block i under this config (see LlamaBlock).
+int64_t block_sliding_window(const LlamaConfig &c, int64_t block);
+
+struct LlamaModel {
+  LlamaConfig config;
+  std::vector<float> embed;  // [vocab, hidden]
+  std::vector<LlamaBlock> blocks;
+  std::vector<float> final_norm;  // [hidden]
+  Linear lm_head;                 // [vocab, hidden]; a copy of embed when tied
+};
+
+// The seven linear layers of block i, in true-sequential order, by their
+// checkpoint names ("model.layers.3.self_attn.q_proj"; no ".weight").
+enum class LinearSlot { Q, K, V, O, Gate, Up, Down };
+constexpr int kLinearSlots = 7;
+const char *slot_suffix(LinearSlot slot);  // "self_attn.q_proj", ...
+std::string linear_name(int64_t block, LinearSlot slot);
+Linear &block_linear(LlamaBlock &b, LinearSlot slot);
+const Linear &block_linear(const LlamaBlock &b, LinearSlot slot);
+// [out, in] of a slot's weight under this config.
+void slot_shape(const LlamaConfig &c, LinearSlot slot, int64_t *out, int64_t *in);
+// Whether the checkpoint has a bias for this slot (attention_bias, mlp_bias,
+// Qwen2's q/k/v biases).
+bool slot_has_bias(const LlamaConfig &c, LinearSlot slot);
+
+// Dense float32 block i from an (unquantized) model directory.
+LlamaBlock load_dense_block(const ModelDir &dir, int64_t block);
+// Embeddings, final norm and lm_head (dense).
+void load_dense_outer(const ModelDir &dir, LlamaModel *model);
+
+// A whole model from a directory: dense weights, and for a GPTQ checkpoint
+// (config.json has quantization_config) the quantized layers imported
+// through the library, run with gptq_matmul.
+LlamaModel load_model(const ModelDir &dir);
+
+}  // namespace gptqtool

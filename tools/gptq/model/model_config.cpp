@@ -1,0 +1,393 @@
+// Defaults are those of transformers' LlamaConfig, MistralConfig and
+// Qwen2Config, so that a config.json that loads there means the same model
+// here. The geometry (hidden size, layer count, heads, vocabulary) has no
+// default on purpose: transformers would invent a 7B-sized model for a
+// config that omits it, and the shape errors that follows would hide the
+// real problem, a broken config.json.
+#include "model/model_config.h"
+
+#include <cmath>
+#include <utility>
+
+#include "common/checked_size.h"
+#include "common/json_number.h"
+#include "common/tool_error.h"
+
+namespace gptqtool {
+namespace {
+
+struct Family {
+  const char *architecture;
+  const char *model_type;
+  int64_t default_max_position_embeddings;
+  // num_key_value_heads when the key is absent (0: num_attention_heads);
+  // an explicit null means num_attention_heads in every family.
+  int64_t default_kv_heads;
+};
+
+constexpr Family kFamilies[] = {
+    {"LlamaForCausalLM", "llama", 2048, 0},
+    {"MistralForCausalLM", "mistral", 4096 * 32, 8},
+    {"Qwen2ForCausalLM", "qwen2", 32768, 32},
+};
+
+std::string supported_architectures() {
+  std::string s;
+  for (const auto &f : kFamilies) {
+    if (!s.empty()) s += ", ";
+    s += f.architecture;
+  }
+  return s;
+}
+
+// Reads keys of one config, treating null as absent (transformers writes
+// "head_dim": null and the like).
+class Reader {
+ public:
+  Reader(const nlohmann::json &j, const std::string &path) : j_(j), path_(path) {}
+
+  [[noreturn]] void fail(const std::string &what) const { throw ToolError(path_ + ": " + what); }
+  const std::string &path() const { return path_; }
+
+  bool has(const char *key) const { return j_.contains(key) && !j_[key].is_null(); }
+
+  int64_t integer(const char *key, int64_t lo, int64_t hi) const {
+    if (!has(key)) fail("required field \"" + std::string(key) + "\" is missing");
+    return json_integer(j_[key], lo, hi, path_ + ": \"" + std::string(key) + "\"");
+  }
+  int64_t integer(const char *key, int64_t fallback, int64_t lo, int64_t hi) const {
+    return has(key) ? integer(key, lo, hi) : fallback;
+  }
+  // A dimension: 1 .. kMaxDimension.
+  int64_t dimension(const char *key) const { return integer(key, 1, kMaxDimension); }
+  int64_t dimension(const char *key, int64_t fallback) const {
+    return integer(key, fallback, 1, kMaxDimension);
+  }
+
+  double number(const char *key, double fallback) const {
+    if (!has(key)) return fallback;
+    const auto &v = j_[key];
+    if (!v.is_number()) fail("\"" + std::string(key) + "\" is " + v.dump() + ", not a number");
+    return v.get<double>();
+  }
+
+  bool boolean(const char *key, bool fallback) const {
+    if (!has(key)) return fallback;
+    const auto &v = j_[key];
+    if (!v.is_boolean()) fail("\"" + std::string(key) + "\" is " + v.dump() + ", not true/false");
+    return v.get<bool>();
+  }
+
+  std::string string(const char *key, const std::string &fallback) const {
+    if (!has(key)) return fallback;
+    const auto &v = j_[key];
+    if (!v.is_string()) fail("\"" + std::string(key) + "\" is " + v.dump() + ", not a string");
+    return v.get<std::string>();
+  }
+
+ private:
+  const nlohmann::json &j_;
+  const std::string &path_;
+};
+
+// The family from "architectures" (what the checkpoint says it is) and
+// "model_type" (what transformers actually builds); they must agree.
+const Family &identify(const nlohmann::json &config, const Reader &r) {
+  std::string architecture;
+  if (config.contains("architectures") && !config["architectures"].is_null()) {
+    const auto &a = config["architectures"];
+    if (!a.is_array() || a.empty() || !a[0].is_string()) {
+      r.fail("\"architectures\" is " + a.dump() + ", not a list of names");
+    }
+    architecture = a[0].get<std::string>();
+  }
+  const std::string model_type = r.string("model_type", "");
+  if (architecture.empty() && model_type.empty()) {
+    r.fail("neither \"architectures\" nor \"model_type\" is set; cannot tell the model family");
+  }
+  for (const auto &f : kFamilies) {
+    const bool arch_match = architecture == f.architecture;
+    const bool type_match = model_type == f.model_type;
+    if (!arch_match && !type_match) continue;
+    if (!architecture.empty() && !arch_match) {
+      // A LLaMA-family body with another head (sequence classification...).
+      r.fail(architecture + " is not supported (model_type \"" + model_type +
+             "\" but not the causal LM); supported: " + supported_architectures());
+    }
+    if (!model_type.empty() && !type_match) {
+      r.fail("architecture " + architecture + " does not match model_type \"" + model_type +
+             "\" (expected \"" + f.model_type + "\")");
+    }
+    return f;
+  }
+  const std::string named = architecture.empty() ? "model_type \"" + model_type + "\"" : architecture;
+  r.fail(named + " is not a LLaMA-family architecture; supported: " + supported_architectures());
+}
+
+bool present(const nlohmann::json &j, const char *key) {
+  return j.is_object() && j.contains(key) && !j[key].is_null();
+}
+
+double finite_positive(const Reader &r, const char *key, double v) {
+  if (!(v > 0) || !std::isfinite(v)) {
+    r.fail("RoPE \"" + std::string(key) + "\" is " + std::to_string(v) + "; it must be > 0");
+  }
+  return v;
+}
+
+// RoPE's type and parameters. transformers 5 keeps them in
+// "rope_parameters" (rope_theta included); transformers 4 in "rope_scaling"
+// beside a top-level "rope_theta". Both versions use "rope_scaling" when a
+// file has it (5 moves it into rope_parameters), and 5 takes rope_theta
+// from the object first, then from the top level, then its default of
+// 10000. Where the two versions would read a file differently, it is
+// refused rather than guessed.
+void parse_rope(const nlohmann::json &config, const Reader &r, LlamaConfig *c) {
+  const char *source = nullptr;
+  for (const char *key : {"rope_scaling", "rope_parameters"}) {
+    if (!present(config, key)) continue;
+    const auto &v = config[key];
+    if (!v.is_object()) r.fail("\"" + std::string(key) + "\" is " + v.dump() + ", not an object");
+    if (!v.empty() && source == nullptr) source = key;  // an empty object counts as absent
+  }
+  static const nlohmann::json kEmpty = nlohmann::json::object();
+  const nlohmann::json &rope = source != nullptr ? config[source] : kEmpty;
+  const std::string where = source != nullptr ? source : "rope_parameters";
+  const Reader p(rope, r.path());
+  auto in_rope = [&](const char *key) { return "\"" + where + "\"." + key; };
+
+  // Parameters keyed by layer type ({"full_attention": {...}, ...}) give
+  // each kind of layer its own RoPE.
+  for (const auto &item : rope.items()) {
+    if (item.value().is_object()) {
+      r.fail(in_rope(item.key().c_str()) + " is an object: RoPE parameters per layer type are "
+                                           "not supported");
+    }
+  }
+
+  const bool theta_inside = p.has("rope_theta"), theta_outside = r.has("rope_theta");
+  if (theta_inside && theta_outside &&
+      p.number("rope_theta", 0) != r.number("rope_theta", 0)) {
+    r.fail(in_rope("rope_theta") + " and \"rope_theta\" disagree; transformers 5 would use the "
+                                   "first, transformers 4 the second");
+  }
+  c->rope_theta = theta_inside    ? p.number("rope_theta", 0)
+                  : theta_outside ? r.number("rope_theta", 0)
+                                  : 10000.0;  // transformers' default_theta
+  finite_positive(r, "rope_theta", c->rope_theta);
+
+  for (const Reader *from : {&p, &r}) {
+    if (from->has("partial_rotary_factor") && from->number("partial_rotary_factor", 1) != 1.0) {
+      r.fail("partial_rotary_factor " + std::to_string(from->number("partial_rotary_factor", 1)) +
+             " is not supported (RoPE over the whole head only)");
+    }
+  }
+
+  // transformers renamed "type" to "rope_type"; files carry either or both.
+  const std::string type = p.string("rope_type", p.string("type", "default"));
+  if (p.has("rope_type") && p.has("type") && p.string("type", "") != type) {
+    r.fail(in_rope("rope_type") + " \"" + type + "\" and " + in_rope("type") + " \"" +
+           p.string("type", "") + "\" disagree");
+  }
+  if (type != "default" && type != "linear" && type != "dynamic" && type != "yarn" &&
+      type != "llama3") {
+    r.fail("RoPE type \"" + type + "\" is not supported (supported: default, linear, dynamic, "
+           "yarn, llama3)");
+  }
+  c->rope_type = type;
+  if (type == "default") return;
+
+  auto required = [&](const char *key) {
+    if (!p.has(key)) r.fail("RoPE of type " + type + " has no " + in_rope(key));
+    return finite_positive(r, key, p.number(key, 0));
+  };
+  if (type == "linear" || type == "dynamic") {
+    c->rope_factor = required("factor");
+    return;
+  }
+
+  // The pretraining length: transformers 5 takes a top-level
+  // original_max_position_embeddings first, then the object's, then
+  // max_position_embeddings; transformers 4 reads only the object's.
+  const bool orig_inside = p.has("original_max_position_embeddings");
+  const bool orig_outside = r.has("original_max_position_embeddings");
+  if (orig_inside && orig_outside &&
+      p.dimension("original_max_position_embeddings") !=
+          r.dimension("original_max_position_embeddings")) {
+    r.fail(in_rope("original_max_position_embeddings") +
+           " and \"original_max_position_embeddings\" disagree");
+  }
+  c->rope_original_max_pos = orig_outside  ? r.dimension("original_max_position_embeddings")
+                             : orig_inside ? p.dimension("original_max_position_embeddings")
+                                           : c->max_position_embeddings;
+
+  if (type == "llama3") {
+    c->rope_factor = required("factor");
+    c->rope_low_freq_factor = required("low_freq_factor");
+    c->rope_high_freq_factor = required("high_freq_factor");
+    // The formula interpolates between the two wavelength bounds and
+    // divides by their difference.
+    if (!(c->rope_high_freq_factor > c->rope_low_freq_factor)) {
+      r.fail("RoPE llama3 needs 0 < low_freq_factor < high_freq_factor, got " +
+             std::to_string(c->rope_low_freq_factor) + " and " +
+             std::to_string(c->rope_high_freq_factor));
+    }
+    return;
+  }
+
+  // yarn. Without a factor, the ratio of the two lengths.
+  c->rope_factor = p.has("factor") ? required("factor")
+                                   : static_cast<double>(c->max_position_embeddings) /
+                                         static_cast<double>(c->rope_original_max_pos);
+  // Python's `x or default`: a missing, null or zero beta takes the default.
+  const double beta_fast = p.number("beta_fast", 0), beta_slow = p.number("beta_slow", 0);
+  c->rope_beta_fast = beta_fast != 0 ? beta_fast : 32.0;
+  c->rope_beta_slow = beta_slow != 0 ? beta_slow : 1.0;
+  if (!std::isfinite(c->rope_beta_fast) || !std::isfinite(c->rope_beta_slow) ||
+      c->rope_beta_fast <= 0 || c->rope_beta_slow <= 0) {
+    r.fail("RoPE yarn beta_fast and beta_slow must be positive numbers");
+  }
+  c->rope_truncate = p.boolean("truncate", true);
+  if (p.has("attention_factor")) {
+    c->rope_attention_factor = finite_positive(r, "attention_factor", p.number("attention_factor", 1));
+  } else {
+    // The YaRN paper's suggestion, or DeepSeek's ratio of two when mscale
+    // and mscale_all_dim are both given (and non-zero).
+    auto mscale = [&](double scale, double m) {
+      return scale <= 1 ? 1.0 : 0.1 * m * std::log(scale) + 1.0;
+    };
+    const double m = p.number("mscale", 0), m_all = p.number("mscale_all_dim", 0);
+    c->rope_attention_factor = (m != 0 && m_all != 0)
+                                   ? mscale(c->rope_factor, m) / mscale(c->rope_factor, m_all)
+                                   : mscale(c->rope_factor, 1.0);
+    finite_positive(r, "attention_factor", c->rope_attention_factor);
+  }
+}
+
+}  // namespace
+
+int64_t LlamaConfig::q_dim() const {
+  return checked_mul(num_attention_heads, head_dim, "num_attention_heads x head_dim");
+}
+
+int64_t LlamaConfig::kv_dim() const {
+  return checked_mul(num_key_value_heads, head_dim, "num_key_value_heads x head_dim");
+}
+
+LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &path) {
+  if (!config.is_object()) throw ToolError(path + ": config is not a JSON object");
+  const Reader r(config, path);
+  const Family &family = identify(config, r);
+
+  LlamaConfig c;
+  c.architecture = family.architecture;
+  c.model_type = family.model_type;
+  const std::string arch = c.architecture;
+  const bool llama = c.model_type == "llama";
+  const bool qwen2 = c.model_type == "qwen2";
+
+  c.hidden_size = r.dimension("hidden_size");
+  c.intermediate_size = r.dimension("intermediate_size");
+  c.num_hidden_layers = r.integer("num_hidden_layers", 1, kMaxLayers);
+  c.num_attention_heads = r.dimension("num_attention_heads");
+  c.vocab_size = r.dimension("vocab_size");
+  c.num_key_value_heads = r.dimension(
+      "num_key_value_heads", config.contains("num_key_value_heads") || family.default_kv_heads == 0
+                                 ? c.num_attention_heads
+                                 : family.default_kv_heads);
+  c.max_position_embeddings =
+      r.dimension("max_position_embeddings", family.default_max_position_embeddings);
+  if (c.num_attention_heads % c.num_key_value_heads != 0) {
+    r.fail(arch + ": num_attention_heads " + std::to_string(c.num_attention_heads) +
+           " is not a multiple of num_key_value_heads " + std::to_string(c.num_key_value_heads));
+  }
+  if (r.has("head_dim")) {
+    c.head_dim = r.dimension("head_dim");
+  } else {
+    if (c.hidden_size % c.num_attention_heads != 0) {
+      r.fail(arch + ": hidden_size " + std::to_string(c.hidden_size) +
+             " is not divisible by num_attention_heads " + std::to_string(c.num_attention_heads) +
+             " (and no head_dim is given)");
+    }
+    c.head_dim = c.hidden_size / c.num_attention_heads;
+  }
+  if (c.head_dim % 2 != 0) {
+    r.fail(arch + ": head_dim " + std::to_string(c.head_dim) + " is odd; RoPE needs pairs");
+  }
+  // The widths of q and of k/v: products of two file-supplied numbers, which
+  // must neither wrap nor exceed what a tensor dimension may be.
+  for (const auto &[heads, name] : {std::pair<int64_t, const char *>{c.num_attention_heads,
+                                                                     "num_attention_heads"},
+                                    {c.num_key_value_heads, "num_key_value_heads"}}) {
+    if (heads > kMaxDimension / c.head_dim) {
+      r.fail(arch + ": " + name + " " + std::to_string(heads) + " x head_dim " +
+             std::to_string(c.head_dim) + " is larger than " + std::to_string(kMaxDimension));
+    }
+  }
+
+  c.rms_norm_eps = r.number("rms_norm_eps", 1e-6);
+  if (!(c.rms_norm_eps > 0) || !std::isfinite(c.rms_norm_eps)) {
+    r.fail("\"rms_norm_eps\" must be a positive number");
+  }
+  c.tie_word_embeddings = r.boolean("tie_word_embeddings", false);
+
+  // Bias layout per family: LLaMA's attention_bias puts a bias on q, k, v
+  // and o; Qwen2 always has q, k, v biases and never an o bias; Mistral has
+  // none (its modeling code ignores these keys, and so do we).
+  if (llama) {
+    c.attention_bias = r.boolean("attention_bias", false);
+    c.o_proj_bias = c.attention_bias;
+    c.mlp_bias = r.boolean("mlp_bias", false);
+  } else if (qwen2) {
+    c.attention_bias = true;
+    c.o_proj_bias = false;
+  }
+
+  c.hidden_act = r.string("hidden_act", "silu");
+  if (c.hidden_act != "silu") {
+    r.fail(arch + ": hidden_act \"" + c.hidden_act + "\" is not supported (only silu)");
+  }
+
+  parse_rope(config, r, &c);
+  c.torch_dtype = r.string("torch_dtype", r.string("dtype", ""));
+
+  // Sliding window: only recorded when it can take effect. Mistral windows
+  // every layer (and ignores layer_types, as transformers does); Qwen2 the
+  // layers its layer_types call sliding_attention (transformers 5, and
+  // 4.53 on), else those from max_window_layers on, and only with
+  // use_sliding_window. An explicit null window is no window.
+  int64_t window = 0;
+  if (c.model_type == "mistral") {
+    window = config.contains("sliding_window") ? r.integer("sliding_window", 0, 0, INT64_MAX) : 4096;
+  } else if (qwen2 && r.boolean("use_sliding_window", false)) {
+    window = config.contains("sliding_window") ? r.integer("sliding_window", 0, 0, INT64_MAX) : 4096;
+  }
+  if (qwen2 && r.has("layer_types")) {
+    const auto &types = config["layer_types"];
+    if (!types.is_array() || static_cast<int64_t>(types.size()) != c.num_hidden_layers) {
+      r.fail("\"layer_types\" must list one type per layer (" +
+             std::to_string(c.num_hidden_layers) + ")");
+    }
+    for (const auto &t : types) {
+      const bool sliding = t == "sliding_attention";
+      if (!sliding && t != "full_attention") {
+        r.fail("layer type " + t.dump() + " is not supported (full_attention, sliding_attention)");
+      }
+      if (sliding && window == 0) {
+        r.fail("\"layer_types\" names sliding_attention layers but no sliding window is in "
+               "effect (use_sliding_window false or sliding_window null)");
+      }
+      c.sliding_layers.push_back(sliding ? 1 : 0);
+    }
+  } else if (qwen2 && window > 0) {
+    c.max_window_layers = r.integer("max_window_layers", 28, 0, INT64_MAX);
+  }
+  c.sliding_window = window < c.max_position_embeddings ? window : 0;
+  if (c.sliding_window == 0) {
+    c.max_window_layers = 0;
+    c.sliding_layers.clear();
+  }
+  return c;
+}
+
+}  // namespace gptqtool

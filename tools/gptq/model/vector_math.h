@@ -1,0 +1,87 @@
+// Elementwise float32 helpers for the forward pass, written so that the
+// compiler vectorizes the loops over them (the C library's expf is a call
+// per element, and a plain running max or sum is a dependency chain the
+// compiler may not reorder). They vectorize only with -fno-trapping-math
+// (tools/gptq/meson.build), as GCC otherwise keeps the clamps below as branches.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+namespace gptqtool {
+
+// e^x: range reduction to x = n·ln2 + r, |r| <= ln2/2, Cephes' polynomial
+// for e^r, and 2^n put into the exponent bits. Within 1 ulp of the exact
+// value where e^x is a normal float; inputs above 88 give e^88 and below -87
+// give e^-87 (used only where such values no longer matter: softmax terms,
+// silu).
+inline float fast_exp(float x) {
+  x = std::min(std::max(x, -87.0f), 88.0f);
+  // Adding 1.5·2^23 rounds x·log2(e) to an integer in the low mantissa bits.
+  const float shifter = 12582912.0f;
+  const float shifted = x * 1.44269504088896341f + shifter;
+  const float n = shifted - shifter;
+  // ln2 split so that n·ln2_hi is exact.
+  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t bits;
+  std::memcpy(&bits, &shifted, sizeof bits);
+  // The low bits of `shifted` hold n; move n + 127 into the exponent field.
+  const int32_t scale_bits = (bits - 0x4B400000 + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &scale_bits, sizeof scale);
+  return p * scale;
+}
+
+// Reductions run in this many independent lanes.
+constexpr int kVectorLanes = 16;
+
+// max(x[0 .. n-1]), n >= 1.
+inline float max_of(const float *x, int64_t n) {
+  float lane[kVectorLanes];
+  std::fill(lane, lane + kVectorLanes, x[0]);
+  int64_t i = 0;
+  for (; i + kVectorLanes <= n; i += kVectorLanes) {
+    for (int l = 0; l < kVectorLanes; ++l) lane[l] = std::max(lane[l], x[i + l]);
+  }
+  for (; i < n; ++i) lane[0] = std::max(lane[0], x[i]);
+  return *std::max_element(lane, lane + kVectorLanes);
+}
+
+// Σ f(x[i]), accumulated in float lanes over short runs and in double
+// across them, so that even a sum over a whole vocabulary keeps double-like
+// accuracy.
+template <typename F>
+double sum_of(const float *x, int64_t n, F f) {
+  constexpr int64_t kRun = 64 * kVectorLanes;
+  double sum = 0.0;
+  int64_t i = 0;
+  while (i + kVectorLanes <= n) {
+    float lane[kVectorLanes] = {};
+    const int64_t end = std::min(n, i + kRun);
+    for (; i + kVectorLanes <= end; i += kVectorLanes) {
+      for (int l = 0; l < kVectorLanes; ++l) lane[l] += f(x[i + l]);
+    }
+    for (float v : lane) sum += v;
+  }
+  for (; i < n; ++i) sum += f(x[i]);
+  return sum;
+}
+
+inline double sum_of(const float *x, int64_t n) {
+  return sum_of(x, n, [](float v) { return v; });
+}
+
+// Σ e^(x[i] − shift).
+inline double sum_exp(const float *x, int64_t n, float shift) {
+  return sum_of(x, n, [shift](float v) { return fast_exp(v - shift); });
+}
+
+}  // namespace gptqtool
