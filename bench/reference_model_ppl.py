@@ -53,7 +53,7 @@ def read_text(path):
 
 
 def windows(stream, count, length):
-    """The window rule of the tool's cut_windows (tools/gptq/token_data.cpp)."""
+    """The window rule of the tool's cut_windows (tools/gptq/formats/token_data.cpp)."""
     n = len(stream)
     if n <= length:
         return [stream]
