@@ -63,6 +63,87 @@ else
   fail "logits"
 fi
 
+# desc_act follows the g_idx written: full act-order permutes it; static
+# groups and group-aware act-order keep it j / group (vLLM refuses desc_act).
+grep -q '"desc_act": true' "$work/ck/config.json" && pass "act-order writes desc_act true" \
+  || fail "act-order: $(grep desc_act "$work/ck/config.json")"
+base=(--calib-ids "$work/ids.txt" --group 32)
+quantize_tiny() {  # OUT, then options
+  local out=$1
+  shift
+  "$gptq" quantize --model "$work/model" --out "$work/$out" --samples 4 --seqlen 32 "$@" \
+    >"$work/$out.txt" 2>&1
+}
+if quantize_tiny gar "${base[@]}" --act-group-aware \
+     && grep -q '"desc_act": false' "$work/gar/config.json" \
+     && grep -q '"act_group_aware": true' "$work/gar/config.json" \
+     && grep -q '"act_group_aware": true' "$work/gar/quantize_report.json"; then
+  pass "--act-group-aware writes desc_act false"
+else
+  fail "--act-group-aware: $(cat "$work/gar.txt"; grep -s desc_act "$work/gar/config.json")"
+fi
+if quantize_tiny static "${base[@]}" --act-order --static-groups \
+     && grep -q '"desc_act": false' "$work/static/config.json"; then
+  pass "--static-groups writes desc_act false"
+else
+  fail "--static-groups: $(cat "$work/static.txt"; grep -s desc_act "$work/static/config.json")"
+fi
+if quantize_tiny mixed "${base[@]}" --act-group-aware \
+     --override '*.down_proj:act-order=1' \
+     && grep -q '"desc_act": false' "$work/mixed/config.json" \
+     && grep -q '"+:^model\\\\.layers\\\\.0\\\\.mlp\\\\.down_proj$"' "$work/mixed/config.json"; then
+  pass "a layer with its own act-order gets a dynamic desc_act"
+else
+  fail "mixed orders: $(cat "$work/mixed.txt"; cat "$work/mixed/config.json" 2>/dev/null)"
+fi
+expect_error "two act-orders" "two different column orders" \
+  "$gptq" quantize --model "$work/model" --out "$work/x" --calib-ids "$work/ids.txt" \
+  --act-order --act-group-aware
+expect_error "two act-orders in one override" "two different column orders" \
+  "$gptq" quantize --model "$work/model" --out "$work/x" --calib-ids "$work/ids.txt" \
+  --override '*.q_proj:act-order=1,act-group-aware=1'
+
+# --seed: random disjoint windows, the same for the same seed, recorded in
+# the report; --save-calib-ids writes them in the --calib-ids format.
+quantize_tiny s1 "${base[@]}" --seed 7 --save-calib-ids "$work/s1.ids" \
+  && quantize_tiny s2 "${base[@]}" --seed 7 --save-calib-ids "$work/s2.ids" \
+  && quantize_tiny s3 "${base[@]}" --seed 8 --save-calib-ids "$work/s3.ids" \
+  && quantize_tiny s4 "${base[@]}" --save-calib-ids "$work/s4.ids" \
+  || fail "seeded runs: $(cat "$work"/s?.txt)"
+if cmp -s "$work/s1.ids" "$work/s2.ids" && ! cmp -s "$work/s1.ids" "$work/s3.ids" \
+     && ! cmp -s "$work/s1.ids" "$work/s4.ids" && [ "$(wc -l <"$work/s1.ids")" -eq 4 ] \
+     && [ "$(wc -w <"$work/s1.ids")" -eq 128 ] \
+     && grep -q '"seed": 7' "$work/s1/quantize_report.json" \
+     && grep -q '"seed": null' "$work/s4/quantize_report.json"; then
+  pass "--seed windows are reproducible and recorded"
+else
+  fail "--seed windows: $(head -c 300 "$work/s1.ids" "$work/s3.ids")"
+fi
+# The saved windows, fed back, are the same calibration: the same checkpoint.
+if quantize_tiny s5 --calib-ids "$work/s1.ids" --group 32 && cmp -s "$work/s1/model.safetensors" \
+     "$work/s5/model.safetensors"; then
+  pass "saved windows reproduce the checkpoint"
+else
+  fail "saved windows: $(cat "$work/s5.txt")"
+fi
+expect_error "--seed with rtn" "--seed is calibration" \
+  "$gptq" quantize --model "$work/model" --out "$work/x" --method rtn --seed 1
+expect_error "--save-calib-ids over an input" "is the input" \
+  "$gptq" quantize --model "$work/model" --out "$work/x" --calib-ids "$work/ids.txt" \
+  --save-calib-ids "$work/ids.txt"
+if quantize_tiny ragged --calib-ids "$work/ids.txt" --group 48 \
+     && grep -q "warning: 64 input columns do not divide into groups of 48: 1 full groups and one of 16 (self_attn.q_proj of 2 blocks" "$work/ragged.txt" \
+     && grep -q "warning: 128 input columns do not divide into groups of 48" "$work/ragged.txt"; then
+  pass "ragged groups are warned about"
+else
+  fail "ragged groups: $(cat "$work/ragged.txt")"
+fi
+if ! grep -q "warning:" "$work/q.txt"; then
+  pass "no warning when groups divide"
+else
+  fail "warning: $(cat "$work/q.txt")"
+fi
+
 expect_error "existing output" "already exists" \
   "$gptq" quantize --model "$work/model" --out "$work/ck" --calib-ids "$work/ids.txt"
 
@@ -113,7 +194,7 @@ grep -q "q_proj" "$work/err.txt" && fail "--bits 5 blamed on a layer" || pass "-
 expect_error "override matching no layer" "the pattern 'model.layer.0.*' matches no layer" \
   "$gptq" quantize --model "$work/model" --out "$work/x" --calib-ids "$work/ids.txt" \
   --override 'model.layer.0.*:bits=8'
-expect_error "static groups without act-order" "--static-groups has no effect without --act-order" \
+expect_error "static groups without act-order" "--static-groups has no effect without an act-order" \
   "$gptq" quantize --model "$work/model" --out "$work/x" --calib-ids "$work/ids.txt" --static-groups
 expect_error "calibration with --method rtn" \
   "--calib-ids is calibration, which --method rtn does not use" \

@@ -4,6 +4,7 @@
 // per-layer overrides), and atomic writing.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -442,7 +443,7 @@ TEST_F(Pipeline, PlansThatCannotBeStoredFailBeforeAnyWork) {
   // Static groups without act-order anywhere do nothing.
   qo.base.static_groups = true;
   m = plan_error(qo);
-  EXPECT_EQ(m.rfind("--static-groups has no effect without --act-order", 0), 0u) << m;
+  EXPECT_EQ(m.rfind("--static-groups has no effect without an act-order", 0), 0u) << m;
   qo.overrides = {parse_override("*.q_proj:act-order=1")};
   EXPECT_EQ(plan_error(qo), "no error");
   qo.base.act_order = true;
@@ -646,6 +647,64 @@ TEST(QuantSpec, GlobsAndRegexes) {
   EXPECT_FALSE(glob_match("model.layers.1.*", "model.layers.12.mlp.up_proj"));
   EXPECT_TRUE(glob_match("*.?_proj", "model.layers.0.self_attn.q_proj"));
   EXPECT_EQ(glob_to_regex("a.b*"), "^a\\.b.*$");
+}
+
+TEST(QuantSpec, OneActOrderPerLayerAndLaterRulesSwitchIt) {
+  LayerQuantSpec base;
+  base.act_group_aware = true;
+  const std::vector<SpecOverride> rules = {parse_override("*.down_proj:act-order=1"),
+                                           parse_override("model.layers.1.*:act-group-aware=1")};
+  const LayerQuantSpec a = spec_for(base, rules, "model.layers.0.mlp.down_proj");
+  EXPECT_TRUE(a.act_order);
+  EXPECT_FALSE(a.act_group_aware);
+  const LayerQuantSpec b = spec_for(base, rules, "model.layers.1.mlp.down_proj");
+  EXPECT_FALSE(b.act_order);
+  EXPECT_TRUE(b.act_group_aware);
+  EXPECT_THROW(parse_override("*:act-order=1,act_group_aware=1"), ToolError);
+  LayerQuantSpec both;
+  both.act_order = both.act_group_aware = true;
+  EXPECT_THROW(validate_spec(both, "x"), ToolError);
+}
+
+TEST(CalibrationWindows, RandomWindowsAreDisjointInOrderAndFixedBySeed) {
+  std::vector<int32_t> stream(1000);
+  for (size_t i = 0; i < stream.size(); ++i) stream[i] = static_cast<int32_t>(i);
+  const auto a = random_windows(stream, 7, 100, 42);
+  ASSERT_EQ(a.size(), 7u);
+  int32_t end = 0;
+  for (const auto &w : a) {
+    ASSERT_EQ(w.size(), 100u);
+    EXPECT_GE(w.front(), end);  // after the previous window: disjoint, in order
+    EXPECT_EQ(w.back(), w.front() + 99);
+    end = w.back() + 1;
+  }
+  EXPECT_LE(end, 1000);
+  EXPECT_EQ(random_windows(stream, 7, 100, 42), a);
+  EXPECT_NE(random_windows(stream, 7, 100, 43), a);
+  // The generator's sequence is fixed by the standard, so these starts are
+  // the same with every compiler and library.
+  std::vector<int32_t> starts;
+  for (const auto &w : a) starts.push_back(w.front());
+  EXPECT_EQ(starts, (std::vector<int32_t>{5, 120, 325, 432, 551, 693, 806}));
+  // More windows than fit: as many as cut_windows gives, packed.
+  const auto packed = random_windows(stream, 50, 100, 1);
+  ASSERT_EQ(packed.size(), 10u);
+  for (size_t i = 0; i < packed.size(); ++i) {
+    EXPECT_EQ(packed[i].front(), 100 * static_cast<int32_t>(i));
+  }
+  // A stream shorter than a window: one shorter window, as cut_windows.
+  EXPECT_EQ(random_windows(std::vector<int32_t>(stream.begin(), stream.begin() + 50), 3, 100, 1),
+            cut_windows(std::vector<int32_t>(stream.begin(), stream.begin() + 50), 3, 100));
+  // Over many seeds the windows reach both ends of the stream: the first
+  // starts at 0 and the last ends at the last token.
+  int32_t first_lowest = 1000, last_highest = 0;
+  for (uint64_t seed = 0; seed < 2000; ++seed) {
+    const auto w = random_windows(stream, 7, 100, seed);
+    first_lowest = std::min(first_lowest, w.front().front());
+    last_highest = std::max(last_highest, w.back().back());
+  }
+  EXPECT_EQ(first_lowest, 0);
+  EXPECT_EQ(last_highest, 999);
 }
 
 }  // namespace

@@ -12,8 +12,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <climits>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,18 +56,28 @@ const char kQuantizeUsage[] =
     "  --calib-ids FILE    pre-tokenized calibration ids (whitespace separated); repeatable\n"
     "  --samples N         calibration sequences (default 128)\n"
     "  --seqlen N          tokens per calibration sequence (default 512)\n"
+    "  --seed N            cut the sequences at random places (disjoint; the same N\n"
+    "                      gives the same sequences everywhere) instead of evenly\n"
+    "                      spaced over the text\n"
+    "  --save-calib-ids F  also write the calibration sequences, one per line, as ids\n"
+    "                      (what --calib-ids reads), once the checkpoint is written\n"
     "  --bits N            2, 3, 4 or 8 (default 4; GPTQ checkpoints hold no other)\n"
     "  --group N           columns per group, -1 for one group (default 128)\n"
     "  --asym              asymmetric quantization (default symmetric)\n"
-    "  --act-order         quantize columns by descending Hessian diagonal (desc_act)\n"
-    "  --static-groups     group parameters fixed before the loop (needs --act-order)\n"
+    "  --act-order         quantize columns by descending Hessian diagonal; g_idx then\n"
+    "                      follows that order (desc_act), which vLLM refuses\n"
+    "  --act-group-aware   act-order that keeps each group's columns together: groups\n"
+    "                      by their largest diagonal, columns by diagonal within a\n"
+    "                      group; g_idx stays trivial (desc_act false), as GPTQModel\n"
+    "  --static-groups     group parameters fixed before the loop (needs an act-order)\n"
     "  --damp F            damping as a fraction of mean(diag H) (default 0.01)\n"
     "  --mse               search clipping ranges (slower)\n"
     "  --quantize-lm-head  also quantize lm_head (override name: lm_head); a tied\n"
     "                      lm_head is written as a tensor of its own. GPTQModel\n"
     "                      loads such checkpoints; transformers' GPTQ path does not\n"
     "  --override P:S      per-layer settings for layers whose name matches the glob P:\n"
-    "                      S is 'skip' or bits=N,group=N,sym=0|1,act-order=0|1,damp=F;\n"
+    "                      S is 'skip' or bits=N,group=N,sym=0|1,act-order=0|1,\n"
+    "                      act-group-aware=0|1,damp=F;\n"
     "                      repeatable, later ones win; each must match a layer.\n"
     "                      E.g. 'model.layers.0.*:bits=8'\n"
     "  --method M          gptq (default) or rtn (round-to-nearest; takes no --calib,\n"
@@ -140,10 +152,11 @@ std::string shape_text(const LayerResult &l) {
 
 int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   CliArgs args(argc, argv, 2,
-               {"model", "out", "calib", "calib-ids", "samples", "seqlen", "bits", "group", "damp",
-                "override", "method", "format", "threads", "backend"},
-               {"asym", "act-order", "static-groups", "mse", "overwrite", "quiet",
-                "quantize-lm-head"});
+               {"model", "out", "calib", "calib-ids", "samples", "seqlen", "seed",
+                "save-calib-ids", "bits", "group", "damp", "override", "method", "format",
+                "threads", "backend"},
+               {"asym", "act-order", "act-group-aware", "static-groups", "mse", "overwrite",
+                "quiet", "quantize-lm-head"});
   choose_backend(args);
   const std::string model_path = args.required("model");
   const std::string out_path = args.required("out");
@@ -153,6 +166,11 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   qo.base.group_size = static_cast<int32_t>(args.get_int("group", 128, -1, 1 << 30));
   qo.base.sym = !args.flag("asym");
   qo.base.act_order = args.flag("act-order");
+  qo.base.act_group_aware = args.flag("act-group-aware");
+  if (qo.base.act_order && qo.base.act_group_aware) {
+    throw ToolError("--act-order and --act-group-aware are two different column orders; "
+                    "choose one");
+  }
   qo.base.static_groups = args.flag("static-groups");
   qo.base.damp_percent = args.get_double("damp", 0.01, 0.0, 0.999999);
   qo.base.mse = args.flag("mse");
@@ -169,7 +187,8 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   }
   // Options that would be silently ignored are refused, before any work.
   if (qo.method == QuantMethod::Rtn) {
-    for (const char *calibration_option : {"calib", "calib-ids", "samples", "seqlen"}) {
+    for (const char *calibration_option :
+         {"calib", "calib-ids", "samples", "seqlen", "seed", "save-calib-ids"}) {
       if (args.has(calibration_option)) {
         throw ToolError(std::string("--") + calibration_option +
                         " is calibration, which --method rtn does not use (round-to-nearest "
@@ -203,6 +222,17 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   check_apart_from_inputs("--out", out_path, inputs);
   check_checkpoint_output(out_path, co.overwrite);
   check_output_parent("--out", out_path);
+  const std::string save_calib_path = args.get("save-calib-ids", "");
+  if (!save_calib_path.empty()) {
+    std::vector<std::string> taken = inputs;
+    taken.push_back(out_path);
+    check_apart_from_inputs("--save-calib-ids", save_calib_path, taken);
+    check_output_parent("--save-calib-ids", save_calib_path);
+  }
+  std::optional<uint64_t> seed;
+  if (args.has("seed")) {
+    seed = static_cast<uint64_t>(args.get_int("seed", 0, 0, INT64_MAX));
+  }
 
   auto dir = ModelDir::open(model_path);
   check_llama_tensors(*dir);
@@ -230,7 +260,8 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
       const auto ids = read_id_file(f, c.vocab_size);
       stream.insert(stream.end(), ids.begin(), ids.end());
     }
-    calibration = cut_windows(stream, samples, seqlen);
+    calibration = seed ? random_windows(stream, samples, seqlen, *seed)
+                       : cut_windows(stream, samples, seqlen);
     int64_t tokens = 0;
     for (const auto &s : calibration) tokens += static_cast<int64_t>(s.size());
     std::printf("calibration: %lld sequences, %lld tokens (from %zu tokens of text)\n",
@@ -241,6 +272,9 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
                   calibration.size(), static_cast<long long>(seqlen),
                   static_cast<long long>(samples));
     }
+  }
+  for (const std::string &w : ragged_group_warnings(*dir, qo)) {
+    std::printf("warning: %s\n", w.c_str());
   }
   std::fflush(stdout);
 
@@ -267,13 +301,24 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
     }
     progress.update(done);
   };
-  const QuantizeResult result = quantize_model(*dir, calibration, qo, cb);
+  QuantizeResult result = quantize_model(*dir, calibration, qo, cb);
+  result.calibration_seed = seed;
   progress.finish();
 
   Progress writing("writing checkpoint", 1, "files", stderr_is_terminal());
   write_gptq_checkpoint(*dir, result, qo, co, out_path);
   writing.update(1);
   writing.finish();
+  if (!save_calib_path.empty()) {
+    std::string text;
+    for (const std::vector<int32_t> &window : calibration) {
+      for (size_t i = 0; i < window.size(); ++i) {
+        text += (i ? " " : "") + std::to_string(window[i]);
+      }
+      text += '\n';
+    }
+    write_file_replacing(save_calib_path, text);
+  }
   int64_t quantized = 0, fallbacks = 0, raised = 0;
   for (const LayerResult &l : result.layers) {
     if (l.spec.skip) continue;

@@ -27,9 +27,31 @@ const char *const kTokenizerFiles[] = {
 
 namespace {
 
-json spec_fields(const LayerQuantSpec &s) {
-  return json{{"bits", s.bits}, {"group_size", s.group_size}, {"sym", s.sym},
-              {"desc_act", s.act_order}};
+// desc_act tells a loader that g_idx is not the trivial j / group_size (full
+// act-order), and several loaders (vLLM's fast kernels among them) refuse
+// it. So it is written from the g_idx a layer actually has, not from the
+// option that made it: static groups and group-aware act-order keep g_idx
+// trivial, and so does act-order with one group.
+bool g_idx_permuted(const LayerResult &l) {
+  gptq_qtensor_info info;
+  check_status(gptq_qtensor_get_info(l.qtensor.get(), &info), l.name);
+  return info.act_order != 0;
+}
+
+json layer_fields(const LayerResult &l) {
+  return json{{"bits", l.spec.bits}, {"group_size", l.spec.group_size}, {"sym", l.spec.sym},
+              {"desc_act", g_idx_permuted(l)}};
+}
+
+// The run's desc_act: what most quantized layers have (the others get a
+// "dynamic" rule), false when none is quantized.
+bool run_desc_act(const QuantizeResult &r) {
+  int64_t permuted = 0, trivial = 0;
+  for (const LayerResult &l : r.layers) {
+    if (l.spec.skip || !l.qtensor) continue;
+    (g_idx_permuted(l) ? permuted : trivial) += 1;
+  }
+  return permuted > trivial;
 }
 
 std::string exact_regex(const std::string &name) { return glob_to_regex(name); }
@@ -47,7 +69,8 @@ json quantization_config(const QuantizeResult &r, const QuantizeOptions &o,
   q["quant_method"] = "gptq";
   q["bits"] = o.base.bits;
   q["group_size"] = o.base.group_size;
-  q["desc_act"] = o.base.act_order;
+  const bool desc_act = run_desc_act(r);
+  q["desc_act"] = desc_act;
   q["sym"] = o.base.sym;
   q["static_groups"] = o.base.static_groups;
   q["damp_percent"] = o.base.damp_percent;
@@ -56,17 +79,21 @@ json quantization_config(const QuantizeResult &r, const QuantizeOptions &o,
   q["checkpoint_format"] = format == GPTQ_FORMAT_V1 ? "gptq" : "gptq_v2";
   // Layers whose settings differ from the run's: one exact rule each (GPTQModel's
   // "dynamic" map; "-:" leaves a layer unquantized), so no rule order matters.
+  const json run_fields{{"bits", o.base.bits}, {"group_size", o.base.group_size},
+                        {"sym", o.base.sym}, {"desc_act", desc_act}};
   json dynamic = json::object();
   for (const LayerResult &l : r.layers) {
     if (l.spec.skip) {
       dynamic["-:" + exact_regex(l.name)] = json::object();
-    } else if (spec_fields(l.spec) != spec_fields(o.base)) {
-      dynamic["+:" + exact_regex(l.name)] = spec_fields(l.spec);
+    } else if (layer_fields(l) != run_fields) {
+      dynamic["+:" + exact_regex(l.name)] = layer_fields(l);
     }
   }
   if (!dynamic.empty()) q["dynamic"] = dynamic;
   q["meta"] = json{{"quantizer", json::array({"libgptq:" + tool_version})},
-                   {"method", o.method == QuantMethod::Gptq ? "gptq" : "rtn"}};
+                   {"method", o.method == QuantMethod::Gptq ? "gptq" : "rtn"},
+                   {"act_order", o.base.act_order},
+                   {"act_group_aware", o.base.act_group_aware}};
   return q;
 }
 
@@ -101,7 +128,9 @@ std::string quantize_report_json(const QuantizeResult &r, const std::string &sou
       j["bits"] = l.spec.bits;
       j["group_size"] = l.spec.group_size;
       j["sym"] = l.spec.sym;
-      j["desc_act"] = l.spec.act_order;
+      j["act_order"] = l.spec.act_order;
+      j["act_group_aware"] = l.spec.act_group_aware;
+      j["desc_act"] = l.qtensor ? g_idx_permuted(l) : false;
       j["loss"] = l.stats.loss;
       j["damp_percent_used"] = l.stats.damp_percent_used;
       j["damp_retries"] = l.stats.damp_retries;
@@ -114,7 +143,10 @@ std::string quantize_report_json(const QuantizeResult &r, const std::string &sou
   }
   json report{{"source", source_dir},
               {"calibration", {{"sequences", r.calibration_sequences},
-                               {"tokens", r.calibration_tokens}}},
+                               {"tokens", r.calibration_tokens},
+                               {"windows", r.calibration_seed ? "random" : "evenly spaced"},
+                               {"seed", r.calibration_seed ? json(*r.calibration_seed)
+                                                           : json(nullptr)}}},
               {"seconds", {{"total", r.total_seconds},
                            {"forward_and_hessians", r.forward_seconds},
                            {"quantize", r.quantize_seconds}}},

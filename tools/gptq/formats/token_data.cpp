@@ -3,6 +3,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <random>
 #include <vector>
 
 #include "common/interrupt.h"
@@ -146,6 +147,42 @@ std::vector<std::vector<int32_t>> cut_windows(const std::vector<int32_t> &stream
   // n / windows >= length.
   for (int64_t w = 0; w < windows; ++w) {
     const int64_t start = w * n / windows;
+    out.emplace_back(stream.begin() + start, stream.begin() + start + length);
+  }
+  return out;
+}
+
+namespace {
+
+// Uniform in [0, n], by rejection (no modulo bias).
+uint64_t uniform_up_to(std::mt19937_64 &gen, uint64_t n) {
+  if (n == UINT64_MAX) return gen();
+  const uint64_t range = n + 1;
+  const uint64_t limit = UINT64_MAX - UINT64_MAX % range;
+  uint64_t x = gen();
+  while (x >= limit) x = gen();
+  return x % range;
+}
+
+}  // namespace
+
+std::vector<std::vector<int32_t>> random_windows(const std::vector<int32_t> &stream,
+                                                 int64_t count, int64_t length, uint64_t seed) {
+  const auto n = static_cast<int64_t>(stream.size());
+  if (n <= length || count < 1 || length < 1) return cut_windows(stream, count, length);
+  const int64_t windows = std::min(count, n / length);
+  // k disjoint windows of length L in n tokens are k sorted offsets into the
+  // n - k·L tokens no window covers: window i starts at offset_i + i·L, and
+  // every start is possible for every window that can hold it.
+  const int64_t slack = n - windows * length;
+  std::mt19937_64 gen(seed);
+  std::vector<int64_t> offsets(static_cast<size_t>(windows));
+  for (int64_t &o : offsets) o = static_cast<int64_t>(uniform_up_to(gen, static_cast<uint64_t>(slack)));
+  std::sort(offsets.begin(), offsets.end());
+  std::vector<std::vector<int32_t>> out;
+  out.reserve(offsets.size());
+  for (int64_t i = 0; i < windows; ++i) {
+    const int64_t start = offsets[static_cast<size_t>(i)] + i * length;
     out.emplace_back(stream.begin() + start, stream.begin() + start + length);
   }
   return out;

@@ -28,4 +28,14 @@ std::vector<int32_t> tokenize_text_file(const Tokenizer &tokenizer, const std::s
 std::vector<std::vector<int32_t>> cut_windows(const std::vector<int32_t> &stream, int64_t count,
                                               int64_t length);
 
+// As cut_windows, but the windows start at random: as many disjoint windows
+// as cut_windows gives, in stream order, window i starting at o_i + i·length,
+// where o is the sorted list of independent uniform draws from
+// [0, tokens - windows·length] (the tokens no window covers). The same seed gives the same windows on
+// every platform (the generator is std::mt19937_64, whose sequence the C++
+// standard fixes, and the draws use no std:: distribution, whose results
+// differ between standard libraries).
+std::vector<std::vector<int32_t>> random_windows(const std::vector<int32_t> &stream,
+                                                 int64_t count, int64_t length, uint64_t seed);
+
 }  // namespace gptqtool

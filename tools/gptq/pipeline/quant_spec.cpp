@@ -59,6 +59,8 @@ SpecOverride parse_override(const std::string &text) {
       o.sym = parse_bool(value, key);
     } else if (key == "act-order" || key == "act_order" || key == "desc_act") {
       o.act_order = parse_bool(value, key);
+    } else if (key == "act-group-aware" || key == "act_group_aware") {
+      o.act_group_aware = parse_bool(value, key);
     } else if (key == "damp") {
       char *end = nullptr;
       const double d = std::strtod(value.c_str(), &end);
@@ -66,8 +68,13 @@ SpecOverride parse_override(const std::string &text) {
       o.damp_percent = d;
     } else {
       throw ToolError("override '" + text + "': unknown setting '" + key +
-                      "' (known: skip, bits, group, sym, act-order, damp)");
+                      "' (known: skip, bits, group, sym, act-order, act-group-aware, damp)");
     }
+  }
+  if (o.act_order && *o.act_order && o.act_group_aware && *o.act_group_aware) {
+    throw ToolError("override '" + text +
+                    "': act-order and act-group-aware are two different column orders; "
+                    "choose one");
   }
   return o;
 }
@@ -119,7 +126,14 @@ LayerQuantSpec spec_for(const LayerQuantSpec &base, const std::vector<SpecOverri
     if (o.bits) s.bits = *o.bits;
     if (o.group_size) s.group_size = *o.group_size;
     if (o.sym) s.sym = *o.sym;
-    if (o.act_order) s.act_order = *o.act_order;
+    if (o.act_order) {
+      s.act_order = *o.act_order;
+      if (*o.act_order) s.act_group_aware = false;
+    }
+    if (o.act_group_aware) {
+      s.act_group_aware = *o.act_group_aware;
+      if (*o.act_group_aware) s.act_order = false;
+    }
     if (o.damp_percent) s.damp_percent = *o.damp_percent;
   }
   return s;
@@ -146,6 +160,10 @@ void validate_spec(const LayerQuantSpec &s, const std::string &layer) {
   }
   if (!(s.damp_percent >= 0.0 && s.damp_percent < 1.0)) {
     throw ToolError(layer + ": damping must be in [0, 1), got " + std::to_string(s.damp_percent));
+  }
+  if (s.act_order && s.act_group_aware) {
+    throw ToolError(layer + ": act-order and act-group-aware are two different column orders; "
+                            "choose one");
   }
 }
 

@@ -16,7 +16,8 @@ struct LayerQuantSpec {
   int32_t bits = 4;
   int32_t group_size = 128;
   bool sym = true;
-  bool act_order = false;
+  bool act_order = false;        // full act-order: g_idx follows the permutation
+  bool act_group_aware = false;  // act-order that keeps groups contiguous (trivial g_idx)
   bool static_groups = false;
   double damp_percent = 0.01;
   bool mse = false;
@@ -29,11 +30,13 @@ struct SpecOverride {
   std::string pattern;
   bool skip = false;
   std::optional<int32_t> bits, group_size;
-  std::optional<bool> sym, act_order;
+  std::optional<bool> sym, act_order, act_group_aware;
   std::optional<double> damp_percent;
 };
 
-// Parses "PATTERN:skip" or "PATTERN:bits=8,group=-1,sym=0,act-order=1,damp=0.05".
+// Parses "PATTERN:skip" or "PATTERN:bits=8,group=-1,sym=0,act-order=1,damp=0.05"
+// (act-group-aware=1 is the other act-order; either one set to 1 clears the
+// other, so a later rule can switch a layer's order).
 // Throws ToolError naming the bad part.
 SpecOverride parse_override(const std::string &text);
 
@@ -46,7 +49,8 @@ std::string glob_to_regex(const std::string &pattern);
 LayerQuantSpec spec_for(const LayerQuantSpec &base, const std::vector<SpecOverride> &overrides,
                         const std::string &layer_name);
 
-// Range checks of a spec (bits 2..8, group -1 or >= 1, damp in [0,1)),
+// Range checks of a spec (bits 2..8, group -1 or >= 1, damp in [0,1), one
+// act-order at most),
 // naming the layer in the message.
 void validate_spec(const LayerQuantSpec &spec, const std::string &layer_name);
 

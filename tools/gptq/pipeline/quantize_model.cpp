@@ -1,6 +1,8 @@
 #include "pipeline/quantize_model.h"
 
+#include <algorithm>
 #include <chrono>
+#include <map>
 #include <cstdio>
 #include <utility>
 
@@ -41,6 +43,7 @@ gptq_config library_config(const LayerQuantSpec &spec, int32_t num_threads) {
   cfg.group_size = spec.group_size;
   cfg.sym = spec.sym ? 1 : 0;
   cfg.act_order = spec.act_order ? 1 : 0;
+  cfg.act_group_aware = spec.act_group_aware ? 1 : 0;
   cfg.static_groups = spec.static_groups ? 1 : 0;
   cfg.damp_percent = static_cast<float>(spec.damp_percent);
   cfg.mse = spec.mse ? 1 : 0;
@@ -65,6 +68,7 @@ std::shared_ptr<gptq_qtensor> quantize_rtn(const std::vector<float> &weight, int
                                            int32_t num_threads, gptq_quant_stats *stats) {
   LayerQuantSpec rtn = spec;
   rtn.act_order = false;  // a constant diagonal gives no order anyway
+  rtn.act_group_aware = false;
   const gptq_config cfg = library_config(rtn, num_threads);
   gptq_ctx *raw = nullptr;
   check_status(gptq_ctx_create(out, in, &cfg, &raw), "gptq_ctx_create");
@@ -82,16 +86,18 @@ std::shared_ptr<gptq_qtensor> quantize_rtn(const std::vector<float> &weight, int
 void validate_options(const QuantizeOptions &options) {
   check_storable_bits(options.base.bits, "--bits " + std::to_string(options.base.bits));
   validate_spec(options.base, "the run's settings");
-  bool act_order_somewhere = options.base.act_order;
+  bool act_order_somewhere = options.base.act_order || options.base.act_group_aware;
   for (const SpecOverride &o : options.overrides) {
     if (o.bits) check_storable_bits(*o.bits, "--override '" + o.text + "'");
-    act_order_somewhere = act_order_somewhere || (o.act_order && *o.act_order);
+    act_order_somewhere = act_order_somewhere || (o.act_order && *o.act_order) ||
+                          (o.act_group_aware && *o.act_group_aware);
   }
   if (options.base.static_groups && !act_order_somewhere) {
-    throw ToolError("--static-groups has no effect without --act-order: it fixes each group's "
-                    "parameters before act-order permutes the columns, and without act-order "
-                    "the groups are taken in column order anyway. Add --act-order (or "
-                    "act-order=1 in an --override) or drop --static-groups");
+    throw ToolError("--static-groups has no effect without an act-order: it fixes each group's "
+                    "parameters before the columns are reordered, and in column order the "
+                    "groups are taken one after another anyway. Add --act-order or "
+                    "--act-group-aware (or act-order=1 in an --override) or drop "
+                    "--static-groups");
   }
   if (options.method == QuantMethod::Rtn && options.base.static_groups) {
     throw ToolError("--static-groups has no effect with --method rtn (round-to-nearest has no "
@@ -143,6 +149,57 @@ void validate_plan(const ModelDir &dir, const QuantizeOptions &options) {
                     (options.quantize_lm_head ? ", and lm_head" : "; lm_head only with --quantize-lm-head") +
                     ")");
   }
+}
+
+std::vector<std::string> ragged_group_warnings(const ModelDir &dir,
+                                               const QuantizeOptions &options) {
+  const LlamaConfig &c = dir.config();
+  // (width, group) -> each kind of layer it holds and in how many blocks.
+  std::map<std::pair<int64_t, int32_t>, std::vector<std::pair<std::string, int64_t>>> ragged;
+  auto consider = [&](const std::string &name, const std::string &kind, int64_t in) {
+    const LayerQuantSpec spec = spec_for(options.base, options.overrides, name);
+    if (spec.skip || spec.group_size <= 0 || in % spec.group_size == 0) return;
+    auto &kinds = ragged[{in, spec.group_size}];
+    auto it = std::find_if(kinds.begin(), kinds.end(),
+                           [&](const std::pair<std::string, int64_t> &k) { return k.first == kind; });
+    if (it == kinds.end()) {
+      kinds.push_back({kind, 1});
+    } else {
+      ++it->second;
+    }
+  };
+  for (int64_t b = 0; b < c.num_hidden_layers; ++b) {
+    for (int s = 0; s < kLinearSlots; ++s) {
+      const auto slot = static_cast<LinearSlot>(s);
+      int64_t out = 0, in = 0;
+      slot_shape(c, slot, &out, &in);
+      consider(linear_name(b, slot), slot_suffix(slot), in);
+    }
+  }
+  if (options.quantize_lm_head) consider("lm_head", "lm_head", c.hidden_size);
+  std::vector<std::string> lines;
+  for (const auto &entry : ragged) {
+    const int64_t width = entry.first.first;
+    const int32_t group = entry.first.second;
+    std::string names;
+    for (const auto &kind : entry.second) {
+      names += (names.empty() ? "" : ", ") + kind.first;
+      if (kind.first != "lm_head") {
+        names += " of " + std::to_string(kind.second) + (kind.second == 1 ? " block" : " blocks");
+      }
+    }
+    const std::string shape =
+        width < group ? " input columns are fewer than the group size " + std::to_string(group) +
+                            " (one group of " + std::to_string(width) + ")"
+                      : " input columns do not divide into groups of " + std::to_string(group) +
+                            ": " + std::to_string(width / group) + " full groups and one of " +
+                            std::to_string(width % group);
+    lines.push_back(std::to_string(width) + shape + " (" + names +
+                    "). transformers and this tool load such checkpoints, but vLLM and several "
+                    "fast kernels expect the width to be a multiple of the group size; a group "
+                    "size that divides " + std::to_string(width) + " avoids that");
+  }
+  return lines;
 }
 
 namespace {

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,9 @@ struct QuantizeResult {
   std::vector<LayerResult> layers;  // in quantization order
   double forward_seconds = 0, quantize_seconds = 0, total_seconds = 0;
   int64_t calibration_sequences = 0, calibration_tokens = 0;
+  // How the windows were cut, for the report: the --seed of random windows,
+  // or none for evenly spaced ones. Set by the caller, which cut them.
+  std::optional<uint64_t> calibration_seed;
 };
 
 struct QuantizeCallbacks {
@@ -67,6 +71,14 @@ void validate_options(const QuantizeOptions &options);
 // one layer, so a long run never fails at its last layer and no override is
 // silently ignored. Throws ToolError.
 void validate_plan(const ModelDir &dir, const QuantizeOptions &options);
+
+// One line per layer width whose group size leaves a last, shorter group
+// (e.g. 576 columns in groups of 128: 4 full groups and one of 64), naming
+// the layers. Such checkpoints are valid and load in transformers and here,
+// but several fast kernels refuse ragged groups and vLLM sizes the scales
+// as width / group, so the tool warns before the run.
+std::vector<std::string> ragged_group_warnings(const ModelDir &dir,
+                                               const QuantizeOptions &options);
 
 // GPTQ (or RTN) over a whole model. `calibration` holds token sequences of any
 // lengths (no padding); ignored for RTN. Throws ToolError (a Ctrl-C included:
