@@ -23,8 +23,9 @@ GPTQModel's own loader refuses float32 inference, so its checkpoints are
 measured by `gptq eval`, as ours are.
 
 Orders: `full` is act-order with a permuted g_idx (desc_act), `group-aware`
-keeps groups contiguous (GPTQModel's act_group_aware), `none` is column
-order. Runs take minutes each on a CPU; --reuse keeps checkpoints already
+keeps groups contiguous (GPTQModel's act_group_aware), `static` is act-order
+with static groups (parameters fixed before the loop, so g_idx stays
+trivial), `none` is column order. Runs take minutes each on a CPU; --reuse keeps checkpoints already
 made in --work (each is written atomically, so one that exists is whole).
 """
 
@@ -37,7 +38,7 @@ import subprocess
 import sys
 import time
 
-ORDERS = ("full", "group-aware", "none")
+ORDERS = ("full", "group-aware", "static", "none")
 
 
 def log(msg):
@@ -74,7 +75,8 @@ def gptqmodel_worker(argv):
         bits=a.bits,
         group_size=a.group,
         sym=True,
-        desc_act=a.order == "full",
+        desc_act=a.order in ("full", "static"),
+        static_groups=a.order == "static",
         act_group_aware=a.order == "group-aware",
         damp_percent=a.damp,
         true_sequential=True,
@@ -105,7 +107,8 @@ def run(cmd, env=None):
 
 
 def order_flags(order):
-    return {"full": ["--act-order"], "group-aware": ["--act-group-aware"], "none": []}[order]
+    return {"full": ["--act-order"], "group-aware": ["--act-group-aware"],
+            "static": ["--act-order", "--static-groups"], "none": []}[order]
 
 
 def quantize_ours(a, seed, bits, order, out, ids_file):
