@@ -144,6 +144,23 @@ else
   fail "warning: $(cat "$work/q.txt")"
 fi
 
+# Unquantized tensors are float16 by default (the model is float32), as
+# config.json says; --dtype chooses another.
+grep -q '"torch_dtype": "float16"' "$work/ck/config.json" \
+  && grep -q "unquantized tensors will be written as F16" "$work/q.txt" \
+  && pass "float16 checkpoint by default" || fail "dtype: $(grep dtype "$work/ck/config.json")"
+if "$gptq" quantize --model "$work/model" --out "$work/d32" --method rtn --group 32 --dtype f32 \
+     >"$work/d32.txt" 2>&1 \
+     && grep -q '"torch_dtype": "float32"' "$work/d32/config.json" \
+     && [ "$(stat -c %s "$work/d32/model.safetensors")" -gt \
+          "$(stat -c %s "$work/s4/model.safetensors")" ]; then
+  pass "--dtype f32"
+else
+  fail "--dtype f32: $(cat "$work/d32.txt")"
+fi
+expect_error "unknown --dtype" "--dtype must be auto, f16, bf16 or f32, not 'f64'" \
+  "$gptq" quantize --model "$work/model" --out "$work/x" --method rtn --dtype f64
+
 expect_error "existing output" "already exists" \
   "$gptq" quantize --model "$work/model" --out "$work/ck" --calib-ids "$work/ids.txt"
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +18,7 @@
 #include "formats/checkpoint_reader.h"
 #include "formats/checkpoint_writer.h"
 #include "formats/file_util.h"
+#include "formats/float_formats.h"
 #include "formats/safetensors.h"
 #include "formats/token_data.h"
 #include "model/llama_forward.h"
@@ -114,15 +116,55 @@ TEST_F(Pipeline, CheckpointReimportsExactlyWithRightConfig) {
               codes_of(l.qtensor.get(), l.out_features * l.in_features))
         << l.name;
   }
-  // Untouched tensors are byte for byte the source's.
-  for (const std::string name : {"model.embed_tokens.weight", "model.norm.weight",
-                                 "lm_head.weight", "model.layers.1.input_layernorm.weight"}) {
+  // Unquantized tensors of a float32 model are written as float16 (the GPTQ
+  // convention), each value rounded to nearest.
+  const std::vector<std::string> unquantized{"model.embed_tokens.weight", "model.norm.weight",
+                                             "lm_head.weight",
+                                             "model.layers.1.input_layernorm.weight"};
+  for (const std::string &name : unquantized) {
     const TensorInfo &a = dir->info(name), &b = ck->info(name);
+    EXPECT_EQ(b.dtype, TensorDType::F16) << name;
+    ASSERT_EQ(a.shape, b.shape) << name;
+    const std::vector<float> src = to_float32(dir->file_of(name), a);
+    const std::vector<float> got = to_float32(ck->file_of(name), b);
+    for (size_t i = 0; i < src.size(); ++i) {
+      bool overflow = false;
+      ASSERT_EQ(float_to_f16(got[i], &overflow), float_to_f16(src[i], &overflow)) << name << i;
+      ASSERT_LE(std::fabs(got[i] - src[i]), std::fabs(src[i]) * 0x1p-11f + 0x1p-25f) << name;
+    }
+  }
+  // --dtype f32 keeps them byte for byte.
+  CheckpointOptions f32;
+  f32.dtype = CheckpointOptions::DType::F32;
+  write_gptq_checkpoint(*dir, r, qo, f32, root_ + "/out32");
+  auto ck32 = ModelDir::open(root_ + "/out32");
+  for (const std::string &name : unquantized) {
+    const TensorInfo &a = dir->info(name), &b = ck32->info(name);
     ASSERT_EQ(a.nbytes, b.nbytes) << name;
-    EXPECT_EQ(0, std::memcmp(dir->file_of(name).data(a), ck->file_of(name).data(b), a.nbytes));
-    EXPECT_EQ(a.dtype, b.dtype);
+    EXPECT_EQ(0, std::memcmp(dir->file_of(name).data(a), ck32->file_of(name).data(b), a.nbytes));
+    EXPECT_EQ(b.dtype, TensorDType::F32);
+  }
+  EXPECT_EQ(read_json(root_ + "/out32/config.json")["torch_dtype"], "float32");
+  // The f16 checkpoint computes what its tensors say: our reader takes the
+  // f16 embeddings and norms back, and its logits stay close to the f32 one's.
+  {
+    const LlamaModel m16 = load_model(*ck), m32 = load_model(*ck32);
+    const std::vector<int32_t> ids{1, 5, 9, 2, 44, 17};
+    SequenceBatch batch;
+    batch.add(static_cast<int64_t>(ids.size()));
+    const Rope rope(m16.config, static_cast<int64_t>(ids.size()));
+    const std::vector<float> a = model_logits(m16, rope, ids, batch);
+    const std::vector<float> b = model_logits(m32, rope, ids, batch);
+    double diff = 0, norm = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+      diff += (a[i] - b[i]) * double(a[i] - b[i]);
+      norm += b[i] * double(b[i]);
+    }
+    EXPECT_GT(diff, 0.0);  // the f16 tensors were really used
+    EXPECT_LT(std::sqrt(diff / norm), 2e-3);
   }
   const auto config = read_json(out + "/config.json");
+  EXPECT_EQ(config["torch_dtype"], "float16");
   const auto &q = config["quantization_config"];
   EXPECT_EQ(q["quant_method"], "gptq");
   EXPECT_EQ(q["bits"], 4);
@@ -144,7 +186,7 @@ TEST_F(Pipeline, CheckpointReimportsExactlyWithRightConfig) {
   EXPECT_EQ(report["layers"][0]["name"], "model.layers.0.self_attn.q_proj");
   EXPECT_TRUE(report["layers"][0].contains("damp_percent_used"));
   EXPECT_TRUE(report["layers"][0].contains("fell_back_to_rtn"));
-  EXPECT_EQ(stray_entries({"out"}), std::vector<std::string>{});
+  EXPECT_EQ(stray_entries({"out", "out32"}), std::vector<std::string>{});
 
   // The checkpoint runs: its logits equal those of the dequantized model
   // within matmul rounding.
@@ -155,6 +197,50 @@ TEST_F(Pipeline, CheckpointReimportsExactlyWithRightConfig) {
 // Block 1's q/k/v Hessian must come from block 0's output recomputed through
 // block 0's quantized layers, and o_proj's from attention over the quantized
 // q/k/v: redo both by hand with direct library calls and compare codes.
+// A bfloat16 model keeps bfloat16 (its tensors copied as they are), and
+// --dtype overrides the choice either way.
+TEST_F(Pipeline, CheckpointDtypeFollowsABfloat16Source) {
+  tinymodel::TinySpec bf = spec_;
+  bf.dtype = TensorDType::BF16;
+  const std::string model = root_ + "/bf16";
+  tinymodel::write_model(model, bf);
+  auto dir = ModelDir::open(model);
+  EXPECT_EQ(unquantized_dtype(*dir, CheckpointOptions::DType::Auto), TensorDType::BF16);
+  EXPECT_EQ(unquantized_dtype(*dir, CheckpointOptions::DType::F16), TensorDType::F16);
+  QuantizeOptions qo;
+  qo.method = QuantMethod::Rtn;
+  qo.base.group_size = 32;
+  const QuantizeResult r = quantize_model(*dir, {}, qo, {});
+  write_gptq_checkpoint(*dir, r, qo, {}, root_ + "/bfout");
+  auto ck = ModelDir::open(root_ + "/bfout");
+  const TensorInfo &a = dir->info("model.embed_tokens.weight");
+  const TensorInfo &b = ck->info("model.embed_tokens.weight");
+  EXPECT_EQ(b.dtype, TensorDType::BF16);
+  ASSERT_EQ(a.nbytes, b.nbytes);
+  EXPECT_EQ(0, std::memcmp(dir->file_of(a.name).data(a), ck->file_of(b.name).data(b), a.nbytes));
+  EXPECT_EQ(read_json(root_ + "/bfout/config.json")["torch_dtype"], "bfloat16");
+  EXPECT_EQ(ck->info("model.layers.0.self_attn.q_proj.scales").dtype, TensorDType::F16);
+
+  // A source config with transformers 5's "dtype" key gets it rewritten too;
+  // without any key, the weights decide.
+  nlohmann::json config = read_json(model + "/config.json");
+  config.erase("torch_dtype");
+  std::ofstream(model + "/config.json") << config.dump();
+  dir = ModelDir::open(model);
+  EXPECT_EQ(unquantized_dtype(*dir, CheckpointOptions::DType::Auto), TensorDType::BF16);
+  config["dtype"] = "float32";
+  std::ofstream(model + "/config.json") << config.dump();
+  dir = ModelDir::open(model);
+  EXPECT_EQ(unquantized_dtype(*dir, CheckpointOptions::DType::Auto), TensorDType::F16);
+  CheckpointOptions co;
+  co.dtype = CheckpointOptions::DType::F32;
+  write_gptq_checkpoint(*dir, r, qo, co, root_ + "/bfout32");
+  const auto written = read_json(root_ + "/bfout32/config.json");
+  EXPECT_EQ(written["dtype"], "float32");
+  EXPECT_FALSE(written.contains("torch_dtype"));
+  EXPECT_EQ(ModelDir::open(root_ + "/bfout32")->info("model.norm.weight").dtype, TensorDType::F32);
+}
+
 TEST_F(Pipeline, TrueSequentialInputsComeFromQuantizedLayers) {
   auto dir = ModelDir::open(model_);
   QuantizeOptions qo;
@@ -488,10 +574,17 @@ TEST_F(Pipeline, TiedLmHeadIsQuantizedOnRequestAndUntied) {
   auto q = load_quantized_linear(*ck, read_gptq_checkpoint_config(*ck), "lm_head", spec_.vocab,
                                  spec_.hidden);
   EXPECT_EQ(dequantized(q.get()), dequantized(head.qtensor.get()));
-  // The embeddings are untouched: the tied weights are still the original ones.
+  // The embeddings are the original ones (rounded to float16), not the
+  // quantized head.
   const TensorInfo &a = dir->info("model.embed_tokens.weight");
   const TensorInfo &b = ck->info("model.embed_tokens.weight");
-  EXPECT_EQ(0, std::memcmp(dir->file_of(a.name).data(a), ck->file_of(b.name).data(b), a.nbytes));
+  const std::vector<float> src = to_float32(dir->file_of(a.name), a);
+  const std::vector<float> got = to_float32(ck->file_of(b.name), b);
+  ASSERT_EQ(src.size(), got.size());
+  for (size_t i = 0; i < src.size(); ++i) {
+    bool overflow = false;
+    ASSERT_EQ(float_to_f16(src[i], &overflow), float_to_f16(got[i], &overflow)) << i;
+  }
 
   // A tied model that also stores lm_head.weight (a copy of the
   // embeddings) is untied too: the checkpoint once kept

@@ -81,7 +81,9 @@ inline nlohmann::json config_json(const TinySpec &s) {
   c["rope_theta"] = s.rope_theta;
   c["tie_word_embeddings"] = s.tied;
   c["hidden_act"] = "silu";
-  c["torch_dtype"] = "float32";
+  c["torch_dtype"] = s.dtype == gptqtool::TensorDType::BF16  ? "bfloat16"
+                     : s.dtype == gptqtool::TensorDType::F16 ? "float16"
+                                                             : "float32";
   return c;
 }
 

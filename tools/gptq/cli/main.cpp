@@ -83,6 +83,9 @@ const char kQuantizeUsage[] =
     "  --method M          gptq (default) or rtn (round-to-nearest; takes no --calib,\n"
     "                      --calib-ids, --samples or --seqlen)\n"
     "  --format F          auto (default: v1 if symmetric, else v2), v1 or v2\n"
+    "  --dtype D           dtype of the tensors left unquantized (embeddings, norms,\n"
+    "                      biases): auto (default: bf16 if the model is bf16, else f16),\n"
+    "                      f16, bf16 or f32; scales are always f16\n"
     "  --overwrite         replace an existing --out checkpoint written by gptq\n"
     "                      (nothing else is ever replaced)\n"
     "  --threads N         threads for the library's loops (default: all cores)\n"
@@ -154,7 +157,7 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   CliArgs args(argc, argv, 2,
                {"model", "out", "calib", "calib-ids", "samples", "seqlen", "seed",
                 "save-calib-ids", "bits", "group", "damp", "override", "method", "format",
-                "threads", "backend"},
+                "dtype", "threads", "backend"},
                {"asym", "act-order", "act-group-aware", "static-groups", "mse", "overwrite",
                 "quiet", "quantize-lm-head"});
   choose_backend(args);
@@ -213,6 +216,18 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   } else {
     throw ToolError("--format must be auto, v1 or v2, not '" + format + "'");
   }
+  const std::string dtype = args.get("dtype", "auto");
+  if (dtype == "auto") {
+    co.dtype = CheckpointOptions::DType::Auto;
+  } else if (dtype == "f16") {
+    co.dtype = CheckpointOptions::DType::F16;
+  } else if (dtype == "bf16") {
+    co.dtype = CheckpointOptions::DType::BF16;
+  } else if (dtype == "f32") {
+    co.dtype = CheckpointOptions::DType::F32;
+  } else {
+    throw ToolError("--dtype must be auto, f16, bf16 or f32, not '" + dtype + "'");
+  }
   // Before any work: the output must leave every input alone, and only a
   // checkpoint of ours may be replaced.
   co.inputs = args.all("calib");
@@ -243,6 +258,8 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
               static_cast<long long>(c.num_hidden_layers), static_cast<long long>(c.hidden_size),
               static_cast<long long>(c.num_attention_heads),
               static_cast<long long>(c.num_key_value_heads));
+  std::printf("unquantized tensors will be written as %s\n",
+              dtype_name(unquantized_dtype(*dir, co.dtype)));
 
   std::vector<std::vector<int32_t>> calibration;
   if (qo.method == QuantMethod::Gptq) {

@@ -10,6 +10,7 @@
 
 #include "common/interrupt.h"
 #include "formats/file_util.h"
+#include "formats/float_formats.h"
 #include "formats/output_guard.h"
 #include "formats/safetensors.h"
 #include "model/model_dir.h"
@@ -115,7 +116,29 @@ class TempDirGuard {
   std::string path_;
 };
 
+const char *torch_dtype_name(TensorDType d) {
+  switch (d) {
+    case TensorDType::F16: return "float16";
+    case TensorDType::BF16: return "bfloat16";
+    default: return "float32";
+  }
+}
+
 }  // namespace
+
+TensorDType unquantized_dtype(const ModelDir &source, CheckpointOptions::DType choice) {
+  switch (choice) {
+    case CheckpointOptions::DType::F16: return TensorDType::F16;
+    case CheckpointOptions::DType::BF16: return TensorDType::BF16;
+    case CheckpointOptions::DType::F32: return TensorDType::F32;
+    case CheckpointOptions::DType::Auto: break;
+  }
+  const std::string &declared = source.config().torch_dtype;
+  const bool bf16 = declared == "bfloat16" ||
+                    (declared.empty() && source.has("model.embed_tokens.weight") &&
+                     source.info("model.embed_tokens.weight").dtype == TensorDType::BF16);
+  return bf16 ? TensorDType::BF16 : TensorDType::F16;
+}
 
 std::string quantize_report_json(const QuantizeResult &r, const std::string &source_dir) {
   json layers = json::array();
@@ -189,12 +212,19 @@ void write_gptq_checkpoint(const ModelDir &source, const QuantizeResult &result,
   const bool head_quantized = quantized.count("lm_head.weight") != 0;
   const bool untie = head_quantized && source.config().tie_word_embeddings;
   if (head_quantized && !source.has("lm_head.weight")) names.push_back("lm_head.weight");
+  const TensorDType float_dtype = unquantized_dtype(source, options.dtype);
   for (const std::string &name : names) {
     check_interrupt();
     auto it = quantized.find(name);
     if (it == quantized.end()) {
       const TensorInfo &t = source.info(name);
-      st.add(name, t.dtype, t.shape, bytes_of(source.file_of(name).data(t), t.nbytes));
+      const bool is_float = t.dtype == TensorDType::F32 || t.dtype == TensorDType::F16 ||
+                            t.dtype == TensorDType::BF16 || t.dtype == TensorDType::F64;
+      if (is_float) {
+        st.add(name, float_dtype, t.shape, convert_float_tensor(source.file_of(name), t, float_dtype));
+      } else {
+        st.add(name, t.dtype, t.shape, bytes_of(source.file_of(name).data(t), t.nbytes));
+      }
       continue;
     }
     const LayerResult &l = *it->second;
@@ -228,6 +258,13 @@ void write_gptq_checkpoint(const ModelDir &source, const QuantizeResult &result,
 
   json config = source.config_json();
   if (untie) config["tie_word_embeddings"] = false;
+  // transformers 5 reads "dtype" before "torch_dtype", 4 only "torch_dtype":
+  // whichever keys the source has are set, "torch_dtype" when it has neither.
+  const bool has_dtype_key = config.contains("dtype");
+  if (config.contains("torch_dtype") || !has_dtype_key) {
+    config["torch_dtype"] = torch_dtype_name(float_dtype);
+  }
+  if (has_dtype_key) config["dtype"] = torch_dtype_name(float_dtype);
   const json qcfg = quantization_config(result, quantize_options, format, options.tool_version);
   config["quantization_config"] = qcfg;
   json quantize_config = qcfg;

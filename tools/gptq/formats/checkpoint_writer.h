@@ -1,6 +1,7 @@
 // Writing a quantized model as a GPTQ checkpoint directory that transformers,
 // vLLM and GPTQModel load: model.safetensors with qweight / qzeros / scales /
-// g_idx per quantized layer and every other tensor untouched, config.json
+// g_idx per quantized layer and every other tensor in the checkpoint's float
+// dtype (config.json's torch_dtype), config.json
 // with quantization_config, quantize_config.json, the tokenizer files, and a
 // per-layer report. The directory appears whole or not at all: everything is
 // written into a temporary sibling directory, synced, and renamed into place.
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "formats/safetensors.h"
 #include "pipeline/quantize_model.h"
 
 namespace gptqtool {
@@ -22,6 +24,11 @@ struct CheckpointOptions {
   // chosen automatically when any layer is asymmetric (V1 cannot store a
   // zero of 0). Forcing V1 on such a model fails before anything is written.
   enum class Format { Auto, V1, V2 } format = Format::Auto;
+  // The dtype of every tensor left unquantized (embeddings, norms, biases,
+  // an unquantized lm_head); scales are always F16, as the format requires.
+  // Auto follows the Hugging Face GPTQ convention: bfloat16 when the source
+  // model is bfloat16, float16 otherwise (a float32 model included).
+  enum class DType { Auto, F16, BF16, F32 } dtype = DType::Auto;
   // Replace an existing output directory, which must be a checkpoint this
   // tool wrote (is_checkpoint_we_wrote); anything else is refused.
   bool overwrite = false;
@@ -34,6 +41,11 @@ struct CheckpointOptions {
   std::function<void(const std::string &file)> before_file;
   std::string tool_version;  // recorded in the report
 };
+
+// The dtype `choice` resolves to for `source`: BF16 when the source's
+// config.json says bfloat16 (or says nothing and its embeddings are BF16),
+// else F16, unless `choice` names one.
+TensorDType unquantized_dtype(const ModelDir &source, CheckpointOptions::DType choice);
 
 // The report as JSON text (also written into the checkpoint).
 std::string quantize_report_json(const QuantizeResult &result, const std::string &source_dir);

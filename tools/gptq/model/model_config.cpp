@@ -349,7 +349,8 @@ LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &
   }
 
   parse_rope(config, r, &c);
-  c.torch_dtype = r.string("torch_dtype", r.string("dtype", ""));
+  // transformers 5 reads "dtype" first and falls back on "torch_dtype".
+  c.torch_dtype = r.string("dtype", r.string("torch_dtype", ""));
 
   // Sliding window: only recorded when it can take effect. Mistral windows
   // every layer (and ignores layer_types, as transformers does); Qwen2 the

@@ -36,7 +36,7 @@ struct LlamaConfig {
   double rope_attention_factor = 1;  // yarn: cos and sin are scaled by it
   double rope_beta_fast = 32, rope_beta_slow = 1;               // yarn
   bool rope_truncate = true;                                    // yarn
-  std::string torch_dtype;  // as written ("torch_dtype", or "dtype" in newer files); may be ""
+  std::string torch_dtype;  // as written ("dtype" in newer files, else "torch_dtype"); may be ""
 
   std::string hidden_act = "silu";  // the only activation accepted
 

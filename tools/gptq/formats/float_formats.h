@@ -1,0 +1,29 @@
+// Narrowing float32 to the 16-bit float formats a checkpoint stores (IEEE
+// binary16 and bfloat16), rounding to nearest even as PyTorch does, and
+// re-encoding a whole safetensors float tensor in another float dtype. A
+// value too large for the narrower format is an error naming the tensor, not
+// a silent infinity: a checkpoint whose norms became inf would load and
+// compute garbage.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "formats/safetensors.h"
+
+namespace gptqtool {
+
+// Round to nearest even; subnormals kept; NaN stays NaN (quiet) and inf
+// stays inf. *overflow is set (never cleared) when a finite value rounds to
+// infinity.
+uint16_t float_to_f16(float f, bool *overflow);
+uint16_t float_to_bf16(float f, bool *overflow);
+
+// Tensor `t` of `file` (F64, F32, F16 or BF16) as little-endian bytes of
+// `to` (F32, F16 or BF16). The same dtype is copied byte for byte. Throws
+// ToolError naming the tensor when a finite value does not fit `to`.
+std::vector<uint8_t> convert_float_tensor(const SafetensorsFile &file, const TensorInfo &t,
+                                          TensorDType to);
+
+}  // namespace gptqtool
