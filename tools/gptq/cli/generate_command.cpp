@@ -44,6 +44,8 @@ const char kGenerateUsage[] =
     "                          repeatable. EOS (generation_config.json, config.json) always\n"
     "                          ends it\n"
     "  --batch N               sequences decoded together (default 1)\n"
+    "  --print-ids             print the generated token ids (space separated) instead\n"
+    "                          of the text\n"
     "  --ctx N                 positions per sequence, prompt included (default: the\n"
     "                          model's max_position_embeddings)\n"
     "  --matmul M              quantized layers: f32 (default: float32 activations) or\n"
@@ -126,7 +128,8 @@ int cmd_generate(int argc, char **argv) {
                {"model", "prompt", "prompt-file", "system", "max-new-tokens", "temperature",
                 "top-p", "top-k", "repetition-penalty", "seed", "stop", "batch", "ctx",
                 "matmul", "threads", "backend"},
-               {"chat"});
+               {"chat", "print-ids"});
+  const bool print_ids = args.flag("print-ids");
   choose_backend(args);
   const MatmulChoice matmul = choose_matmul(args);
   const std::string model_path = args.required("model");
@@ -182,6 +185,7 @@ int cmd_generate(int argc, char **argv) {
   decoders.reserve(prompts.size());
   for (size_t i = 0; i < prompts.size(); ++i) decoders.emplace_back(*tok, stops);
   std::vector<std::string> finished_text(prompts.size());
+  std::vector<std::string> id_text(prompts.size());
   std::vector<bool> finished(prompts.size(), false);
   std::vector<FinishReason> reasons(prompts.size(), FinishReason::Length);
   size_t next_to_print = 0;
@@ -193,7 +197,11 @@ int cmd_generate(int argc, char **argv) {
         ++generated;
         StreamingDecoder &d = decoders[static_cast<size_t>(i)];
         const std::string piece = d.push(token);
-        if (single && !piece.empty()) {
+        if (!d.stopped()) {
+          std::string &ids = id_text[static_cast<size_t>(i)];
+          ids += (ids.empty() ? "" : " ") + std::to_string(token);
+        }
+        if (single && !print_ids && !piece.empty()) {
           std::fwrite(piece.data(), 1, piece.size(), stdout);
           std::fflush(stdout);
         }
@@ -205,12 +213,13 @@ int cmd_generate(int argc, char **argv) {
         const std::string rest = d.finish();
         reasons[k] = reason;
         if (single) {
-          std::fwrite(rest.data(), 1, rest.size(), stdout);
+          if (print_ids) std::fputs(id_text[k].c_str(), stdout);
+          else std::fwrite(rest.data(), 1, rest.size(), stdout);
           std::fputc('\n', stdout);
           std::fflush(stdout);
           return;
         }
-        finished_text[k] = d.text();
+        finished_text[k] = print_ids ? id_text[k] : d.text();
         finished[k] = true;
         while (next_to_print < prompts.size() && finished[next_to_print]) {
           std::printf("=== %zu (%s) ===\n%s\n", next_to_print + 1,
