@@ -10,7 +10,8 @@
 #   CHECKPOINT   gptq checkpoints (or float models) of the same model
 # Environment: THREADS (default 2), PROMPT (128), GEN (128), REPS (5),
 # ROUNDS (2), MATMUL (int8; or f32), OUT (a directory for the JSON files,
-# default a temporary one).
+# default a temporary one), LLAMA_ARGS (more llama-bench options, e.g.
+# "--repack 0").
 # llama.cpp is the user's build; nothing of it is built or committed here.
 set -euo pipefail
 if [ "$#" -lt 4 ]; then
@@ -28,7 +29,9 @@ for ck in "$@"; do models+=(--model "$ck"); done
 
 for r in $(seq 1 "$rounds"); do
   echo "round $r: llama-bench" >&2
-  nice -n 10 "$llama_bench" -m "$gguf" -t "$threads" -p "$prompt" -n "$gen" -r "$reps" -o json \
+  # shellcheck disable=SC2086  # LLAMA_ARGS is meant to split
+  nice -n 10 "$llama_bench" -m "$gguf" -t "$threads" -p "$prompt" -n "$gen" -r "$reps" \
+    ${LLAMA_ARGS:-} -o json \
     >"$out/llama-$r.json" 2>"$out/llama-$r.log"
   echo "round $r: gptq bench" >&2
   nice -n 10 "$gptq" bench "${models[@]}" --batch 1,8 --prompt-tokens "$prompt" \
