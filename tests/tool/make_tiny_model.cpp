@@ -1,6 +1,7 @@
 // Writes a tiny random LLaMA-shaped model directory for the CLI tests:
-//   make_tiny_model DIR [llama|qwen2|gpt2]
-// "gpt2" writes an unsupported architecture (for the error-path tests).
+//   make_tiny_model DIR [llama|qwen2|gpt2|chat]
+// "gpt2" writes an unsupported architecture (for the error-path tests);
+// "chat" a model with a byte tokenizer and a ChatML template (generate).
 #include <cstdio>
 #include <cstring>
 
@@ -8,13 +9,17 @@
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: make_tiny_model DIR [llama|qwen2|gpt2]\n");
+    std::fprintf(stderr, "usage: make_tiny_model DIR [llama|qwen2|gpt2|chat]\n");
     return 2;
   }
   tinymodel::TinySpec spec;
   const char *kind = argc > 2 ? argv[2] : "llama";
   spec.qwen2 = std::strcmp(kind, "qwen2") == 0;
   try {
+    if (std::strcmp(kind, "chat") == 0) {
+      tinymodel::write_chat_model(argv[1], spec);
+      return 0;
+    }
     tinymodel::write_model(argv[1], spec);
     if (std::strcmp(kind, "gpt2") == 0) {
       nlohmann::json c = tinymodel::config_json(spec);

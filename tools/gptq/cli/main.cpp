@@ -5,6 +5,8 @@
 //   gptq eval      --model DIR [--quantized DIR ...] --text TEXT
 //                                                     perplexity: original, RTN, GPTQ
 //   gptq logits    --model DIR --ids FILE --out FILE.npy
+//   gptq generate  --model DIR --prompt TEXT ...           text, with a KV cache
+//   gptq bench     --model DIR ...                         prefill / decode speed
 //
 // Run `gptq <command> --help` for the options.
 #include <csignal>
@@ -20,7 +22,9 @@
 #include <vector>
 
 #include "cli/cli_args.h"
+#include "cli/commands.h"
 #include "cli/progress.h"
+#include "cli/run_options.h"
 #include "common/interrupt.h"
 #include "formats/checkpoint_reader.h"
 #include "formats/checkpoint_writer.h"
@@ -43,6 +47,8 @@ const char kUsage[] =
     "  quantize   quantize a LLaMA-family model directory and write a GPTQ checkpoint\n"
     "  eval       perplexity of a model, its GPTQ checkpoints and round-to-nearest\n"
     "  logits     write a model's logits for a token sequence as a .npy file\n"
+    "  generate   generate text from a model or checkpoint (greedy or sampled, --chat)\n"
+    "  bench      prefill and decode speed and latency per batch size\n"
     "\n"
     "gptq <command> --help lists the options; gptq --version prints the versions.\n";
 
@@ -124,27 +130,6 @@ bool wants_help(int argc, char **argv) {
     if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) return true;
   }
   return false;
-}
-
-// --backend: the library's backend for the whole run, through its
-// GPTQ_BACKEND override (read once per process, before the first context or
-// import), so every context and every imported checkpoint follows it. An
-// explicit cuda is checked at once: a machine without a usable GPU is told
-// why before any work.
-void choose_backend(const CliArgs &args) {
-  if (!args.has("backend")) return;
-  const std::string b = args.get("backend", "");
-  if (b != "auto" && b != "cpu" && b != "cuda")
-    throw ToolError("--backend must be auto, cpu or cuda, not '" + b + "'");
-  setenv("GPTQ_BACKEND", b.c_str(), 1);
-  if (b != "cuda") return;
-  gptq_config cfg;
-  gptq_config_default(&cfg);
-  cfg.backend = GPTQ_BACKEND_CUDA;
-  gptq_ctx *ctx = nullptr;
-  const gptq_status s = gptq_ctx_create(1, 1, &cfg, &ctx);
-  gptq_ctx_destroy(ctx);
-  if (s != GPTQ_OK) throw ToolError(std::string("--backend cuda: ") + gptq_last_error());
 }
 
 std::string shape_text(const LayerResult &l) {
@@ -622,6 +607,14 @@ int main(int argc, char **argv) {
     if (command == "logits") {
       if (wants_help(argc, argv)) return std::fputs(kLogitsUsage, stdout), 0;
       return cmd_logits(argc, argv);
+    }
+    if (command == "generate") {
+      if (wants_help(argc, argv)) return std::fputs(kGenerateUsage, stdout), 0;
+      return cmd_generate(argc, argv);
+    }
+    if (command == "bench") {
+      if (wants_help(argc, argv)) return std::fputs(kBenchUsage, stdout), 0;
+      return cmd_bench(argc, argv);
     }
     std::fprintf(stderr, "gptq: unknown command '%s'\n\n%s", command.c_str(), kUsage);
     return 2;
