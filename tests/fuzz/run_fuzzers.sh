@@ -28,6 +28,8 @@ out=${GPTQ_FUZZ_OUT:-$(mktemp -d /tmp/gptq-fuzz.XXXXXX)}
 mkdir -p "$out"
 # Every harness runs the CPU backend, whatever the machine has.
 export GPTQ_BACKEND=cpu
+# UBSan only prints by default; a report must stop the run and count.
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 
 status=0
 for h in "${harnesses[@]}"; do
@@ -48,6 +50,7 @@ for h in "${harnesses[@]}"; do
   rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log.txt" | tail -n 1)
   findings=$(ls "$work/artifacts" | wc -l)
+  if grep -q 'runtime error:' "$work/log.txt"; then findings=$((findings + 1)); fi
   if [ "$rc" -ne 0 ] || [ "$findings" -ne 0 ]; then
     echo "run_fuzzers: $h: FAILED after ${execs:-?} executions (exit $rc): $(ls "$work/artifacts" | tr '\n' ' ')"
     grep -E 'ERROR|SUMMARY|Assertion|abort|==[0-9]+==' "$work/log.txt" | head -n 20
