@@ -158,6 +158,26 @@ if "$gptq" quantize --model "$work/model" --out "$work/d32" --method rtn --group
 else
   fail "--dtype f32: $(cat "$work/d32.txt")"
 fi
+# --max-shard-size: numbered shards and an index, which eval and logits read.
+if "$gptq" quantize --model "$work/model" --out "$work/shards" --method rtn --group 32 \
+     --max-shard-size 20KB >"$work/shards.txt" 2>&1 \
+     && n=$(find "$work/shards" -name 'model-*-of-*.safetensors' | wc -l) && [ "$n" -ge 2 ] \
+     && [ -f "$work/shards/model.safetensors.index.json" ] \
+     && [ -f "$work/shards/model-00001-of-0000$n.safetensors" ] \
+     && [ -f "$work/shards/model-0000$n-of-0000$n.safetensors" ] \
+     && [ ! -e "$work/shards/model.safetensors" ] \
+     && "$gptq" quantize --model "$work/model" --out "$work/unsharded" --method rtn --group 32 \
+       >/dev/null 2>&1 \
+     && "$gptq" logits --model "$work/shards" --ids "$work/one.txt" --out "$work/shards.npy" \
+       >/dev/null 2>&1 \
+     && "$gptq" logits --model "$work/unsharded" --ids "$work/one.txt" --out "$work/unsharded.npy" \
+       >/dev/null 2>&1 && cmp -s "$work/shards.npy" "$work/unsharded.npy"; then
+  pass "--max-shard-size writes shards that load"
+else
+  fail "--max-shard-size: $(cat "$work/shards.txt"; ls "$work/shards")"
+fi
+expect_error "bad --max-shard-size" "--max-shard-size needs a size such as 4GB" \
+  "$gptq" quantize --model "$work/model" --out "$work/x" --method rtn --max-shard-size 4XB
 expect_error "unknown --dtype" "--dtype must be auto, f16, bf16 or f32, not 'f64'" \
   "$gptq" quantize --model "$work/model" --out "$work/x" --method rtn --dtype f64
 

@@ -86,6 +86,9 @@ const char kQuantizeUsage[] =
     "  --dtype D           dtype of the tensors left unquantized (embeddings, norms,\n"
     "                      biases): auto (default: bf16 if the model is bf16, else f16),\n"
     "                      f16, bf16 or f32; scales are always f16\n"
+    "  --max-shard-size S  largest safetensors file (default 4GB; KB/MB/GB are powers\n"
+    "                      of 1000, KiB/MiB/GiB of 1024): larger checkpoints are split\n"
+    "                      into model-0000N-of-0000M.safetensors with an index\n"
     "  --overwrite         replace an existing --out checkpoint written by gptq\n"
     "                      (nothing else is ever replaced)\n"
     "  --threads N         threads for the library's loops (default: all cores)\n"
@@ -157,7 +160,7 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   CliArgs args(argc, argv, 2,
                {"model", "out", "calib", "calib-ids", "samples", "seqlen", "seed",
                 "save-calib-ids", "bits", "group", "damp", "override", "method", "format",
-                "dtype", "threads", "backend"},
+                "dtype", "max-shard-size", "threads", "backend"},
                {"asym", "act-order", "act-group-aware", "static-groups", "mse", "overwrite",
                 "quiet", "quantize-lm-head"});
   choose_backend(args);
@@ -228,6 +231,7 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   } else {
     throw ToolError("--dtype must be auto, f16, bf16 or f32, not '" + dtype + "'");
   }
+  co.max_shard_bytes = parse_byte_size(args.get("max-shard-size", "4GB"), "--max-shard-size");
   // Before any work: the output must leave every input alone, and only a
   // checkpoint of ours may be replaced.
   co.inputs = args.all("calib");
