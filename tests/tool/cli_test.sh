@@ -178,6 +178,25 @@ else
 fi
 expect_error "bad --max-shard-size" "--max-shard-size needs a size such as 4GB" \
   "$gptq" quantize --model "$work/model" --out "$work/x" --method rtn --max-shard-size 4XB
+# --model org/name: found in the local Hugging Face cache (refs/main names
+# the snapshot), never downloaded.
+hub="$work/hf/hub/models--tiny-org--tiny-llama"
+commit=0123456789abcdef0123456789abcdef01234567
+mkdir -p "$hub/refs" "$hub/snapshots/$commit"
+printf '%s' "$commit" >"$hub/refs/main"
+cp "$work/model"/* "$hub/snapshots/$commit/"
+if HF_HOME="$work/hf" "$gptq" quantize --model tiny-org/tiny-llama --out "$work/from_hub" \
+     --method rtn --group 32 >"$work/hub.txt" 2>&1 \
+     && grep -q "^model: $hub/snapshots/$commit" "$work/hub.txt" \
+     && HF_HUB_CACHE="$work/hf/hub" "$gptq" logits --model tiny-org/tiny-llama@$commit \
+       --ids "$work/one.txt" --out "$work/hub.npy" >/dev/null 2>&1; then
+  pass "--model org/name from the Hugging Face cache"
+else
+  fail "--model org/name: $(cat "$work/hub.txt")"
+fi
+HF_HOME="$work/hf" expect_error "a model absent from the cache" \
+  "the Hugging Face cache $work/hf/hub has no models--tiny-org--absent; nothing is downloaded" \
+  "$gptq" quantize --model tiny-org/absent --out "$work/x" --method rtn
 expect_error "unknown --dtype" "--dtype must be auto, f16, bf16 or f32, not 'f64'" \
   "$gptq" quantize --model "$work/model" --out "$work/x" --method rtn --dtype f64
 

@@ -27,6 +27,7 @@
 #include "formats/file_util.h"
 #include "formats/output_guard.h"
 #include "formats/token_data.h"
+#include "model/hub_cache.h"
 #include "model/llama_forward.h"
 #include "model/model_dir.h"
 #include "pipeline/perplexity.h"
@@ -49,7 +50,9 @@ const char kUsage[] =
 const char kQuantizeUsage[] =
     "usage: gptq quantize --model DIR --out DIR (--calib FILE | --calib-ids FILE)... [options]\n"
     "\n"
-    "  --model DIR         Hugging Face model directory (LLaMA, Mistral, Qwen2, SmolLM)\n"
+    "  --model DIR         Hugging Face model directory (LLaMA, Mistral, Qwen2, SmolLM),\n"
+    "                      or org/name[@revision] already in the local Hugging Face\n"
+    "                      cache (HF_HUB_CACHE or HF_HOME; nothing is downloaded)\n"
     "  --out DIR           checkpoint directory to create (written atomically)\n"
     "  --calib FILE        calibration text (UTF-8, may be .gz), tokenized with the model's\n"
     "                      tokenizer.json; repeatable\n"
@@ -164,7 +167,7 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
                {"asym", "act-order", "act-group-aware", "static-groups", "mse", "overwrite",
                 "quiet", "quantize-lm-head"});
   choose_backend(args);
-  const std::string model_path = args.required("model");
+  const std::string model_path = resolve_model_path(args.required("model"), "--model");
   const std::string out_path = args.required("out");
   QuantizeOptions qo;
   qo.interrupted = interrupted;
@@ -425,10 +428,14 @@ int cmd_eval(int argc, char **argv, const std::atomic<bool> *interrupted) {
                 "threads", "backend"},
                {"no-rtn"});
   choose_backend(args);
-  const std::string model_path = args.required("model");
+  const std::string model_path = resolve_model_path(args.required("model"), "--model");
   if (args.has("text") == args.has("ids")) throw ToolError("pass exactly one of --text and --ids");
+  std::vector<std::string> quantized_paths;
+  for (const std::string &q : args.all("quantized")) {
+    quantized_paths.push_back(resolve_model_path(q, "--quantized"));
+  }
   if (args.has("json")) {
-    std::vector<std::string> inputs = args.all("quantized");
+    std::vector<std::string> inputs = quantized_paths;
     inputs.push_back(model_path);
     for (const char *f : {"text", "ids"}) {
       if (args.has(f)) inputs.push_back(args.get(f, ""));
@@ -460,7 +467,7 @@ int cmd_eval(int argc, char **argv, const std::atomic<bool> *interrupted) {
     GptqCheckpointConfig config;
   };
   std::vector<Checkpoint> checkpoints;
-  for (const std::string &qpath : args.all("quantized")) {
+  for (const std::string &qpath : quantized_paths) {
     Checkpoint ck{qpath, ModelDir::open(qpath), {}};
     check_llama_tensors(*ck.dir);
     if (!is_gptq_checkpoint(*ck.dir)) throw ToolError(qpath + " is not a GPTQ checkpoint");
@@ -569,7 +576,7 @@ void write_npy_f32(const std::string &path, const std::vector<float> &data, int6
 int cmd_logits(int argc, char **argv) {
   CliArgs args(argc, argv, 2, {"model", "ids", "text", "out", "backend"}, {});
   choose_backend(args);
-  const std::string model_path = args.required("model");
+  const std::string model_path = resolve_model_path(args.required("model"), "--model");
   const std::string out_path = args.required("out");
   std::vector<std::string> inputs{model_path};
   if (args.has("ids")) inputs.push_back(args.get("ids", ""));
