@@ -3,12 +3,15 @@
 # the whole test suite, the slow real-model test included (it fetches the
 # SmolLM2 package from PyPI); then the suite again with AddressSanitizer +
 # UBSan (without the slow test); then the library and its core unit suites
-# built with clang, so that no code depends on one compiler's behaviour.
+# built with clang, so that no code depends on one compiler's behaviour; then
+# the concurrency tests under ThreadSanitizer (clang), the C API test under
+# valgrind memcheck, and the ABI gate (abi/check_abi.sh against the committed
+# baseline).
 # Works on a fresh Debian 12 machine; needs no GPU and no CUDA toolkit.
 #   bash .ci/test.sh
-# Build directories: build, build-asan and build-clang (override with
-# GPTQ_BUILD_DIR, GPTQ_BUILD_ASAN_DIR and GPTQ_BUILD_CLANG_DIR). All are
-# wiped first.
+# Build directories: build, build-asan, build-clang, build-tsan and build-abi
+# (override with GPTQ_BUILD_DIR, GPTQ_BUILD_ASAN_DIR, GPTQ_BUILD_CLANG_DIR,
+# GPTQ_BUILD_TSAN_DIR and GPTQ_BUILD_ABI_DIR). All are wiped first.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . .ci/deps.sh
@@ -16,10 +19,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 build=${GPTQ_BUILD_DIR:-build}
 build_asan=${GPTQ_BUILD_ASAN_DIR:-build-asan}
 build_clang=${GPTQ_BUILD_CLANG_DIR:-build-clang}
+build_tsan=${GPTQ_BUILD_TSAN_DIR:-build-tsan}
+build_abi=${GPTQ_BUILD_ABI_DIR:-build-abi}
 
 echo "=== dependencies"
 install_deps meson ninja-build pkg-config gcc g++ clang libopenblas-dev liblapacke-dev \
-  libgtest-dev googletest binutils nlohmann-json3-dev zlib1g-dev python3-venv gnu-standards
+  libgtest-dev googletest binutils nlohmann-json3-dev zlib1g-dev python3-venv gnu-standards \
+  abigail-tools valgrind
 
 echo "=== build ($build)"
 rm -rf "$build"
@@ -51,16 +57,46 @@ echo "=== build ($build_clang: clang; the library and its core unit suites)"
 clang_tests=(golden oracle packing bad_input quality singular api matmul
   matmul_portable matmul_avx2 matmul_avx512 matmul_bad_kernel_choice
   golden_portable golden_avx2 golden_avx512 oracle_portable oracle_avx2 oracle_avx512
-  solver_kernel_caps c_api exports)
+  solver_kernel_caps c_api exports concurrency)
 rm -rf "$build_clang"
 CC=clang CXX=clang++ meson setup "$build_clang"
 ninja -C "$build_clang" libgptq.so.0.1.0 tests/test_golden tests/test_oracle tests/test_packing \
   tests/test_bad_input tests/test_quality tests/test_singular tests/test_api tests/test_matmul \
-  tests/solver_digest tests/test_c_api
+  tests/solver_digest tests/test_c_api tests/test_concurrency
 
 echo "=== test ($build_clang)"
 meson test -C "$build_clang" --no-rebuild --print-errorlogs "${clang_tests[@]}" 2>&1 |
   tee "$build_clang/test-summary.log" || failed="$failed $build_clang"
+
+echo "=== build ($build_tsan: clang, ThreadSanitizer; the concurrency tests)"
+rm -rf "$build_tsan"
+# Sanitized shared libraries leave the sanitizer runtime to the executable.
+CC=clang CXX=clang++ meson setup "$build_tsan" -Db_sanitize=thread -Db_lundef=false \
+  -Dbuildtype=debugoptimized -Dcuda=disabled
+ninja -C "$build_tsan" tests/test_concurrency tests/test_api
+
+echo "=== test ($build_tsan: concurrency, api)"
+# OpenBLAS is not instrumented: TSan cannot see its threads' synchronization
+# and would report its own hand-offs, so OpenBLAS runs on the calling thread
+# (the library's own thread pool still runs, instrumented).
+OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:second_deadlock_stack=1} \
+  meson test -C "$build_tsan" --no-rebuild --print-errorlogs concurrency api 2>&1 |
+  tee "$build_tsan/test-summary.log" || failed="$failed $build_tsan"
+
+echo "=== test ($build: the C API test under valgrind memcheck)"
+# Any invalid access, use of uninitialized memory or definite/indirect leak
+# fails it.
+meson test -C "$build" --no-rebuild --print-errorlogs --logbase valgrind \
+  --wrap="valgrind --error-exitcode=1 --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect" \
+  c_api 2>&1 | tee "$build/valgrind-summary.log" || failed="$failed valgrind"
+
+echo "=== ABI gate ($build_abi: the library with debug information, against abi/)"
+# abidw reads the exported functions' types from DWARF, which the release
+# build above does not carry; only the library is built (about a minute).
+rm -rf "$build_abi"
+meson setup "$build_abi" -Dbuildtype=debugoptimized -Dtests=false -Dcuda=disabled
+ninja -C "$build_abi" libgptq.so.0.1.0
+bash abi/check_abi.sh "$build_abi/libgptq.so.0" || failed="$failed abi"
 
 echo "=== bindings (Rust, Go, C#, Python) against $build"
 bash .ci/bindings.sh "$build" 2>&1 | tee "$build/bindings-summary.log" || failed="$failed bindings"
@@ -69,7 +105,8 @@ bindings_line=$(tail -n 1 "$build/bindings-summary.log")
 # One closing line over all runs, counting meson's test programs.
 count() {
   awk -v key="$1" '$1 == key {n += $2} END {print n + 0}' "$build/test-summary.log" \
-    "$build_asan/test-summary.log" "$build_clang/test-summary.log"
+    "$build_asan/test-summary.log" "$build_clang/test-summary.log" "$build_tsan/test-summary.log" \
+    "$build/valgrind-summary.log"
 }
 passed=$(( $(count "Ok:") + $(echo "$bindings_line" | awk '{print $1 + 0}') ))
 failures=$(( $(count "Fail:") + $(count "Timeout:") + $(echo "$bindings_line" | awk '{print $3 + 0}') ))

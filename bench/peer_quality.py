@@ -6,7 +6,8 @@ For every seed the `gptq` tool cuts random disjoint calibration windows
 then quantize the same model from exactly those token windows, at each bit
 width and column order asked for, and `gptq eval` measures every checkpoint
 on the same text with the same evaluator. The script prints the perplexity
-per seed and the mean and sample standard deviation per (tool, bits, order).
+per seed, the mean and sample standard deviation per (tool, bits, order),
+and the difference between the tools paired by seed with its standard error.
 
     python3 bench/peer_quality.py --gptq build/tools/gptq/gptq --model DIR \\
         --calib maintain.text.gz --text standards.text.gz \\
@@ -25,8 +26,9 @@ measured by `gptq eval`, as ours are.
 Orders: `full` is act-order with a permuted g_idx (desc_act), `group-aware`
 keeps groups contiguous (GPTQModel's act_group_aware), `static` is act-order
 with static groups (parameters fixed before the loop, so g_idx stays
-trivial), `none` is column order. Runs take minutes each on a CPU; --reuse keeps checkpoints already
-made in --work (each is written atomically, so one that exists is whole).
+trivial), `none` is column order. Runs take minutes each on a CPU; --reuse keeps
+checkpoints already made in --work (each is written atomically, so one that
+exists is whole) and evaluations that already cover a seed's checkpoints.
 """
 
 import argparse
@@ -132,6 +134,13 @@ def quantize_peer(a, bits, order, out, ids_file):
 
 
 def evaluate(a, checkpoints, json_path):
+    if a.reuse and os.path.isfile(json_path):  # an earlier run evaluated these already
+        with open(json_path) as f:
+            rows = json.load(f)["rows"]
+        by_source = {r["source"]: r["perplexity"] for r in rows if r["model"] == "GPTQ"}
+        if all(c in by_source for c in checkpoints):
+            original = next(r["perplexity"] for r in rows if r["model"] == "original")
+            return original, [by_source[c] for c in checkpoints]
     cmd = [a.gptq, "eval", "--model", a.model, "--text", a.text, "--max-tokens",
            str(a.max_tokens), "--ctx", str(a.ctx), "--no-rtn", "--backend", "cpu",
            "--json", json_path]
@@ -225,6 +234,21 @@ def main():
                                 "sd": None if math.isnan(sd) else sd, "n": len(vals)})
                 log(f"{tool:10s} {bits:4d} {order:12s} {m:9.3f} {sd:7.3f}  "
                     + " ".join(f"{v:.3f}" for v in vals))
+    # Seeds are paired (both tools see the same windows), so the paired difference
+    # is the fair test: its standard error is far below the tools' own spread.
+    if set(a.tools) == {"libgptq", "gptqmodel"} and len(a.seeds) > 1:
+        log("\nlibgptq minus gptqmodel, paired by seed (negative: libgptq better)")
+        for bits in a.bits:
+            for order in a.orders:
+                per = {(r["tool"], r["seed"]): r["perplexity"] for r in results
+                       if (r["bits"], r["order"]) == (bits, order)}
+                diffs = [per[("libgptq", s)] - per[("gptqmodel", s)] for s in a.seeds]
+                m, sd = mean_sd(diffs)
+                se = sd / math.sqrt(len(diffs))
+                log(f"{bits}-bit {order:12s} {m:+8.3f} ± {se:.3f} (standard error; "
+                    f"{sum(d < 0 for d in diffs)} of {len(diffs)} seeds better)")
+                summary.append({"bits": bits, "order": order, "paired_difference": m,
+                                "standard_error": se, "n": len(diffs)})
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"original": original, "results": results, "summary": summary,

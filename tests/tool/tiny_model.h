@@ -165,4 +165,76 @@ inline void write_model(const std::string &dir, const TinySpec &s) {
   w.write(dir + "/model.safetensors");
 }
 
+// The byte-level alphabet of GPT-2-style tokenizers: printable bytes stand
+// for themselves, the others for the code points from U+0100 up, in order.
+inline std::string byte_level_char(int byte) {
+  int cp = byte;
+  const bool printable = (byte >= 33 && byte <= 126) || (byte >= 161 && byte <= 172) ||
+                         (byte >= 174 && byte <= 255);
+  if (!printable) {
+    int n = 0;
+    for (int b = 0; b < byte; ++b) {
+      if (!((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255))) ++n;
+    }
+    cp = 256 + n;
+  }
+  std::string out;
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+  return out;
+}
+
+// Special tokens of the tiny chat model, after its 256 byte tokens.
+constexpr int32_t kImStart = 256, kImEnd = 257, kEndOfText = 258;
+constexpr int64_t kChatVocab = 264;
+
+// A byte-level BPE tokenizer.json without merges: every byte is a token
+// (id = the byte), plus the special tokens above. Text round-trips exactly,
+// and any multi-byte character is split over several tokens.
+inline nlohmann::json byte_tokenizer_json() {
+  nlohmann::json vocab = nlohmann::json::object();
+  for (int b = 0; b < 256; ++b) vocab[byte_level_char(b)] = b;
+  nlohmann::json added = nlohmann::json::array();
+  const char *specials[] = {"<|im_start|>", "<|im_end|>", "<|endoftext|>"};
+  for (int i = 0; i < 3; ++i) {
+    vocab[specials[i]] = 256 + i;
+    added.push_back({{"id", 256 + i}, {"content", specials[i]}, {"single_word", false},
+                     {"lstrip", false}, {"rstrip", false}, {"normalized", false},
+                     {"special", true}});
+  }
+  nlohmann::json byte_level = {{"type", "ByteLevel"}, {"add_prefix_space", false},
+                               {"trim_offsets", true}, {"use_regex", true}};
+  return {{"version", "1.0"}, {"truncation", nullptr}, {"padding", nullptr},
+          {"added_tokens", added}, {"normalizer", nullptr}, {"pre_tokenizer", byte_level},
+          {"post_processor", nullptr}, {"decoder", byte_level},
+          {"model", {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr},
+                     {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr},
+                     {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", false},
+                     {"vocab", vocab}, {"merges", nlohmann::json::array()}}}};
+}
+
+// A tiny model that can be talked to: a random LLaMA with the byte
+// tokenizer, a ChatML chat template with a default system message, and
+// <|im_end|> as its end of sequence.
+inline void write_chat_model(const std::string &dir, TinySpec s = {}) {
+  s.vocab = kChatVocab;
+  write_model(dir, s);
+  nlohmann::json c = config_json(s);
+  c["eos_token_id"] = kImEnd;
+  write_json(dir + "/config.json", c);
+  write_json(dir + "/tokenizer.json", byte_tokenizer_json());
+  write_json(dir + "/tokenizer_config.json",
+             {{"bos_token", "<|im_start|>"}, {"eos_token", "<|im_end|>"},
+              {"chat_template",
+               "{% for message in messages %}{% if loop.first and messages[0]['role'] != "
+               "'system' %}{{ '<|im_start|>system\nYou are tiny.<|im_end|>\n' }}{% endif %}"
+               "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
+               "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ "
+               "'<|im_start|>assistant\n' }}{% endif %}"}});
+}
+
 }  // namespace tinymodel

@@ -31,9 +31,13 @@ Linear::Linear(std::shared_ptr<gptq_qtensor> q, std::vector<float> bias)
 
 void Linear::forward(const float *x, int64_t rows, float *y) const {
   if (q_ != nullptr) {
-    check_status(gptq_matmul(q_.get(), x, GPTQ_DTYPE_F32, rows, in_,
-                             bias_.empty() ? nullptr : bias_.data(), y, rows * out_),
-                 "gptq_matmul");
+    gptq_matmul_options opts;
+    gptq_matmul_options_default(&opts);
+    opts.int8_activations = matmul_.int8_activations ? 1 : 0;
+    opts.num_threads = matmul_.threads;
+    check_status(gptq_matmul_ex(q_.get(), x, GPTQ_DTYPE_F32, rows, in_,
+                                bias_.empty() ? nullptr : bias_.data(), y, rows * out_, &opts),
+                 "gptq_matmul_ex");
     return;
   }
   // BLAS takes int dimensions.

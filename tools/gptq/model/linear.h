@@ -11,6 +11,12 @@
 
 namespace gptqtool {
 
+// How a quantized layer's gptq_matmul_ex runs (see gptq_matmul_options).
+struct MatmulChoice {
+  bool int8_activations = false;  // the int8-activation kernels (2-4 bits, CPU)
+  int32_t threads = 0;            // 0 = one per core
+};
+
 class Linear {
  public:
   Linear() = default;
@@ -25,6 +31,9 @@ class Linear {
   const std::vector<float> &weight() const { return weight_; }  // dense only
   const std::vector<float> &bias() const { return bias_; }
 
+  // For a quantized layer: how its products run (dense layers ignore it).
+  void set_matmul(const MatmulChoice &choice) { matmul_ = choice; }
+
   // y [rows, out] = x [rows, in] · Wᵀ + b.
   void forward(const float *x, int64_t rows, float *y) const;
 
@@ -33,6 +42,7 @@ class Linear {
   std::vector<float> weight_;
   std::vector<float> bias_;
   std::shared_ptr<gptq_qtensor> q_;
+  MatmulChoice matmul_;
 };
 
 }  // namespace gptqtool

@@ -78,18 +78,17 @@ void add_linear(const Linear &layer, const float *x, int64_t tokens, float *h) {
 
 using GroupInput = std::function<void(LinearGroup group, const float *x, int64_t tokens)>;
 
-// The block's forward pass, the one both block_forward overloads run.
+// The block's forward pass, the one every block_forward runs.
 // `block` is read afresh after each call of `at_input` (when given), which
 // may have changed the group's layers.
-void run_block(const LlamaConfig &c, const Rope &rope, const LlamaBlock &block,
-               const SequenceBatch &batch, float *h, const GroupInput &at_input) {
-  const int64_t tokens = batch.tokens();
+void run_block(const LlamaConfig &c, const LlamaBlock &block, int64_t tokens, float *h,
+               const BlockAttention &attention, const GroupInput &at_input) {
   thread_local std::vector<float> x, attn, act;
   x.resize(checked_elements({tokens, c.hidden_size}, "hidden states"));
   rms_norm(h, block.input_norm, tokens, c.hidden_size, c.rms_norm_eps, x.data());
   if (at_input) at_input(LinearGroup::Qkv, x.data(), tokens);
   attn.resize(checked_elements({tokens, c.q_dim()}, "attention output"));
-  attention_core(c, rope, block, x.data(), batch, attn.data());
+  attention(x.data(), attn.data());
   if (at_input) at_input(LinearGroup::O, attn.data(), tokens);
   add_linear(block.o, attn.data(), tokens, h);
   rms_norm(h, block.post_norm, tokens, c.hidden_size, c.rms_norm_eps, x.data());
@@ -114,14 +113,22 @@ std::vector<LinearSlot> group_slots(LinearGroup group) {
 
 void block_forward(const LlamaConfig &c, const Rope &rope, const LlamaBlock &block,
                    const SequenceBatch &batch, float *h) {
-  run_block(c, rope, block, batch, h, nullptr);
+  run_block(c, block, batch.tokens(), h,
+            [&](const float *x, float *out) { attention_core(c, rope, block, x, batch, out); },
+            nullptr);
 }
 
 void block_forward(const LlamaConfig &c, const Rope &rope, LlamaBlock *block,
                    const SequenceBatch &batch, float *h, const LinearGroupTap &tap) {
-  run_block(c, rope, *block, batch, h, [&](LinearGroup group, const float *x, int64_t tokens) {
-    tap(group, x, tokens, block);
-  });
+  run_block(
+      c, *block, batch.tokens(), h,
+      [&](const float *x, float *out) { attention_core(c, rope, *block, x, batch, out); },
+      [&](LinearGroup group, const float *x, int64_t tokens) { tap(group, x, tokens, block); });
+}
+
+void block_forward(const LlamaConfig &c, const LlamaBlock &block, int64_t tokens, float *h,
+                   const BlockAttention &attention) {
+  run_block(c, block, tokens, h, attention, nullptr);
 }
 
 std::vector<float> embed_tokens(const LlamaModel &model, const std::vector<int32_t> &ids) {

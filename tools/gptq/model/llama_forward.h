@@ -66,6 +66,15 @@ void block_forward(const LlamaConfig &config, const Rope &rope, const LlamaBlock
 void block_forward(const LlamaConfig &config, const Rope &rope, LlamaBlock *block,
                    const SequenceBatch &batch, float *h, const LinearGroupTap &tap);
 
+// The attention sub-layer of a block given its normed input x [tokens,
+// hidden]: writes out [tokens, heads·hd] (what o_proj reads).
+using BlockAttention = std::function<void(const float *x, float *out)>;
+
+// A whole block with the attention sub-layer supplied by the caller (the KV
+// cache's, say): h [tokens, hidden] is updated in place.
+void block_forward(const LlamaConfig &config, const LlamaBlock &block, int64_t tokens, float *h,
+                   const BlockAttention &attention);
+
 // Embedding lookup: h [ids.size(), hidden]. Ids must be < vocab (checked).
 std::vector<float> embed_tokens(const LlamaModel &model, const std::vector<int32_t> &ids);
 

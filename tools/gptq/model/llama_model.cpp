@@ -154,4 +154,21 @@ LlamaModel load_model(const ModelDir &dir) {
   return model;
 }
 
+void set_matmul(LlamaModel *model, const MatmulChoice &choice) {
+  for (LlamaBlock &b : model->blocks) {
+    for (int s = 0; s < kLinearSlots; ++s) block_linear(b, static_cast<LinearSlot>(s)).set_matmul(choice);
+  }
+  model->lm_head.set_matmul(choice);
+}
+
+bool has_quantized_layers(const LlamaModel &model) {
+  if (model.lm_head.quantized()) return true;
+  for (const LlamaBlock &b : model.blocks) {
+    for (int s = 0; s < kLinearSlots; ++s) {
+      if (block_linear(b, static_cast<LinearSlot>(s)).quantized()) return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace gptqtool

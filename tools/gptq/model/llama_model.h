@@ -59,4 +59,10 @@ void load_dense_outer(const ModelDir &dir, LlamaModel *model);
 // through the library, run with gptq_matmul.
 LlamaModel load_model(const ModelDir &dir);
 
+// Sets how every quantized layer of the model multiplies (see MatmulChoice).
+void set_matmul(LlamaModel *model, const MatmulChoice &choice);
+
+// Whether any layer of the model is quantized.
+bool has_quantized_layers(const LlamaModel &model);
+
 }  // namespace gptqtool

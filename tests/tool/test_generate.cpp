@@ -1,0 +1,360 @@
+// Decoding with the KV cache against the plain forward pass: the cache's
+// logits equal a full recompute, greedy generation equals a reference decode
+// that recomputes the whole sequence for every token, batching and slot
+// reuse change nothing; sampling keeps the right token sets and is
+// reproducible; streamed text is UTF-8-safe and honours stop strings.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <map>
+
+#include "model/kv_cache.h"
+#include "model/llama_forward.h"
+#include "model/model_dir.h"
+#include "pipeline/generate.h"
+#include "pipeline/sampling.h"
+#include "tiny_model.h"
+#include "tokenizer/streaming_decoder.h"
+#include "tokenizer/tokenizer.h"
+
+using namespace gptqtool;
+
+namespace {
+
+struct TinyModel {
+  std::string dir;
+  LlamaModel model;
+  explicit TinyModel(const tinymodel::TinySpec &spec) : dir(tinymodel::make_temp_dir("gen")) {
+    tinymodel::write_model(dir, spec);
+    model = load_model(*ModelDir::open(dir));
+  }
+  ~TinyModel() { std::filesystem::remove_all(dir); }
+};
+
+std::vector<int32_t> ids_of(int n, int mul, int add, int64_t vocab) {
+  std::vector<int32_t> v;
+  for (int i = 0; i < n; ++i) v.push_back((i * mul + add) % static_cast<int32_t>(vocab));
+  return v;
+}
+
+// Largest |a - b| over a row, relative to the row's largest |b|.
+double row_error(const float *a, const float *b, int64_t n) {
+  double err = 0, scale = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    err = std::max(err, std::fabs(static_cast<double>(a[i]) - b[i]));
+    scale = std::max(scale, std::fabs(static_cast<double>(b[i])));
+  }
+  return err / scale;
+}
+
+std::vector<float> full_logits(const LlamaModel &m, const std::vector<int32_t> &ids) {
+  SequenceBatch b;
+  b.add(static_cast<int64_t>(ids.size()));
+  const Rope rope(m.config, static_cast<int64_t>(ids.size()));
+  return model_logits(m, rope, ids, b);
+}
+
+// Feeds two sequences into a cache in uneven chunks, both in every step, and
+// compares each new token's logits with the full forward pass.
+void check_cache_matches_recompute(const tinymodel::TinySpec &spec) {
+  TinyModel t(spec);
+  const int64_t V = spec.vocab;
+  const std::vector<int32_t> a = ids_of(40, 37, 5, V), b = ids_of(33, 11, 3, V);
+  const std::vector<float> want_a = full_logits(t.model, a), want_b = full_logits(t.model, b);
+  KvCache cache(t.model.config, 3, 64);
+  const Rope rope(t.model.config, 64);
+  // Chunks per step: a prefill of several tokens, then single tokens and
+  // another multi-token chunk (a continued prompt).
+  const std::vector<std::pair<int, int>> chunks = {{9, 4}, {1, 1}, {1, 7}, {13, 1}, {1, 1},
+                                                   {15, 19}};
+  size_t pa = 0, pb = 0;
+  double worst = 0;
+  for (const auto &[na, nb] : chunks) {
+    CacheStep step;
+    step.slots = {2, 0};  // slots in any order
+    step.batch.add(na);
+    step.batch.add(nb);
+    std::vector<int32_t> ids(a.begin() + pa, a.begin() + pa + na);
+    ids.insert(ids.end(), b.begin() + pb, b.begin() + pb + nb);
+    const std::vector<float> got = cached_forward(t.model, rope, &cache, ids, step, LogitRows::All);
+    for (int r = 0; r < na; ++r)
+      worst = std::max(worst, row_error(&got[r * V], &want_a[(pa + r) * V], V));
+    for (int r = 0; r < nb; ++r)
+      worst = std::max(worst, row_error(&got[(na + r) * V], &want_b[(pb + r) * V], V));
+    pa += na;
+    pb += nb;
+  }
+  EXPECT_EQ(cache.length(2), 40);
+  EXPECT_EQ(cache.length(0), 33);
+  EXPECT_EQ(cache.length(1), 0);
+  EXPECT_LT(worst, 1e-5);
+}
+
+// Greedy decoding written out without a cache: the whole sequence is run
+// again for every new token.
+std::vector<int32_t> reference_greedy(const LlamaModel &m, std::vector<int32_t> seq, int n,
+                                      int32_t eos) {
+  std::vector<int32_t> out;
+  const int64_t V = m.config.vocab_size;
+  for (int i = 0; i < n; ++i) {
+    const std::vector<float> l = full_logits(m, seq);
+    const int32_t next = argmax(&l[(seq.size() - 1) * V], V);
+    if (next == eos) break;
+    out.push_back(next);
+    seq.push_back(next);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(KvCache, LogitsEqualFullRecompute) { check_cache_matches_recompute({}); }
+
+TEST(KvCache, LogitsEqualFullRecomputeWithBiasesAndSlidingWindow) {
+  tinymodel::TinySpec s;
+  s.mistral = true;
+  s.sliding_window = 6;  // shorter than the chunks and the sequences
+  check_cache_matches_recompute(s);
+  tinymodel::TinySpec q;
+  q.qwen2 = true;
+  q.tied = true;
+  q.heads = 4;
+  q.kv_heads = 1;
+  check_cache_matches_recompute(q);
+}
+
+TEST(KvCache, StepPastCapacityIsRefusedAndLeavesTheCacheAlone) {
+  TinyModel t({});
+  KvCache cache(t.model.config, 1, 8);
+  const Rope rope(t.model.config, 8);
+  CacheStep step;
+  step.slots = {0};
+  step.batch.add(9);
+  EXPECT_THROW(cached_forward(t.model, rope, &cache, ids_of(9, 3, 1, 96), step, LogitRows::Last),
+               ToolError);
+  EXPECT_EQ(cache.length(0), 0);
+}
+
+TEST(Generate, GreedyWithCacheEqualsReferenceDecode) {
+  TinyModel t({});
+  const std::vector<std::vector<int32_t>> prompts = {ids_of(7, 37, 5, 96), ids_of(1, 1, 42, 96),
+                                                     ids_of(19, 11, 3, 96)};
+  std::vector<std::vector<int32_t>> want;
+  for (const auto &p : prompts) want.push_back(reference_greedy(t.model, p, 24, -1));
+  // One at a time, all together, and two slots for three prompts (the third
+  // takes the slot the first one leaves).
+  for (int64_t batch : {1, 3, 2}) {
+    GenerateOptions o;
+    o.max_new_tokens = 24;
+    o.batch = batch;
+    std::map<int64_t, std::vector<int32_t>> streamed;
+    std::map<int64_t, FinishReason> reasons;
+    const auto got = generate_tokens(
+        t.model, prompts, o,
+        [&](int64_t i, int32_t tok) {
+          streamed[i].push_back(tok);
+          return false;
+        },
+        [&](int64_t i, FinishReason r) { reasons[i] = r; });
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      EXPECT_EQ(got[i], want[i]) << "prompt " << i << " batch " << batch;
+      EXPECT_EQ(streamed[static_cast<int64_t>(i)], want[i]);
+      EXPECT_EQ(reasons[static_cast<int64_t>(i)], FinishReason::Length);
+    }
+  }
+}
+
+TEST(Generate, EachSequenceStopsOnItsOwn) {
+  TinyModel t({});
+  const std::vector<std::vector<int32_t>> prompts = {ids_of(7, 37, 5, 96), ids_of(5, 13, 2, 96)};
+  const std::vector<int32_t> free_a = reference_greedy(t.model, prompts[0], 12, -1);
+  // The EOS is the first sequence's 4th greedy token: it stops there (the
+  // EOS is not output) while the other runs on, unless it meets it too.
+  const int32_t eos = free_a[3];
+  GenerateOptions o;
+  o.max_new_tokens = 12;
+  o.batch = 2;
+  o.eos_ids = {eos};
+  std::map<int64_t, FinishReason> reasons;
+  const auto got = generate_tokens(
+      t.model, prompts, o, [&](int64_t, int32_t) { return false; },
+      [&](int64_t i, FinishReason r) { reasons[i] = r; });
+  EXPECT_EQ(got[0], std::vector<int32_t>(free_a.begin(), free_a.begin() + 3));
+  EXPECT_EQ(reasons[0], FinishReason::Eos);
+  EXPECT_EQ(got[1], reference_greedy(t.model, prompts[1], 12, eos));
+  // Without the EOS, a caller's stop (as a stop string would be) ends the
+  // second after 5 tokens while the first runs to its budget.
+  o.eos_ids.clear();
+  int count = 0;
+  const auto stopped = generate_tokens(
+      t.model, prompts, o, [&](int64_t i, int32_t) { return i == 1 && ++count == 5; },
+      [&](int64_t i, FinishReason r) { reasons[i] = r; });
+  EXPECT_EQ(stopped[1].size(), 5u);
+  EXPECT_EQ(reasons[1], FinishReason::Stop);
+  EXPECT_EQ(stopped[0], free_a);
+  EXPECT_EQ(reasons[0], FinishReason::Length);
+}
+
+TEST(Generate, BadInputIsRefused) {
+  TinyModel t({});
+  GenerateOptions o;
+  auto run = [&](const std::vector<std::vector<int32_t>> &p) {
+    generate_tokens(t.model, p, o, nullptr, nullptr);
+  };
+  EXPECT_THROW(run({{}}), ToolError);                         // empty prompt
+  EXPECT_THROW(run({ids_of(256, 1, 0, 96)}), ToolError);      // no room in the context (256)
+  o.max_new_tokens = 0;
+  EXPECT_THROW(run({{1, 2}}), ToolError);
+  o.max_new_tokens = 4;
+  o.sampling.temperature = -0.5;
+  EXPECT_THROW(run({{1, 2}}), ToolError);
+  o.sampling.temperature = 0;
+  EXPECT_THROW(run({{1, 200}}), ToolError);  // id outside the vocabulary
+  // A prompt that fills the context but one position ends at the context.
+  GenerateOptions c;
+  c.max_new_tokens = 10;
+  std::map<int64_t, FinishReason> reasons;
+  const auto got = generate_tokens(t.model, {ids_of(253, 7, 1, 96)}, c, nullptr,
+                                   [&](int64_t i, FinishReason r) { reasons[i] = r; });
+  EXPECT_EQ(got[0].size(), 3u);
+  EXPECT_EQ(reasons[0], FinishReason::Context);
+}
+
+TEST(Sampling, TopKAndTopPKeepTheRightTokens) {
+  // probabilities 0.5, 0.2, 0.15, 0.1, 0.05 (temperature 1)
+  const std::vector<double> p = {0.5, 0.2, 0.15, 0.1, 0.05};
+  std::vector<float> logits;
+  for (double x : p) logits.push_back(static_cast<float>(std::log(x)));
+  auto kept = [&](SamplingParams s) {
+    std::vector<int32_t> ids;
+    for (const auto &c : candidate_tokens(logits.data(), 5, s)) ids.push_back(c.first);
+    return ids;
+  };
+  SamplingParams s;
+  s.temperature = 1.0;
+  EXPECT_EQ(kept(s), (std::vector<int32_t>{0, 1, 2, 3, 4}));
+  s.top_k = 2;
+  EXPECT_EQ(kept(s), (std::vector<int32_t>{0, 1}));
+  const auto two = candidate_tokens(logits.data(), 5, s);
+  EXPECT_NEAR(two[0].second, 0.5 / 0.7, 1e-6);
+  EXPECT_NEAR(two[1].second, 0.2 / 0.7, 1e-6);
+  s.top_k = 0;
+  s.top_p = 0.6;
+  EXPECT_EQ(kept(s), (std::vector<int32_t>{0, 1}));
+  s.top_p = 0.75;
+  EXPECT_EQ(kept(s), (std::vector<int32_t>{0, 1, 2}));
+  s.top_p = 0.4;
+  EXPECT_EQ(kept(s), (std::vector<int32_t>{0}));
+  s.top_p = 0.9;
+  s.top_k = 3;  // top-k first, then top-p over the renormalized three
+  // 0.5/0.85 + 0.2/0.85 = 0.82 < 0.9: the third is needed too
+  EXPECT_EQ(kept(s), (std::vector<int32_t>{0, 1, 2}));
+  s.top_p = 0.8;
+  EXPECT_EQ(kept(s), (std::vector<int32_t>{0, 1}));
+  // Temperature sharpens: at T = 0.5 the probabilities go as p².
+  SamplingParams t;
+  t.temperature = 0.5;
+  const auto sharp = candidate_tokens(logits.data(), 5, t);
+  double z = 0;
+  for (double x : p) z += x * x;
+  EXPECT_NEAR(sharp[0].second, 0.25 / z, 1e-6);
+  // Ties with the k-th logit are kept, as transformers keeps them.
+  const std::vector<float> tied = {1.0f, 2.0f, 2.0f, 0.0f};
+  SamplingParams k1;
+  k1.temperature = 1.0;
+  k1.top_k = 1;
+  std::vector<int32_t> ids;
+  for (const auto &c : candidate_tokens(tied.data(), 4, k1)) ids.push_back(c.first);
+  EXPECT_EQ(ids, (std::vector<int32_t>{1, 2}));
+}
+
+TEST(Sampling, SeededDrawsAreReproducibleAndFollowTheDistribution) {
+  const std::vector<double> p = {0.5, 0.2, 0.15, 0.1, 0.05};
+  std::vector<float> logits;
+  for (double x : p) logits.push_back(static_cast<float>(std::log(x)));
+  SamplingParams s;
+  s.temperature = 1.0;
+  s.seed = 1234;
+  auto draws = [&](uint64_t seed, uint64_t stream, int n) {
+    SamplingParams q = s;
+    q.seed = seed;
+    Sampler sampler(q, stream);
+    std::vector<int32_t> out;
+    for (int i = 0; i < n; ++i) {
+      std::vector<float> l = logits;
+      out.push_back(sampler.next(l.data(), 5, {}));
+    }
+    return out;
+  };
+  EXPECT_EQ(draws(1234, 0, 200), draws(1234, 0, 200));
+  EXPECT_NE(draws(1234, 0, 200), draws(1235, 0, 200));
+  EXPECT_NE(draws(1234, 0, 200), draws(1234, 1, 200));
+  const std::vector<int32_t> many = draws(99, 0, 40000);
+  std::vector<int> count(5, 0);
+  for (int32_t t : many) ++count[static_cast<size_t>(t)];
+  for (int i = 0; i < 5; ++i) EXPECT_NEAR(count[static_cast<size_t>(i)] / 40000.0, p[i], 0.01);
+  // Greedy ignores the seed and takes the first largest logit.
+  SamplingParams g;
+  Sampler greedy(g, 0);
+  std::vector<float> tied = {1.0f, 3.0f, 3.0f};
+  EXPECT_EQ(greedy.next(tied.data(), 3, {}), 1);
+}
+
+TEST(Sampling, RepetitionPenaltyAsTransformers) {
+  std::vector<float> l = {2.0f, -2.0f, 1.0f, 4.0f};
+  apply_repetition_penalty(l.data(), 4, {0, 1, 0, 1}, 2.0);
+  EXPECT_EQ(l, (std::vector<float>{1.0f, -4.0f, 1.0f, 4.0f}));
+  // With it, greedy moves off a repeated token.
+  SamplingParams s;
+  s.repetition_penalty = 4.0;
+  Sampler sampler(s, 0);
+  std::vector<float> r = {3.0f, 1.0f};
+  EXPECT_EQ(sampler.next(r.data(), 2, {0}), 1);
+}
+
+TEST(StreamingDecoder, HoldsSplitCharactersAndStopsOnStrings) {
+  auto tok = Tokenizer::from_json_text(tinymodel::byte_tokenizer_json().dump(), "byte tokenizer");
+  const std::string text = "h\xC3\xA9llo \xE2\x82\xAC! ab";  // "héllo €! ab"
+  std::vector<int32_t> ids;
+  for (unsigned char ch : text) ids.push_back(ch);
+  {
+    StreamingDecoder d(*tok, {});
+    std::string out;
+    for (int32_t id : ids) {
+      const std::string piece = d.push(id);
+      EXPECT_EQ(piece.find("\xEF\xBF\xBD"), std::string::npos) << "a split character leaked";
+      out += piece;
+    }
+    out += d.finish();
+    EXPECT_EQ(out, text);
+    EXPECT_FALSE(d.stopped());
+  }
+  {
+    // "lo €" spans four tokens (and a split character): released text ends
+    // before it, and never shows its beginning.
+    StreamingDecoder d(*tok, {"lo \xE2\x82\xAC", "zzz"});
+    std::string out;
+    size_t i = 0;
+    for (; i < ids.size() && !d.stopped(); ++i) out += d.push(ids[i]);
+    EXPECT_TRUE(d.stopped());
+    EXPECT_EQ(out, "h\xC3\xA9l");
+    EXPECT_EQ(i, 10u);  // stopped on the token that completed the string
+    EXPECT_EQ(d.finish(), "");
+  }
+  {
+    // A held-back prefix of a stop string that does not complete is released.
+    StreamingDecoder d(*tok, {"ll!"});
+    std::string out;
+    for (int32_t id : ids) out += d.push(id);
+    out += d.finish();
+    EXPECT_EQ(out, text);
+  }
+  EXPECT_THROW(StreamingDecoder(*tok, {""}), ToolError);
+  // A character left incomplete at the end comes out as U+FFFD, as a
+  // one-shot decode gives it.
+  StreamingDecoder d(*tok, {});
+  EXPECT_EQ(d.push('a'), "a");
+  EXPECT_EQ(d.push(0xE2), "");
+  EXPECT_EQ(d.finish(), tok->decode({0xE2}));
+}

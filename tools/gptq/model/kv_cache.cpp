@@ -1,0 +1,91 @@
+#include "model/kv_cache.h"
+
+#include <algorithm>
+#include <string>
+
+#include "common/checked_size.h"
+#include "common/interrupt.h"
+
+namespace gptqtool {
+
+KvCache::KvCache(const LlamaConfig &c, int64_t slots, int64_t capacity)
+    : layers_(c.num_hidden_layers), slots_(slots), capacity_(capacity), kv_dim_(c.kv_dim()) {
+  if (slots < 1 || capacity < 1) throw ToolError("internal: a KV cache needs slots and capacity");
+  const size_t n = checked_elements({layers_, slots_, capacity_, kv_dim_}, "KV cache");
+  k_.resize(n);
+  v_.resize(n);
+  lengths_.assign(static_cast<size_t>(slots_), 0);
+}
+
+void KvCache::reset(int64_t slot) { lengths_[static_cast<size_t>(slot)] = 0; }
+
+float *KvCache::keys(int64_t layer, int64_t slot) {
+  return k_.data() + ((layer * slots_ + slot) * capacity_) * kv_dim_;
+}
+
+float *KvCache::values(int64_t layer, int64_t slot) {
+  return v_.data() + ((layer * slots_ + slot) * capacity_) * kv_dim_;
+}
+
+void KvCache::advance(int64_t slot, int64_t tokens) { lengths_[static_cast<size_t>(slot)] += tokens; }
+
+int64_t KvCache::bytes() const {
+  return static_cast<int64_t>((k_.size() + v_.size()) * sizeof(float));
+}
+
+std::vector<float> cached_forward(const LlamaModel &model, const Rope &rope, KvCache *cache,
+                                  const std::vector<int32_t> &ids, const CacheStep &step,
+                                  LogitRows rows) {
+  const LlamaConfig &c = model.config;
+  const SequenceBatch &batch = step.batch;
+  if (static_cast<int64_t>(step.slots.size()) != batch.sequences() ||
+      static_cast<int64_t>(ids.size()) != batch.tokens()) {
+    throw ToolError("internal: a cache step's slots, sequences and ids disagree");
+  }
+  std::vector<bool> seen(static_cast<size_t>(cache->slots()), false);
+  for (int64_t s = 0; s < batch.sequences(); ++s) {
+    const int64_t slot = step.slots[static_cast<size_t>(s)];
+    if (slot < 0 || slot >= cache->slots() || seen[static_cast<size_t>(slot)]) {
+      throw ToolError("internal: a cache step names a slot twice or one that does not exist");
+    }
+    seen[static_cast<size_t>(slot)] = true;
+    const int64_t end = cache->length(slot) + batch.starts[s + 1] - batch.starts[s];
+    if (end > cache->capacity() || end > rope.max_positions()) {
+      throw ToolError("a sequence of " + std::to_string(end) + " tokens is longer than the " +
+                      std::to_string(std::min(cache->capacity(), rope.max_positions())) +
+                      " positions it was given room for");
+    }
+  }
+  std::vector<float> h = embed_tokens(model, ids);
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    throw_if_interrupted();
+    const LlamaBlock &block = model.blocks[static_cast<size_t>(l)];
+    block_forward(c, block, batch.tokens(), h.data(), [&](const float *x, float *out) {
+      attention_cached(c, rope, block, l, cache, step, x, out);
+    });
+  }
+  for (int64_t s = 0; s < batch.sequences(); ++s) {
+    cache->advance(step.slots[static_cast<size_t>(s)], batch.starts[s + 1] - batch.starts[s]);
+  }
+
+  const int64_t hidden = c.hidden_size;
+  int64_t out_rows = batch.tokens();
+  if (rows == LogitRows::Last) {
+    // Only each sequence's last token is normed and projected: lm_head is the
+    // largest matrix of a small model, and a prompt's other rows are unused.
+    out_rows = batch.sequences();
+    std::vector<float> last(checked_elements({out_rows, hidden}, "hidden states"));
+    for (int64_t s = 0; s < out_rows; ++s) {
+      std::copy_n(&h[static_cast<size_t>((batch.starts[s + 1] - 1) * hidden)], hidden,
+                  &last[static_cast<size_t>(s * hidden)]);
+    }
+    h.swap(last);
+  }
+  std::vector<float> x(h.size());
+  rms_norm(h.data(), model.final_norm, out_rows, hidden, c.rms_norm_eps, x.data());
+  std::vector<float> logits(checked_elements({out_rows, c.vocab_size}, "logits"));
+  model.lm_head.forward(x.data(), out_rows, logits.data());
+  return logits;
+}
+
+}  // namespace gptqtool

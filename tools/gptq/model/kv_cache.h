@@ -1,0 +1,78 @@
+// Incremental decoding: the keys and values every block has computed for the
+// tokens a sequence has seen so far, so that each new token costs one pass
+// over the weights and attends to the stored keys instead of recomputing the
+// whole prefix.
+//
+// A cache has a fixed number of slots (one sequence each) and a capacity in
+// positions per slot, all allocated up front. A step feeds any subset of the
+// slots with any number of new tokens each (a whole prompt, or one generated
+// token), in one forward pass: the linear layers run on all the step's
+// tokens together, attention runs per sequence over its stored keys. Keys are
+// stored after RoPE, at the positions they were computed for.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "model/llama_forward.h"
+
+namespace gptqtool {
+
+class KvCache {
+ public:
+  KvCache(const LlamaConfig &config, int64_t slots, int64_t capacity);
+
+  int64_t slots() const { return slots_; }
+  int64_t capacity() const { return capacity_; }
+  // Tokens stored for a slot so far.
+  int64_t length(int64_t slot) const { return lengths_[static_cast<size_t>(slot)]; }
+  // Forgets a slot's tokens, so a new sequence can use it.
+  void reset(int64_t slot);
+
+  // Keys / values of block `layer` for a slot: [capacity, kv_dim].
+  float *keys(int64_t layer, int64_t slot);
+  float *values(int64_t layer, int64_t slot);
+
+  // Called once a step has run through every block.
+  void advance(int64_t slot, int64_t tokens);
+
+  // Bytes held by the keys and values.
+  int64_t bytes() const;
+
+ private:
+  int64_t layers_, slots_, capacity_, kv_dim_;
+  std::vector<float> k_, v_;  // [layers, slots, capacity, kv_dim]
+  std::vector<int64_t> lengths_;
+};
+
+// One step: sequence s of `batch` (tokens [starts[s], starts[s+1]) of the
+// step's ids) continues the sequence stored in cache slot slots[s]; a slot
+// appears at most once.
+struct CacheStep {
+  std::vector<int64_t> slots;
+  SequenceBatch batch;
+};
+
+// Which logits a cached forward pass returns.
+enum class LogitRows {
+  All,   // [tokens, vocab]: every new token's
+  Last,  // [sequences, vocab]: each sequence's last new token's (what decoding needs)
+};
+
+// Runs the step's new tokens through the model, reading and extending the
+// cache (each slot's length grows by its new tokens), and returns logits.
+// Positions continue each slot's stored length; a step that would pass the
+// cache's capacity or the RoPE table is refused before anything changes.
+std::vector<float> cached_forward(const LlamaModel &model, const Rope &rope, KvCache *cache,
+                                  const std::vector<int32_t> &ids, const CacheStep &step,
+                                  LogitRows rows);
+
+// Attention of a block for a cached step, up to (not including) o_proj:
+// like attention_core, with keys and values of earlier tokens read from the
+// cache and the new ones written to it at positions length .. length+n-1.
+// (In attention_cached.cpp.)
+void attention_cached(const LlamaConfig &config, const Rope &rope, const LlamaBlock &block,
+                      int64_t layer, KvCache *cache, const CacheStep &step, const float *x,
+                      float *out);
+
+}  // namespace gptqtool
