@@ -1,19 +1,26 @@
 // Writes a tiny random LLaMA-shaped model directory for the CLI tests:
-//   make_tiny_model DIR [llama|qwen2|gpt2]
+//   make_tiny_model DIR [llama|qwen2|gpt2] [VOCAB]
 // "gpt2" writes an unsupported architecture (for the error-path tests).
+// VOCAB (default 96) lets a real tokenizer's ids fit.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "tiny_model.h"
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: make_tiny_model DIR [llama|qwen2|gpt2]\n");
+    std::fprintf(stderr, "usage: make_tiny_model DIR [llama|qwen2|gpt2] [VOCAB]\n");
     return 2;
   }
   tinymodel::TinySpec spec;
   const char *kind = argc > 2 ? argv[2] : "llama";
   spec.qwen2 = std::strcmp(kind, "qwen2") == 0;
+  if (argc > 3) spec.vocab = std::atoi(argv[3]);
+  if (spec.vocab < 1) {
+    std::fprintf(stderr, "make_tiny_model: VOCAB must be a positive integer\n");
+    return 2;
+  }
   try {
     tinymodel::write_model(argv[1], spec);
     if (std::strcmp(kind, "gpt2") == 0) {
