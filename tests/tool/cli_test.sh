@@ -158,6 +158,45 @@ if "$gptq" quantize --model "$work/model" --out "$work/d32" --method rtn --group
 else
   fail "--dtype f32: $(cat "$work/d32.txt")"
 fi
+# --max-shard-size: numbered shards and an index, which eval and logits read.
+if "$gptq" quantize --model "$work/model" --out "$work/shards" --method rtn --group 32 \
+     --max-shard-size 20KB >"$work/shards.txt" 2>&1 \
+     && n=$(find "$work/shards" -name 'model-*-of-*.safetensors' | wc -l) && [ "$n" -ge 2 ] \
+     && [ -f "$work/shards/model.safetensors.index.json" ] \
+     && [ -f "$work/shards/model-00001-of-0000$n.safetensors" ] \
+     && [ -f "$work/shards/model-0000$n-of-0000$n.safetensors" ] \
+     && [ ! -e "$work/shards/model.safetensors" ] \
+     && "$gptq" quantize --model "$work/model" --out "$work/unsharded" --method rtn --group 32 \
+       >/dev/null 2>&1 \
+     && "$gptq" logits --model "$work/shards" --ids "$work/one.txt" --out "$work/shards.npy" \
+       >/dev/null 2>&1 \
+     && "$gptq" logits --model "$work/unsharded" --ids "$work/one.txt" --out "$work/unsharded.npy" \
+       >/dev/null 2>&1 && cmp -s "$work/shards.npy" "$work/unsharded.npy"; then
+  pass "--max-shard-size writes shards that load"
+else
+  fail "--max-shard-size: $(cat "$work/shards.txt"; ls "$work/shards")"
+fi
+expect_error "bad --max-shard-size" "--max-shard-size needs a size such as 4GB" \
+  "$gptq" quantize --model "$work/model" --out "$work/x" --method rtn --max-shard-size 4XB
+# --model org/name: found in the local Hugging Face cache (refs/main names
+# the snapshot), never downloaded.
+hub="$work/hf/hub/models--tiny-org--tiny-llama"
+commit=0123456789abcdef0123456789abcdef01234567
+mkdir -p "$hub/refs" "$hub/snapshots/$commit"
+printf '%s' "$commit" >"$hub/refs/main"
+cp "$work/model"/* "$hub/snapshots/$commit/"
+if HF_HOME="$work/hf" "$gptq" quantize --model tiny-org/tiny-llama --out "$work/from_hub" \
+     --method rtn --group 32 >"$work/hub.txt" 2>&1 \
+     && grep -q "^model: $hub/snapshots/$commit" "$work/hub.txt" \
+     && HF_HUB_CACHE="$work/hf/hub" "$gptq" logits --model tiny-org/tiny-llama@$commit \
+       --ids "$work/one.txt" --out "$work/hub.npy" >/dev/null 2>&1; then
+  pass "--model org/name from the Hugging Face cache"
+else
+  fail "--model org/name: $(cat "$work/hub.txt")"
+fi
+HF_HOME="$work/hf" expect_error "a model absent from the cache" \
+  "the Hugging Face cache $work/hf/hub has no models--tiny-org--absent; nothing is downloaded" \
+  "$gptq" quantize --model tiny-org/absent --out "$work/x" --method rtn
 expect_error "unknown --dtype" "--dtype must be auto, f16, bf16 or f32, not 'f64'" \
   "$gptq" quantize --model "$work/model" --out "$work/x" --method rtn --dtype f64
 
@@ -376,6 +415,53 @@ cp "$work/model/config.json" "$work/model/model.safetensors" "$work/tmodel/"
 cp "$(dirname "$0")/data/tokenizer/smollm2.json" "$work/tmodel/tokenizer.json"
 for i in $(seq 1 200); do echo "Line $i of a calibration text, with some words in it."; done \
   >"$work/text.txt"
+# --calib-jsonl: text and chat records (the chat ones through the model's
+# ChatML template), mixed with a text file; a missing text field, an empty
+# dataset and chat records without a template are refused by name.
+python_free_template='{% for message in messages %}{{'"'"'<|im_start|>'"'"' + message['"'"'role'"'"'] + '"'"'\n'"'"' + message['"'"'content'"'"'] + '"'"'<|im_end|>'"'"' + '"'"'\n'"'"'}}{% endfor %}{% if add_generation_prompt %}{{ '"'"'<|im_start|>assistant\n'"'"' }}{% endif %}'
+printf '{"chat_template": "%s", "bos_token": null, "eos_token": "<|im_end|>"}\n' \
+  "$(printf '%s' "$python_free_template" | sed 's/\\/\\\\/g; s/"/\\"/g')" >"$work/chat_config.json"
+"$make_model" "$work/cmodel" llama 49152  # SmolLM2's vocabulary
+cp "$(dirname "$0")/data/tokenizer/smollm2.json" "$work/cmodel/tokenizer.json"
+cp "$work/chat_config.json" "$work/cmodel/tokenizer_config.json"
+for i in $(seq 1 30); do
+  echo "{\"text\": \"Record $i of a calibration set, with some words in it.\", \"id\": $i}"
+  echo "{\"messages\": [{\"role\": \"user\", \"content\": \"Question $i?\"}, {\"role\": \"assistant\", \"content\": \"Answer $i.\"}]}"
+done >"$work/calib.jsonl"
+if "$gptq" quantize --model "$work/cmodel" --out "$work/jsonl_ck" --calib-jsonl "$work/calib.jsonl" \
+     --calib "$work/text.txt" --samples 4 --seqlen 32 --group 32 >"$work/jsonl.txt" 2>&1 \
+     && grep -q "calibration: $work/calib.jsonl: 60 records" "$work/jsonl.txt" \
+     && grep -q "^calibration: 4 sequences, 128 tokens" "$work/jsonl.txt"; then
+  pass "--calib-jsonl with text and chat records"
+else
+  fail "--calib-jsonl: $(cat "$work/jsonl.txt")"
+fi
+echo '[{"content": "an array record"}, {"content": "another"}]' >"$work/calib.json"
+if "$gptq" quantize --model "$work/cmodel" --out "$work/json_ck" --calib-jsonl "$work/calib.json" \
+     --text-field content --samples 1 --seqlen 4 --group 32 >"$work/json.txt" 2>&1 \
+     && grep -q "calib.json: 2 records" "$work/json.txt"; then
+  pass "--calib-jsonl with a JSON array and --text-field"
+else
+  fail "JSON array: $(cat "$work/json.txt")"
+fi
+expect_error "JSONL without the text field" "calib.json record:1: the record has no \"text\" field" \
+  "$gptq" quantize --model "$work/cmodel" --out "$work/x" --calib-jsonl "$work/calib.json"
+: >"$work/empty.jsonl"
+expect_error "empty JSONL" "holds no records" \
+  "$gptq" quantize --model "$work/cmodel" --out "$work/x" --calib-jsonl "$work/empty.jsonl"
+mkdir -p "$work/nochat"
+cp "$work/cmodel/config.json" "$work/cmodel/model.safetensors" "$work/cmodel/tokenizer.json" \
+  "$work/nochat/"
+expect_error "chat records without a chat template" "tokenizer_config" \
+  "$gptq" quantize --model "$work/nochat" --out "$work/x" --calib-jsonl "$work/calib.jsonl"
+expect_error "text beyond the model's vocabulary" "is outside the model's vocabulary of 96" \
+  "$gptq" quantize --model "$work/tmodel" --out "$work/x" --calib "$work/text.txt"
+grep -q "^model.layers" "$work/out.txt" && fail "quantized before checking the ids" \
+  || pass "ids checked before quantizing"
+expect_error "--text-field without --calib-jsonl" "there is no --calib-jsonl" \
+  "$gptq" quantize --model "$work/cmodel" --out "$work/x" --calib "$work/text.txt" --text-field t
+[ ! -e "$work/x" ] && pass "no output after JSONL errors" || fail "output left after JSONL errors"
+
 term_test "SIGTERM while tokenizing" "$work/text.txt" "$work/t1" \
   "$gptq" quantize --model "$work/tmodel" --out "$work/t1" --calib "$work/fifo" \
   --samples 1 --seqlen 16

@@ -1,20 +1,27 @@
 // Writes a tiny random LLaMA-shaped model directory for the CLI tests:
-//   make_tiny_model DIR [llama|qwen2|gpt2|chat]
+//   make_tiny_model DIR [llama|qwen2|gpt2|chat] [VOCAB]
 // "gpt2" writes an unsupported architecture (for the error-path tests);
 // "chat" a model with a byte tokenizer and a ChatML template (generate).
+// VOCAB (default 96) lets a real tokenizer's ids fit.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "tiny_model.h"
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: make_tiny_model DIR [llama|qwen2|gpt2|chat]\n");
+    std::fprintf(stderr, "usage: make_tiny_model DIR [llama|qwen2|gpt2|chat] [VOCAB]\n");
     return 2;
   }
   tinymodel::TinySpec spec;
   const char *kind = argc > 2 ? argv[2] : "llama";
   spec.qwen2 = std::strcmp(kind, "qwen2") == 0;
+  if (argc > 3) spec.vocab = std::atoi(argv[3]);
+  if (spec.vocab < 1) {
+    std::fprintf(stderr, "make_tiny_model: VOCAB must be a positive integer\n");
+    return 2;
+  }
   try {
     if (std::strcmp(kind, "chat") == 0) {
       tinymodel::write_chat_model(argv[1], spec);

@@ -241,6 +241,84 @@ TEST_F(Pipeline, CheckpointDtypeFollowsABfloat16Source) {
   EXPECT_EQ(ModelDir::open(root_ + "/bfout32")->info("model.norm.weight").dtype, TensorDType::F32);
 }
 
+// --max-shard-size: the weights split in order into numbered shards with an
+// index (as transformers writes them), read back as the same model; and a
+// sharded source model quantizes to the same checkpoint as the unsharded one.
+TEST_F(Pipeline, ShardedCheckpointsAndShardedSources) {
+  auto dir = ModelDir::open(model_);
+  QuantizeOptions qo;
+  qo.base.group_size = 32;
+  const QuantizeResult r = quantize_model(*dir, calibration(spec_.vocab, 3), qo, {});
+  write_gptq_checkpoint(*dir, r, qo, {}, root_ + "/whole");
+  CheckpointOptions co;
+  co.max_shard_bytes = 10000;
+  write_gptq_checkpoint(*dir, r, qo, co, root_ + "/sharded");
+
+  EXPECT_FALSE(path_exists(root_ + "/sharded/model.safetensors"));
+  const auto index = read_json(root_ + "/sharded/model.safetensors.index.json");
+  std::set<std::string> files;
+  for (const auto &item : index["weight_map"].items()) files.insert(item.value().get<std::string>());
+  ASSERT_GE(files.size(), 3u);
+  const std::string last = "model-0000" + std::to_string(files.size()) + "-of-0000" +
+                           std::to_string(files.size()) + ".safetensors";
+  EXPECT_TRUE(files.count("model-00001-of-0000" + std::to_string(files.size()) + ".safetensors"));
+  EXPECT_TRUE(files.count(last));
+  uint64_t total = 0;
+  for (const std::string &f : files) {
+    auto shard = SafetensorsFile::open(root_ + "/sharded/" + f);
+    uint64_t bytes = 0;
+    for (const TensorInfo &t : shard->tensors()) bytes += t.nbytes;
+    // Over the limit only as a single tensor larger than it.
+    EXPECT_TRUE(bytes <= co.max_shard_bytes || shard->tensors().size() == 1) << f << " " << bytes;
+    total += bytes;
+  }
+  EXPECT_EQ(index["metadata"]["total_size"].get<uint64_t>(), total);
+
+  auto whole = ModelDir::open(root_ + "/whole");
+  auto sharded = ModelDir::open(root_ + "/sharded");
+  ASSERT_EQ(whole->tensor_names(), sharded->tensor_names());
+  for (const std::string &name : whole->tensor_names()) {
+    const TensorInfo &a = whole->info(name), &b = sharded->info(name);
+    ASSERT_EQ(a.nbytes, b.nbytes) << name;
+    EXPECT_EQ(0, std::memcmp(whole->file_of(name).data(a), sharded->file_of(name).data(b),
+                             a.nbytes)) << name;
+  }
+  check_llama_tensors(*sharded);
+  check_gptq_tensors(*sharded, read_gptq_checkpoint_config(*sharded));
+  const LlamaModel m = load_model(*sharded);
+  EXPECT_TRUE(m.blocks[0].q.quantized());
+
+  // A source model in shards (three files and an index): the same
+  // checkpoint as from the single file.
+  const std::string src = root_ + "/src_sharded";
+  fs::create_directories(src);
+  fs::copy_file(model_ + "/config.json", src + "/config.json");
+  std::vector<SafetensorsWriter> parts(3);
+  nlohmann::json weight_map;
+  int i = 0;
+  for (const std::string &name : dir->tensor_names()) {
+    const TensorInfo &t = dir->info(name);
+    const uint8_t *p = dir->file_of(name).data(t);
+    parts[i % 3].add(name, t.dtype, t.shape, std::vector<uint8_t>(p, p + t.nbytes));
+    weight_map[name] = "part" + std::to_string(i % 3) + ".safetensors";
+    ++i;
+  }
+  for (int k = 0; k < 3; ++k) parts[k].write(src + "/part" + std::to_string(k) + ".safetensors");
+  std::ofstream(src + "/model.safetensors.index.json")
+      << nlohmann::json{{"weight_map", weight_map}}.dump();
+  auto sdir = ModelDir::open(src);
+  EXPECT_EQ(sdir->files().size(), 3u);
+  const QuantizeResult r2 = quantize_model(*sdir, calibration(spec_.vocab, 3), qo, {});
+  write_gptq_checkpoint(*sdir, r2, qo, {}, root_ + "/from_sharded");
+  auto from_sharded = ModelDir::open(root_ + "/from_sharded");
+  for (const std::string &name : whole->tensor_names()) {
+    const TensorInfo &a = whole->info(name), &b = from_sharded->info(name);
+    ASSERT_EQ(a.nbytes, b.nbytes) << name;
+    EXPECT_EQ(0, std::memcmp(whole->file_of(name).data(a), from_sharded->file_of(name).data(b),
+                             a.nbytes)) << name;
+  }
+}
+
 TEST_F(Pipeline, TrueSequentialInputsComeFromQuantizedLayers) {
   auto dir = ModelDir::open(model_);
   QuantizeOptions qo;

@@ -1,6 +1,8 @@
 #include "cli/cli_args.h"
 
+#include <cctype>
 #include <cstdlib>
+#include <utility>
 
 #include "common/tool_error.h"
 
@@ -77,6 +79,33 @@ double CliArgs::get_double(const std::string &name, double fallback, double lo, 
                     std::to_string(hi) + "], got '" + v + "'");
   }
   return x;
+}
+
+uint64_t parse_byte_size(const std::string &text, const std::string &option) {
+  auto bad = [&]() -> ToolError {
+    return ToolError(option + " needs a size such as 4GB, 500MB, 2GiB or a number of bytes, "
+                              "not '" + text + "'");
+  };
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0 || digits > 19) throw bad();
+  const uint64_t number = std::stoull(text.substr(0, digits));
+  std::string unit = text.substr(digits);
+  for (char &ch : unit) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  static const std::pair<const char *, uint64_t> kUnits[] = {
+      {"", 1},           {"b", 1},
+      {"kb", 1000ull},   {"mb", 1000ull * 1000},   {"gb", 1000ull * 1000 * 1000},
+      {"tb", 1000ull * 1000 * 1000 * 1000},
+      {"kib", 1ull << 10}, {"mib", 1ull << 20},     {"gib", 1ull << 30},
+      {"tib", 1ull << 40},
+  };
+  for (const auto &[name, scale] : kUnits) {
+    if (unit != name) continue;
+    uint64_t bytes = 0;
+    if (number == 0 || __builtin_mul_overflow(number, scale, &bytes)) throw bad();
+    return bytes;
+  }
+  throw bad();
 }
 
 }  // namespace gptqtool

@@ -28,4 +28,10 @@ class CliArgs {
   std::set<std::string> flags_;
 };
 
+// A size as transformers' max_shard_size writes it: an integer number of
+// bytes, optionally followed by B, KB, MB, GB, TB (powers of 1000) or KiB,
+// MiB, GiB, TiB (powers of 1024), in any case: "4GB", "500MiB", "1000".
+// Throws ToolError naming `option` for anything else, zero included.
+uint64_t parse_byte_size(const std::string &text, const std::string &option);
+
 }  // namespace gptqtool

@@ -26,11 +26,13 @@
 #include "cli/progress.h"
 #include "cli/run_options.h"
 #include "common/interrupt.h"
+#include "formats/calibration_records.h"
 #include "formats/checkpoint_reader.h"
 #include "formats/checkpoint_writer.h"
 #include "formats/file_util.h"
 #include "formats/output_guard.h"
 #include "formats/token_data.h"
+#include "model/hub_cache.h"
 #include "model/llama_forward.h"
 #include "model/model_dir.h"
 #include "pipeline/perplexity.h"
@@ -53,13 +55,23 @@ const char kUsage[] =
     "gptq <command> --help lists the options; gptq --version prints the versions.\n";
 
 const char kQuantizeUsage[] =
-    "usage: gptq quantize --model DIR --out DIR (--calib FILE | --calib-ids FILE)... [options]\n"
+    "usage: gptq quantize --model DIR --out DIR (--calib F | --calib-jsonl F | --calib-ids F)...\n"
+    "                     [options]\n"
     "\n"
-    "  --model DIR         Hugging Face model directory (LLaMA, Mistral, Qwen2, SmolLM)\n"
+    "  --model DIR         Hugging Face model directory (LLaMA, Mistral, Qwen2, SmolLM),\n"
+    "                      or org/name[@revision] already in the local Hugging Face\n"
+    "                      cache (HF_HUB_CACHE or HF_HOME; nothing is downloaded)\n"
     "  --out DIR           checkpoint directory to create (written atomically)\n"
     "  --calib FILE        calibration text (UTF-8, may be .gz), tokenized with the model's\n"
     "                      tokenizer.json; repeatable\n"
+    "  --calib-jsonl FILE  calibration records: JSON Lines or a JSON array (may be .gz);\n"
+    "                      each an object with a text field, or with \"messages\"\n"
+    "                      (chat, rendered with the model's chat template), or a\n"
+    "                      string; each record tokenized on its own; repeatable\n"
+    "  --text-field NAME   the text field of --calib-jsonl records (default text)\n"
     "  --calib-ids FILE    pre-tokenized calibration ids (whitespace separated); repeatable\n"
+    "                      (files of all kinds mix: --calib, then --calib-jsonl,\n"
+    "                      then --calib-ids, each in the order given)\n"
     "  --samples N         calibration sequences (default 128)\n"
     "  --seqlen N          tokens per calibration sequence (default 512)\n"
     "  --seed N            cut the sequences at random places (disjoint; the same N\n"
@@ -92,6 +104,9 @@ const char kQuantizeUsage[] =
     "  --dtype D           dtype of the tensors left unquantized (embeddings, norms,\n"
     "                      biases): auto (default: bf16 if the model is bf16, else f16),\n"
     "                      f16, bf16 or f32; scales are always f16\n"
+    "  --max-shard-size S  largest safetensors file (default 4GB; KB/MB/GB are powers\n"
+    "                      of 1000, KiB/MiB/GiB of 1024): larger checkpoints are split\n"
+    "                      into model-0000N-of-0000M.safetensors with an index\n"
     "  --overwrite         replace an existing --out checkpoint written by gptq\n"
     "                      (nothing else is ever replaced)\n"
     "  --threads N         threads for the library's loops (default: all cores)\n"
@@ -140,13 +155,14 @@ std::string shape_text(const LayerResult &l) {
 
 int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   CliArgs args(argc, argv, 2,
-               {"model", "out", "calib", "calib-ids", "samples", "seqlen", "seed",
+               {"model", "out", "calib", "calib-ids", "calib-jsonl", "text-field", "samples",
+                "seqlen", "seed",
                 "save-calib-ids", "bits", "group", "damp", "override", "method", "format",
-                "dtype", "threads", "backend"},
+                "dtype", "max-shard-size", "threads", "backend"},
                {"asym", "act-order", "act-group-aware", "static-groups", "mse", "overwrite",
                 "quiet", "quantize-lm-head"});
   choose_backend(args);
-  const std::string model_path = args.required("model");
+  const std::string model_path = resolve_model_path(args.required("model"), "--model");
   const std::string out_path = args.required("out");
   QuantizeOptions qo;
   qo.interrupted = interrupted;
@@ -176,15 +192,21 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   // Options that would be silently ignored are refused, before any work.
   if (qo.method == QuantMethod::Rtn) {
     for (const char *calibration_option :
-         {"calib", "calib-ids", "samples", "seqlen", "seed", "save-calib-ids"}) {
+         {"calib", "calib-ids", "calib-jsonl", "text-field", "samples", "seqlen", "seed",
+          "save-calib-ids"}) {
       if (args.has(calibration_option)) {
         throw ToolError(std::string("--") + calibration_option +
                         " is calibration, which --method rtn does not use (round-to-nearest "
                         "needs no data); drop it or use --method gptq");
       }
     }
-  } else if (!args.has("calib") && !args.has("calib-ids")) {
-    throw ToolError("GPTQ needs calibration data: pass --calib FILE or --calib-ids FILE");
+  } else if (!args.has("calib") && !args.has("calib-ids") && !args.has("calib-jsonl")) {
+    throw ToolError("GPTQ needs calibration data: pass --calib FILE, --calib-jsonl FILE or "
+                    "--calib-ids FILE");
+  }
+  if (args.has("text-field") && !args.has("calib-jsonl")) {
+    throw ToolError("--text-field names the text of --calib-jsonl records; there is no "
+                    "--calib-jsonl");
   }
   validate_options(qo);
   CheckpointOptions co;
@@ -213,10 +235,12 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   } else {
     throw ToolError("--dtype must be auto, f16, bf16 or f32, not '" + dtype + "'");
   }
+  co.max_shard_bytes = parse_byte_size(args.get("max-shard-size", "4GB"), "--max-shard-size");
   // Before any work: the output must leave every input alone, and only a
   // checkpoint of ours may be replaced.
   co.inputs = args.all("calib");
   for (const std::string &f : args.all("calib-ids")) co.inputs.push_back(f);
+  for (const std::string &f : args.all("calib-jsonl")) co.inputs.push_back(f);
   std::vector<std::string> inputs = co.inputs;
   inputs.push_back(model_path);
   check_apart_from_inputs("--out", out_path, inputs);
@@ -251,16 +275,37 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
     const int64_t samples = args.get_int("samples", 128, 1, 1 << 24);
     const int64_t seqlen = args.get_int("seqlen", 512, 2, c.max_position_embeddings);
     std::vector<int32_t> stream;
-    if (args.has("calib")) {
+    if (args.has("calib") || args.has("calib-jsonl")) {
       auto tok = Tokenizer::from_file(model_path + "/tokenizer.json");
       for (const std::string &f : args.all("calib")) {
         const auto ids = tokenize_text_file(*tok, f);
+        stream.insert(stream.end(), ids.begin(), ids.end());
+      }
+      std::unique_ptr<ChatTemplate> chat;  // read once, and only when a record needs it
+      const std::string text_field = args.get("text-field", "text");
+      for (const std::string &f : args.all("calib-jsonl")) {
+        const std::vector<CalibrationRecord> records = read_calibration_records(f, text_field);
+        if (!chat && any_chat_record(records)) {
+          chat = std::make_unique<ChatTemplate>(ChatTemplate::from_model_dir(model_path));
+        }
+        const auto ids = tokenize_calibration_records(records, *tok, chat.get(), f);
+        std::printf("calibration: %s: %zu records, %zu tokens\n", f.c_str(), records.size(),
+                    ids.size());
         stream.insert(stream.end(), ids.begin(), ids.end());
       }
     }
     for (const std::string &f : args.all("calib-ids")) {
       const auto ids = read_id_file(f, c.vocab_size);
       stream.insert(stream.end(), ids.begin(), ids.end());
+    }
+    // A tokenizer with more ids than the model's embeddings (a mismatched
+    // tokenizer.json) is found here, not as a crash or an error mid-run.
+    for (const int32_t id : stream) {
+      if (id < 0 || id >= c.vocab_size) {
+        throw ToolError("calibration token id " + std::to_string(id) +
+                        " is outside the model's vocabulary of " + std::to_string(c.vocab_size) +
+                        " (does tokenizer.json belong to this model?)");
+      }
     }
     calibration = seed ? random_windows(stream, samples, seqlen, *seed)
                        : cut_windows(stream, samples, seqlen);
@@ -406,10 +451,14 @@ int cmd_eval(int argc, char **argv, const std::atomic<bool> *interrupted) {
                 "threads", "backend"},
                {"no-rtn"});
   choose_backend(args);
-  const std::string model_path = args.required("model");
+  const std::string model_path = resolve_model_path(args.required("model"), "--model");
   if (args.has("text") == args.has("ids")) throw ToolError("pass exactly one of --text and --ids");
+  std::vector<std::string> quantized_paths;
+  for (const std::string &q : args.all("quantized")) {
+    quantized_paths.push_back(resolve_model_path(q, "--quantized"));
+  }
   if (args.has("json")) {
-    std::vector<std::string> inputs = args.all("quantized");
+    std::vector<std::string> inputs = quantized_paths;
     inputs.push_back(model_path);
     for (const char *f : {"text", "ids"}) {
       if (args.has(f)) inputs.push_back(args.get(f, ""));
@@ -441,7 +490,7 @@ int cmd_eval(int argc, char **argv, const std::atomic<bool> *interrupted) {
     GptqCheckpointConfig config;
   };
   std::vector<Checkpoint> checkpoints;
-  for (const std::string &qpath : args.all("quantized")) {
+  for (const std::string &qpath : quantized_paths) {
     Checkpoint ck{qpath, ModelDir::open(qpath), {}};
     check_llama_tensors(*ck.dir);
     if (!is_gptq_checkpoint(*ck.dir)) throw ToolError(qpath + " is not a GPTQ checkpoint");
@@ -550,7 +599,7 @@ void write_npy_f32(const std::string &path, const std::vector<float> &data, int6
 int cmd_logits(int argc, char **argv) {
   CliArgs args(argc, argv, 2, {"model", "ids", "text", "out", "backend"}, {});
   choose_backend(args);
-  const std::string model_path = args.required("model");
+  const std::string model_path = resolve_model_path(args.required("model"), "--model");
   const std::string out_path = args.required("out");
   std::vector<std::string> inputs{model_path};
   if (args.has("ids")) inputs.push_back(args.get("ids", ""));

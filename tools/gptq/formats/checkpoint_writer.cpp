@@ -197,10 +197,20 @@ void write_gptq_checkpoint(const ModelDir &source, const QuantizeResult &result,
     }
   };
 
-  // model.safetensors, assembled in memory first so an export error (say V1
-  // with a zero of 0) stops the run before any file exists.
-  SafetensorsWriter st;
-  st.set_metadata("format", "pt");
+  // The weights, assembled in memory first so an export error (say V1 with
+  // a zero of 0) stops the run before any file exists, and cut into shards
+  // as they come, in order (a new shard starts when the next tensor would
+  // take the current one past the limit).
+  if (options.max_shard_bytes == 0) throw ToolError("the maximum shard size must be at least 1 byte");
+  std::vector<SafetensorsWriter> shards(1);
+  auto add_tensor = [&](const std::string &name, TensorDType dtype, std::vector<int64_t> shape,
+                        std::vector<uint8_t> bytes) {
+    if (shards.back().size() > 0 &&
+        shards.back().data_bytes() + bytes.size() > options.max_shard_bytes) {
+      shards.emplace_back();
+    }
+    shards.back().add(name, dtype, std::move(shape), std::move(bytes));
+  };
   std::map<std::string, const LayerResult *> quantized;
   for (const LayerResult &l : result.layers) {
     if (!l.spec.skip && l.qtensor) quantized[l.name + ".weight"] = &l;
@@ -221,9 +231,10 @@ void write_gptq_checkpoint(const ModelDir &source, const QuantizeResult &result,
       const bool is_float = t.dtype == TensorDType::F32 || t.dtype == TensorDType::F16 ||
                             t.dtype == TensorDType::BF16 || t.dtype == TensorDType::F64;
       if (is_float) {
-        st.add(name, float_dtype, t.shape, convert_float_tensor(source.file_of(name), t, float_dtype));
+        add_tensor(name, float_dtype, t.shape,
+                   convert_float_tensor(source.file_of(name), t, float_dtype));
       } else {
-        st.add(name, t.dtype, t.shape, bytes_of(source.file_of(name).data(t), t.nbytes));
+        add_tensor(name, t.dtype, t.shape, bytes_of(source.file_of(name).data(t), t.nbytes));
       }
       continue;
     }
@@ -241,13 +252,13 @@ void write_gptq_checkpoint(const ModelDir &source, const QuantizeResult &result,
                               scales.data(),  static_cast<int64_t>(scales.size()),
                               g_idx.data(),   static_cast<int64_t>(g_idx.size())};
     check_status(gptq_qtensor_export(l.qtensor.get(), format, &t), "exporting " + l.name);
-    st.add(l.name + ".qweight", TensorDType::I32, {sz.qweight_rows, sz.qweight_cols},
+    add_tensor(l.name + ".qweight", TensorDType::I32, {sz.qweight_rows, sz.qweight_cols},
            bytes_of(qweight.data(), qweight.size() * 4));
-    st.add(l.name + ".qzeros", TensorDType::I32, {sz.qzeros_rows, sz.qzeros_cols},
+    add_tensor(l.name + ".qzeros", TensorDType::I32, {sz.qzeros_rows, sz.qzeros_cols},
            bytes_of(qzeros.data(), qzeros.size() * 4));
-    st.add(l.name + ".scales", TensorDType::F16, {sz.scales_rows, sz.scales_cols},
+    add_tensor(l.name + ".scales", TensorDType::F16, {sz.scales_rows, sz.scales_cols},
            bytes_of(scales.data(), scales.size() * 2));
-    st.add(l.name + ".g_idx", TensorDType::I32, {sz.g_idx_len},
+    add_tensor(l.name + ".g_idx", TensorDType::I32, {sz.g_idx_len},
            bytes_of(g_idx.data(), g_idx.size() * 4));
   }
   if (static_cast<size_t>(std::count_if(result.layers.begin(), result.layers.end(),
@@ -276,8 +287,26 @@ void write_gptq_checkpoint(const ModelDir &source, const QuantizeResult &result,
     check_interrupt();
     if (options.before_file) options.before_file(file);
   };
-  stage("model.safetensors");
-  st.write(temp + "/model.safetensors");
+  if (shards.size() == 1) {
+    stage("model.safetensors");
+    shards[0].set_metadata("format", "pt");
+    shards[0].write(temp + "/model.safetensors");
+  } else {
+    json weight_map = json::object();
+    uint64_t total = 0;
+    for (size_t i = 0; i < shards.size(); ++i) {
+      char file[64];
+      std::snprintf(file, sizeof file, "model-%05zu-of-%05zu.safetensors", i + 1, shards.size());
+      stage(file);
+      shards[i].set_metadata("format", "pt");
+      shards[i].write(temp + "/" + file);
+      for (const std::string &name : shards[i].names()) weight_map[name] = file;
+      total += shards[i].data_bytes();
+    }
+    stage("model.safetensors.index.json");
+    const json index{{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
+    write_file_synced(temp + "/model.safetensors.index.json", index.dump(2) + "\n");
+  }
   stage("config.json");
   write_file_synced(temp + "/config.json", config.dump(2) + "\n");
   stage("quantize_config.json");

@@ -1,5 +1,5 @@
 // Writing a quantized model as a GPTQ checkpoint directory that transformers,
-// vLLM and GPTQModel load: model.safetensors with qweight / qzeros / scales /
+// vLLM and GPTQModel load: model.safetensors (or shards and their index) with qweight / qzeros / scales /
 // g_idx per quantized layer and every other tensor in the checkpoint's float
 // dtype (config.json's torch_dtype), config.json
 // with quantization_config, quantize_config.json, the tokenizer files, and a
@@ -29,6 +29,11 @@ struct CheckpointOptions {
   // Auto follows the Hugging Face GPTQ convention: bfloat16 when the source
   // model is bfloat16, float16 otherwise (a float32 model included).
   enum class DType { Auto, F16, BF16, F32 } dtype = DType::Auto;
+  // Tensor data per safetensors file, as transformers' max_shard_size: when
+  // the weights exceed it they are split, in order, into
+  // model-0000N-of-0000M.safetensors with model.safetensors.index.json; a
+  // tensor larger than the limit gets a file of its own.
+  uint64_t max_shard_bytes = 4'000'000'000;
   // Replace an existing output directory, which must be a checkpoint this
   // tool wrote (is_checkpoint_we_wrote); anything else is refused.
   bool overwrite = false;

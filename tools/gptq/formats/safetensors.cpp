@@ -396,7 +396,15 @@ void SafetensorsWriter::add(const std::string &name, TensorDType dtype, std::vec
                     " bytes, got " + std::to_string(bytes.size()));
   }
   index_[name] = tensors_.size();
+  data_bytes_ += bytes.size();
   tensors_.push_back(Pending{name, dtype, std::move(shape), std::move(bytes)});
+}
+
+std::vector<std::string> SafetensorsWriter::names() const {
+  std::vector<std::string> out;
+  out.reserve(tensors_.size());
+  for (const auto &t : tensors_) out.push_back(t.name);
+  return out;
 }
 
 void SafetensorsWriter::write(const std::string &path) const {

@@ -80,6 +80,8 @@ class SafetensorsWriter {
   // failure, after removing the partial file.
   void write(const std::string &path) const;
   size_t size() const { return tensors_.size(); }  // number of tensors
+  uint64_t data_bytes() const { return data_bytes_; }  // the tensors' bytes, header excluded
+  std::vector<std::string> names() const;             // in insertion order
 
  private:
   struct Pending {
@@ -91,6 +93,7 @@ class SafetensorsWriter {
   std::vector<Pending> tensors_;
   std::map<std::string, size_t> index_;
   std::map<std::string, std::string> metadata_;
+  uint64_t data_bytes_ = 0;
 };
 
 }  // namespace gptqtool

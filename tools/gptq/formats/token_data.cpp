@@ -108,7 +108,9 @@ std::string gunzip(const std::string &path, const std::string &data) {
   }
 }
 
-std::string read_maybe_gzip(const std::string &path) {
+}  // namespace
+
+std::string read_text_maybe_gzip(const std::string &path) {
   const std::string data = read_text_file(path);
   const bool named_gz = path.size() >= 3 && path.compare(path.size() - 3, 3, ".gz") == 0;
   if (named_gz && !has_gzip_magic(data, 0)) {
@@ -122,10 +124,8 @@ std::string read_maybe_gzip(const std::string &path) {
   return named_gz ? gunzip(path, data) : data;
 }
 
-}  // namespace
-
 std::vector<int32_t> tokenize_text_file(const Tokenizer &tokenizer, const std::string &path) {
-  const std::string text = read_maybe_gzip(path);
+  const std::string text = read_text_maybe_gzip(path);
   std::vector<int32_t> ids = tokenizer.encode(text);
   if (ids.empty()) throw ToolError(path + " holds no text");
   return ids;

@@ -16,6 +16,10 @@ class Tokenizer;
 // vocab_size. Throws ToolError naming the file, line and offending text.
 std::vector<int32_t> read_id_file(const std::string &path, int64_t vocab_size);
 
+// The file's bytes, decompressed when it is named .gz, with the checks
+// below (tokenize_text_file).
+std::string read_text_maybe_gzip(const std::string &path);
+
 // The file's text (UTF-8; a .gz file is read through gzip) tokenized. A .gz
 // file must be gzip data that ends where its stream ends (truncated or
 // corrupt files are refused), and a file named otherwise must not be gzip.
