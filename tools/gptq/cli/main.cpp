@@ -49,7 +49,8 @@ const char kUsage[] =
 const char kQuantizeUsage[] =
     "usage: gptq quantize --model DIR --out DIR (--calib FILE | --calib-ids FILE)... [options]\n"
     "\n"
-    "  --model DIR         Hugging Face model directory (LLaMA, Mistral, Qwen2, SmolLM)\n"
+    "  --model DIR         Hugging Face model directory (LLaMA, Mistral, Qwen2, SmolLM,\n"
+    "                      Phi-3)\n"
     "  --out DIR           checkpoint directory to create (written atomically)\n"
     "  --calib FILE        calibration text (UTF-8, may be .gz), tokenized with the model's\n"
     "                      tokenizer.json; repeatable\n"
@@ -296,7 +297,8 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   std::fflush(stdout);
 
   const bool quiet = args.flag("quiet");
-  const int64_t total_layers = c.num_hidden_layers * kLinearSlots + (qo.quantize_lm_head ? 1 : 0);
+  const int64_t total_layers = c.num_hidden_layers * static_cast<int64_t>(block_slots(c).size()) +
+                               (qo.quantize_lm_head ? 1 : 0);
   Progress progress("quantizing", total_layers, "layers", stderr_is_terminal() || quiet);
   int64_t done = 0;
   QuantizeCallbacks cb;
@@ -392,8 +394,7 @@ void check_same_model(const LlamaConfig &a, const std::string &a_path, const Lla
 LlamaModel rtn_model(const ModelDir &original, const GptqCheckpointConfig &q, int32_t threads) {
   LlamaModel m = load_model(original);
   for (int64_t b = 0; b < m.config.num_hidden_layers; ++b) {
-    for (int s = 0; s < kLinearSlots; ++s) {
-      const auto slot = static_cast<LinearSlot>(s);
+    for (const LinearSlot slot : block_slots(m.config)) {
       const std::string name = linear_name(b, slot);
       const LayerQuantSpec spec = checkpoint_spec_for(q, name);
       if (spec.skip) continue;
