@@ -58,9 +58,12 @@ const char kQuantizeUsage[] =
     "usage: gptq quantize --model DIR --out DIR (--calib F | --calib-jsonl F | --calib-ids F)...\n"
     "                     [options]\n"
     "\n"
-    "  --model DIR         Hugging Face model directory (LLaMA, Mistral, Qwen2, SmolLM),\n"
-    "                      or org/name[@revision] already in the local Hugging Face\n"
-    "                      cache (HF_HUB_CACHE or HF_HOME; nothing is downloaded)\n"
+    "  --model DIR         Hugging Face model directory (LLaMA, Mistral, Qwen2, SmolLM,
+"
+    "                      Phi-3), or org/name[@revision] already in the local Hugging
+"
+    "                      Face cache (HF_HUB_CACHE or HF_HOME; nothing is downloaded)
+"
     "  --out DIR           checkpoint directory to create (written atomically)\n"
     "  --calib FILE        calibration text (UTF-8, may be .gz), tokenized with the model's\n"
     "                      tokenizer.json; repeatable\n"
@@ -326,7 +329,8 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   std::fflush(stdout);
 
   const bool quiet = args.flag("quiet");
-  const int64_t total_layers = c.num_hidden_layers * kLinearSlots + (qo.quantize_lm_head ? 1 : 0);
+  const int64_t total_layers = c.num_hidden_layers * static_cast<int64_t>(block_slots(c).size()) +
+                               (qo.quantize_lm_head ? 1 : 0);
   Progress progress("quantizing", total_layers, "layers", stderr_is_terminal() || quiet);
   int64_t done = 0;
   QuantizeCallbacks cb;
@@ -422,8 +426,7 @@ void check_same_model(const LlamaConfig &a, const std::string &a_path, const Lla
 LlamaModel rtn_model(const ModelDir &original, const GptqCheckpointConfig &q, int32_t threads) {
   LlamaModel m = load_model(original);
   for (int64_t b = 0; b < m.config.num_hidden_layers; ++b) {
-    for (int s = 0; s < kLinearSlots; ++s) {
-      const auto slot = static_cast<LinearSlot>(s);
+    for (const LinearSlot slot : block_slots(m.config)) {
       const std::string name = linear_name(b, slot);
       const LayerQuantSpec spec = checkpoint_spec_for(q, name);
       if (spec.skip) continue;

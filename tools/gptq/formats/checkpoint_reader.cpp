@@ -237,8 +237,7 @@ std::shared_ptr<gptq_qtensor> load_quantized_linear(const ModelDir &dir,
 void check_gptq_tensors(const ModelDir &dir, const GptqCheckpointConfig &cfg) {
   const LlamaConfig &c = dir.config();
   for (int64_t b = 0; b < c.num_hidden_layers; ++b) {
-    for (int s = 0; s < kLinearSlots; ++s) {
-      const auto slot = static_cast<LinearSlot>(s);
+    for (const LinearSlot slot : block_slots(c)) {
       const std::string name = linear_name(b, slot);
       if (!dir.has(name + ".qweight")) continue;
       int64_t out = 0, in = 0;

@@ -46,9 +46,7 @@ void attention_cached(const LlamaConfig &c, const Rope &rope, const LlamaBlock &
   k_buffer.resize(checked_elements({tokens, kv_dim}, "attention buffer"));
   v_buffer.resize(k_buffer.size());
   float *q = q_buffer.data(), *k = k_buffer.data(), *v = v_buffer.data();
-  block.q.forward(x, tokens, q);
-  block.k.forward(x, tokens, k);
-  block.v.forward(x, tokens, v);
+  qkv_projections(c, block, x, tokens, q, k, v);
 
   // RoPE at each sequence's positions, then its keys and values into the
   // cache after those it holds.
