@@ -58,12 +58,10 @@ const char kQuantizeUsage[] =
     "usage: gptq quantize --model DIR --out DIR (--calib F | --calib-jsonl F | --calib-ids F)...\n"
     "                     [options]\n"
     "\n"
-    "  --model DIR         Hugging Face model directory (LLaMA, Mistral, Qwen2, SmolLM,
-"
-    "                      Phi-3), or org/name[@revision] already in the local Hugging
-"
-    "                      Face cache (HF_HUB_CACHE or HF_HOME; nothing is downloaded)
-"
+    "  --model DIR         Hugging Face model directory (LLaMA, Mistral, Qwen2, SmolLM,\n"
+    "                      Phi-3, Gemma 2), or org/name[@revision] already in the local\n"
+    "                      Hugging Face cache (HF_HUB_CACHE or HF_HOME; nothing is\n"
+    "                      downloaded)\n"
     "  --out DIR           checkpoint directory to create (written atomically)\n"
     "  --calib FILE        calibration text (UTF-8, may be .gz), tokenized with the model's\n"
     "                      tokenizer.json; repeatable\n"
