@@ -124,6 +124,15 @@ TEST(KvCache, LogitsEqualFullRecomputeWithBiasesAndSlidingWindow) {
   check_cache_matches_recompute(q);
 }
 
+// Gemma 2's soft-capped, rescaled scores and capped logits through the cache.
+TEST(KvCache, LogitsEqualFullRecomputeForGemma2) {
+  tinymodel::TinySpec g;
+  g.gemma2 = true;
+  g.tied = true;
+  g.sliding_window = 6;
+  check_cache_matches_recompute(g);
+}
+
 TEST(KvCache, StepPastCapacityIsRefusedAndLeavesTheCacheAlone) {
   TinyModel t({});
   KvCache cache(t.model.config, 1, 8);
