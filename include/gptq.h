@@ -712,6 +712,17 @@ GPTQ_API gptq_status gptq_gguf_size(gptq_grid grid, int64_t rows,
 GPTQ_API gptq_status gptq_gguf_export(const gptq_qtensor *q, void *out,
                                       int64_t out_len);
 
+/* Decode the blocks of a [rows, cols] tensor in the format of `grid`
+ * (bytes_len bytes, exactly gptq_gguf_size's) into float32 out
+ * [rows, cols] (out_len >= rows·cols), as llama.cpp dequantizes them: for a
+ * tensor this library quantized, exactly gptq_qtensor_dequantize's values.
+ * Errors: NULL_POINTER, INVALID_CONFIG (not a GGUF grid), INVALID_SIZE (as
+ * gptq_gguf_size), SIZE_MISMATCH (bytes_len or out_len). */
+GPTQ_API gptq_status gptq_gguf_dequantize(gptq_grid grid, const void *bytes,
+                                          int64_t bytes_len, int64_t rows,
+                                          int64_t cols, float *out,
+                                          int64_t out_len);
+
 /* ---------------------------------------------------------------------------
  * Matmul with quantized weights.
  * ------------------------------------------------------------------------- */

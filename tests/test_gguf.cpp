@@ -241,6 +241,31 @@ INSTANTIATE_TEST_SUITE_P(Grids, GgufQuality,
                                            QualityCase{GPTQ_GRID_Q8_0, "Q8_0", 2.0}),
                          [](const auto &info) { return std::string(info.param.name); });
 
+// The blocks decoded as llama.cpp dequantizes them give exactly the values
+// GPTQ's loop ended with, for every format, on a GPTQ-quantized tensor.
+TEST(GgufTensor, DecodedBlocksEqualDequantizedTensorBitForBit) {
+  const int64_t out = 24, in = 128;
+  const std::vector<float> x = correlated_activations(512, in, 11);
+  const std::vector<float> w = layer_weights(out, in, 12);
+  for (gptq_grid grid : {GPTQ_GRID_Q4_0, GPTQ_GRID_Q4_1, GPTQ_GRID_Q5_0, GPTQ_GRID_Q5_1,
+                         GPTQ_GRID_Q8_0}) {
+    QTensor q = quantize_layer(grid_config(grid), x, w, 512, out, in);
+    ASSERT_TRUE(q);
+    const std::vector<uint8_t> bytes = export_bytes(q.get(), grid, out, in);
+    std::vector<float> decoded(static_cast<size_t>(out * in), -1.0f);
+    ASSERT_EQ(gptq_gguf_dequantize(grid, bytes.data(), static_cast<int64_t>(bytes.size()), out, in,
+                                   decoded.data(), out * in),
+              GPTQ_OK)
+        << gptq_last_error();
+    const std::vector<float> expected = dequantized(q.get(), out, in);
+    EXPECT_EQ(std::memcmp(decoded.data(), expected.data(), decoded.size() * sizeof(float)), 0)
+        << "grid " << grid;
+    EXPECT_EQ(gptq_gguf_dequantize(grid, bytes.data(), static_cast<int64_t>(bytes.size()) - 1, out,
+                                   in, decoded.data(), out * in),
+              GPTQ_ERR_SIZE_MISMATCH);
+  }
+}
+
 TEST(GgufTensor, MatmulOfZeroFormBlocksIsDequantizedProduct) {
   const int64_t out = 16, in = 64, rows = 3;
   const std::vector<float> x = correlated_activations(256, in, 5);

@@ -1,6 +1,8 @@
 // Writes a tiny random LLaMA-shaped model directory for the CLI tests:
-//   make_tiny_model DIR [llama|qwen2|gpt2]
-// "gpt2" writes an unsupported architecture (for the error-path tests).
+//   make_tiny_model DIR [llama|qwen2|mistral|mistral-swa|narrow|gpt2]
+// "gpt2" writes an unsupported architecture (for the error-path tests);
+// "mistral-swa" a Mistral with a sliding window, "narrow" a hidden size of
+// 48 (not a multiple of GGUF's 32-column blocks).
 #include <cstdio>
 #include <cstring>
 
@@ -8,12 +10,16 @@
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: make_tiny_model DIR [llama|qwen2|gpt2]\n");
+    std::fprintf(stderr,
+                 "usage: make_tiny_model DIR [llama|qwen2|mistral|mistral-swa|narrow|gpt2]\n");
     return 2;
   }
   tinymodel::TinySpec spec;
   const char *kind = argc > 2 ? argv[2] : "llama";
   spec.qwen2 = std::strcmp(kind, "qwen2") == 0;
+  spec.mistral = std::strncmp(kind, "mistral", 7) == 0;
+  if (std::strcmp(kind, "mistral-swa") == 0) spec.sliding_window = 16;
+  if (std::strcmp(kind, "narrow") == 0) spec.hidden = 48;
   try {
     tinymodel::write_model(argv[1], spec);
     if (std::strcmp(kind, "gpt2") == 0) {

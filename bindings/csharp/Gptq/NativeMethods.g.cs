@@ -1025,6 +1025,17 @@ namespace Gptq
         internal static extern Status gptq_gguf_export(IntPtr q, IntPtr @out, long out_len);
 
         /// <summary>
+        /// Decode the blocks of a [rows, cols] tensor in the format of `grid`
+        /// (bytes_len bytes, exactly gptq_gguf_size's) into float32 out
+        /// [rows, cols] (out_len &gt;= rows·cols), as llama.cpp dequantizes them: for a
+        /// tensor this library quantized, exactly gptq_qtensor_dequantize's values.
+        /// Errors: NULL_POINTER, INVALID_CONFIG (not a GGUF grid), INVALID_SIZE (as
+        /// gptq_gguf_size), SIZE_MISMATCH (bytes_len or out_len).
+        /// </summary>
+        [DllImport(LibraryName, EntryPoint = "gptq_gguf_dequantize", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern Status gptq_gguf_dequantize(Grid grid, IntPtr bytes, long bytes_len, long rows, long cols, float* @out, long out_len);
+
+        /// <summary>
         /// y = x · Wᵀ (+ bias), with W the dequantized weights of q, on q's backend.
         /// Precision:
         ///  - F32 activations, on every backend: the result equals

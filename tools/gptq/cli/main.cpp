@@ -25,6 +25,7 @@
 #include "formats/checkpoint_reader.h"
 #include "formats/checkpoint_writer.h"
 #include "formats/file_util.h"
+#include "formats/gguf_model_writer.h"
 #include "formats/output_guard.h"
 #include "formats/token_data.h"
 #include "model/llama_forward.h"
@@ -82,8 +83,13 @@ const char kQuantizeUsage[] =
     "                      E.g. 'model.layers.0.*:bits=8'\n"
     "  --method M          gptq (default) or rtn (round-to-nearest; takes no --calib,\n"
     "                      --calib-ids, --samples or --seqlen)\n"
-    "  --format F          auto (default: v1 if symmetric, else v2), v1 or v2\n"
-    "  --overwrite         replace an existing --out checkpoint written by gptq\n"
+    "  --format F          auto (default: v1 if symmetric, else v2), v1 or v2; or gguf:\n"
+    "                      one llama.cpp GGUF file at --out, GPTQ run on the grid of\n"
+    "                      --gguf-type (LLaMA, Mistral, Qwen2 with a byte-level BPE\n"
+    "                      tokenizer; no --bits, --group, --asym, --mse, --override)\n"
+    "  --gguf-type T       with --format gguf: Q4_0, Q4_1, Q5_0, Q5_1 or Q8_0\n"
+    "  --overwrite         replace an existing --out checkpoint written by gptq (with\n"
+    "                      --format gguf: an existing GGUF file)\n"
     "                      (nothing else is ever replaced)\n"
     "  --threads N         threads for the library's loops (default: all cores)\n"
     "  --backend B         where the library computes: auto (default: the GPU when the\n"
@@ -154,7 +160,7 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   CliArgs args(argc, argv, 2,
                {"model", "out", "calib", "calib-ids", "samples", "seqlen", "seed",
                 "save-calib-ids", "bits", "group", "damp", "override", "method", "format",
-                "threads", "backend"},
+                "threads", "backend", "gguf-type"},
                {"asym", "act-order", "act-group-aware", "static-groups", "mse", "overwrite",
                 "quiet", "quantize-lm-head"});
   choose_backend(args);
@@ -198,6 +204,30 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   } else if (!args.has("calib") && !args.has("calib-ids")) {
     throw ToolError("GPTQ needs calibration data: pass --calib FILE or --calib-ids FILE");
   }
+  // --format gguf: GPTQ on a GGUF grid, which fixes what these choose.
+  const GgufType *gguf = nullptr;
+  if (args.get("format", "auto") == "gguf") {
+    if (!args.has("gguf-type"))
+      throw ToolError("--format gguf needs --gguf-type (Q4_0, Q4_1, Q5_0, Q5_1 or Q8_0)");
+    gguf = &gguf_type_named(args.get("gguf-type", ""));
+    for (const char *fixed : {"bits", "group", "asym", "mse", "override", "quantize-lm-head"}) {
+      if (args.has(fixed)) {
+        throw ToolError(std::string("--") + fixed + " does not apply to --format gguf: the " +
+                        gguf->name + " blocks fix the grid, and every linear layer is written "
+                        "in them");
+      }
+    }
+    if (qo.base.act_order && !qo.base.static_groups) {
+      throw ToolError("--act-order without --static-groups scatters a block's columns, but a GGUF "
+                      "block is 32 consecutive columns: add --static-groups or use "
+                      "--act-group-aware");
+    }
+    qo.base.grid = gguf->grid;
+    qo.base.bits = gguf->name == "Q8_0" ? 8 : (gguf->name[1] == '5' ? 5 : 4);
+    qo.base.group_size = 32;
+  } else if (args.has("gguf-type")) {
+    throw ToolError("--gguf-type needs --format gguf");
+  }
   validate_options(qo);
   CheckpointOptions co;
   co.interrupted = interrupted;
@@ -210,8 +240,8 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
     co.format = CheckpointOptions::Format::V1;
   } else if (format == "v2") {
     co.format = CheckpointOptions::Format::V2;
-  } else {
-    throw ToolError("--format must be auto, v1 or v2, not '" + format + "'");
+  } else if (format != "gguf") {
+    throw ToolError("--format must be auto, v1, v2 or gguf, not '" + format + "'");
   }
   // Before any work: the output must leave every input alone, and only a
   // checkpoint of ours may be replaced.
@@ -220,7 +250,14 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   std::vector<std::string> inputs = co.inputs;
   inputs.push_back(model_path);
   check_apart_from_inputs("--out", out_path, inputs);
-  check_checkpoint_output(out_path, co.overwrite);
+  if (gguf == nullptr) {
+    check_checkpoint_output(out_path, co.overwrite);
+  } else if (path_exists(out_path)) {
+    if (!co.overwrite)
+      throw ToolError("--out " + out_path + " exists; --overwrite replaces a GGUF file");
+    if (!is_gguf_file(out_path))
+      throw ToolError("--out " + out_path + " is not a GGUF file; --overwrite replaces only those");
+  }
   check_output_parent("--out", out_path);
   const std::string save_calib_path = args.get("save-calib-ids", "");
   if (!save_calib_path.empty()) {
@@ -236,6 +273,7 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
 
   auto dir = ModelDir::open(model_path);
   check_llama_tensors(*dir);
+  if (gguf != nullptr) check_gguf_representable(*dir, *gguf);
   validate_plan(*dir, qo);
   const LlamaConfig &c = dir->config();
   std::printf("model: %s (%s, %lld blocks, hidden %lld, %lld heads / %lld KV heads)\n",
@@ -305,8 +343,12 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   result.calibration_seed = seed;
   progress.finish();
 
-  Progress writing("writing checkpoint", 1, "files", stderr_is_terminal());
-  write_gptq_checkpoint(*dir, result, qo, co, out_path);
+  Progress writing(gguf ? "writing GGUF" : "writing checkpoint", 1, "files", stderr_is_terminal());
+  if (gguf != nullptr) {
+    write_gguf_model(*dir, result, *gguf, qo.num_threads, out_path, interrupted);
+  } else {
+    write_gptq_checkpoint(*dir, result, qo, co, out_path);
+  }
   writing.update(1);
   writing.finish();
   if (!save_calib_path.empty()) {

@@ -715,6 +715,14 @@ extern "C" {
     /// SIZE_MISMATCH (out_len too small); nothing is written then.
     pub fn gptq_gguf_export(q: *const gptq_qtensor, out: *mut ::std::os::raw::c_void, out_len: i64) -> gptq_status;
 
+    /// Decode the blocks of a \[rows, cols] tensor in the format of `grid`
+    /// (bytes_len bytes, exactly gptq_gguf_size's) into float32 out
+    /// \[rows, cols] (out_len >= rows·cols), as llama.cpp dequantizes them: for a
+    /// tensor this library quantized, exactly gptq_qtensor_dequantize's values.
+    /// Errors: NULL_POINTER, INVALID_CONFIG (not a GGUF grid), INVALID_SIZE (as
+    /// gptq_gguf_size), SIZE_MISMATCH (bytes_len or out_len).
+    pub fn gptq_gguf_dequantize(grid: gptq_grid, bytes: *const ::std::os::raw::c_void, bytes_len: i64, rows: i64, cols: i64, out: *mut f32, out_len: i64) -> gptq_status;
+
     /// ```text
     /// y = x · Wᵀ (+ bias), with W the dequantized weights of q, on q's backend.
     /// Precision:
