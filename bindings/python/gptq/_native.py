@@ -289,6 +289,13 @@ class gptq_grid(enum.IntEnum):
             as q + 128), value q·d.
     A block whose d is 0 (all its weights 0, or max = min) gives code 8, 16,
     0, 0 and 128 respectively for every weight.
+    Q4_0, Q5_0 and Q8_0 then refine d with the Hessian diagonal h (the
+    importance of each input column, as llama.cpp's importance matrix): the
+    candidates are the weight above divided by (divisor + k/10), k = -9..9,
+    each also refitted by weighted least squares to its codes
+    (d = Σ h·w·q / Σ h·q², q the signed code), all rounded to fp16; the one
+    with the smallest Σ h·(w - value)² over the block is kept, the rule's own
+    d on ties. Q4_1 and Q5_1 use the rule as stated.
     """
     GPTQ_GRID_GPTQ = 0
     GPTQ_GRID_Q4_0 = 1
