@@ -107,6 +107,29 @@ done
   || fail "temporary file left"
 
 if [ "$with_python" != --python ]; then
+  # eval --gguf: our forward pass on the file's weights. Q8_0 is close to
+  # the float model (within 2% in perplexity), and a GGUF of another model
+  # is refused.
+  if "$gptq" eval --model "$work/llama" --gguf "$work/llama-Q8_0.gguf" --gguf "$work/llama-Q4_0.gguf" \
+       --ids "$work/ids.txt" --ctx 32 --no-rtn >"$work/e.txt" 2>&1 \
+     && awk '$1 == "original" {o = $4} $1 == "GGUF" && $2 == "Q8_0" {g = $4}
+             END {exit !(o > 0 && g > 0 && g / o < 1.02 && g / o > 0.98)}' "$work/e.txt" \
+     && grep -q "^GGUF .*Q4_0" "$work/e.txt"; then
+    pass "eval --gguf"
+  else
+    fail "eval --gguf: $(cat "$work/e.txt")"
+  fi
+  if "$gptq" eval --model "$work/qwen2" --gguf "$work/qwen2-Q4_0.gguf" --ids "$work/ids.txt" \
+       --ctx 32 --no-rtn >"$work/e.txt" 2>&1 && grep -q "^GGUF .*Q4_0" "$work/e.txt"; then
+    pass "eval --gguf qwen2"
+  else
+    fail "eval --gguf qwen2: $(cat "$work/e.txt")"
+  fi
+  expect_error "gguf of another model" "is a qwen2 model" \
+    "$gptq" eval --model "$work/llama" --gguf "$work/qwen2-Q4_0.gguf" --ids "$work/ids.txt" --ctx 32
+  expect_error "not a gguf" "not a GGUF file" \
+    "$gptq" eval --model "$work/llama" --gguf "$work/ids.txt" --ids "$work/ids.txt" --ctx 32
+
   # Bad input: a message, a non-zero exit, and no file.
   expect_error "unsupported type" "is not a type this tool writes" \
     quantize llama "$work/bad1.gguf" Q3_K

@@ -25,7 +25,9 @@
 #include "formats/checkpoint_reader.h"
 #include "formats/checkpoint_writer.h"
 #include "formats/file_util.h"
+#include "formats/gguf_model_reader.h"
 #include "formats/gguf_model_writer.h"
+#include "formats/gguf_reader.h"
 #include "formats/output_guard.h"
 #include "formats/token_data.h"
 #include "model/llama_forward.h"
@@ -97,11 +99,15 @@ const char kQuantizeUsage[] =
     "  --quiet             no per-layer lines\n";
 
 const char kEvalUsage[] =
-    "usage: gptq eval --model DIR [--quantized DIR]... (--text FILE | --ids FILE) [options]\n"
+    "usage: gptq eval --model DIR [--quantized DIR]... [--gguf FILE]... (--text FILE | --ids FILE)\n"
+    "                 [options]\n"
     "\n"
     "  --model DIR         the original model (also supplies the tokenizer)\n"
     "  --quantized DIR     a GPTQ checkpoint of it; repeatable. Each is also compared\n"
     "                      with round-to-nearest at the same settings\n"
+    "  --gguf FILE         a llama.cpp GGUF of it (ours, or llama.cpp's own Q4_0, Q4_1,\n"
+    "                      Q5_0, Q5_1 or Q8_0), dequantized and run by our forward pass;\n"
+    "                      repeatable\n"
     "  --text FILE         evaluation text (UTF-8, may be .gz)\n"
     "  --ids FILE          or pre-tokenized ids\n"
     "  --ctx N             context length per window (default 512)\n"
@@ -442,7 +448,7 @@ LlamaModel rtn_model(const ModelDir &original, const GptqCheckpointConfig &q, in
 
 int cmd_eval(int argc, char **argv, const std::atomic<bool> *interrupted) {
   CliArgs args(argc, argv, 2,
-               {"model", "quantized", "text", "ids", "ctx", "stride", "max-tokens", "json",
+               {"model", "quantized", "gguf", "text", "ids", "ctx", "stride", "max-tokens", "json",
                 "threads", "backend"},
                {"no-rtn"});
   choose_backend(args);
@@ -450,6 +456,7 @@ int cmd_eval(int argc, char **argv, const std::atomic<bool> *interrupted) {
   if (args.has("text") == args.has("ids")) throw ToolError("pass exactly one of --text and --ids");
   if (args.has("json")) {
     std::vector<std::string> inputs = args.all("quantized");
+    for (const std::string &g : args.all("gguf")) inputs.push_back(g);
     inputs.push_back(model_path);
     for (const char *f : {"text", "ids"}) {
       if (args.has(f)) inputs.push_back(args.get(f, ""));
@@ -490,6 +497,9 @@ int cmd_eval(int argc, char **argv, const std::atomic<bool> *interrupted) {
     check_same_model(c, model_path, ck.dir->config(), qpath);
     checkpoints.push_back(std::move(ck));
   }
+
+  // Each GGUF's structure checked up front too (it is read again when run).
+  for (const std::string &gpath : args.all("gguf")) GgufReader check(gpath);
 
   std::vector<int32_t> stream;
   std::string text_name;
@@ -544,6 +554,11 @@ int cmd_eval(int argc, char **argv, const std::atomic<bool> *interrupted) {
     }
     LlamaModel m = load_model(*qdir);
     run("GPTQ", qpath, bits, group, m);
+  }
+  for (const std::string &gpath : args.all("gguf")) {
+    std::string type;
+    LlamaModel m = load_gguf_model(*original, gpath, &type);
+    run("GGUF", gpath, type, "32", m);
   }
 
   const double base = rows.front().result.perplexity;
