@@ -1,5 +1,5 @@
 // Writes a tiny random LLaMA-shaped model directory for the CLI tests:
-//   make_tiny_model DIR [llama|qwen2|gpt2] [VOCAB]
+//   make_tiny_model DIR [llama|qwen2|qwen3|gpt2] [VOCAB]
 // "gpt2" writes an unsupported architecture (for the error-path tests).
 // VOCAB (default 96) lets a real tokenizer's ids fit.
 #include <cstdio>
@@ -10,12 +10,16 @@
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: make_tiny_model DIR [llama|qwen2|gpt2] [VOCAB]\n");
+    std::fprintf(stderr, "usage: make_tiny_model DIR [llama|qwen2|qwen3|gpt2] [VOCAB]\n");
     return 2;
   }
   tinymodel::TinySpec spec;
   const char *kind = argc > 2 ? argv[2] : "llama";
   spec.qwen2 = std::strcmp(kind, "qwen2") == 0;
+  if (std::strcmp(kind, "qwen3") == 0) {
+    spec.qwen3 = true;
+    spec.head_dim = 24;  // q and o 96 wide in a 64-wide model, as Qwen3's are wider
+  }
   if (argc > 3) spec.vocab = std::atoi(argv[3]);
   if (spec.vocab < 1) {
     std::fprintf(stderr, "make_tiny_model: VOCAB must be a positive integer\n");

@@ -39,9 +39,11 @@ struct Ref {
       }
     return y;
   }
+  // RMSNorm over rows of the weight's width (the hidden size, or a head).
   Mat norm(const Mat &x, int64_t T, const std::string &name) const {
     const auto g = w(name);
-    const int64_t H = c.hidden_size;
+    const auto H = static_cast<int64_t>(g.size());
+    T = static_cast<int64_t>(x.size()) / H;
     Mat y(x.size());
     for (int64_t t = 0; t < T; ++t) {
       double ss = 0;
@@ -77,6 +79,10 @@ struct Ref {
       Mat q = linear(x, T, p + "self_attn.q_proj", nh * d, H);
       Mat k = linear(x, T, p + "self_attn.k_proj", nkv * d, H);
       Mat v = linear(x, T, p + "self_attn.v_proj", nkv * d, H);
+      if (c.qk_norm) {  // Qwen3: each head of q and k normalized before RoPE
+        q = norm(q, T, p + "self_attn.q_norm.weight");
+        k = norm(k, T, p + "self_attn.k_norm.weight");
+      }
       rope(q, T, nh);
       rope(k, T, nkv);
       Mat a(static_cast<size_t>(T * nh * d), 0.0);
@@ -168,6 +174,19 @@ TEST(Forward, Qwen2BiasesMatchReference) {
   tinymodel::TinySpec s;
   s.qwen2 = true;
   s.eps = 1e-6;
+  check_model(s);
+}
+
+// Qwen3: per-head q/k norms, and a head_dim that is not hidden / heads (q
+// and o are 96 wide in a 64-wide model), with a window from layer 1 on.
+TEST(Forward, Qwen3HeadNormsMatchReference) {
+  tinymodel::TinySpec s;
+  s.qwen3 = true;
+  s.head_dim = 24;
+  s.eps = 1e-6;
+  check_model(s);
+  s.sliding_window = 4;
+  s.max_window_layers = 1;
   check_model(s);
 }
 

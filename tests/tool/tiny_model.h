@@ -24,6 +24,10 @@ struct TinySpec {
   bool tied = false;
   bool qwen2 = false;  // q/k/v biases, architecture Qwen2ForCausalLM
   bool mistral = false;  // architecture MistralForCausalLM
+  // Qwen3ForCausalLM: per-head q_norm / k_norm, no biases; head_dim written
+  // out (Qwen3's default is 128, not hidden / heads).
+  bool qwen3 = false;
+  int64_t head_dim = 0;  // 0: hidden / heads
   // Attention window (Mistral: every layer; Qwen2: use_sliding_window,
   // layers >= max_window_layers); 0 = none.
   int64_t sliding_window = 0, max_window_layers = 0;
@@ -58,12 +62,14 @@ inline uint16_t to_f16(float f) {
 inline nlohmann::json config_json(const TinySpec &s) {
   nlohmann::json c;
   c["architectures"] = {s.qwen2     ? "Qwen2ForCausalLM"
+                        : s.qwen3   ? "Qwen3ForCausalLM"
                         : s.mistral ? "MistralForCausalLM"
                                     : "LlamaForCausalLM"};
-  c["model_type"] = s.qwen2 ? "qwen2" : s.mistral ? "mistral" : "llama";
+  c["model_type"] = s.qwen2 ? "qwen2" : s.qwen3 ? "qwen3" : s.mistral ? "mistral" : "llama";
+  if (s.qwen3 || s.head_dim > 0) c["head_dim"] = s.head_dim > 0 ? s.head_dim : s.hidden / s.heads;
   if (s.sliding_window > 0) {
     c["sliding_window"] = s.sliding_window;
-    if (s.qwen2) {
+    if (s.qwen2 || s.qwen3) {
       c["use_sliding_window"] = true;
       c["max_window_layers"] = s.max_window_layers;
     }
@@ -100,7 +106,7 @@ random_tensors(const TinySpec &s) {
     for (float &x : v) x = mean + scale * normal(rng);
     out.push_back({name, {shape, v}});
   };
-  const int64_t hd = s.hidden / s.heads;
+  const int64_t hd = s.head_dim > 0 ? s.head_dim : s.hidden / s.heads;
   add("model.embed_tokens.weight", {s.vocab, s.hidden}, 1.0f, 0.0f);
   for (int64_t i = 0; i < s.layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
@@ -114,7 +120,12 @@ random_tensors(const TinySpec &s) {
       add(p + "self_attn.k_proj.bias", {s.kv_heads * hd}, 0.1f, 0.0f);
       add(p + "self_attn.v_proj.bias", {s.kv_heads * hd}, 0.1f, 0.0f);
     }
-    add(p + "self_attn.o_proj.weight", {s.hidden, s.heads * hd}, in_scale, 0.0f);
+    if (s.qwen3) {
+      add(p + "self_attn.q_norm.weight", {hd}, 0.3f, 1.0f);
+      add(p + "self_attn.k_norm.weight", {hd}, 0.3f, 1.0f);
+    }
+    add(p + "self_attn.o_proj.weight", {s.hidden, s.heads * hd},
+        1.0f / std::sqrt(static_cast<float>(s.heads * hd)), 0.0f);
     add(p + "post_attention_layernorm.weight", {s.hidden}, 0.1f, 1.0f);
     add(p + "mlp.gate_proj.weight", {s.intermediate, s.hidden}, in_scale, 0.0f);
     if (s.nonnegative_gate_row) {

@@ -52,7 +52,7 @@ const char kQuantizeUsage[] =
     "usage: gptq quantize --model DIR --out DIR (--calib F | --calib-jsonl F | --calib-ids F)...\n"
     "                     [options]\n"
     "\n"
-    "  --model DIR         Hugging Face model directory (LLaMA, Mistral, Qwen2, SmolLM),\n"
+    "  --model DIR         Hugging Face model directory (LLaMA, Mistral, Qwen2, Qwen3),\n"
     "                      or org/name[@revision] already in the local Hugging Face\n"
     "                      cache (HF_HUB_CACHE or HF_HOME; nothing is downloaded)\n"
     "  --out DIR           checkpoint directory to create (written atomically)\n"

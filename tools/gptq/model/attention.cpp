@@ -63,6 +63,7 @@ void attention_core(const LlamaConfig &c, const Rope &rope, const LlamaBlock &bl
   block.q.forward(x, tokens, q);
   block.k.forward(x, tokens, k);
   block.v.forward(x, tokens, v);
+  head_norms(c, block, q, k, tokens);
 
   // RoPE on q and k, by blocks of positions of each sequence.
   std::vector<RowBlock> spans;

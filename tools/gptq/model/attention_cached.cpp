@@ -44,6 +44,7 @@ void attention_cached(const LlamaConfig &c, const Rope &rope, const LlamaBlock &
   block.q.forward(x, tokens, q);
   block.k.forward(x, tokens, k);
   block.v.forward(x, tokens, v);
+  head_norms(c, block, q, k, tokens);
 
   // RoPE at each sequence's positions, then its keys and values into the
   // cache after those it holds.

@@ -95,6 +95,10 @@ LlamaBlock load_block(const ModelDir &dir, int64_t block, const GptqCheckpointCo
   const std::string prefix = block_prefix(block);
   b.input_norm = dir.load_f32(prefix + "input_layernorm.weight", {c.hidden_size});
   b.post_norm = dir.load_f32(prefix + "post_attention_layernorm.weight", {c.hidden_size});
+  if (c.qk_norm) {
+    b.q_norm = dir.load_f32(prefix + "self_attn.q_norm.weight", {c.head_dim});
+    b.k_norm = dir.load_f32(prefix + "self_attn.k_norm.weight", {c.head_dim});
+  }
   for (int s = 0; s < kLinearSlots; ++s) {
     const auto slot = static_cast<LinearSlot>(s);
     const std::string name = linear_name(block, slot);

@@ -1,4 +1,4 @@
-// The weights of a LLaMA-family decoder (LLaMA, Mistral, Qwen2 share the
+// The weights of a LLaMA-family decoder (LLaMA, Mistral, Qwen2, Qwen3 share the
 // shape: RMSNorm, rotary attention with grouped KV heads, SwiGLU MLP) as the
 // tool runs them, and how their linear layers are named in a checkpoint.
 #pragma once
@@ -17,6 +17,8 @@ class ModelDir;
 struct LlamaBlock {
   std::vector<float> input_norm;  // [hidden]
   std::vector<float> post_norm;   // [hidden]
+  // Qwen3's per-head norms of q and k ([head_dim] each); empty otherwise.
+  std::vector<float> q_norm, k_norm;
   Linear q, k, v, o, gate, up, down;
   // Keys older than this many positions are masked out; 0 = full causal.
   // Mistral windows every layer, Qwen2 (use_sliding_window) the layers its

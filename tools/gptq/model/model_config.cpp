@@ -1,5 +1,5 @@
-// Defaults are those of transformers' LlamaConfig, MistralConfig and
-// Qwen2Config, so that a config.json that loads there means the same model
+// Defaults are those of transformers' LlamaConfig, MistralConfig,
+// Qwen2Config and Qwen3Config, so that a config.json that loads there means the same model
 // here. The geometry (hidden size, layer count, heads, vocabulary) has no
 // default on purpose: transformers would invent a 7B-sized model for a
 // config that omits it, and the shape errors that follows would hide the
@@ -29,6 +29,7 @@ constexpr Family kFamilies[] = {
     {"LlamaForCausalLM", "llama", 2048, 0},
     {"MistralForCausalLM", "mistral", 4096 * 32, 8},
     {"Qwen2ForCausalLM", "qwen2", 32768, 32},
+    {"Qwen3ForCausalLM", "qwen3", 32768, 32},
 };
 
 std::string supported_architectures() {
@@ -284,7 +285,10 @@ LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &
   c.model_type = family.model_type;
   const std::string arch = c.architecture;
   const bool llama = c.model_type == "llama";
-  const bool qwen2 = c.model_type == "qwen2";
+  const bool qwen3 = c.model_type == "qwen3";
+  // Qwen3 windows and lists layer types as Qwen2 does.
+  const bool qwen2 = c.model_type == "qwen2" || qwen3;
+  c.qk_norm = qwen3;
 
   c.hidden_size = r.dimension("hidden_size");
   c.intermediate_size = r.dimension("intermediate_size");
@@ -303,6 +307,8 @@ LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &
   }
   if (r.has("head_dim")) {
     c.head_dim = r.dimension("head_dim");
+  } else if (qwen3) {
+    c.head_dim = 128;  // Qwen3Config's default, whatever hidden_size / heads is
   } else {
     if (c.hidden_size % c.num_attention_heads != 0) {
       r.fail(arch + ": hidden_size " + std::to_string(c.hidden_size) +
@@ -338,6 +344,10 @@ LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &
     c.attention_bias = r.boolean("attention_bias", false);
     c.o_proj_bias = c.attention_bias;
     c.mlp_bias = r.boolean("mlp_bias", false);
+  } else if (qwen3) {
+    // Qwen3's attention_bias covers q, k, v and o, as LLaMA's; no MLP bias.
+    c.attention_bias = r.boolean("attention_bias", false);
+    c.o_proj_bias = c.attention_bias;
   } else if (qwen2) {
     c.attention_bias = true;
     c.o_proj_bias = false;

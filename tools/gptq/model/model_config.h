@@ -1,5 +1,5 @@
 // The Hugging Face config.json of a LLaMA-family model (LLaMA, Mistral,
-// Qwen2), read into the numbers the forward pass needs, with the defaults
+// Qwen2, Qwen3), read into the numbers the forward pass needs, with the defaults
 // transformers applies for keys a config leaves out, whether transformers 4
 // wrote it (top-level "rope_theta", "rope_scaling") or transformers 5
 // ("rope_parameters", "layer_types"). Anything the forward pass does not
@@ -17,8 +17,9 @@
 namespace gptqtool {
 
 struct LlamaConfig {
-  std::string architecture;  // "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"
-  std::string model_type;    // "llama", "mistral", "qwen2"
+  // "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"
+  std::string architecture;
+  std::string model_type;  // "llama", "mistral", "qwen2", "qwen3"
   int64_t hidden_size = 0, intermediate_size = 0, num_hidden_layers = 0, num_attention_heads = 0,
           num_key_value_heads = 0, head_dim = 0, vocab_size = 0, max_position_embeddings = 0;
   double rms_norm_eps = 1e-6;
@@ -26,6 +27,9 @@ struct LlamaConfig {
   // on for Qwen2). o_proj_bias: o has one too (LLaMA's attention_bias only).
   bool tie_word_embeddings = false, attention_bias = false, mlp_bias = false;
   bool o_proj_bias = false;
+  // Qwen3: an RMSNorm over each head of q and of k (q_norm, k_norm weights
+  // of head_dim each), after the projections and before RoPE.
+  bool qk_norm = false;
   // RoPE as transformers computes it (modeling_rope_utils; rope.h). The
   // parameters a type does not use keep these values.
   std::string rope_type = "default";  // default, linear, dynamic, yarn, llama3

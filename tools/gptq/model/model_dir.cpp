@@ -212,6 +212,10 @@ void check_llama_tensors(const ModelDir &model) {
     linear(p + "self_attn.k_proj", kv_out, hidden, c.attention_bias);
     linear(p + "self_attn.v_proj", kv_out, hidden, c.attention_bias);
     linear(p + "self_attn.o_proj", hidden, q_out, c.o_proj_bias);
+    if (c.qk_norm) {
+      need(p + "self_attn.q_norm.weight", {c.head_dim});
+      need(p + "self_attn.k_norm.weight", {c.head_dim});
+    }
     need(p + "post_attention_layernorm.weight", {hidden});
     linear(p + "mlp.gate_proj", inter, hidden, c.mlp_bias);
     linear(p + "mlp.up_proj", inter, hidden, c.mlp_bias);
