@@ -5,13 +5,14 @@
 # UBSan (without the slow test); then the library and its core unit suites
 # built with clang, so that no code depends on one compiler's behaviour; then
 # the concurrency tests under ThreadSanitizer (clang), the C API test under
-# valgrind memcheck, and the ABI gate (abi/check_abi.sh against the committed
-# baseline).
+# valgrind memcheck, the ABI gate (abi/check_abi.sh against the committed
+# baseline), and each libFuzzer harness (tests/fuzz) for 20 seconds.
 # Works on a fresh Debian 12 machine; needs no GPU and no CUDA toolkit.
 #   bash .ci/test.sh
-# Build directories: build, build-asan, build-clang, build-tsan and build-abi
-# (override with GPTQ_BUILD_DIR, GPTQ_BUILD_ASAN_DIR, GPTQ_BUILD_CLANG_DIR,
-# GPTQ_BUILD_TSAN_DIR and GPTQ_BUILD_ABI_DIR). All are wiped first.
+# Build directories: build, build-asan, build-clang, build-tsan, build-abi and
+# build-fuzz (override with GPTQ_BUILD_DIR, GPTQ_BUILD_ASAN_DIR,
+# GPTQ_BUILD_CLANG_DIR, GPTQ_BUILD_TSAN_DIR, GPTQ_BUILD_ABI_DIR and
+# GPTQ_BUILD_FUZZ_DIR). All are wiped first.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . .ci/deps.sh
@@ -21,6 +22,7 @@ build_asan=${GPTQ_BUILD_ASAN_DIR:-build-asan}
 build_clang=${GPTQ_BUILD_CLANG_DIR:-build-clang}
 build_tsan=${GPTQ_BUILD_TSAN_DIR:-build-tsan}
 build_abi=${GPTQ_BUILD_ABI_DIR:-build-abi}
+build_fuzz=${GPTQ_BUILD_FUZZ_DIR:-build-fuzz}
 
 echo "=== dependencies"
 install_deps meson ninja-build pkg-config gcc g++ clang libopenblas-dev liblapacke-dev \
@@ -97,6 +99,19 @@ rm -rf "$build_abi"
 meson setup "$build_abi" -Dbuildtype=debugoptimized -Dtests=false -Dcuda=disabled
 ninja -C "$build_abi" libgptq.so.0.1.0
 bash abi/check_abi.sh "$build_abi/libgptq.so.0" || failed="$failed abi"
+
+echo "=== fuzz ($build_fuzz: clang, libFuzzer with ASan + UBSan; 20 s per harness)"
+# The file readers and the C API's import on hostile bytes (tests/fuzz); any
+# crash, sanitizer report, leak, hang or memory blow-up fails the step and
+# the input that caused it is kept (the log names it).
+rm -rf "$build_fuzz"
+CC=clang CXX=clang++ meson setup "$build_fuzz" -Dfuzz=enabled -Db_sanitize=address,undefined \
+  -Db_lundef=false -Dbuildtype=debugoptimized -Dtests=false -Dcuda=disabled
+fuzz_harnesses=(fuzz_safetensors fuzz_tokenizer fuzz_model_config fuzz_quant_config
+  fuzz_qtensor_import)
+ninja -C "$build_fuzz" "${fuzz_harnesses[@]/#/tests/fuzz/}"
+GPTQ_FUZZ_OUT="$build_fuzz/fuzz-out" bash tests/fuzz/run_fuzzers.sh "$build_fuzz" 20 "${fuzz_harnesses[@]}" ||
+  failed="$failed fuzz"
 
 echo "=== bindings (Rust, Go, C#, Python) against $build"
 bash .ci/bindings.sh "$build" 2>&1 | tee "$build/bindings-summary.log" || failed="$failed bindings"

@@ -145,10 +145,18 @@ GPTQ_INLINE void quantize_column(const BlockArgs<T> &a, const Quantizer<T> &quan
                                  int64_t i, T (&diff)[kLanes]) {
   enter_group(a, quant, tile, a.i1 + i);
   T code[kLanes], deq[kLanes];
-  for (int64_t l = 0; l < kLanes; ++l) {
-    code[l] = quant.code(tile.wt[i][l], tile.s[l], tile.z[l]);
-    deq[l] = tile.s[l] * (code[l] - tile.z[l]);
-    diff[l] = tile.wt[i][l] - deq[l];
+  if (quant.gguf == nullptr) {
+    for (int64_t l = 0; l < kLanes; ++l) {
+      code[l] = quant.code(tile.wt[i][l], tile.s[l], tile.z[l]);
+      deq[l] = tile.s[l] * (code[l] - tile.z[l]);
+      diff[l] = tile.wt[i][l] - deq[l];
+    }
+  } else {
+    for (int64_t l = 0; l < kLanes; ++l) {
+      code[l] = quant.block_code(tile.wt[i][l], tile.s[l], tile.z[l]);
+      deq[l] = quant.block_value(code[l], tile.s[l], tile.z[l]);
+      diff[l] = tile.wt[i][l] - deq[l];
+    }
   }
   for (int64_t l = 0; l < kLanes; ++l) {
     tile.codes[i * kLanes + l] = static_cast<uint8_t>(code[l]);

@@ -445,10 +445,27 @@ QTensorData unpermute(const uint8_t *block_codes, int64_t block, const Order &or
 }
 
 // Scales as checkpoints store them (fp16) and integer zeros.
+// GGUF min blocks (Q4_1, Q5_1) keep m as fp16 instead of an integer zero.
 template <typename T>
 void store_group_params(const GroupParams<T> &params, QTensorData &q) {
   q.scales.resize(params.scale.size());
   q.zeros.resize(params.zero.size());
+  const GgufGrid *gguf = gguf_grid(q.grid);
+  if (gguf != nullptr && gguf->rule == BlockRule::kMinMax) {
+    q.mins.resize(params.zero.size());
+    for (size_t i = 0; i < params.scale.size(); ++i) {
+      q.scales[i] = float_to_half(static_cast<float>(params.scale[i]));
+      q.mins[i] = float_to_half(static_cast<float>(params.zero[i]));
+      q.zeros[i] = 0;
+      if (!half_is_finite(q.scales[i]) || !half_is_finite(q.mins[i]))
+        throw Error(GPTQ_ERR_UNSUPPORTED,
+                    std::string("gptq_quantize: a ") + gguf->name + " block's d " +
+                        std::to_string(static_cast<double>(params.scale[i])) + " or m " +
+                        std::to_string(static_cast<double>(params.zero[i])) +
+                        " exceeds the fp16 range the block stores them in");
+    }
+    return;
+  }
   for (size_t i = 0; i < params.scale.size(); ++i) {
     q.scales[i] = float_to_half(static_cast<float>(params.scale[i]));
     if (!half_is_finite(q.scales[i]))
@@ -498,6 +515,7 @@ QTensorData gptq_solve(T *h_upper, LargeBuffer<T> w, int64_t n, int64_t k,
   QTensorData q = unpermute(loop.codes().data(), loop.block(), order, group_of, groups, n, k, rows);
   q.bits = config.bits;
   q.group_size = config.group_size;
+  q.grid = config.grid;
   store_group_params(params, q);
   return q;
 }

@@ -8,7 +8,9 @@
 #include <cstdint>
 #include <limits>
 
+#include "gguf_grid.h"
 #include "gptq.h"
+#include "half.h"
 
 namespace gptq::cpu {
 
@@ -23,9 +25,14 @@ struct Quantizer {
   T norm;
   int grid;
   int shrink_steps;  // how many grid points the MSE search tries
+  // A GGUF block format's grid (gguf_grid.h), or null for GPTQ's own. Its
+  // blocks keep the parameters in scale and zero as: d and the code of 0
+  // for kSignedMax and kAbsMax, d and m for kMinMax.
+  const GgufGrid *gguf;
 
   static Quantizer from_config(const gptq_config &c) {
     Quantizer q;
+    q.gguf = gguf_grid(c.grid);
     q.maxq = static_cast<T>((1 << c.bits) - 1);
     q.sym = c.sym != 0;
     q.mse = c.mse != 0;
@@ -44,10 +51,63 @@ struct Quantizer {
     return std::min(std::max(q, T(0)), maxq);
   }
 
+  bool min_form() const { return gguf != nullptr && gguf->rule == BlockRule::kMinMax; }
+
+  // A GGUF block's code: round to nearest even, clamped; NaN-safe (a d or m
+  // beyond fp16 is caught when the parameters are stored). d = 0 gives the
+  // code of the block's one value.
+  T block_code(T w, T d, T z) const {
+    const bool min = gguf->rule == BlockRule::kMinMax;
+    if (d == T(0)) return min ? T(0) : z;
+    T q = min ? std::rint((w - z) / d) : std::rint(w / d) + z;
+    q = q > T(0) ? q : T(0);
+    return q < maxq ? q : maxq;
+  }
+
+  // The weight a GGUF block's code stands for, computed as llama.cpp's
+  // dequantization does (q·d + m, or (q − zero)·d).
+  T block_value(T code, T d, T z) const {
+    return gguf->rule == BlockRule::kMinMax ? d * code + z : d * (code - z);
+  }
+
+  // A GGUF block's parameters by its format's rule, d (and m) rounded to
+  // fp16 as the block stores them.
+  void find_block_params(const T *row, int64_t c0, int64_t c1, T *scale, T *zero) const {
+    const auto to_half = [](T v) {
+      return static_cast<T>(half_to_float(float_to_half(static_cast<float>(v))));
+    };
+    T d;
+    if (gguf->rule == BlockRule::kMinMax) {
+      T lo = row[c0], hi = row[c0];
+      for (int64_t c = c0; c < c1; ++c) {
+        lo = std::min(lo, row[c]);
+        hi = std::max(hi, row[c]);
+      }
+      d = to_half((hi - lo) / maxq);
+      *zero = to_half(lo);
+    } else {
+      T amax = T(0), signed_max = T(0);
+      for (int64_t c = c0; c < c1; ++c)
+        if (std::abs(row[c]) > amax) {
+          amax = std::abs(row[c]);
+          signed_max = row[c];
+        }
+      const T top = gguf->rule == BlockRule::kSignedMax ? signed_max : amax;
+      d = to_half(top / static_cast<T>(gguf->divisor));
+      *zero = static_cast<T>(gguf->zero);
+    }
+    *scale = d;
+  }
+
   // Scale and zero for each of `rows` rows over columns [c0, c1) of the
   // row-major matrix w with leading dimension ld.
   void find_params(const T *w, int64_t rows, int64_t ld, int64_t c0, int64_t c1, T *scale,
                    T *zero) const {
+    if (gguf != nullptr) {
+      for (int64_t r = 0; r < rows; ++r)
+        find_block_params(w + r * ld, c0, c1, &scale[r], &zero[r]);
+      return;
+    }
     for (int64_t r = 0; r < rows; ++r) {
       const T *row = w + r * ld;
       T lo = T(0), hi = T(0);  // the range always includes 0

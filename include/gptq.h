@@ -243,6 +243,39 @@ typedef void (*gptq_log_fn)(gptq_log_level level, const char *message,
  * GPTQ_ERR_CANCELLED, leaving its object as it was before the call. */
 typedef int (*gptq_progress_fn)(int64_t done, int64_t total, void *user_data);
 
+/* The grid the weights are quantized onto.
+ *
+ * GPTQ_GRID_GPTQ is GPTQ's own: `bits`, `group_size` and `sym` as
+ * configured, integer zeros, fp16 scales (checkpoints for transformers,
+ * vLLM, GPTQModel).
+ *
+ * The others are llama.cpp's GGUF block formats: GPTQ runs on the block
+ * format's own grid, each block's parameters found by the format's own rule
+ * from the error-updated weights when the block's first column is reached
+ * (exactly as groups are, see "Group parameters" under gptq_quantize), and
+ * gptq_gguf_export writes the tensor as the format's bytes. Blocks are 32
+ * consecutive input columns of one row; d and m are fp16 and are rounded to
+ * fp16 before the block's codes are chosen; codes are round-to-nearest-even
+ * of the error-updated weight, clamped to the code range:
+ *   Q4_0: d = (the weight of largest magnitude, sign kept) / -8,
+ *         codes 0..15, value (q - 8)·d;
+ *   Q4_1: d = (max - min) / 15, m = min, codes 0..15, value q·d + m;
+ *   Q5_0: d = (the weight of largest magnitude, sign kept) / -16,
+ *         codes 0..31, value (q - 16)·d;
+ *   Q5_1: d = (max - min) / 31, m = min, codes 0..31, value q·d + m;
+ *   Q8_0: d = max|w| / 127, codes -128..127 (stored by gptq_qtensor_codes
+ *         as q + 128), value q·d.
+ * A block whose d is 0 (all its weights 0, or max = min) gives code 8, 16,
+ * 0, 0 and 128 respectively for every weight. */
+typedef enum gptq_grid GPTQ_ENUM_INT {
+  GPTQ_GRID_GPTQ = 0,
+  GPTQ_GRID_Q4_0 = 1,
+  GPTQ_GRID_Q4_1 = 2,
+  GPTQ_GRID_Q5_0 = 3,
+  GPTQ_GRID_Q5_1 = 4,
+  GPTQ_GRID_Q8_0 = 5
+} gptq_grid;
+
 /* ---------------------------------------------------------------------------
  * Configuration of one layer context.
  *
@@ -329,6 +362,13 @@ typedef struct gptq_config {
    * reached, as without act-order (or before any column, with
    * static_groups). Not with act_order = 1. Default 0. */
   int32_t act_group_aware;
+  /* The grid (see gptq_grid). With a GGUF grid, bits and group_size are the
+   * format's (4, 5 or 8 bits; blocks of 32 columns) and sym and mse are
+   * ignored; in_features must be a multiple of 32; act_order = 1 needs
+   * static_groups = 1 (a block is 32 consecutive columns), while
+   * act_group_aware keeps blocks whole and is allowed; the work runs on the
+   * CPU backend (AUTO picks it; CUDA is refused). Default GPTQ_GRID_GPTQ. */
+  gptq_grid grid;
 } gptq_config;
 
 /* Fill *cfg with the defaults above, struct_size included. NULL is ignored. */
@@ -637,6 +677,40 @@ GPTQ_API gptq_status gptq_qtensor_import_ex(int64_t out_features,
 /* The backend a tensor lives on and whose matmul runs it (CPU or CUDA),
  * or GPTQ_BACKEND_AUTO if q is NULL. */
 GPTQ_API gptq_backend gptq_qtensor_backend(const gptq_qtensor *q);
+
+/* ---------------------------------------------------------------------------
+ * GGUF blocks (what llama.cpp loads).
+ *
+ * A tensor quantized with a GGUF grid (gptq_config.grid) is written as the
+ * block format's bytes, a GGUF tensor of ne0 = in_features,
+ * ne1 = out_features: row after row, each row its in_features/32 blocks in
+ * column order, little-endian, packed (no padding):
+ *   Q4_0 (18 bytes): d fp16; qs[16]: byte j = code j | code (j+16) << 4
+ *   Q4_1 (20 bytes): d fp16, m fp16; qs[16] as Q4_0
+ *   Q5_0 (22 bytes): d fp16; qh[4], the 32-bit little-endian word whose
+ *        bit j is bit 4 of code j; qs[16]: the low 4 bits as Q4_0
+ *   Q5_1 (24 bytes): d fp16, m fp16; qh[4]; qs[16] as Q5_0
+ *   Q8_0 (34 bytes): d fp16; qs[32]: int8 codes (q - 128 of
+ *        gptq_qtensor_codes)
+ * These are llama.cpp's block_q4_0 ... block_q8_0 (GGML types 2, 3, 6, 7
+ * and 8).
+ * Tensors on a GGUF grid cannot be exported as GPTQ checkpoints
+ * (gptq_qtensor_export fails with UNSUPPORTED), and Q4_1 and Q5_1 tensors
+ * cannot be used by gptq_matmul (UNSUPPORTED): dequantize them instead.
+ * ------------------------------------------------------------------------- */
+
+/* Bytes of a [rows, cols] tensor in the block format of `grid`.
+ * Errors: NULL_POINTER, INVALID_CONFIG (grid is GPTQ_GRID_GPTQ or not a
+ * gptq_grid), INVALID_SIZE (a dimension < 1, cols not a multiple of 32). */
+GPTQ_API gptq_status gptq_gguf_size(gptq_grid grid, int64_t rows,
+                                    int64_t cols, int64_t *bytes);
+
+/* Write q, quantized with a GGUF grid, as that format's blocks into out
+ * (out_len bytes, at least gptq_gguf_size's).
+ * Errors: NULL_POINTER, UNSUPPORTED (q is not on a GGUF grid),
+ * SIZE_MISMATCH (out_len too small); nothing is written then. */
+GPTQ_API gptq_status gptq_gguf_export(const gptq_qtensor *q, void *out,
+                                      int64_t out_len);
 
 /* ---------------------------------------------------------------------------
  * Matmul with quantized weights.

@@ -17,6 +17,8 @@
 #include "context.h"
 #include "dtype.h"
 #include "error.h"
+#include "gguf_blocks.h"
+#include "gguf_grid.h"
 #include "qtensor.h"
 #include "qtensor_handle.h"
 
@@ -187,6 +189,13 @@ GPTQ_API gptq_status gptq_ctx_create(int64_t out_features, int64_t in_features,
     require_dim(out_features, where, "out_features");
     require_dim(in_features, where, "in_features");
     gptq_config config = read_config(cfg, where);
+    const GgufGrid *gguf = gguf_grid(config.grid);
+    if (gguf != nullptr && in_features % gguf->block != 0)
+      fail(GPTQ_ERR_INVALID_SIZE, where,
+           "in_features is " + std::to_string(in_features) + ", not a multiple of the " +
+               gguf->name + " block of " + std::to_string(gguf->block) + " columns");
+    // GGUF grids are solved on the CPU: AUTO means the CPU for them.
+    if (gguf != nullptr && config.backend == GPTQ_BACKEND_AUTO) config.backend = GPTQ_BACKEND_CPU;
     auto ctx = std::make_unique<gptq_ctx>();
     ctx->out_features = out_features;
     ctx->in_features = in_features;
@@ -195,6 +204,10 @@ GPTQ_API gptq_status gptq_ctx_create(int64_t out_features, int64_t in_features,
     ctx->logger.user_data = config.log_user_data;
     ctx->logger.level = config.log_level;
     ctx->backend = &select_backend(config.backend, ctx->logger, where);
+    if (gguf != nullptr && ctx->backend->kind() != GPTQ_BACKEND_CPU)
+      fail(GPTQ_ERR_UNSUPPORTED, where,
+           std::string("the ") + gguf->name + " grid runs on the CPU backend only, not on " +
+               ctx->backend->name());
     if (config.memory == GPTQ_MEMORY_DEVICE && !ctx->backend->has_device_memory())
       fail(GPTQ_ERR_UNSUPPORTED, where,
            std::string("config.memory is GPTQ_MEMORY_DEVICE, but the ") + ctx->backend->name() +
@@ -403,7 +416,28 @@ GPTQ_API gptq_status gptq_qtensor_export(const gptq_qtensor *q, gptq_checkpoint_
   return guarded(where, [&] {
     require(q, where, "q");
     require(t, where, "t");
+    if (const GgufGrid *gguf = gguf_grid(q->data.grid))
+      fail(GPTQ_ERR_UNSUPPORTED, where,
+           std::string("the tensor is on the ") + gguf->name +
+               " grid, which GPTQ checkpoints cannot hold; use gptq_gguf_export");
     export_checkpoint(q->data, format, *t);
+  });
+}
+
+GPTQ_API gptq_status gptq_gguf_size(gptq_grid grid, int64_t rows, int64_t cols, int64_t *bytes) {
+  const char *where = "gptq_gguf_size";
+  return guarded(where, [&] {
+    require(bytes, where, "bytes");
+    *bytes = gguf_tensor_bytes(static_cast<int32_t>(grid), rows, cols, where);
+  });
+}
+
+GPTQ_API gptq_status gptq_gguf_export(const gptq_qtensor *q, void *out, int64_t out_len) {
+  const char *where = "gptq_gguf_export";
+  return guarded(where, [&] {
+    require(q, where, "q");
+    require(out, where, "out");
+    export_gguf(q->data, out, out_len, where);
   });
 }
 
@@ -528,6 +562,10 @@ gptq_status matmul_checked(const char *where, const gptq_qtensor *q, const void 
     require(q, where, "q");
     require(x, where, "x");
     require(y, where, "y");
+    if (!q->data.mins.empty())
+      fail(GPTQ_ERR_UNSUPPORTED, where,
+           std::string("the tensor is on the ") + gguf_grid(q->data.grid)->name +
+               " grid, whose blocks' mins the matmul kernels do not take; dequantize it instead");
     gptq_matmul_options o;
     gptq_matmul_options_default(&o);
     if (opts != nullptr) {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "error.h"
+#include "gguf_grid.h"
 
 namespace gptq {
 
@@ -76,6 +77,20 @@ gptq_config read_config(const gptq_config *cfg, const char *where) {
     bad(where, "memory " + std::to_string(memory) + " is not a gptq_memory");
   if (c.num_threads < 0)
     bad(where, "num_threads is " + std::to_string(c.num_threads) + "; it must be >= 0 (0 = one per core)");
+  const int32_t grid = enum_field(c.grid);
+  if (grid != GPTQ_GRID_GPTQ) {
+    const GgufGrid *gguf = gguf_grid(grid);
+    if (gguf == nullptr) bad(where, "grid " + std::to_string(grid) + " is not a gptq_grid");
+    if (c.act_order == 1 && c.static_groups == 0)
+      bad(where, std::string("act_order without static_groups scatters a block's columns, but a ") +
+                     gguf->name + " block is 32 consecutive columns; set static_groups = 1 or "
+                     "use act_group_aware");
+    // The format fixes what GPTQ's own grid leaves to the config.
+    c.bits = gguf->bits;
+    c.group_size = gguf->block;
+    c.sym = 1;
+    c.mse = 0;
+  }
   return c;
 }
 
@@ -108,4 +123,5 @@ extern "C" GPTQ_API void gptq_config_default(gptq_config *cfg) {
   cfg->stream = nullptr;
   cfg->memory = GPTQ_MEMORY_AUTO;
   cfg->act_group_aware = 0;
+  cfg->grid = GPTQ_GRID_GPTQ;
 }

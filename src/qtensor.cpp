@@ -14,6 +14,21 @@ void dequantize_rows(const QTensorData &q, int64_t row_begin, int64_t row_end, f
   const int64_t k = q.in_features;
   std::vector<float> scale(static_cast<size_t>(q.groups));
   std::vector<float> zero(static_cast<size_t>(q.groups));
+  if (!q.mins.empty()) {  // GGUF min blocks: d·q + m, as llama.cpp computes it
+    for (int64_t r = row_begin; r < row_end; ++r) {
+      for (int64_t g = 0; g < q.groups; ++g) {
+        scale[g] = half_to_float(q.scales[g * n + r]);
+        zero[g] = half_to_float(q.mins[g * n + r]);
+      }
+      const uint8_t *codes = &q.codes[r * k];
+      float *dst = out + (r - row_begin) * k;
+      for (int64_t j = 0; j < k; ++j) {
+        const int32_t g = q.g_idx[j];
+        dst[j] = scale[g] * static_cast<float>(codes[j]) + zero[g];
+      }
+    }
+    return;
+  }
   for (int64_t r = row_begin; r < row_end; ++r) {
     for (int64_t g = 0; g < q.groups; ++g) {
       scale[g] = half_to_float(q.scales[g * n + r]);

@@ -26,12 +26,18 @@ struct QTensorData {
   std::vector<uint16_t> scales;  // [G, N], fp16 bit patterns
   std::vector<int32_t> zeros;    // [G, N], 0 .. 2^bits (V1 imports can give 2^bits)
   std::vector<int32_t> g_idx;    // [K], 0 .. G - 1
+  // The grid (gptq_grid): GPTQ's own, or a GGUF block format whose blocks
+  // are the groups (g_idx = j / 32). Q4_1 and Q5_1 blocks have a min m
+  // instead of a zero: value = scale·code + m, with m here ([G, N], fp16)
+  // and zeros 0.
+  int32_t grid = GPTQ_GRID_GPTQ;
+  std::vector<uint16_t> mins;
 };
 
 // Number of groups for K columns: one for group_size -1, else ceil(K / gs).
 int64_t group_count(int64_t in_features, int32_t group_size);
 
-// Writes scale·(code − zero) as float [N, K].
+// Writes scale·(code − zero), or scale·code + m, as float [N, K].
 void dequantize_rows(const QTensorData &q, int64_t row_begin, int64_t row_end, float *out);
 
 }  // namespace gptq

@@ -490,5 +490,77 @@ term_test "SIGTERM before logits load the model" "$work/one.txt" "$work/t2.npy" 
 term_test "SIGTERM before eval loads the model" "$work/ids.txt" "$work/t3.json" \
   "$gptq" eval --model "$work/model" --ids "$work/fifo" --ctx 32 --json "$work/t3.json"
 
+
+# generate and bench on a tiny model with a byte tokenizer and a ChatML template.
+"$make_model" "$work/chat" chat
+gen() { "$gptq" generate --model "$work/chat" "$@" 2>"$work/gen_err.txt"; }
+if gen --prompt "Hello" --max-new-tokens 12 >"$work/g1.txt" \
+   && gen --prompt "Hello" --max-new-tokens 12 >"$work/g2.txt" \
+   && cmp -s "$work/g1.txt" "$work/g2.txt" && grep -q "12 generated" "$work/gen_err.txt"; then
+  pass "generate greedy (deterministic, 12 tokens)"
+else
+  fail "generate greedy: $(cat "$work/gen_err.txt")"
+fi
+s1=$(gen --prompt "Hi" --max-new-tokens 16 --temperature 0.9 --top-p 0.95 --top-k 50 --seed 5 | od -An -tx1)
+s2=$(gen --prompt "Hi" --max-new-tokens 16 --temperature 0.9 --top-p 0.95 --top-k 50 --seed 5 | od -An -tx1)
+s3=$(gen --prompt "Hi" --max-new-tokens 16 --temperature 0.9 --top-p 0.95 --top-k 50 --seed 6 | od -An -tx1)
+[ -n "$s1" ] && [ "$s1" = "$s2" ] && [ "$s1" != "$s3" ] && pass "generate --seed reproducible" \
+  || fail "generate --seed: '$s1' '$s2' '$s3'"
+if gen --chat --system "Be brief." --prompt "Hi" --max-new-tokens 4 >/dev/null \
+   && grep -q "\[40 prompt tokens" "$work/gen_err.txt"; then
+  # 5 special tokens and 35 bytes: "system\n" "Be brief." "\n" "user\n" "Hi" "\n"
+  # "assistant\n" (the byte tokenizer has one token a byte)
+  pass "generate --chat"
+else
+  fail "generate --chat: $(cat "$work/gen_err.txt")"
+fi
+printf 'Hello\nSecond prompt\nA third, longer prompt\n' >"$work/prompts.txt"
+if gen --prompt-file "$work/prompts.txt" --batch 2 --max-new-tokens 10 >"$work/gb.txt"; then
+  ok=1
+  i=1
+  while IFS= read -r line; do
+    gen --prompt "$line" --max-new-tokens 10 >"$work/gs.txt" || ok=0
+    awk -v n="$i" '$0 ~ "^=== " n " " {on=1; next} /^=== / {on=0} on' "$work/gb.txt" \
+      >"$work/gbi.txt"
+    cmp -s "$work/gs.txt" "$work/gbi.txt" || ok=0
+    i=$((i + 1))
+  done <"$work/prompts.txt"
+  [ "$ok" = 1 ] && pass "batched generation equals one prompt at a time" \
+    || fail "batched generation differs: $(cat "$work/gb.txt")"
+else
+  fail "generate --prompt-file: $(cat "$work/gen_err.txt")"
+fi
+expect_error "generate: empty prompt" "the prompt is empty" \
+  "$gptq" generate --model "$work/chat" --prompt ""
+expect_error "generate: prompt longer than the context" "leaves no room" \
+  "$gptq" generate --model "$work/chat" --prompt "$(printf 'x%.0s' $(seq 1 300))"
+expect_error "generate: --max-new-tokens 0" "at least 1" \
+  "$gptq" generate --model "$work/chat" --prompt "Hi" --max-new-tokens 0
+expect_error "generate: negative temperature" "--temperature must be" \
+  "$gptq" generate --model "$work/chat" --prompt "Hi" --temperature -1
+printf 'one\n\nthree\n' >"$work/gap.txt"
+expect_error "generate: empty line in --prompt-file" "line 2 is empty" \
+  "$gptq" generate --model "$work/chat" --prompt-file "$work/gap.txt"
+cp -r "$work/chat" "$work/chat2"
+echo '{"chat_template": "{% for m in messages %}### {{ m.content }}{% endfor %}"}' \
+  >"$work/chat2/tokenizer_config.json"
+expect_error "generate: a chat template that cannot be rendered" "cannot render" \
+  "$gptq" generate --model "$work/chat2" --chat --prompt "Hi"
+expect_error "generate: --system without --chat" "--system needs --chat" \
+  "$gptq" generate --model "$work/chat" --system "x" --prompt "Hi"
+if "$gptq" bench --model "$work/chat" --model "$work/ck" --batch 1,2 --prompt-tokens 8 \
+     --new-tokens 4 --reps 2 --json "$work/bench.json" >"$work/b.txt" 2>&1 \
+   && [ "$(grep -c '^ *[12] ' "$work/b.txt")" -eq 4 ] \
+   && grep -q '"decode_tokens_per_s"' "$work/bench.json" \
+   && grep -q '(GPTQ)' "$work/b.txt" && grep -q '(float)' "$work/b.txt"; then
+  pass "bench (float and GPTQ side by side, --json)"
+else
+  fail "bench: $(cat "$work/b.txt")"
+fi
+expect_error "bench: bad --batch" "--batch takes" \
+  "$gptq" bench --model "$work/chat" --batch 1,x
+term_test "SIGTERM before generate reads its prompts" "$work/prompts.txt" "$work/none" \
+  "$gptq" generate --model "$work/chat" --prompt-file "$work/fifo"
+
 echo "$fails failed"
 [ "$fails" -eq 0 ]

@@ -1,6 +1,7 @@
 // Writes a tiny random LLaMA-shaped model directory for the CLI tests:
-//   make_tiny_model DIR [llama|qwen2|qwen3|gpt2] [VOCAB]
-// "gpt2" writes an unsupported architecture (for the error-path tests).
+//   make_tiny_model DIR [llama|qwen2|qwen3|gpt2|chat] [VOCAB]
+// "gpt2" writes an unsupported architecture (for the error-path tests);
+// "chat" a model with a byte tokenizer and a ChatML template (generate).
 // VOCAB (default 96) lets a real tokenizer's ids fit.
 #include <cstdio>
 #include <cstdlib>
@@ -10,7 +11,7 @@
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: make_tiny_model DIR [llama|qwen2|qwen3|gpt2] [VOCAB]\n");
+    std::fprintf(stderr, "usage: make_tiny_model DIR [llama|qwen2|qwen3|gpt2|chat] [VOCAB]\n");
     return 2;
   }
   tinymodel::TinySpec spec;
@@ -26,6 +27,10 @@ int main(int argc, char **argv) {
     return 2;
   }
   try {
+    if (std::strcmp(kind, "chat") == 0) {
+      tinymodel::write_chat_model(argv[1], spec);
+      return 0;
+    }
     tinymodel::write_model(argv[1], spec);
     if (std::strcmp(kind, "gpt2") == 0) {
       nlohmann::json c = tinymodel::config_json(spec);

@@ -25,16 +25,18 @@ struct Ref {
     std::vector<float> f = dir.load_f32(name, t.shape);
     return std::vector<double>(f.begin(), f.end());
   }
-  // y[t][o] = Σ_i x[t][i] W[o][i] (+ b[o])
-  Mat linear(const Mat &x, int64_t T, const std::string &name, int64_t out, int64_t in) const {
+  // y[t][o] = Σ_i x[t][i] W[row0 + o][i] (+ b[row0 + o]): rows row0 ..
+  // row0 + out - 1 of the layer (Phi-3's fused layers hold several).
+  Mat linear(const Mat &x, int64_t T, const std::string &name, int64_t out, int64_t in,
+             int64_t row0 = 0) const {
     const auto W = w(name + ".weight");
     std::vector<double> b;
     if (dir.has(name + ".bias")) b = w(name + ".bias");
     Mat y(static_cast<size_t>(T * out), 0.0);
     for (int64_t t = 0; t < T; ++t)
       for (int64_t o = 0; o < out; ++o) {
-        double s = b.empty() ? 0.0 : b[o];
-        for (int64_t i = 0; i < in; ++i) s += x[t * in + i] * W[o * in + i];
+        double s = b.empty() ? 0.0 : b[row0 + o];
+        for (int64_t i = 0; i < in; ++i) s += x[t * in + i] * W[(row0 + o) * in + i];
         y[t * out + o] = s;
       }
     return y;
@@ -76,9 +78,14 @@ struct Ref {
     for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
       const std::string p = "model.layers." + std::to_string(l) + ".";
       Mat x = norm(h, T, p + "input_layernorm.weight");
-      Mat q = linear(x, T, p + "self_attn.q_proj", nh * d, H);
-      Mat k = linear(x, T, p + "self_attn.k_proj", nkv * d, H);
-      Mat v = linear(x, T, p + "self_attn.v_proj", nkv * d, H);
+      // Phi-3's qkv_proj rows: q, then k, then v.
+      const bool fused = c.model_type == "phi3";
+      const std::string qkv = p + "self_attn.qkv_proj";
+      Mat q = fused ? linear(x, T, qkv, nh * d, H, 0) : linear(x, T, p + "self_attn.q_proj", nh * d, H);
+      Mat k = fused ? linear(x, T, qkv, nkv * d, H, nh * d)
+                    : linear(x, T, p + "self_attn.k_proj", nkv * d, H);
+      Mat v = fused ? linear(x, T, qkv, nkv * d, H, (nh + nkv) * d)
+                    : linear(x, T, p + "self_attn.v_proj", nkv * d, H);
       if (c.qk_norm) {  // Qwen3: each head of q and k normalized before RoPE
         q = norm(q, T, p + "self_attn.q_norm.weight");
         k = norm(k, T, p + "self_attn.k_norm.weight");
@@ -111,8 +118,10 @@ struct Ref {
       for (size_t i = 0; i < h.size(); ++i) h[i] += o[i];
       x = norm(h, T, p + "post_attention_layernorm.weight");
       const int64_t I = c.intermediate_size;
-      Mat gate = linear(x, T, p + "mlp.gate_proj", I, H);
-      Mat up = linear(x, T, p + "mlp.up_proj", I, H);
+      // Phi-3's gate_up_proj output is chunked in two: gate, then up.
+      const std::string gate_up = p + "mlp.gate_up_proj";
+      Mat gate = fused ? linear(x, T, gate_up, I, H, 0) : linear(x, T, p + "mlp.gate_proj", I, H);
+      Mat up = fused ? linear(x, T, gate_up, I, H, I) : linear(x, T, p + "mlp.up_proj", I, H);
       for (size_t i = 0; i < gate.size(); ++i) gate[i] = gate[i] / (1 + std::exp(-gate[i])) * up[i];
       Mat down = linear(gate, T, p + "mlp.down_proj", H, I);
       for (size_t i = 0; i < h.size(); ++i) h[i] += down[i];
@@ -211,6 +220,41 @@ TEST(Forward, Qwen2WindowOnlyFromMaxWindowLayers) {
   check_model(s);
 }
 
+TEST(Forward, Phi3FusedProjectionsAndSlidingWindowMatchReference) {
+  tinymodel::TinySpec s;
+  s.phi3 = true;
+  s.sliding_window = 6;  // Phi-3 windows every layer when it names a window
+  check_model(s);
+}
+
+// The same weights stored fused (Phi-3) or apart (LLaMA) are the same model.
+TEST(Forward, Phi3EqualsTheLlamaModelOfTheSameWeights) {
+  auto logits_of = [](const tinymodel::TinySpec &s) {
+    const std::string dir = tinymodel::make_temp_dir("phi3-llama");
+    tinymodel::write_model(dir, s);
+    auto md = ModelDir::open(dir);
+    const LlamaModel model = load_model(*md);
+    std::vector<int32_t> ids;
+    for (int i = 0; i < 17; ++i) ids.push_back((i * 29 + 1) % static_cast<int32_t>(s.vocab));
+    SequenceBatch batch;
+    batch.add(17);
+    const Rope rope(model.config, 17);
+    std::vector<float> logits = model_logits(model, rope, ids, batch);
+    std::filesystem::remove_all(dir);
+    return logits;
+  };
+  tinymodel::TinySpec llama, phi3;
+  phi3.phi3 = true;
+  const std::vector<float> a = logits_of(llama), b = logits_of(phi3);
+  ASSERT_EQ(a.size(), b.size());
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num += (a[i] - b[i]) * (a[i] - b[i]);
+    den += a[i] * a[i];
+  }
+  EXPECT_LT(std::sqrt(num / den), 1e-6);
+}
+
 // block_forward's tap sees each group's input, in order, before the group
 // uses it, and the layers it puts into the block are the ones the block runs
 // from there on: what true-sequential quantization relies on.
@@ -254,8 +298,7 @@ TEST(Forward, BlockTapSeesEachGroupInputAndTheLayersItPutsAreRun) {
   // A tap that puts block 1's layers in, each group at its own input: the
   // result of block 0's norms with all of block 1's linear layers.
   LlamaBlock mixed = model.blocks[0];
-  for (int s = 0; s < kLinearSlots; ++s) {
-    const auto slot = static_cast<LinearSlot>(s);
+  for (const LinearSlot slot : block_slots(c)) {
     block_linear(mixed, slot) = block_linear(model.blocks[1], slot);
   }
   std::vector<float> want = h0;
@@ -264,7 +307,7 @@ TEST(Forward, BlockTapSeesEachGroupInputAndTheLayersItPutsAreRun) {
   std::vector<float> got = h0;
   block_forward(c, rope, &b, batch, got.data(),
                 [&](LinearGroup g, const float *, int64_t, LlamaBlock *block) {
-                  for (LinearSlot slot : group_slots(g)) {
+                  for (LinearSlot slot : group_slots(g, c)) {
                     block_linear(*block, slot) = block_linear(model.blocks[1], slot);
                   }
                 });

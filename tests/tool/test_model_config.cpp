@@ -1,5 +1,5 @@
 // config.json as transformers 4 and transformers 5 write it, for LLaMA,
-// Mistral and Qwen2 models of real shapes and RoPE types (data/configs,
+// Mistral, Qwen2 and Phi-3 models of real shapes and RoPE types (data/configs,
 // made by make_fixtures.py there): both must read as the same model, and
 // RoPE's frequencies and attention factor must be those transformers' own
 // functions compute. transformers 5 moved rope_theta into "rope_parameters";
@@ -55,6 +55,7 @@ std::string error_of(const json &j) {
 // Every field the forward pass reads.
 void expect_same(const LlamaConfig &a, const LlamaConfig &b, const std::string &what) {
   EXPECT_EQ(a.architecture, b.architecture) << what;
+  EXPECT_EQ(a.fused_projections, b.fused_projections) << what;
   EXPECT_EQ(a.hidden_size, b.hidden_size) << what;
   EXPECT_EQ(a.intermediate_size, b.intermediate_size) << what;
   EXPECT_EQ(a.num_hidden_layers, b.num_hidden_layers) << what;
@@ -123,9 +124,10 @@ INSTANTIATE_TEST_SUITE_P(Configs, Fixture,
                          ::testing::Values("llama_smollm2", "llama_llama3", "llama_linear",
                                            "llama_dynamic", "llama_yarn_mscale",
                                            "llama_yarn_untruncated", "mistral_v01", "mistral_v03",
-                                           "qwen2_5", "qwen2_5_yarn", "qwen2_window"));
+                                           "qwen2_5", "qwen2_5_yarn", "qwen2_window",
+                                           "phi3_mini_4k"));
 
-TEST(Fixtures, EveryCaseIsTested) { EXPECT_EQ(expected()["cases"].size(), 11u); }
+TEST(Fixtures, EveryCaseIsTested) { EXPECT_EQ(expected()["cases"].size(), 12u); }
 
 // What each family's file says besides RoPE, as transformers reads it.
 TEST(Fixtures, FamilyDetails) {
@@ -145,6 +147,12 @@ TEST(Fixtures, FamilyDetails) {
   const LlamaConfig y = parse(read(kDir + "tf4/qwen2_5_yarn.json"));
   EXPECT_EQ(y.rope_factor, 4.0);  // the explicit factor, as transformers 4.57 and 5 use it
   EXPECT_EQ(y.rope_original_max_pos, 32768);
+  const LlamaConfig phi = parse(read(kDir + "tf5/phi3_mini_4k.json"));
+  EXPECT_TRUE(phi.fused_projections);
+  EXPECT_FALSE(phi.attention_bias || phi.o_proj_bias || phi.mlp_bias);
+  EXPECT_EQ(gptqtool::block_sliding_window(phi, 0), 2047);
+  EXPECT_EQ(gptqtool::block_sliding_window(phi, 31), 2047);
+  EXPECT_EQ(phi.rms_norm_eps, 1e-5);
 }
 
 json llama() {
@@ -261,6 +269,41 @@ TEST(ConfigDefaults, KeyValueHeadsPerFamily) {
   EXPECT_EQ(parse(j).num_key_value_heads, 64);
   j = llama();
   EXPECT_EQ(parse(j).num_key_value_heads, 4);
+}
+
+// Phi3Config's own defaults: rms_norm_eps 1e-5 (LLaMA's is 1e-6), no
+// window unless one is named, num_key_value_heads = num_attention_heads.
+// Its long-context RoPE (longrope, or the older "su") and partial rotary
+// embeddings (Phi-4-mini) are refused by name.
+TEST(ConfigDefaults, Phi3) {
+  json j = family("Phi3ForCausalLM", "phi3");
+  LlamaConfig c = parse(j);
+  EXPECT_TRUE(c.fused_projections);
+  EXPECT_EQ(c.rms_norm_eps, 1e-5);
+  EXPECT_EQ(c.num_key_value_heads, 4);
+  EXPECT_EQ(gptqtool::block_sliding_window(c, 1), 0);
+  int64_t out = 0, in = 0;
+  gptqtool::slot_shape(c, gptqtool::LinearSlot::Qkv, &out, &in);
+  EXPECT_EQ(out, 3 * 64);
+  gptqtool::slot_shape(c, gptqtool::LinearSlot::GateUp, &out, &in);
+  EXPECT_EQ(out, 2 * 128);
+  EXPECT_EQ(gptqtool::block_slots(c).size(), 4u);
+  EXPECT_EQ(gptqtool::linear_name(0, gptqtool::block_slots(c)[0]),
+            "model.layers.0.self_attn.qkv_proj");
+  EXPECT_EQ(parse(llama()).rms_norm_eps, 1e-6);
+  j["sliding_window"] = 100;
+  EXPECT_EQ(gptqtool::block_sliding_window(parse(j), 1), 100);
+  j["rope_scaling"] = {{"type", "longrope"}, {"short_factor", {1.0}}, {"long_factor", {1.0}}};
+  EXPECT_NE(error_of(j).find("RoPE type \"longrope\" is not supported"), std::string::npos);
+  j["rope_scaling"] = {{"type", "su"}, {"short_factor", {1.0}}, {"long_factor", {1.0}}};
+  EXPECT_NE(error_of(j).find("RoPE type \"su\" is not supported"), std::string::npos);
+  j["rope_scaling"] = nullptr;
+  j["partial_rotary_factor"] = 0.75;
+  EXPECT_NE(error_of(j).find("partial_rotary_factor 0.750000 is not supported"), std::string::npos);
+  // The fused widths are bounded like every other dimension.
+  j.erase("partial_rotary_factor");
+  j["intermediate_size"] = int64_t{1} << 30;
+  EXPECT_NE(error_of(j).find("gate_up_proj"), std::string::npos);
 }
 
 // Qwen2's layer_types (written by transformers 4.53 on) decide which layers

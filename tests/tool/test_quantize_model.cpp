@@ -194,6 +194,63 @@ TEST_F(Pipeline, CheckpointReimportsExactlyWithRightConfig) {
   EXPECT_TRUE(qm.blocks[0].q.quantized());
 }
 
+// Phi-3's fused qkv_proj and gate_up_proj are each quantized as one layer
+// with one Hessian. GPTQ treats every row on its own given the Hessian, so
+// the fused layers' codes are the separate LLaMA layers' codes stacked (up to
+// the last bits of the forward pass, which may move a rare rounding tie),
+// and the checkpoint keeps the fused names and runs.
+TEST_F(Pipeline, Phi3FusedLayersQuantizeAsTheSeparateLayersStacked) {
+  tinymodel::TinySpec phi_spec = spec_;
+  phi_spec.phi3 = true;
+  const std::string phi_dir = root_ + "/phi3";
+  tinymodel::write_model(phi_dir, phi_spec);
+  std::ofstream(phi_dir + "/tokenizer.json") << "{}";
+  auto llama = ModelDir::open(model_);
+  auto phi = ModelDir::open(phi_dir);
+  QuantizeOptions qo;
+  qo.base.group_size = 32;
+  qo.base.act_order = true;
+  const auto calib = calibration(spec_.vocab, 5);
+  const QuantizeResult a = quantize_model(*llama, calib, qo, {});
+  const QuantizeResult b = quantize_model(*phi, calib, qo, {});
+  ASSERT_EQ(a.layers.size(), 14u);
+  ASSERT_EQ(b.layers.size(), 8u);
+  EXPECT_EQ(b.layers[0].name, "model.layers.0.self_attn.qkv_proj");
+  EXPECT_EQ(b.layers[2].name, "model.layers.0.mlp.gate_up_proj");
+  int64_t differ = 0, total = 0;
+  // Per block: qkv = q, k, v; o = o; gate_up = gate, up; down = down.
+  const std::vector<std::vector<size_t>> parts{{0, 1, 2}, {3}, {4, 5}, {6}};
+  for (int64_t blk = 0; blk < spec_.layers; ++blk) {
+    for (size_t f = 0; f < parts.size(); ++f) {
+      const LayerResult &fused = b.layers[static_cast<size_t>(blk) * 4 + f];
+      std::vector<uint8_t> stacked;
+      for (size_t part : parts[f]) {
+        const LayerResult &l = a.layers[static_cast<size_t>(blk) * 7 + part];
+        const auto c = codes_of(l.qtensor.get(), l.out_features * l.in_features);
+        stacked.insert(stacked.end(), c.begin(), c.end());
+      }
+      const auto got = codes_of(fused.qtensor.get(), fused.out_features * fused.in_features);
+      ASSERT_EQ(got.size(), stacked.size()) << fused.name;
+      for (size_t i = 0; i < got.size(); ++i) differ += got[i] != stacked[i];
+      total += static_cast<int64_t>(got.size());
+      if (blk == 0 && f == 0) {
+        EXPECT_EQ(got, stacked) << "identical inputs, identical codes";
+      }
+    }
+  }
+  EXPECT_LE(differ * 1000, total) << differ << " of " << total << " codes differ";
+
+  const std::string out = root_ + "/phi3-out";
+  write_gptq_checkpoint(*phi, b, qo, {}, out);
+  auto ck = ModelDir::open(out);
+  EXPECT_TRUE(ck->has("model.layers.1.self_attn.qkv_proj.qweight"));
+  EXPECT_TRUE(ck->has("model.layers.1.mlp.gate_up_proj.scales"));
+  const LlamaModel m = load_model(*ck);
+  EXPECT_TRUE(m.blocks[1].qkv.quantized());
+  EXPECT_TRUE(m.blocks[1].gate_up.quantized());
+  EXPECT_EQ(m.blocks[1].qkv.out_features(), 64 + 2 * 32);
+}
+
 // Block 1's q/k/v Hessian must come from block 0's output recomputed through
 // block 0's quantized layers, and o_proj's from attention over the quantized
 // q/k/v: redo both by hand with direct library calls and compare codes.
@@ -340,8 +397,8 @@ TEST_F(Pipeline, TrueSequentialInputsComeFromQuantizedLayers) {
   std::vector<float> h = embed_tokens(outer, ids);
   const Rope rope(c, longest);
   LlamaBlock b0 = load_dense_block(*dir, 0);
-  for (int s = 0; s < kLinearSlots; ++s) {
-    Linear &l = block_linear(b0, static_cast<LinearSlot>(s));
+  for (size_t s = 0; s < block_slots(c).size(); ++s) {
+    Linear &l = block_linear(b0, block_slots(c)[s]);
     l = Linear(l.out_features(), l.in_features(), dequantized(r.layers[s].qtensor.get()), l.bias());
   }
   const int64_t T = batch.tokens();
@@ -765,8 +822,8 @@ TEST_F(Pipeline, HostileDynamicRulesAreRefusedOrMatchedQuickly) {
   const auto ck = with_rule("+:(.*)*(.*)*Z");
   const GptqCheckpointConfig qc = read_gptq_checkpoint_config(*ck);
   for (int64_t b = 0; b < spec_.layers; ++b) {
-    for (int s = 0; s < kLinearSlots; ++s) {
-      EXPECT_EQ(checkpoint_spec_for(qc, linear_name(b, static_cast<LinearSlot>(s))).bits, 4);
+    for (const LinearSlot slot : block_slots(ck->config())) {
+      EXPECT_EQ(checkpoint_spec_for(qc, linear_name(b, slot)).bits, 4);
     }
   }
   EXPECT_EQ(load_model(*ck).blocks.size(), static_cast<size_t>(spec_.layers));

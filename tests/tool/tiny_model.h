@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -28,6 +29,9 @@ struct TinySpec {
   // out (Qwen3's default is 128, not hidden / heads).
   bool qwen3 = false;
   int64_t head_dim = 0;  // 0: hidden / heads
+  // Architecture Phi3ForCausalLM: the same weights as the LLaMA model of
+  // this spec, with q/k/v stored as one qkv_proj and gate/up as gate_up_proj.
+  bool phi3 = false;
   // Attention window (Mistral: every layer; Qwen2: use_sliding_window,
   // layers >= max_window_layers); 0 = none.
   int64_t sliding_window = 0, max_window_layers = 0;
@@ -64,8 +68,13 @@ inline nlohmann::json config_json(const TinySpec &s) {
   c["architectures"] = {s.qwen2     ? "Qwen2ForCausalLM"
                         : s.qwen3   ? "Qwen3ForCausalLM"
                         : s.mistral ? "MistralForCausalLM"
+                        : s.phi3    ? "Phi3ForCausalLM"
                                     : "LlamaForCausalLM"};
-  c["model_type"] = s.qwen2 ? "qwen2" : s.qwen3 ? "qwen3" : s.mistral ? "mistral" : "llama";
+  c["model_type"] = s.qwen2     ? "qwen2"
+                    : s.qwen3   ? "qwen3"
+                    : s.mistral ? "mistral"
+                    : s.phi3    ? "phi3"
+                                : "llama";
   if (s.qwen3 || s.head_dim > 0) c["head_dim"] = s.head_dim > 0 ? s.head_dim : s.hidden / s.heads;
   if (s.sliding_window > 0) {
     c["sliding_window"] = s.sliding_window;
@@ -138,6 +147,28 @@ random_tensors(const TinySpec &s) {
   }
   add("model.norm.weight", {s.hidden}, 0.1f, 1.0f);
   if (!s.tied) add("lm_head.weight", {s.vocab, s.hidden}, 1.0f / 8.0f, 0.0f);
+  if (s.phi3) {
+    // Rows of the fused layers are the separate layers' rows, stacked.
+    auto fuse = [&](const std::string &fused, std::vector<std::string> parts) {
+      std::vector<float> rows;
+      int64_t count = 0, in = 0;
+      for (const std::string &part : parts) {
+        auto it = std::find_if(out.begin(), out.end(), [&](const auto &t) { return t.first == part; });
+        count += it->second.first[0];
+        in = it->second.first[1];
+        rows.insert(rows.end(), it->second.second.begin(), it->second.second.end());
+        out.erase(it);
+      }
+      out.push_back({fused, {{count, in}, rows}});
+    };
+    for (int64_t i = 0; i < s.layers; ++i) {
+      const std::string p = "model.layers." + std::to_string(i) + ".";
+      fuse(p + "self_attn.qkv_proj.weight",
+           {p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight",
+            p + "self_attn.v_proj.weight"});
+      fuse(p + "mlp.gate_up_proj.weight", {p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"});
+    }
+  }
   return out;
 }
 

@@ -252,6 +252,62 @@ namespace Gptq
     }
 
     /// <summary>
+    /// C enum gptq_grid.
+    ///
+    /// The grid the weights are quantized onto.
+    ///
+    /// GPTQ_GRID_GPTQ is GPTQ's own: `bits`, `group_size` and `sym` as
+    /// configured, integer zeros, fp16 scales (checkpoints for transformers,
+    /// vLLM, GPTQModel).
+    ///
+    /// The others are llama.cpp's GGUF block formats: GPTQ runs on the block
+    /// format's own grid, each block's parameters found by the format's own rule
+    /// from the error-updated weights when the block's first column is reached
+    /// (exactly as groups are, see "Group parameters" under gptq_quantize), and
+    /// gptq_gguf_export writes the tensor as the format's bytes. Blocks are 32
+    /// consecutive input columns of one row; d and m are fp16 and are rounded to
+    /// fp16 before the block's codes are chosen; codes are round-to-nearest-even
+    /// of the error-updated weight, clamped to the code range:
+    ///   Q4_0: d = (the weight of largest magnitude, sign kept) / -8,
+    ///         codes 0..15, value (q - 8)·d;
+    ///   Q4_1: d = (max - min) / 15, m = min, codes 0..15, value q·d + m;
+    ///   Q5_0: d = (the weight of largest magnitude, sign kept) / -16,
+    ///         codes 0..31, value (q - 16)·d;
+    ///   Q5_1: d = (max - min) / 31, m = min, codes 0..31, value q·d + m;
+    ///   Q8_0: d = max|w| / 127, codes -128..127 (stored by gptq_qtensor_codes
+    ///         as q + 128), value q·d.
+    /// A block whose d is 0 (all its weights 0, or max = min) gives code 8, 16,
+    /// 0, 0 and 128 respectively for every weight.
+    /// </summary>
+    public enum Grid : int
+    {
+        /// <summary>
+        /// GPTQ_GRID_GPTQ.
+        /// </summary>
+        Gptq = 0,
+        /// <summary>
+        /// GPTQ_GRID_Q4_0.
+        /// </summary>
+        Q40 = 1,
+        /// <summary>
+        /// GPTQ_GRID_Q4_1.
+        /// </summary>
+        Q41 = 2,
+        /// <summary>
+        /// GPTQ_GRID_Q5_0.
+        /// </summary>
+        Q50 = 3,
+        /// <summary>
+        /// GPTQ_GRID_Q5_1.
+        /// </summary>
+        Q51 = 4,
+        /// <summary>
+        /// GPTQ_GRID_Q8_0.
+        /// </summary>
+        Q80 = 5,
+    }
+
+    /// <summary>
     /// C enum gptq_checkpoint_format.
     ///
     /// GPTQ checkpoint layout (what transformers, vLLM and GPTQModel load).
@@ -304,7 +360,7 @@ namespace Gptq
     internal unsafe delegate int gptq_progress_fn(long done, long total, IntPtr user_data);
 
     /// <summary>
-    /// C struct gptq_config (120 bytes on a 64-bit target).
+    /// C struct gptq_config (128 bytes on a 64-bit target).
     ///
     /// Configuration of one layer context.
     ///
@@ -443,6 +499,15 @@ namespace Gptq
         /// static_groups). Not with act_order = 1. Default 0.
         /// </summary>
         public int act_group_aware;
+        /// <summary>
+        /// The grid (see gptq_grid). With a GGUF grid, bits and group_size are the
+        /// format's (4, 5 or 8 bits; blocks of 32 columns) and sym and mse are
+        /// ignored; in_features must be a multiple of 32; act_order = 1 needs
+        /// static_groups = 1 (a block is 32 consecutive columns), while
+        /// act_group_aware keeps blocks whole and is allowed; the work runs on the
+        /// CPU backend (AUTO picks it; CUDA is refused). Default GPTQ_GRID_GPTQ.
+        /// </summary>
+        public Grid grid;
     }
 
     /// <summary>
@@ -943,6 +1008,23 @@ namespace Gptq
         internal static extern Backend gptq_qtensor_backend(IntPtr q);
 
         /// <summary>
+        /// Bytes of a [rows, cols] tensor in the block format of `grid`.
+        /// Errors: NULL_POINTER, INVALID_CONFIG (grid is GPTQ_GRID_GPTQ or not a
+        /// gptq_grid), INVALID_SIZE (a dimension &lt; 1, cols not a multiple of 32).
+        /// </summary>
+        [DllImport(LibraryName, EntryPoint = "gptq_gguf_size", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern Status gptq_gguf_size(Grid grid, long rows, long cols, long* bytes);
+
+        /// <summary>
+        /// Write q, quantized with a GGUF grid, as that format's blocks into out
+        /// (out_len bytes, at least gptq_gguf_size's).
+        /// Errors: NULL_POINTER, UNSUPPORTED (q is not on a GGUF grid),
+        /// SIZE_MISMATCH (out_len too small); nothing is written then.
+        /// </summary>
+        [DllImport(LibraryName, EntryPoint = "gptq_gguf_export", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern Status gptq_gguf_export(IntPtr q, IntPtr @out, long out_len);
+
+        /// <summary>
         /// y = x · Wᵀ (+ bias), with W the dequantized weights of q, on q's backend.
         /// Precision:
         ///  - F32 activations, on every backend: the result equals
@@ -999,7 +1081,7 @@ namespace Gptq
     /// </summary>
     internal static unsafe class NativeLayout
     {
-        internal const int sizeof_gptq_config = 120;
+        internal const int sizeof_gptq_config = 128;
         internal const int alignof_gptq_config = 8;
         internal const int offsetof_gptq_config__struct_size = 0;
         internal const int sizeof_gptq_config__struct_size = 8;
@@ -1049,6 +1131,8 @@ namespace Gptq
         internal const int sizeof_gptq_config__memory = 4;
         internal const int offsetof_gptq_config__act_group_aware = 116;
         internal const int sizeof_gptq_config__act_group_aware = 4;
+        internal const int offsetof_gptq_config__grid = 120;
+        internal const int sizeof_gptq_config__grid = 4;
         internal const int sizeof_gptq_quant_stats = 56;
         internal const int alignof_gptq_quant_stats = 8;
         internal const int offsetof_gptq_quant_stats__struct_size = 0;
@@ -1143,6 +1227,7 @@ namespace Gptq
         internal const int sizeof_gptq_precision = 4;
         internal const int sizeof_gptq_memory = 4;
         internal const int sizeof_gptq_log_level = 4;
+        internal const int sizeof_gptq_grid = 4;
         internal const int sizeof_gptq_checkpoint_format = 4;
 
         /// <summary>Differences between the CLR's layouts and the C compiler's; empty when all agree.</summary>
@@ -1177,6 +1262,7 @@ namespace Gptq
             Expect(errors, "offsetof(gptq_config, stream)", Marshal.OffsetOf(typeof(gptq_config), "stream").ToInt64(), offsetof_gptq_config__stream);
             Expect(errors, "offsetof(gptq_config, memory)", Marshal.OffsetOf(typeof(gptq_config), "memory").ToInt64(), offsetof_gptq_config__memory);
             Expect(errors, "offsetof(gptq_config, act_group_aware)", Marshal.OffsetOf(typeof(gptq_config), "act_group_aware").ToInt64(), offsetof_gptq_config__act_group_aware);
+            Expect(errors, "offsetof(gptq_config, grid)", Marshal.OffsetOf(typeof(gptq_config), "grid").ToInt64(), offsetof_gptq_config__grid);
             Expect(errors, "sizeof(gptq_quant_stats)", sizeof(gptq_quant_stats), sizeof_gptq_quant_stats);
             Expect(errors, "Marshal.SizeOf(gptq_quant_stats)", Marshal.SizeOf(typeof(gptq_quant_stats)), sizeof_gptq_quant_stats);
             Expect(errors, "offsetof(gptq_quant_stats, struct_size)", Marshal.OffsetOf(typeof(gptq_quant_stats), "struct_size").ToInt64(), offsetof_gptq_quant_stats__struct_size);
@@ -1233,6 +1319,7 @@ namespace Gptq
             Expect(errors, "sizeof(gptq_precision)", sizeof(Precision), sizeof_gptq_precision);
             Expect(errors, "sizeof(gptq_memory)", sizeof(Memory), sizeof_gptq_memory);
             Expect(errors, "sizeof(gptq_log_level)", sizeof(LogLevel), sizeof_gptq_log_level);
+            Expect(errors, "sizeof(gptq_grid)", sizeof(Grid), sizeof_gptq_grid);
             Expect(errors, "sizeof(gptq_checkpoint_format)", sizeof(CheckpointFormat), sizeof_gptq_checkpoint_format);
             return errors.ToArray();
         }

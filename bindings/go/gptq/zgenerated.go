@@ -89,6 +89,16 @@ static gptq_status gptqgo_gptq_qtensor_import_ex(int64_t out_features, int64_t i
 	if (gptqgo_s != GPTQ_OK) *gptqgo_err = gptqgo_last_error_copy();
 	return gptqgo_s;
 }
+static gptq_status gptqgo_gptq_gguf_size(gptq_grid grid, int64_t rows, int64_t cols, int64_t *bytes, char **gptqgo_err) {
+	gptq_status gptqgo_s = gptq_gguf_size(grid, rows, cols, bytes);
+	if (gptqgo_s != GPTQ_OK) *gptqgo_err = gptqgo_last_error_copy();
+	return gptqgo_s;
+}
+static gptq_status gptqgo_gptq_gguf_export(const gptq_qtensor *q, void *out, int64_t out_len, char **gptqgo_err) {
+	gptq_status gptqgo_s = gptq_gguf_export(q, out, out_len);
+	if (gptqgo_s != GPTQ_OK) *gptqgo_err = gptqgo_last_error_copy();
+	return gptqgo_s;
+}
 static gptq_status gptqgo_gptq_matmul(const gptq_qtensor *q, const void *x, gptq_dtype dtype, int64_t rows, int64_t cols, const void *bias, void *y, int64_t y_len, char **gptqgo_err) {
 	gptq_status gptqgo_s = gptq_matmul(q, x, dtype, rows, cols, bias, y, y_len);
 	if (gptqgo_s != GPTQ_OK) *gptqgo_err = gptqgo_last_error_copy();
@@ -336,6 +346,54 @@ const (
 	LogError LogLevel = 3
 )
 
+// Grid is the C enum gptq_grid.
+//
+//	The grid the weights are quantized onto.
+//
+//	GPTQ_GRID_GPTQ is GPTQ's own: `bits`, `group_size` and `sym` as
+//	configured, integer zeros, fp16 scales (checkpoints for transformers,
+//	vLLM, GPTQModel).
+//
+//	The others are llama.cpp's GGUF block formats: GPTQ runs on the block
+//	format's own grid, each block's parameters found by the format's own rule
+//	from the error-updated weights when the block's first column is reached
+//	(exactly as groups are, see "Group parameters" under gptq_quantize), and
+//	gptq_gguf_export writes the tensor as the format's bytes. Blocks are 32
+//	consecutive input columns of one row; d and m are fp16 and are rounded to
+//	fp16 before the block's codes are chosen; codes are round-to-nearest-even
+//	of the error-updated weight, clamped to the code range:
+//	  Q4_0: d = (the weight of largest magnitude, sign kept) / -8,
+//	        codes 0..15, value (q - 8)·d;
+//	  Q4_1: d = (max - min) / 15, m = min, codes 0..15, value q·d + m;
+//	  Q5_0: d = (the weight of largest magnitude, sign kept) / -16,
+//	        codes 0..31, value (q - 16)·d;
+//	  Q5_1: d = (max - min) / 31, m = min, codes 0..31, value q·d + m;
+//	  Q8_0: d = max|w| / 127, codes -128..127 (stored by gptq_qtensor_codes
+//	        as q + 128), value q·d.
+//	A block whose d is 0 (all its weights 0, or max = min) gives code 8, 16,
+//	0, 0 and 128 respectively for every weight.
+type Grid int32
+
+const (
+	// GridGPTQ is GPTQ_GRID_GPTQ.
+	GridGPTQ Grid = 0
+
+	// GridQ40 is GPTQ_GRID_Q4_0.
+	GridQ40 Grid = 1
+
+	// GridQ41 is GPTQ_GRID_Q4_1.
+	GridQ41 Grid = 2
+
+	// GridQ50 is GPTQ_GRID_Q5_0.
+	GridQ50 Grid = 3
+
+	// GridQ51 is GPTQ_GRID_Q5_1.
+	GridQ51 Grid = 4
+
+	// GridQ80 is GPTQ_GRID_Q8_0.
+	GridQ80 Grid = 5
+)
+
 // CheckpointFormat is the C enum gptq_checkpoint_format.
 //
 //	GPTQ checkpoint layout (what transformers, vLLM and GPTQModel load).
@@ -383,6 +441,9 @@ type c_gptq_memory = C.gptq_memory
 
 // c_gptq_log_level is the C enum gptq_log_level.
 type c_gptq_log_level = C.gptq_log_level
+
+// c_gptq_grid is the C enum gptq_grid.
+type c_gptq_grid = C.gptq_grid
 
 // c_gptq_checkpoint_format is the C enum gptq_checkpoint_format.
 type c_gptq_checkpoint_format = C.gptq_checkpoint_format
@@ -809,6 +870,33 @@ func c_gptq_qtensor_backend(q *c_gptq_qtensor) Backend {
 	return Backend(C.gptq_qtensor_backend(q))
 }
 
+// c_gptq_gguf_size calls gptq_gguf_size. A non-zero Status comes with the
+// text of gptq_last_error(), copied in the same native call; the
+// message is "" on success.
+//
+//	Bytes of a [rows, cols] tensor in the block format of `grid`.
+//	Errors: NULL_POINTER, INVALID_CONFIG (grid is GPTQ_GRID_GPTQ or not a
+//	gptq_grid), INVALID_SIZE (a dimension < 1, cols not a multiple of 32).
+func c_gptq_gguf_size(grid Grid, rows int64, cols int64, bytes *int64) (Status, string) {
+	var gptqgoErr *C.char
+	gptqgoStatus := Status(C.gptqgo_gptq_gguf_size(C.gptq_grid(grid), C.int64_t(rows), C.int64_t(cols), (*C.int64_t)(unsafe.Pointer(bytes)), &gptqgoErr))
+	return gptqgoStatus, gptqgoTakeError(gptqgoStatus, gptqgoErr)
+}
+
+// c_gptq_gguf_export calls gptq_gguf_export. A non-zero Status comes with the
+// text of gptq_last_error(), copied in the same native call; the
+// message is "" on success.
+//
+//	Write q, quantized with a GGUF grid, as that format's blocks into out
+//	(out_len bytes, at least gptq_gguf_size's).
+//	Errors: NULL_POINTER, UNSUPPORTED (q is not on a GGUF grid),
+//	SIZE_MISMATCH (out_len too small); nothing is written then.
+func c_gptq_gguf_export(q *c_gptq_qtensor, out unsafe.Pointer, out_len int64) (Status, string) {
+	var gptqgoErr *C.char
+	gptqgoStatus := Status(C.gptqgo_gptq_gguf_export(q, out, C.int64_t(out_len), &gptqgoErr))
+	return gptqgoStatus, gptqgoTakeError(gptqgoStatus, gptqgoErr)
+}
+
 // c_gptq_matmul calls gptq_matmul. A non-zero Status comes with the
 // text of gptq_last_error(), copied in the same native call; the
 // message is "" on success.
@@ -898,7 +986,7 @@ func c_gptq_progress_fn_new(fn c_gptq_progress_fn_func) (c_gptq_progress_fn, uns
 
 // ---- Layout, as the C compiler reported it at generation time ----
 
-const c_sizeof_gptq_config = 120
+const c_sizeof_gptq_config = 128
 const c_alignof_gptq_config = 8
 const c_offsetof_gptq_config__struct_size = 0
 const c_sizeof_gptq_config__struct_size = 8
@@ -948,6 +1036,8 @@ const c_offsetof_gptq_config__memory = 112
 const c_sizeof_gptq_config__memory = 4
 const c_offsetof_gptq_config__act_group_aware = 116
 const c_sizeof_gptq_config__act_group_aware = 4
+const c_offsetof_gptq_config__grid = 120
+const c_sizeof_gptq_config__grid = 4
 
 const c_sizeof_gptq_quant_stats = 56
 const c_alignof_gptq_quant_stats = 8
@@ -1049,6 +1139,7 @@ const c_sizeof_gptq_backend = 4
 const c_sizeof_gptq_precision = 4
 const c_sizeof_gptq_memory = 4
 const c_sizeof_gptq_log_level = 4
+const c_sizeof_gptq_grid = 4
 const c_sizeof_gptq_checkpoint_format = 4
 
 // c_layoutErrors compares the layouts cgo sees with the constants above
@@ -1115,6 +1206,8 @@ func c_layoutErrors() []string {
 		check("sizeof(gptq_config.memory)", unsafe.Sizeof(v.memory), c_sizeof_gptq_config__memory)
 		check("offsetof(gptq_config, act_group_aware)", unsafe.Offsetof(v.act_group_aware), c_offsetof_gptq_config__act_group_aware)
 		check("sizeof(gptq_config.act_group_aware)", unsafe.Sizeof(v.act_group_aware), c_sizeof_gptq_config__act_group_aware)
+		check("offsetof(gptq_config, grid)", unsafe.Offsetof(v.grid), c_offsetof_gptq_config__grid)
+		check("sizeof(gptq_config.grid)", unsafe.Sizeof(v.grid), c_sizeof_gptq_config__grid)
 	}
 	{
 		var v c_gptq_quant_stats
@@ -1228,6 +1321,7 @@ func c_layoutErrors() []string {
 	check("sizeof(gptq_precision)", unsafe.Sizeof(c_gptq_precision(0)), c_sizeof_gptq_precision)
 	check("sizeof(gptq_memory)", unsafe.Sizeof(c_gptq_memory(0)), c_sizeof_gptq_memory)
 	check("sizeof(gptq_log_level)", unsafe.Sizeof(c_gptq_log_level(0)), c_sizeof_gptq_log_level)
+	check("sizeof(gptq_grid)", unsafe.Sizeof(c_gptq_grid(0)), c_sizeof_gptq_grid)
 	check("sizeof(gptq_checkpoint_format)", unsafe.Sizeof(c_gptq_checkpoint_format(0)), c_sizeof_gptq_checkpoint_format)
 	return errs
 }

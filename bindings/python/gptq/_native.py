@@ -264,6 +264,48 @@ GPTQ_LOG_WARN = gptq_log_level.GPTQ_LOG_WARN
 GPTQ_LOG_ERROR = gptq_log_level.GPTQ_LOG_ERROR
 
 
+class gptq_grid(enum.IntEnum):
+    """The grid the weights are quantized onto.
+
+    GPTQ_GRID_GPTQ is GPTQ's own: `bits`, `group_size` and `sym` as
+    configured, integer zeros, fp16 scales (checkpoints for transformers,
+    vLLM, GPTQModel).
+
+    The others are llama.cpp's GGUF block formats: GPTQ runs on the block
+    format's own grid, each block's parameters found by the format's own rule
+    from the error-updated weights when the block's first column is reached
+    (exactly as groups are, see "Group parameters" under gptq_quantize), and
+    gptq_gguf_export writes the tensor as the format's bytes. Blocks are 32
+    consecutive input columns of one row; d and m are fp16 and are rounded to
+    fp16 before the block's codes are chosen; codes are round-to-nearest-even
+    of the error-updated weight, clamped to the code range:
+      Q4_0: d = (the weight of largest magnitude, sign kept) / -8,
+            codes 0..15, value (q - 8)·d;
+      Q4_1: d = (max - min) / 15, m = min, codes 0..15, value q·d + m;
+      Q5_0: d = (the weight of largest magnitude, sign kept) / -16,
+            codes 0..31, value (q - 16)·d;
+      Q5_1: d = (max - min) / 31, m = min, codes 0..31, value q·d + m;
+      Q8_0: d = max|w| / 127, codes -128..127 (stored by gptq_qtensor_codes
+            as q + 128), value q·d.
+    A block whose d is 0 (all its weights 0, or max = min) gives code 8, 16,
+    0, 0 and 128 respectively for every weight.
+    """
+    GPTQ_GRID_GPTQ = 0
+    GPTQ_GRID_Q4_0 = 1
+    GPTQ_GRID_Q4_1 = 2
+    GPTQ_GRID_Q5_0 = 3
+    GPTQ_GRID_Q5_1 = 4
+    GPTQ_GRID_Q8_0 = 5
+
+
+GPTQ_GRID_GPTQ = gptq_grid.GPTQ_GRID_GPTQ
+GPTQ_GRID_Q4_0 = gptq_grid.GPTQ_GRID_Q4_0
+GPTQ_GRID_Q4_1 = gptq_grid.GPTQ_GRID_Q4_1
+GPTQ_GRID_Q5_0 = gptq_grid.GPTQ_GRID_Q5_0
+GPTQ_GRID_Q5_1 = gptq_grid.GPTQ_GRID_Q5_1
+GPTQ_GRID_Q8_0 = gptq_grid.GPTQ_GRID_Q8_0
+
+
 class gptq_checkpoint_format(enum.IntEnum):
     """GPTQ checkpoint layout (what transformers, vLLM and GPTQModel load).
 
@@ -449,6 +491,13 @@ gptq_config._fields_ = [
     # reached, as without act-order (or before any column, with
     # static_groups). Not with act_order = 1. Default 0.
     ("act_group_aware", ctypes.c_int32),
+    # The grid (see gptq_grid). With a GGUF grid, bits and group_size are the
+    # format's (4, 5 or 8 bits; blocks of 32 columns) and sym and mse are
+    # ignored; in_features must be a multiple of 32; act_order = 1 needs
+    # static_groups = 1 (a block is 32 consecutive columns), while
+    # act_group_aware keeps blocks whole and is allowed; the work runs on the
+    # CPU backend (AUTO picks it; CUDA is refused). Default GPTQ_GRID_GPTQ.
+    ("grid", ctypes.c_int),
 ]
 
 gptq_quant_stats._fields_ = [
@@ -676,6 +725,16 @@ gptq_qtensor_backend.argtypes = [ctypes.POINTER(gptq_qtensor)]
 gptq_qtensor_backend.restype = ctypes.c_int
 gptq_qtensor_backend.__doc__ = 'gptq_backend gptq_qtensor_backend(const gptq_qtensor *q)\n\nThe backend a tensor lives on and whose matmul runs it (CPU or CUDA),\nor GPTQ_BACKEND_AUTO if q is NULL.'
 
+gptq_gguf_size = lib.gptq_gguf_size
+gptq_gguf_size.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.POINTER(ctypes.c_int64)]
+gptq_gguf_size.restype = ctypes.c_int
+gptq_gguf_size.__doc__ = 'gptq_status gptq_gguf_size(gptq_grid grid, int64_t rows, int64_t cols, int64_t *bytes)\n\nBytes of a [rows, cols] tensor in the block format of `grid`.\nErrors: NULL_POINTER, INVALID_CONFIG (grid is GPTQ_GRID_GPTQ or not a\ngptq_grid), INVALID_SIZE (a dimension < 1, cols not a multiple of 32).'
+
+gptq_gguf_export = lib.gptq_gguf_export
+gptq_gguf_export.argtypes = [ctypes.POINTER(gptq_qtensor), ctypes.c_void_p, ctypes.c_int64]
+gptq_gguf_export.restype = ctypes.c_int
+gptq_gguf_export.__doc__ = "gptq_status gptq_gguf_export(const gptq_qtensor *q, void *out, int64_t out_len)\n\nWrite q, quantized with a GGUF grid, as that format's blocks into out\n(out_len bytes, at least gptq_gguf_size's).\nErrors: NULL_POINTER, UNSUPPORTED (q is not on a GGUF grid),\nSIZE_MISMATCH (out_len too small); nothing is written then."
+
 gptq_matmul = lib.gptq_matmul
 gptq_matmul.argtypes = [ctypes.POINTER(gptq_qtensor), ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
 gptq_matmul.restype = ctypes.c_int
@@ -696,7 +755,7 @@ gptq_matmul_ex.__doc__ = 'gptq_status gptq_matmul_ex(const gptq_qtensor *q, cons
 #: {struct: (size, align, {field: (offset, size)})} on a 64-bit target;
 #: enums: {enum: size}.
 LAYOUT = {
-    "gptq_config": (120, 8, {"struct_size": (0, 8), "bits": (8, 4), "group_size": (12, 4), "sym": (16, 4), "act_order": (20, 4), "static_groups": (24, 4), "block_size": (28, 4), "damp_percent": (32, 4), "damp_increment": (36, 4), "mse": (40, 4), "mse_norm": (44, 4), "mse_grid": (48, 4), "mse_max_shrink": (52, 4), "backend": (56, 4), "precision": (60, 4), "progress": (64, 8), "progress_user_data": (72, 8), "log": (80, 8), "log_user_data": (88, 8), "log_level": (96, 4), "num_threads": (100, 4), "stream": (104, 8), "memory": (112, 4), "act_group_aware": (116, 4)}),
+    "gptq_config": (128, 8, {"struct_size": (0, 8), "bits": (8, 4), "group_size": (12, 4), "sym": (16, 4), "act_order": (20, 4), "static_groups": (24, 4), "block_size": (28, 4), "damp_percent": (32, 4), "damp_increment": (36, 4), "mse": (40, 4), "mse_norm": (44, 4), "mse_grid": (48, 4), "mse_max_shrink": (52, 4), "backend": (56, 4), "precision": (60, 4), "progress": (64, 8), "progress_user_data": (72, 8), "log": (80, 8), "log_user_data": (88, 8), "log_level": (96, 4), "num_threads": (100, 4), "stream": (104, 8), "memory": (112, 4), "act_group_aware": (116, 4), "grid": (120, 4)}),
     "gptq_quant_stats": (56, 8, {"struct_size": (0, 8), "loss": (8, 8), "damp_percent_used": (16, 8), "damp_retries": (24, 4), "fell_back_to_rtn": (28, 4), "dead_columns": (32, 8), "seconds": (40, 8), "backend": (48, 4)}),
     "gptq_qtensor_info": (40, 8, {"out_features": (0, 8), "in_features": (8, 8), "bits": (16, 4), "group_size": (20, 4), "groups": (24, 8), "act_order": (32, 4)}),
     "gptq_checkpoint_sizes": (56, 8, {"qweight_rows": (0, 8), "qweight_cols": (8, 8), "qzeros_rows": (16, 8), "qzeros_cols": (24, 8), "scales_rows": (32, 8), "scales_cols": (40, 8), "g_idx_len": (48, 8)}),
@@ -711,6 +770,7 @@ ENUM_SIZES = {
     "gptq_precision": 4,
     "gptq_memory": 4,
     "gptq_log_level": 4,
+    "gptq_grid": 4,
     "gptq_checkpoint_format": 4,
 }
 LAYOUT_POINTER_SIZE = 8
@@ -780,6 +840,13 @@ __all__ = [
     "GPTQ_LOG_INFO",
     "GPTQ_LOG_WARN",
     "GPTQ_LOG_ERROR",
+    "gptq_grid",
+    "GPTQ_GRID_GPTQ",
+    "GPTQ_GRID_Q4_0",
+    "GPTQ_GRID_Q4_1",
+    "GPTQ_GRID_Q5_0",
+    "GPTQ_GRID_Q5_1",
+    "GPTQ_GRID_Q8_0",
     "gptq_checkpoint_format",
     "GPTQ_FORMAT_V1",
     "GPTQ_FORMAT_V2",
@@ -817,6 +884,8 @@ __all__ = [
     "gptq_import_options_default",
     "gptq_qtensor_import_ex",
     "gptq_qtensor_backend",
+    "gptq_gguf_size",
+    "gptq_gguf_export",
     "gptq_matmul",
     "gptq_matmul_options_default",
     "gptq_matmul_ex",

@@ -5,6 +5,8 @@
 //   gptq eval      --model DIR [--quantized DIR ...] --text TEXT
 //                                                     perplexity: original, RTN, GPTQ
 //   gptq logits    --model DIR --ids FILE --out FILE.npy
+//   gptq generate  --model DIR --prompt TEXT ...           text, with a KV cache
+//   gptq bench     --model DIR ...                         prefill / decode speed
 //
 // Run `gptq <command> --help` for the options.
 #include <csignal>
@@ -20,7 +22,9 @@
 #include <vector>
 
 #include "cli/cli_args.h"
+#include "cli/commands.h"
 #include "cli/progress.h"
+#include "cli/run_options.h"
 #include "common/interrupt.h"
 #include "formats/calibration_records.h"
 #include "formats/checkpoint_reader.h"
@@ -45,6 +49,8 @@ const char kUsage[] =
     "  quantize   quantize a LLaMA-family model directory and write a GPTQ checkpoint\n"
     "  eval       perplexity of a model, its GPTQ checkpoints and round-to-nearest\n"
     "  logits     write a model's logits for a token sequence as a .npy file\n"
+    "  generate   generate text from a model or checkpoint (greedy or sampled, --chat)\n"
+    "  bench      prefill and decode speed and latency per batch size\n"
     "\n"
     "gptq <command> --help lists the options; gptq --version prints the versions.\n";
 
@@ -52,9 +58,10 @@ const char kQuantizeUsage[] =
     "usage: gptq quantize --model DIR --out DIR (--calib F | --calib-jsonl F | --calib-ids F)...\n"
     "                     [options]\n"
     "\n"
-    "  --model DIR         Hugging Face model directory (LLaMA, Mistral, Qwen2, Qwen3),\n"
-    "                      or org/name[@revision] already in the local Hugging Face\n"
-    "                      cache (HF_HUB_CACHE or HF_HOME; nothing is downloaded)\n"
+    "  --model DIR         Hugging Face model directory (LLaMA, Mistral, Qwen2, Qwen3,\n"
+    "                      SmolLM, Phi-3), or org/name[@revision] already in the local\n"
+    "                      Hugging Face cache (HF_HUB_CACHE or HF_HOME; nothing is\n"
+    "                      downloaded)\n"
     "  --out DIR           checkpoint directory to create (written atomically)\n"
     "  --calib FILE        calibration text (UTF-8, may be .gz), tokenized with the model's\n"
     "                      tokenizer.json; repeatable\n"
@@ -139,27 +146,6 @@ bool wants_help(int argc, char **argv) {
     if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) return true;
   }
   return false;
-}
-
-// --backend: the library's backend for the whole run, through its
-// GPTQ_BACKEND override (read once per process, before the first context or
-// import), so every context and every imported checkpoint follows it. An
-// explicit cuda is checked at once: a machine without a usable GPU is told
-// why before any work.
-void choose_backend(const CliArgs &args) {
-  if (!args.has("backend")) return;
-  const std::string b = args.get("backend", "");
-  if (b != "auto" && b != "cpu" && b != "cuda")
-    throw ToolError("--backend must be auto, cpu or cuda, not '" + b + "'");
-  setenv("GPTQ_BACKEND", b.c_str(), 1);
-  if (b != "cuda") return;
-  gptq_config cfg;
-  gptq_config_default(&cfg);
-  cfg.backend = GPTQ_BACKEND_CUDA;
-  gptq_ctx *ctx = nullptr;
-  const gptq_status s = gptq_ctx_create(1, 1, &cfg, &ctx);
-  gptq_ctx_destroy(ctx);
-  if (s != GPTQ_OK) throw ToolError(std::string("--backend cuda: ") + gptq_last_error());
 }
 
 std::string shape_text(const LayerResult &l) {
@@ -351,7 +337,8 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   std::fflush(stdout);
 
   const bool quiet = args.flag("quiet");
-  const int64_t total_layers = c.num_hidden_layers * kLinearSlots + (qo.quantize_lm_head ? 1 : 0);
+  const int64_t total_layers = c.num_hidden_layers * static_cast<int64_t>(block_slots(c).size()) +
+                               (qo.quantize_lm_head ? 1 : 0);
   Progress progress("quantizing", total_layers, "layers", stderr_is_terminal() || quiet);
   int64_t done = 0;
   QuantizeCallbacks cb;
@@ -453,8 +440,7 @@ void check_same_model(const LlamaConfig &a, const std::string &a_path, const Lla
 LlamaModel rtn_model(const ModelDir &original, const GptqCheckpointConfig &q, int32_t threads) {
   LlamaModel m = load_model(original);
   for (int64_t b = 0; b < m.config.num_hidden_layers; ++b) {
-    for (int s = 0; s < kLinearSlots; ++s) {
-      const auto slot = static_cast<LinearSlot>(s);
+    for (const LinearSlot slot : block_slots(m.config)) {
       const std::string name = linear_name(b, slot);
       const LayerQuantSpec spec = checkpoint_spec_for(q, name);
       if (spec.skip) continue;
@@ -687,6 +673,14 @@ int main(int argc, char **argv) {
     if (command == "logits") {
       if (wants_help(argc, argv)) return std::fputs(kLogitsUsage, stdout), 0;
       return cmd_logits(argc, argv);
+    }
+    if (command == "generate") {
+      if (wants_help(argc, argv)) return std::fputs(kGenerateUsage, stdout), 0;
+      return cmd_generate(argc, argv);
+    }
+    if (command == "bench") {
+      if (wants_help(argc, argv)) return std::fputs(kBenchUsage, stdout), 0;
+      return cmd_bench(argc, argv);
     }
     std::fprintf(stderr, "gptq: unknown command '%s'\n\n%s", command.c_str(), kUsage);
     return 2;

@@ -71,9 +71,14 @@ SpecOverride override_from_json(const json &obj, const std::string &where) {
 }  // namespace
 
 GptqCheckpointConfig read_gptq_checkpoint_config(const ModelDir &dir) {
-  const std::string where = dir.path() + "/config.json";
-  if (!is_gptq_checkpoint(dir)) throw ToolError(where + " has no quantization_config");
-  const json &q = dir.config_json()["quantization_config"];
+  return parse_gptq_checkpoint_config(dir.config_json(), dir.path() + "/config.json");
+}
+
+GptqCheckpointConfig parse_gptq_checkpoint_config(const json &config, const std::string &where) {
+  if (!config.is_object() || !config.contains("quantization_config")) {
+    throw ToolError(where + " has no quantization_config");
+  }
+  const json &q = config["quantization_config"];
   if (!q.is_object()) throw ToolError(where + ": quantization_config is not an object");
   const std::string method = string_field(q, "quant_method", "", where);
   if (method != "gptq") {
@@ -232,8 +237,7 @@ std::shared_ptr<gptq_qtensor> load_quantized_linear(const ModelDir &dir,
 void check_gptq_tensors(const ModelDir &dir, const GptqCheckpointConfig &cfg) {
   const LlamaConfig &c = dir.config();
   for (int64_t b = 0; b < c.num_hidden_layers; ++b) {
-    for (int s = 0; s < kLinearSlots; ++s) {
-      const auto slot = static_cast<LinearSlot>(s);
+    for (const LinearSlot slot : block_slots(c)) {
       const std::string name = linear_name(b, slot);
       if (!dir.has(name + ".qweight")) continue;
       int64_t out = 0, in = 0;

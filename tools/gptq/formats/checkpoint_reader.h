@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "common/library_call.h"
 #include "formats/layer_regex.h"
 #include "pipeline/quant_spec.h"
@@ -32,6 +34,9 @@ struct GptqCheckpointConfig {
 bool is_gptq_checkpoint(const ModelDir &dir);
 // Throws ToolError if quantization_config is missing, not "gptq", or malformed.
 GptqCheckpointConfig read_gptq_checkpoint_config(const ModelDir &dir);
+// The same from a config.json already parsed (`where` names it in messages).
+GptqCheckpointConfig parse_gptq_checkpoint_config(const nlohmann::json &config,
+                                                  const std::string &where);
 // The settings the checkpoint declares for one layer (dynamic rules applied).
 LayerQuantSpec checkpoint_spec_for(const GptqCheckpointConfig &cfg, const std::string &layer);
 

@@ -60,9 +60,7 @@ void attention_core(const LlamaConfig &c, const Rope &rope, const LlamaBlock &bl
   k_buffer.resize(checked_elements({tokens, kv_dim}, "attention buffer"));
   v_buffer.resize(k_buffer.size());
   float *q = q_buffer.data(), *k = k_buffer.data(), *v = v_buffer.data();
-  block.q.forward(x, tokens, q);
-  block.k.forward(x, tokens, k);
-  block.v.forward(x, tokens, v);
+  qkv_projections(c, block, x, tokens, q, k, v);
   head_norms(c, block, q, k, tokens);
 
   // RoPE on q and k, by blocks of positions of each sequence.

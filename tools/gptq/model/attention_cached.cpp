@@ -20,6 +20,11 @@ namespace {
 // Query rows per task (as in attention.cpp).
 constexpr int64_t kRowBlock = 64;
 
+// Below this many multiply-adds a step's attention runs in the calling
+// thread: one decoded token over a short context is a few microseconds of
+// work per head, less than starting a thread for it.
+constexpr int64_t kSerialWork = 1 << 19;
+
 // Query rows [r0, r1) of the new tokens of one sequence, for one head.
 struct Task {
   int64_t seq, head, r0, r1;
@@ -41,15 +46,13 @@ void attention_cached(const LlamaConfig &c, const Rope &rope, const LlamaBlock &
   k_buffer.resize(checked_elements({tokens, kv_dim}, "attention buffer"));
   v_buffer.resize(k_buffer.size());
   float *q = q_buffer.data(), *k = k_buffer.data(), *v = v_buffer.data();
-  block.q.forward(x, tokens, q);
-  block.k.forward(x, tokens, k);
-  block.v.forward(x, tokens, v);
+  qkv_projections(c, block, x, tokens, q, k, v);
   head_norms(c, block, q, k, tokens);
 
   // RoPE at each sequence's positions, then its keys and values into the
   // cache after those it holds.
   const int64_t sequences = batch.sequences();
-  parallel_for(sequences, [&](int64_t s, int) {
+  auto place = [&](int64_t s, int) {
     const int64_t t0 = batch.starts[s], n = batch.starts[s + 1] - t0;
     const int64_t slot = step.slots[static_cast<size_t>(s)];
     const int64_t past = cache->length(slot);
@@ -57,7 +60,12 @@ void attention_cached(const LlamaConfig &c, const Rope &rope, const LlamaBlock &
     rope.apply(k + t0 * kv_dim, n, kv_heads, past);
     std::copy_n(k + t0 * kv_dim, n * kv_dim, cache->keys(layer, slot) + past * kv_dim);
     std::copy_n(v + t0 * kv_dim, n * kv_dim, cache->values(layer, slot) + past * kv_dim);
-  });
+  };
+  if (tokens < kRowBlock) {
+    for (int64_t s = 0; s < sequences; ++s) place(s, 0);
+  } else {
+    parallel_for(sequences, place);
+  }
 
   std::vector<Task> work;
   for (int64_t s = 0; s < sequences; ++s) {
@@ -77,7 +85,9 @@ void attention_cached(const LlamaConfig &c, const Rope &rope, const LlamaBlock &
   const int64_t group = heads / kv_heads;
   const int64_t window = block.sliding_window;
   std::vector<std::vector<float>> scores(static_cast<size_t>(worker_count()));
-  parallel_for(static_cast<int64_t>(work.size()), [&](int64_t i, int worker) {
+  int64_t total_work = 0;
+  for (const Task &t : work) total_work += (t.r1 - t.r0) * span(t) * 2 * hd;
+  auto attend = [&](int64_t i, int worker) {
     const Task &t = work[static_cast<size_t>(i)];
     const int64_t slot = step.slots[static_cast<size_t>(t.seq)];
     const int64_t t0 = batch.starts[t.seq];
@@ -114,7 +124,12 @@ void attention_cached(const LlamaConfig &c, const Rope &rope, const LlamaBlock &
                 static_cast<int>(width), values + keys_lo * kv_dim + g * hd,
                 static_cast<int>(kv_dim), 0.0f, out + (t0 + t.r0) * q_dim + t.head * hd,
                 static_cast<int>(q_dim));
-  });
+  };
+  if (total_work < kSerialWork) {
+    for (int64_t i = 0; i < static_cast<int64_t>(work.size()); ++i) attend(i, 0);
+  } else {
+    parallel_for(static_cast<int64_t>(work.size()), attend);
+  }
 }
 
 }  // namespace gptqtool

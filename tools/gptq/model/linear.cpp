@@ -45,6 +45,18 @@ void Linear::forward(const float *x, int64_t rows, float *y) const {
     throw ToolError("a linear layer of " + std::to_string(out_) + " x " + std::to_string(in_) +
                     " over " + std::to_string(rows) + " rows is beyond BLAS's int dimensions");
   }
+  if (rows == 1) {
+    // One row is a matrix-vector product: sgemv streams W once, where
+    // sgemm's packing would copy it first.
+    float beta = 0.0f;
+    if (!bias_.empty()) {
+      std::copy(bias_.begin(), bias_.end(), y);
+      beta = 1.0f;
+    }
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(out_), static_cast<int>(in_), 1.0f,
+                weight_.data(), static_cast<int>(in_), x, 1, beta, y, 1);
+    return;
+  }
   float beta = 0.0f;
   if (!bias_.empty()) {
     for (int64_t r = 0; r < rows; ++r) {

@@ -54,23 +54,41 @@ void rms_norm(const float *x, const std::vector<float> &weight, int64_t rows, in
 namespace {
 
 // silu(gate(x)) · up(x): the input of down_proj, [tokens, intermediate].
-void mlp_activation(const LlamaBlock &block, const float *x, int64_t tokens,
-                    int64_t intermediate, float *out) {
+void mlp_activation(const LlamaConfig &c, const LlamaBlock &block, const float *x,
+                    int64_t tokens, float *out) {
   // By blocks of rows, so that silu reads gate and up while they are still
   // in cache rather than streaming two [tokens, intermediate] arrays back.
-  const int64_t hidden = block.gate.in_features();
+  const int64_t hidden = c.hidden_size, intermediate = c.intermediate_size;
+  const bool fused = c.fused_projections;
   thread_local std::vector<float> up_buffer;
-  up_buffer.resize(checked_elements({std::min(tokens, kMlpRows), intermediate}, "MLP buffer"));
+  up_buffer.resize(checked_elements({std::min(tokens, kMlpRows), intermediate, fused ? 2 : 1},
+                                    "MLP buffer"));
   float *up = up_buffer.data();  // the workers' own thread_local would be empty
   for (int64_t r0 = 0; r0 < tokens; r0 += kMlpRows) {
     const int64_t rows = std::min(kMlpRows, tokens - r0);
-    float *gate = out + r0 * intermediate;
-    block.gate.forward(x + r0 * hidden, rows, gate);
+    float *act = out + r0 * intermediate;
+    if (fused) {
+      // gate_up rows hold [gate | up]; act takes silu(gate) · up row by row.
+      block.gate_up.forward(x + r0 * hidden, rows, up);
+      parallel_ranges(rows, std::max<int64_t>(1, kElementwiseGrain / intermediate),
+                      [&](int64_t j0, int64_t j1) {
+                        for (int64_t j = j0; j < j1; ++j) {
+                          const float *gu = up + j * 2 * intermediate;
+                          float *a = act + j * intermediate;
+                          for (int64_t i = 0; i < intermediate; ++i) {
+                            const float g = gu[i];
+                            a[i] = g / (1.0f + fast_exp(-g)) * gu[intermediate + i];
+                          }
+                        }
+                      });
+      continue;
+    }
+    block.gate.forward(x + r0 * hidden, rows, act);
     block.up.forward(x + r0 * hidden, rows, up);
     parallel_ranges(rows * intermediate, kElementwiseGrain, [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i) {
-        const float g = gate[i];
-        gate[i] = g / (1.0f + fast_exp(-g)) * up[i];
+        const float g = act[i];
+        act[i] = g / (1.0f + fast_exp(-g)) * up[i];
       }
     });
   }
@@ -103,18 +121,46 @@ void run_block(const LlamaConfig &c, const LlamaBlock &block, int64_t tokens, fl
   rms_norm(h, block.post_norm, tokens, c.hidden_size, c.rms_norm_eps, x.data());
   if (at_input) at_input(LinearGroup::GateUp, x.data(), tokens);
   act.resize(checked_elements({tokens, c.intermediate_size}, "MLP activations"));
-  mlp_activation(block, x.data(), tokens, c.intermediate_size, act.data());
+  mlp_activation(c, block, x.data(), tokens, act.data());
   if (at_input) at_input(LinearGroup::Down, act.data(), tokens);
   add_linear(block.down, act.data(), tokens, h);
 }
 
 }  // namespace
 
-std::vector<LinearSlot> group_slots(LinearGroup group) {
+void qkv_projections(const LlamaConfig &c, const LlamaBlock &block, const float *x,
+                     int64_t tokens, float *q, float *k, float *v) {
+  if (!c.fused_projections) {
+    block.q.forward(x, tokens, q);
+    block.k.forward(x, tokens, k);
+    block.v.forward(x, tokens, v);
+    return;
+  }
+  const int64_t q_dim = c.q_dim(), kv_dim = c.kv_dim(), width = q_dim + 2 * kv_dim;
+  thread_local std::vector<float> fused_buffer;
+  fused_buffer.resize(checked_elements({tokens, width}, "qkv_proj output"));
+  const float *qkv = fused_buffer.data();  // the workers' own thread_local would be empty
+  block.qkv.forward(x, tokens, fused_buffer.data());
+  parallel_ranges(tokens, std::max<int64_t>(1, kElementwiseGrain / width),
+                  [&](int64_t t0, int64_t t1) {
+                    for (int64_t t = t0; t < t1; ++t) {
+                      const float *row = qkv + t * width;
+                      std::copy_n(row, q_dim, q + t * q_dim);
+                      std::copy_n(row + q_dim, kv_dim, k + t * kv_dim);
+                      std::copy_n(row + q_dim + kv_dim, kv_dim, v + t * kv_dim);
+                    }
+                  });
+}
+
+std::vector<LinearSlot> group_slots(LinearGroup group, const LlamaConfig &c) {
   switch (group) {
-    case LinearGroup::Qkv: return {LinearSlot::Q, LinearSlot::K, LinearSlot::V};
+    case LinearGroup::Qkv:
+      if (c.fused_projections) return {LinearSlot::Qkv};
+      return {LinearSlot::Q, LinearSlot::K, LinearSlot::V};
     case LinearGroup::O: return {LinearSlot::O};
-    case LinearGroup::GateUp: return {LinearSlot::Gate, LinearSlot::Up};
+    case LinearGroup::GateUp:
+      if (c.fused_projections) return {LinearSlot::GateUp};
+      return {LinearSlot::Gate, LinearSlot::Up};
     case LinearGroup::Down: return {LinearSlot::Down};
   }
   throw ToolError("internal: unknown linear group");

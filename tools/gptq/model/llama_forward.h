@@ -43,13 +43,19 @@ void rms_norm(const float *x, const std::vector<float> &weight, int64_t rows, in
 void attention_core(const LlamaConfig &config, const Rope &rope, const LlamaBlock &block,
                     const float *x, const SequenceBatch &batch, float *out);
 
+// q [tokens, q_dim], k and v [tokens, kv_dim] of the normed input x: three
+// products, or with fused projections one qkv_proj product split in three.
+void qkv_projections(const LlamaConfig &config, const LlamaBlock &block, const float *x,
+                     int64_t tokens, float *q, float *k, float *v);
+
 // The linear layers of a block in the groups that read one input, in the
 // order the block uses them: q/k/v (the normed input), o (the attention
 // output), gate/up (the normed residual) and down (the MLP activation).
 enum class LinearGroup { Qkv, O, GateUp, Down };
 constexpr int kLinearGroups = 4;
-// The group's layers: {Q, K, V}, {O}, {Gate, Up}, {Down}.
-std::vector<LinearSlot> group_slots(LinearGroup group);
+// The group's layers: {Q, K, V}, {O}, {Gate, Up}, {Down}; with fused
+// projections {Qkv}, {O}, {GateUp}, {Down}.
+std::vector<LinearSlot> group_slots(LinearGroup group, const LlamaConfig &config);
 
 // Called by block_forward with the input x [tokens, in] of each group of
 // linear layers, just before the group uses it. The tap may replace the

@@ -8,6 +8,16 @@
 
 namespace gptqtool {
 
+const std::vector<LinearSlot> &block_slots(const LlamaConfig &c) {
+  static const std::vector<LinearSlot> separate = {LinearSlot::Q,    LinearSlot::K,
+                                                   LinearSlot::V,    LinearSlot::O,
+                                                   LinearSlot::Gate, LinearSlot::Up,
+                                                   LinearSlot::Down};
+  static const std::vector<LinearSlot> fused = {LinearSlot::Qkv, LinearSlot::O,
+                                                LinearSlot::GateUp, LinearSlot::Down};
+  return c.fused_projections ? fused : separate;
+}
+
 const char *slot_suffix(LinearSlot slot) {
   switch (slot) {
     case LinearSlot::Q: return "self_attn.q_proj";
@@ -17,6 +27,8 @@ const char *slot_suffix(LinearSlot slot) {
     case LinearSlot::Gate: return "mlp.gate_proj";
     case LinearSlot::Up: return "mlp.up_proj";
     case LinearSlot::Down: return "mlp.down_proj";
+    case LinearSlot::Qkv: return "self_attn.qkv_proj";
+    case LinearSlot::GateUp: return "mlp.gate_up_proj";
   }
   return "?";
 }
@@ -34,6 +46,8 @@ Linear &block_linear(LlamaBlock &b, LinearSlot slot) {
     case LinearSlot::Gate: return b.gate;
     case LinearSlot::Up: return b.up;
     case LinearSlot::Down: return b.down;
+    case LinearSlot::Qkv: return b.qkv;
+    case LinearSlot::GateUp: return b.gate_up;
   }
   return b.q;
 }
@@ -53,6 +67,9 @@ void slot_shape(const LlamaConfig &c, LinearSlot slot, int64_t *out, int64_t *in
     case LinearSlot::Gate:
     case LinearSlot::Up: *out = c.intermediate_size; *in = c.hidden_size; return;
     case LinearSlot::Down: *out = c.hidden_size; *in = c.intermediate_size; return;
+    // The sums cannot overflow: the config parser bounds them.
+    case LinearSlot::Qkv: *out = q_dim + 2 * kv_dim; *in = c.hidden_size; return;
+    case LinearSlot::GateUp: *out = 2 * c.intermediate_size; *in = c.hidden_size; return;
   }
 }
 
@@ -60,7 +77,8 @@ bool slot_has_bias(const LlamaConfig &c, LinearSlot slot) {
   switch (slot) {
     case LinearSlot::Q:
     case LinearSlot::K:
-    case LinearSlot::V: return c.attention_bias;
+    case LinearSlot::V:
+    case LinearSlot::Qkv: return c.attention_bias;
     case LinearSlot::O: return c.o_proj_bias;
     default: return c.mlp_bias;
   }
@@ -99,8 +117,7 @@ LlamaBlock load_block(const ModelDir &dir, int64_t block, const GptqCheckpointCo
     b.q_norm = dir.load_f32(prefix + "self_attn.q_norm.weight", {c.head_dim});
     b.k_norm = dir.load_f32(prefix + "self_attn.k_norm.weight", {c.head_dim});
   }
-  for (int s = 0; s < kLinearSlots; ++s) {
-    const auto slot = static_cast<LinearSlot>(s);
+  for (const LinearSlot slot : block_slots(c)) {
     const std::string name = linear_name(block, slot);
     int64_t out = 0, in = 0;
     slot_shape(c, slot, &out, &in);
@@ -160,7 +177,7 @@ LlamaModel load_model(const ModelDir &dir) {
 
 void set_matmul(LlamaModel *model, const MatmulChoice &choice) {
   for (LlamaBlock &b : model->blocks) {
-    for (int s = 0; s < kLinearSlots; ++s) block_linear(b, static_cast<LinearSlot>(s)).set_matmul(choice);
+    for (const LinearSlot slot : block_slots(model->config)) block_linear(b, slot).set_matmul(choice);
   }
   model->lm_head.set_matmul(choice);
 }
@@ -168,8 +185,8 @@ void set_matmul(LlamaModel *model, const MatmulChoice &choice) {
 bool has_quantized_layers(const LlamaModel &model) {
   if (model.lm_head.quantized()) return true;
   for (const LlamaBlock &b : model.blocks) {
-    for (int s = 0; s < kLinearSlots; ++s) {
-      if (block_linear(b, static_cast<LinearSlot>(s)).quantized()) return true;
+    for (const LinearSlot slot : block_slots(model.config)) {
+      if (block_linear(b, slot).quantized()) return true;
     }
   }
   return false;

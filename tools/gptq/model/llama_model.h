@@ -1,6 +1,7 @@
-// The weights of a LLaMA-family decoder (LLaMA, Mistral, Qwen2, Qwen3 share the
-// shape: RMSNorm, rotary attention with grouped KV heads, SwiGLU MLP) as the
-// tool runs them, and how their linear layers are named in a checkpoint.
+// The weights of a LLaMA-family decoder (LLaMA, Mistral, Qwen2, Qwen3 and
+// Phi-3 share the shape: RMSNorm, rotary attention with grouped KV heads,
+// SwiGLU MLP) as the tool runs them, and how their linear layers are named
+// in a checkpoint.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +21,9 @@ struct LlamaBlock {
   // Qwen3's per-head norms of q and k ([head_dim] each); empty otherwise.
   std::vector<float> q_norm, k_norm;
   Linear q, k, v, o, gate, up, down;
+  // Phi-3 (fused_projections): qkv and gate_up hold what q/k/v and
+  // gate/up hold elsewhere, which then stay empty.
+  Linear qkv, gate_up;
   // Keys older than this many positions are masked out; 0 = full causal.
   // Mistral windows every layer, Qwen2 (use_sliding_window) the layers its
   // layer_types call sliding, or else those from max_window_layers on.
@@ -37,10 +41,14 @@ struct LlamaModel {
   Linear lm_head;                 // [vocab, hidden]; a copy of embed when tied
 };
 
-// The seven linear layers of block i, in true-sequential order, by their
-// checkpoint names ("model.layers.3.self_attn.q_proj"; no ".weight").
-enum class LinearSlot { Q, K, V, O, Gate, Up, Down };
-constexpr int kLinearSlots = 7;
+// The linear layers of a block by their checkpoint names
+// ("model.layers.3.self_attn.q_proj"; no ".weight"). Qkv and GateUp are
+// Phi-3's fused qkv_proj and gate_up_proj.
+enum class LinearSlot { Q, K, V, O, Gate, Up, Down, Qkv, GateUp };
+// The layers a block of this config has, in true-sequential order: q, k, v,
+// o, gate, up, down; with fused projections qkv, o, gate_up, down (each
+// fused layer is quantized as the one layer it is).
+const std::vector<LinearSlot> &block_slots(const LlamaConfig &c);
 const char *slot_suffix(LinearSlot slot);  // "self_attn.q_proj", ...
 std::string linear_name(int64_t block, LinearSlot slot);
 Linear &block_linear(LlamaBlock &b, LinearSlot slot);

@@ -1,9 +1,9 @@
 // Defaults are those of transformers' LlamaConfig, MistralConfig,
-// Qwen2Config and Qwen3Config, so that a config.json that loads there means the same model
-// here. The geometry (hidden size, layer count, heads, vocabulary) has no
-// default on purpose: transformers would invent a 7B-sized model for a
-// config that omits it, and the shape errors that follows would hide the
-// real problem, a broken config.json.
+// Qwen2Config, Qwen3Config and Phi3Config, so that a config.json that loads
+// there means the same model here. The geometry (hidden size, layer count,
+// heads, vocabulary) has no default on purpose: transformers would invent a
+// 7B-sized model for a config that omits it, and the shape errors that
+// follows would hide the real problem, a broken config.json.
 #include "model/model_config.h"
 
 #include <cmath>
@@ -23,13 +23,17 @@ struct Family {
   // num_key_value_heads when the key is absent (0: num_attention_heads);
   // an explicit null means num_attention_heads in every family.
   int64_t default_kv_heads;
+  double default_rms_norm_eps;
+  // Phi-3 stores q/k/v as one qkv_proj and gate/up as one gate_up_proj.
+  bool fused_projections;
 };
 
 constexpr Family kFamilies[] = {
-    {"LlamaForCausalLM", "llama", 2048, 0},
-    {"MistralForCausalLM", "mistral", 4096 * 32, 8},
-    {"Qwen2ForCausalLM", "qwen2", 32768, 32},
-    {"Qwen3ForCausalLM", "qwen3", 32768, 32},
+    {"LlamaForCausalLM", "llama", 2048, 0, 1e-6, false},
+    {"MistralForCausalLM", "mistral", 4096 * 32, 8, 1e-6, false},
+    {"Qwen2ForCausalLM", "qwen2", 32768, 32, 1e-6, false},
+    {"Qwen3ForCausalLM", "qwen3", 32768, 32, 1e-6, false},
+    {"Phi3ForCausalLM", "phi3", 4096, 0, 1e-5, true},
 };
 
 std::string supported_architectures() {
@@ -283,6 +287,7 @@ LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &
   LlamaConfig c;
   c.architecture = family.architecture;
   c.model_type = family.model_type;
+  c.fused_projections = family.fused_projections;
   const std::string arch = c.architecture;
   const bool llama = c.model_type == "llama";
   const bool qwen3 = c.model_type == "qwen3";
@@ -331,7 +336,17 @@ LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &
     }
   }
 
-  c.rms_norm_eps = r.number("rms_norm_eps", 1e-6);
+  // The fused layers' widths are sums of the products checked above.
+  if (c.fused_projections) {
+    const int64_t qkv = c.q_dim() + 2 * c.kv_dim();
+    if (qkv > kMaxDimension || c.intermediate_size > kMaxDimension / 2) {
+      r.fail(arch + ": qkv_proj (" + std::to_string(qkv) + " rows) or gate_up_proj (2 x " +
+             std::to_string(c.intermediate_size) + " rows) is larger than " +
+             std::to_string(kMaxDimension));
+    }
+  }
+
+  c.rms_norm_eps = r.number("rms_norm_eps", family.default_rms_norm_eps);
   if (!(c.rms_norm_eps > 0) || !std::isfinite(c.rms_norm_eps)) {
     r.fail("\"rms_norm_eps\" must be a positive number");
   }
@@ -339,7 +354,8 @@ LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &
 
   // Bias layout per family: LLaMA's attention_bias puts a bias on q, k, v
   // and o; Qwen2 always has q, k, v biases and never an o bias; Mistral has
-  // none (its modeling code ignores these keys, and so do we).
+  // none, nor has Phi-3 (their modeling code ignores these keys, and so do
+  // we).
   if (llama) {
     c.attention_bias = r.boolean("attention_bias", false);
     c.o_proj_bias = c.attention_bias;
@@ -363,13 +379,16 @@ LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &
   c.torch_dtype = r.string("dtype", r.string("torch_dtype", ""));
 
   // Sliding window: only recorded when it can take effect. Mistral windows
-  // every layer (and ignores layer_types, as transformers does); Qwen2 the
+  // every layer (and ignores layer_types, as transformers does), and so does
+  // Phi-3 when it names a window (its default is none); Qwen2 the
   // layers its layer_types call sliding_attention (transformers 5, and
   // 4.53 on), else those from max_window_layers on, and only with
   // use_sliding_window. An explicit null window is no window.
   int64_t window = 0;
   if (c.model_type == "mistral") {
     window = config.contains("sliding_window") ? r.integer("sliding_window", 0, 0, INT64_MAX) : 4096;
+  } else if (c.model_type == "phi3") {
+    window = r.integer("sliding_window", 0, 0, INT64_MAX);
   } else if (qwen2 && r.boolean("use_sliding_window", false)) {
     window = config.contains("sliding_window") ? r.integer("sliding_window", 0, 0, INT64_MAX) : 4096;
   }

@@ -1,8 +1,8 @@
 // The Hugging Face config.json of a LLaMA-family model (LLaMA, Mistral,
-// Qwen2, Qwen3), read into the numbers the forward pass needs, with the defaults
-// transformers applies for keys a config leaves out, whether transformers 4
-// wrote it (top-level "rope_theta", "rope_scaling") or transformers 5
-// ("rope_parameters", "layer_types"). Anything the forward pass does not
+// Qwen2, Qwen3, Phi-3), read into the numbers the forward pass needs, with the
+// defaults transformers applies for keys a config leaves out, whether
+// transformers 4 wrote it (top-level "rope_theta", "rope_scaling") or
+// transformers 5 ("rope_parameters", "layer_types"). Anything the forward pass does not
 // implement (another architecture, an activation other than SiLU, a RoPE
 // type other than default / linear / dynamic / yarn / llama3, partial
 // rotary embeddings) is refused here, by name, before any weight is read.
@@ -17,9 +17,11 @@
 namespace gptqtool {
 
 struct LlamaConfig {
-  // "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"
-  std::string architecture;
-  std::string model_type;  // "llama", "mistral", "qwen2", "qwen3"
+  std::string architecture;  // "LlamaForCausalLM", "MistralForCausalLM", ... "Phi3ForCausalLM"
+  std::string model_type;    // "llama", "mistral", "qwen2", "qwen3", "phi3"
+  // Phi-3: q/k/v stored as one qkv_proj [q_dim + 2·kv_dim, hidden] and
+  // gate/up as one gate_up_proj [2·intermediate, hidden] (gate rows first).
+  bool fused_projections = false;
   int64_t hidden_size = 0, intermediate_size = 0, num_hidden_layers = 0, num_attention_heads = 0,
           num_key_value_heads = 0, head_dim = 0, vocab_size = 0, max_position_embeddings = 0;
   double rms_norm_eps = 1e-6;
@@ -49,7 +51,7 @@ struct LlamaConfig {
   int64_t q_dim() const;
   int64_t kv_dim() const;
   // Sliding-window attention, recorded for the forward pass: 0 = none.
-  // Mistral: the window when it is set and smaller than
+  // Mistral and Phi-3: the window when it is set and smaller than
   // max_position_embeddings. Qwen2: the same, only with use_sliding_window,
   // and then only for the layers layer_types calls sliding_attention, or
   // without layer_types for layers >= max_window_layers.

@@ -14,6 +14,7 @@
 #include <set>
 
 #include "common/tool_error.h"
+#include "model/llama_model.h"
 
 namespace gptqtool {
 namespace {
@@ -178,9 +179,7 @@ std::vector<float> ModelDir::load_f32(const std::string &tensor,
 
 void check_llama_tensors(const ModelDir &model) {
   const LlamaConfig &c = model.config();
-  const int64_t hidden = c.hidden_size, inter = c.intermediate_size;
-  const int64_t q_out = c.q_dim();
-  const int64_t kv_out = c.kv_dim();
+  const int64_t hidden = c.hidden_size;
   std::set<std::string> used;
 
   auto need = [&](const std::string &name, std::vector<int64_t> shape) {
@@ -208,18 +207,16 @@ void check_llama_tensors(const ModelDir &model) {
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
     need(p + "input_layernorm.weight", {hidden});
-    linear(p + "self_attn.q_proj", q_out, hidden, c.attention_bias);
-    linear(p + "self_attn.k_proj", kv_out, hidden, c.attention_bias);
-    linear(p + "self_attn.v_proj", kv_out, hidden, c.attention_bias);
-    linear(p + "self_attn.o_proj", hidden, q_out, c.o_proj_bias);
+    need(p + "post_attention_layernorm.weight", {hidden});
+    for (const LinearSlot slot : block_slots(c)) {
+      int64_t out = 0, in = 0;
+      slot_shape(c, slot, &out, &in);
+      linear(p + slot_suffix(slot), out, in, slot_has_bias(c, slot));
+    }
     if (c.qk_norm) {
       need(p + "self_attn.q_norm.weight", {c.head_dim});
       need(p + "self_attn.k_norm.weight", {c.head_dim});
     }
-    need(p + "post_attention_layernorm.weight", {hidden});
-    linear(p + "mlp.gate_proj", inter, hidden, c.mlp_bias);
-    linear(p + "mlp.up_proj", inter, hidden, c.mlp_bias);
-    linear(p + "mlp.down_proj", hidden, inter, c.mlp_bias);
     // Older transformers saved RoPE's frequencies as a buffer; they are
     // recomputed from the config, as transformers itself does.
     used.insert(p + "self_attn.rotary_emb.inv_freq");

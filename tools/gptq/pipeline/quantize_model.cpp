@@ -126,8 +126,7 @@ void validate_plan(const ModelDir &dir, const QuantizeOptions &options) {
     }
   }
   for (int64_t b = 0; b < c.num_hidden_layers; ++b) {
-    for (int s = 0; s < kLinearSlots; ++s) {
-      const auto slot = static_cast<LinearSlot>(s);
+    for (const LinearSlot slot : block_slots(c)) {
       const std::string name = linear_name(b, slot);
       note_matches(name);
       const LayerQuantSpec spec = spec_for(options.base, options.overrides, name);
@@ -145,7 +144,8 @@ void validate_plan(const ModelDir &dir, const QuantizeOptions &options) {
     if (matched[k]) continue;
     throw ToolError("--override '" + options.overrides[k].text + "': the pattern '" +
                     options.overrides[k].pattern + "' matches no layer (names look like " +
-                    linear_name(0, LinearSlot::Q) + " or " + linear_name(0, LinearSlot::Down) +
+                    linear_name(0, block_slots(c).front()) + " or " +
+                    linear_name(0, block_slots(c).back()) +
                     (options.quantize_lm_head ? ", and lm_head" : "; lm_head only with --quantize-lm-head") +
                     ")");
   }
@@ -169,8 +169,7 @@ std::vector<std::string> ragged_group_warnings(const ModelDir &dir,
     }
   };
   for (int64_t b = 0; b < c.num_hidden_layers; ++b) {
-    for (int s = 0; s < kLinearSlots; ++s) {
-      const auto slot = static_cast<LinearSlot>(s);
+    for (const LinearSlot slot : block_slots(c)) {
       int64_t out = 0, in = 0;
       slot_shape(c, slot, &out, &in);
       consider(linear_name(b, slot), slot_suffix(slot), in);
@@ -336,7 +335,7 @@ QuantizeResult quantize_model(const ModelDir &dir,
     LlamaBlock block = load_dense_block(dir, b);
     if (!gptq) {  // round-to-nearest needs no activations
       for (int g = 0; g < kLinearGroups; ++g) {
-        quantizer.run(b, &block, group_slots(static_cast<LinearGroup>(g)), nullptr, 0, 0);
+        quantizer.run(b, &block, group_slots(static_cast<LinearGroup>(g), c), nullptr, 0, 0);
       }
       continue;
     }
@@ -350,7 +349,7 @@ QuantizeResult quantize_model(const ModelDir &dir,
     block_forward(c, *rope, &block, batch, h.data(),
                   [&](LinearGroup group, const float *in, int64_t rows, LlamaBlock *tapped) {
                     const auto tt = Clock::now();
-                    quantizer.run(b, tapped, group_slots(group), in, rows, samples);
+                    quantizer.run(b, tapped, group_slots(group, c), in, rows, samples);
                     tap_seconds += seconds_since(tt);
                   });
     result.forward_seconds += seconds_since(t0) - tap_seconds;

@@ -188,6 +188,40 @@ pub const GPTQ_LOG_WARN: gptq_log_level = 2;
 pub const GPTQ_LOG_ERROR: gptq_log_level = 3;
 
 /// ```text
+/// The grid the weights are quantized onto.
+///
+/// GPTQ_GRID_GPTQ is GPTQ's own: `bits`, `group_size` and `sym` as
+/// configured, integer zeros, fp16 scales (checkpoints for transformers,
+/// vLLM, GPTQModel).
+///
+/// The others are llama.cpp's GGUF block formats: GPTQ runs on the block
+/// format's own grid, each block's parameters found by the format's own rule
+/// from the error-updated weights when the block's first column is reached
+/// (exactly as groups are, see "Group parameters" under gptq_quantize), and
+/// gptq_gguf_export writes the tensor as the format's bytes. Blocks are 32
+/// consecutive input columns of one row; d and m are fp16 and are rounded to
+/// fp16 before the block's codes are chosen; codes are round-to-nearest-even
+/// of the error-updated weight, clamped to the code range:
+///   Q4_0: d = (the weight of largest magnitude, sign kept) / -8,
+///         codes 0..15, value (q - 8)·d;
+///   Q4_1: d = (max - min) / 15, m = min, codes 0..15, value q·d + m;
+///   Q5_0: d = (the weight of largest magnitude, sign kept) / -16,
+///         codes 0..31, value (q - 16)·d;
+///   Q5_1: d = (max - min) / 31, m = min, codes 0..31, value q·d + m;
+///   Q8_0: d = max|w| / 127, codes -128..127 (stored by gptq_qtensor_codes
+///         as q + 128), value q·d.
+/// A block whose d is 0 (all its weights 0, or max = min) gives code 8, 16,
+/// 0, 0 and 128 respectively for every weight.
+/// ```
+pub type gptq_grid = i32;
+pub const GPTQ_GRID_GPTQ: gptq_grid = 0;
+pub const GPTQ_GRID_Q4_0: gptq_grid = 1;
+pub const GPTQ_GRID_Q4_1: gptq_grid = 2;
+pub const GPTQ_GRID_Q5_0: gptq_grid = 3;
+pub const GPTQ_GRID_Q5_1: gptq_grid = 4;
+pub const GPTQ_GRID_Q8_0: gptq_grid = 5;
+
+/// ```text
 /// GPTQ checkpoint layout (what transformers, vLLM and GPTQModel load).
 ///
 /// For K = in_features, N = out_features, G = groups, b = bits:
@@ -336,6 +370,13 @@ pub struct gptq_config {
     /// reached, as without act-order (or before any column, with
     /// static_groups). Not with act_order = 1. Default 0.
     pub act_group_aware: i32,
+    /// The grid (see gptq_grid). With a GGUF grid, bits and group_size are the
+    /// format's (4, 5 or 8 bits; blocks of 32 columns) and sym and mse are
+    /// ignored; in_features must be a multiple of 32; act_order = 1 needs
+    /// static_groups = 1 (a block is 32 consecutive columns), while
+    /// act_group_aware keeps blocks whole and is allowed; the work runs on the
+    /// CPU backend (AUTO picks it; CUDA is refused). Default GPTQ_GRID_GPTQ.
+    pub grid: gptq_grid,
 }
 
 /// What gptq_quantize reports. Initialize struct_size = sizeof(gptq_quant_stats)
@@ -663,6 +704,17 @@ extern "C" {
     /// or GPTQ_BACKEND_AUTO if q is NULL.
     pub fn gptq_qtensor_backend(q: *const gptq_qtensor) -> gptq_backend;
 
+    /// Bytes of a \[rows, cols] tensor in the block format of `grid`.
+    /// Errors: NULL_POINTER, INVALID_CONFIG (grid is GPTQ_GRID_GPTQ or not a
+    /// gptq_grid), INVALID_SIZE (a dimension < 1, cols not a multiple of 32).
+    pub fn gptq_gguf_size(grid: gptq_grid, rows: i64, cols: i64, bytes: *mut i64) -> gptq_status;
+
+    /// Write q, quantized with a GGUF grid, as that format's blocks into out
+    /// (out_len bytes, at least gptq_gguf_size's).
+    /// Errors: NULL_POINTER, UNSUPPORTED (q is not on a GGUF grid),
+    /// SIZE_MISMATCH (out_len too small); nothing is written then.
+    pub fn gptq_gguf_export(q: *const gptq_qtensor, out: *mut ::std::os::raw::c_void, out_len: i64) -> gptq_status;
+
     /// ```text
     /// y = x · Wᵀ (+ bias), with W the dequantized weights of q, on q's backend.
     /// Precision:
@@ -720,7 +772,7 @@ mod layout_tests {
 
     #[test]
     fn layout_gptq_config() {
-        assert_eq!(size_of::<gptq_config>(), 120, "sizeof(gptq_config)");
+        assert_eq!(size_of::<gptq_config>(), 128, "sizeof(gptq_config)");
         assert_eq!(align_of::<gptq_config>(), 8, "alignof(gptq_config)");
         let v = MaybeUninit::<gptq_config>::uninit();
         let base = v.as_ptr() as usize;
@@ -772,6 +824,8 @@ mod layout_tests {
         assert_eq!(size_of_pointee(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).memory) }), 4, "sizeof(gptq_config.memory)");
         assert_eq!(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).act_group_aware) } as usize - base, 116, "offsetof(gptq_config, act_group_aware)");
         assert_eq!(size_of_pointee(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).act_group_aware) }), 4, "sizeof(gptq_config.act_group_aware)");
+        assert_eq!(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).grid) } as usize - base, 120, "offsetof(gptq_config, grid)");
+        assert_eq!(size_of_pointee(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).grid) }), 4, "sizeof(gptq_config.grid)");
     }
 
     #[test]
@@ -906,6 +960,7 @@ mod layout_tests {
         assert_eq!(size_of::<gptq_precision>(), 4, "sizeof(gptq_precision)");
         assert_eq!(size_of::<gptq_memory>(), 4, "sizeof(gptq_memory)");
         assert_eq!(size_of::<gptq_log_level>(), 4, "sizeof(gptq_log_level)");
+        assert_eq!(size_of::<gptq_grid>(), 4, "sizeof(gptq_grid)");
         assert_eq!(size_of::<gptq_checkpoint_format>(), 4, "sizeof(gptq_checkpoint_format)");
     }
 }

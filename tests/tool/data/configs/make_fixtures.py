@@ -6,7 +6,7 @@ and computes RoPE itself (tools/gptq/model/rope.cpp). Both must mean what
 transformers means, whichever major version wrote the file: transformers 4
 writes a top-level "rope_theta" and "rope_scaling", transformers 5 a
 "rope_parameters" object (and "layer_types" for Qwen2). This script is the
-reference side. For each case below (a LLaMA, Mistral or Qwen2 model of a
+reference side. For each case below (a LLaMA, Mistral, Qwen2 or Phi-3 model of a
 real model's shape and RoPE) it writes
 
     tf4/<case>.json   the config as transformers 4 saves it
@@ -41,12 +41,13 @@ import sys
 
 import numpy as np
 import transformers
-from transformers import LlamaConfig, MistralConfig, Qwen2Config
+from transformers import LlamaConfig, MistralConfig, Phi3Config, Qwen2Config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 LLAMA, MISTRAL, QWEN2 = "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"
-CLASSES = {LLAMA: LlamaConfig, MISTRAL: MistralConfig, QWEN2: Qwen2Config}
+PHI3 = "Phi3ForCausalLM"
+CLASSES = {LLAMA: LlamaConfig, MISTRAL: MistralConfig, QWEN2: Qwen2Config, PHI3: Phi3Config}
 
 # Each case: the architecture and the keyword arguments of the config class,
 # as the model's published config.json has them (transformers 4 style).
@@ -116,6 +117,14 @@ CASES = {
         num_key_value_heads=2, vocab_size=1000, max_position_embeddings=8192,
         rms_norm_eps=1e-6, rope_theta=10000.0, sliding_window=1024, max_window_layers=2,
         use_sliding_window=True)),
+    # Phi-3-mini-4k-instruct: fused qkv/gate_up, a 2047 window on every layer,
+    # rms_norm_eps at its class default (1e-5, where LLaMA's is 1e-6).
+    "phi3_mini_4k": (PHI3, dict(
+        hidden_size=3072, intermediate_size=8192, num_hidden_layers=32, num_attention_heads=32,
+        num_key_value_heads=32, vocab_size=32064, max_position_embeddings=4096,
+        original_max_position_embeddings=4096, rope_theta=10000.0, rope_scaling=None,
+        sliding_window=2047, tie_word_embeddings=False, bos_token_id=1, eos_token_id=32000,
+        pad_token_id=32000)),
 }
 
 

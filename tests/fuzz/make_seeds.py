@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Writes the fuzz harnesses' seed corpora (corpus/<harness>/).
+
+Small valid inputs of each kind, so that libFuzzer starts past the first
+checks: the test fixtures trimmed to a few hundred entries (tokenizers), the
+test configs as they are (model configs), hand-made safetensors files,
+quantization_configs with dynamic rules, and qtensor_import inputs whose
+buffers hold plausible codes and finite scales. Rerun after changing a
+fixture: python3 tests/fuzz/make_seeds.py
+"""
+import json
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = os.path.join(HERE, "..", "tool", "data")
+
+
+def out(harness, name, data):
+    d = os.path.join(HERE, "corpus", harness)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def safetensors(tensors, metadata=None):
+    header, blobs, offset = {}, [], 0
+    if metadata is not None:
+        header["__metadata__"] = metadata
+    for name, dtype, shape, raw in tensors:
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    return struct.pack("<Q", len(h)) + h + b"".join(blobs)
+
+
+def seeds_safetensors():
+    f32 = struct.pack("<6f", 1, -2, 0.5, 3e38, -0.0, 1e-45)
+    out("fuzz_safetensors", "f32", safetensors([("w", "F32", [2, 3], f32)], {"format": "pt"}))
+    out("fuzz_safetensors", "mixed", safetensors([
+        ("a.weight", "F16", [2, 2], struct.pack("<4H", 0x3C00, 0x7C00, 0x8001, 0x7E00)),
+        ("b.weight", "BF16", [3], struct.pack("<3H", 0x3F80, 0xFF80, 0x0001)),
+        ("c.qweight", "I32", [1, 2], struct.pack("<2i", -1, 7)),
+        ("d", "U8", [0], b""),
+        ("e", "F64", [], struct.pack("<d", 2.5)),
+    ]))
+    out("fuzz_safetensors", "empty", safetensors([]))
+
+
+def trimmed_tokenizer(path, keep):
+    d = json.load(open(path, encoding="utf-8"))
+    m = d["model"]
+    if m.get("type") == "BPE":
+        vocab = dict(list(m["vocab"].items())[:keep])
+        m["vocab"] = vocab
+        merges = []
+        for merge in m["merges"]:
+            a, b = merge.split(" ", 1) if isinstance(merge, str) else merge
+            if a in vocab and b in vocab and a + b in vocab:
+                merges.append(merge)
+        m["merges"] = merges
+    d["added_tokens"] = [t for t in d["added_tokens"] if t["id"] < keep + 8][:4]
+    return json.dumps(d, ensure_ascii=False, separators=(",", ":"))
+
+
+def seeds_tokenizer():
+    for name in ("gpt2", "metaspace", "llama3", "spm"):
+        text = trimmed_tokenizer(os.path.join(DATA, "tokenizer", name + ".json"), 300)
+        out("fuzz_tokenizer", name, text)
+        out("fuzz_tokenizer", name + "_text", text + "\0" + " Hello wörld\n\n<|endoftext|> it's 42")
+
+
+def seeds_model_config():
+    for sub in ("tf4", "tf5"):
+        d = os.path.join(DATA, "configs", sub)
+        for name in sorted(os.listdir(d)):
+            with open(os.path.join(d, name), "rb") as f:
+                out("fuzz_model_config", sub + "_" + name, f.read())
+
+
+def seeds_quant_config():
+    base = {"quant_method": "gptq", "bits": 4, "group_size": 128, "sym": True, "desc_act": False,
+            "checkpoint_format": "gptq"}
+    out("fuzz_quant_config", "plain", json.dumps({"quantization_config": base}))
+    dyn = dict(base, checkpoint_format="gptq_v2", lm_head=False, damp_percent=0.05, dynamic={
+        r"+:.*\.(q|k)_proj": {"bits": 8, "group_size": 64},
+        r"-:model\.layers\.1[0-9]\..*": {},
+        r"model\.layers\.[0-3]\.mlp\..*": {"bits": 3, "sym": False, "desc_act": True},
+    })
+    out("fuzz_quant_config", "dynamic", json.dumps({"quantization_config": dyn}))
+    out("fuzz_quant_config", "static", json.dumps({"quantization_config": dict(
+        base, desc_act=True, static_groups=True, group_size=-1)}))
+
+
+def seeds_qtensor_import():
+    # header: bits-2, group pick, out pick, in pick, format, g_idx mode, seed (2)
+    def one(bits_pick, group_pick, out_pick, in_pick, fmt, gmode, words):
+        head = bytes([bits_pick, group_pick, out_pick, in_pick, fmt, gmode, 0x5A, 0xA5])
+        return head + b"".join(struct.pack("<I", w) for w in words)
+    codes = [0x76543210, 0xFEDCBA98, 0x88888888, 0x12345678] * 16
+    zeros = [0x77777777] * 8
+    scales = [0x211F211F] * 16  # f16 0.01
+    out("fuzz_qtensor_import", "4bit_g32_v1", one(2, 1, 0, 1, 0, 0, codes + zeros + scales))
+    out("fuzz_qtensor_import", "4bit_g32_v2_gidx", one(2, 1, 0, 1, 1, 1, codes + zeros + scales + list(range(64))))
+    out("fuzz_qtensor_import", "3bit_one_group", one(1, 0, 0, 0, 1, 0, codes[:12] + zeros[:3] + scales[:16]))
+    out("fuzz_qtensor_import", "8bit_g16", one(6, 4, 1, 2, 0, 2, codes * 3 + zeros + scales * 4))
+
+
+if __name__ == "__main__":
+    seeds_safetensors()
+    seeds_tokenizer()
+    seeds_model_config()
+    seeds_quant_config()
+    seeds_qtensor_import()
