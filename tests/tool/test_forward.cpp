@@ -42,13 +42,15 @@ struct Ref {
     return y;
   }
   bool gemma() const { return c.model_type == "gemma2"; }
-  // RMSNorm; Gemma's multiplies by 1 + weight.
+  // RMSNorm over rows of the weight's width (the hidden size, or a head);
+  // Gemma's multiplies by 1 + weight.
   Mat norm(const Mat &x, int64_t T, const std::string &name) const {
     auto g = w(name);
     if (gemma()) {
       for (double &v : g) v = static_cast<double>(1.0f + static_cast<float>(v));
     }
-    const int64_t H = c.hidden_size;
+    const auto H = static_cast<int64_t>(g.size());
+    T = static_cast<int64_t>(x.size()) / H;
     Mat y(x.size());
     for (int64_t t = 0; t < T; ++t) {
       double ss = 0;
@@ -91,6 +93,10 @@ struct Ref {
                     : linear(x, T, p + "self_attn.k_proj", nkv * d, H);
       Mat v = fused ? linear(x, T, qkv, nkv * d, H, (nh + nkv) * d)
                     : linear(x, T, p + "self_attn.v_proj", nkv * d, H);
+      if (c.qk_norm) {  // Qwen3: each head of q and k normalized before RoPE
+        q = norm(q, T, p + "self_attn.q_norm.weight");
+        k = norm(k, T, p + "self_attn.k_norm.weight");
+      }
       rope(q, T, nh);
       rope(k, T, nkv);
       Mat a(static_cast<size_t>(T * nh * d), 0.0);
@@ -203,6 +209,19 @@ TEST(Forward, Qwen2BiasesMatchReference) {
   tinymodel::TinySpec s;
   s.qwen2 = true;
   s.eps = 1e-6;
+  check_model(s);
+}
+
+// Qwen3: per-head q/k norms, and a head_dim that is not hidden / heads (q
+// and o are 96 wide in a 64-wide model), with a window from layer 1 on.
+TEST(Forward, Qwen3HeadNormsMatchReference) {
+  tinymodel::TinySpec s;
+  s.qwen3 = true;
+  s.head_dim = 24;
+  s.eps = 1e-6;
+  check_model(s);
+  s.sliding_window = 4;
+  s.max_window_layers = 1;
   check_model(s);
 }
 

@@ -399,4 +399,36 @@ TEST(ConfigDefaults, Qwen2LayerTypes) {
   EXPECT_EQ(gptqtool::block_sliding_window(parse(m), 1), 128);
 }
 
+// Qwen3Config's defaults: head_dim 128 whatever hidden / heads is, 32 KV
+// heads, no biases unless attention_bias (then on o as well), and the
+// per-head q/k norms.
+TEST(ConfigDefaults, Qwen3) {
+  json j = family("Qwen3ForCausalLM", "qwen3");
+  j["hidden_size"] = 1024;
+  j["num_attention_heads"] = 16;
+  j["num_key_value_heads"] = 8;
+  j.erase("max_position_embeddings");
+  LlamaConfig c = parse(j);
+  EXPECT_TRUE(c.qk_norm);
+  EXPECT_EQ(c.head_dim, 128);  // not 1024 / 16
+  EXPECT_EQ(c.q_dim(), 2048);
+  EXPECT_FALSE(c.attention_bias);
+  EXPECT_FALSE(c.o_proj_bias);
+  EXPECT_EQ(c.max_position_embeddings, 32768);
+  j["attention_bias"] = true;
+  j["head_dim"] = 64;
+  c = parse(j);
+  EXPECT_EQ(c.head_dim, 64);
+  EXPECT_TRUE(c.attention_bias);
+  EXPECT_TRUE(c.o_proj_bias);
+  j.erase("num_key_value_heads");
+  j["num_attention_heads"] = 64;
+  EXPECT_EQ(parse(j).num_key_value_heads, 32);
+  json qwen2 = family("Qwen2ForCausalLM", "qwen2");
+  qwen2["num_key_value_heads"] = 2;
+  EXPECT_FALSE(parse(qwen2).qk_norm);
+  json mixed = family("Qwen3ForCausalLM", "qwen2");
+  EXPECT_NE(error_of(mixed).find("Qwen3ForCausalLM"), std::string::npos);  // refused
+}
+
 }  // namespace

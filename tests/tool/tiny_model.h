@@ -25,6 +25,10 @@ struct TinySpec {
   bool tied = false;
   bool qwen2 = false;  // q/k/v biases, architecture Qwen2ForCausalLM
   bool mistral = false;  // architecture MistralForCausalLM
+  // Qwen3ForCausalLM: per-head q_norm / k_norm, no biases; head_dim written
+  // out (Qwen3's default is 128, not hidden / heads).
+  bool qwen3 = false;
+  int64_t head_dim = 0;  // 0: hidden / heads
   // Architecture Phi3ForCausalLM: the same weights as the LLaMA model of
   // this spec, with q/k/v stored as one qkv_proj and gate/up as gate_up_proj.
   bool phi3 = false;
@@ -68,17 +72,20 @@ inline uint16_t to_f16(float f) {
 inline nlohmann::json config_json(const TinySpec &s) {
   nlohmann::json c;
   c["architectures"] = {s.qwen2     ? "Qwen2ForCausalLM"
+                        : s.qwen3   ? "Qwen3ForCausalLM"
                         : s.mistral ? "MistralForCausalLM"
                         : s.phi3    ? "Phi3ForCausalLM"
                         : s.gemma2  ? "Gemma2ForCausalLM"
                                     : "LlamaForCausalLM"};
   c["model_type"] = s.qwen2     ? "qwen2"
+                    : s.qwen3   ? "qwen3"
                     : s.mistral ? "mistral"
                     : s.phi3    ? "phi3"
                     : s.gemma2  ? "gemma2"
                                 : "llama";
+  if (s.qwen3 || s.head_dim > 0) c["head_dim"] = s.head_dim > 0 ? s.head_dim : s.hidden / s.heads;
   if (s.gemma2) {
-    c["head_dim"] = s.hidden / s.heads;  // Gemma2Config's default is 256
+    if (!c.contains("head_dim")) c["head_dim"] = s.hidden / s.heads;  // Gemma2Config's is 256
     c["hidden_activation"] = "gelu_pytorch_tanh";
     c["query_pre_attn_scalar"] = 24;
     c["attn_logit_softcapping"] = 0.5;
@@ -87,7 +94,7 @@ inline nlohmann::json config_json(const TinySpec &s) {
   }
   if (s.sliding_window > 0) {
     c["sliding_window"] = s.sliding_window;
-    if (s.qwen2) {
+    if (s.qwen2 || s.qwen3) {
       c["use_sliding_window"] = true;
       c["max_window_layers"] = s.max_window_layers;
     }
@@ -124,7 +131,7 @@ random_tensors(const TinySpec &s) {
     for (float &x : v) x = mean + scale * normal(rng);
     out.push_back({name, {shape, v}});
   };
-  const int64_t hd = s.hidden / s.heads;
+  const int64_t hd = s.head_dim > 0 ? s.head_dim : s.hidden / s.heads;
   const float norm_mean = s.gemma2 ? 0.0f : 1.0f;  // Gemma stores weight - 1
   add("model.embed_tokens.weight", {s.vocab, s.hidden}, s.gemma2 ? 0.125f : 1.0f, 0.0f);
   for (int64_t i = 0; i < s.layers; ++i) {
@@ -139,7 +146,12 @@ random_tensors(const TinySpec &s) {
       add(p + "self_attn.k_proj.bias", {s.kv_heads * hd}, 0.1f, 0.0f);
       add(p + "self_attn.v_proj.bias", {s.kv_heads * hd}, 0.1f, 0.0f);
     }
-    add(p + "self_attn.o_proj.weight", {s.hidden, s.heads * hd}, in_scale, 0.0f);
+    if (s.qwen3) {
+      add(p + "self_attn.q_norm.weight", {hd}, 0.3f, 1.0f);
+      add(p + "self_attn.k_norm.weight", {hd}, 0.3f, 1.0f);
+    }
+    add(p + "self_attn.o_proj.weight", {s.hidden, s.heads * hd},
+        1.0f / std::sqrt(static_cast<float>(s.heads * hd)), 0.0f);
     add(p + "post_attention_layernorm.weight", {s.hidden}, 0.1f, norm_mean);
     if (s.gemma2) {
       add(p + "pre_feedforward_layernorm.weight", {s.hidden}, 0.1f, norm_mean);

@@ -61,8 +61,8 @@ const char kQuantizeUsage[] =
     "usage: gptq quantize --model DIR --out DIR (--calib F | --calib-jsonl F | --calib-ids F)...\n"
     "                     [options]\n"
     "\n"
-    "  --model DIR         Hugging Face model directory (LLaMA, Mistral, Qwen2, SmolLM,\n"
-    "                      Phi-3, Gemma 2), or org/name[@revision] already in the local\n"
+    "  --model DIR         Hugging Face model directory (LLaMA, Mistral, Qwen2, Qwen3,\n"
+    "                      SmolLM, Phi-3, Gemma 2), or org/name[@revision] already in the\n"
     "                      Hugging Face cache (HF_HUB_CACHE or HF_HOME; nothing is\n"
     "                      downloaded)\n"
     "  --out DIR           checkpoint directory to create (written atomically)\n"
@@ -322,6 +322,7 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
               dtype_name(unquantized_dtype(*dir, co.dtype)));
 
   std::vector<std::vector<int32_t>> calibration;
+  std::optional<CalibrationStats> calibration_stats_seen;
   if (qo.method == QuantMethod::Gptq) {
     const int64_t samples = args.get_int("samples", 128, 1, 1 << 24);
     const int64_t seqlen = args.get_int("seqlen", 512, 2, c.max_position_embeddings);
@@ -370,6 +371,15 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
                   calibration.size(), static_cast<long long>(seqlen),
                   static_cast<long long>(samples));
     }
+    const CalibrationStats stats = calibration_stats(calibration, c.vocab_size);
+    calibration_stats_seen = stats;
+    std::printf("calibration: %lld distinct tokens (%.2f%% of the vocabulary), %.1f%% of 4-token "
+                "spans repeated\n",
+                static_cast<long long>(stats.unique_tokens), 100.0 * stats.vocab_coverage,
+                100.0 * stats.repetition_rate);
+    for (const std::string &w : calibration_warnings(stats, c)) {
+      std::printf("warning: %s\n", w.c_str());
+    }
   }
   for (const std::string &w : ragged_group_warnings(*dir, qo)) {
     std::printf("warning: %s\n", w.c_str());
@@ -402,7 +412,13 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   };
   QuantizeResult result = quantize_model(*dir, calibration, qo, cb);
   result.calibration_seed = seed;
+  result.calibration_stats = calibration_stats_seen;
   progress.finish();
+  for (const LossOutlier &o : loss_outliers(result.layers, kLossOutlierFactor)) {
+    std::printf("warning: %s: loss %.4g is %.1fx the median of the same projection in the other "
+                "blocks (quantize_report.json: loss_outlier_ratio)\n",
+                result.layers[o.layer].name.c_str(), result.layers[o.layer].stats.loss, o.ratio);
+  }
 
   Progress writing(gguf ? "writing GGUF" : "writing checkpoint", 1, "files", stderr_is_terminal());
   if (gguf != nullptr) {

@@ -142,6 +142,10 @@ TensorDType unquantized_dtype(const ModelDir &source, CheckpointOptions::DType c
 
 std::string quantize_report_json(const QuantizeResult &r, const std::string &source_dir) {
   json layers = json::array();
+  std::map<const LayerResult *, double> outliers;
+  for (const LossOutlier &o : loss_outliers(r.layers, kLossOutlierFactor)) {
+    outliers[&r.layers[o.layer]] = o.ratio;
+  }
   for (const LayerResult &l : r.layers) {
     json j{{"name", l.name},
            {"block", l.block},
@@ -161,6 +165,10 @@ std::string quantize_report_json(const QuantizeResult &r, const std::string &sou
       j["dead_columns"] = l.stats.dead_columns;
       j["hessian_samples"] = l.hessian_samples;
       j["seconds"] = l.seconds;
+      // The loss over the median of the same projection in the other
+      // blocks, where it is an outlier (kLossOutlierFactor), else null.
+      const auto o = outliers.find(&l);
+      j["loss_outlier_ratio"] = o != outliers.end() ? json(o->second) : json(nullptr);
     }
     layers.push_back(j);
   }
@@ -174,6 +182,12 @@ std::string quantize_report_json(const QuantizeResult &r, const std::string &sou
                            {"forward_and_hessians", r.forward_seconds},
                            {"quantize", r.quantize_seconds}}},
               {"layers", layers}};
+  if (r.calibration_stats) {
+    const CalibrationStats &s = *r.calibration_stats;
+    report["calibration"]["unique_tokens"] = s.unique_tokens;
+    report["calibration"]["vocab_coverage"] = s.vocab_coverage;
+    report["calibration"]["repetition_rate"] = s.repetition_rate;
+  }
   return report.dump(2) + "\n";
 }
 

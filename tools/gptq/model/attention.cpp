@@ -61,6 +61,7 @@ void attention_core(const LlamaConfig &c, const Rope &rope, const LlamaBlock &bl
   v_buffer.resize(k_buffer.size());
   float *q = q_buffer.data(), *k = k_buffer.data(), *v = v_buffer.data();
   qkv_projections(c, block, x, tokens, q, k, v);
+  head_norms(c, block, q, k, tokens);
 
   // RoPE on q and k, by blocks of positions of each sequence.
   std::vector<RowBlock> spans;

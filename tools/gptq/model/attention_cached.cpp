@@ -47,6 +47,7 @@ void attention_cached(const LlamaConfig &c, const Rope &rope, const LlamaBlock &
   v_buffer.resize(k_buffer.size());
   float *q = q_buffer.data(), *k = k_buffer.data(), *v = v_buffer.data();
   qkv_projections(c, block, x, tokens, q, k, v);
+  head_norms(c, block, q, k, tokens);
 
   // RoPE at each sequence's positions, then its keys and values into the
   // cache after those it holds.

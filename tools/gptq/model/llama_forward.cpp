@@ -27,6 +27,15 @@ constexpr int64_t kMlpRows = 256;
 
 }  // namespace
 
+void head_norms(const LlamaConfig &c, const LlamaBlock &block, float *q, float *k,
+                int64_t tokens) {
+  if (block.q_norm.empty()) return;
+  // Each head is a row of head_dim; rms_norm reads all of a row before it
+  // writes it, so in place is safe.
+  rms_norm(q, block.q_norm, tokens * c.num_attention_heads, c.head_dim, c.rms_norm_eps, q);
+  rms_norm(k, block.k_norm, tokens * c.num_key_value_heads, c.head_dim, c.rms_norm_eps, k);
+}
+
 void rms_norm(const float *x, const std::vector<float> &weight, int64_t rows, int64_t dim,
               double eps, float *out) {
   parallel_ranges(rows, kElementwiseGrain / std::max<int64_t>(dim, 1), [&](int64_t r0, int64_t r1) {

@@ -30,6 +30,9 @@ struct SequenceBatch {
 };
 
 // out[r] = x[r] / sqrt(mean(x[r]²) + eps) · weight, accumulated in double.
+// Qwen3's q_norm / k_norm: RMSNorm over each head_dim-wide head of
+// [tokens, heads·head_dim] in place; nothing when the block has none.
+void head_norms(const LlamaConfig &c, const LlamaBlock &block, float *q, float *k, int64_t tokens);
 void rms_norm(const float *x, const std::vector<float> &weight, int64_t rows, int64_t dim,
               double eps, float *out);
 

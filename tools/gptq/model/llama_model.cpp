@@ -131,6 +131,10 @@ LlamaBlock load_block(const ModelDir &dir, int64_t block, const GptqCheckpointCo
   } else {
     b.post_norm = load_norm(dir, prefix + "post_attention_layernorm.weight");
   }
+  if (c.qk_norm) {
+    b.q_norm = dir.load_f32(prefix + "self_attn.q_norm.weight", {c.head_dim});
+    b.k_norm = dir.load_f32(prefix + "self_attn.k_norm.weight", {c.head_dim});
+  }
   for (const LinearSlot slot : block_slots(c)) {
     const std::string name = linear_name(block, slot);
     int64_t out = 0, in = 0;

@@ -1,7 +1,7 @@
-// The weights of a LLaMA-family decoder (LLaMA, Mistral, Qwen2 and Phi-3
-// share the shape: RMSNorm, rotary attention with grouped KV heads, SwiGLU
-// MLP) as the tool runs them, and how their linear layers are named in a
-// checkpoint.
+// The weights of a LLaMA-family decoder (LLaMA, Mistral, Qwen2, Qwen3 and
+// Phi-3 share the shape: RMSNorm, rotary attention with grouped KV heads,
+// SwiGLU MLP) as the tool runs them, and how their linear layers are named
+// in a checkpoint.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +24,8 @@ struct LlamaBlock {
   std::vector<float> post_norm;      // [hidden]
   std::vector<float> attn_out_norm;  // [hidden] or empty
   std::vector<float> mlp_out_norm;   // [hidden] or empty
+  // Qwen3's per-head norms of q and k ([head_dim] each); empty otherwise.
+  std::vector<float> q_norm, k_norm;
   Linear q, k, v, o, gate, up, down;
   // Phi-3 (fused_projections): qkv and gate_up hold what q/k/v and
   // gate/up hold elsewhere, which then stay empty.

@@ -1,7 +1,8 @@
 // Defaults are those of transformers' LlamaConfig, MistralConfig,
-// Qwen2Config, Phi3Config and Gemma2Config, so that a config.json that loads there means
-// the same model here. The geometry (hidden size, layer count, heads,
-// vocabulary) has no default on purpose: transformers would invent a
+// Qwen2Config, Qwen3Config, Phi3Config and Gemma2Config, so that a
+// config.json that loads there means the same model here. The geometry
+// (hidden size, layer count, heads, vocabulary) has no default on purpose:
+// transformers would invent a
 // 7B-sized model for a config that omits it, and the shape errors that
 // follows would hide the real problem, a broken config.json.
 #include "model/model_config.h"
@@ -35,6 +36,8 @@ constexpr Family kFamilies[] = {
     {"LlamaForCausalLM", "llama", 2048, 0, 1e-6, false, 0, false},
     {"MistralForCausalLM", "mistral", 4096 * 32, 8, 1e-6, false, 0, false},
     {"Qwen2ForCausalLM", "qwen2", 32768, 32, 1e-6, false, 0, false},
+    // Qwen3Config's head_dim is 128 whatever hidden_size / heads is.
+    {"Qwen3ForCausalLM", "qwen3", 32768, 32, 1e-6, false, 128, false},
     {"Phi3ForCausalLM", "phi3", 4096, 0, 1e-5, true, 0, false},
     {"Gemma2ForCausalLM", "gemma2", 8192, 4, 1e-6, false, 256, true},
 };
@@ -293,8 +296,11 @@ LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &
   c.fused_projections = family.fused_projections;
   const std::string arch = c.architecture;
   const bool llama = c.model_type == "llama";
-  const bool qwen2 = c.model_type == "qwen2";
+  const bool qwen3 = c.model_type == "qwen3";
+  // Qwen3 windows and lists layer types as Qwen2 does.
+  const bool qwen2 = c.model_type == "qwen2" || qwen3;
   const bool gemma2 = c.model_type == "gemma2";
+  c.qk_norm = qwen3;
 
   c.hidden_size = r.dimension("hidden_size");
   c.intermediate_size = r.dimension("intermediate_size");
@@ -359,6 +365,10 @@ LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &
     c.attention_bias = r.boolean("attention_bias", false);
     c.o_proj_bias = c.attention_bias;
     c.mlp_bias = r.boolean("mlp_bias", false);
+  } else if (qwen3) {
+    // Qwen3's attention_bias covers q, k, v and o, as LLaMA's; no MLP bias.
+    c.attention_bias = r.boolean("attention_bias", false);
+    c.o_proj_bias = c.attention_bias;
   } else if (qwen2) {
     c.attention_bias = true;
     c.o_proj_bias = false;

@@ -1,12 +1,12 @@
 // The Hugging Face config.json of a LLaMA-family model (LLaMA, Mistral,
-// Qwen2, Phi-3, Gemma 2), read into the numbers the forward pass needs,
-// with the defaults transformers applies for keys a config leaves out,
-// whether transformers 4 wrote it (top-level "rope_theta", "rope_scaling")
-// or transformers 5 ("rope_parameters", "layer_types"). Anything the
-// forward pass does not implement (another architecture, an activation
-// other than SiLU or tanh GELU, a RoPE type other than default / linear /
-// dynamic / yarn / llama3, partial rotary embeddings) is refused here, by
-// name, before any weight is read.
+// Qwen2, Qwen3, Phi-3, Gemma 2), read into the numbers the forward pass
+// needs, with the defaults transformers applies for keys a config leaves
+// out, whether transformers 4 wrote it (top-level "rope_theta",
+// "rope_scaling") or transformers 5 ("rope_parameters", "layer_types").
+// Anything the forward pass does not implement (another architecture, an
+// activation other than SiLU or tanh GELU, a RoPE type other than default /
+// linear / dynamic / yarn / llama3, partial rotary embeddings) is refused
+// here, by name, before any weight is read.
 #pragma once
 
 #include <cstdint>
@@ -19,7 +19,7 @@ namespace gptqtool {
 
 struct LlamaConfig {
   std::string architecture;  // "LlamaForCausalLM", "MistralForCausalLM", ... "Phi3ForCausalLM"
-  std::string model_type;    // "llama", "mistral", "qwen2", "phi3"
+  std::string model_type;    // "llama", "mistral", "qwen2", "qwen3", "phi3"
   // Phi-3: q/k/v stored as one qkv_proj [q_dim + 2·kv_dim, hidden] and
   // gate/up as one gate_up_proj [2·intermediate, hidden] (gate rows first).
   bool fused_projections = false;
@@ -30,6 +30,9 @@ struct LlamaConfig {
   // on for Qwen2). o_proj_bias: o has one too (LLaMA's attention_bias only).
   bool tie_word_embeddings = false, attention_bias = false, mlp_bias = false;
   bool o_proj_bias = false;
+  // Qwen3: an RMSNorm over each head of q and of k (q_norm, k_norm weights
+  // of head_dim each), after the projections and before RoPE.
+  bool qk_norm = false;
   // RoPE as transformers computes it (modeling_rope_utils; rope.h). The
   // parameters a type does not use keep these values.
   std::string rope_type = "default";  // default, linear, dynamic, yarn, llama3

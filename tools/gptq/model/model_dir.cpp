@@ -217,6 +217,10 @@ void check_llama_tensors(const ModelDir &model) {
       slot_shape(c, slot, &out, &in);
       linear(p + slot_suffix(slot), out, in, slot_has_bias(c, slot));
     }
+    if (c.qk_norm) {
+      need(p + "self_attn.q_norm.weight", {c.head_dim});
+      need(p + "self_attn.k_norm.weight", {c.head_dim});
+    }
     // Older transformers saved RoPE's frequencies as a buffer; they are
     // recomputed from the config, as transformers itself does.
     used.insert(p + "self_attn.rotary_emb.inv_freq");

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "pipeline/calibration_checks.h"
 #include "common/library_call.h"
 #include "pipeline/quant_spec.h"
 
@@ -54,6 +55,9 @@ struct QuantizeResult {
   // How the windows were cut, for the report: the --seed of random windows,
   // or none for evenly spaced ones. Set by the caller, which cut them.
   std::optional<uint64_t> calibration_seed;
+  // Tokens, distinct tokens, vocabulary coverage and repetition of the
+  // windows, for the report; set by the caller (calibration_checks.h).
+  std::optional<CalibrationStats> calibration_stats;
 };
 
 struct QuantizeCallbacks {
