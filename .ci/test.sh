@@ -38,6 +38,13 @@ ninja -C "$build"
 # the script fails at the end naming what failed.
 failed=""
 
+echo "=== gguf package for tool_gguf_python ($build/venv-gguf)"
+# The GGUF files the tool writes are read back by the gguf package from
+# PyPI (tests/tool/check_gguf.py); a few seconds to install.
+python3 -m venv "$build/venv-gguf"
+"$build/venv-gguf/bin/pip" install -q gguf numpy
+export GGUF_PYTHON=$PWD/$build/venv-gguf/bin/python
+
 echo "=== test ($build)"
 meson test -C "$build" --print-errorlogs 2>&1 | tee "$build/test-summary.log" || failed="$failed $build"
 

@@ -124,9 +124,18 @@ GPTQ_INLINE void enter_group(const BlockArgs<T> &a, const Quantizer<T> &quant, T
   T *scale = a.scale + g * a.n + tile.t0, *zero = a.zero + g * a.n + tile.t0;
   if (a.dynamic_groups && p % a.group_size == 0) {
     const int64_t end = std::min(a.k, p + a.group_size);
+    // The diagonal aligned with the state's columns (column j is position
+    // s_end − 1 − j), over the group's columns only.
+    const T *h = nullptr;
+    T h_cols[64];
+    if (a.diag_by_position != nullptr && a.s_end - p <= a.span && end - p <= 64) {
+      for (int64_t j = a.s_end - end; j < a.s_end - p; ++j)
+        h_cols[j - (a.s_end - end)] = a.diag_by_position[a.s_end - 1 - j];
+      h = h_cols - (a.s_end - end);
+    }
     for (int64_t l = 0; l < tile.lanes; ++l)
       quant.find_params(a.state + (tile.t0 + l) * a.span, 1, a.span, a.s_end - end, a.s_end - p,
-                        &scale[l], &zero[l]);
+                        &scale[l], &zero[l], h);
     tile.group = -1;
   }
   if (g == tile.group) return;

@@ -34,6 +34,9 @@ struct BlockArgs {
   bool dynamic_groups;      // parameters computed when a group's first column is reached
   const int32_t *group_of;  // [K]: group of each position
   T *scale, *zero;          // [G, N]
+  // GGUF grids: the Hessian diagonal by position ([K]), which weighs the
+  // block scale search (group_params.h); null for GPTQ's grid.
+  const T *diag_by_position;
   Quantizer<T> quant;
   // Outputs: the block's codes, [N, count], row by row in position order
   // (contiguous per block, so that a tile's writes are 16·count

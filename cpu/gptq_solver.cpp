@@ -88,13 +88,14 @@ struct GroupParams {
   GroupParams(int64_t groups, int64_t n)
       : scale(static_cast<size_t>(groups * n)), zero(static_cast<size_t>(groups * n)) {}
 
+  // h: the Hessian diagonal by column for GGUF grids' scale search, or null.
   void find_all(const Quantizer<T> &quant, const T *w, int64_t n, int64_t k, const Groups &groups,
-                const RowTasks &rows) {
+                const RowTasks &rows, const T *h = nullptr) {
     rows.run([&](int64_t r0, int64_t r1) {
       for (int64_t g = 0; g < groups.count; ++g)
         quant.find_params(&w[r0 * k], r1 - r0, k, g * groups.size,
                           std::min(k, (g + 1) * groups.size), &scale[g * n + r0],
-                          &zero[g * n + r0]);
+                          &zero[g * n + r0], h);
     });
   }
 };
@@ -244,7 +245,7 @@ class BlockLoop {
   // Quantizes every position; returns the loss. Throws Error when the
   // progress callback cancels.
   double run(const Quantizer<T> &quant, const std::vector<int32_t> &group_of,
-             GroupParams<T> &params, const gptq_config &config);
+             GroupParams<T> &params, const gptq_config &config, const T *diag_by_position);
 
   // The codes: [N, count] per block, at offset i1·N.
   const LargeBuffer<uint8_t> &codes() const { return codes_; }
@@ -367,7 +368,8 @@ void BlockLoop<T>::propagate_errors(const Block &b) {
 
 template <typename T>
 double BlockLoop<T>::run(const Quantizer<T> &quant, const std::vector<int32_t> &group_of,
-                         GroupParams<T> &params, const gptq_config &config) {
+                         GroupParams<T> &params, const gptq_config &config,
+                         const T *diag_by_position) {
   const bool feed_errors = l_ != nullptr;
   BlockArgs<T> args{};
   args.w = w_;
@@ -381,6 +383,7 @@ double BlockLoop<T>::run(const Quantizer<T> &quant, const std::vector<int32_t> &
   args.group_of = group_of.data();
   args.scale = params.scale.data();
   args.zero = params.zero.data();
+  args.diag_by_position = diag_by_position;
   args.quant = quant;
   args.scratch = scratch_.data();
   double loss = 0.0;
@@ -492,7 +495,9 @@ QTensorData gptq_solve(T *h_upper, LargeBuffer<T> w, int64_t n, int64_t k,
   // dead columns are zeroed (the reference does this first).
   if (!groups.grouped) params.find_all(quant, w.data(), n, k, groups, rows);
   const Diagonal<T> diag = clear_dead_columns(h_upper, w.data(), n, k, logger);
-  if (groups.fixed) params.find_all(quant, w.data(), n, k, groups, rows);
+  if (groups.fixed)
+    params.find_all(quant, w.data(), n, k, groups, rows,
+                    quant.gguf != nullptr ? diag.values.data() : nullptr);
 
   const Order order = quantization_order(diag.values, config, groups);
   reorder_columns(w.data(), k, order.rperm, rows);
@@ -504,8 +509,13 @@ QTensorData gptq_solve(T *h_upper, LargeBuffer<T> w, int64_t n, int64_t k,
 
   BlockLoop<T> loop(w.data(), n, k, factor.ok ? factor.l() : nullptr, groups, config.block_size,
                     rows);
+  // GGUF grids weigh their block scale search by the Hessian diagonal.
+  std::vector<T> diag_by_position;
+  if (quant.gguf != nullptr)
+    for (int64_t p = 0; p < k; ++p) diag_by_position.push_back(diag.values[order.perm[p]]);
   const auto loop_start = std::chrono::steady_clock::now();
-  stats.loss = loop.run(quant, group_of, params, config);
+  stats.loss = loop.run(quant, group_of, params, config,
+                        diag_by_position.empty() ? nullptr : diag_by_position.data());
   logger.log(GPTQ_LOG_DEBUG, "gptq_solve " + std::to_string(n) + "x" + std::to_string(k) +
                                  ": factor " + std::to_string(factor_seconds) + " s, block loop " +
                                  std::to_string(seconds_since(loop_start) - loop.blas_seconds()) +

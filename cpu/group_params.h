@@ -70,9 +70,55 @@ struct Quantizer {
     return gguf->rule == BlockRule::kMinMax ? d * code + z : d * (code - z);
   }
 
+  // Σ h·(w − value)² over the block with scale d (zero-form blocks).
+  T block_error(const T *row, const T *h, int64_t c0, int64_t c1, T d, T z) const {
+    T err = T(0);
+    for (int64_t c = c0; c < c1; ++c) {
+      const T e = row[c] - block_value(block_code(row[c], d, z), d, z);
+      err += h[c] * e * e;
+    }
+    return err;
+  }
+
+  // Zero-form blocks (Q4_0, Q5_0, Q8_0) with Hessian-diagonal weights h:
+  // the format's rule gives d0 = top / divisor; the candidates are
+  // top / (divisor + k/10) for k = −9..9 (the rule's d first), each also
+  // refitted by weighted least squares to its codes, d = Σ h·w·q / Σ h·q²
+  // (q the signed code); the one of smallest Σ h·(w − value)² wins, ties to
+  // the earlier. All in fp16, as stored.
+  template <typename ToHalf>
+  T search_block_scale(const T *row, const T *h, int64_t c0, int64_t c1, T top, T z,
+                       const ToHalf &to_half) const {
+    const T rule = to_half(top / static_cast<T>(gguf->divisor));
+    T best = rule, best_err = block_error(row, h, c0, c1, rule, z);
+    for (int step = 0; step < 19; ++step) {
+      const int k = step == 0 ? 0 : (step <= 9 ? step : 9 - step);  // 0, 1..9, −1..−9
+      const T d0 = to_half(top / (static_cast<T>(gguf->divisor) + static_cast<T>(k) / T(10)));
+      if (d0 == T(0) || !std::isfinite(d0)) continue;
+      T num = T(0), den = T(0);
+      for (int64_t c = c0; c < c1; ++c) {
+        const T q = block_code(row[c], d0, z) - z;
+        num += h[c] * row[c] * q;
+        den += h[c] * q * q;
+      }
+      const T d1 = den > T(0) ? to_half(num / den) : T(0);
+      for (const T d : {d0, d1}) {
+        if (d == T(0) || !std::isfinite(d)) continue;
+        const T err = block_error(row, h, c0, c1, d, z);
+        if (err < best_err) {
+          best_err = err;
+          best = d;
+        }
+      }
+    }
+    return best;
+  }
+
   // A GGUF block's parameters by its format's rule, d (and m) rounded to
-  // fp16 as the block stores them.
-  void find_block_params(const T *row, int64_t c0, int64_t c1, T *scale, T *zero) const {
+  // fp16 as the block stores them. With h (the Hessian diagonal, aligned
+  // with row), zero-form blocks search d (search_block_scale).
+  void find_block_params(const T *row, int64_t c0, int64_t c1, T *scale, T *zero,
+                         const T *h = nullptr) const {
     const auto to_half = [](T v) {
       return static_cast<T>(half_to_float(float_to_half(static_cast<float>(v))));
     };
@@ -93,19 +139,22 @@ struct Quantizer {
           signed_max = row[c];
         }
       const T top = gguf->rule == BlockRule::kSignedMax ? signed_max : amax;
-      d = to_half(top / static_cast<T>(gguf->divisor));
       *zero = static_cast<T>(gguf->zero);
+      d = h != nullptr && amax > T(0) ? search_block_scale(row, h, c0, c1, top, *zero, to_half)
+                                      : to_half(top / static_cast<T>(gguf->divisor));
     }
     *scale = d;
   }
 
   // Scale and zero for each of `rows` rows over columns [c0, c1) of the
   // row-major matrix w with leading dimension ld.
+  // h: for GGUF grids, the Hessian diagonal aligned with w's columns
+  // (h[c] for column c), or null for the format's plain rule.
   void find_params(const T *w, int64_t rows, int64_t ld, int64_t c0, int64_t c1, T *scale,
-                   T *zero) const {
+                   T *zero, const T *h = nullptr) const {
     if (gguf != nullptr) {
       for (int64_t r = 0; r < rows; ++r)
-        find_block_params(w + r * ld, c0, c1, &scale[r], &zero[r]);
+        find_block_params(w + r * ld, c0, c1, &scale[r], &zero[r], h);
       return;
     }
     for (int64_t r = 0; r < rows; ++r) {

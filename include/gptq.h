@@ -266,7 +266,14 @@ typedef int (*gptq_progress_fn)(int64_t done, int64_t total, void *user_data);
  *   Q8_0: d = max|w| / 127, codes -128..127 (stored by gptq_qtensor_codes
  *         as q + 128), value q·d.
  * A block whose d is 0 (all its weights 0, or max = min) gives code 8, 16,
- * 0, 0 and 128 respectively for every weight. */
+ * 0, 0 and 128 respectively for every weight.
+ * Q4_0, Q5_0 and Q8_0 then refine d with the Hessian diagonal h (the
+ * importance of each input column, as llama.cpp's importance matrix): the
+ * candidates are the weight above divided by (divisor + k/10), k = -9..9,
+ * each also refitted by weighted least squares to its codes
+ * (d = Σ h·w·q / Σ h·q², q the signed code), all rounded to fp16; the one
+ * with the smallest Σ h·(w - value)² over the block is kept, the rule's own
+ * d on ties. Q4_1 and Q5_1 use the rule as stated. */
 typedef enum gptq_grid GPTQ_ENUM_INT {
   GPTQ_GRID_GPTQ = 0,
   GPTQ_GRID_Q4_0 = 1,
@@ -711,6 +718,17 @@ GPTQ_API gptq_status gptq_gguf_size(gptq_grid grid, int64_t rows,
  * SIZE_MISMATCH (out_len too small); nothing is written then. */
 GPTQ_API gptq_status gptq_gguf_export(const gptq_qtensor *q, void *out,
                                       int64_t out_len);
+
+/* Decode the blocks of a [rows, cols] tensor in the format of `grid`
+ * (bytes_len bytes, exactly gptq_gguf_size's) into float32 out
+ * [rows, cols] (out_len >= rows·cols), as llama.cpp dequantizes them: for a
+ * tensor this library quantized, exactly gptq_qtensor_dequantize's values.
+ * Errors: NULL_POINTER, INVALID_CONFIG (not a GGUF grid), INVALID_SIZE (as
+ * gptq_gguf_size), SIZE_MISMATCH (bytes_len or out_len). */
+GPTQ_API gptq_status gptq_gguf_dequantize(gptq_grid grid, const void *bytes,
+                                          int64_t bytes_len, int64_t rows,
+                                          int64_t cols, float *out,
+                                          int64_t out_len);
 
 /* ---------------------------------------------------------------------------
  * Matmul with quantized weights.

@@ -441,6 +441,25 @@ GPTQ_API gptq_status gptq_gguf_export(const gptq_qtensor *q, void *out, int64_t 
   });
 }
 
+GPTQ_API gptq_status gptq_gguf_dequantize(gptq_grid grid, const void *bytes, int64_t bytes_len,
+                                          int64_t rows, int64_t cols, float *out,
+                                          int64_t out_len) {
+  const char *where = "gptq_gguf_dequantize";
+  return guarded(where, [&] {
+    require(bytes, where, "bytes");
+    require(out, where, "out");
+    const int64_t need = gguf_tensor_bytes(static_cast<int32_t>(grid), rows, cols, where);
+    if (bytes_len != need)
+      fail(GPTQ_ERR_SIZE_MISMATCH, where,
+           "bytes_len is " + std::to_string(bytes_len) + "; a [" + std::to_string(rows) + ", " +
+               std::to_string(cols) + "] tensor of this grid is " + std::to_string(need) + " bytes");
+    if (out_len < rows * cols)
+      fail(GPTQ_ERR_SIZE_MISMATCH, where,
+           "out_len is " + std::to_string(out_len) + "; " + std::to_string(rows * cols) + " needed");
+    dequantize_gguf(static_cast<int32_t>(grid), bytes, rows, cols, out);
+  });
+}
+
 GPTQ_API void gptq_import_options_default(gptq_import_options *opts) {
   if (opts == nullptr) return;
   std::memset(opts, 0, sizeof *opts);

@@ -5,6 +5,7 @@
 
 #include "error.h"
 #include "gguf_grid.h"
+#include "half.h"
 
 namespace gptq {
 
@@ -53,7 +54,45 @@ void put_block(const GgufGrid &f, uint16_t d, uint16_t m, const uint8_t *codes, 
   }
 }
 
+uint16_t get_half(const uint8_t *&p) {
+  const uint16_t h = static_cast<uint16_t>(p[0] | p[1] << 8);
+  p += 2;
+  return h;
+}
+
+// One block's 32 values, as llama.cpp's dequantize_row_* computes them:
+// (q − zero)·d, or q·d + m, in float.
+void decode_block(const GgufGrid &f, const uint8_t *p, float *out) {
+  const float d = half_to_float(get_half(p));
+  const bool min = f.rule == BlockRule::kMinMax;
+  const float m = min ? half_to_float(get_half(p)) : 0.0f;
+  int codes[32];
+  if (f.grid == GPTQ_GRID_Q8_0) {
+    for (int j = 0; j < 32; ++j) codes[j] = static_cast<int8_t>(p[j]) + 128;
+  } else {
+    uint32_t qh = 0;
+    if (f.bits == 5) {
+      for (int b = 0; b < 4; ++b) qh |= static_cast<uint32_t>(p[b]) << (8 * b);
+      p += 4;
+    }
+    for (int j = 0; j < 16; ++j) {
+      codes[j] = (p[j] & 0x0f) | static_cast<int>((qh >> j) & 1u) << 4;
+      codes[j + 16] = (p[j] >> 4) | static_cast<int>((qh >> (j + 16)) & 1u) << 4;
+    }
+  }
+  for (int j = 0; j < 32; ++j)
+    out[j] = min ? d * static_cast<float>(codes[j]) + m
+                 : d * static_cast<float>(codes[j] - f.zero);
+}
+
 }  // namespace
+
+void dequantize_gguf(int32_t grid, const void *bytes, int64_t rows, int64_t cols, float *out) {
+  const GgufGrid &f = *gguf_grid(grid);
+  const uint8_t *p = static_cast<const uint8_t *>(bytes);
+  const int64_t blocks = rows * (cols / f.block);
+  for (int64_t b = 0; b < blocks; ++b) decode_block(f, p + b * f.block_bytes, out + b * f.block);
+}
 
 int64_t gguf_tensor_bytes(int32_t grid, int64_t rows, int64_t cols, const char *where) {
   const GgufGrid *f = gguf_grid(grid);

@@ -16,4 +16,8 @@ int64_t gguf_tensor_bytes(int32_t grid, int64_t rows, int64_t cols, const char *
 // is not on a GGUF grid; SIZE_MISMATCH: out_len too small) before writing.
 void export_gguf(const QTensorData &q, void *out, int64_t out_len, const char *where);
 
+// Decodes [rows, cols] of grid's blocks into float; the caller has checked
+// the lengths (gguf_tensor_bytes, rows·cols).
+void dequantize_gguf(int32_t grid, const void *bytes, int64_t rows, int64_t cols, float *out);
+
 }  // namespace gptq

@@ -1,8 +1,10 @@
 // Writes a tiny random LLaMA-shaped model directory for the CLI tests:
-//   make_tiny_model DIR [llama|qwen2|qwen3|gpt2|chat] [VOCAB]
+//   make_tiny_model DIR [llama|qwen2|qwen3|mistral|mistral-swa|narrow|gpt2|chat] [VOCAB]
 // "gpt2" writes an unsupported architecture (for the error-path tests);
-// "chat" a model with a byte tokenizer and a ChatML template (generate).
-// VOCAB (default 96) lets a real tokenizer's ids fit.
+// "chat" a model with a byte tokenizer and a ChatML template (generate);
+// "mistral-swa" a Mistral with a sliding window, "narrow" a hidden size of
+// 48 (not a multiple of GGUF's 32-column blocks). VOCAB (default 96) lets
+// a real tokenizer's ids fit.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -11,12 +13,16 @@
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: make_tiny_model DIR [llama|qwen2|qwen3|gpt2|chat] [VOCAB]\n");
+    std::fprintf(stderr, "usage: make_tiny_model DIR "
+                         "[llama|qwen2|qwen3|mistral|mistral-swa|narrow|gpt2|chat] [VOCAB]\n");
     return 2;
   }
   tinymodel::TinySpec spec;
   const char *kind = argc > 2 ? argv[2] : "llama";
   spec.qwen2 = std::strcmp(kind, "qwen2") == 0;
+  spec.mistral = std::strncmp(kind, "mistral", 7) == 0;
+  if (std::strcmp(kind, "mistral-swa") == 0) spec.sliding_window = 16;
+  if (std::strcmp(kind, "narrow") == 0) spec.hidden = 48;
   if (std::strcmp(kind, "qwen3") == 0) {
     spec.qwen3 = true;
     spec.head_dim = 24;  // q and o 96 wide in a 64-wide model, as Qwen3's are wider

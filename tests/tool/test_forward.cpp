@@ -41,9 +41,14 @@ struct Ref {
       }
     return y;
   }
-  // RMSNorm over rows of the weight's width (the hidden size, or a head).
+  bool gemma() const { return c.model_type == "gemma2"; }
+  // RMSNorm over rows of the weight's width (the hidden size, or a head);
+  // Gemma's multiplies by 1 + weight.
   Mat norm(const Mat &x, int64_t T, const std::string &name) const {
-    const auto g = w(name);
+    auto g = w(name);
+    if (gemma()) {
+      for (double &v : g) v = static_cast<double>(1.0f + static_cast<float>(v));
+    }
     const auto H = static_cast<int64_t>(g.size());
     T = static_cast<int64_t>(x.size()) / H;
     Mat y(x.size());
@@ -73,8 +78,10 @@ struct Ref {
     const int64_t nh = c.num_attention_heads, nkv = c.num_key_value_heads, d = c.head_dim;
     const auto E = w("model.embed_tokens.weight");
     Mat h(static_cast<size_t>(T * H));
+    // Gemma scales the embeddings by sqrt(hidden) (as a float32 number).
+    const double embed_scale = gemma() ? static_cast<float>(std::sqrt(static_cast<double>(H))) : 1.0;
     for (int64_t t = 0; t < T; ++t)
-      for (int64_t i = 0; i < H; ++i) h[t * H + i] = E[ids[t] * H + i];
+      for (int64_t i = 0; i < H; ++i) h[t * H + i] = E[ids[t] * H + i] * embed_scale;
     for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
       const std::string p = "model.layers." + std::to_string(l) + ".";
       Mat x = norm(h, T, p + "input_layernorm.weight");
@@ -94,7 +101,11 @@ struct Ref {
       rope(k, T, nkv);
       Mat a(static_cast<size_t>(T * nh * d), 0.0);
       // The window, written out from the checkpoints' own convention.
-      const bool windowed = c.sliding_window > 0 && l >= c.max_window_layers;
+      // Gemma 2 windows its even layers (its default layer_types).
+      const bool windowed = gemma() ? c.sliding_window > 0 && l % 2 == 0
+                                    : c.sliding_window > 0 && l >= c.max_window_layers;
+      const double score_scale = gemma() ? 1.0 / std::sqrt(24.0) : 1.0 / std::sqrt(double(d));
+      const double score_cap = gemma() ? 0.5 : 0.0;
       for (int64_t hh = 0; hh < nh; ++hh) {
         const int64_t g = hh / (nh / nkv);
         for (int64_t i = 0; i < T; ++i) {
@@ -104,7 +115,8 @@ struct Ref {
           for (int64_t j = j0; j <= i; ++j) {
             double dot = 0;
             for (int64_t e = 0; e < d; ++e) dot += q[(i * nh + hh) * d + e] * k[(j * nkv + g) * d + e];
-            s[j] = dot / std::sqrt(static_cast<double>(d));
+            s[j] = dot * score_scale;
+            if (score_cap > 0) s[j] = score_cap * std::tanh(s[j] / score_cap);
             mx = std::max(mx, s[j]);
           }
           double z = 0;
@@ -115,20 +127,34 @@ struct Ref {
         }
       }
       Mat o = linear(a, T, p + "self_attn.o_proj", H, nh * d);
+      // Gemma 2: post_attention_layernorm norms the attention output, and
+      // pre_feedforward_layernorm is the MLP's input norm.
+      if (gemma()) o = norm(o, T, p + "post_attention_layernorm.weight");
       for (size_t i = 0; i < h.size(); ++i) h[i] += o[i];
-      x = norm(h, T, p + "post_attention_layernorm.weight");
+      x = norm(h, T, p + (gemma() ? "pre_feedforward_layernorm.weight"
+                                  : "post_attention_layernorm.weight"));
       const int64_t I = c.intermediate_size;
       // Phi-3's gate_up_proj output is chunked in two: gate, then up.
       const std::string gate_up = p + "mlp.gate_up_proj";
       Mat gate = fused ? linear(x, T, gate_up, I, H, 0) : linear(x, T, p + "mlp.gate_proj", I, H);
       Mat up = fused ? linear(x, T, gate_up, I, H, I) : linear(x, T, p + "mlp.up_proj", I, H);
-      for (size_t i = 0; i < gate.size(); ++i) gate[i] = gate[i] / (1 + std::exp(-gate[i])) * up[i];
+      for (size_t i = 0; i < gate.size(); ++i) {
+        const double g = gate[i];
+        const double act = gemma() ? 0.5 * g * (1 + std::tanh(std::sqrt(2 / M_PI) * (g + 0.044715 * g * g * g)))
+                                   : g / (1 + std::exp(-g));
+        gate[i] = act * up[i];
+      }
       Mat down = linear(gate, T, p + "mlp.down_proj", H, I);
+      if (gemma()) down = norm(down, T, p + "post_feedforward_layernorm.weight");
       for (size_t i = 0; i < h.size(); ++i) h[i] += down[i];
     }
     Mat x = norm(h, T, "model.norm.weight");
-    return linear(x, T, dir.has("lm_head.weight") ? "lm_head" : "model.embed_tokens",
-                  c.vocab_size, H);
+    Mat out = linear(x, T, dir.has("lm_head.weight") ? "lm_head" : "model.embed_tokens",
+                     c.vocab_size, H);
+    if (gemma()) {
+      for (double &v : out) v = 2.0 * std::tanh(v / 2.0);
+    }
+    return out;
   }
 };
 
@@ -217,6 +243,14 @@ TEST(Forward, Qwen2WindowOnlyFromMaxWindowLayers) {
   s.qwen2 = true;
   s.sliding_window = 4;
   s.max_window_layers = 1;  // layer 0 full, layer 1 windowed
+  check_model(s);
+}
+
+TEST(Forward, Gemma2MatchesReference) {
+  tinymodel::TinySpec s;
+  s.gemma2 = true;
+  s.tied = true;
+  s.sliding_window = 5;  // layer 0 windowed, layer 1 full
   check_model(s);
 }
 

@@ -9,10 +9,12 @@
 #include <filesystem>
 #include <map>
 
+#include "formats/checkpoint_writer.h"
 #include "model/kv_cache.h"
 #include "model/llama_forward.h"
 #include "model/model_dir.h"
 #include "pipeline/generate.h"
+#include "pipeline/quantize_model.h"
 #include "pipeline/sampling.h"
 #include "tiny_model.h"
 #include "tokenizer/streaming_decoder.h"
@@ -57,13 +59,12 @@ std::vector<float> full_logits(const LlamaModel &m, const std::vector<int32_t> &
 
 // Feeds two sequences into a cache in uneven chunks, both in every step, and
 // compares each new token's logits with the full forward pass.
-void check_cache_matches_recompute(const tinymodel::TinySpec &spec) {
-  TinyModel t(spec);
-  const int64_t V = spec.vocab;
+void check_cache_matches_recompute(const LlamaModel &model, double tolerance) {
+  const int64_t V = model.config.vocab_size;
   const std::vector<int32_t> a = ids_of(40, 37, 5, V), b = ids_of(33, 11, 3, V);
-  const std::vector<float> want_a = full_logits(t.model, a), want_b = full_logits(t.model, b);
-  KvCache cache(t.model.config, 3, 64);
-  const Rope rope(t.model.config, 64);
+  const std::vector<float> want_a = full_logits(model, a), want_b = full_logits(model, b);
+  KvCache cache(model.config, 3, 64);
+  const Rope rope(model.config, 64);
   // Chunks per step: a prefill of several tokens, then single tokens and
   // another multi-token chunk (a continued prompt).
   const std::vector<std::pair<int, int>> chunks = {{9, 4}, {1, 1}, {1, 7}, {13, 1}, {1, 1},
@@ -77,7 +78,7 @@ void check_cache_matches_recompute(const tinymodel::TinySpec &spec) {
     step.batch.add(nb);
     std::vector<int32_t> ids(a.begin() + pa, a.begin() + pa + na);
     ids.insert(ids.end(), b.begin() + pb, b.begin() + pb + nb);
-    const std::vector<float> got = cached_forward(t.model, rope, &cache, ids, step, LogitRows::All);
+    const std::vector<float> got = cached_forward(model, rope, &cache, ids, step, LogitRows::All);
     for (int r = 0; r < na; ++r)
       worst = std::max(worst, row_error(&got[r * V], &want_a[(pa + r) * V], V));
     for (int r = 0; r < nb; ++r)
@@ -88,7 +89,12 @@ void check_cache_matches_recompute(const tinymodel::TinySpec &spec) {
   EXPECT_EQ(cache.length(2), 40);
   EXPECT_EQ(cache.length(0), 33);
   EXPECT_EQ(cache.length(1), 0);
-  EXPECT_LT(worst, 1e-5);
+  EXPECT_LT(worst, tolerance);
+}
+
+void check_cache_matches_recompute(const tinymodel::TinySpec &spec) {
+  TinyModel t(spec);
+  check_cache_matches_recompute(t.model, 1e-5);
 }
 
 // Greedy decoding written out without a cache: the whole sequence is run
@@ -122,6 +128,33 @@ TEST(KvCache, LogitsEqualFullRecomputeWithBiasesAndSlidingWindow) {
   q.heads = 4;
   q.kv_heads = 1;
   check_cache_matches_recompute(q);
+}
+
+// Gemma 2's soft-capped, rescaled scores and capped logits through the cache.
+TEST(KvCache, LogitsEqualFullRecomputeForGemma2) {
+  tinymodel::TinySpec g;
+  g.gemma2 = true;
+  g.tied = true;
+  g.sliding_window = 6;
+  check_cache_matches_recompute(g);
+}
+
+TEST(KvCache, LogitsEqualFullRecomputeOnAGptqCheckpoint) {
+  // Every linear layer (lm_head too) through gptq_matmul: the prefill's
+  // many rows and the decode steps' few take different kernels.
+  const std::string root = tinymodel::make_temp_dir("genq");
+  tinymodel::write_model(root + "/model", {});
+  auto dir = ModelDir::open(root + "/model");
+  QuantizeOptions qo;
+  qo.method = QuantMethod::Rtn;
+  qo.base.group_size = 32;
+  qo.quantize_lm_head = true;
+  const QuantizeResult r = quantize_model(*dir, {}, qo, {});
+  write_gptq_checkpoint(*dir, r, qo, {}, root + "/ck");
+  const LlamaModel model = load_model(*ModelDir::open(root + "/ck"));
+  ASSERT_TRUE(model.lm_head.quantized());
+  check_cache_matches_recompute(model, 1e-5);
+  std::filesystem::remove_all(root);
 }
 
 TEST(KvCache, StepPastCapacityIsRefusedAndLeavesTheCacheAlone) {

@@ -1,5 +1,5 @@
 // config.json as transformers 4 and transformers 5 write it, for LLaMA,
-// Mistral, Qwen2 and Phi-3 models of real shapes and RoPE types (data/configs,
+// Mistral, Qwen2, Phi-3 and Gemma 2 models of real shapes and RoPE types (data/configs,
 // made by make_fixtures.py there): both must read as the same model, and
 // RoPE's frequencies and attention factor must be those transformers' own
 // functions compute. transformers 5 moved rope_theta into "rope_parameters";
@@ -56,6 +56,12 @@ std::string error_of(const json &j) {
 void expect_same(const LlamaConfig &a, const LlamaConfig &b, const std::string &what) {
   EXPECT_EQ(a.architecture, b.architecture) << what;
   EXPECT_EQ(a.fused_projections, b.fused_projections) << what;
+  EXPECT_EQ(a.gemma_norms, b.gemma_norms) << what;
+  EXPECT_EQ(a.sandwich_norms, b.sandwich_norms) << what;
+  EXPECT_EQ(a.embed_scale, b.embed_scale) << what;
+  EXPECT_EQ(a.attn_scale, b.attn_scale) << what;
+  EXPECT_EQ(a.attn_softcap, b.attn_softcap) << what;
+  EXPECT_EQ(a.final_softcap, b.final_softcap) << what;
   EXPECT_EQ(a.hidden_size, b.hidden_size) << what;
   EXPECT_EQ(a.intermediate_size, b.intermediate_size) << what;
   EXPECT_EQ(a.num_hidden_layers, b.num_hidden_layers) << what;
@@ -125,9 +131,9 @@ INSTANTIATE_TEST_SUITE_P(Configs, Fixture,
                                            "llama_dynamic", "llama_yarn_mscale",
                                            "llama_yarn_untruncated", "mistral_v01", "mistral_v03",
                                            "qwen2_5", "qwen2_5_yarn", "qwen2_window",
-                                           "phi3_mini_4k"));
+                                           "phi3_mini_4k", "gemma2_2b"));
 
-TEST(Fixtures, EveryCaseIsTested) { EXPECT_EQ(expected()["cases"].size(), 12u); }
+TEST(Fixtures, EveryCaseIsTested) { EXPECT_EQ(expected()["cases"].size(), 13u); }
 
 // What each family's file says besides RoPE, as transformers reads it.
 TEST(Fixtures, FamilyDetails) {
@@ -153,6 +159,16 @@ TEST(Fixtures, FamilyDetails) {
   EXPECT_EQ(gptqtool::block_sliding_window(phi, 0), 2047);
   EXPECT_EQ(gptqtool::block_sliding_window(phi, 31), 2047);
   EXPECT_EQ(phi.rms_norm_eps, 1e-5);
+  const LlamaConfig g = parse(read(kDir + "tf4/gemma2_2b.json"));
+  EXPECT_EQ(g.head_dim, 256);
+  EXPECT_EQ(g.hidden_act, "gelu_pytorch_tanh");
+  EXPECT_TRUE(g.gemma_norms && g.sandwich_norms && g.tie_word_embeddings);
+  EXPECT_EQ(g.embed_scale, static_cast<float>(std::sqrt(2304.0)));
+  EXPECT_EQ(g.attn_scale, 1.0 / 16.0);
+  EXPECT_EQ(g.attn_softcap, 50.0);
+  EXPECT_EQ(g.final_softcap, 30.0);
+  EXPECT_EQ(gptqtool::block_sliding_window(g, 0), 4096);
+  EXPECT_EQ(gptqtool::block_sliding_window(g, 25), 0);
 }
 
 json llama() {
@@ -304,6 +320,51 @@ TEST(ConfigDefaults, Phi3) {
   j.erase("partial_rotary_factor");
   j["intermediate_size"] = int64_t{1} << 30;
   EXPECT_NE(error_of(j).find("gate_up_proj"), std::string::npos);
+}
+
+// Gemma2Config's own defaults where a file leaves keys out: head_dim 256,
+// 4 KV heads, tied embeddings, tanh GELU (read from hidden_activation; a
+// "hidden_act" is ignored, as transformers ignores it), query_pre_attn_scalar
+// 256, caps 50 and 30 (an explicit null switches one off), a 4096 window on
+// the even layers.
+TEST(ConfigDefaults, Gemma2) {
+  json j = family("Gemma2ForCausalLM", "gemma2");
+  j["num_hidden_layers"] = 4;
+  j["num_attention_heads"] = 8;
+  j["max_position_embeddings"] = 8192;  // a window only counts when shorter
+  j["hidden_act"] = "relu";
+  LlamaConfig c = parse(j);
+  EXPECT_EQ(c.head_dim, 256);
+  EXPECT_EQ(c.num_key_value_heads, 4);
+  EXPECT_TRUE(c.tie_word_embeddings);
+  EXPECT_EQ(c.hidden_act, "gelu_pytorch_tanh");
+  EXPECT_EQ(c.attn_scale, 1.0 / 16.0);
+  EXPECT_EQ(c.attn_softcap, 50.0);
+  EXPECT_EQ(c.final_softcap, 30.0);
+  EXPECT_EQ(c.embed_scale, 8.0f);
+  const int64_t want[] = {4096, 0, 4096, 0};
+  for (int l = 0; l < 4; ++l) EXPECT_EQ(gptqtool::block_sliding_window(c, l), want[l]) << l;
+  j["attn_logit_softcapping"] = nullptr;
+  j["final_logit_softcapping"] = nullptr;
+  j["sliding_window"] = nullptr;
+  c = parse(j);
+  EXPECT_EQ(c.attn_softcap, 0.0);
+  EXPECT_EQ(c.final_softcap, 0.0);
+  EXPECT_EQ(gptqtool::block_sliding_window(c, 0), 0);
+  j["hidden_activation"] = "gelu";
+  EXPECT_NE(error_of(j).find("hidden_activation \"gelu\" is not supported"), std::string::npos);
+  j["hidden_activation"] = "gelu_pytorch_tanh";
+  j["use_bidirectional_attention"] = true;
+  EXPECT_NE(error_of(j).find("use_bidirectional_attention"), std::string::npos);
+  j["use_bidirectional_attention"] = false;
+  j["final_logit_softcapping"] = -1.0;
+  EXPECT_NE(error_of(j).find("final_logit_softcapping"), std::string::npos);
+  // A LLaMA may use tanh GELU too (its MLP takes any of transformers' acts).
+  json l = llama();
+  l["hidden_act"] = "gelu_pytorch_tanh";
+  EXPECT_EQ(parse(l).hidden_act, "gelu_pytorch_tanh");
+  l["hidden_act"] = "relu";
+  EXPECT_NE(error_of(l).find("hidden_act \"relu\" is not supported"), std::string::npos);
 }
 
 // Qwen2's layer_types (written by transformers 4.53 on) decide which layers

@@ -32,6 +32,12 @@ struct TinySpec {
   // Architecture Phi3ForCausalLM: the same weights as the LLaMA model of
   // this spec, with q/k/v stored as one qkv_proj and gate/up as gate_up_proj.
   bool phi3 = false;
+  // Architecture Gemma2ForCausalLM: norms stored as weight - 1 and doubled
+  // (pre/post feed-forward), tanh GELU, embeddings scaled, scores scaled by
+  // query_pre_attn_scalar and soft-capped (caps small enough to bite on
+  // these weights), final logits capped; a window (sliding_window) on the
+  // even layers, Gemma 2's default layer_types.
+  bool gemma2 = false;
   // Attention window (Mistral: every layer; Qwen2: use_sliding_window,
   // layers >= max_window_layers); 0 = none.
   int64_t sliding_window = 0, max_window_layers = 0;
@@ -69,13 +75,23 @@ inline nlohmann::json config_json(const TinySpec &s) {
                         : s.qwen3   ? "Qwen3ForCausalLM"
                         : s.mistral ? "MistralForCausalLM"
                         : s.phi3    ? "Phi3ForCausalLM"
+                        : s.gemma2  ? "Gemma2ForCausalLM"
                                     : "LlamaForCausalLM"};
   c["model_type"] = s.qwen2     ? "qwen2"
                     : s.qwen3   ? "qwen3"
                     : s.mistral ? "mistral"
                     : s.phi3    ? "phi3"
+                    : s.gemma2  ? "gemma2"
                                 : "llama";
   if (s.qwen3 || s.head_dim > 0) c["head_dim"] = s.head_dim > 0 ? s.head_dim : s.hidden / s.heads;
+  if (s.gemma2) {
+    if (!c.contains("head_dim")) c["head_dim"] = s.hidden / s.heads;  // Gemma2Config's is 256
+    c["hidden_activation"] = "gelu_pytorch_tanh";
+    c["query_pre_attn_scalar"] = 24;
+    c["attn_logit_softcapping"] = 0.5;
+    c["final_logit_softcapping"] = 2.0;
+    c["sliding_window"] = s.sliding_window > 0 ? nlohmann::json(s.sliding_window) : nullptr;
+  }
   if (s.sliding_window > 0) {
     c["sliding_window"] = s.sliding_window;
     if (s.qwen2 || s.qwen3) {
@@ -116,11 +132,12 @@ random_tensors(const TinySpec &s) {
     out.push_back({name, {shape, v}});
   };
   const int64_t hd = s.head_dim > 0 ? s.head_dim : s.hidden / s.heads;
-  add("model.embed_tokens.weight", {s.vocab, s.hidden}, 1.0f, 0.0f);
+  const float norm_mean = s.gemma2 ? 0.0f : 1.0f;  // Gemma stores weight - 1
+  add("model.embed_tokens.weight", {s.vocab, s.hidden}, s.gemma2 ? 0.125f : 1.0f, 0.0f);
   for (int64_t i = 0; i < s.layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
     const float in_scale = 1.0f / std::sqrt(static_cast<float>(s.hidden));
-    add(p + "input_layernorm.weight", {s.hidden}, 0.1f, 1.0f);
+    add(p + "input_layernorm.weight", {s.hidden}, 0.1f, norm_mean);
     add(p + "self_attn.q_proj.weight", {s.heads * hd, s.hidden}, in_scale, 0.0f);
     add(p + "self_attn.k_proj.weight", {s.kv_heads * hd, s.hidden}, in_scale, 0.0f);
     add(p + "self_attn.v_proj.weight", {s.kv_heads * hd, s.hidden}, in_scale, 0.0f);
@@ -135,7 +152,11 @@ random_tensors(const TinySpec &s) {
     }
     add(p + "self_attn.o_proj.weight", {s.hidden, s.heads * hd},
         1.0f / std::sqrt(static_cast<float>(s.heads * hd)), 0.0f);
-    add(p + "post_attention_layernorm.weight", {s.hidden}, 0.1f, 1.0f);
+    add(p + "post_attention_layernorm.weight", {s.hidden}, 0.1f, norm_mean);
+    if (s.gemma2) {
+      add(p + "pre_feedforward_layernorm.weight", {s.hidden}, 0.1f, norm_mean);
+      add(p + "post_feedforward_layernorm.weight", {s.hidden}, 0.1f, norm_mean);
+    }
     add(p + "mlp.gate_proj.weight", {s.intermediate, s.hidden}, in_scale, 0.0f);
     if (s.nonnegative_gate_row) {
       std::vector<float> &g = out.back().second.second;
@@ -145,7 +166,7 @@ random_tensors(const TinySpec &s) {
     add(p + "mlp.down_proj.weight", {s.hidden, s.intermediate},
         1.0f / std::sqrt(static_cast<float>(s.intermediate)), 0.0f);
   }
-  add("model.norm.weight", {s.hidden}, 0.1f, 1.0f);
+  add("model.norm.weight", {s.hidden}, 0.1f, norm_mean);
   if (!s.tied) add("lm_head.weight", {s.vocab, s.hidden}, 1.0f / 8.0f, 0.0f);
   if (s.phi3) {
     // Rows of the fused layers are the separate layers' rows, stacked.

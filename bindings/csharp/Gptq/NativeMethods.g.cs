@@ -278,6 +278,13 @@ namespace Gptq
     ///         as q + 128), value q·d.
     /// A block whose d is 0 (all its weights 0, or max = min) gives code 8, 16,
     /// 0, 0 and 128 respectively for every weight.
+    /// Q4_0, Q5_0 and Q8_0 then refine d with the Hessian diagonal h (the
+    /// importance of each input column, as llama.cpp's importance matrix): the
+    /// candidates are the weight above divided by (divisor + k/10), k = -9..9,
+    /// each also refitted by weighted least squares to its codes
+    /// (d = Σ h·w·q / Σ h·q², q the signed code), all rounded to fp16; the one
+    /// with the smallest Σ h·(w - value)² over the block is kept, the rule's own
+    /// d on ties. Q4_1 and Q5_1 use the rule as stated.
     /// </summary>
     public enum Grid : int
     {
@@ -1023,6 +1030,17 @@ namespace Gptq
         /// </summary>
         [DllImport(LibraryName, EntryPoint = "gptq_gguf_export", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern Status gptq_gguf_export(IntPtr q, IntPtr @out, long out_len);
+
+        /// <summary>
+        /// Decode the blocks of a [rows, cols] tensor in the format of `grid`
+        /// (bytes_len bytes, exactly gptq_gguf_size's) into float32 out
+        /// [rows, cols] (out_len &gt;= rows·cols), as llama.cpp dequantizes them: for a
+        /// tensor this library quantized, exactly gptq_qtensor_dequantize's values.
+        /// Errors: NULL_POINTER, INVALID_CONFIG (not a GGUF grid), INVALID_SIZE (as
+        /// gptq_gguf_size), SIZE_MISMATCH (bytes_len or out_len).
+        /// </summary>
+        [DllImport(LibraryName, EntryPoint = "gptq_gguf_dequantize", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern Status gptq_gguf_dequantize(Grid grid, IntPtr bytes, long bytes_len, long rows, long cols, float* @out, long out_len);
 
         /// <summary>
         /// y = x · Wᵀ (+ bias), with W the dequantized weights of q, on q's backend.

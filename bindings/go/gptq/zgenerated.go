@@ -99,6 +99,11 @@ static gptq_status gptqgo_gptq_gguf_export(const gptq_qtensor *q, void *out, int
 	if (gptqgo_s != GPTQ_OK) *gptqgo_err = gptqgo_last_error_copy();
 	return gptqgo_s;
 }
+static gptq_status gptqgo_gptq_gguf_dequantize(gptq_grid grid, const void *bytes, int64_t bytes_len, int64_t rows, int64_t cols, float *out, int64_t out_len, char **gptqgo_err) {
+	gptq_status gptqgo_s = gptq_gguf_dequantize(grid, bytes, bytes_len, rows, cols, out, out_len);
+	if (gptqgo_s != GPTQ_OK) *gptqgo_err = gptqgo_last_error_copy();
+	return gptqgo_s;
+}
 static gptq_status gptqgo_gptq_matmul(const gptq_qtensor *q, const void *x, gptq_dtype dtype, int64_t rows, int64_t cols, const void *bias, void *y, int64_t y_len, char **gptqgo_err) {
 	gptq_status gptqgo_s = gptq_matmul(q, x, dtype, rows, cols, bias, y, y_len);
 	if (gptqgo_s != GPTQ_OK) *gptqgo_err = gptqgo_last_error_copy();
@@ -372,6 +377,13 @@ const (
 //	        as q + 128), value q·d.
 //	A block whose d is 0 (all its weights 0, or max = min) gives code 8, 16,
 //	0, 0 and 128 respectively for every weight.
+//	Q4_0, Q5_0 and Q8_0 then refine d with the Hessian diagonal h (the
+//	importance of each input column, as llama.cpp's importance matrix): the
+//	candidates are the weight above divided by (divisor + k/10), k = -9..9,
+//	each also refitted by weighted least squares to its codes
+//	(d = Σ h·w·q / Σ h·q², q the signed code), all rounded to fp16; the one
+//	with the smallest Σ h·(w - value)² over the block is kept, the rule's own
+//	d on ties. Q4_1 and Q5_1 use the rule as stated.
 type Grid int32
 
 const (
@@ -894,6 +906,22 @@ func c_gptq_gguf_size(grid Grid, rows int64, cols int64, bytes *int64) (Status, 
 func c_gptq_gguf_export(q *c_gptq_qtensor, out unsafe.Pointer, out_len int64) (Status, string) {
 	var gptqgoErr *C.char
 	gptqgoStatus := Status(C.gptqgo_gptq_gguf_export(q, out, C.int64_t(out_len), &gptqgoErr))
+	return gptqgoStatus, gptqgoTakeError(gptqgoStatus, gptqgoErr)
+}
+
+// c_gptq_gguf_dequantize calls gptq_gguf_dequantize. A non-zero Status comes with the
+// text of gptq_last_error(), copied in the same native call; the
+// message is "" on success.
+//
+//	Decode the blocks of a [rows, cols] tensor in the format of `grid`
+//	(bytes_len bytes, exactly gptq_gguf_size's) into float32 out
+//	[rows, cols] (out_len >= rows·cols), as llama.cpp dequantizes them: for a
+//	tensor this library quantized, exactly gptq_qtensor_dequantize's values.
+//	Errors: NULL_POINTER, INVALID_CONFIG (not a GGUF grid), INVALID_SIZE (as
+//	gptq_gguf_size), SIZE_MISMATCH (bytes_len or out_len).
+func c_gptq_gguf_dequantize(grid Grid, bytes unsafe.Pointer, bytes_len int64, rows int64, cols int64, out *float32, out_len int64) (Status, string) {
+	var gptqgoErr *C.char
+	gptqgoStatus := Status(C.gptqgo_gptq_gguf_dequantize(C.gptq_grid(grid), bytes, C.int64_t(bytes_len), C.int64_t(rows), C.int64_t(cols), (*C.float)(unsafe.Pointer(out)), C.int64_t(out_len), &gptqgoErr))
 	return gptqgoStatus, gptqgoTakeError(gptqgoStatus, gptqgoErr)
 }
 

@@ -289,6 +289,13 @@ class gptq_grid(enum.IntEnum):
             as q + 128), value q·d.
     A block whose d is 0 (all its weights 0, or max = min) gives code 8, 16,
     0, 0 and 128 respectively for every weight.
+    Q4_0, Q5_0 and Q8_0 then refine d with the Hessian diagonal h (the
+    importance of each input column, as llama.cpp's importance matrix): the
+    candidates are the weight above divided by (divisor + k/10), k = -9..9,
+    each also refitted by weighted least squares to its codes
+    (d = Σ h·w·q / Σ h·q², q the signed code), all rounded to fp16; the one
+    with the smallest Σ h·(w - value)² over the block is kept, the rule's own
+    d on ties. Q4_1 and Q5_1 use the rule as stated.
     """
     GPTQ_GRID_GPTQ = 0
     GPTQ_GRID_Q4_0 = 1
@@ -735,6 +742,11 @@ gptq_gguf_export.argtypes = [ctypes.POINTER(gptq_qtensor), ctypes.c_void_p, ctyp
 gptq_gguf_export.restype = ctypes.c_int
 gptq_gguf_export.__doc__ = "gptq_status gptq_gguf_export(const gptq_qtensor *q, void *out, int64_t out_len)\n\nWrite q, quantized with a GGUF grid, as that format's blocks into out\n(out_len bytes, at least gptq_gguf_size's).\nErrors: NULL_POINTER, UNSUPPORTED (q is not on a GGUF grid),\nSIZE_MISMATCH (out_len too small); nothing is written then."
 
+gptq_gguf_dequantize = lib.gptq_gguf_dequantize
+gptq_gguf_dequantize.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.POINTER(ctypes.c_float), ctypes.c_int64]
+gptq_gguf_dequantize.restype = ctypes.c_int
+gptq_gguf_dequantize.__doc__ = "gptq_status gptq_gguf_dequantize(gptq_grid grid, const void *bytes, int64_t bytes_len, int64_t rows, int64_t cols, float *out, int64_t out_len)\n\nDecode the blocks of a [rows, cols] tensor in the format of `grid`\n(bytes_len bytes, exactly gptq_gguf_size's) into float32 out\n[rows, cols] (out_len >= rows·cols), as llama.cpp dequantizes them: for a\ntensor this library quantized, exactly gptq_qtensor_dequantize's values.\nErrors: NULL_POINTER, INVALID_CONFIG (not a GGUF grid), INVALID_SIZE (as\ngptq_gguf_size), SIZE_MISMATCH (bytes_len or out_len)."
+
 gptq_matmul = lib.gptq_matmul
 gptq_matmul.argtypes = [ctypes.POINTER(gptq_qtensor), ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
 gptq_matmul.restype = ctypes.c_int
@@ -886,6 +898,7 @@ __all__ = [
     "gptq_qtensor_backend",
     "gptq_gguf_size",
     "gptq_gguf_export",
+    "gptq_gguf_dequantize",
     "gptq_matmul",
     "gptq_matmul_options_default",
     "gptq_matmul_ex",

@@ -30,6 +30,9 @@
 #include "formats/checkpoint_reader.h"
 #include "formats/checkpoint_writer.h"
 #include "formats/file_util.h"
+#include "formats/gguf_model_reader.h"
+#include "formats/gguf_model_writer.h"
+#include "formats/gguf_reader.h"
 #include "formats/output_guard.h"
 #include "formats/token_data.h"
 #include "model/hub_cache.h"
@@ -59,7 +62,7 @@ const char kQuantizeUsage[] =
     "                     [options]\n"
     "\n"
     "  --model DIR         Hugging Face model directory (LLaMA, Mistral, Qwen2, Qwen3,\n"
-    "                      SmolLM, Phi-3), or org/name[@revision] already in the local\n"
+    "                      SmolLM, Phi-3, Gemma 2), or org/name[@revision] already in the\n"
     "                      Hugging Face cache (HF_HUB_CACHE or HF_HOME; nothing is\n"
     "                      downloaded)\n"
     "  --out DIR           checkpoint directory to create (written atomically)\n"
@@ -101,14 +104,19 @@ const char kQuantizeUsage[] =
     "                      E.g. 'model.layers.0.*:bits=8'\n"
     "  --method M          gptq (default) or rtn (round-to-nearest; takes no --calib,\n"
     "                      --calib-ids, --samples or --seqlen)\n"
-    "  --format F          auto (default: v1 if symmetric, else v2), v1 or v2\n"
+    "  --format F          auto (default: v1 if symmetric, else v2), v1 or v2; or gguf:\n"
+    "                      one llama.cpp GGUF file at --out, GPTQ run on the grid of\n"
+    "                      --gguf-type (LLaMA, Mistral, Qwen2 with a byte-level BPE\n"
+    "                      tokenizer; no --bits, --group, --asym, --mse, --override)\n"
+    "  --gguf-type T       with --format gguf: Q4_0, Q4_1, Q5_0, Q5_1 or Q8_0\n"
     "  --dtype D           dtype of the tensors left unquantized (embeddings, norms,\n"
     "                      biases): auto (default: bf16 if the model is bf16, else f16),\n"
     "                      f16, bf16 or f32; scales are always f16\n"
     "  --max-shard-size S  largest safetensors file (default 4GB; KB/MB/GB are powers\n"
     "                      of 1000, KiB/MiB/GiB of 1024): larger checkpoints are split\n"
     "                      into model-0000N-of-0000M.safetensors with an index\n"
-    "  --overwrite         replace an existing --out checkpoint written by gptq\n"
+    "  --overwrite         replace an existing --out checkpoint written by gptq (with\n"
+    "                      --format gguf: an existing GGUF file)\n"
     "                      (nothing else is ever replaced)\n"
     "  --threads N         threads for the library's loops (default: all cores)\n"
     "  --backend B         where the library computes: auto (default: the GPU when the\n"
@@ -116,11 +124,15 @@ const char kQuantizeUsage[] =
     "  --quiet             no per-layer lines\n";
 
 const char kEvalUsage[] =
-    "usage: gptq eval --model DIR [--quantized DIR]... (--text FILE | --ids FILE) [options]\n"
+    "usage: gptq eval --model DIR [--quantized DIR]... [--gguf FILE]... (--text FILE | --ids FILE)\n"
+    "                 [options]\n"
     "\n"
     "  --model DIR         the original model (also supplies the tokenizer)\n"
     "  --quantized DIR     a GPTQ checkpoint of it; repeatable. Each is also compared\n"
     "                      with round-to-nearest at the same settings\n"
+    "  --gguf FILE         a llama.cpp GGUF of it (ours, or llama.cpp's own Q4_0, Q4_1,\n"
+    "                      Q5_0, Q5_1 or Q8_0), dequantized and run by our forward pass;\n"
+    "                      repeatable\n"
     "  --text FILE         evaluation text (UTF-8, may be .gz)\n"
     "  --ids FILE          or pre-tokenized ids\n"
     "  --ctx N             context length per window (default 512)\n"
@@ -159,7 +171,7 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
                {"model", "out", "calib", "calib-ids", "calib-jsonl", "text-field", "samples",
                 "seqlen", "seed",
                 "save-calib-ids", "bits", "group", "damp", "override", "method", "format",
-                "dtype", "max-shard-size", "threads", "backend"},
+                "dtype", "max-shard-size", "threads", "backend", "gguf-type"},
                {"asym", "act-order", "act-group-aware", "static-groups", "mse", "overwrite",
                 "quiet", "quantize-lm-head"});
   choose_backend(args);
@@ -209,6 +221,36 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
     throw ToolError("--text-field names the text of --calib-jsonl records; there is no "
                     "--calib-jsonl");
   }
+  // --format gguf: GPTQ on a GGUF grid, which fixes what these choose.
+  const GgufType *gguf = nullptr;
+  if (args.get("format", "auto") == "gguf") {
+    if (!args.has("gguf-type"))
+      throw ToolError("--format gguf needs --gguf-type (Q4_0, Q4_1, Q5_0, Q5_1 or Q8_0)");
+    gguf = &gguf_type_named(args.get("gguf-type", ""));
+    for (const char *fixed : {"bits", "group", "asym", "mse", "override", "quantize-lm-head"}) {
+      if (args.has(fixed)) {
+        throw ToolError(std::string("--") + fixed + " does not apply to --format gguf: the " +
+                        gguf->name + " blocks fix the grid, and every linear layer is written "
+                        "in them");
+      }
+    }
+    for (const char *safetensors_only : {"dtype", "max-shard-size"}) {
+      if (args.has(safetensors_only)) {
+        throw ToolError(std::string("--") + safetensors_only +
+                        " applies to safetensors checkpoints, not to --format gguf");
+      }
+    }
+    if (qo.base.act_order && !qo.base.static_groups) {
+      throw ToolError("--act-order without --static-groups scatters a block's columns, but a GGUF "
+                      "block is 32 consecutive columns: add --static-groups or use "
+                      "--act-group-aware");
+    }
+    qo.base.grid = gguf->grid;
+    qo.base.bits = gguf->name == "Q8_0" ? 8 : (gguf->name[1] == '5' ? 5 : 4);
+    qo.base.group_size = 32;
+  } else if (args.has("gguf-type")) {
+    throw ToolError("--gguf-type needs --format gguf");
+  }
   validate_options(qo);
   CheckpointOptions co;
   co.interrupted = interrupted;
@@ -221,8 +263,8 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
     co.format = CheckpointOptions::Format::V1;
   } else if (format == "v2") {
     co.format = CheckpointOptions::Format::V2;
-  } else {
-    throw ToolError("--format must be auto, v1 or v2, not '" + format + "'");
+  } else if (format != "gguf") {
+    throw ToolError("--format must be auto, v1, v2 or gguf, not '" + format + "'");
   }
   const std::string dtype = args.get("dtype", "auto");
   if (dtype == "auto") {
@@ -245,7 +287,14 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   std::vector<std::string> inputs = co.inputs;
   inputs.push_back(model_path);
   check_apart_from_inputs("--out", out_path, inputs);
-  check_checkpoint_output(out_path, co.overwrite);
+  if (gguf == nullptr) {
+    check_checkpoint_output(out_path, co.overwrite);
+  } else if (path_exists(out_path)) {
+    if (!co.overwrite)
+      throw ToolError("--out " + out_path + " exists; --overwrite replaces a GGUF file");
+    if (!is_gguf_file(out_path))
+      throw ToolError("--out " + out_path + " is not a GGUF file; --overwrite replaces only those");
+  }
   check_output_parent("--out", out_path);
   const std::string save_calib_path = args.get("save-calib-ids", "");
   if (!save_calib_path.empty()) {
@@ -261,6 +310,7 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
 
   auto dir = ModelDir::open(model_path);
   check_llama_tensors(*dir);
+  if (gguf != nullptr) check_gguf_representable(*dir, *gguf);
   validate_plan(*dir, qo);
   const LlamaConfig &c = dir->config();
   std::printf("model: %s (%s, %lld blocks, hidden %lld, %lld heads / %lld KV heads)\n",
@@ -371,8 +421,12 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
                 result.layers[o.layer].name.c_str(), result.layers[o.layer].stats.loss, o.ratio);
   }
 
-  Progress writing("writing checkpoint", 1, "files", stderr_is_terminal());
-  write_gptq_checkpoint(*dir, result, qo, co, out_path);
+  Progress writing(gguf ? "writing GGUF" : "writing checkpoint", 1, "files", stderr_is_terminal());
+  if (gguf != nullptr) {
+    write_gguf_model(*dir, result, *gguf, qo.num_threads, out_path, interrupted);
+  } else {
+    write_gptq_checkpoint(*dir, result, qo, co, out_path);
+  }
   writing.update(1);
   writing.finish();
   if (!save_calib_path.empty()) {
@@ -465,7 +519,7 @@ LlamaModel rtn_model(const ModelDir &original, const GptqCheckpointConfig &q, in
 
 int cmd_eval(int argc, char **argv, const std::atomic<bool> *interrupted) {
   CliArgs args(argc, argv, 2,
-               {"model", "quantized", "text", "ids", "ctx", "stride", "max-tokens", "json",
+               {"model", "quantized", "gguf", "text", "ids", "ctx", "stride", "max-tokens", "json",
                 "threads", "backend"},
                {"no-rtn"});
   choose_backend(args);
@@ -477,6 +531,7 @@ int cmd_eval(int argc, char **argv, const std::atomic<bool> *interrupted) {
   }
   if (args.has("json")) {
     std::vector<std::string> inputs = quantized_paths;
+    for (const std::string &g : args.all("gguf")) inputs.push_back(g);
     inputs.push_back(model_path);
     for (const char *f : {"text", "ids"}) {
       if (args.has(f)) inputs.push_back(args.get(f, ""));
@@ -517,6 +572,9 @@ int cmd_eval(int argc, char **argv, const std::atomic<bool> *interrupted) {
     check_same_model(c, model_path, ck.dir->config(), qpath);
     checkpoints.push_back(std::move(ck));
   }
+
+  // Each GGUF's structure checked up front too (it is read again when run).
+  for (const std::string &gpath : args.all("gguf")) GgufReader check(gpath);
 
   std::vector<int32_t> stream;
   std::string text_name;
@@ -571,6 +629,11 @@ int cmd_eval(int argc, char **argv, const std::atomic<bool> *interrupted) {
     }
     LlamaModel m = load_model(*qdir);
     run("GPTQ", qpath, bits, group, m);
+  }
+  for (const std::string &gpath : args.all("gguf")) {
+    std::string type;
+    LlamaModel m = load_gguf_model(*original, gpath, &type);
+    run("GGUF", gpath, type, "32", m);
   }
 
   const double base = rows.front().result.perplexity;

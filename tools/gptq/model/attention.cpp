@@ -88,7 +88,9 @@ void attention_core(const LlamaConfig &c, const Rope &rope, const LlamaBlock &bl
     return a.r1 - a.keys_lo > b.r1 - b.keys_lo;
   });
 
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+  const float scale = static_cast<float>(
+      c.attn_scale > 0 ? c.attn_scale : 1.0 / std::sqrt(static_cast<double>(hd)));
+  const auto cap = static_cast<float>(c.attn_softcap);
   const int64_t group = heads / kv_heads;
   std::vector<std::vector<float>> scores(static_cast<size_t>(worker_count()));
   parallel_for(static_cast<int64_t>(work.size()), [&](int64_t i, int worker) {
@@ -106,7 +108,9 @@ void attention_core(const LlamaConfig &c, const Rope &rope, const LlamaBlock &bl
     for (int64_t r = b.r0; r < b.r1; ++r) {
       int64_t lo = 0;
       if (block.sliding_window > 0) lo = std::max<int64_t>(0, r - block.sliding_window + 1);
-      masked_softmax_row(p.data() + (r - b.r0) * width, width, lo - b.keys_lo, r - b.keys_lo);
+      float *row = p.data() + (r - b.r0) * width;
+      if (cap > 0) soft_cap(row + (lo - b.keys_lo), r - lo + 1, cap);
+      masked_softmax_row(row, width, lo - b.keys_lo, r - b.keys_lo);
     }
     // out_h = P · V_g
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),

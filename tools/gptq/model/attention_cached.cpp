@@ -81,7 +81,9 @@ void attention_cached(const LlamaConfig &c, const Rope &rope, const LlamaBlock &
   std::stable_sort(work.begin(), work.end(),
                    [&](const Task &a, const Task &b) { return span(a) > span(b); });
 
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+  const float scale = static_cast<float>(
+      c.attn_scale > 0 ? c.attn_scale : 1.0 / std::sqrt(static_cast<double>(hd)));
+  const auto cap = static_cast<float>(c.attn_softcap);
   const int64_t group = heads / kv_heads;
   const int64_t window = block.sliding_window;
   std::vector<std::vector<float>> scores(static_cast<size_t>(worker_count()));
@@ -112,6 +114,7 @@ void attention_cached(const LlamaConfig &c, const Rope &rope, const LlamaBlock &
       float *row = p.data() + r * width;
       const int64_t a = lo - keys_lo, b = pos - keys_lo, n = b - a + 1;
       float *vis = row + a;
+      if (cap > 0) soft_cap(vis, n, cap);
       const float mx = max_of(vis, n);
       for (int64_t j = 0; j < n; ++j) vis[j] = fast_exp(vis[j] - mx);
       const auto inv = static_cast<float>(1.0 / sum_of(vis, n));

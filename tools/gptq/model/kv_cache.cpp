@@ -84,7 +84,7 @@ std::vector<float> cached_forward(const LlamaModel &model, const Rope &rope, KvC
   std::vector<float> x(h.size());
   rms_norm(h.data(), model.final_norm, out_rows, hidden, c.rms_norm_eps, x.data());
   std::vector<float> logits(checked_elements({out_rows, c.vocab_size}, "logits"));
-  model.lm_head.forward(x.data(), out_rows, logits.data());
+  project_logits(model, x.data(), out_rows, logits.data());
   return logits;
 }
 

@@ -53,13 +53,31 @@ void rms_norm(const float *x, const std::vector<float> &weight, int64_t rows, in
 
 namespace {
 
-// silu(gate(x)) · up(x): the input of down_proj, [tokens, intermediate].
+// out[i] = act(gate[i]) · up[i] for i < n, act being silu or (Gemma's
+// gelu_pytorch_tanh) GELU in its tanh form; out may be gate.
+void gated_activation(const float *gate, const float *up, float *out, int64_t n, bool gelu) {
+  if (gelu) {
+    constexpr float kSqrt2OverPi = 0.7978845608028654f;
+    for (int64_t i = 0; i < n; ++i) {
+      const float g = gate[i];
+      out[i] = 0.5f * g * (1.0f + std::tanh(kSqrt2OverPi * (g + 0.044715f * g * g * g))) * up[i];
+    }
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + fast_exp(-g)) * up[i];
+  }
+}
+
+// act(gate(x)) · up(x): the input of down_proj, [tokens, intermediate].
 void mlp_activation(const LlamaConfig &c, const LlamaBlock &block, const float *x,
                     int64_t tokens, float *out) {
   // By blocks of rows, so that silu reads gate and up while they are still
   // in cache rather than streaming two [tokens, intermediate] arrays back.
   const int64_t hidden = c.hidden_size, intermediate = c.intermediate_size;
   const bool fused = c.fused_projections;
+  const bool gelu = c.hidden_act == "gelu_pytorch_tanh";
   thread_local std::vector<float> up_buffer;
   up_buffer.resize(checked_elements({std::min(tokens, kMlpRows), intermediate, fused ? 2 : 1},
                                     "MLP buffer"));
@@ -68,17 +86,14 @@ void mlp_activation(const LlamaConfig &c, const LlamaBlock &block, const float *
     const int64_t rows = std::min(kMlpRows, tokens - r0);
     float *act = out + r0 * intermediate;
     if (fused) {
-      // gate_up rows hold [gate | up]; act takes silu(gate) · up row by row.
+      // gate_up rows hold [gate | up]; act takes act(gate) · up row by row.
       block.gate_up.forward(x + r0 * hidden, rows, up);
       parallel_ranges(rows, std::max<int64_t>(1, kElementwiseGrain / intermediate),
                       [&](int64_t j0, int64_t j1) {
                         for (int64_t j = j0; j < j1; ++j) {
                           const float *gu = up + j * 2 * intermediate;
-                          float *a = act + j * intermediate;
-                          for (int64_t i = 0; i < intermediate; ++i) {
-                            const float g = gu[i];
-                            a[i] = g / (1.0f + fast_exp(-g)) * gu[intermediate + i];
-                          }
+                          gated_activation(gu, gu + intermediate, act + j * intermediate,
+                                           intermediate, gelu);
                         }
                       });
       continue;
@@ -86,21 +101,26 @@ void mlp_activation(const LlamaConfig &c, const LlamaBlock &block, const float *
     block.gate.forward(x + r0 * hidden, rows, act);
     block.up.forward(x + r0 * hidden, rows, up);
     parallel_ranges(rows * intermediate, kElementwiseGrain, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) {
-        const float g = act[i];
-        act[i] = g / (1.0f + fast_exp(-g)) * up[i];
-      }
+      gated_activation(act + i0, up + i0, act + i0, i1 - i0, gelu);
     });
   }
 }
 
-// h += layer(x) for x [tokens, layer.in_features].
-void add_linear(const Linear &layer, const float *x, int64_t tokens, float *h) {
+// h += layer(x) for x [tokens, layer.in_features], or with an output norm
+// (Gemma 2's sandwich norms) h += norm(layer(x)).
+void add_linear(const LlamaConfig &c, const Linear &layer, const float *x, int64_t tokens,
+                const std::vector<float> &out_norm, float *h) {
   const int64_t out = layer.out_features();
-  thread_local std::vector<float> y;
+  thread_local std::vector<float> y, normed;
   y.resize(checked_elements({tokens, out}, "linear output"));
   layer.forward(x, tokens, y.data());
-  for (int64_t i = 0; i < tokens * out; ++i) h[i] += y[i];
+  const float *add = y.data();
+  if (!out_norm.empty()) {
+    normed.resize(y.size());
+    rms_norm(y.data(), out_norm, tokens, out, c.rms_norm_eps, normed.data());
+    add = normed.data();
+  }
+  for (int64_t i = 0; i < tokens * out; ++i) h[i] += add[i];
 }
 
 using GroupInput = std::function<void(LinearGroup group, const float *x, int64_t tokens)>;
@@ -117,13 +137,13 @@ void run_block(const LlamaConfig &c, const LlamaBlock &block, int64_t tokens, fl
   attn.resize(checked_elements({tokens, c.q_dim()}, "attention output"));
   attention(x.data(), attn.data());
   if (at_input) at_input(LinearGroup::O, attn.data(), tokens);
-  add_linear(block.o, attn.data(), tokens, h);
+  add_linear(c, block.o, attn.data(), tokens, block.attn_out_norm, h);
   rms_norm(h, block.post_norm, tokens, c.hidden_size, c.rms_norm_eps, x.data());
   if (at_input) at_input(LinearGroup::GateUp, x.data(), tokens);
   act.resize(checked_elements({tokens, c.intermediate_size}, "MLP activations"));
   mlp_activation(c, block, x.data(), tokens, act.data());
   if (at_input) at_input(LinearGroup::Down, act.data(), tokens);
-  add_linear(block.down, act.data(), tokens, h);
+  add_linear(c, block.down, act.data(), tokens, block.mlp_out_norm, h);
 }
 
 }  // namespace
@@ -197,7 +217,16 @@ std::vector<float> embed_tokens(const LlamaModel &model, const std::vector<int32
     }
     std::copy_n(&model.embed[static_cast<size_t>(ids[t]) * hidden], hidden, &h[t * hidden]);
   }
+  if (model.config.embed_scale != 1.0f) {
+    for (float &v : h) v *= model.config.embed_scale;
+  }
   return h;
+}
+
+void project_logits(const LlamaModel &model, const float *x, int64_t rows, float *logits) {
+  model.lm_head.forward(x, rows, logits);
+  const auto cap = static_cast<float>(model.config.final_softcap);
+  if (cap > 0) soft_cap(logits, rows * model.config.vocab_size, cap);
 }
 
 std::vector<float> final_hidden(const LlamaModel &model, const Rope &rope,
@@ -219,7 +248,7 @@ std::vector<float> model_logits(const LlamaModel &model, const Rope &rope,
   const std::vector<float> x = final_hidden(model, rope, ids, batch);
   const int64_t tokens = batch.tokens();
   std::vector<float> logits(checked_elements({tokens, model.config.vocab_size}, "logits"));
-  model.lm_head.forward(x.data(), tokens, logits.data());
+  project_logits(model, x.data(), tokens, logits.data());
   return logits;
 }
 

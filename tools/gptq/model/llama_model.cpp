@@ -96,6 +96,17 @@ namespace {
 
 std::string block_prefix(int64_t block) { return "model.layers." + std::to_string(block) + "."; }
 
+// A norm's scale as the forward pass uses it: Gemma's RMSNorm multiplies by
+// 1 + weight, computed in float32 as transformers does.
+std::vector<float> load_norm(const ModelDir &dir, const std::string &name) {
+  const LlamaConfig &c = dir.config();
+  std::vector<float> w = dir.load_f32(name, {c.hidden_size});
+  if (c.gemma_norms) {
+    for (float &v : w) v = 1.0f + v;
+  }
+  return w;
+}
+
 std::vector<float> load_bias(const ModelDir &dir, const LlamaConfig &c, int64_t block,
                              LinearSlot slot) {
   if (!slot_has_bias(c, slot)) return {};
@@ -111,8 +122,15 @@ LlamaBlock load_block(const ModelDir &dir, int64_t block, const GptqCheckpointCo
   LlamaBlock b;
   b.sliding_window = block_sliding_window(c, block);
   const std::string prefix = block_prefix(block);
-  b.input_norm = dir.load_f32(prefix + "input_layernorm.weight", {c.hidden_size});
-  b.post_norm = dir.load_f32(prefix + "post_attention_layernorm.weight", {c.hidden_size});
+  b.input_norm = load_norm(dir, prefix + "input_layernorm.weight");
+  if (c.sandwich_norms) {
+    // Gemma 2 names the attention output's norm post_attention_layernorm.
+    b.attn_out_norm = load_norm(dir, prefix + "post_attention_layernorm.weight");
+    b.post_norm = load_norm(dir, prefix + "pre_feedforward_layernorm.weight");
+    b.mlp_out_norm = load_norm(dir, prefix + "post_feedforward_layernorm.weight");
+  } else {
+    b.post_norm = load_norm(dir, prefix + "post_attention_layernorm.weight");
+  }
   if (c.qk_norm) {
     b.q_norm = dir.load_f32(prefix + "self_attn.q_norm.weight", {c.head_dim});
     b.k_norm = dir.load_f32(prefix + "self_attn.k_norm.weight", {c.head_dim});
@@ -143,7 +161,7 @@ void load_dense_outer(const ModelDir &dir, LlamaModel *model) {
   const LlamaConfig &c = dir.config();
   model->config = c;
   model->embed = dir.load_f32("model.embed_tokens.weight", {c.vocab_size, c.hidden_size});
-  model->final_norm = dir.load_f32("model.norm.weight", {c.hidden_size});
+  model->final_norm = load_norm(dir, "model.norm.weight");
   if (c.tie_word_embeddings) {  // a stored lm_head.weight equals it (check_llama_tensors)
     model->lm_head = Linear(c.vocab_size, c.hidden_size, model->embed, {});
   } else {
@@ -161,7 +179,7 @@ LlamaModel load_model(const ModelDir &dir) {
   if (quantized && dir.has("lm_head.qweight")) {
     model.config = c;
     model.embed = dir.load_f32("model.embed_tokens.weight", {c.vocab_size, c.hidden_size});
-    model.final_norm = dir.load_f32("model.norm.weight", {c.hidden_size});
+    model.final_norm = load_norm(dir, "model.norm.weight");
     model.lm_head =
         Linear(load_quantized_linear(dir, qcfg, "lm_head", c.vocab_size, c.hidden_size), {});
   } else {

@@ -16,8 +16,14 @@ namespace gptqtool {
 class ModelDir;
 
 struct LlamaBlock {
-  std::vector<float> input_norm;  // [hidden]
-  std::vector<float> post_norm;   // [hidden]
+  // Norm scales as the forward pass multiplies by them (Gemma's 1 + weight
+  // already added). input_norm before attention, post_norm before the MLP;
+  // with sandwich norms (Gemma 2) also attn_out_norm and mlp_out_norm on
+  // the two sub-layers' outputs, else empty.
+  std::vector<float> input_norm;     // [hidden]
+  std::vector<float> post_norm;      // [hidden]
+  std::vector<float> attn_out_norm;  // [hidden] or empty
+  std::vector<float> mlp_out_norm;   // [hidden] or empty
   // Qwen3's per-head norms of q and k ([head_dim] each); empty otherwise.
   std::vector<float> q_norm, k_norm;
   Linear q, k, v, o, gate, up, down;

@@ -1,12 +1,14 @@
 // Defaults are those of transformers' LlamaConfig, MistralConfig,
-// Qwen2Config, Qwen3Config and Phi3Config, so that a config.json that loads
-// there means the same model here. The geometry (hidden size, layer count,
-// heads, vocabulary) has no default on purpose: transformers would invent a
+// Qwen2Config, Qwen3Config, Phi3Config and Gemma2Config, so that a
+// config.json that loads there means the same model here. The geometry
+// (hidden size, layer count, heads, vocabulary) has no default on purpose:
+// transformers would invent a
 // 7B-sized model for a config that omits it, and the shape errors that
 // follows would hide the real problem, a broken config.json.
 #include "model/model_config.h"
 
 #include <cmath>
+#include <tuple>
 #include <utility>
 
 #include "common/checked_size.h"
@@ -26,14 +28,18 @@ struct Family {
   double default_rms_norm_eps;
   // Phi-3 stores q/k/v as one qkv_proj and gate/up as one gate_up_proj.
   bool fused_projections;
+  int64_t default_head_dim;  // 0: hidden_size / num_attention_heads
+  bool default_tied;         // tie_word_embeddings when the key is absent
 };
 
 constexpr Family kFamilies[] = {
-    {"LlamaForCausalLM", "llama", 2048, 0, 1e-6, false},
-    {"MistralForCausalLM", "mistral", 4096 * 32, 8, 1e-6, false},
-    {"Qwen2ForCausalLM", "qwen2", 32768, 32, 1e-6, false},
-    {"Qwen3ForCausalLM", "qwen3", 32768, 32, 1e-6, false},
-    {"Phi3ForCausalLM", "phi3", 4096, 0, 1e-5, true},
+    {"LlamaForCausalLM", "llama", 2048, 0, 1e-6, false, 0, false},
+    {"MistralForCausalLM", "mistral", 4096 * 32, 8, 1e-6, false, 0, false},
+    {"Qwen2ForCausalLM", "qwen2", 32768, 32, 1e-6, false, 0, false},
+    // Qwen3Config's head_dim is 128 whatever hidden_size / heads is.
+    {"Qwen3ForCausalLM", "qwen3", 32768, 32, 1e-6, false, 128, false},
+    {"Phi3ForCausalLM", "phi3", 4096, 0, 1e-5, true, 0, false},
+    {"Gemma2ForCausalLM", "gemma2", 8192, 4, 1e-6, false, 256, true},
 };
 
 std::string supported_architectures() {
@@ -293,6 +299,7 @@ LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &
   const bool qwen3 = c.model_type == "qwen3";
   // Qwen3 windows and lists layer types as Qwen2 does.
   const bool qwen2 = c.model_type == "qwen2" || qwen3;
+  const bool gemma2 = c.model_type == "gemma2";
   c.qk_norm = qwen3;
 
   c.hidden_size = r.dimension("hidden_size");
@@ -310,10 +317,8 @@ LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &
     r.fail(arch + ": num_attention_heads " + std::to_string(c.num_attention_heads) +
            " is not a multiple of num_key_value_heads " + std::to_string(c.num_key_value_heads));
   }
-  if (r.has("head_dim")) {
-    c.head_dim = r.dimension("head_dim");
-  } else if (qwen3) {
-    c.head_dim = 128;  // Qwen3Config's default, whatever hidden_size / heads is
+  if (r.has("head_dim") || family.default_head_dim != 0) {
+    c.head_dim = r.dimension("head_dim", family.default_head_dim);
   } else {
     if (c.hidden_size % c.num_attention_heads != 0) {
       r.fail(arch + ": hidden_size " + std::to_string(c.hidden_size) +
@@ -350,13 +355,13 @@ LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &
   if (!(c.rms_norm_eps > 0) || !std::isfinite(c.rms_norm_eps)) {
     r.fail("\"rms_norm_eps\" must be a positive number");
   }
-  c.tie_word_embeddings = r.boolean("tie_word_embeddings", false);
+  c.tie_word_embeddings = r.boolean("tie_word_embeddings", family.default_tied);
 
   // Bias layout per family: LLaMA's attention_bias puts a bias on q, k, v
   // and o; Qwen2 always has q, k, v biases and never an o bias; Mistral has
   // none, nor has Phi-3 (their modeling code ignores these keys, and so do
   // we).
-  if (llama) {
+  if (llama || gemma2) {
     c.attention_bias = r.boolean("attention_bias", false);
     c.o_proj_bias = c.attention_bias;
     c.mlp_bias = r.boolean("mlp_bias", false);
@@ -369,9 +374,38 @@ LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &
     c.o_proj_bias = false;
   }
 
-  c.hidden_act = r.string("hidden_act", "silu");
-  if (c.hidden_act != "silu") {
-    r.fail(arch + ": hidden_act \"" + c.hidden_act + "\" is not supported (only silu)");
+  // Gemma 2 reads "hidden_activation" (its files may carry a "hidden_act"
+  // too, which transformers ignores for it).
+  const char *act_key = gemma2 ? "hidden_activation" : "hidden_act";
+  c.hidden_act = r.string(act_key, gemma2 ? "gelu_pytorch_tanh" : "silu");
+  if (c.hidden_act != "silu" && c.hidden_act != "gelu_pytorch_tanh") {
+    r.fail(arch + ": " + act_key + " \"" + c.hidden_act +
+           "\" is not supported (silu, gelu_pytorch_tanh)");
+  }
+  if (gemma2) {
+    c.gemma_norms = true;
+    c.sandwich_norms = true;
+    // transformers: torch.tensor(hidden_size ** 0.5) in the weights' dtype.
+    c.embed_scale = static_cast<float>(std::sqrt(static_cast<double>(c.hidden_size)));
+    auto positive = [&](const char *key, double v) {
+      if (!(v > 0) || !std::isfinite(v)) {
+        r.fail(arch + ": \"" + key + "\" is " + std::to_string(v) + "; it must be > 0");
+      }
+      return v;
+    };
+    c.attn_scale = 1.0 / std::sqrt(positive("query_pre_attn_scalar",
+                                            r.number("query_pre_attn_scalar", 256)));
+    for (const auto &[key, fallback, out] :
+         {std::tuple<const char *, double, double *>{"attn_logit_softcapping", 50.0,
+                                                     &c.attn_softcap},
+          {"final_logit_softcapping", 30.0, &c.final_softcap}}) {
+      // An explicit null switches the cap off.
+      *out = config.contains(key) ? r.number(key, 0) : fallback;
+      if (r.has(key)) positive(key, *out);
+    }
+    if (r.boolean("use_bidirectional_attention", false)) {
+      r.fail(arch + ": use_bidirectional_attention is not supported (causal attention only)");
+    }
   }
 
   parse_rope(config, r, &c);
@@ -389,10 +423,12 @@ LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &
     window = config.contains("sliding_window") ? r.integer("sliding_window", 0, 0, INT64_MAX) : 4096;
   } else if (c.model_type == "phi3") {
     window = r.integer("sliding_window", 0, 0, INT64_MAX);
+  } else if (gemma2) {
+    window = config.contains("sliding_window") ? r.integer("sliding_window", 0, 0, INT64_MAX) : 4096;
   } else if (qwen2 && r.boolean("use_sliding_window", false)) {
     window = config.contains("sliding_window") ? r.integer("sliding_window", 0, 0, INT64_MAX) : 4096;
   }
-  if (qwen2 && r.has("layer_types")) {
+  if ((qwen2 || gemma2) && r.has("layer_types")) {
     const auto &types = config["layer_types"];
     if (!types.is_array() || static_cast<int64_t>(types.size()) != c.num_hidden_layers) {
       r.fail("\"layer_types\" must list one type per layer (" +
@@ -411,6 +447,9 @@ LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &
     }
   } else if (qwen2 && window > 0) {
     c.max_window_layers = r.integer("max_window_layers", 28, 0, INT64_MAX);
+  } else if (gemma2 && window > 0) {
+    // Gemma2Config's default layer_types: even layers windowed, odd ones full.
+    for (int64_t l = 0; l < c.num_hidden_layers; ++l) c.sliding_layers.push_back(l % 2 == 0);
   }
   c.sliding_window = window < c.max_position_embeddings ? window : 0;
   if (c.sliding_window == 0) {

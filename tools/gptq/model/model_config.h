@@ -1,11 +1,12 @@
 // The Hugging Face config.json of a LLaMA-family model (LLaMA, Mistral,
-// Qwen2, Qwen3, Phi-3), read into the numbers the forward pass needs, with the
-// defaults transformers applies for keys a config leaves out, whether
-// transformers 4 wrote it (top-level "rope_theta", "rope_scaling") or
-// transformers 5 ("rope_parameters", "layer_types"). Anything the forward pass does not
-// implement (another architecture, an activation other than SiLU, a RoPE
-// type other than default / linear / dynamic / yarn / llama3, partial
-// rotary embeddings) is refused here, by name, before any weight is read.
+// Qwen2, Qwen3, Phi-3, Gemma 2), read into the numbers the forward pass
+// needs, with the defaults transformers applies for keys a config leaves
+// out, whether transformers 4 wrote it (top-level "rope_theta",
+// "rope_scaling") or transformers 5 ("rope_parameters", "layer_types").
+// Anything the forward pass does not implement (another architecture, an
+// activation other than SiLU or tanh GELU, a RoPE type other than default /
+// linear / dynamic / yarn / llama3, partial rotary embeddings) is refused
+// here, by name, before any weight is read.
 #pragma once
 
 #include <cstdint>
@@ -44,7 +45,18 @@ struct LlamaConfig {
   bool rope_truncate = true;                                    // yarn
   std::string torch_dtype;  // as written ("dtype" in newer files, else "torch_dtype"); may be ""
 
-  std::string hidden_act = "silu";  // the only activation accepted
+  std::string hidden_act = "silu";  // silu, or gelu_pytorch_tanh (Gemma 2)
+
+  // Gemma 2: every RMSNorm scales by (1 + weight) (the loader adds the 1);
+  // the attention and MLP outputs are normed too before they join the
+  // residual stream (post_attention_layernorm, post_feedforward_layernorm;
+  // the MLP's input norm is then pre_feedforward_layernorm); embeddings are
+  // multiplied by embed_scale; scores are scaled by attn_scale instead of
+  // 1/sqrt(head_dim) (0 = that default), and scores and final logits are
+  // soft-capped, cap·tanh(x/cap) (0 = no cap).
+  bool gemma_norms = false, sandwich_norms = false;
+  float embed_scale = 1.0f;
+  double attn_scale = 0, attn_softcap = 0, final_softcap = 0;
 
   // heads · head_dim (q and o_proj) and kv_heads · head_dim (k and v),
   // computed with overflow checks (a parsed config keeps both <= 2^31 - 1).
@@ -57,8 +69,9 @@ struct LlamaConfig {
   // without layer_types for layers >= max_window_layers.
   int64_t sliding_window = 0;
   int64_t max_window_layers = 0;  // Qwen2 only
-  // Qwen2's layer_types, when the config lists them: 1 for a windowed
-  // layer. Empty: the max_window_layers rule above.
+  // Qwen2's layer_types, when the config lists them, and Gemma 2's (listed
+  // or its default, even layers windowed): 1 for a windowed layer. Empty:
+  // the max_window_layers rule above.
   std::vector<uint8_t> sliding_layers;
 };
 

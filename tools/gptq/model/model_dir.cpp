@@ -208,6 +208,10 @@ void check_llama_tensors(const ModelDir &model) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
     need(p + "input_layernorm.weight", {hidden});
     need(p + "post_attention_layernorm.weight", {hidden});
+    if (c.sandwich_norms) {
+      need(p + "pre_feedforward_layernorm.weight", {hidden});
+      need(p + "post_feedforward_layernorm.weight", {hidden});
+    }
     for (const LinearSlot slot : block_slots(c)) {
       int64_t out = 0, in = 0;
       slot_shape(c, slot, &out, &in);

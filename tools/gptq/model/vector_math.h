@@ -6,10 +6,18 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
 namespace gptqtool {
+
+// x = cap·tanh(x / cap) over n values: Gemma 2's soft cap of attention
+// scores and final logits (cap > 0).
+inline void soft_cap(float *x, int64_t n, float cap) {
+  const float inv = 1.0f / cap;
+  for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] * inv);
+}
 
 // e^x: range reduction to x = n·ln2 + r, |r| <= ln2/2, Cephes' polynomial
 // for e^r, and 2^n put into the exponent bits. Within 1 ulp of the exact

@@ -75,7 +75,7 @@ std::vector<std::vector<int32_t>> generate_tokens(const LlamaModel &model,
   int64_t longest = 0;
   for (const auto &p : prompts) longest = std::max<int64_t>(longest, static_cast<int64_t>(p.size()));
   // Room for the longest prompt and its budget; no sequence needs more.
-  const int64_t capacity = std::min(context, longest + o.max_new_tokens);
+  const int64_t capacity = std::min(context, longest + std::min(o.max_new_tokens, context));
   const int64_t slots = std::min<int64_t>(o.batch, static_cast<int64_t>(prompts.size()));
   KvCache cache(model.config, slots, capacity);
   const Rope rope(model.config, capacity);

@@ -83,7 +83,7 @@ double batch_nll(const LlamaModel &model, const Rope &rope, const std::vector<in
                   &rows[static_cast<size_t>(i * hidden)]);
     }
     logits->resize(checked_elements({count, vocab}, "logits"));
-    model.lm_head.forward(rows.data(), count, logits->data());
+    project_logits(model, rows.data(), count, logits->data());
     parallel_for(count, [&](int64_t i, int) {
       nll[r0 + i] = token_nll(&(*logits)[static_cast<size_t>(i * vocab)], vocab,
                               scored[r0 + i].second);

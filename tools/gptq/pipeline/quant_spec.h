@@ -21,6 +21,9 @@ struct LayerQuantSpec {
   bool static_groups = false;
   double damp_percent = 0.01;
   bool mse = false;
+  // GPTQ's own grid, or a GGUF block format (gptq_grid), which then fixes
+  // bits and groups.
+  int32_t grid = 0;
 };
 
 // One --override: a glob over layer names ('*' any run, '?' one character)

@@ -47,6 +47,7 @@ gptq_config library_config(const LayerQuantSpec &spec, int32_t num_threads) {
   cfg.static_groups = spec.static_groups ? 1 : 0;
   cfg.damp_percent = static_cast<float>(spec.damp_percent);
   cfg.mse = spec.mse ? 1 : 0;
+  cfg.grid = static_cast<gptq_grid>(spec.grid);
   cfg.backend = GPTQ_BACKEND_AUTO;  // --backend, through GPTQ_BACKEND
   cfg.num_threads = num_threads;
   cfg.log = log_to_stderr;
@@ -84,7 +85,8 @@ std::shared_ptr<gptq_qtensor> quantize_rtn(const std::vector<float> &weight, int
 }
 
 void validate_options(const QuantizeOptions &options) {
-  check_storable_bits(options.base.bits, "--bits " + std::to_string(options.base.bits));
+  if (options.base.grid == GPTQ_GRID_GPTQ)
+    check_storable_bits(options.base.bits, "--bits " + std::to_string(options.base.bits));
   validate_spec(options.base, "the run's settings");
   bool act_order_somewhere = options.base.act_order || options.base.act_group_aware;
   for (const SpecOverride &o : options.overrides) {
@@ -134,6 +136,12 @@ void validate_plan(const ModelDir &dir, const QuantizeOptions &options) {
       validate_spec(spec, name);
       int64_t out = 0, in = 0;
       slot_shape(c, slot, &out, &in);
+      if (spec.grid != GPTQ_GRID_GPTQ) {
+        int64_t bytes = 0;
+        check_status(gptq_gguf_size(static_cast<gptq_grid>(spec.grid), out, in, &bytes),
+                     name + " cannot be stored in GGUF blocks");
+        continue;
+      }
       gptq_checkpoint_sizes sz;
       check_status(gptq_checkpoint_sizes_for(out, in, spec.bits, spec.group_size, &sz),
                    name + " cannot be stored as a GPTQ checkpoint (skip it with --override '" +

@@ -212,6 +212,13 @@ pub const GPTQ_LOG_ERROR: gptq_log_level = 3;
 ///         as q + 128), value q·d.
 /// A block whose d is 0 (all its weights 0, or max = min) gives code 8, 16,
 /// 0, 0 and 128 respectively for every weight.
+/// Q4_0, Q5_0 and Q8_0 then refine d with the Hessian diagonal h (the
+/// importance of each input column, as llama.cpp's importance matrix): the
+/// candidates are the weight above divided by (divisor + k/10), k = -9..9,
+/// each also refitted by weighted least squares to its codes
+/// (d = Σ h·w·q / Σ h·q², q the signed code), all rounded to fp16; the one
+/// with the smallest Σ h·(w - value)² over the block is kept, the rule's own
+/// d on ties. Q4_1 and Q5_1 use the rule as stated.
 /// ```
 pub type gptq_grid = i32;
 pub const GPTQ_GRID_GPTQ: gptq_grid = 0;
@@ -714,6 +721,14 @@ extern "C" {
     /// Errors: NULL_POINTER, UNSUPPORTED (q is not on a GGUF grid),
     /// SIZE_MISMATCH (out_len too small); nothing is written then.
     pub fn gptq_gguf_export(q: *const gptq_qtensor, out: *mut ::std::os::raw::c_void, out_len: i64) -> gptq_status;
+
+    /// Decode the blocks of a \[rows, cols] tensor in the format of `grid`
+    /// (bytes_len bytes, exactly gptq_gguf_size's) into float32 out
+    /// \[rows, cols] (out_len >= rows·cols), as llama.cpp dequantizes them: for a
+    /// tensor this library quantized, exactly gptq_qtensor_dequantize's values.
+    /// Errors: NULL_POINTER, INVALID_CONFIG (not a GGUF grid), INVALID_SIZE (as
+    /// gptq_gguf_size), SIZE_MISMATCH (bytes_len or out_len).
+    pub fn gptq_gguf_dequantize(grid: gptq_grid, bytes: *const ::std::os::raw::c_void, bytes_len: i64, rows: i64, cols: i64, out: *mut f32, out_len: i64) -> gptq_status;
 
     /// ```text
     /// y = x · Wᵀ (+ bias), with W the dequantized weights of q, on q's backend.

@@ -6,8 +6,8 @@ and computes RoPE itself (tools/gptq/model/rope.cpp). Both must mean what
 transformers means, whichever major version wrote the file: transformers 4
 writes a top-level "rope_theta" and "rope_scaling", transformers 5 a
 "rope_parameters" object (and "layer_types" for Qwen2). This script is the
-reference side. For each case below (a LLaMA, Mistral, Qwen2 or Phi-3 model of a
-real model's shape and RoPE) it writes
+reference side. For each case below (a LLaMA, Mistral, Qwen2, Phi-3 or
+Gemma 2 model of a real model's shape and RoPE) it writes
 
     tf4/<case>.json   the config as transformers 4 saves it
     tf5/<case>.json   the config as transformers 5 saves it
@@ -41,13 +41,14 @@ import sys
 
 import numpy as np
 import transformers
-from transformers import LlamaConfig, MistralConfig, Phi3Config, Qwen2Config
+from transformers import Gemma2Config, LlamaConfig, MistralConfig, Phi3Config, Qwen2Config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 LLAMA, MISTRAL, QWEN2 = "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"
-PHI3 = "Phi3ForCausalLM"
-CLASSES = {LLAMA: LlamaConfig, MISTRAL: MistralConfig, QWEN2: Qwen2Config, PHI3: Phi3Config}
+PHI3, GEMMA2 = "Phi3ForCausalLM", "Gemma2ForCausalLM"
+CLASSES = {LLAMA: LlamaConfig, MISTRAL: MistralConfig, QWEN2: Qwen2Config, PHI3: Phi3Config,
+           GEMMA2: Gemma2Config}
 
 # Each case: the architecture and the keyword arguments of the config class,
 # as the model's published config.json has them (transformers 4 style).
@@ -125,6 +126,14 @@ CASES = {
         original_max_position_embeddings=4096, rope_theta=10000.0, rope_scaling=None,
         sliding_window=2047, tie_word_embeddings=False, bos_token_id=1, eos_token_id=32000,
         pad_token_id=32000)),
+    # gemma-2-2b: head_dim 256 (not hidden / heads), soft caps, a 4096 window
+    # on the even layers, tied embeddings (all class defaults but the shape).
+    "gemma2_2b": (GEMMA2, dict(
+        hidden_size=2304, intermediate_size=9216, num_hidden_layers=26, num_attention_heads=8,
+        num_key_value_heads=4, head_dim=256, vocab_size=256000, max_position_embeddings=8192,
+        rms_norm_eps=1e-6, rope_theta=10000.0, query_pre_attn_scalar=256, sliding_window=4096,
+        attn_logit_softcapping=50.0, final_logit_softcapping=30.0,
+        hidden_activation="gelu_pytorch_tanh", tie_word_embeddings=True)),
 }
 
 

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# `gptq quantize --format gguf` end to end on tiny generated models: every
+# type written and read back by the tool's own reader; bad input refused
+# with a message and no file left.
+#   gguf_test.sh GPTQ_EXE MAKE_TINY_MODEL_EXE DUMP_GGUF_EXE [--python]
+# With --python, each file is also read by the gguf package (PyPI) through
+# check_gguf.py, with the Python in $GGUF_PYTHON (default python3); the test
+# is skipped (exit 77) when that Python cannot import gguf.
+set -euo pipefail
+gptq=$1
+make_model=$2
+dump=$3
+with_python=${4:-}
+here=$(cd "$(dirname "$0")" && pwd)
+python=${GGUF_PYTHON:-python3}
+if [ "$with_python" = --python ] && ! "$python" -c 'import gguf, numpy' 2>/dev/null; then
+  echo "skip: $python cannot import gguf and numpy (set GGUF_PYTHON to a venv with them)"
+  exit 77
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fails=0
+
+pass() { echo "ok: $1"; }
+fail() { echo "FAIL: $1"; fails=$((fails + 1)); }
+
+expect_error() {
+  local name=$1 text=$2
+  shift 2
+  local rc=0
+  "$@" >"$work/out.txt" 2>"$work/err.txt" || rc=$?
+  if [ "$rc" -ne 0 ] && grep -qF -- "$text" "$work/err.txt"; then
+    pass "$name"
+  else
+    fail "$name (exit $rc; stderr: $(cat "$work/err.txt"))"
+  fi
+}
+
+# A byte-level BPE tokenizer for the tiny models' 96 ids: 3 special tokens,
+# 92 single characters ('!' .. '|'), and "ab" from the one merge; SmolLM's
+# pre-tokenizer (digits split, then byte-level).
+write_tokenizer() {
+  local dir=$1 pre=${2:-smollm}
+  python3 - "$dir" "$pre" <<'PY'
+import json, sys
+d, pre = sys.argv[1], sys.argv[2]
+vocab = {chr(c): 3 + c - 33 for c in range(33, 125)}
+vocab["ab"] = 95
+byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
+pre_tok = ({"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": True}, byte_level]}
+           if pre == "smollm" else {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always"})
+added = [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+          "normalized": False, "special": True} for i, t in enumerate(["<|endoftext|>", "<|im_start|>", "<|im_end|>"])]
+json.dump({"version": "1.0", "added_tokens": added, "normalizer": None, "pre_tokenizer": pre_tok,
+           "post_processor": None, "decoder": {"type": "ByteLevel", "add_prefix_space": True,
+                                               "trim_offsets": True, "use_regex": True},
+           "model": {"type": "BPE", "dropout": None, "unk_token": None, "vocab": vocab, "merges": ["a b"]}},
+          open(f"{d}/tokenizer.json", "w"))
+json.dump({"bos_token": "<|im_start|>", "eos_token": "<|im_end|>", "add_bos_token": False,
+           "chat_template": "{% for m in messages %}<|im_start|>{{ m['content'] }}<|im_end|>{% endfor %}"},
+          open(f"{d}/tokenizer_config.json", "w"))
+PY
+}
+
+for kind in llama qwen2 mistral mistral-swa narrow; do
+  "$make_model" "$work/$kind" "$kind"
+  write_tokenizer "$work/$kind"
+done
+"$make_model" "$work/metaspace"
+write_tokenizer "$work/metaspace" metaspace
+for i in $(seq 1 8); do seq "$i" 3 120 | awk '{printf "%d ", $1 % 96} END {print ""}'; done >"$work/ids.txt"
+
+quantize() {  # quantize MODEL OUT TYPE [options...]
+  local model=$1 out=$2 type=$3
+  shift 3
+  "$gptq" quantize --model "$work/$model" --out "$out" --calib-ids "$work/ids.txt" --samples 4 \
+    --seqlen 32 --format gguf --gguf-type "$type" --quiet "$@"
+}
+
+for spec in llama:Q4_0 llama:Q4_1 llama:Q5_0 llama:Q5_1 llama:Q8_0 qwen2:Q4_0 mistral:Q8_0; do
+  model=${spec%%:*}
+  type=${spec#*:}
+  out="$work/$model-$type.gguf"
+  if quantize "$model" "$out" "$type" >"$work/q.txt" 2>&1; then
+    pass "quantize $model $type"
+  else
+    fail "quantize $model $type: $(cat "$work/q.txt")"
+    continue
+  fi
+  mkdir -p "$work/dump-$model-$type"
+  if "$dump" "$out" "$work/dump-$model-$type" >"$work/d.txt" 2>&1; then
+    pass "our reader decodes $model $type"
+  else
+    fail "our reader on $model $type: $(cat "$work/d.txt")"
+    continue
+  fi
+  if [ "$with_python" = --python ]; then
+    if "$python" "$here/check_gguf.py" "$out" "$work/dump-$model-$type" "$work/$model" "$type" \
+         >"$work/p.txt" 2>&1; then
+      pass "gguf package reads $model $type: $(tail -n 1 "$work/p.txt")"
+    else
+      fail "gguf package on $model $type: $(cat "$work/p.txt")"
+    fi
+  fi
+done
+[ -z "$(find "$work" -maxdepth 1 -name '.*tmp*')" ] && pass "no temporary file left" \
+  || fail "temporary file left"
+
+if [ "$with_python" != --python ]; then
+  # eval --gguf: our forward pass on the file's weights. Q8_0 is close to
+  # the float model (within 2% in perplexity), and a GGUF of another model
+  # is refused.
+  if "$gptq" eval --model "$work/llama" --gguf "$work/llama-Q8_0.gguf" --gguf "$work/llama-Q4_0.gguf" \
+       --ids "$work/ids.txt" --ctx 32 --no-rtn >"$work/e.txt" 2>&1 \
+     && awk '$1 == "original" {o = $4} $1 == "GGUF" && $2 == "Q8_0" {g = $4}
+             END {exit !(o > 0 && g > 0 && g / o < 1.02 && g / o > 0.98)}' "$work/e.txt" \
+     && grep -q "^GGUF .*Q4_0" "$work/e.txt"; then
+    pass "eval --gguf"
+  else
+    fail "eval --gguf: $(cat "$work/e.txt")"
+  fi
+  if "$gptq" eval --model "$work/qwen2" --gguf "$work/qwen2-Q4_0.gguf" --ids "$work/ids.txt" \
+       --ctx 32 --no-rtn >"$work/e.txt" 2>&1 && grep -q "^GGUF .*Q4_0" "$work/e.txt"; then
+    pass "eval --gguf qwen2"
+  else
+    fail "eval --gguf qwen2: $(cat "$work/e.txt")"
+  fi
+  expect_error "gguf of another model" "is a qwen2 model" \
+    "$gptq" eval --model "$work/llama" --gguf "$work/qwen2-Q4_0.gguf" --ids "$work/ids.txt" --ctx 32
+  expect_error "not a gguf" "not a GGUF file" \
+    "$gptq" eval --model "$work/llama" --gguf "$work/ids.txt" --ids "$work/ids.txt" --ctx 32
+
+  # Bad input: a message, a non-zero exit, and no file.
+  expect_error "unsupported type" "is not a type this tool writes" \
+    quantize llama "$work/bad1.gguf" Q3_K
+  expect_error "width not a multiple of the block" "not a multiple of the Q4_0 block" \
+    quantize narrow "$work/bad2.gguf" Q4_0
+  expect_error "sliding window" "sliding-window attention" quantize mistral-swa "$work/bad3.gguf" Q4_0
+  expect_error "tokenizer llama.cpp cannot name" "pre_tokenizer is not one llama.cpp" \
+    quantize metaspace "$work/bad4.gguf" Q4_0
+  expect_error "bits with gguf" "--bits does not apply to --format gguf" \
+    quantize llama "$work/bad5.gguf" Q4_0 --bits 3
+  expect_error "act-order scatters blocks" "--static-groups" \
+    quantize llama "$work/bad6.gguf" Q4_0 --act-order
+  expect_error "gguf-type without gguf" "--gguf-type needs --format gguf" \
+    "$gptq" quantize --model "$work/llama" --out "$work/bad7" --calib-ids "$work/ids.txt" \
+    --gguf-type Q4_0
+  for i in 1 2 3 4 5 6 7; do
+    [ ! -e "$work/bad$i.gguf" ] && [ ! -e "$work/bad7" ] && pass "no output for bad input $i" \
+      || fail "bad input $i left an output"
+  done
+  expect_error "existing file kept" "exists; --overwrite" quantize llama "$work/llama-Q4_0.gguf" Q4_0
+  echo "not gguf" >"$work/notes.txt"
+  expect_error "overwrite only a GGUF" "is not a GGUF file" \
+    quantize llama "$work/notes.txt" Q4_0 --overwrite
+  [ "$(cat "$work/notes.txt")" = "not gguf" ] && pass "non-GGUF file untouched" || fail "non-GGUF file changed"
+  if quantize llama "$work/llama-Q4_0.gguf" Q4_0 --overwrite --act-group-aware >/dev/null 2>&1; then
+    pass "overwrite a GGUF, act-group-aware"
+  else
+    fail "overwrite a GGUF"
+  fi
+fi
+
+if [ "$fails" -ne 0 ]; then
+  echo "$fails check(s) failed"
+  exit 1
+fi
+echo "all gguf checks passed"
