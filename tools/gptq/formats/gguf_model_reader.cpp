@@ -89,8 +89,7 @@ LlamaModel load_gguf_model(const ModelDir &original, const std::string &path,
     block.sliding_window = block_sliding_window(c, b);
     block.input_norm = load(blk + "attn_norm.weight", 0, c.hidden_size);
     block.post_norm = load(blk + "ffn_norm.weight", 0, c.hidden_size);
-    for (int s = 0; s < kLinearSlots; ++s) {
-      const auto slot = static_cast<LinearSlot>(s);
+    for (const LinearSlot slot : block_slots(c)) {
       int64_t out = 0, in = 0;
       slot_shape(c, slot, &out, &in);
       const std::string name = blk + gguf_slot_name(slot);

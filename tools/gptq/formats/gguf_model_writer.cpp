@@ -210,8 +210,7 @@ void write_gguf_model(const ModelDir &model, const QuantizeResult &result, const
   for (int64_t b = 0; b < c.num_hidden_layers; ++b) {
     const std::string prefix = "model.layers." + std::to_string(b) + ".";
     add_f32(block_name(b, "attn_norm.weight"), prefix + "input_layernorm.weight", {c.hidden_size});
-    for (int s = 0; s < kLinearSlots; ++s) {
-      const auto slot = static_cast<LinearSlot>(s);
+    for (const LinearSlot slot : block_slots(c)) {  // the seven of llama / mistral / qwen2
       const std::string source = linear_name(b, slot);
       const auto found = layers.find(source);
       if (found == layers.end() || !found->second->qtensor)
