@@ -19,6 +19,9 @@ const char *gguf_slot_name(LinearSlot slot) {
     case LinearSlot::Gate: return "ffn_gate";
     case LinearSlot::Up: return "ffn_up";
     case LinearSlot::Down: return "ffn_down";
+    // Fused layers (Phi-3) are never written: the writer refuses the model.
+    case LinearSlot::Qkv:
+    case LinearSlot::GateUp: break;
   }
   return "";
 }
@@ -56,6 +59,10 @@ std::vector<float> unpermute_rope_rows(const std::vector<float> &in, int64_t hea
 LlamaModel load_gguf_model(const ModelDir &original, const std::string &path,
                            std::string *type_name) {
   const LlamaConfig &c = original.config();
+  if (c.model_type != "llama" && c.model_type != "mistral" && c.model_type != "qwen2") {
+    throw ToolError("--gguf: --model " + original.path() + " is a " + c.architecture +
+                    "; GGUF files are read for LLaMA, Mistral and Qwen2 models only");
+  }
   GgufReader file(path);
   const std::string arch = file.string_value("general.architecture");
   const std::string want_arch = c.model_type == "qwen2" ? "qwen2" : "llama";

@@ -36,6 +36,9 @@ const char *gguf_slot_name(LinearSlot slot) {
     case LinearSlot::Gate: return "ffn_gate";
     case LinearSlot::Up: return "ffn_up";
     case LinearSlot::Down: return "ffn_down";
+    // Fused layers (Phi-3) are never written: the writer refuses the model.
+    case LinearSlot::Qkv:
+    case LinearSlot::GateUp: break;
   }
   return "";
 }
@@ -210,7 +213,7 @@ void write_gguf_model(const ModelDir &model, const QuantizeResult &result, const
   for (int64_t b = 0; b < c.num_hidden_layers; ++b) {
     const std::string prefix = "model.layers." + std::to_string(b) + ".";
     add_f32(block_name(b, "attn_norm.weight"), prefix + "input_layernorm.weight", {c.hidden_size});
-    for (const LinearSlot slot : block_slots(c)) {  // the seven of llama / mistral / qwen2
+    for (const LinearSlot slot : block_slots(c)) {
       const std::string source = linear_name(b, slot);
       const auto found = layers.find(source);
       if (found == layers.end() || !found->second->qtensor)
