@@ -376,6 +376,31 @@ TEST_F(Pipeline, ShardedCheckpointsAndShardedSources) {
   }
 }
 
+// A value too large for float16 in a tensor that stays unquantized is
+// found before any work, by name; bfloat16 and float32 hold it.
+TEST_F(Pipeline, UnquantizedTensorsThatDoNotFitAreRefusedFirst) {
+  SafetensorsWriter w;
+  for (const auto &t : tinymodel::random_tensors(spec_)) {
+    std::vector<float> v = t.second.second;
+    if (t.first == "model.layers.1.post_attention_layernorm.weight") v[3] = 70000.0f;
+    if (t.first == "model.layers.0.mlp.up_proj.weight") v[0] = 1e6f;  // quantized: fine
+    std::vector<uint8_t> bytes(v.size() * 4);
+    std::memcpy(bytes.data(), v.data(), bytes.size());
+    w.add(t.first, TensorDType::F32, t.second.first, bytes);
+  }
+  w.write(model_ + "/model.safetensors");
+  auto dir = ModelDir::open(model_);
+  try {
+    check_unquantized_tensors_fit(*dir, TensorDType::F16);
+    FAIL() << "70000 accepted as float16";
+  } catch (const ToolError &e) {
+    EXPECT_NE(std::string(e.what()).find("model.layers.1.post_attention_layernorm.weight"),
+              std::string::npos) << e.what();
+  }
+  check_unquantized_tensors_fit(*dir, TensorDType::BF16);
+  check_unquantized_tensors_fit(*dir, TensorDType::F32);
+}
+
 TEST_F(Pipeline, TrueSequentialInputsComeFromQuantizedLayers) {
   auto dir = ModelDir::open(model_);
   QuantizeOptions qo;

@@ -320,6 +320,7 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
               static_cast<long long>(c.num_key_value_heads));
   std::printf("unquantized tensors will be written as %s\n",
               dtype_name(unquantized_dtype(*dir, co.dtype)));
+  check_unquantized_tensors_fit(*dir, unquantized_dtype(*dir, co.dtype));
 
   std::vector<std::vector<int32_t>> calibration;
   std::optional<CalibrationStats> calibration_stats_seen;

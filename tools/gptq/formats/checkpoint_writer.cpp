@@ -140,6 +140,21 @@ TensorDType unquantized_dtype(const ModelDir &source, CheckpointOptions::DType c
   return bf16 ? TensorDType::BF16 : TensorDType::F16;
 }
 
+void check_unquantized_tensors_fit(const ModelDir &source, TensorDType dtype) {
+  auto ends_with = [](const std::string &s, const std::string &tail) {
+    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+  };
+  for (const std::string &name : source.tensor_names()) {
+    const TensorInfo &t = source.info(name);
+    const bool is_float = t.dtype == TensorDType::F32 || t.dtype == TensorDType::F16 ||
+                          t.dtype == TensorDType::BF16 || t.dtype == TensorDType::F64;
+    if (!is_float || t.dtype == dtype) continue;
+    if (ends_with(name, "_proj.weight") || name == "lm_head.weight") continue;
+    throw_if_interrupted();
+    convert_float_tensor(source.file_of(name), t, dtype);  // throws if it does not fit
+  }
+}
+
 std::string quantize_report_json(const QuantizeResult &r, const std::string &source_dir) {
   json layers = json::array();
   std::map<const LayerResult *, double> outliers;

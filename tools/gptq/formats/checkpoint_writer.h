@@ -52,6 +52,12 @@ struct CheckpointOptions {
 // else F16, unless `choice` names one.
 TensorDType unquantized_dtype(const ModelDir &source, CheckpointOptions::DType choice);
 
+// Before any work: every float tensor that is certain to be written
+// unquantized (all but the linear layers' weights, which a run may
+// quantize: embeddings, norms, biases) fits `dtype`. Throws the ToolError
+// the writer would throw hours later, naming the tensor.
+void check_unquantized_tensors_fit(const ModelDir &source, TensorDType dtype);
+
 // The report as JSON text (also written into the checkpoint).
 std::string quantize_report_json(const QuantizeResult &result, const std::string &source_dir);
 
