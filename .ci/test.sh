@@ -115,7 +115,7 @@ rm -rf "$build_fuzz"
 CC=clang CXX=clang++ meson setup "$build_fuzz" -Dfuzz=enabled -Db_sanitize=address,undefined \
   -Db_lundef=false -Dbuildtype=debugoptimized -Dtests=false -Dcuda=disabled
 fuzz_harnesses=(fuzz_safetensors fuzz_tokenizer fuzz_model_config fuzz_quant_config
-  fuzz_qtensor_import)
+  fuzz_qtensor_import fuzz_gguf fuzz_calib_records)
 ninja -C "$build_fuzz" "${fuzz_harnesses[@]/#/tests/fuzz/}"
 GPTQ_FUZZ_OUT="$build_fuzz/fuzz-out" bash tests/fuzz/run_fuzzers.sh "$build_fuzz" 20 "${fuzz_harnesses[@]}" ||
   failed="$failed fuzz"

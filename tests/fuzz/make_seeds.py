@@ -110,9 +110,55 @@ def seeds_qtensor_import():
     out("fuzz_qtensor_import", "8bit_g16", one(6, 4, 1, 2, 0, 2, codes * 3 + zeros + scales * 4))
 
 
+def gguf_string(s):
+    b = s.encode()
+    return struct.pack("<Q", len(b)) + b
+
+
+def gguf(kvs, tensors, alignment=32):
+    """A GGUF v3 file: kvs [(key, type, packed value)], tensors [(name, ne, type, raw)]."""
+    head = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kvs))
+    for key, vtype, value in kvs:
+        head += gguf_string(key) + struct.pack("<I", vtype) + value
+    offset, blobs = 0, b""
+    for name, ne, gtype, raw in tensors:
+        head += gguf_string(name) + struct.pack("<I", len(ne)) + b"".join(struct.pack("<Q", d) for d in ne)
+        head += struct.pack("<IQ", gtype, offset)
+        pad = -len(raw) % alignment
+        blobs += raw + b"\0" * pad
+        offset += len(raw) + pad
+    head += b"\0" * (-len(head) % alignment)
+    return head + blobs
+
+
+def seeds_gguf():
+    kvs = [("general.architecture", 8, gguf_string("llama")),
+           ("general.alignment", 4, struct.pack("<I", 32)),
+           ("llama.block_count", 4, struct.pack("<I", 1)),
+           ("tokenizer.ggml.tokens", 9, struct.pack("<IQ", 8, 2) + gguf_string("a") + gguf_string("b"))]
+    f32 = struct.pack("<4f", 1, -2, 0.5, 0)
+    q8_0 = struct.pack("<H", 0x2C00) + bytes((i - 16) & 0xFF for i in range(32))  # d = 1/16
+    q4_0 = struct.pack("<H", 0x3C00) + bytes([0x98, 0x7A] * 8)             # d = 1, 32 nibbles
+    out("fuzz_gguf", "f32_q8_q4", gguf(kvs, [("token_embd.weight", [2, 2], 0, f32),
+                                             ("blk.0.attn_q.weight", [32, 1], 8, q8_0),
+                                             ("blk.0.attn_k.weight", [32, 1], 2, q4_0)]))
+    out("fuzz_gguf", "metadata_only", gguf(kvs, []))
+
+
+def seeds_calib_records():
+    out("fuzz_calib_records", "jsonl", '{"text": "The GNU coding standards."}\n\n'
+        '{"text": "second", "id": 3}\n"a bare string"\n')
+    out("fuzz_calib_records", "array", '[{"text": "one"}, "two", {"messages": '
+        '[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}]')
+    out("fuzz_calib_records", "chat_jsonl", '{"messages": [{"role": "system", "content": "s"}, '
+        '{"role": "user", "content": "u"}]}\n')
+
+
 if __name__ == "__main__":
     seeds_safetensors()
     seeds_tokenizer()
     seeds_model_config()
     seeds_quant_config()
     seeds_qtensor_import()
+    seeds_gguf()
+    seeds_calib_records()

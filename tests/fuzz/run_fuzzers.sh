@@ -22,7 +22,8 @@ shift 2
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 harnesses=("$@")
 if [ ${#harnesses[@]} -eq 0 ]; then
-  harnesses=(fuzz_safetensors fuzz_tokenizer fuzz_model_config fuzz_quant_config fuzz_qtensor_import)
+  harnesses=(fuzz_safetensors fuzz_tokenizer fuzz_model_config fuzz_quant_config fuzz_qtensor_import
+    fuzz_gguf fuzz_calib_records)
 fi
 out=${GPTQ_FUZZ_OUT:-$(mktemp -d /tmp/gptq-fuzz.XXXXXX)}
 mkdir -p "$out"
