@@ -127,6 +127,20 @@ if [ "$with_python" != --python ]; then
   fi
   expect_error "gguf of another model" "is a qwen2 model" \
     "$gptq" eval --model "$work/llama" --gguf "$work/qwen2-Q4_0.gguf" --ids "$work/ids.txt" --ctx 32
+  # A tensor of 2^31 x 2^9 x 2^31 elements: the element count wrapped to 0
+  # and the file was accepted (fuzz_gguf); it is refused, and so is 2^31 x 2^31.
+  for dims in "2147483648 512 2147483648" "2147483648 2147483648"; do
+    python3 - "$work/huge.gguf" $dims <<'PY'
+import struct, sys
+def s(b): return struct.pack("<Q", len(b)) + b
+dims = [int(d) for d in sys.argv[2:]]
+head = b"GGUF" + struct.pack("<IQQ", 3, 1, 1) + s(b"general.architecture") + struct.pack("<I", 8) + s(b"llama")
+head += s(b"t") + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", d) for d in dims) + struct.pack("<IQ", 0, 0)
+open(sys.argv[1], "wb").write(head + b"\0" * (-len(head) % 32) + b"\0" * 64)
+PY
+    mkdir -p "$work/huge-out"
+    expect_error "tensor of ${dims// /x} elements refused" "tensor t is too large" "$dump" "$work/huge.gguf" "$work/huge-out"
+  done
   expect_error "not a gguf" "not a GGUF file" \
     "$gptq" eval --model "$work/llama" --gguf "$work/ids.txt" --ids "$work/ids.txt" --ctx 32
 

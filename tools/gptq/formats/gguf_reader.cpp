@@ -152,8 +152,11 @@ GgufReader::GgufReader(const std::string &path) : path_(path), file_(read_text_f
       const uint64_t n = c.get<uint64_t>();
       if (n < 1 || n > (1ull << 31)) throw ToolError(path + ": tensor " + t.name + " has a dimension of " + std::to_string(n));
       t.ne.push_back(static_cast<int64_t>(n));
+      // Checked before multiplying: 2^40 x 2^31 would wrap (to 0 for some
+      // shapes, which passed the check after it; found by fuzz_gguf).
+      if (static_cast<int64_t>(n) > (1ll << 40) / elements)
+        throw ToolError(path + ": tensor " + t.name + " is too large");
       elements *= static_cast<int64_t>(n);
-      if (elements > (1ll << 40)) throw ToolError(path + ": tensor " + t.name + " is too large");
     }
     t.type = c.get<uint32_t>();
     offsets.push_back(c.get<uint64_t>());
