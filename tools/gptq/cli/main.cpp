@@ -2,8 +2,9 @@
 // the public C API of libgptq.
 //
 //   gptq quantize  --model DIR --out DIR --calib TEXT ...   write a GPTQ checkpoint
-//   gptq eval      --model DIR [--quantized DIR ...] --text TEXT
-//                                                     perplexity: original, RTN, GPTQ
+//                  (or --format gguf: one llama.cpp GGUF file)
+//   gptq eval      --model DIR [--quantized DIR ...] [--gguf FILE ...] --text TEXT
+//                                                     perplexity: original, RTN, GPTQ, GGUF
 //   gptq logits    --model DIR --ids FILE --out FILE.npy
 //
 // Run `gptq <command> --help` for the options.
@@ -44,7 +45,9 @@ const char kUsage[] =
     "\n"
     "commands:\n"
     "  quantize   quantize a LLaMA-family model directory and write a GPTQ checkpoint\n"
-    "  eval       perplexity of a model, its GPTQ checkpoints and round-to-nearest\n"
+    "             or a llama.cpp GGUF file\n"
+    "  eval       perplexity of a model, its GPTQ checkpoints, GGUF files and\n"
+    "             round-to-nearest\n"
     "  logits     write a model's logits for a token sequence as a .npy file\n"
     "\n"
     "gptq <command> --help lists the options; gptq --version prints the versions.\n";
