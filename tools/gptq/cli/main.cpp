@@ -8,6 +8,7 @@
 //   gptq logits    --model DIR --ids FILE --out FILE.npy
 //
 // Run `gptq <command> --help` for the options.
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -352,6 +353,7 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   result.calibration_seed = seed;
   progress.finish();
 
+  const auto write_start = std::chrono::steady_clock::now();
   Progress writing(gguf ? "writing GGUF" : "writing checkpoint", 1, "files", stderr_is_terminal());
   if (gguf != nullptr) {
     write_gguf_model(*dir, result, *gguf, qo.num_threads, out_path, interrupted);
@@ -360,6 +362,8 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   }
   writing.update(1);
   writing.finish();
+  const double write_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - write_start).count();
   if (!save_calib_path.empty()) {
     std::string text;
     for (const std::vector<int32_t> &window : calibration) {
@@ -378,10 +382,10 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
     raised += l.stats.damp_retries > 0;
   }
   std::printf("quantized %lld layers (%lld with raised damping, %lld fell back to RTN) in "
-              "%.1f s (forward + Hessians %.1f s, GPTQ %.1f s)\nwrote %s\n",
+              "%.1f s (forward + Hessians %.1f s, GPTQ %.1f s)\nwrote %s in %.1f s\n",
               static_cast<long long>(quantized), static_cast<long long>(raised),
               static_cast<long long>(fallbacks), result.total_seconds, result.forward_seconds,
-              result.quantize_seconds, out_path.c_str());
+              result.quantize_seconds, out_path.c_str(), write_seconds);
   return 0;
 }
 
