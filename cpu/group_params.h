@@ -114,6 +114,45 @@ struct Quantizer {
     return best;
   }
 
+  // Min blocks (Q4_1, Q5_1) with Hessian-diagonal weights h: the rule's
+  // (d, m) and the ranges [lo, lo + (hi − lo)·maxq/(maxq + k/10)], k = −9..9,
+  // each also refitted by weighted least squares to its codes (w ≈ q·d + m);
+  // the pair of smallest Σ h·(w − value)² wins, the rule's on ties. All in
+  // fp16, as stored.
+  template <typename ToHalf>
+  void search_block_min(const T *row, const T *h, int64_t c0, int64_t c1, T lo, T hi,
+                        const ToHalf &to_half, T *d_best, T *m_best) const {
+    T best_err = block_error(row, h, c0, c1, *d_best, *m_best);
+    const auto consider = [&](T d, T m) {
+      if (!(d > T(0)) || !std::isfinite(d) || !std::isfinite(m)) return;
+      const T err = block_error(row, h, c0, c1, d, m);
+      if (err < best_err) {
+        best_err = err;
+        *d_best = d;
+        *m_best = m;
+      }
+    };
+    const T m0 = to_half(lo);
+    for (int k = -9; k <= 9; ++k) {
+      if (k == 0) continue;
+      const T d0 = to_half((hi - lo) / (maxq + static_cast<T>(k) / T(10)));
+      consider(d0, m0);
+      // Weighted least squares of w ≈ q·d + m over the codes d0, m0 give.
+      T sh = 0, sq = 0, sqq = 0, sw = 0, sqw = 0;
+      for (int64_t c = c0; c < c1; ++c) {
+        const T q = d0 > T(0) ? block_code(row[c], d0, m0) : T(0);
+        sh += h[c];
+        sq += h[c] * q;
+        sqq += h[c] * q * q;
+        sw += h[c] * row[c];
+        sqw += h[c] * q * row[c];
+      }
+      const T det = sh * sqq - sq * sq;
+      if (det > T(0))
+        consider(to_half((sh * sqw - sq * sw) / det), to_half((sqq * sw - sq * sqw) / det));
+    }
+  }
+
   // A GGUF block's parameters by its format's rule, d (and m) rounded to
   // fp16 as the block stores them. With h (the Hessian diagonal, aligned
   // with row), zero-form blocks search d (search_block_scale).
@@ -131,6 +170,7 @@ struct Quantizer {
       }
       d = to_half((hi - lo) / maxq);
       *zero = to_half(lo);
+      if (h != nullptr && hi > lo) search_block_min(row, h, c0, c1, lo, hi, to_half, &d, zero);
     } else {
       T amax = T(0), signed_max = T(0);
       for (int64_t c = c0; c < c1; ++c)

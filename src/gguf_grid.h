@@ -11,7 +11,7 @@
 namespace gptq {
 
 // How a block's parameters follow from its weights (see gptq_grid in gptq.h;
-// kSignedMax and kAbsMax then refine d by a Hessian-weighted search,
+// all then refine d (and m) by a Hessian-weighted search,
 // cpu/group_params.h).
 enum class BlockRule {
   kSignedMax,  // d = (weight of largest |w|, sign kept) / divisor; value (q − zero)·d

@@ -295,7 +295,9 @@ class gptq_grid(enum.IntEnum):
     each also refitted by weighted least squares to its codes
     (d = Σ h·w·q / Σ h·q², q the signed code), all rounded to fp16; the one
     with the smallest Σ h·(w - value)² over the block is kept, the rule's own
-    d on ties. Q4_1 and Q5_1 use the rule as stated.
+    d on ties. Q4_1 and Q5_1 likewise search (d, m): the rule's pair, and
+    the ranges [min, min + (max - min)·maxq/(maxq + k/10)], each also refitted
+    by weighted least squares (w ≈ q·d + m) to its codes.
     """
     GPTQ_GRID_GPTQ = 0
     GPTQ_GRID_Q4_0 = 1

@@ -2,13 +2,15 @@
 // the public C API of libgptq.
 //
 //   gptq quantize  --model DIR --out DIR --calib TEXT ...   write a GPTQ checkpoint
-//   gptq eval      --model DIR [--quantized DIR ...] --text TEXT
-//                                                     perplexity: original, RTN, GPTQ
+//                  (or --format gguf: one llama.cpp GGUF file)
+//   gptq eval      --model DIR [--quantized DIR ...] [--gguf FILE ...] --text TEXT
+//                                                     perplexity: original, RTN, GPTQ, GGUF
 //   gptq logits    --model DIR --ids FILE --out FILE.npy
 //   gptq generate  --model DIR --prompt TEXT ...           text, with a KV cache
 //   gptq bench     --model DIR ...                         prefill / decode speed
 //
 // Run `gptq <command> --help` for the options.
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -50,7 +52,9 @@ const char kUsage[] =
     "\n"
     "commands:\n"
     "  quantize   quantize a LLaMA-family model directory and write a GPTQ checkpoint\n"
-    "  eval       perplexity of a model, its GPTQ checkpoints and round-to-nearest\n"
+    "             or a llama.cpp GGUF file\n"
+    "  eval       perplexity of a model, its GPTQ checkpoints, GGUF files and\n"
+    "             round-to-nearest\n"
     "  logits     write a model's logits for a token sequence as a .npy file\n"
     "  generate   generate text from a model or checkpoint (greedy or sampled, --chat)\n"
     "  bench      prefill and decode speed and latency per batch size\n"
@@ -421,6 +425,7 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
                 result.layers[o.layer].name.c_str(), result.layers[o.layer].stats.loss, o.ratio);
   }
 
+  const auto write_start = std::chrono::steady_clock::now();
   Progress writing(gguf ? "writing GGUF" : "writing checkpoint", 1, "files", stderr_is_terminal());
   if (gguf != nullptr) {
     write_gguf_model(*dir, result, *gguf, qo.num_threads, out_path, interrupted);
@@ -429,6 +434,8 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   }
   writing.update(1);
   writing.finish();
+  const double write_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - write_start).count();
   if (!save_calib_path.empty()) {
     std::string text;
     for (const std::vector<int32_t> &window : calibration) {
@@ -447,10 +454,10 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
     raised += l.stats.damp_retries > 0;
   }
   std::printf("quantized %lld layers (%lld with raised damping, %lld fell back to RTN) in "
-              "%.1f s (forward + Hessians %.1f s, GPTQ %.1f s)\nwrote %s\n",
+              "%.1f s (forward + Hessians %.1f s, GPTQ %.1f s)\nwrote %s in %.1f s\n",
               static_cast<long long>(quantized), static_cast<long long>(raised),
               static_cast<long long>(fallbacks), result.total_seconds, result.forward_seconds,
-              result.quantize_seconds, out_path.c_str());
+              result.quantize_seconds, out_path.c_str(), write_seconds);
   return 0;
 }
 

@@ -1,5 +1,6 @@
 #include "formats/gguf_model_reader.h"
 
+#include <algorithm>
 #include <map>
 
 #include "common/tool_error.h"
@@ -100,8 +101,8 @@ LlamaModel load_gguf_model(const ModelDir &original, const std::string &path,
       int64_t out = 0, in = 0;
       slot_shape(c, slot, &out, &in);
       const std::string name = blk + gguf_slot_name(slot);
-      if (type_name->empty()) *type_name = type_name_of(tensors.count(name + ".weight") ? tensors[name + ".weight"]->type : 0);
       std::vector<float> weight = load(name + ".weight", out, in);
+      if (type_name->empty()) *type_name = type_name_of(tensors.at(name + ".weight")->type);
       std::vector<float> bias;
       if (slot_has_bias(c, slot)) bias = load(name + ".bias", 0, out);
       const int64_t heads = slot == LinearSlot::Q   ? c.num_attention_heads
