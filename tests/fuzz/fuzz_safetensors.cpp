@@ -3,9 +3,6 @@
 // opened through its /proc path, as the tool opens a model's files. A file
 // the reader accepts must keep its promises: every tensor's bytes lie inside
 // the mapping and convert to float32 without reading past them.
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -13,37 +10,12 @@
 
 #include "common/tool_error.h"
 #include "formats/safetensors.h"
+#include "memory_file.h"
 
 using namespace gptqtool;
 
-namespace {
-
-// One in-memory file reused for every input.
-int memory_file() {
-  static const int fd = memfd_create("fuzz_safetensors", 0);
-  if (fd < 0) {
-    std::perror("memfd_create");
-    std::abort();
-  }
-  return fd;
-}
-
-void write_all(int fd, const uint8_t *data, size_t size) {
-  if (ftruncate(fd, 0) != 0 || ftruncate(fd, static_cast<off_t>(size)) != 0) std::abort();
-  size_t done = 0;
-  while (done < size) {
-    const ssize_t n = pwrite(fd, data + done, size - done, static_cast<off_t>(done));
-    if (n <= 0) std::abort();
-    done += static_cast<size_t>(n);
-  }
-}
-
-}  // namespace
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  const int fd = memory_file();
-  write_all(fd, data, size);
-  const std::string path = "/proc/self/fd/" + std::to_string(fd);
+  const std::string path = fuzzing::write_memory_file(data, size);
   try {
     auto file = SafetensorsFile::open(path);
     // Accepted: the file starts with the header's length, little-endian.

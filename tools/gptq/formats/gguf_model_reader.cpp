@@ -4,28 +4,13 @@
 #include <map>
 
 #include "common/tool_error.h"
+#include "formats/gguf_names.h"
 #include "formats/gguf_reader.h"
 #include "model/model_dir.h"
 
 namespace gptqtool {
 
 namespace {
-
-const char *gguf_slot_name(LinearSlot slot) {
-  switch (slot) {
-    case LinearSlot::Q: return "attn_q";
-    case LinearSlot::K: return "attn_k";
-    case LinearSlot::V: return "attn_v";
-    case LinearSlot::O: return "attn_output";
-    case LinearSlot::Gate: return "ffn_gate";
-    case LinearSlot::Up: return "ffn_up";
-    case LinearSlot::Down: return "ffn_down";
-    // Fused layers (Phi-3) are never written: the writer refuses the model.
-    case LinearSlot::Qkv:
-    case LinearSlot::GateUp: break;
-  }
-  return "";
-}
 
 std::string type_name_of(uint32_t type) {
   switch (type) {

@@ -7,6 +7,7 @@
 #include "common/checked_size.h"
 #include "common/library_call.h"
 #include "formats/gguf_file.h"
+#include "formats/gguf_names.h"
 #include "formats/gguf_tokenizer.h"
 #include "model/llama_model.h"
 #include "model/model_dir.h"
@@ -24,23 +25,6 @@ GgmlType ggml_type_of(gptq_grid grid) {
     case GPTQ_GRID_Q8_0: return GgmlType::Q8_0;
     default: throw ToolError("internal error: grid " + std::to_string(grid) + " has no GGML type");
   }
-}
-
-// llama.cpp's name for a linear layer's tensor.
-const char *gguf_slot_name(LinearSlot slot) {
-  switch (slot) {
-    case LinearSlot::Q: return "attn_q";
-    case LinearSlot::K: return "attn_k";
-    case LinearSlot::V: return "attn_v";
-    case LinearSlot::O: return "attn_output";
-    case LinearSlot::Gate: return "ffn_gate";
-    case LinearSlot::Up: return "ffn_up";
-    case LinearSlot::Down: return "ffn_down";
-    // Fused layers (Phi-3) are never written: the writer refuses the model.
-    case LinearSlot::Qkv:
-    case LinearSlot::GateUp: break;
-  }
-  return "";
 }
 
 std::string block_name(int64_t b, const std::string &what) {
