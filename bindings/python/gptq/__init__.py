@@ -32,7 +32,7 @@ Errors are GptqError (subclasses per status); see gptq._errors.
 from __future__ import annotations
 
 from . import _native
-from ._config import Backend, CheckpointFormat, Config, Dtype, LogLevel, Memory, Precision
+from ._config import Backend, CheckpointFormat, Config, Dtype, Grid, LogLevel, Memory, Precision
 from ._errors import (
     BackendUnavailableError,
     CancelledError,
@@ -59,7 +59,8 @@ except ImportError as _exc:  # pragma: no cover - exercised by test_lowlevel.sh
 else:
     del _numpy
     _NUMPY_MISSING = None
-    from ._core import Context, QTensor, QTensorInfo, QuantStats, checkpoint_shapes
+    from ._core import (Context, QTensor, QTensorInfo, QuantStats, checkpoint_shapes, gguf_dequantize,
+                        gguf_size)
 
 _NEEDS_NUMPY = ("Context", "QTensor", "QTensorInfo", "QuantStats", "checkpoint_shapes")
 
@@ -112,9 +113,12 @@ __all__ = [
     "QTensorInfo",
     "QuantStats",
     "checkpoint_shapes",
+    "gguf_size",
+    "gguf_dequantize",
     "Status",
     "Dtype",
     "Memory",
+    "Grid",
     "Backend",
     "Precision",
     "LogLevel",

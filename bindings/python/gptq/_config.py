@@ -21,6 +21,7 @@ Precision = _n.gptq_precision
 LogLevel = _n.gptq_log_level
 CheckpointFormat = _n.gptq_checkpoint_format
 Memory = _n.gptq_memory
+Grid = _n.gptq_grid
 
 _INT32_MIN, _INT32_MAX = -(2 ** 31), 2 ** 31 - 1
 
@@ -121,9 +122,13 @@ class Config:
     stream: object = None
     memory: Union[Memory, int, str] = Memory(_D.memory)
     act_group_aware: bool = bool(_D.act_group_aware)
+    #: GPTQ's own grid, or one of llama.cpp's GGUF block formats ("q4_0",
+    #: "q8_0", ...): see gptq_grid in the header and QTensor.gguf_export.
+    grid: Union[Grid, int, str] = Grid(_D.grid)
 
     # Which enum each enum-typed field holds.
-    _ENUMS = {"backend": Backend, "precision": Precision, "log_level": LogLevel, "memory": Memory}
+    _ENUMS = {"backend": Backend, "precision": Precision, "log_level": LogLevel, "memory": Memory,
+              "grid": Grid}
 
     def to_native(self):
         """A gptq_config (ctypes) with these values over the library's

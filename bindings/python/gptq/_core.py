@@ -13,7 +13,7 @@ import numpy as np
 from . import _arrays as arr
 from . import _device as dev
 from . import _native as _n
-from ._config import Backend, CheckpointFormat, Config, Dtype, LogLevel, Memory, enum_value
+from ._config import Backend, CheckpointFormat, Config, Dtype, Grid, LogLevel, Memory, enum_value
 from ._errors import GptqError, InvalidStateError, Status, check, error_from_status
 
 _ctx_p = ctypes.POINTER(_n.gptq_ctx)
@@ -415,7 +415,8 @@ class Context(_Handle):
         self._invoke("quantize", _n.gptq_quantize, data, int(code), rows, cols,
                      ctypes.byref(out), ctypes.byref(stats),
                      discard=lambda: _n.gptq_qtensor_destroy(out))
-        return QTensor._wrap(out), QuantStats.from_native(stats)
+        grid = enum_value(Grid, self._config.grid, "grid")
+        return QTensor._wrap(out, grid), QuantStats.from_native(stats)
 
     def __repr__(self):
         if self.closed:
@@ -440,9 +441,10 @@ class QTensor(_Handle):
         raise TypeError("QTensor objects come from Context.quantize() or QTensor.import_checkpoint()")
 
     @classmethod
-    def _wrap(cls, ptr):
+    def _wrap(cls, ptr, grid=Grid.GPTQ_GRID_GPTQ):
         self = cls.__new__(cls)
         self._init_handle(ptr)  # owned from here on: __del__ frees it
+        self._grid = grid
         info = _n.gptq_qtensor_info()
         self._call(_n.gptq_qtensor_get_info, ctypes.byref(info))
         self._info = QTensorInfo.from_native(info)
@@ -504,6 +506,26 @@ class QTensor(_Handle):
         c = np.empty(self.shape, dtype=np.uint8)
         self._call(_n.gptq_qtensor_codes, arr.ptr(c, ctypes.c_uint8), c.size)
         return c
+
+    @property
+    def grid(self) -> Grid:
+        """The grid the codes lie on: Config.grid of the Context that made
+        this tensor (GPTQ's own for imported checkpoints)."""
+        return self._grid
+
+    # -- GGUF ----------------------------------------------------------------
+
+    def gguf_export(self) -> np.ndarray:
+        """The tensor as its GGUF block format's bytes (gptq_gguf_export):
+        uint8 [gguf_size(grid, out_features, in_features)], the data of a
+        GGUF tensor of that type with ne0 = in_features. Only for a tensor
+        quantized on a GGUF grid (Config.grid); UnsupportedError otherwise."""
+        if self._grid == Grid.GPTQ_GRID_GPTQ:
+            raise GptqError(Status.GPTQ_ERR_UNSUPPORTED,
+                            "gguf_export: the tensor is on GPTQ's own grid, not a GGUF one (Config.grid)")
+        out = np.empty(gguf_size(self._grid, self.out_features, self.in_features), dtype=np.uint8)
+        self._call(_n.gptq_gguf_export, out.ctypes.data_as(ctypes.c_void_p), out.size)
+        return out
 
     # -- checkpoints ---------------------------------------------------------
 
@@ -699,6 +721,36 @@ class QTensor(_Handle):
         return "<gptq.QTensor [%d, %d] bits=%d group_size=%d%s%s>" % (
             i.out_features, i.in_features, i.bits, i.group_size,
             " act_order" if i.act_order else "", " closed" if self.closed else "")
+
+
+def gguf_size(grid, rows: int, cols: int) -> int:
+    """Bytes of a [rows, cols] tensor in the GGUF block format of `grid`
+    (a Grid, its int or a name such as "q4_0"; gptq_gguf_size)."""
+    g = enum_value(Grid, grid, "gguf_size: grid")
+    size = ctypes.c_int64()
+    check(_n.gptq_gguf_size(int(g), arr.int64_arg(rows, "gguf_size: rows"),
+                            arr.int64_arg(cols, "gguf_size: cols"), ctypes.byref(size)))
+    return size.value
+
+
+def gguf_dequantize(grid, data, rows: int, cols: int, *, out=None) -> np.ndarray:
+    """Decode GGUF blocks of `grid` (bytes or a uint8 array of exactly
+    gguf_size(grid, rows, cols) bytes) into float32 [rows, cols], as llama.cpp
+    dequantizes them (gptq_gguf_dequantize)."""
+    g = enum_value(Grid, grid, "gguf_dequantize: grid")
+    rows = arr.int64_arg(rows, "gguf_dequantize: rows")
+    cols = arr.int64_arg(cols, "gguf_dequantize: cols")
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        blocks = np.frombuffer(data, dtype=np.uint8)
+    elif isinstance(data, np.ndarray) and data.dtype == np.uint8:
+        blocks = np.ascontiguousarray(data)
+    else:
+        raise TypeError("gguf_dequantize: data must be bytes or a uint8 numpy array, got %r"
+                        % (type(data).__name__,))
+    y = arr.output(out, (rows, cols), np.float32, "gguf_dequantize")
+    check(_n.gptq_gguf_dequantize(int(g), blocks.ctypes.data_as(ctypes.c_void_p), blocks.size,
+                                  rows, cols, arr.ptr(y, ctypes.c_float), y.size))
+    return y
 
 
 def _matmul_options(int8_activations, num_threads):

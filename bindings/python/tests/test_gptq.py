@@ -169,6 +169,55 @@ def test_export_import_round_trip(bits, fmt, sym, act_order):
         assert S.bits_equal(r2.dequantize(), q.dequantize())
 
 
+# ---------------------------------------------------------------------------
+# GGUF grids: llama.cpp's block bytes
+# ---------------------------------------------------------------------------
+
+# Bytes per block of 32 weights of each GGUF grid the header documents.
+GGUF_BLOCK_BYTES = {"q4_0": 18, "q4_1": 20, "q5_0": 22, "q5_1": 24, "q8_0": 34}
+
+
+@pytest.mark.parametrize("grid", sorted(GGUF_BLOCK_BYTES))
+def test_gguf_export_decodes_to_the_dequantized_weights(grid):
+    q = _quantized(out_features=16, in_features=96, grid=grid)
+    with q:
+        assert q.grid == gptq.Grid["GPTQ_GRID_" + grid.upper()]
+        blocks = q.gguf_export()
+        assert blocks.dtype == np.uint8
+        assert blocks.size == 16 * 96 // 32 * GGUF_BLOCK_BYTES[grid] == gptq.gguf_size(grid, 16, 96)
+        assert S.bits_equal(gptq.gguf_dequantize(grid, blocks, 16, 96), q.dequantize())
+        assert S.bits_equal(gptq.gguf_dequantize(q.grid, bytes(blocks), 16, 96), q.dequantize())
+
+
+def test_gguf_q4_0_block_layout():
+    # The first block of row 0 by hand: fp16 d, then byte j holds code j in
+    # its low nibble and code j+16 in its high one; value (code - 8)·d.
+    q = _quantized(out_features=4, in_features=64, grid="q4_0")
+    with q:
+        blocks, codes, deq = q.gguf_export(), q.codes(), q.dequantize()
+    d = blocks[:2].view(np.float16)[0].astype(np.float32)
+    qs = blocks[2:18]
+    assert np.array_equal(qs & 0x0F, codes[0, :16]) and np.array_equal(qs >> 4, codes[0, 16:32])
+    assert S.bits_equal((codes[0, :32].astype(np.float32) - 8) * d, deq[0, :32])
+
+
+def test_gguf_errors():
+    q = _quantized(out_features=8, in_features=64)
+    with q:
+        assert q.grid == gptq.Grid.GPTQ_GRID_GPTQ
+        with pytest.raises(gptq.UnsupportedError, match="GPTQ's own grid"):
+            q.gguf_export()
+    with pytest.raises(gptq.InvalidConfigError, match="unknown gptq_grid 'q3_0'"):
+        gptq.gguf_size("q3_0", 1, 32)
+    with pytest.raises(gptq.InvalidSizeError):
+        gptq.gguf_size("q4_0", 1, 48)  # not whole blocks
+    with pytest.raises(gptq.SizeMismatchError):
+        gptq.gguf_dequantize("q8_0", bytes(33), 1, 32)  # one byte short
+    with pytest.raises(TypeError, match="bytes or a uint8"):
+        gptq.gguf_dequantize("q8_0", np.zeros(34, dtype=np.int8), 1, 32)
+    assert gptq.Config(grid="Q8_0").to_native().grid == n.GPTQ_GRID_Q8_0
+
+
 def test_import_accepts_other_spellings():
     q = _quantized(bits=4, group_size=64)
     t = q.export("v1")
