@@ -687,6 +687,11 @@ GPTQ_API gptq_status gptq_qtensor_import_ex(int64_t out_features,
  * or GPTQ_BACKEND_AUTO if q is NULL. */
 GPTQ_API gptq_backend gptq_qtensor_backend(const gptq_qtensor *q);
 
+/* The grid q's codes lie on: the gptq_config.grid of the context that made
+ * it (GPTQ_GRID_GPTQ for imported checkpoints), which is the grid to pass to
+ * gptq_gguf_size for gptq_gguf_export. GPTQ_GRID_GPTQ if q is NULL. */
+GPTQ_API gptq_grid gptq_qtensor_grid(const gptq_qtensor *q);
+
 /* ---------------------------------------------------------------------------
  * GGUF blocks (what llama.cpp loads).
  *

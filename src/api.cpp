@@ -489,6 +489,10 @@ GPTQ_API gptq_backend gptq_qtensor_backend(const gptq_qtensor *q) {
   return q == nullptr ? GPTQ_BACKEND_AUTO : q->backend->kind();
 }
 
+GPTQ_API gptq_grid gptq_qtensor_grid(const gptq_qtensor *q) {
+  return q == nullptr ? GPTQ_GRID_GPTQ : static_cast<gptq_grid>(q->data.grid);
+}
+
 GPTQ_API void gptq_matmul_options_default(gptq_matmul_options *opts) {
   if (opts == nullptr) return;
   std::memset(opts, 0, sizeof *opts);

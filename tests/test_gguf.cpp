@@ -325,6 +325,10 @@ TEST(GgufBadInput, RefusedWithClearStatus) {
             GPTQ_ERR_UNSUPPORTED);
   QTensor q = quantize_layer(q4, x, w, 64, 8, 64);
   ASSERT_TRUE(q);
+  // Each tensor says its grid, the one gptq_gguf_size needs.
+  EXPECT_EQ(gptq_qtensor_grid(q.get()), GPTQ_GRID_Q4_0);
+  EXPECT_EQ(gptq_qtensor_grid(plain.get()), GPTQ_GRID_GPTQ);
+  EXPECT_EQ(gptq_qtensor_grid(nullptr), GPTQ_GRID_GPTQ);
   EXPECT_EQ(gptq_gguf_export(q.get(), bytes.data(), static_cast<int64_t>(bytes.size()) - 1),
             GPTQ_ERR_SIZE_MISMATCH);
   EXPECT_TRUE(std::all_of(bytes.begin(), bytes.end(), [](uint8_t b) { return b == 0xA5; }));

@@ -1017,6 +1017,14 @@ namespace Gptq
         internal static extern Backend gptq_qtensor_backend(IntPtr q);
 
         /// <summary>
+        /// The grid q's codes lie on: the gptq_config.grid of the context that made
+        /// it (GPTQ_GRID_GPTQ for imported checkpoints), which is the grid to pass to
+        /// gptq_gguf_size for gptq_gguf_export. GPTQ_GRID_GPTQ if q is NULL.
+        /// </summary>
+        [DllImport(LibraryName, EntryPoint = "gptq_qtensor_grid", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern Grid gptq_qtensor_grid(IntPtr q);
+
+        /// <summary>
         /// Bytes of a [rows, cols] tensor in the block format of `grid`.
         /// Errors: NULL_POINTER, INVALID_CONFIG (grid is GPTQ_GRID_GPTQ or not a
         /// gptq_grid), INVALID_SIZE (a dimension &lt; 1, cols not a multiple of 32).

@@ -884,6 +884,15 @@ func c_gptq_qtensor_backend(q *c_gptq_qtensor) Backend {
 	return Backend(C.gptq_qtensor_backend(q))
 }
 
+// c_gptq_qtensor_grid calls gptq_qtensor_grid.
+//
+//	The grid q's codes lie on: the gptq_config.grid of the context that made
+//	it (GPTQ_GRID_GPTQ for imported checkpoints), which is the grid to pass to
+//	gptq_gguf_size for gptq_gguf_export. GPTQ_GRID_GPTQ if q is NULL.
+func c_gptq_qtensor_grid(q *c_gptq_qtensor) Grid {
+	return Grid(C.gptq_qtensor_grid(q))
+}
+
 // c_gptq_gguf_size calls gptq_gguf_size. A non-zero Status comes with the
 // text of gptq_last_error(), copied in the same native call; the
 // message is "" on success.

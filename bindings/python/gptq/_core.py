@@ -415,8 +415,7 @@ class Context(_Handle):
         self._invoke("quantize", _n.gptq_quantize, data, int(code), rows, cols,
                      ctypes.byref(out), ctypes.byref(stats),
                      discard=lambda: _n.gptq_qtensor_destroy(out))
-        grid = enum_value(Grid, self._config.grid, "grid")
-        return QTensor._wrap(out, grid), QuantStats.from_native(stats)
+        return QTensor._wrap(out), QuantStats.from_native(stats)
 
     def __repr__(self):
         if self.closed:
@@ -441,13 +440,13 @@ class QTensor(_Handle):
         raise TypeError("QTensor objects come from Context.quantize() or QTensor.import_checkpoint()")
 
     @classmethod
-    def _wrap(cls, ptr, grid=Grid.GPTQ_GRID_GPTQ):
+    def _wrap(cls, ptr):
         self = cls.__new__(cls)
         self._init_handle(ptr)  # owned from here on: __del__ frees it
-        self._grid = grid
         info = _n.gptq_qtensor_info()
         self._call(_n.gptq_qtensor_get_info, ctypes.byref(info))
         self._info = QTensorInfo.from_native(info)
+        self._grid = enum_value(Grid, _n.gptq_qtensor_grid(ptr), "grid")
         return self
 
     _destroy = staticmethod(_n.gptq_qtensor_destroy)
@@ -509,8 +508,8 @@ class QTensor(_Handle):
 
     @property
     def grid(self) -> Grid:
-        """The grid the codes lie on: Config.grid of the Context that made
-        this tensor (GPTQ's own for imported checkpoints)."""
+        """The grid the codes lie on (gptq_qtensor_grid): Config.grid of the
+        Context that made this tensor, GPTQ's own for imported checkpoints."""
         return self._grid
 
     # -- GGUF ----------------------------------------------------------------

@@ -734,6 +734,11 @@ gptq_qtensor_backend.argtypes = [ctypes.POINTER(gptq_qtensor)]
 gptq_qtensor_backend.restype = ctypes.c_int
 gptq_qtensor_backend.__doc__ = 'gptq_backend gptq_qtensor_backend(const gptq_qtensor *q)\n\nThe backend a tensor lives on and whose matmul runs it (CPU or CUDA),\nor GPTQ_BACKEND_AUTO if q is NULL.'
 
+gptq_qtensor_grid = lib.gptq_qtensor_grid
+gptq_qtensor_grid.argtypes = [ctypes.POINTER(gptq_qtensor)]
+gptq_qtensor_grid.restype = ctypes.c_int
+gptq_qtensor_grid.__doc__ = "gptq_grid gptq_qtensor_grid(const gptq_qtensor *q)\n\nThe grid q's codes lie on: the gptq_config.grid of the context that made\nit (GPTQ_GRID_GPTQ for imported checkpoints), which is the grid to pass to\ngptq_gguf_size for gptq_gguf_export. GPTQ_GRID_GPTQ if q is NULL."
+
 gptq_gguf_size = lib.gptq_gguf_size
 gptq_gguf_size.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.POINTER(ctypes.c_int64)]
 gptq_gguf_size.restype = ctypes.c_int
@@ -898,6 +903,7 @@ __all__ = [
     "gptq_import_options_default",
     "gptq_qtensor_import_ex",
     "gptq_qtensor_backend",
+    "gptq_qtensor_grid",
     "gptq_gguf_size",
     "gptq_gguf_export",
     "gptq_gguf_dequantize",

@@ -713,6 +713,11 @@ extern "C" {
     /// or GPTQ_BACKEND_AUTO if q is NULL.
     pub fn gptq_qtensor_backend(q: *const gptq_qtensor) -> gptq_backend;
 
+    /// The grid q's codes lie on: the gptq_config.grid of the context that made
+    /// it (GPTQ_GRID_GPTQ for imported checkpoints), which is the grid to pass to
+    /// gptq_gguf_size for gptq_gguf_export. GPTQ_GRID_GPTQ if q is NULL.
+    pub fn gptq_qtensor_grid(q: *const gptq_qtensor) -> gptq_grid;
+
     /// Bytes of a \[rows, cols] tensor in the block format of `grid`.
     /// Errors: NULL_POINTER, INVALID_CONFIG (grid is GPTQ_GRID_GPTQ or not a
     /// gptq_grid), INVALID_SIZE (a dimension < 1, cols not a multiple of 32).
