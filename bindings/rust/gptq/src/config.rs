@@ -162,6 +162,53 @@ impl CheckpointFormat {
     }
 }
 
+/// The grid the weights are quantized onto (`gptq_grid`): GPTQ's own, or
+/// one of llama.cpp's GGUF block formats, whose bytes
+/// [`QTensor::gguf_export`](crate::QTensor::gguf_export) writes. The
+/// header documents each format's parameter rule and byte layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Grid {
+    /// `bits`, `group_size` and `sym` as configured; GPTQ checkpoints.
+    Gptq,
+    /// Blocks of 32, d = (largest-magnitude weight) / −8, 4-bit codes.
+    Q4_0,
+    /// Blocks of 32, d = (max − min) / 15, min m, 4-bit codes.
+    Q4_1,
+    /// Blocks of 32, d = (largest-magnitude weight) / −16, 5-bit codes.
+    Q5_0,
+    /// Blocks of 32, d = (max − min) / 31, min m, 5-bit codes.
+    Q5_1,
+    /// Blocks of 32, d = max|w| / 127, 8-bit codes.
+    Q8_0,
+}
+
+impl Grid {
+    /// The C value.
+    pub fn to_raw(self) -> sys::gptq_grid {
+        match self {
+            Grid::Gptq => sys::GPTQ_GRID_GPTQ,
+            Grid::Q4_0 => sys::GPTQ_GRID_Q4_0,
+            Grid::Q4_1 => sys::GPTQ_GRID_Q4_1,
+            Grid::Q5_0 => sys::GPTQ_GRID_Q5_0,
+            Grid::Q5_1 => sys::GPTQ_GRID_Q5_1,
+            Grid::Q8_0 => sys::GPTQ_GRID_Q8_0,
+        }
+    }
+
+    /// The variant for a C value, if it is one this crate knows.
+    pub fn from_raw(raw: sys::gptq_grid) -> Option<Grid> {
+        match raw {
+            sys::GPTQ_GRID_GPTQ => Some(Grid::Gptq),
+            sys::GPTQ_GRID_Q4_0 => Some(Grid::Q4_0),
+            sys::GPTQ_GRID_Q4_1 => Some(Grid::Q4_1),
+            sys::GPTQ_GRID_Q5_0 => Some(Grid::Q5_0),
+            sys::GPTQ_GRID_Q5_1 => Some(Grid::Q5_1),
+            sys::GPTQ_GRID_Q8_0 => Some(Grid::Q8_0),
+            _ => None,
+        }
+    }
+}
+
 /// Configuration of one layer context (`gptq_config` without the callback
 /// fields; callbacks are given as closures, see [`Callbacks`](crate::Callbacks)).
 ///
@@ -222,6 +269,10 @@ pub struct Config {
     /// Hessian diagonal, and their columns by diagonal. Not with
     /// `act_order`.
     pub act_group_aware: bool,
+    /// The grid: GPTQ's own, or a GGUF block format (then `bits` and
+    /// `group_size` are the format's, `sym` and `mse` are ignored, and
+    /// in_features must be a multiple of 32).
+    pub grid: Grid,
 }
 
 pub(crate) fn raw_config_default() -> sys::gptq_config {
@@ -275,6 +326,7 @@ impl Config {
             log_level: LogLevel::from_raw(raw.log_level).unwrap_or(LogLevel::Info),
             num_threads: raw.num_threads.max(0) as u32,
             act_group_aware: raw.act_group_aware != 0,
+            grid: Grid::from_raw(raw.grid).unwrap_or(Grid::Gptq),
         }
     }
 
@@ -300,6 +352,7 @@ impl Config {
         raw.log_level = self.log_level.to_raw();
         raw.num_threads = to_c_int(self.num_threads, "num_threads")?;
         raw.act_group_aware = self.act_group_aware as i32;
+        raw.grid = self.grid.to_raw();
         Ok(raw)
     }
 }

@@ -62,13 +62,13 @@ use std::ffi::CStr;
 pub use gptq_sys as sys;
 
 pub use callbacks::Callbacks;
-pub use config::{Backend, CheckpointFormat, Config, Half, LogLevel, Precision};
+pub use config::{Backend, CheckpointFormat, Config, Grid, Half, LogLevel, Precision};
 pub use context::{Context, Hessian, QuantStats};
 pub use elements::Elements;
 pub use error::{Error, Result, Status};
 pub use qtensor::{
-    checkpoint_sizes, CheckpointRef, CheckpointSizes, CheckpointTensors, Matmul, MatmulOptions,
-    QTensor, QTensorInfo,
+    checkpoint_sizes, gguf_dequantize, gguf_size, CheckpointRef, CheckpointSizes,
+    CheckpointTensors, Matmul, MatmulOptions, QTensor, QTensorInfo,
 };
 
 /// The header version these bindings were generated from, as

@@ -6,9 +6,54 @@ use std::ptr::{self, NonNull};
 
 use gptq_sys as sys;
 
-use crate::config::{CheckpointFormat, Half};
+use crate::config::{CheckpointFormat, Grid, Half};
 use crate::context::{expect_len, product, to_i64};
 use crate::error::{check, Error, Result, Status};
+
+fn raw_gguf_size(grid: sys::gptq_grid, rows: usize, cols: usize, function: &str) -> Result<usize> {
+    let rows = to_i64(rows, function, "rows")?;
+    let cols = to_i64(cols, function, "cols")?;
+    let mut bytes: i64 = 0;
+    // SAFETY: bytes is writable.
+    check(unsafe { sys::gptq_gguf_size(grid, rows, cols, &mut bytes) })?;
+    usize::try_from(bytes).map_err(|_| {
+        Error::new(
+            Status::InvalidSize,
+            format!("{}: {} bytes do not fit in memory", function, bytes),
+        )
+    })
+}
+
+/// Bytes of a \[rows, cols] tensor in the GGUF block format of `grid`
+/// (`gptq_gguf_size`). Fails with `InvalidConfig` for [`Grid::Gptq`] and
+/// `InvalidSize` when cols is not whole blocks.
+pub fn gguf_size(grid: Grid, rows: usize, cols: usize) -> Result<usize> {
+    raw_gguf_size(grid.to_raw(), rows, cols, "gptq_gguf_size")
+}
+
+/// Decode GGUF blocks of `grid` (exactly [`gguf_size`] bytes) into f32
+/// \[rows, cols], as llama.cpp dequantizes them (`gptq_gguf_dequantize`): for
+/// a tensor this library quantized, exactly [`QTensor::dequantize`]'s values.
+pub fn gguf_dequantize(grid: Grid, bytes: &[u8], rows: usize, cols: usize) -> Result<Vec<f32>> {
+    const F: &str = "gptq_gguf_dequantize";
+    let mut out = vec![0.0f32; product(rows, cols, F, "the tensor")?];
+    let bytes_len = to_i64(bytes.len(), F, "bytes_len")?;
+    let out_len = to_i64(out.len(), F, "out_len")?;
+    // SAFETY: bytes and out have the lengths passed; the library checks
+    // them against the shape.
+    check(unsafe {
+        sys::gptq_gguf_dequantize(
+            grid.to_raw(),
+            bytes.as_ptr() as *const c_void,
+            bytes_len,
+            to_i64(rows, F, "rows")?,
+            to_i64(cols, F, "cols")?,
+            out.as_mut_ptr(),
+            out_len,
+        )
+    })?;
+    Ok(out)
+}
 
 /// Shape and parameters of a quantized tensor (`gptq_qtensor_info`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -288,6 +333,39 @@ impl QTensor {
         let len = to_i64(out.len(), F, "out_len")?;
         // SAFETY: out has out_len elements.
         check(unsafe { sys::gptq_qtensor_codes(self.raw.0.as_ptr(), out.as_mut_ptr(), len) })?;
+        Ok(out)
+    }
+
+    /// The grid the codes lie on (`gptq_qtensor_grid`): the
+    /// [`Config::grid`](crate::Config::grid) of the context that made it,
+    /// [`Grid::Gptq`] for imported checkpoints; `None` for a grid newer than
+    /// this crate.
+    pub fn grid(&self) -> Option<Grid> {
+        // SAFETY: valid handle.
+        Grid::from_raw(unsafe { sys::gptq_qtensor_grid(self.raw.0.as_ptr()) })
+    }
+
+    /// The tensor in its GGUF block format's bytes (`gptq_gguf_export`):
+    /// [`gguf_size`] bytes, the data of a GGUF tensor of that type with
+    /// ne0 = in_features. Fails with `Unsupported` for a tensor on GPTQ's own
+    /// grid.
+    pub fn gguf_export(&self) -> Result<Vec<u8>> {
+        const F: &str = "gptq_gguf_export";
+        // SAFETY: valid handle.
+        let grid = unsafe { sys::gptq_qtensor_grid(self.raw.0.as_ptr()) };
+        if grid == sys::GPTQ_GRID_GPTQ {
+            return Err(Error::new(
+                Status::Unsupported,
+                format!("{}: the tensor is on GPTQ's own grid, not a GGUF one", F),
+            ));
+        }
+        let len = raw_gguf_size(grid, self.info.out_features, self.info.in_features, F)?;
+        let mut out = vec![0u8; len];
+        let out_len = to_i64(len, F, "out_len")?;
+        // SAFETY: out has out_len bytes; the library checks the length.
+        check(unsafe {
+            sys::gptq_gguf_export(self.raw.0.as_ptr(), out.as_mut_ptr() as *mut c_void, out_len)
+        })?;
         Ok(out)
     }
 

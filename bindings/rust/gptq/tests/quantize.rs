@@ -10,8 +10,8 @@ use std::thread;
 
 use common::*;
 use gptq::{
-    Backend, CheckpointFormat, CheckpointRef, Config, Context, Half, MatmulOptions, Precision,
-    QTensor, Status,
+    Backend, CheckpointFormat, CheckpointRef, Config, Context, Grid, Half, MatmulOptions,
+    Precision, QTensor, Status,
 };
 use gptq_sys as sys;
 
@@ -80,6 +80,8 @@ fn config_default_is_the_libraries() {
     assert_eq!(cfg.precision.to_raw(), raw.precision);
     assert_eq!(cfg.log_level.to_raw(), raw.log_level);
     assert_eq!(cfg.num_threads as i32, raw.num_threads);
+    assert_eq!(cfg.act_group_aware as i32, raw.act_group_aware);
+    assert_eq!(cfg.grid.to_raw(), raw.grid);
 
     // Every field survives the trip to C and back.
     let changed = Config {
@@ -100,6 +102,7 @@ fn config_default_is_the_libraries() {
         log_level: gptq::LogLevel::Warn,
         num_threads: 3,
         act_group_aware: true,
+        grid: Grid::Q5_1,
     };
     let raw = changed.to_raw().unwrap();
     assert_eq!(raw.struct_size, std::mem::size_of::<sys::gptq_config>());
@@ -783,4 +786,55 @@ fn sharded_calibration_merge_and_hessian_import_match_c() {
     let (qa, _) = a.quantize(&l.w).unwrap();
     let (qc, _) = c.quantize(&l.w).unwrap();
     assert_eq!(qa.codes().unwrap(), qc.codes().unwrap());
+}
+
+#[test]
+fn gguf_grids_export_blocks_that_decode_to_the_dequantized_weights() {
+    // Bytes per block of 32 weights, as the header documents them.
+    let grids = [
+        (Grid::Q4_0, 18),
+        (Grid::Q4_1, 20),
+        (Grid::Q5_0, 22),
+        (Grid::Q5_1, 24),
+        (Grid::Q8_0, 34),
+    ];
+    let (n, k) = (16, 96);
+    let l = layer(n, k, 160, 21);
+    for (grid, block_bytes) in grids {
+        let cfg = Config {
+            grid,
+            ..Config::default()
+        };
+        let mut ctx = Context::new(n, k, &cfg).unwrap();
+        ctx.add_batch(&l.x, l.tokens, 1).unwrap();
+        let (q, _) = ctx.quantize(&l.w).unwrap();
+        assert_eq!(q.grid(), Some(grid));
+        let bytes = q.gguf_export().unwrap();
+        assert_eq!(bytes.len(), n * k / 32 * block_bytes);
+        assert_eq!(gptq::gguf_size(grid, n, k).unwrap(), bytes.len());
+        let decoded = gptq::gguf_dequantize(grid, &bytes, n, k).unwrap();
+        assert_eq!(bits_f32(&decoded), bits_f32(&q.dequantize().unwrap()), "{:?}", grid);
+    }
+}
+
+#[test]
+fn gguf_errors() {
+    let (_, plain) = quantized(CASES[0], 22);
+    assert_eq!(plain.grid(), Some(Grid::Gptq));
+    assert_eq!(plain.gguf_export().unwrap_err().status(), Status::Unsupported);
+    assert_eq!(
+        gptq::gguf_size(Grid::Gptq, 1, 32).unwrap_err().status(),
+        Status::InvalidConfig
+    );
+    assert_eq!(
+        gptq::gguf_size(Grid::Q4_0, 1, 48).unwrap_err().status(),
+        Status::InvalidSize
+    );
+    let short = vec![0u8; 33];
+    assert_eq!(
+        gptq::gguf_dequantize(Grid::Q8_0, &short, 1, 32)
+            .unwrap_err()
+            .status(),
+        Status::SizeMismatch
+    );
 }
