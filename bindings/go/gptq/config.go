@@ -34,6 +34,11 @@ type Config struct {
 	// ActGroupAware: group-aware act-order (groups keep their column
 	// ranges, so g_idx stays j / group_size; not with ActOrder).
 	ActGroupAware bool
+	// Grid: GPTQ's own (GridGPTQ) or one of llama.cpp's GGUF block formats
+	// (GridQ40 ...), whose bytes QTensor.GGUFExport writes; with a GGUF
+	// grid, Bits and GroupSize are the format's and InFeatures must be a
+	// multiple of 32.
+	Grid Grid
 
 	// Progress, if not nil, is called during Quantize with the number of
 	// columns done and the total. Return false to cancel: Quantize then
@@ -68,6 +73,7 @@ func DefaultConfig() Config {
 		LogLevel:      LogLevel(c.log_level),
 		NumThreads:    int(c.num_threads),
 		ActGroupAware: c.act_group_aware != 0,
+		Grid:          Grid(c.grid),
 	}
 }
 
@@ -108,6 +114,7 @@ func (cfg *Config) toC(where string) (c_gptq_config, error) {
 	c.backend = c_gptq_backend(cfg.Backend)
 	c.precision = c_gptq_precision(cfg.Precision)
 	c.log_level = c_gptq_log_level(cfg.LogLevel)
+	c.grid = c_gptq_grid(cfg.Grid)
 	return c, nil
 }
 

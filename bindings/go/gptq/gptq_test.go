@@ -25,11 +25,12 @@ func TestDefaultConfigIsTheLibrarys(t *testing.T) {
 	c_gptq_config_default(&c)
 	d := DefaultConfig()
 	got := fmt.Sprint(d.Bits, d.GroupSize, d.Sym, d.ActOrder, d.StaticGroups, d.BlockSize, d.DampPercent,
-		d.DampIncrement, d.MSE, d.MSENorm, d.MSEGrid, d.MSEMaxShrink, d.Backend, d.Precision, d.LogLevel, d.NumThreads)
+		d.DampIncrement, d.MSE, d.MSENorm, d.MSEGrid, d.MSEMaxShrink, d.Backend, d.Precision, d.LogLevel, d.NumThreads,
+		d.ActGroupAware, d.Grid)
 	want := fmt.Sprint(int(c.bits), int(c.group_size), c.sym != 0, c.act_order != 0, c.static_groups != 0,
 		int(c.block_size), float32(c.damp_percent), float32(c.damp_increment), c.mse != 0, float32(c.mse_norm),
 		int(c.mse_grid), float32(c.mse_max_shrink), Backend(c.backend), Precision(c.precision),
-		LogLevel(c.log_level), int(c.num_threads))
+		LogLevel(c.log_level), int(c.num_threads), c.act_group_aware != 0, Grid(c.grid))
 	if got != want {
 		t.Fatalf("DefaultConfig() = %s, gptq_config_default = %s", got, want)
 	}

@@ -17,6 +17,7 @@ type QTensor struct {
 	mu   sync.RWMutex // read-locked by every call, locked by Close
 	ptr  *c_gptq_qtensor
 	info QTensorInfo
+	grid Grid // gptq_qtensor_grid, fixed for life
 }
 
 // QTensorInfo is the shape and parameters of a QTensor (gptq_qtensor_info).
@@ -43,7 +44,7 @@ func newQTensor(p *c_gptq_qtensor) (*QTensor, error) {
 		GroupSize:   int(info.group_size),
 		Groups:      int(info.groups),
 		ActOrder:    info.act_order != 0,
-	}}
+	}, grid: c_gptq_qtensor_grid(p)}
 	runtime.SetFinalizer(q, func(q *QTensor) { q.Close() })
 	return q, nil
 }
