@@ -98,6 +98,11 @@ namespace Gptq
         /// columns by diagonal. Not with <see cref="ActOrder"/>.</summary>
         public bool ActGroupAware { get { return native.act_group_aware != 0; } set { native.act_group_aware = value ? 1 : 0; } }
 
+        /// <summary>The grid: GPTQ's own, or one of llama.cpp's GGUF block formats, whose
+        /// bytes <see cref="QTensor.GgufExport"/> writes. With a GGUF grid, Bits and
+        /// GroupSize are the format's and in_features must be a multiple of 32.</summary>
+        public Grid Grid { get { return native.grid; } set { native.grid = value; } }
+
         /// <summary>
         /// Progress of Quantize: called with (done, total) columns on the calling
         /// thread; return false to cancel (Quantize then throws GptqException with

@@ -15,6 +15,7 @@ namespace Gptq
     {
         private readonly QTensorHandle handle;
         private readonly QTensorInfo info;
+        private readonly Grid grid;
 
         internal unsafe QTensor(QTensorHandle handle)
         {
@@ -28,6 +29,7 @@ namespace Gptq
                 throw e;
             }
             info = new QTensorInfo(i);
+            grid = NativeMethods.gptq_qtensor_grid(handle.DangerousGetHandle());
         }
 
         /// <summary>Frees the native tensor (gptq_qtensor_destroy). Safe to call more than once.</summary>
@@ -85,6 +87,31 @@ namespace Gptq
             fixed (byte* p = c)
                 GptqException.Check(NativeMethods.gptq_qtensor_codes(h.Ptr, p, c.LongLength));
             return c;
+        }
+
+        /// <summary>The grid the codes lie on (gptq_qtensor_grid): the Config.Grid of the
+        /// context that made the tensor, Grid.Gptq for imported checkpoints.</summary>
+        public Grid Grid
+        {
+            get { return grid; }
+        }
+
+        /// <summary>
+        /// The tensor in its GGUF block format's bytes (gptq_gguf_export):
+        /// <see cref="Gguf.Size"/> bytes, the data of a GGUF tensor of that type with
+        /// ne0 = InFeatures.
+        /// </summary>
+        /// <exception cref="GptqException">ErrUnsupported: the tensor is on GPTQ's own grid.</exception>
+        public unsafe byte[] GgufExport()
+        {
+            if (grid == Grid.Gptq)
+                throw GptqException.Unsupported("Gptq.QTensor.GgufExport",
+                    "the tensor is on GPTQ's own grid, not a GGUF one (Config.Grid)");
+            var bytes = new byte[Gguf.Size(grid, info.OutFeatures, info.InFeatures)];
+            using (HandleLease h = Lease())
+            fixed (byte* p = bytes)
+                GptqException.Check(NativeMethods.gptq_gguf_export(h.Ptr, (IntPtr)p, bytes.LongLength));
+            return bytes;
         }
 
         /// <summary>The sizes of this tensor's checkpoint tensors.</summary>

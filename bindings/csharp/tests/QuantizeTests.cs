@@ -47,6 +47,8 @@ namespace Gptq.Tests
             Assert.AreEqual(d.precision, c.Precision);
             Assert.AreEqual(d.log_level, c.LogLevel);
             Assert.AreEqual(d.num_threads, c.NumThreads);
+            Assert.AreEqual(d.act_group_aware != 0, c.ActGroupAware);
+            Assert.AreEqual(d.grid, c.Grid);
             Assert.IsNull(c.Progress);
             Assert.IsNull(c.Log);
             gptq_config n = c.ToNative();
