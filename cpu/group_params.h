@@ -27,7 +27,8 @@ struct Quantizer {
   int shrink_steps;  // how many grid points the MSE search tries
   // A GGUF block format's grid (gguf_grid.h), or null for GPTQ's own. Its
   // blocks keep the parameters in scale and zero as: d and the code of 0
-  // for kSignedMax and kAbsMax, d and m for kMinMax.
+  // for kSignedMax and kAbsMax, d and m for kMinMax; a K-quant's sub-block
+  // its effective scale and zero (super_block_params.h).
   const GgufGrid *gguf;
 
   static Quantizer from_config(const gptq_config &c) {
@@ -51,13 +52,13 @@ struct Quantizer {
     return std::min(std::max(q, T(0)), maxq);
   }
 
-  bool min_form() const { return gguf != nullptr && gguf->rule == BlockRule::kMinMax; }
+  bool min_form() const { return gguf != nullptr && gguf->has_min(); }
 
   // A GGUF block's code: round to nearest even, clamped; NaN-safe (a d or m
   // beyond fp16 is caught when the parameters are stored). d = 0 gives the
   // code of the block's one value.
   T block_code(T w, T d, T z) const {
-    const bool min = gguf->rule == BlockRule::kMinMax;
+    const bool min = gguf->has_min();
     if (d == T(0)) return min ? T(0) : z;
     T q = min ? std::rint((w - z) / d) : std::rint(w / d) + z;
     q = q > T(0) ? q : T(0);
@@ -67,7 +68,7 @@ struct Quantizer {
   // The weight a GGUF block's code stands for, computed as llama.cpp's
   // dequantization does (q·d + m, or (q − zero)·d).
   T block_value(T code, T d, T z) const {
-    return gguf->rule == BlockRule::kMinMax ? d * code + z : d * (code - z);
+    return gguf->has_min() ? d * code + z : d * (code - z);
   }
 
   // Σ h·(w − value)² over the block with scale d (zero-form blocks).
