@@ -83,27 +83,33 @@ struct Quantizer {
 
   // Zero-form blocks (Q4_0, Q5_0, Q8_0) with Hessian-diagonal weights h:
   // the format's rule gives d0 = top / divisor; the candidates are
-  // top / (divisor + k/10) for k = −9..9 (the rule's d first), each also
+  // top / (divisor + k/10) for k = −20..20 (the rule's d first), each also
   // refitted by weighted least squares to its codes, d = Σ h·w·q / Σ h·q²
-  // (q the signed code); the one of smallest Σ h·(w − value)² wins, ties to
-  // the earlier. All in fp16, as stored.
+  // (q the signed code), and that d refitted once more to its own codes;
+  // the one of smallest Σ h·(w − value)² wins, ties to the earlier. All in
+  // fp16, as stored. (k = −9..9 with one refit gave SmolLM2 Q4_0 a higher
+  // perplexity: bench/RESULTS.md, GGUF export.)
   template <typename ToHalf>
   T search_block_scale(const T *row, const T *h, int64_t c0, int64_t c1, T top, T z,
                        const ToHalf &to_half) const {
     const T rule = to_half(top / static_cast<T>(gguf->divisor));
     T best = rule, best_err = block_error(row, h, c0, c1, rule, z);
-    for (int step = 0; step < 19; ++step) {
-      const int k = step == 0 ? 0 : (step <= 9 ? step : 9 - step);  // 0, 1..9, −1..−9
-      const T d0 = to_half(top / (static_cast<T>(gguf->divisor) + static_cast<T>(k) / T(10)));
-      if (d0 == T(0) || !std::isfinite(d0)) continue;
+    const auto refit = [&](T d) {
       T num = T(0), den = T(0);
       for (int64_t c = c0; c < c1; ++c) {
-        const T q = block_code(row[c], d0, z) - z;
+        const T q = block_code(row[c], d, z) - z;
         num += h[c] * row[c] * q;
         den += h[c] * q * q;
       }
-      const T d1 = den > T(0) ? to_half(num / den) : T(0);
-      for (const T d : {d0, d1}) {
+      return den > T(0) ? to_half(num / den) : T(0);
+    };
+    for (int step = 0; step < 41; ++step) {
+      const int k = step == 0 ? 0 : (step <= 20 ? step : 20 - step);  // 0, 1..20, −1..−20
+      const T d0 = to_half(top / (static_cast<T>(gguf->divisor) + static_cast<T>(k) / T(10)));
+      if (d0 == T(0) || !std::isfinite(d0)) continue;
+      const T d1 = refit(d0);
+      const T d2 = d1 != T(0) && std::isfinite(d1) ? refit(d1) : T(0);
+      for (const T d : {d0, d1, d2}) {
         if (d == T(0) || !std::isfinite(d)) continue;
         const T err = block_error(row, h, c0, c1, d, z);
         if (err < best_err) {

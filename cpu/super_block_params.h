@@ -75,7 +75,8 @@ struct SuperBlockRule {
   // [min(lo, 0), hi] over maxq + k/10 steps, k = −9..9 (k = 0 the plain
   // rule, first), each also refitted by weighted least squares to its codes
   // (w ≈ s·q − m; m < 0 refitted with m = 0); the least Σ h·(w − value)²
-  // wins, the earlier on ties.
+  // wins, the earlier on ties. (The wider search of the zero-form blocks,
+  // k = −20..20 with a second refit, gave a larger layer error here.)
   void fit_min(const T *row, const T *h, int64_t c0, int64_t c1, T *s_best, T *m_best) const {
     T lo = T(0), hi = row[c0];
     for (int64_t c = c0; c < c1; ++c) {
@@ -118,11 +119,12 @@ struct SuperBlockRule {
     }
   }
 
-  // Q6_K: a sub-block's own signed scale (value s·(q − 32)), as Q4_0's
-  // blocks: the weight of largest magnitude, sign kept, over
-  // divisor + k/10 (divisor −32, k = −9..9, the plain rule first), each
+  // Q6_K: a sub-block's own signed scale (value s·(q − 32)), searched as
+  // Q4_0's blocks are (group_params.h, search_block_scale): the weight of largest magnitude, sign kept, over
+  // divisor + k/10 (divisor −32, k = −20..20, the plain rule first), each
   // also refitted by weighted least squares to its codes (s = Σ h·w·q /
-  // Σ h·q², q the signed code); the least Σ h·(w − value)² wins.
+  // Σ h·q², q the signed code) and that refitted once more; the least
+  // Σ h·(w − value)² wins.
   T fit_signed(const T *row, const T *h, int64_t c0, int64_t c1) const {
     T amax = T(0), top = T(0);
     for (int64_t c = c0; c < c1; ++c)
@@ -133,16 +135,21 @@ struct SuperBlockRule {
     if (amax == T(0)) return T(0);
     const T z = zero(), div = static_cast<T>(f->divisor);
     T best_s = top / div, best = error(row, h, c0, c1, best_s, z);
-    for (int step = 0; step < 19; ++step) {
-      const int k = step == 0 ? 0 : (step <= 9 ? step : 9 - step);
-      const T s0 = top / (div + static_cast<T>(k) / T(10));
+    const auto refit = [&](T s) {
       T num = T(0), den = T(0);
       for (int64_t c = c0; c < c1; ++c) {
-        const T q = code(row[c], s0, z) - z;
+        const T q = code(row[c], s, z) - z;
         num += weight(h, c) * row[c] * q;
         den += weight(h, c) * q * q;
       }
-      for (const T s : {s0, den > T(0) ? num / den : T(0)}) {
+      return den > T(0) ? num / den : T(0);
+    };
+    for (int step = 0; step < 41; ++step) {
+      const int k = step == 0 ? 0 : (step <= 20 ? step : 20 - step);
+      const T s0 = top / (div + static_cast<T>(k) / T(10));
+      const T s1 = refit(s0);
+      const T s2 = s1 != T(0) && std::isfinite(s1) ? refit(s1) : T(0);
+      for (const T s : {s0, s1, s2}) {
         if (s == T(0) || !std::isfinite(s)) continue;
         const T err = error(row, h, c0, c1, s, z);
         if (err < best) {

@@ -269,11 +269,11 @@ typedef int (*gptq_progress_fn)(int64_t done, int64_t total, void *user_data);
  * 0, 0 and 128 respectively for every weight.
  * Q4_0, Q5_0 and Q8_0 then refine d with the Hessian diagonal h (the
  * importance of each input column, as llama.cpp's importance matrix): the
- * candidates are the weight above divided by (divisor + k/10), k = -9..9,
+ * candidates are the weight above divided by (divisor + k/10), k = -20..20,
  * each also refitted by weighted least squares to its codes
- * (d = Σ h·w·q / Σ h·q², q the signed code), all rounded to fp16; the one
- * with the smallest Σ h·(w - value)² over the block is kept, the rule's own
- * d on ties. Q4_1 and Q5_1 likewise search (d, m): the rule's pair, and
+ * (d = Σ h·w·q / Σ h·q², q the signed code) and that refit refitted once
+ * more to its own codes, all rounded to fp16; the one with the smallest
+ * Σ h·(w - value)² over the block is kept, the rule's own d on ties. Q4_1 and Q5_1 likewise search (d, m): the rule's pair, and
  * the ranges [min, min + (max - min)·maxq/(maxq + k/10)], each also refitted
  * by weighted least squares (w ≈ q·d + m) to its codes.
  *

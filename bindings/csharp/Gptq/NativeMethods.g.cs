@@ -280,11 +280,11 @@ namespace Gptq
     /// 0, 0 and 128 respectively for every weight.
     /// Q4_0, Q5_0 and Q8_0 then refine d with the Hessian diagonal h (the
     /// importance of each input column, as llama.cpp's importance matrix): the
-    /// candidates are the weight above divided by (divisor + k/10), k = -9..9,
+    /// candidates are the weight above divided by (divisor + k/10), k = -20..20,
     /// each also refitted by weighted least squares to its codes
-    /// (d = Σ h·w·q / Σ h·q², q the signed code), all rounded to fp16; the one
-    /// with the smallest Σ h·(w - value)² over the block is kept, the rule's own
-    /// d on ties. Q4_1 and Q5_1 likewise search (d, m): the rule's pair, and
+    /// (d = Σ h·w·q / Σ h·q², q the signed code) and that refit refitted once
+    /// more to its own codes, all rounded to fp16; the one with the smallest
+    /// Σ h·(w - value)² over the block is kept, the rule's own d on ties. Q4_1 and Q5_1 likewise search (d, m): the rule's pair, and
     /// the ranges [min, min + (max - min)·maxq/(maxq + k/10)], each also refitted
     /// by weighted least squares (w ≈ q·d + m) to its codes.
     ///
@@ -313,6 +313,11 @@ namespace Gptq
     /// Σ h·(w - value)² over the sub-block are kept, the rounded ones on ties.
     /// Codes are round-to-nearest-even of (w + dmin·m)/(d·sc), or w/(d·sc) + 32,
     /// clamped; a sub-block whose d·sc is 0 gives code 0 (Q6_K: 32).
+    /// With act_group_aware, the super-blocks are taken by descending largest
+    /// Hessian diagonal, within each its sub-blocks likewise, within each
+    /// sub-block its columns by descending diagonal (g_idx stays j / 32 or
+    /// j / 16); each super-block's d is fixed when its first sub-block in that
+    /// order is reached.
     /// </summary>
     public enum Grid : int
     {
@@ -552,9 +557,9 @@ namespace Gptq
         /// sym and mse are ignored; in_features must be a multiple of the block
         /// (32; 256 for the K-quants); act_order = 1 needs static_groups = 1 (a
         /// block is consecutive columns), while act_group_aware keeps blocks whole
-        /// and is allowed, for the K-quants with static_groups = 1 only (a
-        /// super-block's d is fixed when it starts); the work runs on the CPU
-        /// backend (AUTO picks it; CUDA is refused). Default GPTQ_GRID_GPTQ.
+        /// and is allowed (for the K-quants it takes each super-block whole: see
+        /// gptq_grid); the work runs on the CPU backend (AUTO picks it; CUDA is
+        /// refused). Default GPTQ_GRID_GPTQ.
         /// </summary>
         public Grid grid;
     }
