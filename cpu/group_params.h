@@ -103,14 +103,35 @@ struct Quantizer {
       }
       return den > T(0) ? to_half(num / den) : T(0);
     };
+    // In fp16 many candidates coincide (neighbouring k round to one value,
+    // refits converge): each value's error and refit are computed once and
+    // remembered, and a repeat, which cannot win, is skipped (the result is
+    // the same as evaluating every candidate).
+    T evaluated[3 * 41 + 1], refit_of[3 * 41 + 1], refit_val[3 * 41 + 1];
+    int n_evaluated = 0, n_refit = 0;
+    const auto first_time = [&](T d) {
+      for (int i = 0; i < n_evaluated; ++i)
+        if (evaluated[i] == d) return false;
+      evaluated[n_evaluated++] = d;
+      return true;
+    };
+    const auto refit_cached = [&](T d) {
+      for (int i = 0; i < n_refit; ++i)
+        if (refit_of[i] == d) return refit_val[i];
+      const T r = refit(d);
+      refit_of[n_refit] = d;
+      refit_val[n_refit++] = r;
+      return r;
+    };
+    first_time(rule);
     for (int step = 0; step < 41; ++step) {
       const int k = step == 0 ? 0 : (step <= 20 ? step : 20 - step);  // 0, 1..20, −1..−20
       const T d0 = to_half(top / (static_cast<T>(gguf->divisor) + static_cast<T>(k) / T(10)));
       if (d0 == T(0) || !std::isfinite(d0)) continue;
-      const T d1 = refit(d0);
-      const T d2 = d1 != T(0) && std::isfinite(d1) ? refit(d1) : T(0);
+      const T d1 = refit_cached(d0);
+      const T d2 = d1 != T(0) && std::isfinite(d1) ? refit_cached(d1) : T(0);
       for (const T d : {d0, d1, d2}) {
-        if (d == T(0) || !std::isfinite(d)) continue;
+        if (d == T(0) || !std::isfinite(d) || !first_time(d)) continue;
         const T err = block_error(row, h, c0, c1, d, z);
         if (err < best_err) {
           best_err = err;
