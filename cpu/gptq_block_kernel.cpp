@@ -113,6 +113,32 @@ GPTQ_INLINE void prefetch_rows(const BlockArgs<T> &a, int64_t r0, int64_t r1) {
     }
 }
 
+// A K-quant's sub-block g starting at position p (super_block_params.h):
+// the super-block's d and dmin first when p also starts the super-block,
+// from the block-start weights of its positions, then the sub-block's
+// integer scale and min, and its effective scale and zero into scale and
+// zero.
+template <typename T>
+GPTQ_INLINE void enter_sub_block(const BlockArgs<T> &a, const Quantizer<T> &quant,
+                                 const Tile<T> &tile, int64_t p, int64_t g, T *scale, T *zero) {
+  const SuperBlockRule<T> rule{quant.gguf, quant.maxq};
+  const SuperParams<T> &sp = a.super;
+  // The super-block of sub-block g (with group-aware act-order, positions
+  // are not columns, but a super-block's positions are still consecutive).
+  const int64_t at = (g * a.group_size / sp.size) * a.n + tile.t0, sub_at = g * a.n + tile.t0;
+  const int64_t end = std::min(a.k, p + a.group_size);
+  if (p % sp.size == 0) {
+    const int64_t super_end = std::min(a.k, p + sp.size);
+    for (int64_t l = 0; l < tile.lanes; ++l)
+      rule.find_super(a.state + (tile.t0 + l) * a.span, a.diag_state, a.s_end - super_end,
+                      a.s_end - p, &sp.d[at + l], &sp.dmin[at + l]);
+  }
+  for (int64_t l = 0; l < tile.lanes; ++l)
+    rule.find_sub(a.state + (tile.t0 + l) * a.span, a.diag_state, a.s_end - end, a.s_end - p,
+                  sp.d[at + l], sp.dmin[at + l], &sp.sc[sub_at + l], &sp.mc[sub_at + l], &scale[l],
+                  &zero[l]);
+}
+
 // Makes s and z those of position p's group. A dynamic group's parameters
 // are found when its first position is reached, from the block-start
 // weights of positions [p, p + group_size), which the state holds at
@@ -124,18 +150,13 @@ GPTQ_INLINE void enter_group(const BlockArgs<T> &a, const Quantizer<T> &quant, T
   T *scale = a.scale + g * a.n + tile.t0, *zero = a.zero + g * a.n + tile.t0;
   if (a.dynamic_groups && p % a.group_size == 0) {
     const int64_t end = std::min(a.k, p + a.group_size);
-    // The diagonal aligned with the state's columns (column j is position
-    // s_end − 1 − j), over the group's columns only.
-    const T *h = nullptr;
-    T h_cols[64];
-    if (a.diag_by_position != nullptr && a.s_end - p <= a.span && end - p <= 64) {
-      for (int64_t j = a.s_end - end; j < a.s_end - p; ++j)
-        h_cols[j - (a.s_end - end)] = a.diag_by_position[a.s_end - 1 - j];
-      h = h_cols - (a.s_end - end);
+    if (a.super.size > 0) {
+      enter_sub_block(a, quant, tile, p, g, scale, zero);
+    } else {
+      for (int64_t l = 0; l < tile.lanes; ++l)
+        quant.find_params(a.state + (tile.t0 + l) * a.span, 1, a.span, a.s_end - end,
+                          a.s_end - p, &scale[l], &zero[l], a.diag_state);
     }
-    for (int64_t l = 0; l < tile.lanes; ++l)
-      quant.find_params(a.state + (tile.t0 + l) * a.span, 1, a.span, a.s_end - end, a.s_end - p,
-                        &scale[l], &zero[l], h);
     tile.group = -1;
   }
   if (g == tile.group) return;

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "group_params.h"
+#include "super_block_params.h"
 
 namespace gptq::cpu {
 
@@ -34,9 +35,14 @@ struct BlockArgs {
   bool dynamic_groups;      // parameters computed when a group's first column is reached
   const int32_t *group_of;  // [K]: group of each position
   T *scale, *zero;          // [G, N]
-  // GGUF grids: the Hessian diagonal by position ([K]), which weighs the
-  // block scale search (group_params.h); null for GPTQ's grid.
-  const T *diag_by_position;
+  // GGUF grids: the Hessian diagonal aligned with the state's columns
+  // ([span]: column j is position s_end−1−j), which weighs the block scale
+  // search (group_params.h, super_block_params.h); null for GPTQ's grid.
+  const T *diag_state;
+  // K-quants: the super-blocks' d and dmin, fixed when a super-block's first
+  // position is reached, and the sub-blocks' integer scales and mins (the
+  // groups); size 0 for the other grids.
+  SuperParams<T> super;
   Quantizer<T> quant;
   // Outputs: the block's codes, [N, count], row by row in position order
   // (contiguous per block, so that a tile's writes are 16·count

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <numeric>
 #include <string>
 
@@ -71,31 +72,78 @@ struct Groups {
   int64_t count;  // G
   bool grouped;   // false: one group, from the weights as given
   bool fixed;     // static groups: all found before any column is quantized
+  // K-quants: columns per super-block, whose d is found at its start (the
+  // groups are its sub-blocks); 0 for the other grids.
+  int64_t super;
   bool dynamic() const { return grouped && !fixed; }  // found at a group's start
 
   static Groups of(const gptq_config &config, int64_t k) {
     const bool grouped = config.group_size > 0;
+    const GgufGrid *gguf = gguf_grid(config.grid);
     return {grouped ? config.group_size : k, group_count(k, config.group_size), grouped,
-            grouped && config.static_groups != 0};
+            grouped && config.static_groups != 0,
+            gguf != nullptr && gguf->super_blocks() ? gguf->block : 0};
   }
 };
 
 // Scale and zero ([G, N]) of every group, from the weights as they are.
+// K-quants also keep their super-blocks' d and dmin ([S, N]) and the
+// sub-blocks' integer scales and mins ([G, N]); scale and zero then hold
+// each sub-block's effective d·sc and zero.
 template <typename T>
 struct GroupParams {
   std::vector<T> scale, zero;
+  std::vector<T> super_d, super_dmin, sub_sc, sub_mc;
 
-  GroupParams(int64_t groups, int64_t n)
-      : scale(static_cast<size_t>(groups * n)), zero(static_cast<size_t>(groups * n)) {}
+  GroupParams(int64_t groups, int64_t n, const Groups &g, int64_t k)
+      : scale(static_cast<size_t>(groups * n)), zero(static_cast<size_t>(groups * n)) {
+    if (g.super == 0) return;
+    const size_t supers = static_cast<size_t>((k + g.super - 1) / g.super * n);
+    super_d.resize(supers);
+    super_dmin.resize(supers);
+    sub_sc.resize(scale.size());
+    sub_mc.resize(scale.size());
+  }
+
+  SuperParams<T> super_params(const Groups &g) {
+    SuperParams<T> p;
+    p.size = g.super;
+    p.d = super_d.data();
+    p.dmin = super_dmin.data();
+    p.sc = sub_sc.data();
+    p.mc = sub_mc.data();
+    return p;
+  }
 
   // h: the Hessian diagonal by column for GGUF grids' scale search, or null.
   void find_all(const Quantizer<T> &quant, const T *w, int64_t n, int64_t k, const Groups &groups,
                 const RowTasks &rows, const T *h = nullptr) {
+    if (groups.super > 0) return find_all_super(quant, w, n, k, groups, rows, h);
     rows.run([&](int64_t r0, int64_t r1) {
       for (int64_t g = 0; g < groups.count; ++g)
         quant.find_params(&w[r0 * k], r1 - r0, k, g * groups.size,
                           std::min(k, (g + 1) * groups.size), &scale[g * n + r0],
                           &zero[g * n + r0], h);
+    });
+  }
+
+  // K-quants with static groups: each super-block's d, then its sub-blocks.
+  void find_all_super(const Quantizer<T> &quant, const T *w, int64_t n, int64_t k,
+                      const Groups &groups, const RowTasks &rows, const T *h) {
+    const SuperBlockRule<T> rule{quant.gguf, quant.maxq};
+    rows.run([&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const T *row = &w[r * k];
+        for (int64_t s0 = 0; s0 < k; s0 += groups.super) {
+          const int64_t at = s0 / groups.super * n + r, s1 = std::min(k, s0 + groups.super);
+          rule.find_super(row, h, s0, s1, &super_d[at], &super_dmin[at]);
+          for (int64_t c0 = s0; c0 < s1; c0 += groups.size) {
+            const int64_t sub = c0 / groups.size * n + r;
+            rule.find_sub(row, h, c0, std::min(k, c0 + groups.size), super_d[at], super_dmin[at],
+                          &sub_sc[sub], &sub_mc[sub], &scale[sub], &zero[sub]);
+          }
+        }
+      }
     });
   }
 };
@@ -142,7 +190,7 @@ template <typename T>
 Order quantization_order(const std::vector<T> &diag, const gptq_config &config,
                          const Groups &groups) {
   ColumnOrder columns = column_order(diag, groups.size, config.act_order != 0,
-                                     config.act_group_aware != 0, groups.fixed);
+                                     config.act_group_aware != 0, groups.fixed, groups.super);
   Order order;
   order.perm = std::move(columns.perm);
   order.rperm.assign(order.perm.rbegin(), order.perm.rend());
@@ -275,6 +323,9 @@ class BlockLoop {
   // reversed column order like w: [N, K], filled by the first block's GEMM.
   LargeBuffer<T> pending_;
   std::vector<T> extended_;  // pending's columns of S when S reaches past the block
+  // GGUF grids: the Hessian diagonal of the span's positions in the state's
+  // column order (reversed), for the block scale searches.
+  std::vector<T> diag_state_;
   std::vector<double> tile_loss_;
   // Codes block by block, placed into the original column order after the
   // loop: written straight into the row-major [N, K] array, every block
@@ -289,7 +340,8 @@ BlockLoop<T>::BlockLoop(T *w, int64_t n, int64_t k, const T *l, const Groups &gr
                         int64_t block_size, const RowTasks &rows)
     : w_(w), n_(n), k_(k), l_(l), groups_(groups), block_(std::min(block_size, k)), rows_(rows) {
   // At most block + group columns: a dynamic group may start in the block.
-  const int64_t max_span = std::min(k, block_ + (groups.dynamic() ? groups.size : 0));
+  const int64_t reach = groups.super > 0 ? groups.super : groups.size;
+  const int64_t max_span = std::min(k, block_ + (groups.dynamic() ? reach : 0));
   state_.resize(static_cast<size_t>(n * max_span));
   scratch_.resize(static_cast<size_t>((n + 15) / 16 * 16 * block_));
   tile_.resize(static_cast<size_t>(block_ * block_));
@@ -304,9 +356,16 @@ Block BlockLoop<T>::block_at(int64_t i1) const {
   Block b{i1, std::min(i1 + block_, k_), 0};
   b.s_end = b.i2;
   if (groups_.dynamic()) {
-    const int64_t gs = groups_.size;
+    // A K-quant's super-block is the unit whose start needs all its
+    // columns; its sub-blocks lie inside it.
+    const int64_t gs = groups_.super > 0 ? groups_.super : groups_.size;
     for (int64_t p = (i1 + gs - 1) / gs * gs; p < b.i2; p += gs)
       b.s_end = std::max(b.s_end, std::min(k_, p + gs));
+    if (groups_.super > 0) {
+      const int64_t sub = groups_.size;
+      for (int64_t p = (i1 + sub - 1) / sub * sub; p < b.i2; p += sub)
+        b.s_end = std::max(b.s_end, std::min(k_, p + sub));
+    }
   }
   return b;
 }
@@ -383,7 +442,8 @@ double BlockLoop<T>::run(const Quantizer<T> &quant, const std::vector<int32_t> &
   args.group_of = group_of.data();
   args.scale = params.scale.data();
   args.zero = params.zero.data();
-  args.diag_by_position = diag_by_position;
+  args.diag_state = nullptr;
+  args.super = params.super_params(groups_);
   args.quant = quant;
   args.scratch = scratch_.data();
   double loss = 0.0;
@@ -405,6 +465,11 @@ double BlockLoop<T>::run(const Quantizer<T> &quant, const std::vector<int32_t> &
     args.span = b.span();
     args.c0 = k_ - b.s_end;
     args.codes = codes_.data() + i1 * n_;
+    if (diag_by_position != nullptr) {
+      diag_state_.resize(static_cast<size_t>(b.span()));
+      for (int64_t j = 0; j < b.span(); ++j) diag_state_[j] = diag_by_position[b.s_end - 1 - j];
+      args.diag_state = diag_state_.data();
+    }
     rows_.run([&](int64_t r0, int64_t r1) { gptq_block_rows(args, r0, r1, &tile_loss_[r0 / 16]); });
     for (double part : tile_loss_) loss += part;
     if (feed_errors && b.i2 < k_) {
@@ -449,11 +514,44 @@ QTensorData unpermute(const uint8_t *block_codes, int64_t block, const Order &or
 
 // Scales as checkpoints store them (fp16) and integer zeros.
 // GGUF min blocks (Q4_1, Q5_1) keep m as fp16 instead of an integer zero.
+// K-quants keep their super-blocks' d and dmin as fp16 and the sub-blocks'
+// integer scales and mins (qtensor.h).
+template <typename T>
+void store_super_params(const GroupParams<T> &params, const GgufGrid &gguf, QTensorData &q) {
+  q.super_scales.resize(params.super_d.size());
+  for (size_t i = 0; i < params.super_d.size(); ++i) {
+    q.super_scales[i] = float_to_half(static_cast<float>(params.super_d[i]));
+    const bool finite = half_is_finite(q.super_scales[i]) &&
+                        std::isfinite(static_cast<float>(params.super_dmin[i])) &&
+                        half_is_finite(float_to_half(static_cast<float>(params.super_dmin[i])));
+    if (!finite)
+      throw Error(GPTQ_ERR_UNSUPPORTED,
+                  std::string("gptq_quantize: a ") + gguf.name + " super-block's d " +
+                      std::to_string(static_cast<double>(params.super_d[i])) + " or dmin " +
+                      std::to_string(static_cast<double>(params.super_dmin[i])) +
+                      " exceeds the fp16 range the block stores them in");
+  }
+  if (gguf.has_min()) {
+    q.super_mins.resize(params.super_dmin.size());
+    for (size_t i = 0; i < params.super_dmin.size(); ++i)
+      q.super_mins[i] = float_to_half(static_cast<float>(params.super_dmin[i]));
+  }
+  q.sub_scales.resize(params.sub_sc.size());
+  for (size_t i = 0; i < params.sub_sc.size(); ++i)
+    q.sub_scales[i] = static_cast<int16_t>(params.sub_sc[i]);
+  if (gguf.has_min()) {
+    q.sub_mins.resize(params.sub_mc.size());
+    for (size_t i = 0; i < params.sub_mc.size(); ++i)
+      q.sub_mins[i] = static_cast<int16_t>(params.sub_mc[i]);
+  }
+}
+
 template <typename T>
 void store_group_params(const GroupParams<T> &params, QTensorData &q) {
+  const GgufGrid *gguf = gguf_grid(q.grid);
+  if (gguf != nullptr && gguf->super_blocks()) return store_super_params(params, *gguf, q);
   q.scales.resize(params.scale.size());
   q.zeros.resize(params.zero.size());
-  const GgufGrid *gguf = gguf_grid(q.grid);
   if (gguf != nullptr && gguf->rule == BlockRule::kMinMax) {
     q.mins.resize(params.zero.size());
     for (size_t i = 0; i < params.scale.size(); ++i) {
@@ -489,7 +587,7 @@ QTensorData gptq_solve(T *h_upper, LargeBuffer<T> w, int64_t n, int64_t k,
   const Quantizer<T> quant = Quantizer<T>::from_config(config);
   const Groups groups = Groups::of(config, k);
   const RowTasks rows{n, config.num_threads};
-  GroupParams<T> params(groups.count, n);
+  GroupParams<T> params(groups.count, n, groups, k);
 
   // One group over all columns: parameters from the weights as given, before
   // dead columns are zeroed (the reference does this first).

@@ -27,7 +27,8 @@ struct Quantizer {
   int shrink_steps;  // how many grid points the MSE search tries
   // A GGUF block format's grid (gguf_grid.h), or null for GPTQ's own. Its
   // blocks keep the parameters in scale and zero as: d and the code of 0
-  // for kSignedMax and kAbsMax, d and m for kMinMax.
+  // for kSignedMax and kAbsMax, d and m for kMinMax; a K-quant's sub-block
+  // its effective scale and zero (super_block_params.h).
   const GgufGrid *gguf;
 
   static Quantizer from_config(const gptq_config &c) {
@@ -51,13 +52,13 @@ struct Quantizer {
     return std::min(std::max(q, T(0)), maxq);
   }
 
-  bool min_form() const { return gguf != nullptr && gguf->rule == BlockRule::kMinMax; }
+  bool min_form() const { return gguf != nullptr && gguf->has_min(); }
 
   // A GGUF block's code: round to nearest even, clamped; NaN-safe (a d or m
   // beyond fp16 is caught when the parameters are stored). d = 0 gives the
   // code of the block's one value.
   T block_code(T w, T d, T z) const {
-    const bool min = gguf->rule == BlockRule::kMinMax;
+    const bool min = gguf->has_min();
     if (d == T(0)) return min ? T(0) : z;
     T q = min ? std::rint((w - z) / d) : std::rint(w / d) + z;
     q = q > T(0) ? q : T(0);
@@ -67,7 +68,7 @@ struct Quantizer {
   // The weight a GGUF block's code stands for, computed as llama.cpp's
   // dequantization does (q·d + m, or (q − zero)·d).
   T block_value(T code, T d, T z) const {
-    return gguf->rule == BlockRule::kMinMax ? d * code + z : d * (code - z);
+    return gguf->has_min() ? d * code + z : d * (code - z);
   }
 
   // Σ h·(w − value)² over the block with scale d (zero-form blocks).
@@ -82,28 +83,55 @@ struct Quantizer {
 
   // Zero-form blocks (Q4_0, Q5_0, Q8_0) with Hessian-diagonal weights h:
   // the format's rule gives d0 = top / divisor; the candidates are
-  // top / (divisor + k/10) for k = −9..9 (the rule's d first), each also
+  // top / (divisor + k/10) for k = −20..20 (the rule's d first), each also
   // refitted by weighted least squares to its codes, d = Σ h·w·q / Σ h·q²
-  // (q the signed code); the one of smallest Σ h·(w − value)² wins, ties to
-  // the earlier. All in fp16, as stored.
+  // (q the signed code), and that d refitted once more to its own codes;
+  // the one of smallest Σ h·(w − value)² wins, ties to the earlier. All in
+  // fp16, as stored. (k = −9..9 with one refit gave SmolLM2 Q4_0 a higher
+  // perplexity: bench/RESULTS.md, GGUF export.)
   template <typename ToHalf>
   T search_block_scale(const T *row, const T *h, int64_t c0, int64_t c1, T top, T z,
                        const ToHalf &to_half) const {
     const T rule = to_half(top / static_cast<T>(gguf->divisor));
     T best = rule, best_err = block_error(row, h, c0, c1, rule, z);
-    for (int step = 0; step < 19; ++step) {
-      const int k = step == 0 ? 0 : (step <= 9 ? step : 9 - step);  // 0, 1..9, −1..−9
-      const T d0 = to_half(top / (static_cast<T>(gguf->divisor) + static_cast<T>(k) / T(10)));
-      if (d0 == T(0) || !std::isfinite(d0)) continue;
+    const auto refit = [&](T d) {
       T num = T(0), den = T(0);
       for (int64_t c = c0; c < c1; ++c) {
-        const T q = block_code(row[c], d0, z) - z;
+        const T q = block_code(row[c], d, z) - z;
         num += h[c] * row[c] * q;
         den += h[c] * q * q;
       }
-      const T d1 = den > T(0) ? to_half(num / den) : T(0);
-      for (const T d : {d0, d1}) {
-        if (d == T(0) || !std::isfinite(d)) continue;
+      return den > T(0) ? to_half(num / den) : T(0);
+    };
+    // In fp16 many candidates coincide (neighbouring k round to one value,
+    // refits converge): each value's error and refit are computed once and
+    // remembered, and a repeat, which cannot win, is skipped (the result is
+    // the same as evaluating every candidate).
+    T evaluated[3 * 41 + 1], refit_of[3 * 41 + 1], refit_val[3 * 41 + 1];
+    int n_evaluated = 0, n_refit = 0;
+    const auto first_time = [&](T d) {
+      for (int i = 0; i < n_evaluated; ++i)
+        if (evaluated[i] == d) return false;
+      evaluated[n_evaluated++] = d;
+      return true;
+    };
+    const auto refit_cached = [&](T d) {
+      for (int i = 0; i < n_refit; ++i)
+        if (refit_of[i] == d) return refit_val[i];
+      const T r = refit(d);
+      refit_of[n_refit] = d;
+      refit_val[n_refit++] = r;
+      return r;
+    };
+    first_time(rule);
+    for (int step = 0; step < 41; ++step) {
+      const int k = step == 0 ? 0 : (step <= 20 ? step : 20 - step);  // 0, 1..20, −1..−20
+      const T d0 = to_half(top / (static_cast<T>(gguf->divisor) + static_cast<T>(k) / T(10)));
+      if (d0 == T(0) || !std::isfinite(d0)) continue;
+      const T d1 = refit_cached(d0);
+      const T d2 = d1 != T(0) && std::isfinite(d1) ? refit_cached(d1) : T(0);
+      for (const T d : {d0, d1, d2}) {
+        if (d == T(0) || !std::isfinite(d) || !first_time(d)) continue;
         const T err = block_error(row, h, c0, c1, d, z);
         if (err < best_err) {
           best_err = err;

@@ -269,20 +269,54 @@ typedef int (*gptq_progress_fn)(int64_t done, int64_t total, void *user_data);
  * 0, 0 and 128 respectively for every weight.
  * Q4_0, Q5_0 and Q8_0 then refine d with the Hessian diagonal h (the
  * importance of each input column, as llama.cpp's importance matrix): the
- * candidates are the weight above divided by (divisor + k/10), k = -9..9,
+ * candidates are the weight above divided by (divisor + k/10), k = -20..20,
  * each also refitted by weighted least squares to its codes
- * (d = Σ h·w·q / Σ h·q², q the signed code), all rounded to fp16; the one
- * with the smallest Σ h·(w - value)² over the block is kept, the rule's own
- * d on ties. Q4_1 and Q5_1 likewise search (d, m): the rule's pair, and
+ * (d = Σ h·w·q / Σ h·q², q the signed code) and that refit refitted once
+ * more to its own codes, all rounded to fp16; the one with the smallest
+ * Σ h·(w - value)² over the block is kept, the rule's own d on ties. Q4_1 and Q5_1 likewise search (d, m): the rule's pair, and
  * the ranges [min, min + (max - min)·maxq/(maxq + k/10)], each also refitted
- * by weighted least squares (w ≈ q·d + m) to its codes. */
+ * by weighted least squares (w ≈ q·d + m) to its codes.
+ *
+ * The K-quants have super-blocks of 256 consecutive columns of one row,
+ * each with an fp16 d (and dmin) that scales the small integer scales (and
+ * mins) of its sub-blocks: 8 sub-blocks of 32 columns with 6-bit sc and m
+ * (Q4_K, Q5_K), 16 of 16 columns with int8 sc (Q6_K). The sub-blocks are
+ * the groups (g_idx = j / 32, or j / 16). in_features must be a multiple of
+ * 256.
+ *   Q4_K: value d·sc·q - dmin·m, codes 0..15, sc and m 0..63;
+ *   Q5_K: the same with codes 0..31;
+ *   Q6_K: value d·sc·(q - 32), codes 0..63, sc -128..127.
+ * d and dmin are fixed when the super-block's first column is reached,
+ * from the error-updated weights of the whole super-block at that moment:
+ * each sub-block's own fit (below) is made, and d = (the largest sub-block
+ * scale) / 63, dmin = (the largest sub-block min) / 63 (Q4_K, Q5_K), or
+ * d = (the sub-block scale of largest magnitude, sign kept) / -128 (Q6_K),
+ * rounded to fp16. A sub-block's sc (and m) are fixed when its first column
+ * is reached, from its error-updated weights then: its own fit, a scale
+ * s >= 0 and a min m >= 0 with the range including 0 (Q4_K, Q5_K: the
+ * range [min(min, 0), max] over maxq + k/10 steps, k = -9..9, each also
+ * refitted by weighted least squares, the least Σ h·(w - value)² kept),
+ * or a signed scale (Q6_K: as Q4_0 with divisor -32 instead of -8), gives
+ * sc = rint(s/d) and m = rint(m/dmin), clamped to the integer range; then
+ * sc ± 1 and m ± 1 (Q6_K: sc ± 1, ± 2) are tried and the integers of least
+ * Σ h·(w - value)² over the sub-block are kept, the rounded ones on ties.
+ * Codes are round-to-nearest-even of (w + dmin·m)/(d·sc), or w/(d·sc) + 32,
+ * clamped; a sub-block whose d·sc is 0 gives code 0 (Q6_K: 32).
+ * With act_group_aware, the super-blocks are taken by descending largest
+ * Hessian diagonal, within each its sub-blocks likewise, within each
+ * sub-block its columns by descending diagonal (g_idx stays j / 32 or
+ * j / 16); each super-block's d is fixed when its first sub-block in that
+ * order is reached. */
 typedef enum gptq_grid GPTQ_ENUM_INT {
   GPTQ_GRID_GPTQ = 0,
   GPTQ_GRID_Q4_0 = 1,
   GPTQ_GRID_Q4_1 = 2,
   GPTQ_GRID_Q5_0 = 3,
   GPTQ_GRID_Q5_1 = 4,
-  GPTQ_GRID_Q8_0 = 5
+  GPTQ_GRID_Q8_0 = 5,
+  GPTQ_GRID_Q4_K = 6,
+  GPTQ_GRID_Q5_K = 7,
+  GPTQ_GRID_Q6_K = 8
 } gptq_grid;
 
 /* ---------------------------------------------------------------------------
@@ -372,11 +406,13 @@ typedef struct gptq_config {
    * static_groups). Not with act_order = 1. Default 0. */
   int32_t act_group_aware;
   /* The grid (see gptq_grid). With a GGUF grid, bits and group_size are the
-   * format's (4, 5 or 8 bits; blocks of 32 columns) and sym and mse are
-   * ignored; in_features must be a multiple of 32; act_order = 1 needs
-   * static_groups = 1 (a block is 32 consecutive columns), while
-   * act_group_aware keeps blocks whole and is allowed; the work runs on the
-   * CPU backend (AUTO picks it; CUDA is refused). Default GPTQ_GRID_GPTQ. */
+   * format's (4, 5, 6 or 8 bits; groups of 32 columns, 16 for Q6_K) and
+   * sym and mse are ignored; in_features must be a multiple of the block
+   * (32; 256 for the K-quants); act_order = 1 needs static_groups = 1 (a
+   * block is consecutive columns), while act_group_aware keeps blocks whole
+   * and is allowed (for the K-quants it takes each super-block whole: see
+   * gptq_grid); the work runs on the CPU backend (AUTO picks it; CUDA is
+   * refused). Default GPTQ_GRID_GPTQ. */
   gptq_grid grid;
 } gptq_config;
 
@@ -706,16 +742,33 @@ GPTQ_API gptq_grid gptq_qtensor_grid(const gptq_qtensor *q);
  *   Q5_1 (24 bytes): d fp16, m fp16; qh[4]; qs[16] as Q5_0
  *   Q8_0 (34 bytes): d fp16; qs[32]: int8 codes (q - 128 of
  *        gptq_qtensor_codes)
- * These are llama.cpp's block_q4_0 ... block_q8_0 (GGML types 2, 3, 6, 7
- * and 8).
+ * K-quants, blocks of 256 columns (c_i is the code of the block's column i,
+ * sc_j and m_j those of its sub-block j):
+ *   Q4_K (144 bytes): d fp16, dmin fp16; scales[12]: for j < 4, byte j =
+ *        sc_j | (sc_{j+4} >> 4) << 6 and byte j + 4 = m_j | (m_{j+4} >> 4)
+ *        << 6, byte j + 8 = (sc_{j+4} & 15) | (m_{j+4} & 15) << 4;
+ *        qs[128]: byte 32·t + l = c_{64t+l} | c_{64t+l+32} << 4 (t < 4,
+ *        l < 32)
+ *   Q5_K (176 bytes): d, dmin, scales[12] as Q4_K; qh[32]: bit i of byte l
+ *        is bit 4 of c_{32i+l}; qs[128]: the low 4 bits as Q4_K
+ *   Q6_K (210 bytes): ql[128], qh[64], scales[16] (int8 sc_j), d fp16; for
+ *        each half t < 2 and l < 32, ql byte 64t + l = low 4 bits of
+ *        c_{128t+l} | those of c_{128t+l+64} << 4, ql byte 64t + l + 32 =
+ *        those of c_{128t+l+32} | c_{128t+l+96} << 4, qh byte 32t + l = bits
+ *        4..5 of c_{128t+l}, c_{128t+l+32}, c_{128t+l+64}, c_{128t+l+96}
+ *        at bits 0, 2, 4, 6
+ * These are llama.cpp's block_q4_0 ... block_q8_0 and block_q4_K,
+ * block_q5_K, block_q6_K (GGML types 2, 3, 6, 7, 8, 12, 13 and 14).
  * Tensors on a GGUF grid cannot be exported as GPTQ checkpoints
- * (gptq_qtensor_export fails with UNSUPPORTED), and Q4_1 and Q5_1 tensors
- * cannot be used by gptq_matmul (UNSUPPORTED): dequantize them instead.
+ * (gptq_qtensor_export fails with UNSUPPORTED), and Q4_1, Q5_1 and K-quant
+ * tensors cannot be used by gptq_matmul (UNSUPPORTED): dequantize them
+ * instead.
  * ------------------------------------------------------------------------- */
 
 /* Bytes of a [rows, cols] tensor in the block format of `grid`.
  * Errors: NULL_POINTER, INVALID_CONFIG (grid is GPTQ_GRID_GPTQ or not a
- * gptq_grid), INVALID_SIZE (a dimension < 1, cols not a multiple of 32). */
+ * gptq_grid), INVALID_SIZE (a dimension < 1, cols not a multiple of the
+ * block: 32, or 256 for the K-quants). */
 GPTQ_API gptq_status gptq_gguf_size(gptq_grid grid, int64_t rows,
                                     int64_t cols, int64_t *bytes);
 

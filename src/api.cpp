@@ -589,6 +589,11 @@ gptq_status matmul_checked(const char *where, const gptq_qtensor *q, const void 
       fail(GPTQ_ERR_UNSUPPORTED, where,
            std::string("the tensor is on the ") + gguf_grid(q->data.grid)->name +
                " grid, whose blocks' mins the matmul kernels do not take; dequantize it instead");
+    if (!q->data.sub_scales.empty())
+      fail(GPTQ_ERR_UNSUPPORTED, where,
+           std::string("the tensor is on the ") + gguf_grid(q->data.grid)->name +
+               " grid, whose two-level scales the matmul kernels do not take; dequantize it "
+               "instead");
     gptq_matmul_options o;
     gptq_matmul_options_default(&o);
     if (opts != nullptr) {

@@ -14,6 +14,13 @@
 //    within each group its columns by descending diagonal. Every group then
 //    starts at a multiple of size, where its parameters are found, as they
 //    are without act-order.
+//  - Group-aware act-order with super-blocks (the K-quants of GGUF, whose
+//    groups are sub-blocks of super-blocks that share a scale): the same one
+//    level up. The super-blocks by descending largest diagonal, within each
+//    its groups by descending largest diagonal, within each group its
+//    columns by descending diagonal; so every super-block is taken whole,
+//    starting at a multiple of its size (K must be one), where its scale
+//    is found.
 // Ties keep their original order, so that results do not depend on the sort.
 #pragma once
 
@@ -30,17 +37,38 @@ struct ColumnOrder {
 };
 
 // diag: the Hessian's diagonal (dead columns already set to 1); group_size:
-// columns per group, K for one group.
+// columns per group, K for one group; super_size: columns per super-block
+// for group-aware act-order, or 0 for none.
 template <typename T>
 ColumnOrder column_order(const std::vector<T> &diag, int64_t group_size, bool act_order,
-                         bool group_aware, bool static_groups) {
+                         bool group_aware, bool static_groups, int64_t super_size = 0) {
   const int64_t k = static_cast<int64_t>(diag.size());
   ColumnOrder order;
   order.perm.resize(static_cast<size_t>(k));
   std::iota(order.perm.begin(), order.perm.end(), 0);
   auto by_diagonal = [&](int64_t a, int64_t b) { return diag[a] > diag[b]; };
+  // The largest diagonal of each run of `unit` columns.
+  auto largest_per = [&](int64_t unit) {
+    std::vector<T> largest(static_cast<size_t>(k / unit));
+    for (int64_t u = 0; u < k / unit; ++u)
+      largest[u] = *std::max_element(diag.begin() + u * unit, diag.begin() + (u + 1) * unit);
+    return largest;
+  };
   if (act_order) {
     std::stable_sort(order.perm.begin(), order.perm.end(), by_diagonal);
+  } else if (group_aware && super_size > 0) {
+    const std::vector<T> super_largest = largest_per(super_size), group_largest = largest_per(group_size);
+    // Larger first; equal ones in column order (the sort is stable and
+    // starts from the column order).
+    std::stable_sort(order.perm.begin(), order.perm.end(), [&](int64_t a, int64_t b) {
+      const int64_t sa = a / super_size, sb = b / super_size;
+      if (sa != sb) return super_largest[sa] > super_largest[sb] ||
+                           (super_largest[sa] == super_largest[sb] && sa < sb);
+      const int64_t ga = a / group_size, gb = b / group_size;
+      if (ga != gb) return group_largest[ga] > group_largest[gb] ||
+                           (group_largest[ga] == group_largest[gb] && ga < gb);
+      return diag[a] > diag[b];
+    });
   } else if (group_aware) {
     const int64_t full = k / group_size;  // groups of group_size columns
     std::vector<int64_t> groups(static_cast<size_t>(full));

@@ -83,11 +83,12 @@ gptq_config read_config(const gptq_config *cfg, const char *where) {
     if (gguf == nullptr) bad(where, "grid " + std::to_string(grid) + " is not a gptq_grid");
     if (c.act_order == 1 && c.static_groups == 0)
       bad(where, std::string("act_order without static_groups scatters a block's columns, but a ") +
-                     gguf->name + " block is 32 consecutive columns; set static_groups = 1 or "
-                     "use act_group_aware");
+                     gguf->name + " block is " + std::to_string(gguf->block) +
+                     " consecutive columns; set static_groups = 1" +
+                     (gguf->super_blocks() ? "" : " or use act_group_aware"));
     // The format fixes what GPTQ's own grid leaves to the config.
     c.bits = gguf->bits;
-    c.group_size = gguf->block;
+    c.group_size = gguf->group;
     c.sym = 1;
     c.mse = 0;
   }

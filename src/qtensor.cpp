@@ -1,5 +1,6 @@
 #include "qtensor.h"
 
+#include "gguf_grid.h"
 #include "half.h"
 
 namespace gptq {
@@ -9,9 +10,42 @@ int64_t group_count(int64_t in_features, int32_t group_size) {
   return (in_features + group_size - 1) / group_size;
 }
 
+namespace {
+
+// K-quants, computed as llama.cpp's dequantize_row_q*_K does, in float:
+// d1 = d·sc and m1 = dmin·m, then d1·code − m1 (d1·(code − 32) for Q6_K).
+// d1·code is exact in float (11 + 8 + 6 bits), so a fused multiply-add
+// gives the same value.
+void dequantize_super_rows(const QTensorData &q, int64_t row_begin, int64_t row_end, float *out) {
+  const int64_t n = q.out_features, k = q.in_features;
+  const GgufGrid &f = *gguf_grid(q.grid);
+  const int64_t per_super = f.block / f.group;
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const uint8_t *codes = &q.codes[r * k];
+    float *dst = out + (r - row_begin) * k;
+    for (int64_t g = 0; g < q.groups; ++g) {
+      const int64_t s = g / per_super;
+      const float d = half_to_float(q.super_scales[s * n + r]);
+      const float d1 = d * static_cast<float>(q.sub_scales[g * n + r]);
+      const int64_t j0 = g * f.group;
+      if (f.has_min()) {
+        const float dmin = half_to_float(q.super_mins[s * n + r]);
+        const float m1 = dmin * static_cast<float>(q.sub_mins[g * n + r]);
+        for (int64_t j = j0; j < j0 + f.group; ++j) dst[j] = d1 * static_cast<float>(codes[j]) - m1;
+      } else {
+        for (int64_t j = j0; j < j0 + f.group; ++j)
+          dst[j] = d1 * static_cast<float>(static_cast<int>(codes[j]) - f.zero);
+      }
+    }
+  }
+}
+
+}  // namespace
+
 void dequantize_rows(const QTensorData &q, int64_t row_begin, int64_t row_end, float *out) {
   const int64_t n = q.out_features;
   const int64_t k = q.in_features;
+  if (!q.sub_scales.empty()) return dequantize_super_rows(q, row_begin, row_end, out);
   std::vector<float> scale(static_cast<size_t>(q.groups));
   std::vector<float> zero(static_cast<size_t>(q.groups));
   if (!q.mins.empty()) {  // GGUF min blocks: d·q + m, as llama.cpp computes it

@@ -32,6 +32,14 @@ struct QTensorData {
   // and zeros 0.
   int32_t grid = GPTQ_GRID_GPTQ;
   std::vector<uint16_t> mins;
+  // K-quants (Q4_K, Q5_K, Q6_K): the groups are the sub-blocks (32 columns,
+  // 16 for Q6_K; g_idx = j / that) of super-blocks of 256 columns. Each
+  // super-block has fp16 d and, for Q4_K and Q5_K, dmin ([K/256, N]); each
+  // sub-block an integer scale sc and min m ([G, N]; 6-bit, or int8 scales
+  // for Q6_K): value d·sc·code − dmin·m (Q4_K, Q5_K) or d·sc·(code − 32)
+  // (Q6_K). scales, zeros and mins stay empty.
+  std::vector<uint16_t> super_scales, super_mins;
+  std::vector<int16_t> sub_scales, sub_mins;
 };
 
 // Number of groups for K columns: one for group_size -1, else ceil(K / gs).

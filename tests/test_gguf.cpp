@@ -110,6 +110,130 @@ TEST(GgufLayout, Q8_0) {
                 0x08, 0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x0E, 0x0F});
 }
 
+// K-quants: one row, one super-block of 256. With H = 2·I no error is fed
+// forward, and the weights below make every fit exact (error 0), so the
+// plain rules hold: each sub-block's scale and min from its min and max
+// (or its weight of largest magnitude over −32), d and dmin the largest of
+// them over 63 (over −128 for Q6_K), the integers rint(s/d) and rint(m/dmin).
+
+// Q4_K and Q5_K: d = 2^−6 (0x2400) and dmin = 2^−5 (0x2800); sub-block j
+// has sc_j = 63 − 8j and m_j = 63 − 9j, so the largest are 63 and d·63,
+// dmin·63 are the largest sub-block scale and min; its element i has code
+// (i + j) mod 2^bits, so codes 0 and 2^bits − 1 both occur and the min/max
+// fit gives exactly d·sc_j and dmin·m_j.
+std::vector<float> k_min_weights(int bits) {
+  const int nmax = (1 << bits) - 1;
+  std::vector<float> w(256);
+  for (int j = 0; j < 8; ++j)
+    for (int i = 0; i < 32; ++i)
+      w[32 * j + i] = (1.0f / 64) * static_cast<float>(63 - 8 * j) * static_cast<float>((i + j) & nmax) -
+                      (1.0f / 32) * static_cast<float>(63 - 9 * j);
+  return w;
+}
+
+// d, dmin and scales[12] for those sc and m: sub-blocks 0..3 have sc in
+// bytes 0..3 and m in bytes 4..7 (low 6 bits); sub-blocks 4..7 (sc 31,
+// 23, 15, 7; m 27, 18, 9, 0) have the low nibbles of sc and m in bytes
+// 8..11 (sc | m << 4: 0xBF, 0x27, 0x9F, 0x07) and their bits 4..5 in the
+// top bits of bytes 0..3 (sc) and 4..7 (m): 1, 1, 0, 0 for both, so
+// bytes 0..3 = 63|0x40, 55|0x40, 47, 39 and bytes 4..7 = 63|0x40, 54|0x40,
+// 45, 36.
+const std::vector<uint8_t> kKMinHeader = {0x00, 0x24, 0x00, 0x28, 0x7F, 0x77, 0x2F, 0x27,
+                                          0x7F, 0x76, 0x2D, 0x24, 0xBF, 0x27, 0x9F, 0x07};
+
+// qs: each 64 columns (sub-blocks 2c, 2c + 1) as 32 bytes, byte l = code
+// (2c, l) | code (2c + 1, l) << 4, whose low nibbles are (l + 2c) mod 16 and
+// (l + 2c + 1) mod 16 for both Q4_K and Q5_K.
+void append_k_min_qs(std::vector<uint8_t> &bytes) {
+  for (int c = 0; c < 4; ++c)
+    for (int l = 0; l < 32; ++l)
+      bytes.push_back(static_cast<uint8_t>((l + 2 * c) % 16 | ((l + 2 * c + 1) % 16) << 4));
+}
+
+void expect_super_block(gptq_grid grid, const std::vector<float> &w, const std::vector<uint8_t> &expected) {
+  QTensor q = quantize_diagonal(grid, w, 1, 256);
+  ASSERT_TRUE(q);
+  const std::vector<uint8_t> bytes = export_bytes(q.get(), grid, 1, 256);
+  ASSERT_EQ(bytes.size(), expected.size());
+  for (size_t i = 0; i < bytes.size(); ++i) EXPECT_EQ(bytes[i], expected[i]) << "byte " << i;
+  EXPECT_EQ(dequantized(q.get(), 1, 256), w);
+  std::vector<float> decoded(256, -1.0f);
+  ASSERT_EQ(gptq_gguf_dequantize(grid, bytes.data(), static_cast<int64_t>(bytes.size()), 1, 256,
+                                 decoded.data(), 256),
+            GPTQ_OK)
+      << gptq_last_error();
+  EXPECT_EQ(decoded, w);
+}
+
+TEST(GgufLayout, Q4_K) {
+  std::vector<uint8_t> expected = kKMinHeader;
+  append_k_min_qs(expected);
+  ASSERT_EQ(expected.size(), 144u);
+  // Spot checks of the qs formula: chunk 0 byte 0 = 0 | 1 << 4, byte 15 =
+  // 15 | 0 << 4; chunk 3 byte 0 = 6 | 7 << 4.
+  EXPECT_EQ(expected[16], 0x10);
+  EXPECT_EQ(expected[16 + 15], 0x0F);
+  EXPECT_EQ(expected[16 + 96], 0x76);
+  expect_super_block(GPTQ_GRID_Q4_K, k_min_weights(4), expected);
+}
+
+TEST(GgufLayout, Q5_K) {
+  std::vector<uint8_t> expected = kKMinHeader;
+  // qh[32]: bit j of byte l is bit 4 of code (l + j) mod 32, i.e. set when
+  // (l + j) mod 32 >= 16: byte 0 = 0x00 (codes 0..7), byte 9 = 0x80 (only
+  // 16 at j = 7), byte 15 = 0xFE, bytes 16..24 = 0xFF, byte 25 = 0x7F (j = 7
+  // wraps to 0), byte 31 = 0x01.
+  for (int l = 0; l < 32; ++l) {
+    uint8_t qh = 0;
+    for (int j = 0; j < 8; ++j)
+      if ((l + j) % 32 >= 16) qh = static_cast<uint8_t>(qh | 1 << j);
+    expected.push_back(qh);
+  }
+  EXPECT_EQ(expected[16 + 0], 0x00);
+  EXPECT_EQ(expected[16 + 9], 0x80);
+  EXPECT_EQ(expected[16 + 15], 0xFE);
+  EXPECT_EQ(expected[16 + 20], 0xFF);
+  EXPECT_EQ(expected[16 + 25], 0x7F);
+  EXPECT_EQ(expected[16 + 31], 0x01);
+  append_k_min_qs(expected);
+  ASSERT_EQ(expected.size(), 176u);
+  expect_super_block(GPTQ_GRID_Q5_K, k_min_weights(5), expected);
+}
+
+TEST(GgufLayout, Q6_K) {
+  // Sub-block j (16 columns) has sc_j = −8(j + 1) (int8 0xF8, 0xF0, …,
+  // 0x80) and d = 2^−7 (0x2000): its scale s_j = −(j + 1)/16. Element e of
+  // the super-block has code 4·(e mod 16) + (e / 32) mod 4, except code 0
+  // where e mod 16 = 0: each sub-block's weight of largest magnitude,
+  // −32·s_j, has code 0, so its fit is s_j exactly, and the largest |s_j|
+  // (j = 15, s = −1) gives d = −1 / −128.
+  std::vector<float> w(256);
+  std::vector<int> code(256);
+  for (int e = 0; e < 256; ++e) {
+    code[e] = e % 16 == 0 ? 0 : 4 * (e % 16) + (e / 32) % 4;
+    w[e] = -static_cast<float>(e / 16 + 1) / 16.0f * static_cast<float>(code[e] - 32);
+  }
+  // Each 128 columns: ql[64] then, after both halves, qh[32] per half. With
+  // i = l mod 16 (l < 32), codes l, l + 32, l + 64, l + 96 are 4i, 4i + 1,
+  // 4i + 2, 4i + 3 (all 0 for i = 0):
+  //   ql[l]      = (4i mod 16) | ((4i + 2) mod 16) << 4   e.g. i = 1: 0x64
+  //   ql[l + 32] = ((4i + 1) mod 16) | ((4i + 3) mod 16) << 4   i = 1: 0x75
+  //   qh[l]      = bits 4..5 of the four codes at bits 0, 2, 4, 6 = (i/4)·0x55
+  std::vector<uint8_t> expected;
+  const uint8_t ql_lo[4] = {0x20, 0x64, 0xA8, 0xEC}, ql_hi[4] = {0x31, 0x75, 0xB9, 0xFD};
+  for (int half = 0; half < 2; ++half) {
+    for (int l = 0; l < 32; ++l) expected.push_back(l % 16 == 0 ? 0 : ql_lo[l % 4]);
+    for (int l = 0; l < 32; ++l) expected.push_back(l % 16 == 0 ? 0 : ql_hi[l % 4]);
+  }
+  for (int half = 0; half < 2; ++half)
+    for (int l = 0; l < 32; ++l) expected.push_back(static_cast<uint8_t>((l % 16) / 4 * 0x55));
+  for (int j = 0; j < 16; ++j) expected.push_back(static_cast<uint8_t>(256 - 8 * (j + 1)));
+  expected.push_back(0x00);
+  expected.push_back(0x20);
+  ASSERT_EQ(expected.size(), 210u);
+  expect_super_block(GPTQ_GRID_Q6_K, w, expected);
+}
+
 TEST(GgufLayout, RowsThenBlocks) {
   // 2 rows × 2 blocks of Q8_0, block (r, b) all 127·2^−e with e = 2r + b + 3,
   // so its d is 2^−e and every code 127: d of 2^−3 = 0x3000, 2^−4 = 0x2C00,
@@ -164,13 +288,75 @@ TEST(GgufSize, PerFormat) {
     ASSERT_EQ(gptq_gguf_size(f.grid, 3, 96, &size), GPTQ_OK) << gptq_last_error();
     EXPECT_EQ(size, 3 * 3 * f.block_bytes);
   }
+  // K-quants: blocks of 256 columns.
+  const struct {
+    gptq_grid grid;
+    int64_t block_bytes;
+  } k_formats[] = {{GPTQ_GRID_Q4_K, 144}, {GPTQ_GRID_Q5_K, 176}, {GPTQ_GRID_Q6_K, 210}};
+  for (const auto &f : k_formats) {
+    int64_t size = -1;
+    ASSERT_EQ(gptq_gguf_size(f.grid, 3, 512, &size), GPTQ_OK) << gptq_last_error();
+    EXPECT_EQ(size, 3 * 2 * f.block_bytes);
+    EXPECT_EQ(gptq_gguf_size(f.grid, 3, 288, &size), GPTQ_ERR_INVALID_SIZE);
+  }
 }
 
 // The block rule and round-to-nearest on the weights as given, computed
 // here independently of the library (no error feedback): GPTQ's baseline on
 // the same grid.
+// K-quants' plain rule (llama.cpp's quantize_row_q*_K_ref without its
+// search): each sub-block's scale and min from its min and max (min at most
+// 0), or its weight of largest magnitude over −32 for Q6_K; d and dmin the
+// largest over 63 (the scale of largest magnitude over −128), fp16; the
+// integers rounded and clamped; codes rounded to nearest.
+std::vector<float> round_to_nearest_super_blocks(gptq_grid grid, const std::vector<float> &w,
+                                                 int64_t out, int64_t in) {
+  auto half = [](float v) { return gptq::half_to_float(gptq::float_to_half(v)); };
+  const bool q6 = grid == GPTQ_GRID_Q6_K;
+  const int sub = q6 ? 16 : 32, subs = 256 / sub;
+  const float nmax = grid == GPTQ_GRID_Q4_K ? 15.0f : grid == GPTQ_GRID_Q5_K ? 31.0f : 63.0f;
+  std::vector<float> q(w.size());
+  for (int64_t r = 0; r < out; ++r)
+    for (int64_t b = 0; b < in; b += 256) {
+      const float *x = &w[r * in + b];
+      float s[16], m[16], max_s = 0.0f, max_m = 0.0f;
+      for (int j = 0; j < subs; ++j) {
+        float lo = 0.0f, hi = x[j * sub], amax = 0.0f, top = 0.0f;
+        for (int i = 0; i < sub; ++i) {
+          const float v = x[j * sub + i];
+          lo = std::min(lo, v);
+          hi = std::max(hi, v);
+          if (std::abs(v) > amax) amax = std::abs(v), top = v;
+        }
+        s[j] = q6 ? top / -32.0f : (hi - lo) / nmax;
+        m[j] = -lo;
+        if (q6 ? std::abs(s[j]) > std::abs(max_s) : s[j] > max_s) max_s = s[j];
+        max_m = std::max(max_m, m[j]);
+      }
+      const float d = half(q6 ? max_s / -128.0f : max_s / 63.0f), dmin = half(max_m / 63.0f);
+      for (int j = 0; j < subs; ++j) {
+        const float sc = d == 0.0f ? 0.0f
+                                   : std::min(std::max(std::nearbyint(s[j] / d), q6 ? -128.0f : 0.0f),
+                                              q6 ? 127.0f : 63.0f);
+        const float mc = q6 || dmin == 0.0f ? 0.0f : std::min(std::nearbyint(m[j] / dmin), 63.0f);
+        const float d1 = d * sc, m1 = dmin * mc;
+        for (int i = 0; i < sub; ++i) {
+          const float v = x[j * sub + i];
+          float c = q6 ? 32.0f : 0.0f;
+          if (d1 != 0.0f)
+            c = std::min(std::max(q6 ? std::nearbyint(v / d1) + 32.0f : std::nearbyint((v + m1) / d1), 0.0f),
+                         nmax);
+          q[r * in + b + j * sub + i] = q6 ? d1 * (c - 32.0f) : d1 * c - m1;
+        }
+      }
+    }
+  return q;
+}
+
 std::vector<float> round_to_nearest_blocks(gptq_grid grid, const std::vector<float> &w, int64_t out,
                                            int64_t in) {
+  if (grid == GPTQ_GRID_Q4_K || grid == GPTQ_GRID_Q5_K || grid == GPTQ_GRID_Q6_K)
+    return round_to_nearest_super_blocks(grid, w, out, in);
   auto half = [](float v) { return gptq::half_to_float(gptq::float_to_half(v)); };
   std::vector<float> q(w.size());
   for (int64_t r = 0; r < out; ++r)
@@ -231,15 +417,20 @@ TEST_P(GgufQuality, BeatsRoundToNearestOnTheSameGrid) {
 }
 
 // Thresholds well under the ratios this data gives (printed by the test:
-// Q4_0 14.8, Q4_1 108.5, Q5_0 13.8, Q5_1 101.2, Q8_0 22.5; 3.3, 3.3, 3.5,
+// Q4_0 17.4, Q4_1 108.5, Q5_0 14.4, Q5_1 101.2, Q8_0 29.9; 3.3, 3.3, 3.5,
 // 3.5 and 3.5 before the blocks' parameters were searched with the Hessian
-// diagonal), so a broken error feedback or a broken search fails.
+// diagonal, 14.8, -, 13.8, -, 22.5 with the narrower zero-form search;
+// Q4_K 58.8, Q5_K 54.6, Q6_K 22.8 against the K-quants' plain rule), so a
+// broken error feedback or a broken search fails.
 INSTANTIATE_TEST_SUITE_P(Grids, GgufQuality,
                          ::testing::Values(QualityCase{GPTQ_GRID_Q4_0, "Q4_0", 8.0},
                                            QualityCase{GPTQ_GRID_Q4_1, "Q4_1", 50.0},
                                            QualityCase{GPTQ_GRID_Q5_0, "Q5_0", 8.0},
                                            QualityCase{GPTQ_GRID_Q5_1, "Q5_1", 50.0},
-                                           QualityCase{GPTQ_GRID_Q8_0, "Q8_0", 8.0}),
+                                           QualityCase{GPTQ_GRID_Q8_0, "Q8_0", 8.0},
+                                           QualityCase{GPTQ_GRID_Q4_K, "Q4_K", 25.0},
+                                           QualityCase{GPTQ_GRID_Q5_K, "Q5_K", 25.0},
+                                           QualityCase{GPTQ_GRID_Q6_K, "Q6_K", 10.0}),
                          [](const auto &info) { return std::string(info.param.name); });
 
 // The blocks decoded as llama.cpp dequantizes them give exactly the values
@@ -264,6 +455,63 @@ TEST(GgufTensor, DecodedBlocksEqualDequantizedTensorBitForBit) {
     EXPECT_EQ(gptq_gguf_dequantize(grid, bytes.data(), static_cast<int64_t>(bytes.size()) - 1, out,
                                    in, decoded.data(), out * in),
               GPTQ_ERR_SIZE_MISMATCH);
+  }
+}
+
+// The same for the K-quants, on a tensor of two super-blocks per row.
+TEST(GgufTensor, DecodedSuperBlocksEqualDequantizedTensorBitForBit) {
+  const int64_t out = 24, in = 512;
+  const std::vector<float> x = correlated_activations(1024, in, 21);
+  const std::vector<float> w = layer_weights(out, in, 22);
+  for (gptq_grid grid : {GPTQ_GRID_Q4_K, GPTQ_GRID_Q5_K, GPTQ_GRID_Q6_K}) {
+    QTensor q = quantize_layer(grid_config(grid), x, w, 1024, out, in);
+    ASSERT_TRUE(q);
+    const std::vector<uint8_t> bytes = export_bytes(q.get(), grid, out, in);
+    std::vector<float> decoded(static_cast<size_t>(out * in), -1.0f);
+    ASSERT_EQ(gptq_gguf_dequantize(grid, bytes.data(), static_cast<int64_t>(bytes.size()), out, in,
+                                   decoded.data(), out * in),
+              GPTQ_OK)
+        << gptq_last_error();
+    const std::vector<float> expected = dequantized(q.get(), out, in);
+    EXPECT_EQ(std::memcmp(decoded.data(), expected.data(), decoded.size() * sizeof(float)), 0)
+        << "grid " << grid;
+    // And the weights are close to the layer's: a 4-bit grid is within a
+    // fraction of the weights' spread.
+    double err = 0.0, norm = 0.0;
+    for (size_t i = 0; i < w.size(); ++i) {
+      err += (w[i] - decoded[i]) * (w[i] - decoded[i]);
+      norm += w[i] * w[i];
+    }
+    EXPECT_LT(err / norm, 0.05) << "grid " << grid;
+  }
+}
+
+// The column orders: act-order with static groups (every super-block's and
+// sub-block's parameters from the weights before any column) and
+// group-aware act-order (super-blocks taken whole, their d fixed when each
+// starts); the blocks stay in column order, g_idx trivial.
+TEST(GgufTensor, SuperBlocksWithActOrder) {
+  const int64_t out = 16, in = 768;
+  const std::vector<float> x = correlated_activations(1024, in, 31);
+  const std::vector<float> w = layer_weights(out, in, 32);
+  for (gptq_grid grid : {GPTQ_GRID_Q4_K, GPTQ_GRID_Q6_K})
+  for (int aware = 0; aware < 2; ++aware) {
+    gptq_config c = grid_config(grid);
+    c.act_order = aware ? 0 : 1;
+    c.act_group_aware = aware;
+    c.static_groups = aware ? 0 : 1;
+    QTensor q = quantize_layer(c, x, w, 1024, out, in);
+    ASSERT_TRUE(q);
+    gptq_qtensor_info info;
+    ASSERT_EQ(gptq_qtensor_get_info(q.get(), &info), GPTQ_OK);
+    EXPECT_EQ(info.act_order, 0);
+    EXPECT_EQ(info.group_size, grid == GPTQ_GRID_Q6_K ? 16 : 32);
+    const std::vector<uint8_t> bytes = export_bytes(q.get(), grid, out, in);
+    std::vector<float> decoded(static_cast<size_t>(out * in));
+    ASSERT_EQ(gptq_gguf_dequantize(grid, bytes.data(), static_cast<int64_t>(bytes.size()), out, in,
+                                   decoded.data(), out * in),
+              GPTQ_OK);
+    EXPECT_EQ(decoded, dequantized(q.get(), out, in));
   }
 }
 
@@ -338,6 +586,22 @@ TEST(GgufBadInput, RefusedWithClearStatus) {
   gptq_checkpoint_tensors t{qweight.data(), 64, qzeros.data(), 8, scales.data(), 16, g_idx.data(), 64};
   EXPECT_EQ(gptq_qtensor_export(q.get(), GPTQ_FORMAT_V2, &t), GPTQ_ERR_UNSUPPORTED);
   EXPECT_NE(std::strstr(gptq_last_error(), "gptq_gguf_export"), nullptr) << gptq_last_error();
+
+  // K-quants: blocks of 256 columns; act_group_aware needs static groups.
+  const gptq_config q4k = grid_config(GPTQ_GRID_Q4_K);
+  EXPECT_EQ(gptq_ctx_create(8, 288, &q4k, &ctx), GPTQ_ERR_INVALID_SIZE);
+  EXPECT_NE(std::strstr(gptq_last_error(), "multiple of the Q4_K block of 256"), nullptr)
+      << gptq_last_error();
+  EXPECT_EQ(ctx, nullptr);
+  {
+    const std::vector<float> xk = correlated_activations(256, 256, 9);
+    const std::vector<float> wk = layer_weights(8, 256, 10);
+    QTensor qk = quantize_layer(grid_config(GPTQ_GRID_Q6_K), xk, wk, 256, 8, 256);
+    ASSERT_TRUE(qk);
+    std::vector<float> yk(8);
+    EXPECT_EQ(gptq_matmul(qk.get(), xk.data(), GPTQ_DTYPE_F32, 1, 256, nullptr, yk.data(), 8),
+              GPTQ_ERR_UNSUPPORTED);
+  }
 
   // Q4_1's mins are not in the matmul kernels.
   QTensor q41 = quantize_layer(grid_config(GPTQ_GRID_Q4_1), x, w, 64, 8, 64);

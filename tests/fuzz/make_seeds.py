@@ -143,6 +143,14 @@ def seeds_gguf():
                                              ("blk.0.attn_q.weight", [32, 1], 8, q8_0),
                                              ("blk.0.attn_k.weight", [32, 1], 2, q4_0)]))
     out("fuzz_gguf", "metadata_only", gguf(kvs, []))
+    # K-quants, one 256-column block each: Q4_K (d, dmin, scales[12],
+    # qs[128]), Q5_K (with qh[32]) and Q6_K (ql[128], qh[64], scales[16], d).
+    q4_k = struct.pack("<HH", 0x2C00, 0x2800) + bytes([0x21] * 12) + bytes(range(128))
+    q5_k = struct.pack("<HH", 0x2C00, 0x2800) + bytes([0x21] * 12) + bytes([0xA5] * 32) + bytes(range(128))
+    q6_k = bytes(range(128)) + bytes([0x1B] * 64) + bytes([3, 0xFD] * 8) + struct.pack("<H", 0x2000)
+    out("fuzz_gguf", "k_quants", gguf(kvs, [("blk.0.attn_q.weight", [256, 1], 12, q4_k),
+                                            ("blk.0.attn_k.weight", [256, 1], 13, q5_k),
+                                            ("blk.0.attn_v.weight", [256, 1], 14, q6_k)]))
 
 
 def seeds_calib_records():

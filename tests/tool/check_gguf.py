@@ -4,8 +4,12 @@ package (PyPI) and checks it against the model it came from:
   - the metadata llama.cpp needs is there and says what the model's
     config.json says;
   - every tensor is present under llama.cpp's name with the intended shape
-    and type (linear layers the requested type, the output-role tensor
-    Q8_0, norms and biases F32);
+    and type: llama.cpp's per-tensor rules for the file type, written out
+    again here from llama-quant.cpp (the _M mixes' Q6_K attn_v and
+    ffn_down on the layers use_more_bits picks, the output role Q6_K, or
+    Q8_0 in a Q8_0 file, K-quant tensors whose width is not a multiple of
+    256 falling back to Q5_0, Q5_1 or Q8_0), norms and biases F32;
+    general.file_type is llama.cpp's llama_ftype for the type;
   - the gguf package's numpy dequantization of every tensor equals ours
     (dump_gguf's files) bit for bit;
   - each linear layer, with llama.cpp's q/k row permutation undone, is close
@@ -61,6 +65,10 @@ check(len(value("tokenizer.ggml.merges")) > 0, "merges")
 for key in ["tokenizer.ggml.pre", "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
             "tokenizer.chat_template", "general.file_type"]:
     check(value(key) is not None, f"{key} missing")
+file_types = {"Q4_0": 2, "Q4_1": 3, "Q5_0": 8, "Q5_1": 9, "Q8_0": 7, "Q4_K": 15, "Q5_K": 17,
+              "Q6_K": 18, "Q4_K_M": 15, "Q5_K_M": 17}
+check(value("general.file_type") == file_types[want_type],
+      f"general.file_type {value('general.file_type')}, not {file_types[want_type]}")
 
 # The model's float weights (safetensors: 8-byte header length, JSON, data).
 with open(f"{model_dir}/model.safetensors", "rb") as f:
@@ -96,6 +104,30 @@ def unpermute(w, n_head):
     return w.reshape(n_head, head_dim // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
+base_type = {"Q4_K_M": "Q4_K", "Q5_K_M": "Q5_K"}.get(want_type, want_type)
+n_layers = config["num_hidden_layers"]
+
+
+def fallback(t, width):
+    if t in ("Q4_K", "Q5_K", "Q6_K") and width % 256 != 0:
+        return {"Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0"}[t]
+    return t
+
+
+def more_bits(i, n):
+    return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
+
+
+def expected_type(name, width):
+    if name == "output.weight" or (name == "token_embd.weight" and config.get("tie_word_embeddings")):
+        return "Q8_0" if base_type == "Q8_0" else fallback("Q6_K", width)
+    t = base_type
+    if want_type.endswith("_M") and name.split(".")[-2] in ("attn_v", "ffn_down") \
+            and more_bits(int(name.split(".")[1]), n_layers):
+        t = "Q6_K"
+    return fallback(t, width)
+
+
 for t in reader.tensors:
     shape = [int(x) for x in t.shape]
     ours = np.fromfile(f"{dump_dir}/{t.name}.f32", dtype=np.float32)
@@ -106,8 +138,7 @@ for t in reader.tensors:
     if t.name.endswith(".bias") or "norm" in t.name:
         check(t.tensor_type.name == "F32", f"{t.name} is {t.tensor_type.name}, not F32")
         continue
-    output_role = t.name == "output.weight" or (t.name == "token_embd.weight" and config.get("tie_word_embeddings"))
-    want = "Q8_0" if output_role else want_type
+    want = expected_type(t.name, shape[0])
     check(t.tensor_type.name == want, f"{t.name} is {t.tensor_type.name}, not {want}")
     if kind in slots:
         b = int(t.name.split(".")[1])

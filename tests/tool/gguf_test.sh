@@ -62,7 +62,7 @@ json.dump({"bos_token": "<|im_start|>", "eos_token": "<|im_end|>", "add_bos_toke
 PY
 }
 
-for kind in llama qwen2 mistral mistral-swa narrow; do
+for kind in llama qwen2 mistral mistral-swa narrow wide; do
   "$make_model" "$work/$kind" "$kind"
   write_tokenizer "$work/$kind"
 done
@@ -77,7 +77,11 @@ quantize() {  # quantize MODEL OUT TYPE [options...]
     --seqlen 32 --format gguf --gguf-type "$type" --quiet "$@"
 }
 
-for spec in llama:Q4_0 llama:Q4_1 llama:Q5_0 llama:Q5_1 llama:Q8_0 qwen2:Q4_0 mistral:Q8_0; do
+# wide: whole 256-column blocks, so the K-quants are written as such; llama
+# and qwen2 (widths 64 and 128): their K-quant layers fall back to 32-column
+# types, as llama.cpp's do.
+for spec in llama:Q4_0 llama:Q4_1 llama:Q5_0 llama:Q5_1 llama:Q8_0 qwen2:Q4_0 mistral:Q8_0 \
+  wide:Q4_K wide:Q5_K wide:Q6_K wide:Q4_K_M wide:Q5_K_M llama:Q4_K_M qwen2:Q5_K_M; do
   model=${spec%%:*}
   type=${spec#*:}
   out="$work/$model-$type.gguf"
@@ -119,6 +123,17 @@ if [ "$with_python" != --python ]; then
   else
     fail "eval --gguf: $(cat "$work/e.txt")"
   fi
+  # A mix: the row is named by its linear layers' types; Q6_K is close to
+  # the float model.
+  if "$gptq" eval --model "$work/wide" --gguf "$work/wide-Q4_K_M.gguf" --gguf "$work/wide-Q6_K.gguf" \
+       --ids "$work/ids.txt" --ctx 32 --no-rtn >"$work/e.txt" 2>&1 \
+     && grep -q "^GGUF .*Q4_K+Q6_K" "$work/e.txt" \
+     && awk '$1 == "original" {o = $4} $1 == "GGUF" && $2 == "Q6_K" {g = $4}
+             END {exit !(o > 0 && g > 0 && g / o < 1.02 && g / o > 0.98)}' "$work/e.txt"; then
+    pass "eval --gguf K-quants"
+  else
+    fail "eval --gguf K-quants: $(cat "$work/e.txt")"
+  fi
   if "$gptq" eval --model "$work/qwen2" --gguf "$work/qwen2-Q4_0.gguf" --ids "$work/ids.txt" \
        --ctx 32 --no-rtn >"$work/e.txt" 2>&1 && grep -q "^GGUF .*Q4_0" "$work/e.txt"; then
     pass "eval --gguf qwen2"
@@ -149,6 +164,8 @@ PY
     quantize llama "$work/bad1.gguf" Q3_K
   expect_error "width not a multiple of the block" "not a multiple of the Q4_0 block" \
     quantize narrow "$work/bad2.gguf" Q4_0
+  expect_error "width not a multiple of the fallback's block" "32-column block of Q5_0, which Q4_K_M falls back to" \
+    quantize narrow "$work/bad8.gguf" Q4_K_M
   expect_error "sliding window" "sliding-window attention" quantize mistral-swa "$work/bad3.gguf" Q4_0
   expect_error "tokenizer llama.cpp cannot name" "pre_tokenizer is not one llama.cpp" \
     quantize metaspace "$work/bad4.gguf" Q4_0
@@ -159,7 +176,7 @@ PY
   expect_error "gguf-type without gguf" "--gguf-type needs --format gguf" \
     "$gptq" quantize --model "$work/llama" --out "$work/bad7" --calib-ids "$work/ids.txt" \
     --gguf-type Q4_0
-  for i in 1 2 3 4 5 6 7; do
+  for i in 1 2 3 4 5 6 7 8; do
     [ ! -e "$work/bad$i.gguf" ] && [ ! -e "$work/bad7" ] && pass "no output for bad input $i" \
       || fail "bad input $i left an output"
   done

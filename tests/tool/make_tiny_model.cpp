@@ -1,9 +1,11 @@
 // Writes a tiny random LLaMA-shaped model directory for the CLI tests:
-//   make_tiny_model DIR [llama|qwen2|qwen3|mistral|mistral-swa|narrow|gpt2|chat] [VOCAB]
+//   make_tiny_model DIR [llama|qwen2|qwen3|mistral|mistral-swa|narrow|wide|gpt2|chat] [VOCAB]
 // "gpt2" writes an unsupported architecture (for the error-path tests);
 // "chat" a model with a byte tokenizer and a ChatML template (generate);
 // "mistral-swa" a Mistral with a sliding window, "narrow" a hidden size of
-// 48 (not a multiple of GGUF's 32-column blocks). VOCAB (default 96) lets
+// 48 (not a multiple of GGUF's 32-column blocks), "wide" a LLaMA of 8 layers
+// with widths 256 and 512 (whole 256-column K-quant blocks, and enough
+// layers for llama.cpp's per-layer mixes). VOCAB (default 96) lets
 // a real tokenizer's ids fit.
 #include <cstdio>
 #include <cstdlib>
@@ -14,7 +16,7 @@
 int main(int argc, char **argv) {
   if (argc < 2) {
     std::fprintf(stderr, "usage: make_tiny_model DIR "
-                         "[llama|qwen2|qwen3|mistral|mistral-swa|narrow|gpt2|chat] [VOCAB]\n");
+                         "[llama|qwen2|qwen3|mistral|mistral-swa|narrow|wide|gpt2|chat] [VOCAB]\n");
     return 2;
   }
   tinymodel::TinySpec spec;
@@ -23,6 +25,11 @@ int main(int argc, char **argv) {
   spec.mistral = std::strncmp(kind, "mistral", 7) == 0;
   if (std::strcmp(kind, "mistral-swa") == 0) spec.sliding_window = 16;
   if (std::strcmp(kind, "narrow") == 0) spec.hidden = 48;
+  if (std::strcmp(kind, "wide") == 0) {
+    spec.hidden = 256;
+    spec.intermediate = 512;
+    spec.layers = 8;
+  }
   if (std::strcmp(kind, "qwen3") == 0) {
     spec.qwen3 = true;
     spec.head_dim = 24;  // q and o 96 wide in a 64-wide model, as Qwen3's are wider

@@ -280,13 +280,44 @@ namespace Gptq
     /// 0, 0 and 128 respectively for every weight.
     /// Q4_0, Q5_0 and Q8_0 then refine d with the Hessian diagonal h (the
     /// importance of each input column, as llama.cpp's importance matrix): the
-    /// candidates are the weight above divided by (divisor + k/10), k = -9..9,
+    /// candidates are the weight above divided by (divisor + k/10), k = -20..20,
     /// each also refitted by weighted least squares to its codes
-    /// (d = Σ h·w·q / Σ h·q², q the signed code), all rounded to fp16; the one
-    /// with the smallest Σ h·(w - value)² over the block is kept, the rule's own
-    /// d on ties. Q4_1 and Q5_1 likewise search (d, m): the rule's pair, and
+    /// (d = Σ h·w·q / Σ h·q², q the signed code) and that refit refitted once
+    /// more to its own codes, all rounded to fp16; the one with the smallest
+    /// Σ h·(w - value)² over the block is kept, the rule's own d on ties. Q4_1 and Q5_1 likewise search (d, m): the rule's pair, and
     /// the ranges [min, min + (max - min)·maxq/(maxq + k/10)], each also refitted
     /// by weighted least squares (w ≈ q·d + m) to its codes.
+    ///
+    /// The K-quants have super-blocks of 256 consecutive columns of one row,
+    /// each with an fp16 d (and dmin) that scales the small integer scales (and
+    /// mins) of its sub-blocks: 8 sub-blocks of 32 columns with 6-bit sc and m
+    /// (Q4_K, Q5_K), 16 of 16 columns with int8 sc (Q6_K). The sub-blocks are
+    /// the groups (g_idx = j / 32, or j / 16). in_features must be a multiple of
+    /// 256.
+    ///   Q4_K: value d·sc·q - dmin·m, codes 0..15, sc and m 0..63;
+    ///   Q5_K: the same with codes 0..31;
+    ///   Q6_K: value d·sc·(q - 32), codes 0..63, sc -128..127.
+    /// d and dmin are fixed when the super-block's first column is reached,
+    /// from the error-updated weights of the whole super-block at that moment:
+    /// each sub-block's own fit (below) is made, and d = (the largest sub-block
+    /// scale) / 63, dmin = (the largest sub-block min) / 63 (Q4_K, Q5_K), or
+    /// d = (the sub-block scale of largest magnitude, sign kept) / -128 (Q6_K),
+    /// rounded to fp16. A sub-block's sc (and m) are fixed when its first column
+    /// is reached, from its error-updated weights then: its own fit, a scale
+    /// s &gt;= 0 and a min m &gt;= 0 with the range including 0 (Q4_K, Q5_K: the
+    /// range [min(min, 0), max] over maxq + k/10 steps, k = -9..9, each also
+    /// refitted by weighted least squares, the least Σ h·(w - value)² kept),
+    /// or a signed scale (Q6_K: as Q4_0 with divisor -32 instead of -8), gives
+    /// sc = rint(s/d) and m = rint(m/dmin), clamped to the integer range; then
+    /// sc ± 1 and m ± 1 (Q6_K: sc ± 1, ± 2) are tried and the integers of least
+    /// Σ h·(w - value)² over the sub-block are kept, the rounded ones on ties.
+    /// Codes are round-to-nearest-even of (w + dmin·m)/(d·sc), or w/(d·sc) + 32,
+    /// clamped; a sub-block whose d·sc is 0 gives code 0 (Q6_K: 32).
+    /// With act_group_aware, the super-blocks are taken by descending largest
+    /// Hessian diagonal, within each its sub-blocks likewise, within each
+    /// sub-block its columns by descending diagonal (g_idx stays j / 32 or
+    /// j / 16); each super-block's d is fixed when its first sub-block in that
+    /// order is reached.
     /// </summary>
     public enum Grid : int
     {
@@ -314,6 +345,18 @@ namespace Gptq
         /// GPTQ_GRID_Q8_0.
         /// </summary>
         Q80 = 5,
+        /// <summary>
+        /// GPTQ_GRID_Q4_K.
+        /// </summary>
+        Q4K = 6,
+        /// <summary>
+        /// GPTQ_GRID_Q5_K.
+        /// </summary>
+        Q5K = 7,
+        /// <summary>
+        /// GPTQ_GRID_Q6_K.
+        /// </summary>
+        Q6K = 8,
     }
 
     /// <summary>
@@ -510,11 +553,13 @@ namespace Gptq
         public int act_group_aware;
         /// <summary>
         /// The grid (see gptq_grid). With a GGUF grid, bits and group_size are the
-        /// format's (4, 5 or 8 bits; blocks of 32 columns) and sym and mse are
-        /// ignored; in_features must be a multiple of 32; act_order = 1 needs
-        /// static_groups = 1 (a block is 32 consecutive columns), while
-        /// act_group_aware keeps blocks whole and is allowed; the work runs on the
-        /// CPU backend (AUTO picks it; CUDA is refused). Default GPTQ_GRID_GPTQ.
+        /// format's (4, 5, 6 or 8 bits; groups of 32 columns, 16 for Q6_K) and
+        /// sym and mse are ignored; in_features must be a multiple of the block
+        /// (32; 256 for the K-quants); act_order = 1 needs static_groups = 1 (a
+        /// block is consecutive columns), while act_group_aware keeps blocks whole
+        /// and is allowed (for the K-quants it takes each super-block whole: see
+        /// gptq_grid); the work runs on the CPU backend (AUTO picks it; CUDA is
+        /// refused). Default GPTQ_GRID_GPTQ.
         /// </summary>
         public Grid grid;
     }
@@ -1027,7 +1072,8 @@ namespace Gptq
         /// <summary>
         /// Bytes of a [rows, cols] tensor in the block format of `grid`.
         /// Errors: NULL_POINTER, INVALID_CONFIG (grid is GPTQ_GRID_GPTQ or not a
-        /// gptq_grid), INVALID_SIZE (a dimension &lt; 1, cols not a multiple of 32).
+        /// gptq_grid), INVALID_SIZE (a dimension &lt; 1, cols not a multiple of the
+        /// block: 32, or 256 for the K-quants).
         /// </summary>
         [DllImport(LibraryName, EntryPoint = "gptq_gguf_size", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern Status gptq_gguf_size(Grid grid, long rows, long cols, long* bytes);

@@ -112,7 +112,11 @@ const char kQuantizeUsage[] =
     "                      one llama.cpp GGUF file at --out, GPTQ run on the grid of\n"
     "                      --gguf-type (LLaMA, Mistral, Qwen2 with a byte-level BPE\n"
     "                      tokenizer; no --bits, --group, --asym, --mse, --override)\n"
-    "  --gguf-type T       with --format gguf: Q4_0, Q4_1, Q5_0, Q5_1 or Q8_0\n"
+    "  --gguf-type T       with --format gguf: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K,\n"
+    "                      Q5_K, Q6_K, or llama.cpp's mixes Q4_K_M and Q5_K_M (attn_v\n"
+    "                      and ffn_down of some layers Q6_K); K-quant layers whose\n"
+    "                      width is not a multiple of 256 fall back as in llama.cpp\n"
+    "                      (Q4_K to Q5_0, Q5_K to Q5_1, Q6_K to Q8_0)\n"
     "  --dtype D           dtype of the tensors left unquantized (embeddings, norms,\n"
     "                      biases): auto (default: bf16 if the model is bf16, else f16),\n"
     "                      f16, bf16 or f32; scales are always f16\n"
@@ -134,8 +138,9 @@ const char kEvalUsage[] =
     "  --model DIR         the original model (also supplies the tokenizer)\n"
     "  --quantized DIR     a GPTQ checkpoint of it; repeatable. Each is also compared\n"
     "                      with round-to-nearest at the same settings\n"
-    "  --gguf FILE         a llama.cpp GGUF of it (ours, or llama.cpp's own Q4_0, Q4_1,\n"
-    "                      Q5_0, Q5_1 or Q8_0), dequantized and run by our forward pass;\n"
+    "  --gguf FILE         a llama.cpp GGUF of it (ours, or llama.cpp's own in Q4_0, Q4_1,\n"
+    "                      Q5_0, Q5_1, Q8_0, Q4_K, Q5_K and Q6_K tensors: Q4_K_M and\n"
+    "                      Q5_K_M too), dequantized and run by our forward pass;\n"
     "                      repeatable\n"
     "  --text FILE         evaluation text (UTF-8, may be .gz)\n"
     "  --ids FILE          or pre-tokenized ids\n"
@@ -229,7 +234,7 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   const GgufType *gguf = nullptr;
   if (args.get("format", "auto") == "gguf") {
     if (!args.has("gguf-type"))
-      throw ToolError("--format gguf needs --gguf-type (Q4_0, Q4_1, Q5_0, Q5_1 or Q8_0)");
+      throw ToolError("--format gguf needs --gguf-type (" + gguf_type_list() + ")");
     gguf = &gguf_type_named(args.get("gguf-type", ""));
     for (const char *fixed : {"bits", "group", "asym", "mse", "override", "quantize-lm-head"}) {
       if (args.has(fixed)) {
@@ -250,8 +255,8 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
                       "--act-group-aware");
     }
     qo.base.grid = gguf->grid;
-    qo.base.bits = gguf->name == "Q8_0" ? 8 : (gguf->name[1] == '5' ? 5 : 4);
-    qo.base.group_size = 32;
+    qo.base.bits = grid_bits(gguf->grid);
+    qo.base.group_size = grid_group(gguf->grid);
   } else if (args.has("gguf-type")) {
     throw ToolError("--gguf-type needs --format gguf");
   }
@@ -314,7 +319,24 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
 
   auto dir = ModelDir::open(model_path);
   check_llama_tensors(*dir);
-  if (gguf != nullptr) check_gguf_representable(*dir, *gguf);
+  if (gguf != nullptr) {
+    check_gguf_representable(*dir, *gguf);
+    // The layers whose grid llama.cpp's rules for the type set apart from
+    // the type's own (mixes, fallbacks for widths), as per-layer settings.
+    const LlamaConfig &mc = dir->config();
+    for (int64_t b = 0; b < mc.num_hidden_layers; ++b)
+      for (const LinearSlot slot : block_slots(mc)) {
+        const gptq_grid grid = gguf_linear_grid(*gguf, mc, b, slot);
+        if (grid == gguf->grid) continue;
+        SpecOverride o;
+        o.pattern = linear_name(b, slot);
+        o.text = o.pattern + ": " + grid_name(grid) + " by llama.cpp's rules for " + gguf->name;
+        o.grid = grid;
+        o.bits = grid_bits(grid);
+        o.group_size = grid_group(grid);
+        qo.overrides.push_back(o);
+      }
+  }
   validate_plan(*dir, qo);
   const LlamaConfig &c = dir->config();
   std::printf("model: %s (%s, %lld blocks, hidden %lld, %lld heads / %lld KV heads)\n",
@@ -322,6 +344,13 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
               static_cast<long long>(c.num_hidden_layers), static_cast<long long>(c.hidden_size),
               static_cast<long long>(c.num_attention_heads),
               static_cast<long long>(c.num_key_value_heads));
+  if (gguf != nullptr) {
+    std::string counts;
+    for (const auto &[name, count] : gguf_grid_counts(*gguf, c))
+      counts += (counts.empty() ? "" : ", ") + std::to_string(count) + " " + name;
+    std::printf("GGUF %s: matrices in %s (llama.cpp's rules for the type)\n", gguf->name.c_str(),
+                counts.c_str());
+  }
   std::printf("unquantized tensors will be written as %s\n",
               dtype_name(unquantized_dtype(*dir, co.dtype)));
   check_unquantized_tensors_fit(*dir, unquantized_dtype(*dir, co.dtype));
@@ -640,7 +669,8 @@ int cmd_eval(int argc, char **argv, const std::atomic<bool> *interrupted) {
   for (const std::string &gpath : args.all("gguf")) {
     std::string type;
     LlamaModel m = load_gguf_model(*original, gpath, &type);
-    run("GGUF", gpath, type, "32", m);
+    // Blocks of 32 columns, or of 256 where K-quants are among the types.
+    run("GGUF", gpath, type, type.find("_K") != std::string::npos ? "256" : "32", m);
   }
 
   const double base = rows.front().result.perplexity;

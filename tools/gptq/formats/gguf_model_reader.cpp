@@ -21,6 +21,9 @@ std::string type_name_of(uint32_t type) {
     case 6: return "Q5_0";
     case 7: return "Q5_1";
     case 8: return "Q8_0";
+    case 12: return "Q4_K";
+    case 13: return "Q5_K";
+    case 14: return "Q6_K";
     default: return "type " + std::to_string(type);
   }
 }
@@ -87,7 +90,11 @@ LlamaModel load_gguf_model(const ModelDir &original, const std::string &path,
       slot_shape(c, slot, &out, &in);
       const std::string name = blk + gguf_slot_name(slot);
       std::vector<float> weight = load(name + ".weight", out, in);
-      if (type_name->empty()) *type_name = type_name_of(tensors.at(name + ".weight")->type);
+      // The linear layers' types in order of first appearance ("Q4_0";
+      // "Q5_0+Q4_K+Q6_K" for a mix), naming the file's row.
+      const std::string type = type_name_of(tensors.at(name + ".weight")->type);
+      if (("+" + *type_name + "+").find("+" + type + "+") == std::string::npos)
+        *type_name += (type_name->empty() ? "" : "+") + type;
       std::vector<float> bias;
       if (slot_has_bias(c, slot)) bias = load(name + ".bias", 0, out);
       const int64_t heads = slot == LinearSlot::Q   ? c.num_attention_heads

@@ -15,7 +15,8 @@ namespace gptqtool {
 class ModelDir;
 
 // Throws ToolError naming the file and the first mismatch or missing tensor.
-// *type_name gets the GGML type of the first linear layer ("Q4_0", ...).
+// *type_name gets the GGML types of the linear layers in order of first
+// appearance ("Q4_0"; "Q5_0+Q4_K+Q6_K" for a mix).
 LlamaModel load_gguf_model(const ModelDir &original, const std::string &path,
                            std::string *type_name);
 

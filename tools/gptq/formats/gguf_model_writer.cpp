@@ -23,6 +23,9 @@ GgmlType ggml_type_of(gptq_grid grid) {
     case GPTQ_GRID_Q5_0: return GgmlType::Q5_0;
     case GPTQ_GRID_Q5_1: return GgmlType::Q5_1;
     case GPTQ_GRID_Q8_0: return GgmlType::Q8_0;
+    case GPTQ_GRID_Q4_K: return GgmlType::Q4_K;
+    case GPTQ_GRID_Q5_K: return GgmlType::Q5_K;
+    case GPTQ_GRID_Q6_K: return GgmlType::Q6_K;
     default: throw ToolError("internal error: grid " + std::to_string(grid) + " has no GGML type");
   }
 }
@@ -33,12 +36,6 @@ std::string block_name(int64_t b, const std::string &what) {
 
 // llama.cpp's architecture for a model_type: Mistral is run as LLaMA.
 std::string gguf_architecture(const LlamaConfig &c) { return c.model_type == "qwen2" ? "qwen2" : "llama"; }
-
-// The grid of the tensor in the output role (output.weight, or the tied
-// embeddings): llama.cpp gives it a finer type than the file's; Q8_0 here
-// for every file type (llama.cpp's choice when the width is not a multiple
-// of 256; its Q6_K otherwise is not written by this tool).
-gptq_grid output_grid(const GgufType &) { return GPTQ_GRID_Q8_0; }
 
 std::string float_bytes(const std::vector<float> &v) {
   std::string s(v.size() * sizeof(float), '\0');
@@ -109,25 +106,6 @@ void add_architecture(GgufFile &f, const ModelDir &model, const GgufType &type) 
 
 }  // namespace
 
-const std::vector<GgufType> &gguf_types() {
-  // llama_ftype numbers: LLAMA_FTYPE_MOSTLY_Q4_0 = 2, Q4_1 = 3, Q8_0 = 7,
-  // Q5_0 = 8, Q5_1 = 9.
-  static const std::vector<GgufType> types = {
-      {"Q4_0", GPTQ_GRID_Q4_0, 2}, {"Q4_1", GPTQ_GRID_Q4_1, 3}, {"Q5_0", GPTQ_GRID_Q5_0, 8},
-      {"Q5_1", GPTQ_GRID_Q5_1, 9}, {"Q8_0", GPTQ_GRID_Q8_0, 7},
-  };
-  return types;
-}
-
-const GgufType &gguf_type_named(const std::string &name) {
-  std::string names;
-  for (const GgufType &t : gguf_types()) {
-    if (t.name == name) return t;
-    names += (names.empty() ? "" : ", ") + t.name;
-  }
-  throw ToolError("--gguf-type '" + name + "' is not a type this tool writes (" + names + ")");
-}
-
 void check_gguf_representable(const ModelDir &model, const GgufType &type) {
   const LlamaConfig &c = model.config();
   const std::string what = model.path() + " cannot be written as a llama.cpp GGUF: ";
@@ -153,7 +131,11 @@ void check_gguf_representable(const ModelDir &model, const GgufType &type) {
   for (const auto &w : widths)
     if (w.width % 32 != 0)
       throw ToolError(what + w.name + " " + std::to_string(w.width) + " is not a multiple of the " +
-                      type.name + " block of 32 columns");
+                      (type.grid == gguf_fallback(type.grid, w.width)
+                           ? type.name + " block of 32 columns"
+                           : std::string("32-column block of ") + grid_name(gguf_fallback(type.grid, w.width)) +
+                                 ", which " + type.name + " falls back to for widths that are not a "
+                                 "multiple of 256"));
   GgufFile scratch;  // the tokenizer's checks, before any work
   add_gguf_tokenizer(model.path(), c.vocab_size, scratch);
 }
@@ -191,9 +173,8 @@ void write_gguf_model(const ModelDir &model, const QuantizeResult &result, const
                  });
   };
 
-  const gptq_grid out_grid = output_grid(type);
   add_rtn("token_embd.weight", "model.embed_tokens.weight", c.vocab_size, c.hidden_size,
-          c.tie_word_embeddings ? out_grid : type.grid);
+          gguf_embedding_grid(type, c));
   for (int64_t b = 0; b < c.num_hidden_layers; ++b) {
     const std::string prefix = "model.layers." + std::to_string(b) + ".";
     add_f32(block_name(b, "attn_norm.weight"), prefix + "input_layernorm.weight", {c.hidden_size});
@@ -207,7 +188,10 @@ void write_gguf_model(const ModelDir &model, const QuantizeResult &result, const
       const int64_t heads = slot == LinearSlot::Q   ? c.num_attention_heads
                             : slot == LinearSlot::K ? c.num_key_value_heads
                                                     : 0;
-      const gptq_grid grid = type.grid;
+      const gptq_grid grid = gguf_linear_grid(type, c, b, slot);
+      if (l.spec.grid != grid)
+        throw ToolError("internal error: " + source + " was quantized on grid " +
+                        std::to_string(l.spec.grid) + ", not " + grid_name(grid));
       const int64_t rows = l.out_features, cols = l.in_features;
       const uint64_t bytes = static_cast<uint64_t>(grid_bytes(grid, rows, cols, name));
       f.add_tensor(name, {cols, rows}, ggml_type_of(grid), bytes,
@@ -233,7 +217,7 @@ void write_gguf_model(const ModelDir &model, const QuantizeResult &result, const
   }
   add_f32("output_norm.weight", "model.norm.weight", {c.hidden_size});
   if (!c.tie_word_embeddings)
-    add_rtn("output.weight", "lm_head.weight", c.vocab_size, c.hidden_size, out_grid);
+    add_rtn("output.weight", "lm_head.weight", c.vocab_size, c.hidden_size, gguf_output_grid(type, c));
   f.write(path, interrupted);
 }
 

@@ -4,13 +4,15 @@
 // GPTQ left them on the GGUF grid (q and k rows permuted for llama.cpp's
 // LLaMA RoPE, which pairs adjacent dimensions where Hugging Face pairs
 // halves), the embeddings and output round-to-nearest on the grid llama.cpp
-// gives them for the type, norms and biases as float32.
+// gives them for the type (formats/gguf_types.h), norms and biases as
+// float32.
 #pragma once
 
 #include <atomic>
 #include <string>
 #include <vector>
 
+#include "formats/gguf_types.h"
 #include "gptq.h"
 #include "pipeline/quantize_model.h"
 
@@ -18,26 +20,14 @@ namespace gptqtool {
 
 class ModelDir;
 
-// A --gguf-type: the grid of the linear layers and the file type recorded.
-struct GgufType {
-  std::string name;     // "Q4_0", ...
-  gptq_grid grid;       // the linear layers' grid
-  uint32_t file_type;   // llama.cpp's llama_ftype
-};
-
-// The types --gguf-type takes, in the order the help lists them.
-const std::vector<GgufType> &gguf_types();
-// Throws ToolError listing the types for an unknown name.
-const GgufType &gguf_type_named(const std::string &name);
-
 // Checks, before any work, that llama.cpp can represent the model as a GGUF
 // of this type (architecture, RoPE, sliding windows, biases, tokenizer,
 // widths the blocks need). Throws ToolError naming the problem.
 void check_gguf_representable(const ModelDir &model, const GgufType &type);
 
 // Writes the file atomically (formats/gguf_file.h); result holds the linear
-// layers quantized with type.grid. Throws ToolError; on failure `path` is
-// left as it was.
+// layers quantized with the grids gguf_linear_grid gives them. Throws
+// ToolError; on failure `path` is left as it was.
 void write_gguf_model(const ModelDir &model, const QuantizeResult &result, const GgufType &type,
                       int32_t num_threads, const std::string &path,
                       const std::atomic<bool> *interrupted);

@@ -83,8 +83,9 @@ namespace {
 const struct {
   uint32_t ggml;
   gptq_grid grid;
-} kGrids[] = {{2, GPTQ_GRID_Q4_0}, {3, GPTQ_GRID_Q4_1}, {6, GPTQ_GRID_Q5_0},
-              {7, GPTQ_GRID_Q5_1}, {8, GPTQ_GRID_Q8_0}};
+} kGrids[] = {{2, GPTQ_GRID_Q4_0},  {3, GPTQ_GRID_Q4_1},  {6, GPTQ_GRID_Q5_0},
+              {7, GPTQ_GRID_Q5_1},  {8, GPTQ_GRID_Q8_0},  {12, GPTQ_GRID_Q4_K},
+              {13, GPTQ_GRID_Q5_K}, {14, GPTQ_GRID_Q6_K}};
 }  // namespace
 
 std::vector<float> gguf_tensor_floats(const GgufTensorView &t) {
@@ -116,7 +117,8 @@ uint64_t ggml_tensor_bytes(uint32_t type, int64_t rows, int64_t cols, const std:
       return static_cast<uint64_t>(bytes);
     }
   throw ToolError("tensor " + name + " has GGML type " + std::to_string(type) +
-                  ", which this tool does not read (F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0)");
+                  ", which this tool does not read (F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, "
+                  "Q4_K, Q5_K, Q6_K)");
 }
 
 GgufReader::GgufReader(const std::string &path) : path_(path), file_(read_text_file(path)) {

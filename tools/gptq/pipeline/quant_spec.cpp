@@ -135,6 +135,7 @@ LayerQuantSpec spec_for(const LayerQuantSpec &base, const std::vector<SpecOverri
       if (*o.act_group_aware) s.act_order = false;
     }
     if (o.damp_percent) s.damp_percent = *o.damp_percent;
+    if (o.grid) s.grid = *o.grid;
   }
   return s;
 }

@@ -35,6 +35,9 @@ struct SpecOverride {
   std::optional<int32_t> bits, group_size;
   std::optional<bool> sym, act_order, act_group_aware;
   std::optional<double> damp_percent;
+  // Not parsed from text: a GGUF type's per-layer grid (formats/gguf_types.h),
+  // with the bits and groups that grid fixes.
+  std::optional<int32_t> grid;
 };
 
 // Parses "PATTERN:skip" or "PATTERN:bits=8,group=-1,sym=0,act-order=1,damp=0.05"

@@ -90,7 +90,8 @@ void validate_options(const QuantizeOptions &options) {
   validate_spec(options.base, "the run's settings");
   bool act_order_somewhere = options.base.act_order || options.base.act_group_aware;
   for (const SpecOverride &o : options.overrides) {
-    if (o.bits) check_storable_bits(*o.bits, "--override '" + o.text + "'");
+    // A GGUF grid's bits need no checkpoint layout.
+    if (o.bits && !o.grid) check_storable_bits(*o.bits, "--override '" + o.text + "'");
     act_order_somewhere = act_order_somewhere || (o.act_order && *o.act_order) ||
                           (o.act_group_aware && *o.act_group_aware);
   }
@@ -235,7 +236,14 @@ class BlockQuantizer {
     const auto t0 = Clock::now();
     if (options_.method == QuantMethod::Gptq) {
       const Linear &first = *layers.front().second;
-      gptq_config cfg = library_config(options_.base, options_.num_threads);
+      // On GPTQ's own grid: a GGUF type's grid may not fit this input width
+      // (a K-quant layer that falls back to a 32-column type); the Hessian
+      // does not depend on the grid. GGUF grids are solved on the CPU, so
+      // their Hessian is kept there too.
+      LayerQuantSpec accumulate = options_.base;
+      accumulate.grid = GPTQ_GRID_GPTQ;
+      gptq_config cfg = library_config(accumulate, options_.num_threads);
+      if (options_.base.grid != GPTQ_GRID_GPTQ) cfg.backend = GPTQ_BACKEND_CPU;
       gptq_ctx *raw = nullptr;
       check_status(gptq_ctx_create(first.out_features(), first.in_features(), &cfg, &raw),
                    "gptq_ctx_create");
