@@ -100,7 +100,8 @@ namespace Gptq
 
         /// <summary>The grid: GPTQ's own, or one of llama.cpp's GGUF block formats, whose
         /// bytes <see cref="QTensor.GgufExport"/> writes. With a GGUF grid, Bits and
-        /// GroupSize are the format's and in_features must be a multiple of 32.</summary>
+        /// GroupSize are the format's and in_features must be a multiple of the block
+        /// (32, or 256 for the K-quants).</summary>
         public Grid Grid { get { return native.grid; } set { native.grid = value; } }
 
         /// <summary>

@@ -7,21 +7,26 @@ namespace Gptq.Tests
     [TestFixture]
     public class GgufTests
     {
-        // Bytes per block of 32 weights, as the header documents them.
-        [TestCase(Grid.Q40, 18)]
-        [TestCase(Grid.Q41, 20)]
-        [TestCase(Grid.Q50, 22)]
-        [TestCase(Grid.Q51, 24)]
-        [TestCase(Grid.Q80, 34)]
-        public void ExportDecodesToTheDequantizedWeights(Grid grid, int blockBytes)
+        // Bytes per 256 weights (eight blocks of 32, or one K super-block), as the
+        // header documents them.
+        [TestCase(Grid.Q40, 8 * 18)]
+        [TestCase(Grid.Q41, 8 * 20)]
+        [TestCase(Grid.Q50, 8 * 22)]
+        [TestCase(Grid.Q51, 8 * 24)]
+        [TestCase(Grid.Q80, 8 * 34)]
+        [TestCase(Grid.Q4K, 144)]
+        [TestCase(Grid.Q5K, 176)]
+        [TestCase(Grid.Q6K, 210)]
+        public void ExportDecodesToTheDequantizedWeights(Grid grid, int bytesPer256)
         {
-            using (QTensor q = Layer.Quantized(new Config { Grid = grid }))
+            const int n = 16, k = 512;
+            using (QTensor q = Layer.Quantized(new Config { Grid = grid }, n, k))
             {
                 Assert.AreEqual(grid, q.Grid);
                 byte[] data = q.GgufExport();
-                Assert.AreEqual((long)Layer.N * Layer.K / 32 * blockBytes, data.LongLength);
-                Assert.AreEqual(data.LongLength, Gguf.Size(grid, Layer.N, Layer.K));
-                float[] decoded = Gguf.Dequantize(grid, data, Layer.N, Layer.K);
+                Assert.AreEqual((long)n * k / 256 * bytesPer256, data.LongLength);
+                Assert.AreEqual(data.LongLength, Gguf.Size(grid, n, k));
+                float[] decoded = Gguf.Dequantize(grid, data, n, k);
                 float[] want = q.Dequantize();
                 for (int i = 0; i < want.Length; ++i)
                     Assert.AreEqual(BitConverter.SingleToInt32Bits(want[i]),

@@ -37,7 +37,7 @@ type Config struct {
 	// Grid: GPTQ's own (GridGPTQ) or one of llama.cpp's GGUF block formats
 	// (GridQ40 ...), whose bytes QTensor.GGUFExport writes; with a GGUF
 	// grid, Bits and GroupSize are the format's and InFeatures must be a
-	// multiple of 32.
+	// multiple of the block (32, or 256 for the K-quants).
 	Grid Grid
 
 	// Progress, if not nil, is called during Quantize with the number of

@@ -9,10 +9,12 @@ import (
 // exported bytes have the header's block size and decode, as llama.cpp
 // decodes them, to exactly the tensor's dequantized weights.
 func TestGGUFExportDecodesToTheDequantizedWeights(t *testing.T) {
-	blockBytes := map[Grid]int{GridQ40: 18, GridQ41: 20, GridQ50: 22, GridQ51: 24, GridQ80: 34}
-	const out, in, rows = 16, 96, 160
+	// Bytes per 256 weights: eight blocks of 32, or one K super-block.
+	bytesPer256 := map[Grid]int{GridQ40: 8 * 18, GridQ41: 8 * 20, GridQ50: 8 * 22, GridQ51: 8 * 24, GridQ80: 8 * 34,
+		GridQ4K: 144, GridQ5K: 176, GridQ6K: 210}
+	const out, in, rows = 16, 512, 160
 	x, w := layerData(31, out, in, rows)
-	for grid, size := range blockBytes {
+	for grid, size := range bytesPer256 {
 		cfg := DefaultConfig()
 		cfg.Grid = grid
 		q, _ := idiomaticQuantize(t, out, in, &cfg, x, rows, w)
@@ -23,8 +25,8 @@ func TestGGUFExportDecodesToTheDequantizedWeights(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(data) != out*in/32*size {
-			t.Fatalf("%v: %d bytes, want %d", grid, len(data), out*in/32*size)
+		if len(data) != out*in/256*size {
+			t.Fatalf("%v: %d bytes, want %d", grid, len(data), out*in/256*size)
 		}
 		decoded, err := GGUFDequantize(grid, data, out, in)
 		if err != nil {

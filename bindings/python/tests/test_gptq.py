@@ -173,20 +173,23 @@ def test_export_import_round_trip(bits, fmt, sym, act_order):
 # GGUF grids: llama.cpp's block bytes
 # ---------------------------------------------------------------------------
 
-# Bytes per block of 32 weights of each GGUF grid the header documents.
-GGUF_BLOCK_BYTES = {"q4_0": 18, "q4_1": 20, "q5_0": 22, "q5_1": 24, "q8_0": 34}
+# Bytes per 256 weights (eight blocks of 32, or one K super-block) of each
+# GGUF grid the header documents.
+GGUF_BYTES_PER_256 = {"q4_0": 8 * 18, "q4_1": 8 * 20, "q5_0": 8 * 22, "q5_1": 8 * 24, "q8_0": 8 * 34,
+                      "q4_k": 144, "q5_k": 176, "q6_k": 210}
 
 
-@pytest.mark.parametrize("grid", sorted(GGUF_BLOCK_BYTES))
+@pytest.mark.parametrize("grid", sorted(GGUF_BYTES_PER_256))
 def test_gguf_export_decodes_to_the_dequantized_weights(grid):
-    q = _quantized(out_features=16, in_features=96, grid=grid)
+    n, k = 16, 512
+    q = _quantized(out_features=n, in_features=k, grid=grid)
     with q:
         assert q.grid == gptq.Grid["GPTQ_GRID_" + grid.upper()]
         blocks = q.gguf_export()
         assert blocks.dtype == np.uint8
-        assert blocks.size == 16 * 96 // 32 * GGUF_BLOCK_BYTES[grid] == gptq.gguf_size(grid, 16, 96)
-        assert S.bits_equal(gptq.gguf_dequantize(grid, blocks, 16, 96), q.dequantize())
-        assert S.bits_equal(gptq.gguf_dequantize(q.grid, bytes(blocks), 16, 96), q.dequantize())
+        assert blocks.size == n * k // 256 * GGUF_BYTES_PER_256[grid] == gptq.gguf_size(grid, n, k)
+        assert S.bits_equal(gptq.gguf_dequantize(grid, blocks, n, k), q.dequantize())
+        assert S.bits_equal(gptq.gguf_dequantize(q.grid, bytes(blocks), n, k), q.dequantize())
 
 
 def test_gguf_q4_0_block_layout():

@@ -180,6 +180,14 @@ pub enum Grid {
     Q5_1,
     /// Blocks of 32, d = max|w| / 127, 8-bit codes.
     Q8_0,
+    /// Super-blocks of 256: eight sub-blocks of 32 with 6-bit scales and
+    /// mins, 4-bit codes.
+    Q4_K,
+    /// As Q4_K with 5-bit codes.
+    Q5_K,
+    /// Super-blocks of 256: sixteen sub-blocks of 16 with int8 scales,
+    /// 6-bit codes.
+    Q6_K,
 }
 
 impl Grid {
@@ -192,6 +200,9 @@ impl Grid {
             Grid::Q5_0 => sys::GPTQ_GRID_Q5_0,
             Grid::Q5_1 => sys::GPTQ_GRID_Q5_1,
             Grid::Q8_0 => sys::GPTQ_GRID_Q8_0,
+            Grid::Q4_K => sys::GPTQ_GRID_Q4_K,
+            Grid::Q5_K => sys::GPTQ_GRID_Q5_K,
+            Grid::Q6_K => sys::GPTQ_GRID_Q6_K,
         }
     }
 
@@ -204,6 +215,9 @@ impl Grid {
             sys::GPTQ_GRID_Q5_0 => Some(Grid::Q5_0),
             sys::GPTQ_GRID_Q5_1 => Some(Grid::Q5_1),
             sys::GPTQ_GRID_Q8_0 => Some(Grid::Q8_0),
+            sys::GPTQ_GRID_Q4_K => Some(Grid::Q4_K),
+            sys::GPTQ_GRID_Q5_K => Some(Grid::Q5_K),
+            sys::GPTQ_GRID_Q6_K => Some(Grid::Q6_K),
             _ => None,
         }
     }
@@ -271,7 +285,8 @@ pub struct Config {
     pub act_group_aware: bool,
     /// The grid: GPTQ's own, or a GGUF block format (then `bits` and
     /// `group_size` are the format's, `sym` and `mse` are ignored, and
-    /// in_features must be a multiple of 32).
+    /// in_features must be a multiple of the block: 32, or 256 for the
+    /// K-quants).
     pub grid: Grid,
 }
 

@@ -790,15 +790,19 @@ fn sharded_calibration_merge_and_hessian_import_match_c() {
 
 #[test]
 fn gguf_grids_export_blocks_that_decode_to_the_dequantized_weights() {
-    // Bytes per block of 32 weights, as the header documents them.
+    // Bytes per 256 weights (eight blocks of 32, or one K super-block), as
+    // the header documents them.
     let grids = [
-        (Grid::Q4_0, 18),
-        (Grid::Q4_1, 20),
-        (Grid::Q5_0, 22),
-        (Grid::Q5_1, 24),
-        (Grid::Q8_0, 34),
+        (Grid::Q4_0, 8 * 18),
+        (Grid::Q4_1, 8 * 20),
+        (Grid::Q5_0, 8 * 22),
+        (Grid::Q5_1, 8 * 24),
+        (Grid::Q8_0, 8 * 34),
+        (Grid::Q4_K, 144),
+        (Grid::Q5_K, 176),
+        (Grid::Q6_K, 210),
     ];
-    let (n, k) = (16, 96);
+    let (n, k) = (16, 512);
     let l = layer(n, k, 160, 21);
     for (grid, block_bytes) in grids {
         let cfg = Config {
@@ -810,7 +814,7 @@ fn gguf_grids_export_blocks_that_decode_to_the_dequantized_weights() {
         let (q, _) = ctx.quantize(&l.w).unwrap();
         assert_eq!(q.grid(), Some(grid));
         let bytes = q.gguf_export().unwrap();
-        assert_eq!(bytes.len(), n * k / 32 * block_bytes);
+        assert_eq!(bytes.len(), n * k / 256 * block_bytes);
         assert_eq!(gptq::gguf_size(grid, n, k).unwrap(), bytes.len());
         let decoded = gptq::gguf_dequantize(grid, &bytes, n, k).unwrap();
         assert_eq!(bits_f32(&decoded), bits_f32(&q.dequantize().unwrap()), "{:?}", grid);
