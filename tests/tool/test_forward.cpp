@@ -41,7 +41,8 @@ struct Ref {
       }
     return y;
   }
-  bool gemma() const { return c.model_type == "gemma2"; }
+  bool gemma() const { return c.model_type == "gemma2" || gemma3(); }
+  bool gemma3() const { return c.model_type == "gemma3_text"; }
   // RMSNorm over rows of the weight's width (the hidden size, or a head);
   // Gemma's multiplies by 1 + weight.
   Mat norm(const Mat &x, int64_t T, const std::string &name) const {
@@ -60,12 +61,17 @@ struct Ref {
     }
     return y;
   }
-  void rope(Mat &x, int64_t T, int64_t heads) const {
+  // Rotate-half RoPE of layer l: default, or linear (positions divided by
+  // the factor); Gemma 3's local layers with their own base and no scaling.
+  void rope(Mat &x, int64_t T, int64_t heads, int64_t l) const {
     const int64_t d = c.head_dim, half = d / 2;
+    const bool local = gemma3() && l % 2 == 0;  // sliding_window_pattern 2
+    const double theta = local ? c.rope_local_theta : c.rope_theta;
+    const double factor = !local && c.rope_type == "linear" ? c.rope_factor : 1.0;
     for (int64_t t = 0; t < T; ++t)
       for (int64_t h = 0; h < heads; ++h)
         for (int64_t i = 0; i < half; ++i) {
-          const double f = std::pow(c.rope_theta, -2.0 * i / d) * t;
+          const double f = std::pow(theta, -2.0 * i / d) * t / factor;
           double &a = x[(t * heads + h) * d + i];
           double &b = x[(t * heads + h) * d + i + half];
           const double a0 = a, b0 = b;
@@ -93,19 +99,20 @@ struct Ref {
                     : linear(x, T, p + "self_attn.k_proj", nkv * d, H);
       Mat v = fused ? linear(x, T, qkv, nkv * d, H, (nh + nkv) * d)
                     : linear(x, T, p + "self_attn.v_proj", nkv * d, H);
-      if (c.qk_norm) {  // Qwen3: each head of q and k normalized before RoPE
+      if (c.qk_norm) {  // Qwen3, Gemma 3: each head of q and k normalized before RoPE
         q = norm(q, T, p + "self_attn.q_norm.weight");
         k = norm(k, T, p + "self_attn.k_norm.weight");
       }
-      rope(q, T, nh);
-      rope(k, T, nkv);
+      rope(q, T, nh, l);
+      rope(k, T, nkv, l);
       Mat a(static_cast<size_t>(T * nh * d), 0.0);
       // The window, written out from the checkpoints' own convention.
-      // Gemma 2 windows its even layers (its default layer_types).
+      // Gemma 2 windows its even layers (its default layer_types), and so
+      // does the tiny Gemma 3 (sliding_window_pattern 2).
       const bool windowed = gemma() ? c.sliding_window > 0 && l % 2 == 0
                                     : c.sliding_window > 0 && l >= c.max_window_layers;
       const double score_scale = gemma() ? 1.0 / std::sqrt(24.0) : 1.0 / std::sqrt(double(d));
-      const double score_cap = gemma() ? 0.5 : 0.0;
+      const double score_cap = gemma() && !gemma3() ? 0.5 : 0.0;
       for (int64_t hh = 0; hh < nh; ++hh) {
         const int64_t g = hh / (nh / nkv);
         for (int64_t i = 0; i < T; ++i) {
@@ -251,6 +258,17 @@ TEST(Forward, Gemma2MatchesReference) {
   s.gemma2 = true;
   s.tied = true;
   s.sliding_window = 5;  // layer 0 windowed, layer 1 full
+  check_model(s);
+}
+
+// Gemma 3: q/k norms with 1 + weight, two RoPEs (the local base on the
+// windowed layer, linear scaling on the full one), no score cap.
+TEST(Forward, Gemma3MatchesReference) {
+  tinymodel::TinySpec s;
+  s.gemma3 = true;
+  s.tied = true;
+  s.head_dim = 24;
+  s.sliding_window = 5;  // layer 0 windowed (local RoPE), layer 1 full
   check_model(s);
 }
 

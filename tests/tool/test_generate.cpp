@@ -139,6 +139,15 @@ TEST(KvCache, LogitsEqualFullRecomputeForGemma2) {
   check_cache_matches_recompute(g);
 }
 
+// Gemma 3's two RoPEs and q/k norms through the cache.
+TEST(KvCache, LogitsEqualFullRecomputeForGemma3) {
+  tinymodel::TinySpec g;
+  g.gemma3 = true;
+  g.tied = true;
+  g.sliding_window = 6;
+  check_cache_matches_recompute(g);
+}
+
 TEST(KvCache, LogitsEqualFullRecomputeOnAGptqCheckpoint) {
   // Every linear layer (lm_head too) through gptq_matmul: the prefill's
   // many rows and the decode steps' few take different kernels.

@@ -367,6 +367,80 @@ TEST(ConfigDefaults, Gemma2) {
   EXPECT_NE(error_of(l).find("hidden_act \"relu\" is not supported"), std::string::npos);
 }
 
+// Gemma 3 as transformers 4 writes it (rope_theta, rope_local_base_freq,
+// rope_scaling, sliding_window_pattern) and as transformers 5 saves the same
+// config (rope_parameters per layer type, layer_types): the same model, with
+// every 6th layer full attention on the scaled global RoPE and the others
+// windowed on the local base; q/k norms, no score cap, no final cap.
+TEST(ConfigDefaults, Gemma3) {
+  const LlamaConfig a = parse(read(kDir + "gemma3/gemma3_4b_text_tf4.json"));
+  const LlamaConfig b = parse(read(kDir + "gemma3/gemma3_4b_text_tf5.json"));
+  expect_same(a, b, "gemma3");
+  for (const LlamaConfig *c : {&a, &b}) {
+    EXPECT_TRUE(c->qk_norm && c->gemma_norms && c->sandwich_norms && c->tie_word_embeddings);
+    EXPECT_EQ(c->rope_type, "linear");
+    EXPECT_EQ(c->rope_factor, 8.0);
+    EXPECT_EQ(c->rope_theta, 1e6);
+    EXPECT_EQ(c->rope_local_theta, 1e4);
+    EXPECT_EQ(c->attn_softcap, 0.0);
+    EXPECT_EQ(c->final_softcap, 0.0);
+    EXPECT_EQ(c->attn_scale, 1.0 / 16.0);
+    EXPECT_EQ(c->local_rope_layers, c->sliding_layers);
+    ASSERT_EQ(c->local_rope_layers.size(), 34u);
+    for (int64_t l = 0; l < 34; ++l) {
+      const bool local = (l + 1) % 6 != 0;
+      EXPECT_EQ(c->local_rope_layers[static_cast<size_t>(l)], local ? 1 : 0) << l;
+      EXPECT_EQ(gptqtool::block_sliding_window(*c, l), local ? 1024 : 0) << l;
+    }
+  }
+  // The local table is the default RoPE at its own base; the global one is
+  // scaled.
+  const gptqtool::Rope rope(a, 4);
+  EXPECT_NE(&rope.for_layer(true), &rope);
+  EXPECT_EQ(&rope.for_layer(false), &rope);
+
+  // Gemma3TextConfig's defaults: no window pattern given means 6; no RoPE
+  // keys mean thetas 1e6 and 1e4; a window longer than the model applies
+  // nowhere but the local RoPE still follows the layer types.
+  json j = family("Gemma3ForCausalLM", "gemma3_text");
+  j["num_hidden_layers"] = 7;
+  j["num_attention_heads"] = 8;
+  j["max_position_embeddings"] = 1024;
+  j["attn_logit_softcapping"] = 50.0;  // transformers' Gemma 3 never caps scores
+  LlamaConfig c = parse(j);
+  EXPECT_EQ(c.head_dim, 256);
+  EXPECT_EQ(c.num_key_value_heads, 4);
+  EXPECT_EQ(c.rope_theta, 1e6);
+  EXPECT_EQ(c.rope_local_theta, 1e4);
+  EXPECT_EQ(c.rope_type, "default");
+  EXPECT_EQ(c.attn_softcap, 0.0);
+  EXPECT_EQ(gptqtool::block_sliding_window(c, 0), 0);  // 4096 >= 1024 positions
+  EXPECT_EQ(c.local_rope_layers, (std::vector<uint8_t>{1, 1, 1, 1, 1, 0, 1}));
+  j["final_logit_softcapping"] = 30.0;
+  j["sliding_window"] = 512;
+  j["sliding_window_pattern"] = 2;
+  c = parse(j);
+  EXPECT_EQ(c.final_softcap, 30.0);
+  EXPECT_EQ(gptqtool::block_sliding_window(c, 0), 512);
+  EXPECT_EQ(gptqtool::block_sliding_window(c, 1), 0);
+  // What is refused, by name.
+  json bad = j;
+  bad["rope_parameters"] = {{"full_attention", {{"rope_type", "default"}}},
+                            {"sliding_attention", {{"rope_type", "linear"}, {"factor", 2.0}}}};
+  EXPECT_NE(error_of(bad).find("sliding_attention layers is not supported"), std::string::npos);
+  bad["rope_parameters"] = {{"full_attention", {{"rope_type", "default"}}},
+                            {"chunked_attention", {{"rope_type", "default"}}}};
+  EXPECT_NE(error_of(bad).find("chunked_attention"), std::string::npos);
+  json vlm = j;
+  vlm["architectures"] = {"Gemma3ForConditionalGeneration"};
+  vlm["model_type"] = "gemma3";
+  EXPECT_NE(error_of(vlm).find("Gemma3ForConditionalGeneration (model_type \"gemma3\") is Gemma 3 "
+                               "with its vision tower"),
+            std::string::npos);
+  vlm.erase("architectures");
+  EXPECT_NE(error_of(vlm).find("only the text-only Gemma3ForCausalLM"), std::string::npos);
+}
+
 // Qwen2's layer_types (written by transformers 4.53 on) decide which layers
 // are windowed; max_window_layers only stands in when they are absent.
 TEST(ConfigDefaults, Qwen2LayerTypes) {

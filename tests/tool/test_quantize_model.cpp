@@ -259,7 +259,7 @@ TEST_F(Pipeline, EveryArchitectureQuantizesWritesAndRuns) {
     const char *name;
     tinymodel::TinySpec spec;
   };
-  std::vector<Case> cases(6, Case{"", spec_});
+  std::vector<Case> cases(7, Case{"", spec_});
   cases[0].name = "llama";
   cases[1].name = "mistral";
   cases[1].spec.mistral = true;
@@ -275,6 +275,11 @@ TEST_F(Pipeline, EveryArchitectureQuantizesWritesAndRuns) {
   cases[5].spec.gemma2 = true;
   cases[5].spec.tied = true;
   cases[5].spec.sliding_window = 9;
+  cases[6].name = "gemma3";
+  cases[6].spec.gemma3 = true;
+  cases[6].spec.tied = true;
+  cases[6].spec.head_dim = 24;
+  cases[6].spec.sliding_window = 9;
   for (const Case &k : cases) {
     const std::string dir = root_ + "/arch-" + k.name;
     tinymodel::write_model(dir, k.spec);

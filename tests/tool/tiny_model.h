@@ -38,6 +38,13 @@ struct TinySpec {
   // these weights), final logits capped; a window (sliding_window) on the
   // even layers, Gemma 2's default layer_types.
   bool gemma2 = false;
+  // Architecture Gemma3ForCausalLM: Gemma 2's norms, GELU, embedding scale
+  // and query_pre_attn_scalar, plus per-head q_norm / k_norm (stored as
+  // weight - 1), no score cap (its attn_logit_softcapping is written and
+  // must be ignored, as transformers does), sliding_window_pattern 2 (even
+  // layers windowed and rotated with the local base rope_local_base_freq
+  // 100), rope_scaling linear 2 on the full-attention layers.
+  bool gemma3 = false;
   // Attention window (Mistral: every layer; Qwen2: use_sliding_window,
   // layers >= max_window_layers); 0 = none.
   int64_t sliding_window = 0, max_window_layers = 0;
@@ -76,21 +83,28 @@ inline nlohmann::json config_json(const TinySpec &s) {
                         : s.mistral ? "MistralForCausalLM"
                         : s.phi3    ? "Phi3ForCausalLM"
                         : s.gemma2  ? "Gemma2ForCausalLM"
+                        : s.gemma3  ? "Gemma3ForCausalLM"
                                     : "LlamaForCausalLM"};
   c["model_type"] = s.qwen2     ? "qwen2"
                     : s.qwen3   ? "qwen3"
                     : s.mistral ? "mistral"
                     : s.phi3    ? "phi3"
                     : s.gemma2  ? "gemma2"
+                    : s.gemma3  ? "gemma3_text"
                                 : "llama";
   if (s.qwen3 || s.head_dim > 0) c["head_dim"] = s.head_dim > 0 ? s.head_dim : s.hidden / s.heads;
-  if (s.gemma2) {
+  if (s.gemma2 || s.gemma3) {
     if (!c.contains("head_dim")) c["head_dim"] = s.hidden / s.heads;  // Gemma2Config's is 256
     c["hidden_activation"] = "gelu_pytorch_tanh";
     c["query_pre_attn_scalar"] = 24;
     c["attn_logit_softcapping"] = 0.5;
     c["final_logit_softcapping"] = 2.0;
     c["sliding_window"] = s.sliding_window > 0 ? nlohmann::json(s.sliding_window) : nullptr;
+  }
+  if (s.gemma3) {
+    c["sliding_window_pattern"] = 2;
+    c["rope_local_base_freq"] = 100.0;
+    c["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 2.0}};
   }
   if (s.sliding_window > 0) {
     c["sliding_window"] = s.sliding_window;
@@ -132,8 +146,9 @@ random_tensors(const TinySpec &s) {
     out.push_back({name, {shape, v}});
   };
   const int64_t hd = s.head_dim > 0 ? s.head_dim : s.hidden / s.heads;
-  const float norm_mean = s.gemma2 ? 0.0f : 1.0f;  // Gemma stores weight - 1
-  add("model.embed_tokens.weight", {s.vocab, s.hidden}, s.gemma2 ? 0.125f : 1.0f, 0.0f);
+  const bool gemma = s.gemma2 || s.gemma3;
+  const float norm_mean = gemma ? 0.0f : 1.0f;  // Gemma stores weight - 1
+  add("model.embed_tokens.weight", {s.vocab, s.hidden}, gemma ? 0.125f : 1.0f, 0.0f);
   for (int64_t i = 0; i < s.layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
     const float in_scale = 1.0f / std::sqrt(static_cast<float>(s.hidden));
@@ -146,14 +161,14 @@ random_tensors(const TinySpec &s) {
       add(p + "self_attn.k_proj.bias", {s.kv_heads * hd}, 0.1f, 0.0f);
       add(p + "self_attn.v_proj.bias", {s.kv_heads * hd}, 0.1f, 0.0f);
     }
-    if (s.qwen3) {
-      add(p + "self_attn.q_norm.weight", {hd}, 0.3f, 1.0f);
-      add(p + "self_attn.k_norm.weight", {hd}, 0.3f, 1.0f);
+    if (s.qwen3 || s.gemma3) {
+      add(p + "self_attn.q_norm.weight", {hd}, 0.3f, norm_mean);
+      add(p + "self_attn.k_norm.weight", {hd}, 0.3f, norm_mean);
     }
     add(p + "self_attn.o_proj.weight", {s.hidden, s.heads * hd},
         1.0f / std::sqrt(static_cast<float>(s.heads * hd)), 0.0f);
     add(p + "post_attention_layernorm.weight", {s.hidden}, 0.1f, norm_mean);
-    if (s.gemma2) {
+    if (gemma) {
       add(p + "pre_feedforward_layernorm.weight", {s.hidden}, 0.1f, norm_mean);
       add(p + "post_feedforward_layernorm.weight", {s.hidden}, 0.1f, norm_mean);
     }

@@ -85,11 +85,11 @@ void block_forward(const LlamaConfig &config, const LlamaBlock &block, int64_t t
                    const BlockAttention &attention);
 
 // Embedding lookup: h [ids.size(), hidden]. Ids must be < vocab (checked).
-// (Gemma 2 multiplies them by config.embed_scale.)
+// (Gemma 2 and 3 multiply them by config.embed_scale.)
 std::vector<float> embed_tokens(const LlamaModel &model, const std::vector<int32_t> &ids);
 
 // logits [rows, vocab] = lm_head(x) for final hidden states x [rows, hidden],
-// soft-capped where the model caps them (Gemma 2).
+// soft-capped where the model caps them (Gemma 2, Gemma 3 when set).
 void project_logits(const LlamaModel &model, const float *x, int64_t rows, float *logits);
 
 // The final normed hidden states [tokens, hidden] for one or more sequences

@@ -98,9 +98,9 @@ std::string block_prefix(int64_t block) { return "model.layers." + std::to_strin
 
 // A norm's scale as the forward pass uses it: Gemma's RMSNorm multiplies by
 // 1 + weight, computed in float32 as transformers does.
-std::vector<float> load_norm(const ModelDir &dir, const std::string &name) {
+std::vector<float> load_norm(const ModelDir &dir, const std::string &name, int64_t width = 0) {
   const LlamaConfig &c = dir.config();
-  std::vector<float> w = dir.load_f32(name, {c.hidden_size});
+  std::vector<float> w = dir.load_f32(name, {width > 0 ? width : c.hidden_size});
   if (c.gemma_norms) {
     for (float &v : w) v = 1.0f + v;
   }
@@ -121,6 +121,7 @@ LlamaBlock load_block(const ModelDir &dir, int64_t block, const GptqCheckpointCo
   const LlamaConfig &c = dir.config();
   LlamaBlock b;
   b.sliding_window = block_sliding_window(c, block);
+  b.local_rope = !c.local_rope_layers.empty() && c.local_rope_layers.at(static_cast<size_t>(block)) != 0;
   const std::string prefix = block_prefix(block);
   b.input_norm = load_norm(dir, prefix + "input_layernorm.weight");
   if (c.sandwich_norms) {
@@ -132,8 +133,8 @@ LlamaBlock load_block(const ModelDir &dir, int64_t block, const GptqCheckpointCo
     b.post_norm = load_norm(dir, prefix + "post_attention_layernorm.weight");
   }
   if (c.qk_norm) {
-    b.q_norm = dir.load_f32(prefix + "self_attn.q_norm.weight", {c.head_dim});
-    b.k_norm = dir.load_f32(prefix + "self_attn.k_norm.weight", {c.head_dim});
+    b.q_norm = load_norm(dir, prefix + "self_attn.q_norm.weight", c.head_dim);
+    b.k_norm = load_norm(dir, prefix + "self_attn.k_norm.weight", c.head_dim);
   }
   for (const LinearSlot slot : block_slots(c)) {
     const std::string name = linear_name(block, slot);

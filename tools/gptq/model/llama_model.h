@@ -24,7 +24,8 @@ struct LlamaBlock {
   std::vector<float> post_norm;      // [hidden]
   std::vector<float> attn_out_norm;  // [hidden] or empty
   std::vector<float> mlp_out_norm;   // [hidden] or empty
-  // Qwen3's per-head norms of q and k ([head_dim] each); empty otherwise.
+  // Qwen3's and Gemma 3's per-head norms of q and k ([head_dim] each, with
+  // Gemma's 1 + weight added); empty otherwise.
   std::vector<float> q_norm, k_norm;
   Linear q, k, v, o, gate, up, down;
   // Phi-3 (fused_projections): qkv and gate_up hold what q/k/v and
@@ -34,6 +35,8 @@ struct LlamaBlock {
   // Mistral windows every layer, Qwen2 (use_sliding_window) the layers its
   // layer_types call sliding, or else those from max_window_layers on.
   int64_t sliding_window = 0;
+  // Gemma 3: the block rotates q and k with the local RoPE (Rope::for_layer).
+  bool local_rope = false;
 };
 
 // The attention window of block i under this config (see LlamaBlock).

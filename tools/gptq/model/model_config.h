@@ -1,5 +1,5 @@
 // The Hugging Face config.json of a LLaMA-family model (LLaMA, Mistral,
-// Qwen2, Qwen3, Phi-3, Gemma 2), read into the numbers the forward pass
+// Qwen2, Qwen3, Phi-3, Gemma 2, Gemma 3), read into the numbers the forward pass
 // needs, with the defaults transformers applies for keys a config leaves
 // out, whether transformers 4 wrote it (top-level "rope_theta",
 // "rope_scaling") or transformers 5 ("rope_parameters", "layer_types").
@@ -30,8 +30,9 @@ struct LlamaConfig {
   // on for Qwen2). o_proj_bias: o has one too (LLaMA's attention_bias only).
   bool tie_word_embeddings = false, attention_bias = false, mlp_bias = false;
   bool o_proj_bias = false;
-  // Qwen3: an RMSNorm over each head of q and of k (q_norm, k_norm weights
-  // of head_dim each), after the projections and before RoPE.
+  // Qwen3 and Gemma 3: an RMSNorm over each head of q and of k (q_norm,
+  // k_norm weights of head_dim each; Gemma's with 1 + weight), after the
+  // projections and before RoPE.
   bool qk_norm = false;
   // RoPE as transformers computes it (modeling_rope_utils; rope.h). The
   // parameters a type does not use keep these values.
@@ -43,17 +44,27 @@ struct LlamaConfig {
   double rope_attention_factor = 1;  // yarn: cos and sin are scaled by it
   double rope_beta_fast = 32, rope_beta_slow = 1;               // yarn
   bool rope_truncate = true;                                    // yarn
+  // Gemma 3: the layers layer_types calls sliding_attention rotate with a
+  // RoPE of their own, of the default type and base rope_local_theta
+  // (rope_local_base_freq; transformers 5's rope_parameters.sliding_attention),
+  // whether or not their window takes effect; the others with the RoPE
+  // above (rope_parameters.full_attention, or rope_theta and rope_scaling).
+  // 0: one RoPE for every layer.
+  double rope_local_theta = 0;
+  std::vector<uint8_t> local_rope_layers;  // 1 for a layer of the local RoPE
   std::string torch_dtype;  // as written ("dtype" in newer files, else "torch_dtype"); may be ""
 
   std::string hidden_act = "silu";  // silu, or gelu_pytorch_tanh (Gemma 2)
 
-  // Gemma 2: every RMSNorm scales by (1 + weight) (the loader adds the 1);
+  // Gemma 2 and 3: every RMSNorm scales by (1 + weight) (the loader adds the 1);
   // the attention and MLP outputs are normed too before they join the
   // residual stream (post_attention_layernorm, post_feedforward_layernorm;
   // the MLP's input norm is then pre_feedforward_layernorm); embeddings are
   // multiplied by embed_scale; scores are scaled by attn_scale instead of
   // 1/sqrt(head_dim) (0 = that default), and scores and final logits are
-  // soft-capped, cap·tanh(x/cap) (0 = no cap).
+  // soft-capped, cap·tanh(x/cap) (0 = no cap). Gemma 3 caps no scores
+  // (transformers' Gemma 3 attention ignores attn_logit_softcapping) and
+  // its final logits only when final_logit_softcapping is set.
   bool gemma_norms = false, sandwich_norms = false;
   float embed_scale = 1.0f;
   double attn_scale = 0, attn_softcap = 0, final_softcap = 0;
@@ -69,8 +80,10 @@ struct LlamaConfig {
   // without layer_types for layers >= max_window_layers.
   int64_t sliding_window = 0;
   int64_t max_window_layers = 0;  // Qwen2 only
-  // Qwen2's layer_types, when the config lists them, and Gemma 2's (listed
-  // or its default, even layers windowed): 1 for a windowed layer. Empty:
+  // Qwen2's layer_types, when the config lists them, Gemma 2's (listed or
+  // its default, even layers windowed) and Gemma 3's (listed, or from
+  // sliding_window_pattern, default 6: every 6th layer full): 1 for a
+  // windowed layer. Empty:
   // the max_window_layers rule above.
   std::vector<uint8_t> sliding_layers;
 };
