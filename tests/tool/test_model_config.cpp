@@ -441,6 +441,87 @@ TEST(ConfigDefaults, Gemma3) {
   EXPECT_NE(error_of(vlm).find("only the text-only Gemma3ForCausalLM"), std::string::npos);
 }
 
+// The mixtures' config classes' defaults and keys: Mixtral (8 experts, top
+// 2, renormalized, experts of intermediate_size, no window by default),
+// Qwen2-MoE (60 experts, top 4, moe_intermediate_size 1408, shared expert
+// 5632, qkv_bias), Qwen3-MoE (128 experts, top 8, 768, q/k norms, the
+// count under either key); decoder_sparse_step and mlp_only_layers that
+// would make some blocks dense are refused by name.
+TEST(ConfigDefaults, MixturesOfExperts) {
+  json m = family("MixtralForCausalLM", "mixtral");
+  m["num_key_value_heads"] = 2;
+  LlamaConfig c = parse(m);
+  EXPECT_TRUE(c.moe());
+  EXPECT_EQ(c.num_experts, 8);
+  EXPECT_EQ(c.num_experts_per_tok, 2);
+  EXPECT_EQ(c.expert_intermediate_size, 128);
+  EXPECT_TRUE(c.norm_topk_prob && c.mixtral_names);
+  EXPECT_EQ(c.shared_expert_intermediate_size, 0);
+  EXPECT_EQ(gptqtool::block_sliding_window(c, 0), 0);
+  EXPECT_EQ(c.rms_norm_eps, 1e-5);
+  EXPECT_EQ(gptqtool::linear_name(c, 3, gptqtool::LinearId(gptqtool::LinearSlot::Up, 5)),
+            "model.layers.3.block_sparse_moe.experts.5.w3");
+  EXPECT_EQ(gptqtool::router_name(c, 3), "model.layers.3.block_sparse_moe.gate");
+  EXPECT_EQ(gptqtool::block_linears(c).size(), 4u + 8u * 3u);
+  m["num_experts"] = 4;  // transformers' alias
+  m.erase("num_local_experts");
+  EXPECT_EQ(parse(m).num_experts, 4);
+  m["num_local_experts"] = 8;
+  EXPECT_NE(error_of(m).find("\"num_local_experts\" and \"num_experts\" disagree"),
+            std::string::npos);
+  m.erase("num_experts");
+  m["num_experts_per_tok"] = 9;
+  EXPECT_NE(error_of(m).find("num_experts_per_tok 9 is more than the 8 experts"),
+            std::string::npos);
+  m["num_experts_per_tok"] = 2;
+  m["sliding_window"] = 64;
+  EXPECT_EQ(gptqtool::block_sliding_window(parse(m), 1), 64);
+
+  json q = family("Qwen2MoeForCausalLM", "qwen2_moe");
+  q["num_key_value_heads"] = 2;
+  c = parse(q);
+  EXPECT_EQ(c.num_experts, 60);
+  EXPECT_EQ(c.num_experts_per_tok, 4);
+  EXPECT_EQ(c.expert_intermediate_size, 1408);
+  EXPECT_EQ(c.shared_expert_intermediate_size, 5632);
+  EXPECT_FALSE(c.norm_topk_prob || c.mixtral_names || c.qk_norm);
+  EXPECT_TRUE(c.attention_bias);
+  EXPECT_FALSE(c.o_proj_bias);
+  EXPECT_EQ(gptqtool::linear_name(c, 0, gptqtool::LinearId(gptqtool::LinearSlot::Down, 59)),
+            "model.layers.0.mlp.experts.59.down_proj");
+  EXPECT_EQ(gptqtool::linear_name(c, 0, gptqtool::LinearSlot::SharedUp),
+            "model.layers.0.mlp.shared_expert.up_proj");
+  EXPECT_EQ(gptqtool::block_linears(c).size(), 7u + 60u * 3u);
+  q["qkv_bias"] = false;
+  EXPECT_FALSE(parse(q).attention_bias);
+  q["decoder_sparse_step"] = 2;
+  EXPECT_NE(error_of(q).find("decoder_sparse_step 2 is not supported"), std::string::npos);
+  q["decoder_sparse_step"] = 1;
+  q["mlp_only_layers"] = {1};
+  EXPECT_NE(error_of(q).find("mlp_only_layers [1] is not supported"), std::string::npos);
+  q["mlp_only_layers"] = json::array();
+  EXPECT_NO_THROW(parse(q));
+
+  json t = family("Qwen3MoeForCausalLM", "qwen3_moe");
+  t["num_key_value_heads"] = 2;
+  c = parse(t);
+  EXPECT_EQ(c.num_experts, 128);
+  EXPECT_EQ(c.num_experts_per_tok, 8);
+  EXPECT_EQ(c.expert_intermediate_size, 768);
+  EXPECT_TRUE(c.qk_norm);
+  EXPECT_EQ(c.head_dim, 16);  // hidden / heads: Qwen3MoeConfig has no head_dim default
+  EXPECT_FALSE(c.norm_topk_prob);
+  t["num_local_experts"] = 16;  // as transformers 5 writes it
+  t["norm_topk_prob"] = true;
+  t["use_sliding_window"] = true;
+  t["sliding_window"] = 32;
+  c = parse(t);
+  EXPECT_EQ(c.num_experts, 16);
+  EXPECT_TRUE(c.norm_topk_prob);
+  EXPECT_EQ(gptqtool::block_sliding_window(c, 0), 32);
+  EXPECT_EQ(gptqtool::block_sliding_window(c, 1), 32);
+}
+
 // Qwen2's layer_types (written by transformers 4.53 on) decide which layers
 // are windowed; max_window_layers only stands in when they are absent.
 TEST(ConfigDefaults, Qwen2LayerTypes) {

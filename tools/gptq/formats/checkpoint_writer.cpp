@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "common/interrupt.h"
@@ -13,6 +14,7 @@
 #include "formats/float_formats.h"
 #include "formats/output_guard.h"
 #include "formats/safetensors.h"
+#include "model/llama_model.h"
 #include "model/model_dir.h"
 
 namespace gptqtool {
@@ -64,7 +66,7 @@ bool any_asymmetric(const QuantizeResult &r) {
   return false;
 }
 
-json quantization_config(const QuantizeResult &r, const QuantizeOptions &o,
+json quantization_config(const LlamaConfig &c, const QuantizeResult &r, const QuantizeOptions &o,
                          gptq_checkpoint_format format, const std::string &tool_version) {
   json q;
   q["quant_method"] = "gptq";
@@ -88,6 +90,17 @@ json quantization_config(const QuantizeResult &r, const QuantizeOptions &o,
       dynamic["-:" + exact_regex(l.name)] = json::object();
     } else if (layer_fields(l) != run_fields) {
       dynamic["+:" + exact_regex(l.name)] = layer_fields(l);
+    }
+  }
+  // A mixture's router and Qwen2-MoE's shared_expert_gate are linear layers
+  // in some loaders' eyes (transformers 4's Mixtral router is an nn.Linear,
+  // Qwen2-MoE's shared_expert_gate is one in every version) but are never
+  // quantized: say so, or a loader converting every linear layer of a block
+  // would look for their qweight.
+  for (int64_t b = 0; c.moe() && b < c.num_hidden_layers; ++b) {
+    dynamic["-:" + exact_regex(router_name(c, b))] = json::object();
+    if (c.shared_expert_intermediate_size > 0) {
+      dynamic["-:" + exact_regex(shared_expert_gate_name(b))] = json::object();
     }
   }
   if (!dynamic.empty()) q["dynamic"] = dynamic;
@@ -179,6 +192,11 @@ std::string quantize_report_json(const QuantizeResult &r, const std::string &sou
       j["fell_back_to_rtn"] = l.stats.fell_back_to_rtn != 0;
       j["dead_columns"] = l.stats.dead_columns;
       j["hessian_samples"] = l.hessian_samples;
+      if (l.expert >= 0) {
+        j["expert"] = l.expert;
+        j["routed_tokens"] = l.routed_tokens >= 0 ? json(l.routed_tokens) : json(nullptr);
+        j["under_calibrated"] = l.under_calibrated;
+      }
       j["seconds"] = l.seconds;
       // The loss over the median of the same projection in the other
       // blocks, where it is an outlier (kLossOutlierFactor), else null.
@@ -197,6 +215,22 @@ std::string quantize_report_json(const QuantizeResult &r, const std::string &sou
                            {"forward_and_hessians", r.forward_seconds},
                            {"quantize", r.quantize_seconds}}},
               {"layers", layers}};
+  // A mixture under GPTQ: the experts rounded to nearest for want of
+  // tokens, each once (its gate, up and down share the decision).
+  if (r.expert_min_tokens > 0) {
+    json under = json::array();
+    std::set<std::pair<int64_t, int64_t>> seen;
+    for (const LayerResult &l : r.layers) {
+      if (!l.under_calibrated || !seen.insert({l.block, l.expert}).second) continue;
+      under.push_back({{"block", l.block}, {"expert", l.expert}, {"routed_tokens", l.routed_tokens}});
+    }
+    report["experts"] = {{"min_share", r.expert_min_share},
+                         {"min_tokens", r.expert_min_tokens},
+                         {"policy", "an expert routed fewer than min_tokens calibration tokens "
+                                    "(min_share of tokens x num_experts_per_tok / num_experts) is "
+                                    "rounded to nearest"},
+                         {"under_calibrated", under}};
+  }
   if (r.calibration_stats) {
     const CalibrationStats &s = *r.calibration_stats;
     report["calibration"]["unique_tokens"] = s.unique_tokens;
@@ -305,7 +339,8 @@ void write_gptq_checkpoint(const ModelDir &source, const QuantizeResult &result,
     config["torch_dtype"] = torch_dtype_name(float_dtype);
   }
   if (has_dtype_key) config["dtype"] = torch_dtype_name(float_dtype);
-  const json qcfg = quantization_config(result, quantize_options, format, options.tool_version);
+  const json qcfg = quantization_config(source.config(), result, quantize_options, format,
+                                        options.tool_version);
   config["quantization_config"] = qcfg;
   json quantize_config = qcfg;
   quantize_config.erase("quant_method");

@@ -1,5 +1,6 @@
 // Defaults are those of transformers' LlamaConfig, MistralConfig,
-// Qwen2Config, Qwen3Config, Phi3Config, Gemma2Config and Gemma3TextConfig, so that a
+// Qwen2Config, Qwen3Config, Phi3Config, Gemma2Config, Gemma3TextConfig,
+// MixtralConfig, Qwen2MoeConfig and Qwen3MoeConfig, so that a
 // config.json that loads there means the same model here. The geometry
 // (hidden size, layer count, heads, vocabulary) has no default on purpose:
 // transformers would invent a
@@ -41,6 +42,9 @@ constexpr Family kFamilies[] = {
     {"Phi3ForCausalLM", "phi3", 4096, 0, 1e-5, true, 0, false},
     {"Gemma2ForCausalLM", "gemma2", 8192, 4, 1e-6, false, 256, true},
     {"Gemma3ForCausalLM", "gemma3_text", 131072, 4, 1e-6, false, 256, true},
+    {"MixtralForCausalLM", "mixtral", 4096 * 32, 8, 1e-5, false, 0, false},
+    {"Qwen2MoeForCausalLM", "qwen2_moe", 32768, 16, 1e-6, false, 0, false},
+    {"Qwen3MoeForCausalLM", "qwen3_moe", 32768, 4, 1e-6, false, 0, false},
 };
 
 // Architectures people bring that share a model_type or a name with a
@@ -345,6 +349,59 @@ void parse_gemma3_rope(const nlohmann::json &config, const Reader &r, LlamaConfi
   parse_rope(flat, f, c, 1000000.0);  // Gemma3TextConfig's global default_theta
 }
 
+// The mixture of experts of Mixtral, Qwen2-MoE and Qwen3-MoE (see
+// LlamaConfig). The Qwens' decoder_sparse_step and mlp_only_layers, which
+// give some blocks a dense MLP, are refused unless they leave every block
+// sparse (step 1, no layers listed), as all published Qwen MoE models do.
+void parse_moe(const nlohmann::json &config, const Reader &r, LlamaConfig *c) {
+  const bool mixtral = c->model_type == "mixtral";
+  const bool qwen2_moe = c->model_type == "qwen2_moe";
+  const std::string &arch = c->architecture;
+  // MixtralConfig names the count num_local_experts and Qwen2MoeConfig
+  // num_experts; transformers 5's Qwen3MoeConfig writes num_local_experts
+  // and reads either (an alias). Both given must agree.
+  const char *key = mixtral ? "num_local_experts" : "num_experts";
+  const char *alias = mixtral ? "num_experts" : "num_local_experts";
+  const int64_t fallback = mixtral ? 8 : qwen2_moe ? 60 : 128;
+  if (r.has(key) && r.has(alias) &&
+      r.integer(key, 1, kMaxDimension) != r.integer(alias, 1, kMaxDimension)) {
+    r.fail(arch + ": \"" + key + "\" and \"" + alias + "\" disagree");
+  }
+  c->num_experts = r.has(key) ? r.integer(key, 1, kMaxDimension)
+                              : r.integer(alias, fallback, 1, kMaxDimension);
+  c->num_experts_per_tok =
+      r.integer("num_experts_per_tok", mixtral ? 2 : qwen2_moe ? 4 : 8, 1, kMaxDimension);
+  if (c->num_experts_per_tok > c->num_experts) {
+    r.fail(arch + ": num_experts_per_tok " + std::to_string(c->num_experts_per_tok) +
+           " is more than the " + std::to_string(c->num_experts) + " experts");
+  }
+  if (mixtral) {
+    c->expert_intermediate_size = c->intermediate_size;
+    c->norm_topk_prob = true;
+    c->mixtral_names = true;
+    return;
+  }
+  c->expert_intermediate_size = r.dimension("moe_intermediate_size", qwen2_moe ? 1408 : 768);
+  c->norm_topk_prob = r.boolean("norm_topk_prob", false);
+  if (qwen2_moe) {
+    c->shared_expert_intermediate_size = r.dimension("shared_expert_intermediate_size", 5632);
+  }
+  if (r.integer("decoder_sparse_step", 1, 0, INT64_MAX) != 1) {
+    r.fail(arch + ": decoder_sparse_step " +
+           std::to_string(r.integer("decoder_sparse_step", 1, 0, INT64_MAX)) +
+           " is not supported (dense MLPs between the sparse blocks; only step 1, every block "
+           "sparse)");
+  }
+  if (r.has("mlp_only_layers")) {
+    const auto &only = config["mlp_only_layers"];
+    if (!only.is_array()) r.fail(arch + ": \"mlp_only_layers\" is not a list");
+    if (!only.empty()) {
+      r.fail(arch + ": mlp_only_layers " + only.dump() +
+             " is not supported (blocks with a dense MLP among the sparse ones)");
+    }
+  }
+}
+
 }  // namespace
 
 int64_t LlamaConfig::q_dim() const {
@@ -366,9 +423,11 @@ LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &
   c.fused_projections = family.fused_projections;
   const std::string arch = c.architecture;
   const bool llama = c.model_type == "llama";
-  const bool qwen3 = c.model_type == "qwen3";
-  // Qwen3 windows and lists layer types as Qwen2 does.
-  const bool qwen2 = c.model_type == "qwen2" || qwen3;
+  const bool qwen3 = c.model_type == "qwen3" || c.model_type == "qwen3_moe";
+  // Qwen3 and Qwen2-MoE window and list layer types as Qwen2 does; Qwen3-MoE
+  // windows every layer (below).
+  const bool qwen2 = c.model_type == "qwen2" || c.model_type == "qwen3" ||
+                     c.model_type == "qwen2_moe";
   const bool gemma3 = c.model_type == "gemma3_text";
   // Gemma 3 is Gemma 2 with q/k norms, two RoPEs, a window pattern and no
   // soft-capped scores; "gemma" below is what the two share.
@@ -443,9 +502,16 @@ LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &
     // LLaMA's; no MLP bias.
     c.attention_bias = r.boolean("attention_bias", false);
     c.o_proj_bias = c.attention_bias;
+  } else if (c.model_type == "qwen2_moe") {
+    // Qwen2MoeConfig's qkv_bias (transformers 5; 4 always had them).
+    c.attention_bias = r.boolean("qkv_bias", true);
+    c.o_proj_bias = false;
   } else if (qwen2) {
     c.attention_bias = true;
     c.o_proj_bias = false;
+  }
+  if (c.model_type == "mixtral" || c.model_type == "qwen2_moe" || c.model_type == "qwen3_moe") {
+    parse_moe(config, r, &c);
   }
 
   // Gemma 2 reads "hidden_activation" (its files may carry a "hidden_act"
@@ -502,6 +568,16 @@ LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &
   int64_t window = 0;
   if (c.model_type == "mistral") {
     window = config.contains("sliding_window") ? r.integer("sliding_window", 0, 0, INT64_MAX) : 4096;
+  } else if (c.model_type == "mixtral") {
+    // Mistral's every-layer window, but none by default.
+    window = r.integer("sliding_window", 0, 0, INT64_MAX);
+  } else if (c.model_type == "qwen3_moe") {
+    // Every layer windowed with use_sliding_window (its modeling reads no
+    // layer types).
+    if (r.boolean("use_sliding_window", false)) {
+      window = config.contains("sliding_window") ? r.integer("sliding_window", 0, 0, INT64_MAX)
+                                                 : 4096;
+    }
   } else if (c.model_type == "phi3") {
     window = r.integer("sliding_window", 0, 0, INT64_MAX);
   } else if (gemma) {

@@ -1,5 +1,6 @@
 // The Hugging Face config.json of a LLaMA-family model (LLaMA, Mistral,
-// Qwen2, Qwen3, Phi-3, Gemma 2, Gemma 3), read into the numbers the forward pass
+// Qwen2, Qwen3, Phi-3, Gemma 2, Gemma 3, and the mixtures of experts
+// Mixtral, Qwen2-MoE and Qwen3-MoE), read into the numbers the forward pass
 // needs, with the defaults transformers applies for keys a config leaves
 // out, whether transformers 4 wrote it (top-level "rope_theta",
 // "rope_scaling") or transformers 5 ("rope_parameters", "layer_types").
@@ -20,6 +21,23 @@ namespace gptqtool {
 struct LlamaConfig {
   std::string architecture;  // "LlamaForCausalLM", "MistralForCausalLM", ... "Phi3ForCausalLM"
   std::string model_type;    // "llama", "mistral", "qwen2", "qwen3", "phi3"
+  // Mixture of experts (Mixtral, Qwen2-MoE, Qwen3-MoE): every block's MLP
+  // is num_experts gated MLPs of expert_intermediate_size (Mixtral's
+  // intermediate_size, the Qwens' moe_intermediate_size) and a router
+  // ("gate", [num_experts, hidden], kept in full precision) that sends each
+  // token to the num_experts_per_tok experts of highest softmax
+  // probability, their outputs weighted by those probabilities,
+  // renormalized to sum to 1 when norm_topk_prob (always in Mixtral).
+  // Qwen2-MoE adds a shared expert of shared_expert_intermediate_size on
+  // every token, scaled by sigmoid(shared_expert_gate(x)) ([1, hidden], full
+  // precision). Mixtral names its experts block_sparse_moe.experts.E.w1
+  // (gate), w3 (up) and w2 (down), the Qwens mlp.experts.E.gate_proj,
+  // up_proj, down_proj. num_experts 0: a dense MLP.
+  int64_t num_experts = 0, num_experts_per_tok = 0;
+  int64_t expert_intermediate_size = 0, shared_expert_intermediate_size = 0;
+  bool norm_topk_prob = false;
+  bool mixtral_names = false;
+  bool moe() const { return num_experts > 0; }
   // Phi-3: q/k/v stored as one qkv_proj [q_dim + 2·kv_dim, hidden] and
   // gate/up as one gate_up_proj [2·intermediate, hidden] (gate rows first).
   bool fused_projections = false;
