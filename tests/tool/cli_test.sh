@@ -333,6 +333,10 @@ if "$gptq" quantize --model "$work/moe" --out "$work/moe_ck" --calib-ids "$work/
 else
   fail "Qwen2-MoE: $(cat "$work/qm.txt" "$work/em.txt" 2>/dev/null | tail -5)"
 fi
+expect_error "--expert-names on a model without Mixtral's names" \
+  "Qwen2MoeForCausalLM's expert names are GPTQModel's already" \
+  "$gptq" quantize --model "$work/moe" --out "$work/x" --calib-ids "$work/ids.txt" \
+  --expert-names gptqmodel
 expect_error "--expert-min-share out of range" "expert-min-share" \
   "$gptq" quantize --model "$work/moe" --out "$work/x" --calib-ids "$work/ids.txt" \
   --expert-min-share 2

@@ -445,6 +445,44 @@ TEST_F(Pipeline, ExpertHessiansComeFromTheirRoutedTokens) {
   EXPECT_FALSE(m.blocks[1].router.quantized());
 }
 
+// Mixtral written under GPTQModel's names (--expert-names gptqmodel): the
+// experts and router renamed in the tensors, the dynamic map and the
+// report, and the checkpoint read back by those names to the same logits.
+TEST_F(Pipeline, MixtralUnderGptqmodelNamesReadsBack) {
+  tinymodel::TinySpec ms = spec_;
+  ms.mixtral = true;
+  const std::string model = root_ + "/mixtral";
+  tinymodel::write_model(model, ms);
+  auto dir = ModelDir::open(model);
+  QuantizeOptions qo;
+  qo.base.group_size = 32;
+  const QuantizeResult r = quantize_model(*dir, calibration(ms.vocab, 4), qo, {});
+  write_gptq_checkpoint(*dir, r, qo, {}, root_ + "/own");
+  CheckpointOptions co;
+  co.gptqmodel_expert_names = true;
+  write_gptq_checkpoint(*dir, r, qo, co, root_ + "/gm");
+  auto own = ModelDir::open(root_ + "/own");
+  auto gm = ModelDir::open(root_ + "/gm");
+  EXPECT_TRUE(own->has("model.layers.1.block_sparse_moe.experts.3.w2.qweight"));
+  EXPECT_TRUE(gm->has("model.layers.1.mlp.experts.3.down_proj.qweight"));
+  EXPECT_TRUE(gm->has("model.layers.1.mlp.experts.0.gate_proj.scales"));
+  EXPECT_TRUE(gm->has("model.layers.1.mlp.experts.0.up_proj.g_idx"));
+  EXPECT_TRUE(gm->has("model.layers.1.mlp.gate.weight"));
+  EXPECT_FALSE(gm->config().mixtral_names);
+  check_llama_tensors(*gm);
+  const auto dynamic = read_json(root_ + "/gm/config.json")["quantization_config"]["dynamic"];
+  EXPECT_TRUE(dynamic.contains("-:" + glob_to_regex("model.layers.0.mlp.gate")));
+  EXPECT_EQ(read_json(root_ + "/gm/quantize_report.json")["layers"][4]["name"],
+            "model.layers.0.mlp.experts.0.gate_proj");
+  const LlamaModel a = load_model(*own), b = load_model(*gm);
+  ASSERT_TRUE(b.blocks[1].experts[3].down.quantized());
+  const std::vector<int32_t> ids{3, 14, 15, 92, 65, 35, 89, 79, 32};
+  SequenceBatch batch;
+  batch.add(static_cast<int64_t>(ids.size()));
+  const Rope rope(a.config, 9);
+  EXPECT_EQ(model_logits(a, rope, ids, batch), model_logits(b, rope, ids, batch));
+}
+
 // An expert count that does not match the weights is named as such.
 TEST_F(Pipeline, ExpertCountMismatchIsNamed) {
   tinymodel::TinySpec ms = spec_;

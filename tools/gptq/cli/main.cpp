@@ -107,6 +107,9 @@ const char kQuantizeUsage[] =
     "                      tokens than F times its fair share (tokens x experts per\n"
     "                      token / experts) is rounded to nearest instead, and named\n"
     "                      in the report (default 0.1; 0 ..= 1)\n"
+    "  --expert-names N    Mixtral: model (default; block_sparse_moe.experts.E.w1,\n"
+    "                      what transformers saves) or gptqmodel (mlp.experts.E.gate_proj,\n"
+    "                      what GPTQModel 7 loads under transformers 5)\n"
     "  --override P:S      per-layer settings for layers whose name matches the glob P:\n"
     "                      S is 'skip' or bits=N,group=N,sym=0|1,act-order=0|1,\n"
     "                      act-group-aware=0|1,damp=F;\n"
@@ -181,7 +184,8 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
                {"model", "out", "calib", "calib-ids", "calib-jsonl", "text-field", "samples",
                 "seqlen", "seed",
                 "save-calib-ids", "bits", "group", "damp", "override", "method", "format",
-                "dtype", "max-shard-size", "threads", "backend", "gguf-type", "expert-min-share"},
+                "dtype", "max-shard-size", "threads", "backend", "gguf-type", "expert-min-share",
+                "expert-names"},
                {"asym", "act-order", "act-group-aware", "static-groups", "mse", "overwrite",
                 "quiet", "quantize-lm-head"});
   choose_backend(args);
@@ -290,6 +294,11 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
     throw ToolError("--dtype must be auto, f16, bf16 or f32, not '" + dtype + "'");
   }
   co.max_shard_bytes = parse_byte_size(args.get("max-shard-size", "4GB"), "--max-shard-size");
+  const std::string expert_names = args.get("expert-names", "model");
+  if (expert_names != "model" && expert_names != "gptqmodel") {
+    throw ToolError("--expert-names must be model or gptqmodel, not '" + expert_names + "'");
+  }
+  co.gptqmodel_expert_names = expert_names == "gptqmodel";
   // Before any work: the output must leave every input alone, and only a
   // checkpoint of ours may be replaced.
   co.inputs = args.all("calib");
@@ -324,6 +333,11 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   if (gguf != nullptr) check_gguf_representable(*dir, *gguf);
   validate_plan(*dir, qo);
   const LlamaConfig &c = dir->config();
+  if (co.gptqmodel_expert_names && !c.mixtral_names) {
+    throw ToolError("--expert-names gptqmodel renames Mixtral's block_sparse_moe experts; " +
+                    c.architecture + (c.moe() ? "'s expert names are GPTQModel's already"
+                                              : " has no experts") + "; drop it");
+  }
   std::printf("model: %s (%s, %lld blocks, hidden %lld, %lld heads / %lld KV heads)\n",
               model_path.c_str(), c.architecture.c_str(),
               static_cast<long long>(c.num_hidden_layers), static_cast<long long>(c.hidden_size),

@@ -32,7 +32,9 @@ struct LlamaConfig {
   // every token, scaled by sigmoid(shared_expert_gate(x)) ([1, hidden], full
   // precision). Mixtral names its experts block_sparse_moe.experts.E.w1
   // (gate), w3 (up) and w2 (down), the Qwens mlp.experts.E.gate_proj,
-  // up_proj, down_proj. num_experts 0: a dense MLP.
+  // up_proj, down_proj (and a Mixtral whose weights use those names, as
+  // GPTQModel 7 writes it, is read with them: ModelDir). num_experts 0: a
+  // dense MLP.
   int64_t num_experts = 0, num_experts_per_tok = 0;
   int64_t expert_intermediate_size = 0, shared_expert_intermediate_size = 0;
   bool norm_topk_prob = false;

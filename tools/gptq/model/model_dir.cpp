@@ -171,6 +171,20 @@ std::unique_ptr<ModelDir> ModelDir::open(const std::string &dir) {
     std::sort(names.begin(), names.end());
     for (const auto &name : names) model->add_file(SafetensorsFile::open(join(dir, name)));
   }
+  // A Mixtral whose experts are stored as GPTQModel 7 writes them under
+  // transformers 5 (mlp.experts.E.gate_proj, mlp.gate; --expert-names
+  // gptqmodel) rather than as the checkpoint's own block_sparse_moe.experts.E.w1:
+  // the weights say which.
+  LlamaConfig &c = model->config_;
+  if (c.mixtral_names) {
+    const std::string unfused = "model.layers.0.mlp.experts.";
+    for (const std::string &t : model->tensor_names()) {
+      if (t.compare(0, unfused.size(), unfused) == 0) {
+        c.mixtral_names = false;
+        break;
+      }
+    }
+  }
   return model;
 }
 
