@@ -403,7 +403,7 @@ TEST_F(Pipeline, ExpertHessiansComeFromTheirRoutedTokens) {
       gptq_config cfg = library_config(qo.base, 0);
       gptq_ctx *ctx = nullptr;
       ASSERT_EQ(gptq_ctx_create(gate.out_features(), H, &cfg, &ctx), GPTQ_OK);
-      ASSERT_EQ(gptq_add_batch(ctx, xs.data(), GPTQ_DTYPE_F32, n, H, batch.sequences()), GPTQ_OK);
+      ASSERT_EQ(gptq_add_batch(ctx, xs.data(), GPTQ_DTYPE_F32, n, H, n), GPTQ_OK);
       gptq_qtensor *q = nullptr;
       ASSERT_EQ(gptq_quantize(ctx, gate.weight().data(), GPTQ_DTYPE_F32, gate.out_features(), H,
                               &q, nullptr),

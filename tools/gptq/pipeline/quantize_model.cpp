@@ -400,8 +400,11 @@ QuantizeResult quantize_model(const ModelDir &dir,
                   [&](LinearGroup group, int64_t expert, const float *in, int64_t rows,
                       LlamaBlock *tapped) {
                     const auto tt = Clock::now();
+                    // An expert's Hessian is a mean over its own tokens, so that
+                    // its scale (and the loss reported) does not follow how many
+                    // tokens the router sent it; the codes do not depend on it.
                     quantizer.run(b, tapped, group_linears(group, c, expert), expert, in, rows,
-                                  samples);
+                                  expert >= 0 ? rows : samples);
                     quantizer.report();
                     tap_seconds += seconds_since(tt);
                   });

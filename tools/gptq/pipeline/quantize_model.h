@@ -9,7 +9,8 @@
 // In a mixture of experts the router (and Qwen2-MoE's shared_expert_gate)
 // stays in full precision, and each expert's gate/up and down are a group
 // of their own whose Hessian is built only from the tokens routed to that
-// expert, unweighted by the routing weights (as GPTQModel does: GPTQ
+// expert (a mean over those tokens, so that its scale and the loss reported
+// do not follow the expert's share), unweighted by the routing weights (as GPTQModel does: GPTQ
 // minimizes the error of the layer's own output over the inputs it sees;
 // the routing weight scales that output afterwards, token by token). An
 // expert routed fewer tokens than QuantizeOptions::expert_min_share of its
