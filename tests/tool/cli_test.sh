@@ -317,6 +317,29 @@ if "$gptq" quantize --model "$work/qwen3" --out "$work/qwen3_ck" --calib-ids "$w
 else
   fail "Qwen3: $(cat "$work/q3.txt" "$work/e3.txt" 2>/dev/null | tail -5)"
 fi
+# A mixture of experts: per-expert token counts in the log, the experts
+# under --expert-min-share rounded to nearest, warned about and listed in
+# the report; eval runs the checkpoint.
+"$make_model" "$work/moe" qwen2-moe
+if "$gptq" quantize --model "$work/moe" --out "$work/moe_ck" --calib-ids "$work/ids.txt" \
+     --samples 4 --seqlen 32 --group 32 --expert-min-share 1 >"$work/qm.txt" 2>&1 \
+     && grep -q "model.layers.0.mlp.experts.7.down_proj .* tokens" "$work/qm.txt" \
+     && grep -q "tokens: RTN (under-calibrated)" "$work/qm.txt" \
+     && grep -q "^warning: .* experts were routed fewer than 32 calibration tokens" "$work/qm.txt" \
+     && grep -q '"under_calibrated"' "$work/moe_ck/quantize_report.json" \
+     && "$gptq" eval --model "$work/moe" --quantized "$work/moe_ck" --ids "$work/ids.txt" \
+       --ctx 32 >"$work/em.txt" 2>&1 && grep -q "^GPTQ" "$work/em.txt"; then
+  pass "Qwen2-MoE quantize (under-calibrated experts reported) and eval"
+else
+  fail "Qwen2-MoE: $(cat "$work/qm.txt" "$work/em.txt" 2>/dev/null | tail -5)"
+fi
+expect_error "--expert-names on a model without Mixtral's names" \
+  "Qwen2MoeForCausalLM's expert names are GPTQModel's already" \
+  "$gptq" quantize --model "$work/moe" --out "$work/x" --calib-ids "$work/ids.txt" \
+  --expert-names gptqmodel
+expect_error "--expert-min-share out of range" "expert-min-share" \
+  "$gptq" quantize --model "$work/moe" --out "$work/x" --calib-ids "$work/ids.txt" \
+  --expert-min-share 2
 "$gptq" quantize --model "$work/qwen" --out "$work/qwen_ck" --method rtn --group 32 >/dev/null
 expect_error "eval of another model's checkpoint" "is not a checkpoint of --model" \
   "$gptq" eval --model "$work/model" --quantized "$work/qwen_ck" --ids "$work/ids.txt" --ctx 32

@@ -1,5 +1,6 @@
 // Writes a tiny random LLaMA-shaped model directory for the CLI tests:
-//   make_tiny_model DIR [llama|qwen2|qwen3|mistral|mistral-swa|narrow|wide|gpt2|chat] [VOCAB]
+//   make_tiny_model DIR [llama|qwen2|qwen3|qwen2-moe|mistral|mistral-swa|narrow|wide|gpt2|chat]
+//                   [VOCAB]
 // "gpt2" writes an unsupported architecture (for the error-path tests);
 // "chat" a model with a byte tokenizer and a ChatML template (generate);
 // "mistral-swa" a Mistral with a sliding window, "narrow" a hidden size of
@@ -16,7 +17,8 @@
 int main(int argc, char **argv) {
   if (argc < 2) {
     std::fprintf(stderr, "usage: make_tiny_model DIR "
-                         "[llama|qwen2|qwen3|mistral|mistral-swa|narrow|wide|gpt2|chat] [VOCAB]\n");
+                         "[llama|qwen2|qwen3|qwen2-moe|mistral|mistral-swa|narrow|wide|gpt2|chat] "
+                         "[VOCAB]\n");
     return 2;
   }
   tinymodel::TinySpec spec;
@@ -33,6 +35,12 @@ int main(int argc, char **argv) {
   if (std::strcmp(kind, "qwen3") == 0) {
     spec.qwen3 = true;
     spec.head_dim = 24;  // q and o 96 wide in a 64-wide model, as Qwen3's are wider
+  }
+  // A Qwen2-MoE of 8 experts, top 2: with a few short calibration windows
+  // some experts get few tokens.
+  if (std::strcmp(kind, "qwen2-moe") == 0) {
+    spec.qwen2_moe = true;
+    spec.experts = 8;
   }
   if (argc > 3) spec.vocab = std::atoi(argv[3]);
   if (spec.vocab < 1) {

@@ -97,5 +97,27 @@ TEST(LossOutliers, AgainstTheSameProjectionInOtherBlocks) {
   EXPECT_TRUE(loss_outliers(two, 10).empty());
 }
 
+// Experts are peers of the same projection of every expert of every block;
+// an expert rounded to nearest for want of tokens has a loss of another
+// kind and is left out.
+TEST(LossOutliers, ExpertsAgainstEveryExpertsSameProjection) {
+  std::vector<LayerResult> layers;
+  for (int b = 0; b < 2; ++b) {
+    for (int e = 0; e < 3; ++e) {
+      LayerResult l = layer("model.layers." + std::to_string(b) + ".mlp.experts." +
+                                std::to_string(e) + ".up_proj",
+                            1.0 + 0.1 * e);
+      l.expert = e;
+      layers.push_back(l);
+    }
+  }
+  layers[4].stats.loss = 40.0;  // block 1, expert 1
+  std::vector<LossOutlier> o = loss_outliers(layers, 10);
+  ASSERT_EQ(o.size(), 1u);
+  EXPECT_EQ(layers[o[0].layer].name, "model.layers.1.mlp.experts.1.up_proj");
+  layers[4].under_calibrated = true;
+  EXPECT_TRUE(loss_outliers(layers, 10).empty());
+}
+
 }  // namespace
 }  // namespace gptqtool

@@ -3,6 +3,7 @@
 // grouped-query attention, SwiGLU), on tiny random models.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -41,7 +42,8 @@ struct Ref {
       }
     return y;
   }
-  bool gemma() const { return c.model_type == "gemma2"; }
+  bool gemma() const { return c.model_type == "gemma2" || gemma3(); }
+  bool gemma3() const { return c.model_type == "gemma3_text"; }
   // RMSNorm over rows of the weight's width (the hidden size, or a head);
   // Gemma's multiplies by 1 + weight.
   Mat norm(const Mat &x, int64_t T, const std::string &name) const {
@@ -60,18 +62,71 @@ struct Ref {
     }
     return y;
   }
-  void rope(Mat &x, int64_t T, int64_t heads) const {
+  // Rotate-half RoPE of layer l: default, or linear (positions divided by
+  // the factor); Gemma 3's local layers with their own base and no scaling.
+  void rope(Mat &x, int64_t T, int64_t heads, int64_t l) const {
     const int64_t d = c.head_dim, half = d / 2;
+    const bool local = gemma3() && l % 2 == 0;  // sliding_window_pattern 2
+    const double theta = local ? c.rope_local_theta : c.rope_theta;
+    const double factor = !local && c.rope_type == "linear" ? c.rope_factor : 1.0;
     for (int64_t t = 0; t < T; ++t)
       for (int64_t h = 0; h < heads; ++h)
         for (int64_t i = 0; i < half; ++i) {
-          const double f = std::pow(c.rope_theta, -2.0 * i / d) * t;
+          const double f = std::pow(theta, -2.0 * i / d) * t / factor;
           double &a = x[(t * heads + h) * d + i];
           double &b = x[(t * heads + h) * d + i + half];
           const double a0 = a, b0 = b;
           a = a0 * std::cos(f) - b0 * std::sin(f);
           b = b0 * std::cos(f) + a0 * std::sin(f);
         }
+  }
+  // down(silu(gate(x)) · up(x)) for the three named layers of width I.
+  Mat gated_mlp(const Mat &x, int64_t T, const std::string &gate, const std::string &up,
+                const std::string &down, int64_t I) const {
+    const int64_t H = c.hidden_size;
+    Mat g = linear(x, T, gate, I, H), u = linear(x, T, up, I, H);
+    for (size_t i = 0; i < g.size(); ++i) g[i] = g[i] / (1 + std::exp(-g[i])) * u[i];
+    return linear(g, T, down, H, I);
+  }
+  // A mixture of experts, token by token: softmax over the router's
+  // logits, the top k, their weights (renormalized for Mixtral and with
+  // norm_topk_prob), the weighted sum of those experts' MLPs, plus
+  // Qwen2-MoE's shared expert scaled by sigmoid(shared_expert_gate(x)).
+  Mat moe(const Mat &x, int64_t T, const std::string &p) const {
+    const int64_t H = c.hidden_size, E = c.num_experts, K = c.num_experts_per_tok;
+    const bool mixtral = c.model_type == "mixtral";
+    const std::string m = p + (mixtral ? "block_sparse_moe." : "mlp.");
+    const Mat logits = linear(x, T, m + "gate", E, H);
+    Mat out(x.size(), 0.0);
+    for (int64_t t = 0; t < T; ++t) {
+      const Mat xt(x.begin() + t * H, x.begin() + (t + 1) * H);
+      std::vector<double> pr(static_cast<size_t>(E));
+      double z = 0;
+      for (int64_t e = 0; e < E; ++e) z += (pr[e] = std::exp(logits[t * E + e]));
+      for (double &v : pr) v /= z;
+      std::vector<int64_t> idx(static_cast<size_t>(E));
+      for (int64_t e = 0; e < E; ++e) idx[e] = e;
+      std::sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) { return pr[a] > pr[b]; });
+      double picked = 0;
+      for (int64_t j = 0; j < K; ++j) picked += pr[idx[j]];
+      for (int64_t j = 0; j < K; ++j) {
+        const double wgt = pr[idx[j]] / (c.norm_topk_prob ? picked : 1.0);
+        const std::string ex = m + "experts." + std::to_string(idx[j]) + ".";
+        const Mat y = mixtral ? gated_mlp(xt, 1, ex + "w1", ex + "w3", ex + "w2", c.intermediate_size)
+                              : gated_mlp(xt, 1, ex + "gate_proj", ex + "up_proj", ex + "down_proj",
+                                          c.expert_intermediate_size);
+        for (int64_t i = 0; i < H; ++i) out[t * H + i] += wgt * y[i];
+      }
+    }
+    if (c.shared_expert_intermediate_size > 0) {
+      const std::string s = p + "mlp.shared_expert.";
+      const Mat y = gated_mlp(x, T, s + "gate_proj", s + "up_proj", s + "down_proj",
+                              c.shared_expert_intermediate_size);
+      const Mat g = linear(x, T, p + "mlp.shared_expert_gate", 1, H);
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t i = 0; i < H; ++i) out[t * H + i] += y[t * H + i] / (1 + std::exp(-g[t]));
+    }
+    return out;
   }
   Mat logits(const std::vector<int32_t> &ids) const {
     const int64_t T = static_cast<int64_t>(ids.size()), H = c.hidden_size;
@@ -93,19 +148,20 @@ struct Ref {
                     : linear(x, T, p + "self_attn.k_proj", nkv * d, H);
       Mat v = fused ? linear(x, T, qkv, nkv * d, H, (nh + nkv) * d)
                     : linear(x, T, p + "self_attn.v_proj", nkv * d, H);
-      if (c.qk_norm) {  // Qwen3: each head of q and k normalized before RoPE
+      if (c.qk_norm) {  // Qwen3, Gemma 3: each head of q and k normalized before RoPE
         q = norm(q, T, p + "self_attn.q_norm.weight");
         k = norm(k, T, p + "self_attn.k_norm.weight");
       }
-      rope(q, T, nh);
-      rope(k, T, nkv);
+      rope(q, T, nh, l);
+      rope(k, T, nkv, l);
       Mat a(static_cast<size_t>(T * nh * d), 0.0);
       // The window, written out from the checkpoints' own convention.
-      // Gemma 2 windows its even layers (its default layer_types).
+      // Gemma 2 windows its even layers (its default layer_types), and so
+      // does the tiny Gemma 3 (sliding_window_pattern 2).
       const bool windowed = gemma() ? c.sliding_window > 0 && l % 2 == 0
                                     : c.sliding_window > 0 && l >= c.max_window_layers;
       const double score_scale = gemma() ? 1.0 / std::sqrt(24.0) : 1.0 / std::sqrt(double(d));
-      const double score_cap = gemma() ? 0.5 : 0.0;
+      const double score_cap = gemma() && !gemma3() ? 0.5 : 0.0;
       for (int64_t hh = 0; hh < nh; ++hh) {
         const int64_t g = hh / (nh / nkv);
         for (int64_t i = 0; i < T; ++i) {
@@ -133,6 +189,11 @@ struct Ref {
       for (size_t i = 0; i < h.size(); ++i) h[i] += o[i];
       x = norm(h, T, p + (gemma() ? "pre_feedforward_layernorm.weight"
                                   : "post_attention_layernorm.weight"));
+      if (c.num_experts > 0) {
+        const Mat y = moe(x, T, p);
+        for (size_t i = 0; i < h.size(); ++i) h[i] += y[i];
+        continue;
+      }
       const int64_t I = c.intermediate_size;
       // Phi-3's gate_up_proj output is chunked in two: gate, then up.
       const std::string gate_up = p + "mlp.gate_up_proj";
@@ -254,6 +315,45 @@ TEST(Forward, Gemma2MatchesReference) {
   check_model(s);
 }
 
+// Gemma 3: q/k norms with 1 + weight, two RoPEs (the local base on the
+// windowed layer, linear scaling on the full one), no score cap.
+TEST(Forward, Gemma3MatchesReference) {
+  tinymodel::TinySpec s;
+  s.gemma3 = true;
+  s.tied = true;
+  s.head_dim = 24;
+  s.sliding_window = 5;  // layer 0 windowed (local RoPE), layer 1 full
+  check_model(s);
+}
+
+// Mixtures of experts: Mixtral (renormalized top 2 of 4), Qwen2-MoE (shared
+// expert with its sigmoid gate, q/k/v biases, top 2 not renormalized),
+// Qwen3-MoE (q/k norms, top 3 of 5 renormalized, no shared expert).
+TEST(Forward, MixtralMatchesReference) {
+  tinymodel::TinySpec s;
+  s.mixtral = true;
+  s.sliding_window = 7;
+  check_model(s);
+}
+
+TEST(Forward, Qwen2MoeMatchesReference) {
+  tinymodel::TinySpec s;
+  s.qwen2_moe = true;
+  s.eps = 1e-6;
+  check_model(s);
+}
+
+TEST(Forward, Qwen3MoeMatchesReference) {
+  tinymodel::TinySpec s;
+  s.qwen3_moe = true;
+  s.head_dim = 24;
+  s.experts = 5;
+  s.top_k = 3;
+  s.norm_topk_prob = true;
+  s.eps = 1e-6;
+  check_model(s);
+}
+
 TEST(Forward, Phi3FusedProjectionsAndSlidingWindowMatchReference) {
   tinymodel::TinySpec s;
   s.phi3 = true;
@@ -318,7 +418,7 @@ TEST(Forward, BlockTapSeesEachGroupInputAndTheLayersItPutsAreRun) {
   std::vector<float> watched = h0;
   std::vector<LinearGroup> seen;
   block_forward(c, rope, &b0, batch, watched.data(),
-                [&](LinearGroup g, const float *x, int64_t tokens, LlamaBlock *) {
+                [&](LinearGroup g, int64_t, const float *x, int64_t tokens, LlamaBlock *) {
                   EXPECT_EQ(tokens, T);
                   if (g == LinearGroup::Qkv) {
                     EXPECT_EQ(std::vector<float>(x, x + normed.size()), normed);
@@ -340,9 +440,9 @@ TEST(Forward, BlockTapSeesEachGroupInputAndTheLayersItPutsAreRun) {
   LlamaBlock b = model.blocks[0];
   std::vector<float> got = h0;
   block_forward(c, rope, &b, batch, got.data(),
-                [&](LinearGroup g, const float *, int64_t, LlamaBlock *block) {
-                  for (LinearSlot slot : group_slots(g, c)) {
-                    block_linear(*block, slot) = block_linear(model.blocks[1], slot);
+                [&](LinearGroup g, int64_t, const float *, int64_t, LlamaBlock *block) {
+                  for (const LinearId id : group_linears(g, c)) {
+                    block_linear(*block, id) = block_linear(model.blocks[1], id);
                   }
                 });
   EXPECT_EQ(got, want);

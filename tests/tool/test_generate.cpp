@@ -139,6 +139,25 @@ TEST(KvCache, LogitsEqualFullRecomputeForGemma2) {
   check_cache_matches_recompute(g);
 }
 
+// Gemma 3's two RoPEs and q/k norms through the cache.
+TEST(KvCache, LogitsEqualFullRecomputeForGemma3) {
+  tinymodel::TinySpec g;
+  g.gemma3 = true;
+  g.tied = true;
+  g.sliding_window = 6;
+  check_cache_matches_recompute(g);
+}
+
+// A mixture of experts through the cache: decode steps route one token.
+TEST(KvCache, LogitsEqualFullRecomputeForMixturesOfExperts) {
+  tinymodel::TinySpec m;
+  m.mixtral = true;
+  check_cache_matches_recompute(m);
+  tinymodel::TinySpec q;
+  q.qwen2_moe = true;
+  check_cache_matches_recompute(q);
+}
+
 TEST(KvCache, LogitsEqualFullRecomputeOnAGptqCheckpoint) {
   // Every linear layer (lm_head too) through gptq_matmul: the prefill's
   // many rows and the decode steps' few take different kernels.

@@ -367,6 +367,161 @@ TEST(ConfigDefaults, Gemma2) {
   EXPECT_NE(error_of(l).find("hidden_act \"relu\" is not supported"), std::string::npos);
 }
 
+// Gemma 3 as transformers 4 writes it (rope_theta, rope_local_base_freq,
+// rope_scaling, sliding_window_pattern) and as transformers 5 saves the same
+// config (rope_parameters per layer type, layer_types): the same model, with
+// every 6th layer full attention on the scaled global RoPE and the others
+// windowed on the local base; q/k norms, no score cap, no final cap.
+TEST(ConfigDefaults, Gemma3) {
+  const LlamaConfig a = parse(read(kDir + "gemma3/gemma3_4b_text_tf4.json"));
+  const LlamaConfig b = parse(read(kDir + "gemma3/gemma3_4b_text_tf5.json"));
+  expect_same(a, b, "gemma3");
+  for (const LlamaConfig *c : {&a, &b}) {
+    EXPECT_TRUE(c->qk_norm && c->gemma_norms && c->sandwich_norms && c->tie_word_embeddings);
+    EXPECT_EQ(c->rope_type, "linear");
+    EXPECT_EQ(c->rope_factor, 8.0);
+    EXPECT_EQ(c->rope_theta, 1e6);
+    EXPECT_EQ(c->rope_local_theta, 1e4);
+    EXPECT_EQ(c->attn_softcap, 0.0);
+    EXPECT_EQ(c->final_softcap, 0.0);
+    EXPECT_EQ(c->attn_scale, 1.0 / 16.0);
+    EXPECT_EQ(c->local_rope_layers, c->sliding_layers);
+    ASSERT_EQ(c->local_rope_layers.size(), 34u);
+    for (int64_t l = 0; l < 34; ++l) {
+      const bool local = (l + 1) % 6 != 0;
+      EXPECT_EQ(c->local_rope_layers[static_cast<size_t>(l)], local ? 1 : 0) << l;
+      EXPECT_EQ(gptqtool::block_sliding_window(*c, l), local ? 1024 : 0) << l;
+    }
+  }
+  // The local table is the default RoPE at its own base; the global one is
+  // scaled.
+  const gptqtool::Rope rope(a, 4);
+  EXPECT_NE(&rope.for_layer(true), &rope);
+  EXPECT_EQ(&rope.for_layer(false), &rope);
+
+  // Gemma3TextConfig's defaults: no window pattern given means 6; no RoPE
+  // keys mean thetas 1e6 and 1e4; a window longer than the model applies
+  // nowhere but the local RoPE still follows the layer types.
+  json j = family("Gemma3ForCausalLM", "gemma3_text");
+  j["num_hidden_layers"] = 7;
+  j["num_attention_heads"] = 8;
+  j["max_position_embeddings"] = 1024;
+  j["attn_logit_softcapping"] = 50.0;  // transformers' Gemma 3 never caps scores
+  LlamaConfig c = parse(j);
+  EXPECT_EQ(c.head_dim, 256);
+  EXPECT_EQ(c.num_key_value_heads, 4);
+  EXPECT_EQ(c.rope_theta, 1e6);
+  EXPECT_EQ(c.rope_local_theta, 1e4);
+  EXPECT_EQ(c.rope_type, "default");
+  EXPECT_EQ(c.attn_softcap, 0.0);
+  EXPECT_EQ(gptqtool::block_sliding_window(c, 0), 0);  // 4096 >= 1024 positions
+  EXPECT_EQ(c.local_rope_layers, (std::vector<uint8_t>{1, 1, 1, 1, 1, 0, 1}));
+  j["final_logit_softcapping"] = 30.0;
+  j["sliding_window"] = 512;
+  j["sliding_window_pattern"] = 2;
+  c = parse(j);
+  EXPECT_EQ(c.final_softcap, 30.0);
+  EXPECT_EQ(gptqtool::block_sliding_window(c, 0), 512);
+  EXPECT_EQ(gptqtool::block_sliding_window(c, 1), 0);
+  // What is refused, by name.
+  json bad = j;
+  bad["rope_parameters"] = {{"full_attention", {{"rope_type", "default"}}},
+                            {"sliding_attention", {{"rope_type", "linear"}, {"factor", 2.0}}}};
+  EXPECT_NE(error_of(bad).find("sliding_attention layers is not supported"), std::string::npos);
+  bad["rope_parameters"] = {{"full_attention", {{"rope_type", "default"}}},
+                            {"chunked_attention", {{"rope_type", "default"}}}};
+  EXPECT_NE(error_of(bad).find("chunked_attention"), std::string::npos);
+  json vlm = j;
+  vlm["architectures"] = {"Gemma3ForConditionalGeneration"};
+  vlm["model_type"] = "gemma3";
+  EXPECT_NE(error_of(vlm).find("Gemma3ForConditionalGeneration (model_type \"gemma3\") is Gemma 3 "
+                               "with its vision tower"),
+            std::string::npos);
+  vlm.erase("architectures");
+  EXPECT_NE(error_of(vlm).find("only the text-only Gemma3ForCausalLM"), std::string::npos);
+}
+
+// The mixtures' config classes' defaults and keys: Mixtral (8 experts, top
+// 2, renormalized, experts of intermediate_size, no window by default),
+// Qwen2-MoE (60 experts, top 4, moe_intermediate_size 1408, shared expert
+// 5632, qkv_bias), Qwen3-MoE (128 experts, top 8, 768, q/k norms, the
+// count under either key); decoder_sparse_step and mlp_only_layers that
+// would make some blocks dense are refused by name.
+TEST(ConfigDefaults, MixturesOfExperts) {
+  json m = family("MixtralForCausalLM", "mixtral");
+  m["num_key_value_heads"] = 2;
+  LlamaConfig c = parse(m);
+  EXPECT_TRUE(c.moe());
+  EXPECT_EQ(c.num_experts, 8);
+  EXPECT_EQ(c.num_experts_per_tok, 2);
+  EXPECT_EQ(c.expert_intermediate_size, 128);
+  EXPECT_TRUE(c.norm_topk_prob && c.mixtral_names);
+  EXPECT_EQ(c.shared_expert_intermediate_size, 0);
+  EXPECT_EQ(gptqtool::block_sliding_window(c, 0), 0);
+  EXPECT_EQ(c.rms_norm_eps, 1e-5);
+  EXPECT_EQ(gptqtool::linear_name(c, 3, gptqtool::LinearId(gptqtool::LinearSlot::Up, 5)),
+            "model.layers.3.block_sparse_moe.experts.5.w3");
+  EXPECT_EQ(gptqtool::router_name(c, 3), "model.layers.3.block_sparse_moe.gate");
+  EXPECT_EQ(gptqtool::block_linears(c).size(), 4u + 8u * 3u);
+  m["num_experts"] = 4;  // transformers' alias
+  m.erase("num_local_experts");
+  EXPECT_EQ(parse(m).num_experts, 4);
+  m["num_local_experts"] = 8;
+  EXPECT_NE(error_of(m).find("\"num_local_experts\" and \"num_experts\" disagree"),
+            std::string::npos);
+  m.erase("num_experts");
+  m["num_experts_per_tok"] = 9;
+  EXPECT_NE(error_of(m).find("num_experts_per_tok 9 is more than the 8 experts"),
+            std::string::npos);
+  m["num_experts_per_tok"] = 2;
+  m["sliding_window"] = 64;
+  EXPECT_EQ(gptqtool::block_sliding_window(parse(m), 1), 64);
+
+  json q = family("Qwen2MoeForCausalLM", "qwen2_moe");
+  q["num_key_value_heads"] = 2;
+  c = parse(q);
+  EXPECT_EQ(c.num_experts, 60);
+  EXPECT_EQ(c.num_experts_per_tok, 4);
+  EXPECT_EQ(c.expert_intermediate_size, 1408);
+  EXPECT_EQ(c.shared_expert_intermediate_size, 5632);
+  EXPECT_FALSE(c.norm_topk_prob || c.mixtral_names || c.qk_norm);
+  EXPECT_TRUE(c.attention_bias);
+  EXPECT_FALSE(c.o_proj_bias);
+  EXPECT_EQ(gptqtool::linear_name(c, 0, gptqtool::LinearId(gptqtool::LinearSlot::Down, 59)),
+            "model.layers.0.mlp.experts.59.down_proj");
+  EXPECT_EQ(gptqtool::linear_name(c, 0, gptqtool::LinearSlot::SharedUp),
+            "model.layers.0.mlp.shared_expert.up_proj");
+  EXPECT_EQ(gptqtool::block_linears(c).size(), 7u + 60u * 3u);
+  q["qkv_bias"] = false;
+  EXPECT_FALSE(parse(q).attention_bias);
+  q["decoder_sparse_step"] = 2;
+  EXPECT_NE(error_of(q).find("decoder_sparse_step 2 is not supported"), std::string::npos);
+  q["decoder_sparse_step"] = 1;
+  q["mlp_only_layers"] = {1};
+  EXPECT_NE(error_of(q).find("mlp_only_layers [1] is not supported"), std::string::npos);
+  q["mlp_only_layers"] = json::array();
+  EXPECT_NO_THROW(parse(q));
+
+  json t = family("Qwen3MoeForCausalLM", "qwen3_moe");
+  t["num_key_value_heads"] = 2;
+  c = parse(t);
+  EXPECT_EQ(c.num_experts, 128);
+  EXPECT_EQ(c.num_experts_per_tok, 8);
+  EXPECT_EQ(c.expert_intermediate_size, 768);
+  EXPECT_TRUE(c.qk_norm);
+  EXPECT_EQ(c.head_dim, 16);  // hidden / heads: Qwen3MoeConfig has no head_dim default
+  EXPECT_FALSE(c.norm_topk_prob);
+  t["num_local_experts"] = 16;  // as transformers 5 writes it
+  t["norm_topk_prob"] = true;
+  t["use_sliding_window"] = true;
+  t["sliding_window"] = 32;
+  c = parse(t);
+  EXPECT_EQ(c.num_experts, 16);
+  EXPECT_TRUE(c.norm_topk_prob);
+  EXPECT_EQ(gptqtool::block_sliding_window(c, 0), 32);
+  EXPECT_EQ(gptqtool::block_sliding_window(c, 1), 32);
+}
+
 // Qwen2's layer_types (written by transformers 4.53 on) decide which layers
 // are windowed; max_window_layers only stands in when they are absent.
 TEST(ConfigDefaults, Qwen2LayerTypes) {

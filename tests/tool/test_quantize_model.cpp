@@ -259,7 +259,7 @@ TEST_F(Pipeline, EveryArchitectureQuantizesWritesAndRuns) {
     const char *name;
     tinymodel::TinySpec spec;
   };
-  std::vector<Case> cases(6, Case{"", spec_});
+  std::vector<Case> cases(10, Case{"", spec_});
   cases[0].name = "llama";
   cases[1].name = "mistral";
   cases[1].spec.mistral = true;
@@ -275,6 +275,18 @@ TEST_F(Pipeline, EveryArchitectureQuantizesWritesAndRuns) {
   cases[5].spec.gemma2 = true;
   cases[5].spec.tied = true;
   cases[5].spec.sliding_window = 9;
+  cases[6].name = "gemma3";
+  cases[6].spec.gemma3 = true;
+  cases[6].spec.tied = true;
+  cases[6].spec.head_dim = 24;
+  cases[6].spec.sliding_window = 9;
+  cases[7].name = "mixtral";
+  cases[7].spec.mixtral = true;
+  cases[8].name = "qwen2_moe";
+  cases[8].spec.qwen2_moe = true;
+  cases[9].name = "qwen3_moe";
+  cases[9].spec.qwen3_moe = true;
+  cases[9].spec.norm_topk_prob = true;
   for (const Case &k : cases) {
     const std::string dir = root_ + "/arch-" + k.name;
     tinymodel::write_model(dir, k.spec);
@@ -285,7 +297,7 @@ TEST_F(Pipeline, EveryArchitectureQuantizesWritesAndRuns) {
     qo.base.group_size = 32;
     qo.base.act_order = true;
     const QuantizeResult r = quantize_model(*md, calibration(k.spec.vocab, 4), qo, {});
-    EXPECT_EQ(r.layers.size(), static_cast<size_t>(k.spec.layers) * block_slots(md->config()).size())
+    EXPECT_EQ(r.layers.size(), static_cast<size_t>(k.spec.layers) * block_linears(md->config()).size())
         << k.name;
     const std::string out = dir + "-gptq";
     write_gptq_checkpoint(*md, r, qo, {}, out);
@@ -306,6 +318,212 @@ TEST_F(Pipeline, EveryArchitectureQuantizesWritesAndRuns) {
     EXPECT_GT(diff, 0.0) << k.name;  // the quantized layers were really used
     EXPECT_LT(std::sqrt(diff / norm), 0.02) << k.name;
   }
+}
+
+// A mixture of experts: each expert's Hessian comes only from the tokens the
+// router sends it (redone here by hand: the MoE input of block 0, whose
+// attention is left in full precision, routed in double precision, the
+// expert's rows gathered, direct library calls); experts under the share
+// are rounded to nearest and say so; the shared expert sees every token;
+// the router and shared_expert_gate stay in full precision and the
+// checkpoint keeps the model's names, with loader rules for them.
+TEST_F(Pipeline, ExpertHessiansComeFromTheirRoutedTokens) {
+  tinymodel::TinySpec ms = spec_;
+  ms.qwen2_moe = true;
+  ms.experts = 6;
+  const std::string model = root_ + "/qwen2moe";
+  tinymodel::write_model(model, ms);
+  std::ofstream(model + "/tokenizer.json") << "{}";
+  auto dir = ModelDir::open(model);
+  const LlamaConfig &c = dir->config();
+  QuantizeOptions qo;
+  qo.base.group_size = 32;
+  qo.overrides.push_back(parse_override("model.layers.0.self_attn.*:skip"));
+  qo.expert_min_share = 1.0;  // every expert below its fair share is rounded
+  const auto calib = calibration(ms.vocab, 4);
+  const QuantizeResult r = quantize_model(*dir, calib, qo, {});
+
+  SequenceBatch batch;
+  std::vector<int32_t> ids;
+  for (const auto &s : calib) {
+    batch.add(static_cast<int64_t>(s.size()));
+    ids.insert(ids.end(), s.begin(), s.end());
+  }
+  const int64_t T = batch.tokens(), H = c.hidden_size;
+  LlamaModel outer;
+  load_dense_outer(*dir, &outer);
+  std::vector<float> h = embed_tokens(outer, ids);
+  const LlamaBlock b0 = load_dense_block(*dir, 0);
+  const Rope rope(c, 64);
+  std::vector<float> x(static_cast<size_t>(T * H)), attn(static_cast<size_t>(T * c.q_dim()));
+  rms_norm(h.data(), b0.input_norm, T, H, c.rms_norm_eps, x.data());
+  attention_core(c, rope, b0, x.data(), batch, attn.data());
+  std::vector<float> o(static_cast<size_t>(T * H));
+  b0.o.forward(attn.data(), T, o.data());
+  for (size_t i = 0; i < h.size(); ++i) h[i] += o[i];
+  rms_norm(h.data(), b0.post_norm, T, H, c.rms_norm_eps, x.data());
+
+  // Routing by hand: the top 2 of the softmax of the router's logits.
+  const std::vector<float> &R = b0.router.weight();
+  std::vector<std::vector<int64_t>> rows(static_cast<size_t>(c.num_experts));
+  for (int64_t t = 0; t < T; ++t) {
+    std::vector<std::pair<double, int64_t>> logit;
+    for (int64_t e = 0; e < c.num_experts; ++e) {
+      double s = 0;
+      for (int64_t i = 0; i < H; ++i) s += double(x[t * H + i]) * R[e * H + i];
+      logit.push_back({s, e});
+    }
+    std::sort(logit.begin(), logit.end(), std::greater<>());
+    rows[logit[0].second].push_back(t);
+    rows[logit[1].second].push_back(t);
+  }
+  const double fair = double(T) * 2 / double(c.num_experts);
+  EXPECT_EQ(r.expert_min_tokens, static_cast<int64_t>(std::ceil(fair)));
+  int64_t rounded = 0, gptq = 0;
+  for (int64_t e = 0; e < c.num_experts; ++e) {
+    const std::string name = linear_name(c, 0, LinearId(LinearSlot::Gate, e));
+    const auto it = std::find_if(r.layers.begin(), r.layers.end(),
+                                 [&](const LayerResult &l) { return l.name == name; });
+    ASSERT_NE(it, r.layers.end()) << name;
+    const auto n = static_cast<int64_t>(rows[e].size());
+    EXPECT_EQ(it->expert, e);
+    EXPECT_EQ(it->routed_tokens, n) << name;
+    const Linear &gate = b0.experts[static_cast<size_t>(e)].gate;
+    const int64_t count = gate.out_features() * H;
+    std::shared_ptr<gptq_qtensor> want;
+    if (n < r.expert_min_tokens) {
+      ++rounded;
+      EXPECT_TRUE(it->under_calibrated) << name;
+      want = quantize_rtn(gate.weight(), gate.out_features(), H, it->spec, 0, nullptr);
+    } else {
+      ++gptq;
+      EXPECT_FALSE(it->under_calibrated) << name;
+      std::vector<float> xs;
+      for (int64_t t : rows[e]) xs.insert(xs.end(), x.begin() + t * H, x.begin() + (t + 1) * H);
+      gptq_config cfg = library_config(qo.base, 0);
+      gptq_ctx *ctx = nullptr;
+      ASSERT_EQ(gptq_ctx_create(gate.out_features(), H, &cfg, &ctx), GPTQ_OK);
+      ASSERT_EQ(gptq_add_batch(ctx, xs.data(), GPTQ_DTYPE_F32, n, H, n), GPTQ_OK);
+      gptq_qtensor *q = nullptr;
+      ASSERT_EQ(gptq_quantize(ctx, gate.weight().data(), GPTQ_DTYPE_F32, gate.out_features(), H,
+                              &q, nullptr),
+                GPTQ_OK);
+      gptq_ctx_destroy(ctx);
+      want.reset(q, QTensorDeleter());
+    }
+    EXPECT_EQ(codes_of(want.get(), count), codes_of(it->qtensor.get(), count)) << name;
+  }
+  EXPECT_GT(rounded, 0);  // below the mean: some expert must be
+  EXPECT_GT(gptq, 0);
+  const auto shared = std::find_if(r.layers.begin(), r.layers.end(), [](const LayerResult &l) {
+    return l.name == "model.layers.0.mlp.shared_expert.gate_proj";
+  });
+  ASSERT_NE(shared, r.layers.end());
+  EXPECT_EQ(shared->expert, -1);
+  EXPECT_FALSE(shared->under_calibrated);
+
+  const std::string out = root_ + "/qwen2moe-gptq";
+  write_gptq_checkpoint(*dir, r, qo, {}, out);
+  auto ck = ModelDir::open(out);
+  EXPECT_TRUE(ck->has("model.layers.1.mlp.experts.5.down_proj.qweight"));
+  EXPECT_TRUE(ck->has("model.layers.1.mlp.shared_expert.up_proj.qweight"));
+  EXPECT_EQ(ck->info("model.layers.1.mlp.gate.weight").dtype, TensorDType::F16);
+  EXPECT_TRUE(ck->has("model.layers.1.mlp.shared_expert_gate.weight"));
+  const auto cfg = read_json(out + "/config.json");
+  const auto &dynamic = cfg["quantization_config"]["dynamic"];
+  EXPECT_TRUE(dynamic.contains("-:" + glob_to_regex("model.layers.1.mlp.gate")));
+  EXPECT_TRUE(dynamic.contains("-:" + glob_to_regex("model.layers.1.mlp.shared_expert_gate")));
+  const auto report = read_json(out + "/quantize_report.json");
+  ASSERT_TRUE(report.contains("experts"));
+  EXPECT_EQ(report["experts"]["min_tokens"], r.expert_min_tokens);
+  EXPECT_EQ(report["experts"]["under_calibrated"].size(), static_cast<size_t>(rounded) +
+                static_cast<size_t>(std::count_if(r.layers.begin(), r.layers.end(), [](const LayerResult &l) {
+                  return l.block == 1 && l.under_calibrated && l.name.find("gate_proj") != std::string::npos;
+                })));
+  const LlamaModel m = load_model(*ck);
+  EXPECT_TRUE(m.blocks[1].experts[5].down.quantized());
+  EXPECT_FALSE(m.blocks[1].router.quantized());
+}
+
+// Mixtral written under GPTQModel's names (--expert-names gptqmodel): the
+// experts and router renamed in the tensors, the dynamic map and the
+// report, and the checkpoint read back by those names to the same logits.
+TEST_F(Pipeline, MixtralUnderGptqmodelNamesReadsBack) {
+  tinymodel::TinySpec ms = spec_;
+  ms.mixtral = true;
+  const std::string model = root_ + "/mixtral";
+  tinymodel::write_model(model, ms);
+  auto dir = ModelDir::open(model);
+  QuantizeOptions qo;
+  qo.base.group_size = 32;
+  const QuantizeResult r = quantize_model(*dir, calibration(ms.vocab, 4), qo, {});
+  write_gptq_checkpoint(*dir, r, qo, {}, root_ + "/own");
+  CheckpointOptions co;
+  co.gptqmodel_expert_names = true;
+  write_gptq_checkpoint(*dir, r, qo, co, root_ + "/gm");
+  auto own = ModelDir::open(root_ + "/own");
+  auto gm = ModelDir::open(root_ + "/gm");
+  EXPECT_TRUE(own->has("model.layers.1.block_sparse_moe.experts.3.w2.qweight"));
+  EXPECT_TRUE(gm->has("model.layers.1.mlp.experts.3.down_proj.qweight"));
+  EXPECT_TRUE(gm->has("model.layers.1.mlp.experts.0.gate_proj.scales"));
+  EXPECT_TRUE(gm->has("model.layers.1.mlp.experts.0.up_proj.g_idx"));
+  EXPECT_TRUE(gm->has("model.layers.1.mlp.gate.weight"));
+  EXPECT_FALSE(gm->config().mixtral_names);
+  check_llama_tensors(*gm);
+  const auto dynamic = read_json(root_ + "/gm/config.json")["quantization_config"]["dynamic"];
+  EXPECT_TRUE(dynamic.contains("-:" + glob_to_regex("model.layers.0.mlp.gate")));
+  EXPECT_EQ(read_json(root_ + "/gm/quantize_report.json")["layers"][4]["name"],
+            "model.layers.0.mlp.experts.0.gate_proj");
+  const LlamaModel a = load_model(*own), b = load_model(*gm);
+  ASSERT_TRUE(b.blocks[1].experts[3].down.quantized());
+  const std::vector<int32_t> ids{3, 14, 15, 92, 65, 35, 89, 79, 32};
+  SequenceBatch batch;
+  batch.add(static_cast<int64_t>(ids.size()));
+  const Rope rope(a.config, 9);
+  EXPECT_EQ(model_logits(a, rope, ids, batch), model_logits(b, rope, ids, batch));
+}
+
+// An expert count that does not match the weights is named as such.
+TEST_F(Pipeline, ExpertCountMismatchIsNamed) {
+  tinymodel::TinySpec ms = spec_;
+  ms.mixtral = true;
+  const std::string model = root_ + "/mixtral";
+  tinymodel::write_model(model, ms);
+  nlohmann::json config = read_json(model + "/config.json");
+  config["num_local_experts"] = 3;
+  std::ofstream(model + "/config.json") << config.dump();
+  std::string error;
+  try {
+    check_llama_tensors(*ModelDir::open(model));
+  } catch (const ToolError &e) {
+    error = e.what();
+  }
+  EXPECT_NE(error.find("config.json's num_local_experts is 3 but the router "
+                       "model.layers.0.block_sparse_moe.gate.weight has 4 rows"),
+            std::string::npos)
+      << error;
+  // The router agrees but block 0's experts stop at experts.2.
+  config["num_local_experts"] = 4;
+  std::ofstream(model + "/config.json") << config.dump();
+  SafetensorsWriter w;
+  for (const auto &t : tinymodel::random_tensors(ms)) {
+    if (t.first.find("layers.0.block_sparse_moe.experts.3.") != std::string::npos) continue;
+    const std::vector<float> &v = t.second.second;
+    std::vector<uint8_t> bytes(v.size() * 4);
+    std::memcpy(bytes.data(), v.data(), bytes.size());
+    w.add(t.first, TensorDType::F32, t.second.first, bytes);
+  }
+  w.write(model + "/model.safetensors");
+  error.clear();
+  try {
+    check_llama_tensors(*ModelDir::open(model));
+  } catch (const ToolError &e) {
+    error = e.what();
+  }
+  EXPECT_NE(error.find("config.json's num_local_experts is 4 but block 0's weights hold experts "
+                       "0 to 2 (model.layers.0.block_sparse_moe.experts.N)"),
+            std::string::npos)
+      << error;
 }
 
 // Block 1's q/k/v Hessian must come from block 0's output recomputed through

@@ -38,6 +38,23 @@ struct TinySpec {
   // these weights), final logits capped; a window (sliding_window) on the
   // even layers, Gemma 2's default layer_types.
   bool gemma2 = false;
+  // Architecture Gemma3ForCausalLM: Gemma 2's norms, GELU, embedding scale
+  // and query_pre_attn_scalar, plus per-head q_norm / k_norm (stored as
+  // weight - 1), no score cap (its attn_logit_softcapping is written and
+  // must be ignored, as transformers does), sliding_window_pattern 2 (even
+  // layers windowed and rotated with the local base rope_local_base_freq
+  // 100), rope_scaling linear 2 on the full-attention layers.
+  bool gemma3 = false;
+  // Mixtures of experts: MixtralForCausalLM (block_sparse_moe.experts.E.w1 /
+  // w3 / w2 of intermediate width, the router renormalizing its top-k),
+  // Qwen2MoeForCausalLM (q/k/v biases, mlp.experts.E.gate_proj / up_proj /
+  // down_proj of moe_intermediate, a shared expert with a sigmoid gate) and
+  // Qwen3MoeForCausalLM (q/k norms, no shared expert); `experts` experts,
+  // top_k per token, norm_topk_prob for the Qwens.
+  bool mixtral = false, qwen2_moe = false, qwen3_moe = false;
+  int64_t experts = 4, top_k = 2, moe_intermediate = 32, shared_intermediate = 48;
+  bool norm_topk_prob = false;
+  bool moe() const { return mixtral || qwen2_moe || qwen3_moe; }
   // Attention window (Mistral: every layer; Qwen2: use_sliding_window,
   // layers >= max_window_layers); 0 = none.
   int64_t sliding_window = 0, max_window_layers = 0;
@@ -76,21 +93,42 @@ inline nlohmann::json config_json(const TinySpec &s) {
                         : s.mistral ? "MistralForCausalLM"
                         : s.phi3    ? "Phi3ForCausalLM"
                         : s.gemma2  ? "Gemma2ForCausalLM"
+                        : s.gemma3  ? "Gemma3ForCausalLM"
+                        : s.mixtral ? "MixtralForCausalLM"
+                        : s.qwen2_moe ? "Qwen2MoeForCausalLM"
+                        : s.qwen3_moe ? "Qwen3MoeForCausalLM"
                                     : "LlamaForCausalLM"};
   c["model_type"] = s.qwen2     ? "qwen2"
                     : s.qwen3   ? "qwen3"
                     : s.mistral ? "mistral"
                     : s.phi3    ? "phi3"
                     : s.gemma2  ? "gemma2"
+                    : s.gemma3  ? "gemma3_text"
+                    : s.mixtral ? "mixtral"
+                    : s.qwen2_moe ? "qwen2_moe"
+                    : s.qwen3_moe ? "qwen3_moe"
                                 : "llama";
-  if (s.qwen3 || s.head_dim > 0) c["head_dim"] = s.head_dim > 0 ? s.head_dim : s.hidden / s.heads;
-  if (s.gemma2) {
+  if (s.mixtral) c["num_local_experts"] = s.experts;
+  if (s.qwen2_moe || s.qwen3_moe) {
+    c["num_experts"] = s.experts;
+    c["moe_intermediate_size"] = s.moe_intermediate;
+    c["norm_topk_prob"] = s.norm_topk_prob;
+  }
+  if (s.moe()) c["num_experts_per_tok"] = s.top_k;
+  if (s.qwen2_moe) c["shared_expert_intermediate_size"] = s.shared_intermediate;
+  if (s.qwen3 || s.qwen3_moe || s.head_dim > 0) c["head_dim"] = s.head_dim > 0 ? s.head_dim : s.hidden / s.heads;
+  if (s.gemma2 || s.gemma3) {
     if (!c.contains("head_dim")) c["head_dim"] = s.hidden / s.heads;  // Gemma2Config's is 256
     c["hidden_activation"] = "gelu_pytorch_tanh";
     c["query_pre_attn_scalar"] = 24;
     c["attn_logit_softcapping"] = 0.5;
     c["final_logit_softcapping"] = 2.0;
     c["sliding_window"] = s.sliding_window > 0 ? nlohmann::json(s.sliding_window) : nullptr;
+  }
+  if (s.gemma3) {
+    c["sliding_window_pattern"] = 2;
+    c["rope_local_base_freq"] = 100.0;
+    c["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 2.0}};
   }
   if (s.sliding_window > 0) {
     c["sliding_window"] = s.sliding_window;
@@ -132,8 +170,9 @@ random_tensors(const TinySpec &s) {
     out.push_back({name, {shape, v}});
   };
   const int64_t hd = s.head_dim > 0 ? s.head_dim : s.hidden / s.heads;
-  const float norm_mean = s.gemma2 ? 0.0f : 1.0f;  // Gemma stores weight - 1
-  add("model.embed_tokens.weight", {s.vocab, s.hidden}, s.gemma2 ? 0.125f : 1.0f, 0.0f);
+  const bool gemma = s.gemma2 || s.gemma3;
+  const float norm_mean = gemma ? 0.0f : 1.0f;  // Gemma stores weight - 1
+  add("model.embed_tokens.weight", {s.vocab, s.hidden}, gemma ? 0.125f : 1.0f, 0.0f);
   for (int64_t i = 0; i < s.layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
     const float in_scale = 1.0f / std::sqrt(static_cast<float>(s.hidden));
@@ -141,21 +180,44 @@ random_tensors(const TinySpec &s) {
     add(p + "self_attn.q_proj.weight", {s.heads * hd, s.hidden}, in_scale, 0.0f);
     add(p + "self_attn.k_proj.weight", {s.kv_heads * hd, s.hidden}, in_scale, 0.0f);
     add(p + "self_attn.v_proj.weight", {s.kv_heads * hd, s.hidden}, in_scale, 0.0f);
-    if (s.qwen2) {
+    if (s.qwen2 || s.qwen2_moe) {
       add(p + "self_attn.q_proj.bias", {s.heads * hd}, 0.1f, 0.0f);
       add(p + "self_attn.k_proj.bias", {s.kv_heads * hd}, 0.1f, 0.0f);
       add(p + "self_attn.v_proj.bias", {s.kv_heads * hd}, 0.1f, 0.0f);
     }
-    if (s.qwen3) {
-      add(p + "self_attn.q_norm.weight", {hd}, 0.3f, 1.0f);
-      add(p + "self_attn.k_norm.weight", {hd}, 0.3f, 1.0f);
+    if (s.qwen3 || s.gemma3 || s.qwen3_moe) {
+      add(p + "self_attn.q_norm.weight", {hd}, 0.3f, norm_mean);
+      add(p + "self_attn.k_norm.weight", {hd}, 0.3f, norm_mean);
     }
     add(p + "self_attn.o_proj.weight", {s.hidden, s.heads * hd},
         1.0f / std::sqrt(static_cast<float>(s.heads * hd)), 0.0f);
     add(p + "post_attention_layernorm.weight", {s.hidden}, 0.1f, norm_mean);
-    if (s.gemma2) {
+    if (gemma) {
       add(p + "pre_feedforward_layernorm.weight", {s.hidden}, 0.1f, norm_mean);
       add(p + "post_feedforward_layernorm.weight", {s.hidden}, 0.1f, norm_mean);
+    }
+    if (s.moe()) {
+      // The router's rows scaled up so that the top-k choices are clear-cut
+      // and some experts get many more tokens than others.
+      const std::string moe = p + (s.mixtral ? "block_sparse_moe." : "mlp.");
+      add(moe + "gate.weight", {s.experts, s.hidden}, 4.0f * in_scale, 0.0f);
+      const int64_t width = s.mixtral ? s.intermediate : s.moe_intermediate;
+      for (int64_t e = 0; e < s.experts; ++e) {
+        const std::string x = moe + "experts." + std::to_string(e) + ".";
+        const float down_scale = 1.0f / std::sqrt(static_cast<float>(width));
+        add(x + (s.mixtral ? "w1" : "gate_proj") + ".weight", {width, s.hidden}, in_scale, 0.0f);
+        add(x + (s.mixtral ? "w3" : "up_proj") + ".weight", {width, s.hidden}, in_scale, 0.0f);
+        add(x + (s.mixtral ? "w2" : "down_proj") + ".weight", {s.hidden, width}, down_scale, 0.0f);
+      }
+      if (s.qwen2_moe) {
+        const int64_t w = s.shared_intermediate;
+        add(p + "mlp.shared_expert.gate_proj.weight", {w, s.hidden}, in_scale, 0.0f);
+        add(p + "mlp.shared_expert.up_proj.weight", {w, s.hidden}, in_scale, 0.0f);
+        add(p + "mlp.shared_expert.down_proj.weight", {s.hidden, w},
+            1.0f / std::sqrt(static_cast<float>(w)), 0.0f);
+        add(p + "mlp.shared_expert_gate.weight", {1, s.hidden}, in_scale, 0.0f);
+      }
+      continue;
     }
     add(p + "mlp.gate_proj.weight", {s.intermediate, s.hidden}, in_scale, 0.0f);
     if (s.nonnegative_gate_row) {

@@ -20,6 +20,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -66,9 +67,9 @@ const char kQuantizeUsage[] =
     "                     [options]\n"
     "\n"
     "  --model DIR         Hugging Face model directory (LLaMA, Mistral, Qwen2, Qwen3,\n"
-    "                      SmolLM, Phi-3, Gemma 2), or org/name[@revision] already in the\n"
-    "                      Hugging Face cache (HF_HUB_CACHE or HF_HOME; nothing is\n"
-    "                      downloaded)\n"
+    "                      SmolLM, Phi-3, Gemma 2, Gemma 3), or org/name[@revision] already\n"
+    "                      in the Hugging Face cache (HF_HUB_CACHE or HF_HOME; nothing\n"
+    "                      is downloaded)\n"
     "  --out DIR           checkpoint directory to create (written atomically)\n"
     "  --calib FILE        calibration text (UTF-8, may be .gz), tokenized with the model's\n"
     "                      tokenizer.json; repeatable\n"
@@ -101,6 +102,14 @@ const char kQuantizeUsage[] =
     "  --quantize-lm-head  also quantize lm_head (override name: lm_head); a tied\n"
     "                      lm_head is written as a tensor of its own. GPTQModel\n"
     "                      loads such checkpoints; transformers' GPTQ path does not\n"
+    "  --expert-min-share F\n"
+    "                      mixtures of experts: an expert routed fewer calibration\n"
+    "                      tokens than F times its fair share (tokens x experts per\n"
+    "                      token / experts) is rounded to nearest instead, and named\n"
+    "                      in the report (default 0.1; 0 ..= 1)\n"
+    "  --expert-names N    Mixtral: model (default; block_sparse_moe.experts.E.w1,\n"
+    "                      what transformers saves) or gptqmodel (mlp.experts.E.gate_proj,\n"
+    "                      what GPTQModel 7 loads under transformers 5)\n"
     "  --override P:S      per-layer settings for layers whose name matches the glob P:\n"
     "                      S is 'skip' or bits=N,group=N,sym=0|1,act-order=0|1,\n"
     "                      act-group-aware=0|1,damp=F;\n"
@@ -180,7 +189,8 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
                {"model", "out", "calib", "calib-ids", "calib-jsonl", "text-field", "samples",
                 "seqlen", "seed",
                 "save-calib-ids", "bits", "group", "damp", "override", "method", "format",
-                "dtype", "max-shard-size", "threads", "backend", "gguf-type"},
+                "dtype", "max-shard-size", "threads", "backend", "gguf-type", "expert-min-share",
+                "expert-names"},
                {"asym", "act-order", "act-group-aware", "static-groups", "mse", "overwrite",
                 "quiet", "quantize-lm-head"});
   choose_backend(args);
@@ -202,6 +212,7 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   qo.base.mse = args.flag("mse");
   qo.num_threads = static_cast<int32_t>(args.get_int("threads", 0, 0, 4096));
   qo.quantize_lm_head = args.flag("quantize-lm-head");
+  qo.expert_min_share = args.get_double("expert-min-share", kDefaultExpertMinShare, 0.0, 1.0);
   for (const std::string &o : args.all("override")) qo.overrides.push_back(parse_override(o));
   const std::string method = args.get("method", "gptq");
   if (method == "gptq") {
@@ -288,6 +299,11 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
     throw ToolError("--dtype must be auto, f16, bf16 or f32, not '" + dtype + "'");
   }
   co.max_shard_bytes = parse_byte_size(args.get("max-shard-size", "4GB"), "--max-shard-size");
+  const std::string expert_names = args.get("expert-names", "model");
+  if (expert_names != "model" && expert_names != "gptqmodel") {
+    throw ToolError("--expert-names must be model or gptqmodel, not '" + expert_names + "'");
+  }
+  co.gptqmodel_expert_names = expert_names == "gptqmodel";
   // Before any work: the output must leave every input alone, and only a
   // checkpoint of ours may be replaced.
   co.inputs = args.all("calib");
@@ -339,6 +355,11 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   }
   validate_plan(*dir, qo);
   const LlamaConfig &c = dir->config();
+  if (co.gptqmodel_expert_names && !c.mixtral_names) {
+    throw ToolError("--expert-names gptqmodel renames Mixtral's block_sparse_moe experts; " +
+                    c.architecture + (c.moe() ? "'s expert names are GPTQModel's already"
+                                              : " has no experts") + "; drop it");
+  }
   std::printf("model: %s (%s, %lld blocks, hidden %lld, %lld heads / %lld KV heads)\n",
               model_path.c_str(), c.architecture.c_str(),
               static_cast<long long>(c.num_hidden_layers), static_cast<long long>(c.hidden_size),
@@ -421,7 +442,7 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   std::fflush(stdout);
 
   const bool quiet = args.flag("quiet");
-  const int64_t total_layers = c.num_hidden_layers * static_cast<int64_t>(block_slots(c).size()) +
+  const int64_t total_layers = c.num_hidden_layers * static_cast<int64_t>(block_linears(c).size()) +
                                (qo.quantize_lm_head ? 1 : 0);
   Progress progress("quantizing", total_layers, "layers", stderr_is_terminal() || quiet);
   int64_t done = 0;
@@ -434,11 +455,17 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
         std::printf("%-40s %-11s skipped (full precision)\n", l.name.c_str(),
                     shape_text(l).c_str());
       } else {
-        std::printf("%-40s %-11s %db g%-4d loss %10.4g  damp %.4f%s%s  %6.3f s\n",
+        const std::string routed =
+            l.routed_tokens < 0 ? ""
+            : l.under_calibrated
+                ? "  " + std::to_string(l.routed_tokens) + " tokens: RTN (under-calibrated)"
+                : "  " + std::to_string(l.routed_tokens) + " tokens";
+        std::printf("%-40s %-11s %db g%-4d loss %10.4g  damp %.4f%s%s%s  %6.3f s\n",
                     l.name.c_str(), shape_text(l).c_str(), l.spec.bits, l.spec.group_size,
                     l.stats.loss, l.stats.damp_percent_used,
                     l.stats.damp_retries ? " (raised)" : "",
-                    l.stats.fell_back_to_rtn ? "  FELL BACK TO RTN" : "", l.seconds);
+                    l.stats.fell_back_to_rtn ? "  FELL BACK TO RTN" : "", routed.c_str(),
+                    l.seconds);
       }
       std::fflush(stdout);
     }
@@ -452,6 +479,19 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
     std::printf("warning: %s: loss %.4g is %.1fx the median of the same projection in the other "
                 "blocks (quantize_report.json: loss_outlier_ratio)\n",
                 result.layers[o.layer].name.c_str(), result.layers[o.layer].stats.loss, o.ratio);
+  }
+
+  // Experts rounded to nearest for want of calibration tokens, each once.
+  std::set<std::pair<int64_t, int64_t>> under;
+  for (const LayerResult &l : result.layers) {
+    if (l.under_calibrated) under.insert({l.block, l.expert});
+  }
+  if (!under.empty()) {
+    std::printf("warning: %zu of %lld experts were routed fewer than %lld calibration tokens "
+                "(--expert-min-share %g of their fair share) and were rounded to nearest "
+                "(quantize_report.json: experts.under_calibrated)\n",
+                under.size(), static_cast<long long>(c.num_experts * c.num_hidden_layers),
+                static_cast<long long>(result.expert_min_tokens), qo.expert_min_share);
   }
 
   const auto write_start = std::chrono::steady_clock::now();
@@ -531,12 +571,12 @@ void check_same_model(const LlamaConfig &a, const std::string &a_path, const Lla
 LlamaModel rtn_model(const ModelDir &original, const GptqCheckpointConfig &q, int32_t threads) {
   LlamaModel m = load_model(original);
   for (int64_t b = 0; b < m.config.num_hidden_layers; ++b) {
-    for (const LinearSlot slot : block_slots(m.config)) {
-      const std::string name = linear_name(b, slot);
+    for (const LinearId id : block_linears(m.config)) {
+      const std::string name = linear_name(m.config, b, id);
       const LayerQuantSpec spec = checkpoint_spec_for(q, name);
       if (spec.skip) continue;
       throw_if_interrupted();
-      Linear &layer = block_linear(m.blocks[static_cast<size_t>(b)], slot);
+      Linear &layer = block_linear(m.blocks[static_cast<size_t>(b)], id);
       auto qt = quantize_rtn(layer.weight(), layer.out_features(), layer.in_features(), spec,
                              threads, nullptr);
       layer = Linear(qt, layer.bias());

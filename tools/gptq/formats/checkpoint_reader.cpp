@@ -237,11 +237,11 @@ std::shared_ptr<gptq_qtensor> load_quantized_linear(const ModelDir &dir,
 void check_gptq_tensors(const ModelDir &dir, const GptqCheckpointConfig &cfg) {
   const LlamaConfig &c = dir.config();
   for (int64_t b = 0; b < c.num_hidden_layers; ++b) {
-    for (const LinearSlot slot : block_slots(c)) {
-      const std::string name = linear_name(b, slot);
+    for (const LinearId id : block_linears(c)) {
+      const std::string name = linear_name(c, b, id);
       if (!dir.has(name + ".qweight")) continue;
       int64_t out = 0, in = 0;
-      slot_shape(c, slot, &out, &in);
+      slot_shape(c, id, &out, &in);
       checked_layer(dir, cfg, name, out, in);
     }
   }

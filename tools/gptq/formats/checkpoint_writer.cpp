@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "common/interrupt.h"
@@ -13,6 +14,7 @@
 #include "formats/float_formats.h"
 #include "formats/output_guard.h"
 #include "formats/safetensors.h"
+#include "model/llama_model.h"
 #include "model/model_dir.h"
 
 namespace gptqtool {
@@ -57,6 +59,32 @@ bool run_desc_act(const QuantizeResult &r) {
 
 std::string exact_regex(const std::string &name) { return glob_to_regex(name); }
 
+// A tensor or layer name as written: the model's own, or with
+// CheckpointOptions::gptqmodel_expert_names Mixtral's block_sparse_moe
+// names as GPTQModel 7 has them (experts.E.w1 -> mlp.experts.E.gate_proj,
+// w3 -> up_proj, w2 -> down_proj; block_sparse_moe.gate -> mlp.gate).
+using NameMap = std::function<std::string(const std::string &)>;
+
+std::string gptqmodel_expert_name(const std::string &name) {
+  static const std::string moe = ".block_sparse_moe.";
+  const size_t at = name.find(moe);
+  if (at == std::string::npos) return name;
+  std::string out = name.substr(0, at) + ".mlp." + name.substr(at + moe.size());
+  const size_t experts = out.find(".mlp.experts.");
+  if (experts == std::string::npos) return out;
+  const size_t dot = out.find('.', experts + 13);  // after the expert's index
+  if (dot == std::string::npos) return out;
+  for (const auto &[from, to] : {std::pair<const char *, const char *>{"w1", "gate_proj"},
+                                 {"w3", "up_proj"},
+                                 {"w2", "down_proj"}}) {
+    const size_t end = dot + 3;
+    if (out.compare(dot + 1, 2, from) == 0 && (end == out.size() || out[end] == '.')) {
+      return out.substr(0, dot + 1) + to + out.substr(end);
+    }
+  }
+  return out;
+}
+
 bool any_asymmetric(const QuantizeResult &r) {
   for (const LayerResult &l : r.layers) {
     if (!l.spec.skip && !l.spec.sym) return true;
@@ -64,8 +92,9 @@ bool any_asymmetric(const QuantizeResult &r) {
   return false;
 }
 
-json quantization_config(const QuantizeResult &r, const QuantizeOptions &o,
-                         gptq_checkpoint_format format, const std::string &tool_version) {
+json quantization_config(const LlamaConfig &c, const QuantizeResult &r, const QuantizeOptions &o,
+                         gptq_checkpoint_format format, const std::string &tool_version,
+                         const NameMap &written) {
   json q;
   q["quant_method"] = "gptq";
   q["bits"] = o.base.bits;
@@ -85,9 +114,20 @@ json quantization_config(const QuantizeResult &r, const QuantizeOptions &o,
   json dynamic = json::object();
   for (const LayerResult &l : r.layers) {
     if (l.spec.skip) {
-      dynamic["-:" + exact_regex(l.name)] = json::object();
+      dynamic["-:" + exact_regex(written(l.name))] = json::object();
     } else if (layer_fields(l) != run_fields) {
-      dynamic["+:" + exact_regex(l.name)] = layer_fields(l);
+      dynamic["+:" + exact_regex(written(l.name))] = layer_fields(l);
+    }
+  }
+  // A mixture's router and Qwen2-MoE's shared_expert_gate are linear layers
+  // in some loaders' eyes (transformers 4's Mixtral router is an nn.Linear,
+  // Qwen2-MoE's shared_expert_gate is one in every version) but are never
+  // quantized: say so, or a loader converting every linear layer of a block
+  // would look for their qweight.
+  for (int64_t b = 0; c.moe() && b < c.num_hidden_layers; ++b) {
+    dynamic["-:" + exact_regex(written(router_name(c, b)))] = json::object();
+    if (c.shared_expert_intermediate_size > 0) {
+      dynamic["-:" + exact_regex(shared_expert_gate_name(b))] = json::object();
     }
   }
   if (!dynamic.empty()) q["dynamic"] = dynamic;
@@ -155,14 +195,15 @@ void check_unquantized_tensors_fit(const ModelDir &source, TensorDType dtype) {
   }
 }
 
-std::string quantize_report_json(const QuantizeResult &r, const std::string &source_dir) {
+std::string quantize_report_json(const QuantizeResult &r, const std::string &source_dir,
+                                 const NameMap &written) {
   json layers = json::array();
   std::map<const LayerResult *, double> outliers;
   for (const LossOutlier &o : loss_outliers(r.layers, kLossOutlierFactor)) {
     outliers[&r.layers[o.layer]] = o.ratio;
   }
   for (const LayerResult &l : r.layers) {
-    json j{{"name", l.name},
+    json j{{"name", written(l.name)},
            {"block", l.block},
            {"shape", {l.out_features, l.in_features}},
            {"skipped", l.spec.skip}};
@@ -179,6 +220,11 @@ std::string quantize_report_json(const QuantizeResult &r, const std::string &sou
       j["fell_back_to_rtn"] = l.stats.fell_back_to_rtn != 0;
       j["dead_columns"] = l.stats.dead_columns;
       j["hessian_samples"] = l.hessian_samples;
+      if (l.expert >= 0) {
+        j["expert"] = l.expert;
+        j["routed_tokens"] = l.routed_tokens >= 0 ? json(l.routed_tokens) : json(nullptr);
+        j["under_calibrated"] = l.under_calibrated;
+      }
       j["seconds"] = l.seconds;
       // The loss over the median of the same projection in the other
       // blocks, where it is an outlier (kLossOutlierFactor), else null.
@@ -197,6 +243,22 @@ std::string quantize_report_json(const QuantizeResult &r, const std::string &sou
                            {"forward_and_hessians", r.forward_seconds},
                            {"quantize", r.quantize_seconds}}},
               {"layers", layers}};
+  // A mixture under GPTQ: the experts rounded to nearest for want of
+  // tokens, each once (its gate, up and down share the decision).
+  if (r.expert_min_tokens > 0) {
+    json under = json::array();
+    std::set<std::pair<int64_t, int64_t>> seen;
+    for (const LayerResult &l : r.layers) {
+      if (!l.under_calibrated || !seen.insert({l.block, l.expert}).second) continue;
+      under.push_back({{"block", l.block}, {"expert", l.expert}, {"routed_tokens", l.routed_tokens}});
+    }
+    report["experts"] = {{"min_share", r.expert_min_share},
+                         {"min_tokens", r.expert_min_tokens},
+                         {"policy", "an expert routed fewer than min_tokens calibration tokens "
+                                    "(min_share of tokens x num_experts_per_tok / num_experts) is "
+                                    "rounded to nearest"},
+                         {"under_calibrated", under}};
+  }
   if (r.calibration_stats) {
     const CalibrationStats &s = *r.calibration_stats;
     report["calibration"]["unique_tokens"] = s.unique_tokens;
@@ -232,13 +294,16 @@ void write_gptq_checkpoint(const ModelDir &source, const QuantizeResult &result,
   // take the current one past the limit).
   if (options.max_shard_bytes == 0) throw ToolError("the maximum shard size must be at least 1 byte");
   std::vector<SafetensorsWriter> shards(1);
+  const NameMap written = options.gptqmodel_expert_names && source.config().mixtral_names
+                              ? NameMap(gptqmodel_expert_name)
+                              : NameMap([](const std::string &name) { return name; });
   auto add_tensor = [&](const std::string &name, TensorDType dtype, std::vector<int64_t> shape,
                         std::vector<uint8_t> bytes) {
     if (shards.back().size() > 0 &&
         shards.back().data_bytes() + bytes.size() > options.max_shard_bytes) {
       shards.emplace_back();
     }
-    shards.back().add(name, dtype, std::move(shape), std::move(bytes));
+    shards.back().add(written(name), dtype, std::move(shape), std::move(bytes));
   };
   std::map<std::string, const LayerResult *> quantized;
   for (const LayerResult &l : result.layers) {
@@ -305,7 +370,8 @@ void write_gptq_checkpoint(const ModelDir &source, const QuantizeResult &result,
     config["torch_dtype"] = torch_dtype_name(float_dtype);
   }
   if (has_dtype_key) config["dtype"] = torch_dtype_name(float_dtype);
-  const json qcfg = quantization_config(result, quantize_options, format, options.tool_version);
+  const json qcfg = quantization_config(source.config(), result, quantize_options, format,
+                                        options.tool_version, written);
   config["quantization_config"] = qcfg;
   json quantize_config = qcfg;
   quantize_config.erase("quant_method");
@@ -347,7 +413,7 @@ void write_gptq_checkpoint(const ModelDir &source, const QuantizeResult &result,
     copy_file_synced(src, temp + "/" + kTokenizerFiles[i]);
   }
   stage("quantize_report.json");
-  write_file_synced(temp + "/quantize_report.json", quantize_report_json(result, source.path()));
+  write_file_synced(temp + "/quantize_report.json", quantize_report_json(result, source.path(), written));
   fsync_directory(temp);
   stage("rename");
 

@@ -45,6 +45,12 @@ struct CheckpointOptions {
   // Tests use it to interrupt a write half-way.
   std::function<void(const std::string &file)> before_file;
   std::string tool_version;  // recorded in the report
+  // Mixtral: write the experts and router under the names GPTQModel 7
+  // loads under transformers 5 (model.layers.N.mlp.experts.E.gate_proj /
+  // up_proj / down_proj, mlp.gate) instead of the model's own
+  // (block_sparse_moe.experts.E.w1 / w3 / w2, block_sparse_moe.gate). This
+  // tool reads both. Other models' names are GPTQModel's already.
+  bool gptqmodel_expert_names = false;
 };
 
 // The dtype `choice` resolves to for `source`: BF16 when the source's

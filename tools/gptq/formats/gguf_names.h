@@ -6,8 +6,9 @@
 
 namespace gptqtool {
 
-// "attn_q", "ffn_down", ...; "" for Phi-3's fused layers, which no GGUF
-// this tool writes or reads holds (both refuse such models first).
+// "attn_q", "ffn_down", ...; "" for Phi-3's fused layers and the shared
+// expert of a mixture, which no GGUF this tool writes or reads holds (both
+// refuse such models first).
 inline const char *gguf_slot_name(LinearSlot slot) {
   switch (slot) {
     case LinearSlot::Q: return "attn_q";
@@ -18,7 +19,10 @@ inline const char *gguf_slot_name(LinearSlot slot) {
     case LinearSlot::Up: return "ffn_up";
     case LinearSlot::Down: return "ffn_down";
     case LinearSlot::Qkv:
-    case LinearSlot::GateUp: break;
+    case LinearSlot::GateUp:
+    case LinearSlot::SharedGate:
+    case LinearSlot::SharedUp:
+    case LinearSlot::SharedDown: break;
   }
   return "";
 }

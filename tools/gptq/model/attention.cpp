@@ -71,10 +71,11 @@ void attention_core(const LlamaConfig &c, const Rope &rope, const LlamaBlock &bl
       spans.push_back({t0, 0, r0, std::min(r0 + kRowBlock, len), 0});
     }
   }
+  const Rope &layer_rope = rope.for_layer(block.local_rope);
   parallel_for(static_cast<int64_t>(spans.size()), [&](int64_t i, int) {
     const RowBlock &b = spans[static_cast<size_t>(i)];
-    rope.apply(q + (b.t0 + b.r0) * q_dim, b.r1 - b.r0, heads, b.r0);
-    rope.apply(k + (b.t0 + b.r0) * kv_dim, b.r1 - b.r0, kv_heads, b.r0);
+    layer_rope.apply(q + (b.t0 + b.r0) * q_dim, b.r1 - b.r0, heads, b.r0);
+    layer_rope.apply(k + (b.t0 + b.r0) * kv_dim, b.r1 - b.r0, kv_heads, b.r0);
   });
 
   // Every (row block, head), the widest first so the cores finish together.

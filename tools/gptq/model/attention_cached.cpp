@@ -52,12 +52,13 @@ void attention_cached(const LlamaConfig &c, const Rope &rope, const LlamaBlock &
   // RoPE at each sequence's positions, then its keys and values into the
   // cache after those it holds.
   const int64_t sequences = batch.sequences();
+  const Rope &layer_rope = rope.for_layer(block.local_rope);
   auto place = [&](int64_t s, int) {
     const int64_t t0 = batch.starts[s], n = batch.starts[s + 1] - t0;
     const int64_t slot = step.slots[static_cast<size_t>(s)];
     const int64_t past = cache->length(slot);
-    rope.apply(q + t0 * q_dim, n, heads, past);
-    rope.apply(k + t0 * kv_dim, n, kv_heads, past);
+    layer_rope.apply(q + t0 * q_dim, n, heads, past);
+    layer_rope.apply(k + t0 * kv_dim, n, kv_heads, past);
     std::copy_n(k + t0 * kv_dim, n * kv_dim, cache->keys(layer, slot) + past * kv_dim);
     std::copy_n(v + t0 * kv_dim, n * kv_dim, cache->values(layer, slot) + past * kv_dim);
   };

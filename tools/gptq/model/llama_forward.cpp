@@ -70,13 +70,16 @@ void gated_activation(const float *gate, const float *up, float *out, int64_t n,
   }
 }
 
-// act(gate(x)) · up(x): the input of down_proj, [tokens, intermediate].
-void mlp_activation(const LlamaConfig &c, const LlamaBlock &block, const float *x,
-                    int64_t tokens, float *out) {
+// act(gate(x)) · up(x): the input of down_proj, [tokens, intermediate];
+// gate and up are the separate layers, or Phi-3's fused gate_up when
+// `fused`.
+void mlp_activation(const LlamaConfig &c, const Linear &gate, const Linear &up_layer,
+                    const Linear &gate_up, bool fused, const float *x, int64_t tokens,
+                    float *out) {
   // By blocks of rows, so that silu reads gate and up while they are still
   // in cache rather than streaming two [tokens, intermediate] arrays back.
-  const int64_t hidden = c.hidden_size, intermediate = c.intermediate_size;
-  const bool fused = c.fused_projections;
+  const int64_t hidden = c.hidden_size;
+  const int64_t intermediate = fused ? gate_up.out_features() / 2 : gate.out_features();
   const bool gelu = c.hidden_act == "gelu_pytorch_tanh";
   thread_local std::vector<float> up_buffer;
   up_buffer.resize(checked_elements({std::min(tokens, kMlpRows), intermediate, fused ? 2 : 1},
@@ -87,7 +90,7 @@ void mlp_activation(const LlamaConfig &c, const LlamaBlock &block, const float *
     float *act = out + r0 * intermediate;
     if (fused) {
       // gate_up rows hold [gate | up]; act takes act(gate) · up row by row.
-      block.gate_up.forward(x + r0 * hidden, rows, up);
+      gate_up.forward(x + r0 * hidden, rows, up);
       parallel_ranges(rows, std::max<int64_t>(1, kElementwiseGrain / intermediate),
                       [&](int64_t j0, int64_t j1) {
                         for (int64_t j = j0; j < j1; ++j) {
@@ -98,8 +101,8 @@ void mlp_activation(const LlamaConfig &c, const LlamaBlock &block, const float *
                       });
       continue;
     }
-    block.gate.forward(x + r0 * hidden, rows, act);
-    block.up.forward(x + r0 * hidden, rows, up);
+    gate.forward(x + r0 * hidden, rows, act);
+    up_layer.forward(x + r0 * hidden, rows, up);
     parallel_ranges(rows * intermediate, kElementwiseGrain, [&](int64_t i0, int64_t i1) {
       gated_activation(act + i0, up + i0, act + i0, i1 - i0, gelu);
     });
@@ -123,8 +126,6 @@ void add_linear(const LlamaConfig &c, const Linear &layer, const float *x, int64
   for (int64_t i = 0; i < tokens * out; ++i) h[i] += add[i];
 }
 
-using GroupInput = std::function<void(LinearGroup group, const float *x, int64_t tokens)>;
-
 // The block's forward pass, the one every block_forward runs.
 // `block` is read afresh after each call of `at_input` (when given), which
 // may have changed the group's layers.
@@ -133,16 +134,21 @@ void run_block(const LlamaConfig &c, const LlamaBlock &block, int64_t tokens, fl
   thread_local std::vector<float> x, attn, act;
   x.resize(checked_elements({tokens, c.hidden_size}, "hidden states"));
   rms_norm(h, block.input_norm, tokens, c.hidden_size, c.rms_norm_eps, x.data());
-  if (at_input) at_input(LinearGroup::Qkv, x.data(), tokens);
+  if (at_input) at_input(LinearGroup::Qkv, -1, x.data(), tokens);
   attn.resize(checked_elements({tokens, c.q_dim()}, "attention output"));
   attention(x.data(), attn.data());
-  if (at_input) at_input(LinearGroup::O, attn.data(), tokens);
+  if (at_input) at_input(LinearGroup::O, -1, attn.data(), tokens);
   add_linear(c, block.o, attn.data(), tokens, block.attn_out_norm, h);
   rms_norm(h, block.post_norm, tokens, c.hidden_size, c.rms_norm_eps, x.data());
-  if (at_input) at_input(LinearGroup::GateUp, x.data(), tokens);
+  if (c.moe()) {
+    mixture_of_experts(c, block, x.data(), tokens, h, at_input);
+    return;
+  }
+  if (at_input) at_input(LinearGroup::GateUp, -1, x.data(), tokens);
   act.resize(checked_elements({tokens, c.intermediate_size}, "MLP activations"));
-  mlp_activation(c, block, x.data(), tokens, act.data());
-  if (at_input) at_input(LinearGroup::Down, act.data(), tokens);
+  mlp_activation(c, block.gate, block.up, block.gate_up, c.fused_projections, x.data(), tokens,
+                 act.data());
+  if (at_input) at_input(LinearGroup::Down, -1, act.data(), tokens);
   add_linear(c, block.down, act.data(), tokens, block.mlp_out_norm, h);
 }
 
@@ -172,7 +178,21 @@ void qkv_projections(const LlamaConfig &c, const LlamaBlock &block, const float 
                   });
 }
 
-std::vector<LinearSlot> group_slots(LinearGroup group, const LlamaConfig &c) {
+void gated_mlp_input(const LlamaConfig &c, const Linear &gate, const Linear &up, const float *x,
+                     int64_t tokens, float *out) {
+  mlp_activation(c, gate, up, gate, false, x, tokens, out);
+}
+
+std::vector<LinearId> group_linears(LinearGroup group, const LlamaConfig &c, int64_t expert) {
+  const bool mlp = group == LinearGroup::GateUp || group == LinearGroup::Down;
+  if (mlp && expert >= 0) {
+    if (group == LinearGroup::Down) return {LinearId(LinearSlot::Down, expert)};
+    return {LinearId(LinearSlot::Gate, expert), LinearId(LinearSlot::Up, expert)};
+  }
+  if (mlp && c.moe()) {  // the shared expert
+    if (group == LinearGroup::Down) return {LinearSlot::SharedDown};
+    return {LinearSlot::SharedGate, LinearSlot::SharedUp};
+  }
   switch (group) {
     case LinearGroup::Qkv:
       if (c.fused_projections) return {LinearSlot::Qkv};
@@ -198,7 +218,9 @@ void block_forward(const LlamaConfig &c, const Rope &rope, LlamaBlock *block,
   run_block(
       c, *block, batch.tokens(), h,
       [&](const float *x, float *out) { attention_core(c, rope, *block, x, batch, out); },
-      [&](LinearGroup group, const float *x, int64_t tokens) { tap(group, x, tokens, block); });
+      [&](LinearGroup group, int64_t expert, const float *x, int64_t tokens) {
+        tap(group, expert, x, tokens, block);
+      });
 }
 
 void block_forward(const LlamaConfig &c, const LlamaBlock &block, int64_t tokens, float *h,

@@ -51,20 +51,52 @@ void qkv_projections(const LlamaConfig &config, const LlamaBlock &block, const f
 // The linear layers of a block in the groups that read one input, in the
 // order the block uses them: q/k/v (the normed input), o (the attention
 // output), gate/up (the normed residual) and down (the MLP activation).
+// In a mixture of experts each expert's gate/up and down are groups of
+// their own, whose input is only the tokens routed to the expert (`expert`
+// below is its index; -1 for every other group, the shared expert's
+// included).
 enum class LinearGroup { Qkv, O, GateUp, Down };
 constexpr int kLinearGroups = 4;
 // The group's layers: {Q, K, V}, {O}, {Gate, Up}, {Down}; with fused
-// projections {Qkv}, {O}, {GateUp}, {Down}.
-std::vector<LinearSlot> group_slots(LinearGroup group, const LlamaConfig &config);
+// projections {Qkv}, {O}, {GateUp}, {Down}; an expert's {Gate e, Up e},
+// {Down e}; the shared expert's {SharedGate, SharedUp}, {SharedDown}.
+std::vector<LinearId> group_linears(LinearGroup group, const LlamaConfig &config,
+                                    int64_t expert = -1);
 
 // Called by block_forward with the input x [tokens, in] of each group of
-// linear layers, just before the group uses it. The tap may replace the
-// group's layers in *block (by their quantized weights, say): the block
-// then proceeds with the layers it finds there, so every later input is
+// linear layers, just before the group uses it (an expert's with its
+// routed tokens only, perhaps none). The tap may replace the group's
+// layers in *block (by their quantized weights, say): the block then
+// proceeds with the layers it finds there, so every later input is
 // computed through them. x is only valid during the call, and the tap must
 // not run a forward pass itself (it would overwrite x).
-using LinearGroupTap =
-    std::function<void(LinearGroup group, const float *x, int64_t tokens, LlamaBlock *block)>;
+using LinearGroupTap = std::function<void(LinearGroup group, int64_t expert, const float *x,
+                                          int64_t tokens, LlamaBlock *block)>;
+// The same, inside the forward pass (the block is the caller's).
+using GroupInput =
+    std::function<void(LinearGroup group, int64_t expert, const float *x, int64_t tokens)>;
+
+// act(gate(x)) · up(x) for x [tokens, hidden]: out [tokens,
+// gate.out_features()], what a gated MLP's down projection reads.
+void gated_mlp_input(const LlamaConfig &config, const Linear &gate, const Linear &up,
+                     const float *x, int64_t tokens, float *out);
+
+// A block's mixture of experts (in moe.cpp): h [tokens, hidden] += the
+// experts' weighted outputs for the normed input x (and the shared
+// expert's), with at_input (when given) called at each expert's inputs.
+void mixture_of_experts(const LlamaConfig &config, const LlamaBlock &block, const float *x,
+                        int64_t tokens, float *h, const GroupInput &at_input);
+
+// The experts each token is sent to and their weights, as the model's
+// router picks them: for token t, experts[t·k + j] and weights[t·k + j],
+// j < k = num_experts_per_tok, by descending probability.
+struct Routing {
+  int64_t k = 0;
+  std::vector<int32_t> experts;
+  std::vector<float> weights;
+};
+Routing route_tokens(const LlamaConfig &config, const Linear &router, const float *x,
+                     int64_t tokens);
 
 // One whole block: h [tokens, hidden] is updated in place.
 void block_forward(const LlamaConfig &config, const Rope &rope, const LlamaBlock &block,
@@ -85,11 +117,11 @@ void block_forward(const LlamaConfig &config, const LlamaBlock &block, int64_t t
                    const BlockAttention &attention);
 
 // Embedding lookup: h [ids.size(), hidden]. Ids must be < vocab (checked).
-// (Gemma 2 multiplies them by config.embed_scale.)
+// (Gemma 2 and 3 multiply them by config.embed_scale.)
 std::vector<float> embed_tokens(const LlamaModel &model, const std::vector<int32_t> &ids);
 
 // logits [rows, vocab] = lm_head(x) for final hidden states x [rows, hidden],
-// soft-capped where the model caps them (Gemma 2).
+// soft-capped where the model caps them (Gemma 2, Gemma 3 when set).
 void project_logits(const LlamaModel &model, const float *x, int64_t rows, float *logits);
 
 // The final normed hidden states [tokens, hidden] for one or more sequences

@@ -15,7 +15,24 @@ const std::vector<LinearSlot> &block_slots(const LlamaConfig &c) {
                                                    LinearSlot::Down};
   static const std::vector<LinearSlot> fused = {LinearSlot::Qkv, LinearSlot::O,
                                                 LinearSlot::GateUp, LinearSlot::Down};
+  static const std::vector<LinearSlot> attention = {LinearSlot::Q, LinearSlot::K, LinearSlot::V,
+                                                    LinearSlot::O};
+  static const std::vector<LinearSlot> shared = {LinearSlot::Q,          LinearSlot::K,
+                                                 LinearSlot::V,          LinearSlot::O,
+                                                 LinearSlot::SharedGate, LinearSlot::SharedUp,
+                                                 LinearSlot::SharedDown};
+  if (c.moe()) return c.shared_expert_intermediate_size > 0 ? shared : attention;
   return c.fused_projections ? fused : separate;
+}
+
+std::vector<LinearId> block_linears(const LlamaConfig &c) {
+  std::vector<LinearId> ids(block_slots(c).begin(), block_slots(c).end());
+  for (int64_t e = 0; e < c.num_experts; ++e) {
+    for (const LinearSlot s : {LinearSlot::Gate, LinearSlot::Up, LinearSlot::Down}) {
+      ids.emplace_back(s, e);
+    }
+  }
+  return ids;
 }
 
 const char *slot_suffix(LinearSlot slot) {
@@ -29,6 +46,9 @@ const char *slot_suffix(LinearSlot slot) {
     case LinearSlot::Down: return "mlp.down_proj";
     case LinearSlot::Qkv: return "self_attn.qkv_proj";
     case LinearSlot::GateUp: return "mlp.gate_up_proj";
+    case LinearSlot::SharedGate: return "mlp.shared_expert.gate_proj";
+    case LinearSlot::SharedUp: return "mlp.shared_expert.up_proj";
+    case LinearSlot::SharedDown: return "mlp.shared_expert.down_proj";
   }
   return "?";
 }
@@ -37,8 +57,45 @@ std::string linear_name(int64_t block, LinearSlot slot) {
   return "model.layers." + std::to_string(block) + "." + slot_suffix(slot);
 }
 
-Linear &block_linear(LlamaBlock &b, LinearSlot slot) {
-  switch (slot) {
+namespace {
+
+// "experts.<e>.w1" or "experts.<e>.gate_proj" after the MoE prefix.
+std::string expert_suffix(const LlamaConfig &c, LinearId id, const std::string &index) {
+  // Mixtral's w1 is the gate, w3 the up projection and w2 the down one.
+  const char *name = id.slot == LinearSlot::Gate ? (c.mixtral_names ? "w1" : "gate_proj")
+                     : id.slot == LinearSlot::Up ? (c.mixtral_names ? "w3" : "up_proj")
+                                                 : (c.mixtral_names ? "w2" : "down_proj");
+  return std::string(c.mixtral_names ? "block_sparse_moe" : "mlp") + ".experts." + index + "." +
+         name;
+}
+
+}  // namespace
+
+std::string linear_name(const LlamaConfig &c, int64_t block, LinearId id) {
+  if (id.expert < 0) return linear_name(block, id.slot);
+  return "model.layers." + std::to_string(block) + "." +
+         expert_suffix(c, id, std::to_string(id.expert));
+}
+
+std::string linear_kind(const LlamaConfig &c, LinearId id) {
+  return id.expert < 0 ? slot_suffix(id.slot) : expert_suffix(c, id, "*");
+}
+
+std::string router_name(const LlamaConfig &c, int64_t block) {
+  return "model.layers." + std::to_string(block) +
+         (c.mixtral_names ? ".block_sparse_moe.gate" : ".mlp.gate");
+}
+
+std::string shared_expert_gate_name(int64_t block) {
+  return "model.layers." + std::to_string(block) + ".mlp.shared_expert_gate";
+}
+
+Linear &block_linear(LlamaBlock &b, LinearId id) {
+  if (id.expert >= 0) {
+    ExpertMlp &e = b.experts.at(static_cast<size_t>(id.expert));
+    return id.slot == LinearSlot::Gate ? e.gate : id.slot == LinearSlot::Up ? e.up : e.down;
+  }
+  switch (id.slot) {
     case LinearSlot::Q: return b.q;
     case LinearSlot::K: return b.k;
     case LinearSlot::V: return b.v;
@@ -48,18 +105,29 @@ Linear &block_linear(LlamaBlock &b, LinearSlot slot) {
     case LinearSlot::Down: return b.down;
     case LinearSlot::Qkv: return b.qkv;
     case LinearSlot::GateUp: return b.gate_up;
+    case LinearSlot::SharedGate: return b.shared_expert.gate;
+    case LinearSlot::SharedUp: return b.shared_expert.up;
+    case LinearSlot::SharedDown: return b.shared_expert.down;
   }
   return b.q;
 }
 
-const Linear &block_linear(const LlamaBlock &b, LinearSlot slot) {
-  return block_linear(const_cast<LlamaBlock &>(b), slot);
+const Linear &block_linear(const LlamaBlock &b, LinearId id) {
+  return block_linear(const_cast<LlamaBlock &>(b), id);
 }
 
-void slot_shape(const LlamaConfig &c, LinearSlot slot, int64_t *out, int64_t *in) {
+void slot_shape(const LlamaConfig &c, LinearId id, int64_t *out, int64_t *in) {
   const int64_t q_dim = c.q_dim();
   const int64_t kv_dim = c.kv_dim();
-  switch (slot) {
+  // An expert's MLP, or the shared expert's: gate/up [width, hidden], down
+  // [hidden, width].
+  auto expert_mlp = [&](int64_t width) {
+    const bool down = id.slot == LinearSlot::Down || id.slot == LinearSlot::SharedDown;
+    *out = down ? c.hidden_size : width;
+    *in = down ? width : c.hidden_size;
+  };
+  if (id.expert >= 0) return expert_mlp(c.expert_intermediate_size);
+  switch (id.slot) {
     case LinearSlot::Q: *out = q_dim; *in = c.hidden_size; return;
     case LinearSlot::K:
     case LinearSlot::V: *out = kv_dim; *in = c.hidden_size; return;
@@ -70,16 +138,23 @@ void slot_shape(const LlamaConfig &c, LinearSlot slot, int64_t *out, int64_t *in
     // The sums cannot overflow: the config parser bounds them.
     case LinearSlot::Qkv: *out = q_dim + 2 * kv_dim; *in = c.hidden_size; return;
     case LinearSlot::GateUp: *out = 2 * c.intermediate_size; *in = c.hidden_size; return;
+    case LinearSlot::SharedGate:
+    case LinearSlot::SharedUp:
+    case LinearSlot::SharedDown: return expert_mlp(c.shared_expert_intermediate_size);
   }
 }
 
-bool slot_has_bias(const LlamaConfig &c, LinearSlot slot) {
-  switch (slot) {
+bool slot_has_bias(const LlamaConfig &c, LinearId id) {
+  if (id.expert >= 0) return false;
+  switch (id.slot) {
     case LinearSlot::Q:
     case LinearSlot::K:
     case LinearSlot::V:
     case LinearSlot::Qkv: return c.attention_bias;
     case LinearSlot::O: return c.o_proj_bias;
+    case LinearSlot::SharedGate:
+    case LinearSlot::SharedUp:
+    case LinearSlot::SharedDown: return false;
     default: return c.mlp_bias;
   }
 }
@@ -98,9 +173,9 @@ std::string block_prefix(int64_t block) { return "model.layers." + std::to_strin
 
 // A norm's scale as the forward pass uses it: Gemma's RMSNorm multiplies by
 // 1 + weight, computed in float32 as transformers does.
-std::vector<float> load_norm(const ModelDir &dir, const std::string &name) {
+std::vector<float> load_norm(const ModelDir &dir, const std::string &name, int64_t width = 0) {
   const LlamaConfig &c = dir.config();
-  std::vector<float> w = dir.load_f32(name, {c.hidden_size});
+  std::vector<float> w = dir.load_f32(name, {width > 0 ? width : c.hidden_size});
   if (c.gemma_norms) {
     for (float &v : w) v = 1.0f + v;
   }
@@ -108,11 +183,11 @@ std::vector<float> load_norm(const ModelDir &dir, const std::string &name) {
 }
 
 std::vector<float> load_bias(const ModelDir &dir, const LlamaConfig &c, int64_t block,
-                             LinearSlot slot) {
-  if (!slot_has_bias(c, slot)) return {};
+                             LinearId id) {
+  if (!slot_has_bias(c, id)) return {};
   int64_t out = 0, in = 0;
-  slot_shape(c, slot, &out, &in);
-  return dir.load_f32(linear_name(block, slot) + ".bias", {out});
+  slot_shape(c, id, &out, &in);
+  return dir.load_f32(linear_name(c, block, id) + ".bias", {out});
 }
 
 // Block i; with a checkpoint config, layers stored as qweight are imported
@@ -121,6 +196,7 @@ LlamaBlock load_block(const ModelDir &dir, int64_t block, const GptqCheckpointCo
   const LlamaConfig &c = dir.config();
   LlamaBlock b;
   b.sliding_window = block_sliding_window(c, block);
+  b.local_rope = !c.local_rope_layers.empty() && c.local_rope_layers.at(static_cast<size_t>(block)) != 0;
   const std::string prefix = block_prefix(block);
   b.input_norm = load_norm(dir, prefix + "input_layernorm.weight");
   if (c.sandwich_norms) {
@@ -132,19 +208,31 @@ LlamaBlock load_block(const ModelDir &dir, int64_t block, const GptqCheckpointCo
     b.post_norm = load_norm(dir, prefix + "post_attention_layernorm.weight");
   }
   if (c.qk_norm) {
-    b.q_norm = dir.load_f32(prefix + "self_attn.q_norm.weight", {c.head_dim});
-    b.k_norm = dir.load_f32(prefix + "self_attn.k_norm.weight", {c.head_dim});
+    b.q_norm = load_norm(dir, prefix + "self_attn.q_norm.weight", c.head_dim);
+    b.k_norm = load_norm(dir, prefix + "self_attn.k_norm.weight", c.head_dim);
   }
-  for (const LinearSlot slot : block_slots(c)) {
-    const std::string name = linear_name(block, slot);
+  if (c.moe()) {
+    // The router and the shared expert's gate are never quantized.
+    b.experts.resize(static_cast<size_t>(c.num_experts));
+    const std::string router = router_name(c, block);
+    b.router = Linear(c.num_experts, c.hidden_size,
+                      dir.load_f32(router + ".weight", {c.num_experts, c.hidden_size}), {});
+    if (c.shared_expert_intermediate_size > 0) {
+      const std::string gate = shared_expert_gate_name(block);
+      b.shared_expert_gate =
+          Linear(1, c.hidden_size, dir.load_f32(gate + ".weight", {1, c.hidden_size}), {});
+    }
+  }
+  for (const LinearId id : block_linears(c)) {
+    const std::string name = linear_name(c, block, id);
     int64_t out = 0, in = 0;
-    slot_shape(c, slot, &out, &in);
-    std::vector<float> bias = load_bias(dir, c, block, slot);
+    slot_shape(c, id, &out, &in);
+    std::vector<float> bias = load_bias(dir, c, block, id);
     if (qcfg != nullptr && dir.has(name + ".qweight")) {
-      block_linear(b, slot) =
+      block_linear(b, id) =
           Linear(load_quantized_linear(dir, *qcfg, name, out, in), std::move(bias));
     } else {
-      block_linear(b, slot) =
+      block_linear(b, id) =
           Linear(out, in, dir.load_f32(name + ".weight", {out, in}), std::move(bias));
     }
   }
@@ -195,7 +283,7 @@ LlamaModel load_model(const ModelDir &dir) {
 
 void set_matmul(LlamaModel *model, const MatmulChoice &choice) {
   for (LlamaBlock &b : model->blocks) {
-    for (const LinearSlot slot : block_slots(model->config)) block_linear(b, slot).set_matmul(choice);
+    for (const LinearId id : block_linears(model->config)) block_linear(b, id).set_matmul(choice);
   }
   model->lm_head.set_matmul(choice);
 }
@@ -203,8 +291,8 @@ void set_matmul(LlamaModel *model, const MatmulChoice &choice) {
 bool has_quantized_layers(const LlamaModel &model) {
   if (model.lm_head.quantized()) return true;
   for (const LlamaBlock &b : model.blocks) {
-    for (const LinearSlot slot : block_slots(model.config)) {
-      if (block_linear(b, slot).quantized()) return true;
+    for (const LinearId id : block_linears(model.config)) {
+      if (block_linear(b, id).quantized()) return true;
     }
   }
   return false;

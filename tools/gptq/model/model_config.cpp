@@ -1,5 +1,6 @@
 // Defaults are those of transformers' LlamaConfig, MistralConfig,
-// Qwen2Config, Qwen3Config, Phi3Config and Gemma2Config, so that a
+// Qwen2Config, Qwen3Config, Phi3Config, Gemma2Config, Gemma3TextConfig,
+// MixtralConfig, Qwen2MoeConfig and Qwen3MoeConfig, so that a
 // config.json that loads there means the same model here. The geometry
 // (hidden size, layer count, heads, vocabulary) has no default on purpose:
 // transformers would invent a
@@ -40,6 +41,26 @@ constexpr Family kFamilies[] = {
     {"Qwen3ForCausalLM", "qwen3", 32768, 32, 1e-6, false, 128, false},
     {"Phi3ForCausalLM", "phi3", 4096, 0, 1e-5, true, 0, false},
     {"Gemma2ForCausalLM", "gemma2", 8192, 4, 1e-6, false, 256, true},
+    {"Gemma3ForCausalLM", "gemma3_text", 131072, 4, 1e-6, false, 256, true},
+    {"MixtralForCausalLM", "mixtral", 4096 * 32, 8, 1e-5, false, 0, false},
+    {"Qwen2MoeForCausalLM", "qwen2_moe", 32768, 16, 1e-6, false, 0, false},
+    {"Qwen3MoeForCausalLM", "qwen3_moe", 32768, 4, 1e-6, false, 0, false},
+};
+
+// Architectures people bring that share a model_type or a name with a
+// supported one but are refused, each with why: a plain "not supported"
+// would leave them guessing.
+struct Refused {
+  const char *architecture;
+  const char *model_type;
+  const char *why;
+};
+
+constexpr Refused kRefused[] = {
+    {"Gemma3ForConditionalGeneration", "gemma3",
+     "is Gemma 3 with its vision tower (weights under model.language_model and "
+     "model.vision_tower); only the text-only Gemma3ForCausalLM (model_type gemma3_text) is "
+     "supported"},
 };
 
 std::string supported_architectures() {
@@ -113,6 +134,12 @@ const Family &identify(const nlohmann::json &config, const Reader &r) {
     architecture = a[0].get<std::string>();
   }
   const std::string model_type = r.string("model_type", "");
+  for (const auto &refused : kRefused) {
+    if (architecture == refused.architecture || (architecture.empty() && model_type == refused.model_type)) {
+      r.fail(std::string(refused.architecture) + " (model_type \"" + refused.model_type + "\") " +
+             refused.why);
+    }
+  }
   if (architecture.empty() && model_type.empty()) {
     r.fail("neither \"architectures\" nor \"model_type\" is set; cannot tell the model family");
   }
@@ -153,7 +180,8 @@ double finite_positive(const Reader &r, const char *key, double v) {
 // from the object first, then from the top level, then its default of
 // 10000. Where the two versions would read a file differently, it is
 // refused rather than guessed.
-void parse_rope(const nlohmann::json &config, const Reader &r, LlamaConfig *c) {
+void parse_rope(const nlohmann::json &config, const Reader &r, LlamaConfig *c,
+                double default_theta = 10000.0) {
   const char *source = nullptr;
   for (const char *key : {"rope_scaling", "rope_parameters"}) {
     if (!present(config, key)) continue;
@@ -184,7 +212,7 @@ void parse_rope(const nlohmann::json &config, const Reader &r, LlamaConfig *c) {
   }
   c->rope_theta = theta_inside    ? p.number("rope_theta", 0)
                   : theta_outside ? r.number("rope_theta", 0)
-                                  : 10000.0;  // transformers' default_theta
+                                  : default_theta;  // transformers' default_theta
   finite_positive(r, "rope_theta", c->rope_theta);
 
   for (const Reader *from : {&p, &r}) {
@@ -275,6 +303,105 @@ void parse_rope(const nlohmann::json &config, const Reader &r, LlamaConfig *c) {
   }
 }
 
+// Gemma 3's two RoPEs. transformers 5 writes rope_parameters keyed by layer
+// type, {"full_attention": {...}, "sliding_attention": {...}};
+// transformers 4 a top-level rope_theta (default 1e6) and rope_scaling for
+// the full-attention layers, and rope_local_base_freq (default 1e4) for the
+// sliding ones. The full-attention RoPE is read as any family's; the local
+// one is always of the default type.
+void parse_gemma3_rope(const nlohmann::json &config, const Reader &r, LlamaConfig *c) {
+  nlohmann::json flat = config;
+  c->rope_local_theta = r.number("rope_local_base_freq", 10000.0);
+  if (present(config, "rope_parameters") && config["rope_parameters"].is_object()) {
+    const auto &by_type = config["rope_parameters"];
+    const bool nested = by_type.contains("full_attention") || by_type.contains("sliding_attention");
+    if (nested) {
+      if (present(config, "rope_scaling") && !config["rope_scaling"].empty()) {
+        r.fail("both \"rope_scaling\" and \"rope_parameters\" per layer type are given; "
+               "transformers 4 and 5 would read them differently");
+      }
+      for (const auto &item : by_type.items()) {
+        if (item.key() != "full_attention" && item.key() != "sliding_attention") {
+          r.fail("\"rope_parameters\" has a key \"" + item.key() +
+                 "\" besides full_attention and sliding_attention");
+        }
+      }
+      flat.erase("rope_scaling");
+      flat["rope_parameters"] = present(by_type, "full_attention") ? by_type["full_attention"]
+                                                                   : nlohmann::json::object();
+      if (present(by_type, "sliding_attention")) {
+        const auto &local = by_type["sliding_attention"];
+        if (!local.is_object()) r.fail("\"rope_parameters\".sliding_attention is not an object");
+        const Reader l(local, r.path());
+        const std::string type = l.string("rope_type", l.string("type", "default"));
+        if (type != "default") {
+          r.fail("RoPE type \"" + type + "\" of the sliding_attention layers is not supported "
+                 "(Gemma 3's local layers use the default RoPE)");
+        }
+        c->rope_local_theta = l.number("rope_theta", c->rope_local_theta);
+      }
+    }
+  }
+  if (!(c->rope_local_theta > 0) || !std::isfinite(c->rope_local_theta)) {
+    r.fail("the sliding_attention layers' RoPE theta (rope_local_base_freq) must be > 0");
+  }
+  const Reader f(flat, r.path());
+  parse_rope(flat, f, c, 1000000.0);  // Gemma3TextConfig's global default_theta
+}
+
+// The mixture of experts of Mixtral, Qwen2-MoE and Qwen3-MoE (see
+// LlamaConfig). The Qwens' decoder_sparse_step and mlp_only_layers, which
+// give some blocks a dense MLP, are refused unless they leave every block
+// sparse (step 1, no layers listed), as all published Qwen MoE models do.
+void parse_moe(const nlohmann::json &config, const Reader &r, LlamaConfig *c) {
+  const bool mixtral = c->model_type == "mixtral";
+  const bool qwen2_moe = c->model_type == "qwen2_moe";
+  const std::string &arch = c->architecture;
+  // MixtralConfig names the count num_local_experts and Qwen2MoeConfig
+  // num_experts; transformers 5's Qwen3MoeConfig writes num_local_experts
+  // and reads either (an alias). Both given must agree.
+  const char *key = mixtral ? "num_local_experts" : "num_experts";
+  const char *alias = mixtral ? "num_experts" : "num_local_experts";
+  const int64_t fallback = mixtral ? 8 : qwen2_moe ? 60 : 128;
+  if (r.has(key) && r.has(alias) &&
+      r.integer(key, 1, kMaxDimension) != r.integer(alias, 1, kMaxDimension)) {
+    r.fail(arch + ": \"" + key + "\" and \"" + alias + "\" disagree");
+  }
+  c->num_experts = r.has(key) ? r.integer(key, 1, kMaxDimension)
+                              : r.integer(alias, fallback, 1, kMaxDimension);
+  c->num_experts_per_tok =
+      r.integer("num_experts_per_tok", mixtral ? 2 : qwen2_moe ? 4 : 8, 1, kMaxDimension);
+  if (c->num_experts_per_tok > c->num_experts) {
+    r.fail(arch + ": num_experts_per_tok " + std::to_string(c->num_experts_per_tok) +
+           " is more than the " + std::to_string(c->num_experts) + " experts");
+  }
+  if (mixtral) {
+    c->expert_intermediate_size = c->intermediate_size;
+    c->norm_topk_prob = true;
+    c->mixtral_names = true;
+    return;
+  }
+  c->expert_intermediate_size = r.dimension("moe_intermediate_size", qwen2_moe ? 1408 : 768);
+  c->norm_topk_prob = r.boolean("norm_topk_prob", false);
+  if (qwen2_moe) {
+    c->shared_expert_intermediate_size = r.dimension("shared_expert_intermediate_size", 5632);
+  }
+  if (r.integer("decoder_sparse_step", 1, 0, INT64_MAX) != 1) {
+    r.fail(arch + ": decoder_sparse_step " +
+           std::to_string(r.integer("decoder_sparse_step", 1, 0, INT64_MAX)) +
+           " is not supported (dense MLPs between the sparse blocks; only step 1, every block "
+           "sparse)");
+  }
+  if (r.has("mlp_only_layers")) {
+    const auto &only = config["mlp_only_layers"];
+    if (!only.is_array()) r.fail(arch + ": \"mlp_only_layers\" is not a list");
+    if (!only.empty()) {
+      r.fail(arch + ": mlp_only_layers " + only.dump() +
+             " is not supported (blocks with a dense MLP among the sparse ones)");
+    }
+  }
+}
+
 }  // namespace
 
 int64_t LlamaConfig::q_dim() const {
@@ -296,11 +423,16 @@ LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &
   c.fused_projections = family.fused_projections;
   const std::string arch = c.architecture;
   const bool llama = c.model_type == "llama";
-  const bool qwen3 = c.model_type == "qwen3";
-  // Qwen3 windows and lists layer types as Qwen2 does.
-  const bool qwen2 = c.model_type == "qwen2" || qwen3;
-  const bool gemma2 = c.model_type == "gemma2";
-  c.qk_norm = qwen3;
+  const bool qwen3 = c.model_type == "qwen3" || c.model_type == "qwen3_moe";
+  // Qwen3 and Qwen2-MoE window and list layer types as Qwen2 does; Qwen3-MoE
+  // windows every layer (below).
+  const bool qwen2 = c.model_type == "qwen2" || c.model_type == "qwen3" ||
+                     c.model_type == "qwen2_moe";
+  const bool gemma3 = c.model_type == "gemma3_text";
+  // Gemma 3 is Gemma 2 with q/k norms, two RoPEs, a window pattern and no
+  // soft-capped scores; "gemma" below is what the two share.
+  const bool gemma = c.model_type == "gemma2" || gemma3;
+  c.qk_norm = qwen3 || gemma3;
 
   c.hidden_size = r.dimension("hidden_size");
   c.intermediate_size = r.dimension("intermediate_size");
@@ -361,28 +493,36 @@ LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &
   // and o; Qwen2 always has q, k, v biases and never an o bias; Mistral has
   // none, nor has Phi-3 (their modeling code ignores these keys, and so do
   // we).
-  if (llama || gemma2) {
+  if (llama || c.model_type == "gemma2") {
     c.attention_bias = r.boolean("attention_bias", false);
     c.o_proj_bias = c.attention_bias;
     c.mlp_bias = r.boolean("mlp_bias", false);
-  } else if (qwen3) {
-    // Qwen3's attention_bias covers q, k, v and o, as LLaMA's; no MLP bias.
+  } else if (qwen3 || gemma3) {
+    // Qwen3's and Gemma 3's attention_bias covers q, k, v and o, as
+    // LLaMA's; no MLP bias.
     c.attention_bias = r.boolean("attention_bias", false);
     c.o_proj_bias = c.attention_bias;
+  } else if (c.model_type == "qwen2_moe") {
+    // Qwen2MoeConfig's qkv_bias (transformers 5; 4 always had them).
+    c.attention_bias = r.boolean("qkv_bias", true);
+    c.o_proj_bias = false;
   } else if (qwen2) {
     c.attention_bias = true;
     c.o_proj_bias = false;
   }
+  if (c.model_type == "mixtral" || c.model_type == "qwen2_moe" || c.model_type == "qwen3_moe") {
+    parse_moe(config, r, &c);
+  }
 
   // Gemma 2 reads "hidden_activation" (its files may carry a "hidden_act"
   // too, which transformers ignores for it).
-  const char *act_key = gemma2 ? "hidden_activation" : "hidden_act";
-  c.hidden_act = r.string(act_key, gemma2 ? "gelu_pytorch_tanh" : "silu");
+  const char *act_key = gemma ? "hidden_activation" : "hidden_act";
+  c.hidden_act = r.string(act_key, gemma ? "gelu_pytorch_tanh" : "silu");
   if (c.hidden_act != "silu" && c.hidden_act != "gelu_pytorch_tanh") {
     r.fail(arch + ": " + act_key + " \"" + c.hidden_act +
            "\" is not supported (silu, gelu_pytorch_tanh)");
   }
-  if (gemma2) {
+  if (gemma) {
     c.gemma_norms = true;
     c.sandwich_norms = true;
     // transformers: torch.tensor(hidden_size ** 0.5) in the weights' dtype.
@@ -395,10 +535,13 @@ LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &
     };
     c.attn_scale = 1.0 / std::sqrt(positive("query_pre_attn_scalar",
                                             r.number("query_pre_attn_scalar", 256)));
+    // Gemma 2's caps default on; Gemma 3's final cap defaults off, and its
+    // attention (in transformers) never reads attn_logit_softcapping.
     for (const auto &[key, fallback, out] :
          {std::tuple<const char *, double, double *>{"attn_logit_softcapping", 50.0,
                                                      &c.attn_softcap},
-          {"final_logit_softcapping", 30.0, &c.final_softcap}}) {
+          {"final_logit_softcapping", gemma3 ? 0.0 : 30.0, &c.final_softcap}}) {
+      if (gemma3 && out == &c.attn_softcap) continue;
       // An explicit null switches the cap off.
       *out = config.contains(key) ? r.number(key, 0) : fallback;
       if (r.has(key)) positive(key, *out);
@@ -408,7 +551,11 @@ LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &
     }
   }
 
-  parse_rope(config, r, &c);
+  if (gemma3) {
+    parse_gemma3_rope(config, r, &c);
+  } else {
+    parse_rope(config, r, &c);
+  }
   // transformers 5 reads "dtype" first and falls back on "torch_dtype".
   c.torch_dtype = r.string("dtype", r.string("torch_dtype", ""));
 
@@ -421,14 +568,24 @@ LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &
   int64_t window = 0;
   if (c.model_type == "mistral") {
     window = config.contains("sliding_window") ? r.integer("sliding_window", 0, 0, INT64_MAX) : 4096;
+  } else if (c.model_type == "mixtral") {
+    // Mistral's every-layer window, but none by default.
+    window = r.integer("sliding_window", 0, 0, INT64_MAX);
+  } else if (c.model_type == "qwen3_moe") {
+    // Every layer windowed with use_sliding_window (its modeling reads no
+    // layer types).
+    if (r.boolean("use_sliding_window", false)) {
+      window = config.contains("sliding_window") ? r.integer("sliding_window", 0, 0, INT64_MAX)
+                                                 : 4096;
+    }
   } else if (c.model_type == "phi3") {
     window = r.integer("sliding_window", 0, 0, INT64_MAX);
-  } else if (gemma2) {
+  } else if (gemma) {
     window = config.contains("sliding_window") ? r.integer("sliding_window", 0, 0, INT64_MAX) : 4096;
   } else if (qwen2 && r.boolean("use_sliding_window", false)) {
     window = config.contains("sliding_window") ? r.integer("sliding_window", 0, 0, INT64_MAX) : 4096;
   }
-  if ((qwen2 || gemma2) && r.has("layer_types")) {
+  if ((qwen2 || gemma) && r.has("layer_types")) {
     const auto &types = config["layer_types"];
     if (!types.is_array() || static_cast<int64_t>(types.size()) != c.num_hidden_layers) {
       r.fail("\"layer_types\" must list one type per layer (" +
@@ -439,7 +596,7 @@ LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &
       if (!sliding && t != "full_attention") {
         r.fail("layer type " + t.dump() + " is not supported (full_attention, sliding_attention)");
       }
-      if (sliding && window == 0) {
+      if (sliding && window == 0 && !gemma3) {
         r.fail("\"layer_types\" names sliding_attention layers but no sliding window is in "
                "effect (use_sliding_window false or sliding_window null)");
       }
@@ -447,10 +604,19 @@ LlamaConfig parse_llama_config(const nlohmann::json &config, const std::string &
     }
   } else if (qwen2 && window > 0) {
     c.max_window_layers = r.integer("max_window_layers", 28, 0, INT64_MAX);
-  } else if (gemma2 && window > 0) {
+  } else if (gemma3) {
+    // Gemma3TextConfig's default layer_types: every pattern-th layer full
+    // (the integer transformers 4 keeps and 5 still reads).
+    const int64_t pattern = r.integer("sliding_window_pattern", 6, 1, INT64_MAX);
+    for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+      c.sliding_layers.push_back((l + 1) % pattern != 0 ? 1 : 0);
+    }
+  } else if (c.model_type == "gemma2" && window > 0) {
     // Gemma2Config's default layer_types: even layers windowed, odd ones full.
     for (int64_t l = 0; l < c.num_hidden_layers; ++l) c.sliding_layers.push_back(l % 2 == 0);
   }
+  // Gemma 3's local RoPE follows the layer type, window or not.
+  if (gemma3) c.local_rope_layers = c.sliding_layers;
   c.sliding_window = window < c.max_position_embeddings ? window : 0;
   if (c.sliding_window == 0) {
     c.max_window_layers = 0;

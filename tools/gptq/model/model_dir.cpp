@@ -67,6 +67,40 @@ void check_float_tensor(const ModelDir &model, const std::string &name,
   }
 }
 
+// A mixture of experts whose weights hold another number of experts than
+// config.json names would otherwise fail on the first missing or unused
+// tensor; say what the two counts are instead (the router's rows and the
+// expert indices present in block `block`).
+void check_expert_count(const ModelDir &model, int64_t block) {
+  const LlamaConfig &c = model.config();
+  const std::string router = router_name(c, block) + ".weight";
+  const std::string key = c.model_type == "mixtral" ? "num_local_experts" : "num_experts";
+  if (model.has(router)) {
+    const std::vector<int64_t> &shape = model.info(router).shape;
+    if (shape.size() == 2 && shape[0] != c.num_experts) {
+      throw ToolError(model.path() + ": config.json's " + key + " is " +
+                      std::to_string(c.num_experts) + " but the router " + router + " has " +
+                      std::to_string(shape[0]) + " rows (one per expert)");
+    }
+  }
+  // The prefix of the experts' names, up to the index.
+  const std::string name = linear_name(c, block, LinearId(LinearSlot::Gate, 0));
+  const std::string prefix = name.substr(0, name.find(".experts.") + 9);
+  int64_t largest = -1;
+  for (const std::string &t : model.tensor_names()) {
+    if (t.compare(0, prefix.size(), prefix) != 0) continue;
+    largest = std::max<int64_t>(largest, std::strtoll(t.c_str() + prefix.size(), nullptr, 10));
+  }
+  if (largest + 1 != c.num_experts) {
+    throw ToolError(model.path() + ": config.json's " + key + " is " +
+                    std::to_string(c.num_experts) + " but block " + std::to_string(block) +
+                    "'s weights hold " +
+                    (largest < 0 ? std::string("no experts")
+                                 : "experts 0 to " + std::to_string(largest)) +
+                    " (" + prefix + "N)");
+  }
+}
+
 }  // namespace
 
 std::unique_ptr<ModelDir> ModelDir::open(const std::string &dir) {
@@ -136,6 +170,20 @@ std::unique_ptr<ModelDir> ModelDir::open(const std::string &dir) {
     if (names.empty()) throw ToolError("no *.safetensors files in " + dir);
     std::sort(names.begin(), names.end());
     for (const auto &name : names) model->add_file(SafetensorsFile::open(join(dir, name)));
+  }
+  // A Mixtral whose experts are stored as GPTQModel 7 writes them under
+  // transformers 5 (mlp.experts.E.gate_proj, mlp.gate; --expert-names
+  // gptqmodel) rather than as the checkpoint's own block_sparse_moe.experts.E.w1:
+  // the weights say which.
+  LlamaConfig &c = model->config_;
+  if (c.mixtral_names) {
+    const std::string unfused = "model.layers.0.mlp.experts.";
+    for (const std::string &t : model->tensor_names()) {
+      if (t.compare(0, unfused.size(), unfused) == 0) {
+        c.mixtral_names = false;
+        break;
+      }
+    }
   }
   return model;
 }
@@ -212,10 +260,15 @@ void check_llama_tensors(const ModelDir &model) {
       need(p + "pre_feedforward_layernorm.weight", {hidden});
       need(p + "post_feedforward_layernorm.weight", {hidden});
     }
-    for (const LinearSlot slot : block_slots(c)) {
+    if (c.moe()) {
+      check_expert_count(model, i);
+      need(router_name(c, i) + ".weight", {c.num_experts, hidden});
+      if (c.shared_expert_intermediate_size > 0) need(shared_expert_gate_name(i) + ".weight", {1, hidden});
+    }
+    for (const LinearId id : block_linears(c)) {
       int64_t out = 0, in = 0;
-      slot_shape(c, slot, &out, &in);
-      linear(p + slot_suffix(slot), out, in, slot_has_bias(c, slot));
+      slot_shape(c, id, &out, &in);
+      linear(linear_name(c, i, id), out, in, slot_has_bias(c, id));
     }
     if (c.qk_norm) {
       need(p + "self_attn.q_norm.weight", {c.head_dim});

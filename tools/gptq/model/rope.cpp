@@ -115,6 +115,13 @@ Rope::Rope(const LlamaConfig &config, int64_t max_positions)
       sin_[p * half + i] = std::sin(angle) * scaling;
     }
   }
+  if (config.rope_local_theta > 0) {
+    LlamaConfig local = config;  // the default type at the local base
+    local.rope_type = "default";
+    local.rope_theta = config.rope_local_theta;
+    local.rope_local_theta = 0;
+    local_ = std::make_shared<const Rope>(local, max_positions);
+  }
 }
 
 void Rope::apply(float *x, int64_t seq, int64_t heads, int64_t first) const {

@@ -80,16 +80,27 @@ std::vector<std::string> calibration_warnings(const CalibrationStats &s, const L
 }
 
 std::vector<LossOutlier> loss_outliers(const std::vector<LayerResult> &layers, double factor) {
-  // "model.layers.7.self_attn.q_proj" -> "self_attn.q_proj"; layers outside
-  // the blocks (lm_head) have no peers.
+  // "model.layers.7.self_attn.q_proj" -> "self_attn.q_proj", an expert's
+  // "model.layers.7.mlp.experts.5.up_proj" -> "mlp.experts.*.up_proj" (every
+  // expert of every block); layers outside the blocks (lm_head) and experts
+  // rounded to nearest for want of tokens (a loss of another kind) have no
+  // peers.
   const std::string prefix = "model.layers.";
   std::map<std::string, std::vector<size_t>> by_projection;
   for (size_t i = 0; i < layers.size(); ++i) {
     const LayerResult &l = layers[i];
-    if (l.spec.skip || l.name.compare(0, prefix.size(), prefix) != 0) continue;
+    if (l.spec.skip || l.under_calibrated || l.name.compare(0, prefix.size(), prefix) != 0) {
+      continue;
+    }
     const size_t dot = l.name.find('.', prefix.size());
     if (dot == std::string::npos) continue;
-    by_projection[l.name.substr(dot + 1)].push_back(i);
+    std::string projection = l.name.substr(dot + 1);
+    const size_t experts = projection.find("experts.");
+    if (l.expert >= 0 && experts != std::string::npos) {
+      const size_t index = experts + 8, end = projection.find('.', index);
+      if (end != std::string::npos) projection.replace(index, end - index, "*");
+    }
+    by_projection[projection].push_back(i);
   }
   std::vector<LossOutlier> out;
   for (const auto &[projection, members] : by_projection) {

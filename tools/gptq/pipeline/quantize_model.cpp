@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <map>
 #include <cstdio>
 #include <utility>
@@ -102,6 +103,10 @@ void validate_options(const QuantizeOptions &options) {
                     "--act-group-aware (or act-order=1 in an --override) or drop "
                     "--static-groups");
   }
+  if (!(options.expert_min_share >= 0 && options.expert_min_share <= 1)) {
+    throw ToolError("--expert-min-share " + std::to_string(options.expert_min_share) +
+                    " is outside 0 ..= 1 (a share of an expert's fair share of the tokens)");
+  }
   if (options.method == QuantMethod::Rtn && options.base.static_groups) {
     throw ToolError("--static-groups has no effect with --method rtn (round-to-nearest has no "
                     "column order); drop it");
@@ -129,14 +134,14 @@ void validate_plan(const ModelDir &dir, const QuantizeOptions &options) {
     }
   }
   for (int64_t b = 0; b < c.num_hidden_layers; ++b) {
-    for (const LinearSlot slot : block_slots(c)) {
-      const std::string name = linear_name(b, slot);
+    for (const LinearId id : block_linears(c)) {
+      const std::string name = linear_name(c, b, id);
       note_matches(name);
       const LayerQuantSpec spec = spec_for(options.base, options.overrides, name);
       if (spec.skip) continue;
       validate_spec(spec, name);
       int64_t out = 0, in = 0;
-      slot_shape(c, slot, &out, &in);
+      slot_shape(c, id, &out, &in);
       if (spec.grid != GPTQ_GRID_GPTQ) {
         int64_t bytes = 0;
         check_status(gptq_gguf_size(static_cast<gptq_grid>(spec.grid), out, in, &bytes),
@@ -153,8 +158,8 @@ void validate_plan(const ModelDir &dir, const QuantizeOptions &options) {
     if (matched[k]) continue;
     throw ToolError("--override '" + options.overrides[k].text + "': the pattern '" +
                     options.overrides[k].pattern + "' matches no layer (names look like " +
-                    linear_name(0, block_slots(c).front()) + " or " +
-                    linear_name(0, block_slots(c).back()) +
+                    linear_name(c, 0, block_linears(c).front()) + " or " +
+                    linear_name(c, 0, block_linears(c).back()) +
                     (options.quantize_lm_head ? ", and lm_head" : "; lm_head only with --quantize-lm-head") +
                     ")");
   }
@@ -178,10 +183,10 @@ std::vector<std::string> ragged_group_warnings(const ModelDir &dir,
     }
   };
   for (int64_t b = 0; b < c.num_hidden_layers; ++b) {
-    for (const LinearSlot slot : block_slots(c)) {
+    for (const LinearId id : block_linears(c)) {
       int64_t out = 0, in = 0;
-      slot_shape(c, slot, &out, &in);
-      consider(linear_name(b, slot), slot_suffix(slot), in);
+      slot_shape(c, id, &out, &in);
+      consider(linear_name(c, b, id), linear_kind(c, id), in);
     }
   }
   if (options.quantize_lm_head) consider("lm_head", "lm_head", c.hidden_size);
@@ -216,25 +221,42 @@ namespace {
 // shared input x [tokens, in], replacing each by its dequantized weights.
 class BlockQuantizer {
  public:
-  BlockQuantizer(const QuantizeOptions &o, const QuantizeCallbacks &cb, QuantizeResult *r)
-      : options_(o), callbacks_(cb), result_(r) {}
+  BlockQuantizer(const LlamaConfig &c, const QuantizeOptions &o, const QuantizeCallbacks &cb,
+                 QuantizeResult *r)
+      : config_(c), options_(o), callbacks_(cb), result_(r) {}
 
-  void run(int64_t block, LlamaBlock *b, const std::vector<LinearSlot> &slots,
+  // The layers `ids` of a block from their shared input x [tokens, in]. An
+  // expert's layers (expert >= 0) under GPTQ are rounded to nearest instead
+  // when fewer tokens than result.expert_min_tokens were routed to it.
+  void run(int64_t block, LlamaBlock *b, const std::vector<LinearId> &ids, int64_t expert,
            const float *x, int64_t tokens, int64_t samples) {
     std::vector<std::pair<std::string, Linear *>> layers;
-    for (LinearSlot slot : slots) layers.push_back({linear_name(block, slot), &block_linear(*b, slot)});
-    run_layers(block, layers, x, tokens, samples);
+    for (const LinearId id : ids) {
+      layers.push_back({linear_name(config_, block, id), &block_linear(*b, id)});
+    }
+    const bool gptq = options_.method == QuantMethod::Gptq;
+    const bool under = gptq && expert >= 0 && (tokens == 0 || tokens < result_->expert_min_tokens);
+    const size_t first = result_->layers.size();
+    run_layers(block, layers, x, tokens, samples, under);
+    for (size_t i = first; i < result_->layers.size(); ++i) {
+      LayerResult &lr = result_->layers[i];
+      lr.expert = expert;
+      if (expert >= 0 && gptq) lr.routed_tokens = tokens;
+      lr.under_calibrated = under && !lr.spec.skip;
+    }
   }
 
   // Quantizes layers that read the same input x [tokens, in] (one shared
-  // Hessian), replacing each by its dequantized weights.
+  // Hessian), replacing each by its dequantized weights; with `rtn`, by
+  // round-to-nearest whatever the method.
   void run_layers(int64_t block, const std::vector<std::pair<std::string, Linear *>> &layers,
-                  const float *x, int64_t tokens, int64_t samples) {
+                  const float *x, int64_t tokens, int64_t samples, bool rtn = false) {
+    const bool gptq = options_.method == QuantMethod::Gptq && !rtn;
     // The Hessian is accumulated once, in a context of default settings, and
     // merged into each layer's own context (a plain copy into an empty one).
     CtxPtr shared;
     const auto t0 = Clock::now();
-    if (options_.method == QuantMethod::Gptq) {
+    if (gptq) {
       const Linear &first = *layers.front().second;
       // On GPTQ's own grid: a GGUF type's grid may not fit this input width
       // (a K-quant layer that falls back to a 32-column type); the Hessian
@@ -265,7 +287,7 @@ class BlockQuantizer {
       lr.stats.struct_size = sizeof(gptq_quant_stats);
       if (!lr.spec.skip) {
         const auto tq = Clock::now();
-        if (options_.method == QuantMethod::Rtn) {
+        if (!gptq) {
           lr.qtensor = quantize_rtn(layer.weight(), lr.out_features, lr.in_features, lr.spec,
                                     options_.num_threads, &lr.stats);
         } else {
@@ -291,15 +313,26 @@ class BlockQuantizer {
         layer = Linear(lr.out_features, lr.in_features, dequantized(lr.qtensor.get()),
                        layer.bias());
       }
-      if (callbacks_.layer_done) callbacks_.layer_done(lr);
       result_->layers.push_back(std::move(lr));
+      pending_.push_back(result_->layers.size() - 1);
     }
   }
 
+  // Reports the layers done since the last call (after run has filled in
+  // their expert fields).
+  void report() {
+    for (const size_t i : pending_) {
+      if (callbacks_.layer_done) callbacks_.layer_done(result_->layers[i]);
+    }
+    pending_.clear();
+  }
+
  private:
+  const LlamaConfig &config_;
   const QuantizeOptions &options_;
   const QuantizeCallbacks &callbacks_;
   QuantizeResult *result_;
+  std::vector<size_t> pending_;
 };
 
 }  // namespace
@@ -343,15 +376,24 @@ QuantizeResult quantize_model(const ModelDir &dir,
     rope = std::make_unique<Rope>(c, longest);
     result.forward_seconds += seconds_since(t0);
   }
+  if (gptq && c.moe()) {
+    // An expert's fair share: the tokens it would get if the router spread
+    // them evenly.
+    const double fair = static_cast<double>(tokens) * static_cast<double>(c.num_experts_per_tok) /
+                        static_cast<double>(c.num_experts);
+    result.expert_min_tokens = static_cast<int64_t>(std::ceil(options.expert_min_share * fair));
+    result.expert_min_share = options.expert_min_share;
+  }
   std::vector<float> x;
-  BlockQuantizer quantizer(options, callbacks, &result);
+  BlockQuantizer quantizer(c, options, callbacks, &result);
   for (int64_t b = 0; b < c.num_hidden_layers; ++b) {
     throw_if_interrupted(options);
     if (callbacks.block_started) callbacks.block_started(b, c.num_hidden_layers);
     LlamaBlock block = load_dense_block(dir, b);
     if (!gptq) {  // round-to-nearest needs no activations
-      for (int g = 0; g < kLinearGroups; ++g) {
-        quantizer.run(b, &block, group_slots(static_cast<LinearGroup>(g), c), nullptr, 0, 0);
+      for (const LinearId id : block_linears(c)) {
+        quantizer.run(b, &block, {id}, id.expert, nullptr, 0, 0);
+        quantizer.report();
       }
       continue;
     }
@@ -363,9 +405,15 @@ QuantizeResult quantize_model(const ModelDir &dir,
     double tap_seconds = 0;
     const auto t0 = Clock::now();
     block_forward(c, *rope, &block, batch, h.data(),
-                  [&](LinearGroup group, const float *in, int64_t rows, LlamaBlock *tapped) {
+                  [&](LinearGroup group, int64_t expert, const float *in, int64_t rows,
+                      LlamaBlock *tapped) {
                     const auto tt = Clock::now();
-                    quantizer.run(b, tapped, group_slots(group, c), in, rows, samples);
+                    // An expert's Hessian is a mean over its own tokens, so that
+                    // its scale (and the loss reported) does not follow how many
+                    // tokens the router sent it; the codes do not depend on it.
+                    quantizer.run(b, tapped, group_linears(group, c, expert), expert, in, rows,
+                                  expert >= 0 ? rows : samples);
+                    quantizer.report();
                     tap_seconds += seconds_since(tt);
                   });
     result.forward_seconds += seconds_since(t0) - tap_seconds;
@@ -382,6 +430,7 @@ QuantizeResult quantize_model(const ModelDir &dir,
     }
     quantizer.run_layers(-1, {{"lm_head", &head.lm_head}}, gptq ? x.data() : nullptr, tokens,
                          samples);
+    quantizer.report();
   }
   result.total_seconds = seconds_since(t_start);
   return result;

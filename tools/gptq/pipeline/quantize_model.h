@@ -5,6 +5,16 @@
 // and one Hessian shared by the layers that read the same input. The block's
 // output, recomputed through all its quantized layers, is the next block's
 // input. Embeddings, norms and lm_head stay as they are.
+//
+// In a mixture of experts the router (and Qwen2-MoE's shared_expert_gate)
+// stays in full precision, and each expert's gate/up and down are a group
+// of their own whose Hessian is built only from the tokens routed to that
+// expert (a mean over those tokens, so that its scale and the loss reported
+// do not follow the expert's share), unweighted by the routing weights (as GPTQModel does: GPTQ
+// minimizes the error of the layer's own output over the inputs it sees;
+// the routing weight scales that output afterwards, token by token). An
+// expert routed fewer tokens than QuantizeOptions::expert_min_share of its
+// fair share is rounded to nearest instead, and reported.
 #pragma once
 
 #include <atomic>
@@ -25,6 +35,8 @@ class ModelDir;
 
 enum class QuantMethod { Gptq, Rtn };
 
+constexpr double kDefaultExpertMinShare = 0.1;
+
 struct QuantizeOptions {
   LayerQuantSpec base;
   std::vector<SpecOverride> overrides;
@@ -32,6 +44,13 @@ struct QuantizeOptions {
   // Also quantize lm_head (named "lm_head" for --override), from the final
   // norm's output. A tied lm_head is untied: the embeddings stay as they are.
   bool quantize_lm_head = false;
+  // Experts routed fewer than this share of their fair share of the
+  // calibration tokens (tokens · num_experts_per_tok / num_experts) are
+  // quantized with round-to-nearest: a Hessian from a handful of tokens
+  // fits those tokens, not the expert's inputs (bench/RESULTS.md, "Mixture
+  // of experts"). An expert routed no token at all is always rounded.
+  // 0 ..= 1.
+  double expert_min_share = kDefaultExpertMinShare;
   int32_t num_threads = 0;                        // library threads; 0 = all cores
   const std::atomic<bool> *interrupted = nullptr;  // set by Ctrl-C
 };
@@ -46,12 +65,22 @@ struct LayerResult {
   gptq_quant_stats stats{};               // zeros when skipped
   double seconds = 0;                     // quantize call, wall clock
   int64_t hessian_samples = 0;
+  // A mixture's expert layer: the expert's index, the calibration tokens
+  // routed to it (-1 without calibration), and whether it was rounded to
+  // nearest for having fewer than the run's minimum.
+  int64_t expert = -1;
+  int64_t routed_tokens = -1;
+  bool under_calibrated = false;
 };
 
 struct QuantizeResult {
   std::vector<LayerResult> layers;  // in quantization order
   double forward_seconds = 0, quantize_seconds = 0, total_seconds = 0;
   int64_t calibration_sequences = 0, calibration_tokens = 0;
+  // A mixture of experts under GPTQ: the fewest routed tokens an expert
+  // needed to be quantized with GPTQ (from expert_min_share); 0 otherwise.
+  int64_t expert_min_tokens = 0;
+  double expert_min_share = 0;  // the option it came from
   // How the windows were cut, for the report: the --seed of random windows,
   // or none for evenly spaced ones. Set by the caller, which cut them.
   std::optional<uint64_t> calibration_seed;
