@@ -44,6 +44,22 @@ std::vector<uint8_t> export_bytes(const gptq_qtensor *q, gptq_grid grid, int64_t
   return bytes;
 }
 
+// Decodes the exported bytes as llama.cpp would and checks them against the
+// tensor's own dequantization, bit for bit; returns the decoded weights.
+std::vector<float> expect_decodes_to_dequantized(const gptq_qtensor *q, gptq_grid grid,
+                                                 const std::vector<uint8_t> &bytes, int64_t out,
+                                                 int64_t in) {
+  std::vector<float> decoded(static_cast<size_t>(out * in), -1.0f);
+  EXPECT_EQ(gptq_gguf_dequantize(grid, bytes.data(), static_cast<int64_t>(bytes.size()), out, in,
+                                 decoded.data(), out * in),
+            GPTQ_OK)
+      << gptq_last_error();
+  const std::vector<float> expected = dequantized(q, out, in);
+  EXPECT_EQ(std::memcmp(decoded.data(), expected.data(), decoded.size() * sizeof(float)), 0)
+      << "grid " << grid;
+  return decoded;
+}
+
 // One row, one block: the weights, the expected bytes, and the weights
 // dequantize back exactly.
 void expect_block(gptq_grid grid, const std::vector<float> &w, const std::vector<uint8_t> &expected) {
@@ -444,14 +460,7 @@ TEST(GgufTensor, DecodedBlocksEqualDequantizedTensorBitForBit) {
     QTensor q = quantize_layer(grid_config(grid), x, w, 512, out, in);
     ASSERT_TRUE(q);
     const std::vector<uint8_t> bytes = export_bytes(q.get(), grid, out, in);
-    std::vector<float> decoded(static_cast<size_t>(out * in), -1.0f);
-    ASSERT_EQ(gptq_gguf_dequantize(grid, bytes.data(), static_cast<int64_t>(bytes.size()), out, in,
-                                   decoded.data(), out * in),
-              GPTQ_OK)
-        << gptq_last_error();
-    const std::vector<float> expected = dequantized(q.get(), out, in);
-    EXPECT_EQ(std::memcmp(decoded.data(), expected.data(), decoded.size() * sizeof(float)), 0)
-        << "grid " << grid;
+    std::vector<float> decoded = expect_decodes_to_dequantized(q.get(), grid, bytes, out, in);
     EXPECT_EQ(gptq_gguf_dequantize(grid, bytes.data(), static_cast<int64_t>(bytes.size()) - 1, out,
                                    in, decoded.data(), out * in),
               GPTQ_ERR_SIZE_MISMATCH);
@@ -467,14 +476,7 @@ TEST(GgufTensor, DecodedSuperBlocksEqualDequantizedTensorBitForBit) {
     QTensor q = quantize_layer(grid_config(grid), x, w, 1024, out, in);
     ASSERT_TRUE(q);
     const std::vector<uint8_t> bytes = export_bytes(q.get(), grid, out, in);
-    std::vector<float> decoded(static_cast<size_t>(out * in), -1.0f);
-    ASSERT_EQ(gptq_gguf_dequantize(grid, bytes.data(), static_cast<int64_t>(bytes.size()), out, in,
-                                   decoded.data(), out * in),
-              GPTQ_OK)
-        << gptq_last_error();
-    const std::vector<float> expected = dequantized(q.get(), out, in);
-    EXPECT_EQ(std::memcmp(decoded.data(), expected.data(), decoded.size() * sizeof(float)), 0)
-        << "grid " << grid;
+    std::vector<float> decoded = expect_decodes_to_dequantized(q.get(), grid, bytes, out, in);
     // And the weights are close to the layer's: a 4-bit grid is within a
     // fraction of the weights' spread.
     double err = 0.0, norm = 0.0;
