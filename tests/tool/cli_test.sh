@@ -5,26 +5,7 @@
 set -euo pipefail
 gptq=$1
 make_model=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fails=0
-
-pass() { echo "ok: $1"; }
-fail() { echo "FAIL: $1"; fails=$((fails + 1)); }
-
-# expect_error NAME EXPECTED_TEXT COMMAND...: exit status 1 or 2 and the
-# text on stderr.
-expect_error() {
-  local name=$1 text=$2
-  shift 2
-  local rc=0
-  "$@" >"$work/out.txt" 2>"$work/err.txt" || rc=$?
-  if [ "$rc" -ne 0 ] && grep -qF -- "$text" "$work/err.txt"; then
-    pass "$name"
-  else
-    fail "$name (exit $rc; stderr: $(cat "$work/err.txt"))"
-  fi
-}
+. "$(dirname "$0")/check_helpers.sh"
 
 "$make_model" "$work/model"
 "$make_model" "$work/gpt2" gpt2

@@ -17,24 +17,7 @@ if [ "$with_python" = --python ] && ! "$python" -c 'import gguf, numpy' 2>/dev/n
   echo "skip: $python cannot import gguf and numpy (set GGUF_PYTHON to a venv with them)"
   exit 77
 fi
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fails=0
-
-pass() { echo "ok: $1"; }
-fail() { echo "FAIL: $1"; fails=$((fails + 1)); }
-
-expect_error() {
-  local name=$1 text=$2
-  shift 2
-  local rc=0
-  "$@" >"$work/out.txt" 2>"$work/err.txt" || rc=$?
-  if [ "$rc" -ne 0 ] && grep -qF -- "$text" "$work/err.txt"; then
-    pass "$name"
-  else
-    fail "$name (exit $rc; stderr: $(cat "$work/err.txt"))"
-  fi
-}
+. "$(dirname "$0")/check_helpers.sh"
 
 # A byte-level BPE tokenizer for the tiny models' 96 ids: 3 special tokens,
 # 92 single characters ('!' .. '|'), and "ab" from the one merge; SmolLM's
