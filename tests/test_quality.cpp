@@ -51,11 +51,10 @@ class Quality : public ::testing::TestWithParam<QualityCase> {};
 
 TEST_P(Quality, FarBelowRoundToNearest) {
   const QualityCase c = GetParam();
-  const int64_t out = 128, in = 512, calib = 2048, held_out = 512;
-  const std::vector<float> all = correlated_activations(calib + held_out, in, 1234, 8, 30.0f);
-  const std::vector<float> x_cal(all.begin(), all.begin() + calib * in);
-  const std::vector<float> x_eval(all.begin() + calib * in, all.end());
-  const std::vector<float> w = layer_weights(out, in, 99);
+  const int64_t out = HeldOutLayer::out, in = HeldOutLayer::in, calib = HeldOutLayer::calib,
+                held_out = HeldOutLayer::held_out;
+  const HeldOutLayer layer = held_out_layer();
+  const std::vector<float> &x_cal = layer.x_cal, &x_eval = layer.x_eval, &w = layer.w;
 
   gptq_config cfg = default_config();
   cfg.bits = c.bits;

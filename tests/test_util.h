@@ -93,6 +93,24 @@ inline double output_error(const std::vector<float> &x, const std::vector<float>
   return total;
 }
 
+// The quality tests' layer: 128 × 512 weights, calibrated on 2048 tokens of
+// correlated activations with outlier channels and judged on 512 more.
+struct HeldOutLayer {
+  static constexpr int64_t out = 128, in = 512, calib = 2048, held_out = 512;
+  std::vector<float> x_cal, x_eval, w;
+};
+
+inline HeldOutLayer held_out_layer() {
+  const int64_t in = HeldOutLayer::in, calib = HeldOutLayer::calib;
+  const std::vector<float> all =
+      correlated_activations(calib + HeldOutLayer::held_out, in, 1234, 8, 30.0f);
+  HeldOutLayer l;
+  l.x_cal.assign(all.begin(), all.begin() + calib * in);
+  l.x_eval.assign(all.begin() + calib * in, all.end());
+  l.w = layer_weights(HeldOutLayer::out, in, 99);
+  return l;
+}
+
 // Feeds x in one batch (samples = 1), quantizes w, returns the tensor.
 inline QTensor quantize_layer(const gptq_config &cfg, const std::vector<float> &x,
                               const std::vector<float> &w, int64_t tokens, int64_t out,
