@@ -63,7 +63,9 @@ void check_cache_matches_recompute(const LlamaModel &model, double tolerance) {
   const int64_t V = model.config.vocab_size;
   const std::vector<int32_t> a = ids_of(40, 37, 5, V), b = ids_of(33, 11, 3, V);
   const std::vector<float> want_a = full_logits(model, a), want_b = full_logits(model, b);
-  KvCache cache(model.config, 3, 64);
+  // A capacity off the transposed keys' 16-position blocks, so that decode
+  // steps also read their padding.
+  KvCache cache(model.config, 3, 41);
   const Rope rope(model.config, 64);
   // Chunks per step: a prefill of several tokens, then single tokens and
   // another multi-token chunk (a continued prompt).

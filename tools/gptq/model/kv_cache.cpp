@@ -9,22 +9,28 @@
 namespace gptqtool {
 
 KvCache::KvCache(const LlamaConfig &c, int64_t slots, int64_t capacity)
-    : layers_(c.num_hidden_layers), slots_(slots), capacity_(capacity), kv_dim_(c.kv_dim()) {
+    : layers_(c.num_hidden_layers),
+      slots_(slots),
+      capacity_(capacity),
+      kv_heads_(c.num_key_value_heads),
+      head_dim_(c.head_dim),
+      key_stride_((capacity + kKeyBlock - 1) / kKeyBlock * kKeyBlock) {
   if (slots < 1 || capacity < 1) throw ToolError("internal: a KV cache needs slots and capacity");
-  const size_t n = checked_elements({layers_, slots_, capacity_, kv_dim_}, "KV cache");
-  k_.resize(n);
-  v_.resize(n);
+  // Zero-filled: the padding positions past a slot's length are read (and
+  // their scores dropped), so they must hold numbers.
+  k_.resize(checked_elements({layers_, slots_, kv_heads_, head_dim_, key_stride_}, "KV cache"));
+  v_.resize(checked_elements({layers_, slots_, kv_heads_, capacity_, head_dim_}, "KV cache"));
   lengths_.assign(static_cast<size_t>(slots_), 0);
 }
 
 void KvCache::reset(int64_t slot) { lengths_[static_cast<size_t>(slot)] = 0; }
 
-float *KvCache::keys(int64_t layer, int64_t slot) {
-  return k_.data() + ((layer * slots_ + slot) * capacity_) * kv_dim_;
+float *KvCache::keys(int64_t layer, int64_t slot, int64_t head) {
+  return k_.data() + ((layer * slots_ + slot) * kv_heads_ + head) * head_dim_ * key_stride_;
 }
 
-float *KvCache::values(int64_t layer, int64_t slot) {
-  return v_.data() + ((layer * slots_ + slot) * capacity_) * kv_dim_;
+float *KvCache::values(int64_t layer, int64_t slot, int64_t head) {
+  return v_.data() + ((layer * slots_ + slot) * kv_heads_ + head) * capacity_ * head_dim_;
 }
 
 void KvCache::advance(int64_t slot, int64_t tokens) { lengths_[static_cast<size_t>(slot)] += tokens; }

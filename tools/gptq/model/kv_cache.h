@@ -18,6 +18,10 @@
 
 namespace gptqtool {
 
+// Positions that the transposed keys are padded to a multiple of (a vector
+// of floats).
+constexpr int64_t kKeyBlock = 16;
+
 class KvCache {
  public:
   KvCache(const LlamaConfig &config, int64_t slots, int64_t capacity);
@@ -29,9 +33,17 @@ class KvCache {
   // Forgets a slot's tokens, so a new sequence can use it.
   void reset(int64_t slot);
 
-  // Keys / values of block `layer` for a slot: [capacity, kv_dim].
-  float *keys(int64_t layer, int64_t slot);
-  float *values(int64_t layer, int64_t slot);
+  // Keys of block `layer`, key/value head `head`, for a slot, transposed:
+  // [head_dim, key_stride()], row d holding dimension d at every position,
+  // so that a decoded token's scores against all positions are whole-vector
+  // multiply-adds (no sum across a vector per key) over contiguous memory.
+  float *keys(int64_t layer, int64_t slot, int64_t head);
+  // Positions per row of keys(): the capacity rounded up to kKeyBlock, so
+  // that whole blocks of positions can be read up to the last stored one.
+  int64_t key_stride() const { return key_stride_; }
+  // Values of block `layer`, key/value head `head`, for a slot:
+  // [capacity, head_dim].
+  float *values(int64_t layer, int64_t slot, int64_t head);
 
   // Called once a step has run through every block.
   void advance(int64_t slot, int64_t tokens);
@@ -40,8 +52,9 @@ class KvCache {
   int64_t bytes() const;
 
  private:
-  int64_t layers_, slots_, capacity_, kv_dim_;
-  std::vector<float> k_, v_;  // [layers, slots, capacity, kv_dim]
+  int64_t layers_, slots_, capacity_, kv_heads_, head_dim_, key_stride_;
+  std::vector<float> k_;  // [layers, slots, kv_heads, head_dim, key_stride]
+  std::vector<float> v_;  // [layers, slots, kv_heads, capacity, head_dim]
   std::vector<int64_t> lengths_;
 };
 

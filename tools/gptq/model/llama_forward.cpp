@@ -55,7 +55,7 @@ namespace {
 
 // out[i] = act(gate[i]) · up[i] for i < n, act being silu or (Gemma's
 // gelu_pytorch_tanh) GELU in its tanh form; out may be gate.
-void gated_activation(const float *gate, const float *up, float *out, int64_t n, bool gelu) {
+GPTQ_VECTOR_CLONES void gated_activation(const float *gate, const float *up, float *out, int64_t n, bool gelu) {
   if (gelu) {
     constexpr float kSqrt2OverPi = 0.7978845608028654f;
     for (int64_t i = 0; i < n; ++i) {

@@ -10,6 +10,18 @@
 #include <cstdint>
 #include <cstring>
 
+// A loop over whole activations, built once per vector width with the
+// widest one the CPU has picked at load time: the tool is compiled for
+// baseline x86-64, whose 4-float vectors leave three quarters of an AVX-512
+// core idle. Every clone computes the same values (the tool is built with
+// -ffp-contract=off, and the reductions below fix their lane count), so the
+// output does not depend on the CPU.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define GPTQ_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define GPTQ_VECTOR_CLONES
+#endif
+
 namespace gptqtool {
 
 // x = cap·tanh(x / cap) over n values: Gemma 2's soft cap of attention
@@ -81,6 +93,19 @@ double sum_of(const float *x, int64_t n, F f) {
   }
   for (; i < n; ++i) sum += f(x[i]);
   return sum;
+}
+
+// kVectorLanes floats at any float-aligned address, as one value: GCC and
+// Clang lower its arithmetic to the vectors of the function it is used in
+// (one AVX-512 register, two AVX ones, four SSE ones). Reached only through
+// references (lanes_at), never passed by value: that calling convention
+// differs between those builds, and Clang refuses such calls.
+typedef float FloatLanes
+    __attribute__((vector_size(4 * kVectorLanes), aligned(4), may_alias));
+
+inline FloatLanes &lanes_at(float *p) { return *reinterpret_cast<FloatLanes *>(p); }
+inline const FloatLanes &lanes_at(const float *p) {
+  return *reinterpret_cast<const FloatLanes *>(p);
 }
 
 inline double sum_of(const float *x, int64_t n) {
