@@ -8,6 +8,7 @@
 #include "dtype.h"
 #include "error.h"
 #include "isa.h"
+#include "matmul_input.h"
 #include "matmul_kernels.h"
 #include "thread_pool.h"
 
@@ -38,66 +39,6 @@ void matmul_dequant_sgemm(const QTensorData &q, const float *x, int64_t rows, fl
          static_cast<int>(k), tile.data(), static_cast<int>(k), 0.0f, y + n0, static_cast<int>(n));
   }
 }
-
-namespace {
-
-// x rows [m0, m0+rows) into the weights' padded column order and, for the
-// int8 kernels, each 32-block rounded to int8 with its scale and each group
-// slot's sum of the rounded values.
-struct PreparedInput {
-  std::vector<float> x, xsum, xscale;
-  std::vector<int8_t> xq;
-  float x_absmax = 0.0f;  // NaN when x holds a NaN
-};
-
-void prepare_input(const CpuMatmulWeights &w, const float *x, int64_t rows, bool int8,
-                   PreparedInput &out) {
-  const int64_t kp = w.kp, slots = w.slots(), blocks = kp / 32;
-  out.x.resize(static_cast<size_t>(rows * kp));
-  float amax = 0.0f;
-  for (int64_t m = 0; m < rows; ++m) {
-    float *dst = &out.x[m * kp];
-    const float *src = x + m * w.k;
-    for (int64_t p = 0; p < kp; ++p) {
-      dst[p] = w.source[p] >= 0 ? src[w.source[p]] : 0.0f;
-      const float a = std::abs(dst[p]);
-      amax = (a > amax || a != a) && amax == amax ? a : amax;  // a NaN sticks
-    }
-  }
-  out.x_absmax = amax;
-  if (!int8) return;
-  out.xq.assign(static_cast<size_t>(rows * kp), 0);
-  out.xscale.resize(static_cast<size_t>(rows * blocks));
-  out.xsum.resize(static_cast<size_t>(rows * slots));
-  // Adding and subtracting 1.5·2^23 rounds a float of magnitude < 2^22 to the
-  // nearest integer, ties to even, exactly as rint does, in plain SIMD.
-  constexpr float kRound = 12582912.0f;
-  for (int64_t m = 0; m < rows; ++m)
-    for (int64_t t = 0; t < slots; ++t) {
-      // The zero term uses the sums of the rounded activations, so that the
-      // rounding error multiplies (code − zero), centred on 0, rather than the
-      // code itself: y = scale·Σ x̃·(c − z) exactly, with x̃ the rounded x.
-      float sum = 0.0f;
-      for (int64_t b = w.group_begin[t] / 32; b < w.group_begin[t + 1] / 32; ++b) {
-        const float *v = &out.x[m * kp + b * 32];
-        int8_t *q = &out.xq[m * kp + b * 32];
-        float amax = 0.0f;
-        for (int i = 0; i < 32; ++i) amax = std::max(amax, std::abs(v[i]));
-        const float scale = amax / 127.0f;
-        out.xscale[m * blocks + b] = scale;
-        if (scale == 0.0f) continue;
-        int32_t qsum = 0;
-        for (int i = 0; i < 32; ++i) {
-          q[i] = static_cast<int8_t>((v[i] / scale + kRound) - kRound);
-          qsum += q[i];
-        }
-        sum += scale * static_cast<float>(qsum);
-      }
-      out.xsum[m * slots + t] = sum;
-    }
-}
-
-}  // namespace
 
 void cpu_matmul(const QTensorData &q, const CpuMatmulWeights &w, const void *x, gptq_dtype dtype,
                 int64_t rows, const void *bias, void *y, const MatmulOptions &options) {

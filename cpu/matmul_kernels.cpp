@@ -117,24 +117,29 @@ GPTQ_VNNI void int8_vnni_tiles(const CpuMatmulWeights &w, const KernelInput &in,
       __m512 group[kRows];
       for (int m = 0; m < kRows; ++m) group[m] = _mm512_setzero_ps();
       for (int64_t b = w.group_begin[t] / 32; b < w.group_begin[t + 1] / 32; ++b) {
-        // Two integer accumulators per row of x, so that consecutive
-        // dpbusd do not wait on each other.
-        __m512i dot[kRows][2];
-        for (int m = 0; m < kRows; ++m) dot[m][0] = dot[m][1] = _mm512_setzero_si512();
+        // Two integer accumulators per row of x up to four rows, so that
+        // consecutive dpbusd do not wait on each other; one past that,
+        // where the rows themselves interleave enough and registers run out.
+        constexpr int kDots = kRows <= 4 ? 2 : 1;
+        __m512i dot[kRows][kDots];
+        for (int m = 0; m < kRows; ++m)
+          for (int a = 0; a < kDots; ++a) dot[m][a] = _mm512_setzero_si512();
         for (int j = 0; j < kChunksPerBlock; ++j, src += kChunkBytes) {
           const __m512i v = _mm512_loadu_si512(src);
           for (int f = 0; f < kCpb; ++f) {
             const __m512i c = field512<kCpb>(v, f, mask);
             const int64_t col = 32 * b + 4 * (j * kCpb + f);
             for (int m = 0; m < kRows; ++m) {
-              __m512i &d = dot[m][(j * kCpb + f) & 1];
+              __m512i &d = dot[m][(j * kCpb + f) % kDots];
               d = _mm512_dpbusd_epi32(d, c, _mm512_set1_epi32(four_bytes(in.xq + m * w.kp + col)));
             }
           }
         }
-        for (int m = 0; m < kRows; ++m)
-          group[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(dot[m][0], dot[m][1])),
+        for (int m = 0; m < kRows; ++m) {
+          const __m512i sum = kDots == 2 ? _mm512_add_epi32(dot[m][0], dot[m][kDots - 1]) : dot[m][0];
+          group[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum),
                                      _mm512_set1_ps(in.xscale[m * blocks + b]), group[m]);
+        }
       }
       const __m512 s = _mm512_loadu_ps(scale + t * kTileRows),
                    z = _mm512_loadu_ps(zero + t * kTileRows);
@@ -464,19 +469,23 @@ using TileKernel = void (*)(const CpuMatmulWeights &, const KernelInput &, int64
                             float *, int64_t);
 
 // Every instantiation of a tile kernel, indexed [rows of x − 1][codes per
-// byte 1, 2, 4], and the one for a call.
-#define GPTQ_TILE_KERNELS(FN)                                           \
-  {                                                                     \
-    {FN<1, 1>, FN<1, 2>, FN<1, 4>}, {FN<2, 1>, FN<2, 2>, FN<2, 4>},     \
-        {FN<3, 1>, FN<3, 2>, FN<3, 4>}, {FN<4, 1>, FN<4, 2>, FN<4, 4>}, \
-  }
+// byte 1, 2, 4], up to four rows and (the VNNI kernel) up to eight.
+#define GPTQ_TILE_KERNEL_ROW(FN, R) {FN<R, 1>, FN<R, 2>, FN<R, 4>}
+#define GPTQ_TILE_KERNELS(FN)                                                         \
+  {GPTQ_TILE_KERNEL_ROW(FN, 1), GPTQ_TILE_KERNEL_ROW(FN, 2), GPTQ_TILE_KERNEL_ROW(FN, 3), \
+   GPTQ_TILE_KERNEL_ROW(FN, 4)}
+#define GPTQ_TILE_KERNELS_8(FN)                                                       \
+  {GPTQ_TILE_KERNEL_ROW(FN, 1), GPTQ_TILE_KERNEL_ROW(FN, 2), GPTQ_TILE_KERNEL_ROW(FN, 3), \
+   GPTQ_TILE_KERNEL_ROW(FN, 4), GPTQ_TILE_KERNEL_ROW(FN, 5), GPTQ_TILE_KERNEL_ROW(FN, 6), \
+   GPTQ_TILE_KERNEL_ROW(FN, 7), GPTQ_TILE_KERNEL_ROW(FN, 8)}
 
-TileKernel pick(const TileKernel (&table)[4][3], int64_t rows, int cpb) {
-  const int r = static_cast<int>(std::clamp<int64_t>(rows, 1, kKernelRows)) - 1;
+template <int kMaxRows>
+TileKernel pick(const TileKernel (&table)[kMaxRows][3], int64_t rows, int cpb) {
+  const int r = static_cast<int>(std::clamp<int64_t>(rows, 1, kMaxRows)) - 1;
   return table[r][cpb == 1 ? 0 : cpb == 2 ? 1 : 2];
 }
 
-constexpr TileKernel kInt8Vnni[4][3] = GPTQ_TILE_KERNELS(int8_vnni_tiles);
+constexpr TileKernel kInt8Vnni[8][3] = GPTQ_TILE_KERNELS_8(int8_vnni_tiles);
 constexpr TileKernel kInt8Avx2[4][3] = GPTQ_TILE_KERNELS(int8_avx2_tiles);
 constexpr TileKernel kF32Avx512[4][3] = GPTQ_TILE_KERNELS(f32_avx512_tiles);
 constexpr TileKernel kF32Avx2[4][3] = GPTQ_TILE_KERNELS(f32_avx2_tiles);
@@ -486,10 +495,25 @@ constexpr TileKernel kF32Avx2[4][3] = GPTQ_TILE_KERNELS(f32_avx2_tiles);
 // The level every kernel of this file runs at (see isa.h).
 const Isa kIsa = cpu_isa();
 
-}  // namespace
+// Rows [m0, m0 + count) of an input.
+KernelInput rows_of(const CpuMatmulWeights &w, const KernelInput &in, int64_t m0, int64_t count) {
+  const int64_t blocks = w.kp / 32;
+  KernelInput part = in;
+  part.rows = count;
+  part.x = in.x + m0 * w.kp;
+  if (in.xq != nullptr) {
+    part.xq = in.xq + m0 * w.kp;
+    part.xscale = in.xscale + m0 * blocks;
+    part.xsum = in.xsum + m0 * w.slots();
+  }
+  return part;
+}
 
-void matmul_tiles_f32(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0,
-                      int64_t tile1, float *y, int64_t ldy) {
+// Rows of x the kernels below hold in registers at once.
+constexpr int64_t kRegisterRows = 4;
+
+void f32_rows(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0, int64_t tile1,
+              float *y, int64_t ldy) {
 #ifdef GPTQ_X86
   if (kIsa >= Isa::kAvx512) {
     if (w.codes_per_byte == 2 && in.rows <= 2 && in.x_absmax < kNibbleXLimit &&
@@ -508,13 +532,27 @@ void matmul_tiles_f32(const CpuMatmulWeights &w, const KernelInput &in, int64_t 
   f32_portable(w, in, tile0, tile1, y, ldy);
 }
 
+}  // namespace
+
+void matmul_tiles_f32(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0,
+                      int64_t tile1, float *y, int64_t ldy) {
+  for (int64_t m0 = 0; m0 < in.rows; m0 += kRegisterRows)
+    f32_rows(w, rows_of(w, in, m0, std::min(kRegisterRows, in.rows - m0)), tile0, tile1,
+             y + m0 * ldy, ldy);
+}
+
 void matmul_tiles_int8(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0,
                        int64_t tile1, float *y, int64_t ldy) {
 #ifdef GPTQ_X86
   if (kIsa == Isa::kAvx512Vnni)
     return pick(kInt8Vnni, in.rows, w.codes_per_byte)(w, in, tile0, tile1, y, ldy);
-  if (kIsa >= Isa::kAvx2)
-    return pick(kInt8Avx2, in.rows, w.codes_per_byte)(w, in, tile0, tile1, y, ldy);
+  if (kIsa >= Isa::kAvx2) {
+    for (int64_t m0 = 0; m0 < in.rows; m0 += kRegisterRows) {
+      const KernelInput part = rows_of(w, in, m0, std::min(kRegisterRows, in.rows - m0));
+      pick(kInt8Avx2, part.rows, w.codes_per_byte)(w, part, tile0, tile1, y + m0 * ldy, ldy);
+    }
+    return;
+  }
 #endif
   int8_portable(w, in, tile0, tile1, y, ldy);
 }

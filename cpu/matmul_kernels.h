@@ -9,8 +9,12 @@
 
 namespace gptq::cpu {
 
-// Rows of x the kernels handle in one pass over the weights.
-constexpr int64_t kKernelRows = 4;
+// Rows of x one call of the tile functions below takes. The VNNI kernel
+// multiplies all of them in one pass over the weights (its integer sums need
+// one register per row); the others hold four rows' sums in registers and
+// take the rows four at a time, over the same few tiles while those are
+// still in cache. Eight decoded sequences thus stream the weights once.
+constexpr int64_t kKernelRows = 8;
 
 struct KernelInput {
   int64_t rows;    // <= kKernelRows

@@ -43,6 +43,19 @@ std::unique_ptr<PreparedWeights> prepare_matmul_weights(const QTensorData &q) {
     slot_group.push_back(g);
   }
   m->kp = m->group_begin.back();
+  for (int64_t p = 0; p < m->kp; ++p) {
+    const int64_t column = m->source[p];
+    if (!m->source_runs.empty()) {
+      SourceRun &last = m->source_runs.back();
+      const bool both_padding = column < 0 && last.column < 0;
+      const bool consecutive = column >= 0 && last.column >= 0 && column == last.column + last.length;
+      if (both_padding || consecutive) {
+        ++last.length;
+        continue;
+      }
+    }
+    m->source_runs.push_back({p, 1, column});
+  }
   const int64_t slots = m->slots();
   m->scale.assign(static_cast<size_t>(m->tiles * slots * kTileRows), 0.0f);
   m->zero.assign(static_cast<size_t>(m->tiles * slots * kTileRows), 0.0f);

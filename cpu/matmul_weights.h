@@ -33,6 +33,13 @@ namespace gptq::cpu {
 constexpr int64_t kTileRows = 16;
 constexpr int64_t kChunkBytes = 64;
 
+// Positions [begin, begin + length) of the padded column order that hold
+// consecutive columns of x from `column` on, or padding (column −1): x is
+// reordered a stretch at a time (without act-order, one stretch per group).
+struct SourceRun {
+  int64_t begin, length, column;
+};
+
 struct CpuMatmulWeights final : PreparedWeights {
   int bits = 0;
   int codes_per_byte = 1;  // 1, 2 or 4
@@ -40,6 +47,7 @@ struct CpuMatmulWeights final : PreparedWeights {
   int64_t kp = 0;                    // padded, reordered column count (multiple of 32)
   int64_t tiles = 0;                 // ceil(n / 16)
   std::vector<int32_t> source;       // [kp]: original column of each position, −1 for padding
+  std::vector<SourceRun> source_runs;  // `source` as stretches, in position order
   std::vector<int64_t> group_begin;  // [slots + 1]: position ranges of the group slots
   std::vector<float> scale, zero;    // [tiles, slots, 16]: per group slot, per row of a tile
   LargeBuffer<uint8_t> codes;        // [tiles, chunks, 64]; huge pages (see below)
