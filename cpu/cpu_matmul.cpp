@@ -64,7 +64,9 @@ void cpu_matmul(const QTensorData &q, const CpuMatmulWeights &w, const void *x, 
     matmul_dequant_sgemm(q, xf, rows, yf);
   } else {
     const bool int8 = options.int8_activations && w.bits <= 4 && int8_kernels_available();
-    PreparedInput in;
+    // Reused by the calling thread's later calls: a decode step makes
+    // hundreds, and fresh buffers would be zero-filled each time.
+    thread_local PreparedInput in;
     const int64_t tasks = (w.tiles + kTilesPerTask - 1) / kTilesPerTask;
     for (int64_t m0 = 0; m0 < rows; m0 += kKernelRows) {
       const int64_t count = std::min(kKernelRows, rows - m0);
