@@ -13,7 +13,7 @@
 
 namespace gptq::cpu {
 
-// Up to 32 rows the kernels (one pass over the weights per 4 rows) beat
+// Up to 32 rows the kernels (one pass over the weights per 8 rows) beat
 // dequantize + sgemm on every shape measured (bench/RESULTS.md).
 constexpr int64_t kSmallBatch = 32;
 

@@ -874,8 +874,8 @@ GPTQ_API gptq_status gptq_matmul_ex(const gptq_qtensor *q, const void *x, gptq_d
  * CPU matmul. Up to 32 rows of x run SIMD kernels over the packed codes,
  * chosen at run time by CPUID (AVX-512 VNNI, AVX-512, AVX2 or portable),
  * with output rows in tiles of 16 and groups contiguous (act-order tensors
- * permute x rather than the weights); more rows dequantize tiles of W and
- * use sgemm.
+ * permute x rather than the weights), 8 rows of x per pass over the
+ * weights; more rows dequantize tiles of W and use sgemm.
  *
  * CUDA matmul. The 4-bit path is a tensor-core kernel (mma.m16n8k16) that
  * reads each 16 × 16 tile of codes as one 32-bit word per lane and x in 16
