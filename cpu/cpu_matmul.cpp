@@ -21,6 +21,9 @@ constexpr int64_t kDequantRows = 512;
 // 16-row tiles per task on the kernel path (64 output rows): enough work to
 // amortize a task, small enough to balance two to a few dozen threads.
 constexpr int64_t kTilesPerTask = 4;
+// Rows of x prepared at once on the kernel path: 64 rows of a 28672-wide
+// layer are 9 MiB of float32 and int8 copies.
+constexpr int64_t kInputBlockRows = 64;
 }  // namespace
 
 void matmul_dequant_sgemm(const QTensorData &q, const float *x, int64_t rows, float *y) {
@@ -60,26 +63,36 @@ void cpu_matmul(const QTensorData &q, const CpuMatmulWeights &w, const void *x, 
     yf = y_staging.data();
   }
 
-  if (rows > kSmallBatch) {
+  // int8 activations take the kernels at any batch size: their integer
+  // multiplies outrun dequantize + sgemm in float32 even for a prefill of
+  // hundreds of rows (bench/RESULTS.md). float32 ones take them up to
+  // kSmallBatch rows.
+  const bool int8 = options.int8_activations && w.bits <= 4 && int8_kernels_available();
+  if (rows > kSmallBatch && !int8) {
     matmul_dequant_sgemm(q, xf, rows, yf);
   } else {
-    const bool int8 = options.int8_activations && w.bits <= 4 && int8_kernels_available();
     // Reused by the calling thread's later calls: a decode step makes
     // hundreds, and fresh buffers would be zero-filled each time.
     thread_local PreparedInput in;
     const int64_t tasks = (w.tiles + kTilesPerTask - 1) / kTilesPerTask;
-    for (int64_t m0 = 0; m0 < rows; m0 += kKernelRows) {
-      const int64_t count = std::min(kKernelRows, rows - m0);
-      prepare_input(w, xf + m0 * k, count, int8, in);
-      const KernelInput kin{count,        in.x.data(),      in.xsum.data(),
-                            in.xq.data(), in.xscale.data(), in.x_absmax};
-      float *out = yf + m0 * n;
+    // x is prepared kInputBlockRows rows at a time, and each task runs its
+    // few tiles over all of them, kKernelRows at a time: its slab of weights
+    // comes from memory once per block and from cache after.
+    for (int64_t b0 = 0; b0 < rows; b0 += kInputBlockRows) {
+      const int64_t count = std::min(kInputBlockRows, rows - b0);
+      prepare_input(w, xf + b0 * k, count, int8, in);
+      const KernelInput block{count,        in.x.data(),      in.xsum.data(),
+                              in.xq.data(), in.xscale.data(), in.x_absmax};
+      float *out = yf + b0 * n;
       ThreadPool::instance().parallel_for(tasks, options.num_threads, [&](int64_t t) {
         const int64_t tile0 = t * kTilesPerTask, tile1 = std::min(w.tiles, tile0 + kTilesPerTask);
-        if (int8)
-          matmul_tiles_int8(w, kin, tile0, tile1, out, n);
-        else
-          matmul_tiles_f32(w, kin, tile0, tile1, out, n);
+        for (int64_t m0 = 0; m0 < count; m0 += kKernelRows) {
+          const KernelInput part = rows_of(w, block, m0, std::min(kKernelRows, count - m0));
+          if (int8)
+            matmul_tiles_int8(w, part, tile0, tile1, out + m0 * n, n);
+          else
+            matmul_tiles_f32(w, part, tile0, tile1, out + m0 * n, n);
+        }
       });
     }
   }

@@ -495,20 +495,6 @@ constexpr TileKernel kF32Avx2[4][3] = GPTQ_TILE_KERNELS(f32_avx2_tiles);
 // The level every kernel of this file runs at (see isa.h).
 const Isa kIsa = cpu_isa();
 
-// Rows [m0, m0 + count) of an input.
-KernelInput rows_of(const CpuMatmulWeights &w, const KernelInput &in, int64_t m0, int64_t count) {
-  const int64_t blocks = w.kp / 32;
-  KernelInput part = in;
-  part.rows = count;
-  part.x = in.x + m0 * w.kp;
-  if (in.xq != nullptr) {
-    part.xq = in.xq + m0 * w.kp;
-    part.xscale = in.xscale + m0 * blocks;
-    part.xsum = in.xsum + m0 * w.slots();
-  }
-  return part;
-}
-
 // Rows of x the kernels below hold in registers at once.
 constexpr int64_t kRegisterRows = 4;
 
@@ -555,6 +541,19 @@ void matmul_tiles_int8(const CpuMatmulWeights &w, const KernelInput &in, int64_t
   }
 #endif
   int8_portable(w, in, tile0, tile1, y, ldy);
+}
+
+KernelInput rows_of(const CpuMatmulWeights &w, const KernelInput &in, int64_t m0, int64_t count) {
+  const int64_t blocks = w.kp / 32;
+  KernelInput part = in;
+  part.rows = count;
+  part.x = in.x + m0 * w.kp;
+  if (in.xq != nullptr) {
+    part.xq = in.xq + m0 * w.kp;
+    part.xscale = in.xscale + m0 * blocks;
+    part.xsum = in.xsum + m0 * w.slots();
+  }
+  return part;
 }
 
 bool int8_kernels_available() { return kIsa != Isa::kPortable; }

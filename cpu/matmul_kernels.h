@@ -17,7 +17,7 @@ namespace gptq::cpu {
 constexpr int64_t kKernelRows = 8;
 
 struct KernelInput {
-  int64_t rows;    // <= kKernelRows
+  int64_t rows;    // <= kKernelRows for the tile functions
   const float *x;  // [rows, kp], reordered and zero-padded
   // int8 path only: x rounded per 32-block, the blocks' scales, and the sum
   // of the rounded values over each group slot (for the zeros).
@@ -44,6 +44,9 @@ void matmul_tiles_f32(const CpuMatmulWeights &w, const KernelInput &in, int64_t 
 // Σ_groups scale·(Σ_blocks xscale·Σ code·xq − zero·xsum).
 void matmul_tiles_int8(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0,
                        int64_t tile1, float *y, int64_t ldy);
+
+// Rows [m0, m0 + count) of an input.
+KernelInput rows_of(const CpuMatmulWeights &w, const KernelInput &in, int64_t m0, int64_t count);
 
 // True when the int8 kernels have a SIMD build on this CPU.
 bool int8_kernels_available();

@@ -836,10 +836,11 @@ typedef struct gptq_matmul_options {
   /* 0 (default): activations stay float32 in the SIMD kernels; the result
    * equals dequantize-then-multiply up to float32 summation order (relative
    * error ~1e-6 of Σ|x·w|).
-   * 1: for small batches on CPUs with AVX2, each block of 32 activations is
-   * rounded to int8 with its own scale (max|x|/127) and multiplied with the
-   * integer codes in integer arithmetic (VNNI where present). Faster; the
-   * result is exactly scale·Σ x̃·(code − zero) with x̃ the rounded
+   * 1: on CPUs with AVX2, at any batch size, each block of 32 activations
+   * is rounded to int8 with its own scale (max|x|/127) and multiplied with
+   * the integer codes in integer arithmetic (VNNI where present), each row
+   * of x on its own (a row's result does not depend on the others).
+   * Faster; the result is exactly scale·Σ x̃·(code − zero) with x̃ the rounded
    * activations (each within max|x of its block|/254 of x), which on
    * LLM-like activations is a relative L2 error of y of about 1%. Only 2-,
    * 3- and 4-bit tensors use it; others, and the CUDA backend, ignore the

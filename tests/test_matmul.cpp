@@ -76,7 +76,7 @@ TEST_P(MatmulKernels, Int8ActivationsWithinTheirRoundingBound) {
   gptq_matmul_options opts;
   gptq_matmul_options_default(&opts);
   opts.int8_activations = 1;
-  for (int64_t rows : {1, 3, 6, 8, 11}) {
+  for (int64_t rows : {1, 3, 6, 8, 11, 40, 100}) {
     const std::vector<float> x = correlated_activations(rows, l.in, 50 + rows);
     std::vector<double> want, magnitude;
     reference(l, x, rows, want, magnitude);
@@ -204,10 +204,23 @@ TEST(MatmulKernels, Int8IsCloseOnRealisticLayer) {
   EXPECT_GT(rel, 0.0);  // it really took the int8 path (f32 would be ~1e-7)
 }
 
+// Whether int8 activations take the int8 kernels here: they need AVX2, and
+// GPTQ_CPU_KERNELS=portable turns them off (the float32 path runs instead).
+bool int8_kernels_run() {
+  const char *env = std::getenv("GPTQ_CPU_KERNELS");
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  return (env == nullptr || std::string(env) != "portable") && __builtin_cpu_supports("avx2");
+#else
+  (void)env;
+  return false;
+#endif
+}
+
 // With int8 activations a row's result is the same bits whether the row is
-// alone or one of up to 32 (the kernels take 8 rows per pass over the
-// weights, four at a time on AVX2, and round each row on its own): a batch
-// of decoded sequences gives each what it would get alone.
+// alone or one of a batch of any size (the kernels take 8 rows per pass over
+// the weights, four at a time on AVX2, and round each row on its own): a
+// batch of decoded sequences gives each what it would get alone. Without
+// the int8 kernels, batches past 32 rows take dequantize + sgemm instead.
 TEST(MatmulKernels, Int8RowsDoNotDependOnTheirBatch) {
   for (const Case c : {Case{4, 32, false}, Case{3, 48, true}, Case{2, 64, false}}) {
     const Layer l = make_layer(c, 40, 160);
@@ -215,7 +228,8 @@ TEST(MatmulKernels, Int8RowsDoNotDependOnTheirBatch) {
     gptq_matmul_options opts;
     gptq_matmul_options_default(&opts);
     opts.int8_activations = 1;
-    for (int64_t rows : {2, 5, 8, 9, 13, 32}) {
+    for (int64_t rows : {2, 5, 8, 9, 13, 32, 33, 70}) {
+      if (rows > 32 && !int8_kernels_run()) continue;
       const std::vector<float> x = correlated_activations(rows, l.in, 60 + rows);
       std::vector<float> all(rows * l.out);
       ASSERT_EQ(gptq_matmul_ex(l.q.get(), x.data(), GPTQ_DTYPE_F32, rows, l.in, nullptr, all.data(), all.size(), &opts),
