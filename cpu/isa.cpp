@@ -3,14 +3,30 @@
 #include <algorithm>
 #include <cstdlib>
 
+#ifdef GPTQ_X86
+#include <cpuid.h>
+#endif
+
 namespace gptq::cpu {
 
 namespace {
 
+#ifdef GPTQ_X86
+// F16C (half ↔ float conversions, which the matmul kernels use for the
+// scales), from CPUID: not every compiler's __builtin_cpu_supports knows it.
+// Every CPU with AVX2 and FMA has it; a virtual machine might hide it.
+bool has_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid(1, &eax, &ebx, &ecx, &edx) == 0) return false;
+  return (ecx & bit_F16C) != 0;
+}
+#endif
+
 Isa best_supported() {
 #ifdef GPTQ_X86
   __builtin_cpu_init();
-  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return Isa::kPortable;
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || !has_f16c())
+    return Isa::kPortable;
   if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
       !__builtin_cpu_supports("avx512vl") || !__builtin_cpu_supports("avx512dq"))
     return Isa::kAvx2;

@@ -55,7 +55,6 @@ float quantize_block_portable(const float *v, int8_t *q, int32_t *qsum) {
 
 #ifdef GPTQ_X86
 
-#define GPTQ_AVX2 __attribute__((target("avx2,fma")))
 #define GPTQ_AVX512 __attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl,avx512dq")))
 
 GPTQ_AVX512 float abs_max_avx512(const float *x, int64_t n) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "half.h"
 #include "isa.h"
 
 #ifdef GPTQ_X86
@@ -32,8 +33,8 @@ void f32_portable(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile
         const int64_t at = (tile * slots + t) * kTileRows + i;
         float dot = 0.0f;
         for (int64_t p = w.group_begin[t]; p < w.group_begin[t + 1]; ++p)
-          dot += x[p] * (static_cast<float>(w.code(r, p)) - w.zero[at]);
-        acc += w.scale[at] * dot;
+          dot += x[p] * (static_cast<float>(w.code(r, p)) - static_cast<float>(w.zero[at]));
+        acc += half_to_float(w.scale[at]) * dot;
       }
       y[m * ldy + r] = acc;
     }
@@ -57,7 +58,8 @@ void int8_portable(const CpuMatmulWeights &w, const KernelInput &in, int64_t til
             dot += static_cast<int32_t>(w.code(r, p)) * xq[p];
           group += in.xscale[m * blocks + b] * static_cast<float>(dot);
         }
-        acc += w.scale[at] * (group - w.zero[at] * in.xsum[m * slots + t]);
+        acc += half_to_float(w.scale[at]) *
+               (group - static_cast<float>(w.zero[at]) * in.xsum[m * slots + t]);
       }
       y[m * ldy + r] = acc;
     }
@@ -66,9 +68,9 @@ void int8_portable(const CpuMatmulWeights &w, const KernelInput &in, int64_t til
 
 #ifdef GPTQ_X86
 
-#define GPTQ_AVX2 __attribute__((target("avx2,fma")))
-#define GPTQ_AVX512 __attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl,avx512dq")))
-#define GPTQ_VNNI __attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+#define GPTQ_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define GPTQ_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq")))
+#define GPTQ_VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
 
 // Four consecutive int8 activations as one 32-bit value, for broadcasting.
 inline int32_t four_bytes(const int8_t *p) {
@@ -83,6 +85,15 @@ inline int64_t valid_rows(const CpuMatmulWeights &w, int64_t tile, int64_t first
 }
 
 // ---- AVX-512 (16 rows of a tile per vector) ------------------------------
+
+// A tile's 16 scales (fp16 bits) and zeros (integers) as floats, exactly.
+GPTQ_AVX512 inline __m512 scales16(const uint16_t *p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(p)));
+}
+GPTQ_AVX512 inline __m512 zeros16(const uint16_t *p) {
+  return _mm512_cvtepi32_ps(
+      _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(p))));
+}
 
 template <int kCpb>
 GPTQ_AVX512 inline __m512i field512(__m512i v, int f, __m512i mask) {
@@ -109,7 +120,7 @@ GPTQ_VNNI void int8_vnni_tiles(const CpuMatmulWeights &w, const KernelInput &in,
   const int64_t slots = w.slots(), blocks = w.kp / 32;
   for (int64_t tile = tile0; tile < tile1; ++tile) {
     const uint8_t *src = w.tile_codes(tile);
-    const float *scale = &w.scale[tile * slots * kTileRows],
+    const uint16_t *scale = &w.scale[tile * slots * kTileRows],
                 *zero = &w.zero[tile * slots * kTileRows];
     __m512 acc[kRows];
     for (int m = 0; m < kRows; ++m) acc[m] = _mm512_setzero_ps();
@@ -141,8 +152,8 @@ GPTQ_VNNI void int8_vnni_tiles(const CpuMatmulWeights &w, const KernelInput &in,
                                      _mm512_set1_ps(in.xscale[m * blocks + b]), group[m]);
         }
       }
-      const __m512 s = _mm512_loadu_ps(scale + t * kTileRows),
-                   z = _mm512_loadu_ps(zero + t * kTileRows);
+      const __m512 s = scales16(scale + t * kTileRows),
+                   z = zeros16(zero + t * kTileRows);
       for (int m = 0; m < kRows; ++m)
         acc[m] = _mm512_fmadd_ps(
             s, _mm512_fnmadd_ps(z, _mm512_set1_ps(in.xsum[m * slots + t]), group[m]), acc[m]);
@@ -169,13 +180,13 @@ GPTQ_AVX512 void f32_avx512_tiles(const CpuMatmulWeights &w, const KernelInput &
   const int64_t slots = w.slots();
   for (int64_t tile = tile0; tile < tile1; ++tile) {
     const uint8_t *src = w.tile_codes(tile);
-    const float *scale = &w.scale[tile * slots * kTileRows],
+    const uint16_t *scale = &w.scale[tile * slots * kTileRows],
                 *zero = &w.zero[tile * slots * kTileRows];
     __m512 acc[kRows];
     for (int m = 0; m < kRows; ++m) acc[m] = _mm512_setzero_ps();
     for (int64_t t = 0; t < slots; ++t) {
       const __m512 z =
-          _mm512_add_ps(_mm512_loadu_ps(zero + t * kTileRows), _mm512_set1_ps(8388608.0f));
+          _mm512_add_ps(zeros16(zero + t * kTileRows), _mm512_set1_ps(8388608.0f));
       __m512 dot[kRows][4];
       for (int m = 0; m < kRows; ++m)
         for (int q = 0; q < 4; ++q) dot[m][q] = _mm512_setzero_ps();
@@ -193,7 +204,7 @@ GPTQ_AVX512 void f32_avx512_tiles(const CpuMatmulWeights &w, const KernelInput &
               dot[m][q] = _mm512_fmadd_ps(c, _mm512_set1_ps(in.x[m * w.kp + col]), dot[m][q]);
           }
       }
-      const __m512 s = _mm512_loadu_ps(scale + t * kTileRows);
+      const __m512 s = scales16(scale + t * kTileRows);
       for (int m = 0; m < kRows; ++m)
         acc[m] = _mm512_fmadd_ps(
             s,
@@ -237,12 +248,12 @@ GPTQ_AVX512 void f32_avx512_nibble_tiles(const CpuMatmulWeights &w, const Kernel
   const int64_t slots = w.slots();
   for (int64_t tile = tile0; tile < tile1; ++tile) {
     const uint8_t *src = w.tile_codes(tile);
-    const float *scale = &w.scale[tile * slots * kTileRows],
+    const uint16_t *scale = &w.scale[tile * slots * kTileRows],
                 *zero = &w.zero[tile * slots * kTileRows];
     __m512 acc[kRows];
     for (int m = 0; m < kRows; ++m) acc[m] = _mm512_setzero_ps();
     for (int64_t t = 0; t < slots; ++t) {
-      const __m512 zr = _mm512_loadu_ps(zero + t * kTileRows), two23 = _mm512_set1_ps(8388608.0f);
+      const __m512 zr = zeros16(zero + t * kTileRows), two23 = _mm512_set1_ps(8388608.0f);
       const __m512 z0 = _mm512_add_ps(zr, two23),
                    z4 = _mm512_fmadd_ps(zr, _mm512_set1_ps(16.0f), two23),
                    z8 = _mm512_fmadd_ps(zr, _mm512_set1_ps(256.0f), two23),
@@ -276,7 +287,7 @@ GPTQ_AVX512 void f32_avx512_nibble_tiles(const CpuMatmulWeights &w, const Kernel
           dot[m][2] = _mm512_fmadd_ps(c7, _mm512_set1_ps(x[7]), dot[m][2]);
         }
       }
-      const __m512 s = _mm512_loadu_ps(scale + t * kTileRows);
+      const __m512 s = scales16(scale + t * kTileRows);
       for (int m = 0; m < kRows; ++m) {
         __m512 sum = _mm512_fmadd_ps(dot[m][1], _mm512_set1_ps(0x1p-4f), dot[m][0]);
         sum = _mm512_fmadd_ps(dot[m][2], _mm512_set1_ps(0x1p-8f), sum);
@@ -297,6 +308,14 @@ template <int kCpb>
 GPTQ_AVX2 inline __m256i field256(__m256i v, int f, __m256i mask) {
   if constexpr (kCpb == 1) return v;
   return _mm256_and_si256(f == 0 ? v : _mm256_srli_epi16(v, f * (8 / kCpb)), mask);
+}
+
+// Eight of a tile's scales and zeros as floats, exactly.
+GPTQ_AVX2 inline __m256 scales8(const uint16_t *p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p)));
+}
+GPTQ_AVX2 inline __m256 zeros8(const uint16_t *p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p))));
 }
 
 GPTQ_AVX2 inline void store8(float *dst, __m256 v, int64_t valid) {
@@ -323,8 +342,8 @@ GPTQ_AVX2 void int8_avx2_tiles(const CpuMatmulWeights &w, const KernelInput &in,
   for (int64_t tile = tile0; tile < tile1; ++tile)
     for (int half = 0; half < 2; ++half) {
       const uint8_t *src = w.tile_codes(tile) + 32 * half;
-      const float *scale = &w.scale[tile * slots * kTileRows + 8 * half];
-      const float *zero = &w.zero[tile * slots * kTileRows + 8 * half];
+      const uint16_t *scale = &w.scale[tile * slots * kTileRows + 8 * half];
+      const uint16_t *zero = &w.zero[tile * slots * kTileRows + 8 * half];
       __m256 acc[kRows];
       for (int m = 0; m < kRows; ++m) acc[m] = _mm256_setzero_ps();
       for (int64_t t = 0; t < slots; ++t) {
@@ -348,8 +367,8 @@ GPTQ_AVX2 void int8_avx2_tiles(const CpuMatmulWeights &w, const KernelInput &in,
             group[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(dot[m], ones)),
                                        _mm256_set1_ps(in.xscale[m * blocks + b]), group[m]);
         }
-        const __m256 s = _mm256_loadu_ps(scale + t * kTileRows),
-                     z = _mm256_loadu_ps(zero + t * kTileRows);
+        const __m256 s = scales8(scale + t * kTileRows),
+                     z = zeros8(zero + t * kTileRows);
         for (int m = 0; m < kRows; ++m)
           acc[m] = _mm256_fmadd_ps(
               s, _mm256_fnmadd_ps(z, _mm256_set1_ps(in.xsum[m * slots + t]), group[m]), acc[m]);
@@ -372,13 +391,13 @@ GPTQ_AVX2 void f32_avx2_tiles(const CpuMatmulWeights &w, const KernelInput &in, 
   for (int64_t tile = tile0; tile < tile1; ++tile)
     for (int half = 0; half < 2; ++half) {
       const uint8_t *src = w.tile_codes(tile) + 32 * half;
-      const float *scale = &w.scale[tile * slots * kTileRows + 8 * half];
-      const float *zero = &w.zero[tile * slots * kTileRows + 8 * half];
+      const uint16_t *scale = &w.scale[tile * slots * kTileRows + 8 * half];
+      const uint16_t *zero = &w.zero[tile * slots * kTileRows + 8 * half];
       __m256 acc[kRows];
       for (int m = 0; m < kRows; ++m) acc[m] = _mm256_setzero_ps();
       for (int64_t t = 0; t < slots; ++t) {
         const __m256 z =
-            _mm256_add_ps(_mm256_loadu_ps(zero + t * kTileRows), _mm256_set1_ps(8388608.0f));
+            _mm256_add_ps(zeros8(zero + t * kTileRows), _mm256_set1_ps(8388608.0f));
         __m256 dot[kRows][kAcc];
         for (int m = 0; m < kRows; ++m)
           for (int a = 0; a < kAcc; ++a) dot[m][a] = _mm256_setzero_ps();
@@ -397,7 +416,7 @@ GPTQ_AVX2 void f32_avx2_tiles(const CpuMatmulWeights &w, const KernelInput &in, 
                     _mm256_fmadd_ps(c, _mm256_set1_ps(in.x[m * w.kp + col]), dot[m][q % kAcc]);
             }
         }
-        const __m256 s = _mm256_loadu_ps(scale + t * kTileRows);
+        const __m256 s = scales8(scale + t * kTileRows);
         for (int m = 0; m < kRows; ++m) {
           __m256 sum = dot[m][0];
           for (int a = 1; a < kAcc; ++a) sum = _mm256_add_ps(sum, dot[m][a]);
@@ -427,11 +446,11 @@ GPTQ_AVX2 void f32_avx2_nibble_tiles(const CpuMatmulWeights &w, const KernelInpu
   for (int64_t tile = tile0; tile < tile1; ++tile)
     for (int half = 0; half < 2; ++half) {
       const uint8_t *src = w.tile_codes(tile) + 32 * half;
-      const float *scale = &w.scale[tile * slots * kTileRows + 8 * half];
-      const float *zero = &w.zero[tile * slots * kTileRows + 8 * half];
+      const uint16_t *scale = &w.scale[tile * slots * kTileRows + 8 * half];
+      const uint16_t *zero = &w.zero[tile * slots * kTileRows + 8 * half];
       __m256 acc = _mm256_setzero_ps();
       for (int64_t t = 0; t < slots; ++t) {
-        const __m256 zr = _mm256_loadu_ps(zero + t * kTileRows), two23 = _mm256_set1_ps(8388608.0f);
+        const __m256 zr = zeros8(zero + t * kTileRows), two23 = _mm256_set1_ps(8388608.0f);
         const __m256 z0 = _mm256_add_ps(zr, two23),
                      z4 = _mm256_fmadd_ps(zr, _mm256_set1_ps(16.0f), two23),
                      z8 = _mm256_fmadd_ps(zr, _mm256_set1_ps(256.0f), two23),
@@ -458,7 +477,7 @@ GPTQ_AVX2 void f32_avx2_nibble_tiles(const CpuMatmulWeights &w, const KernelInpu
         sum = _mm256_fmadd_ps(d8, _mm256_set1_ps(0x1p-8f), sum);
         sum = _mm256_fmadd_ps(d12, _mm256_set1_ps(0x1p-12f), sum);
         sum = _mm256_fmadd_ps(d16, _mm256_set1_ps(0x1p-16f), sum);
-        acc = _mm256_fmadd_ps(_mm256_loadu_ps(scale + t * kTileRows), sum, acc);
+        acc = _mm256_fmadd_ps(scales8(scale + t * kTileRows), sum, acc);
       }
       store8(y + tile * kTileRows + 8 * half, acc, valid_rows(w, tile, 8 * half));
     }

@@ -4,7 +4,6 @@
 #include <cstring>
 #include <memory>
 
-#include "half.h"
 #include "thread_pool.h"
 
 namespace gptq::cpu {
@@ -57,13 +56,13 @@ std::unique_ptr<PreparedWeights> prepare_matmul_weights(const QTensorData &q) {
     m->source_runs.push_back({p, 1, column});
   }
   const int64_t slots = m->slots();
-  m->scale.assign(static_cast<size_t>(m->tiles * slots * kTileRows), 0.0f);
-  m->zero.assign(static_cast<size_t>(m->tiles * slots * kTileRows), 0.0f);
+  m->scale.assign(static_cast<size_t>(m->tiles * slots * kTileRows), 0);
+  m->zero.assign(static_cast<size_t>(m->tiles * slots * kTileRows), 0);
   for (int64_t r = 0; r < m->n; ++r)
     for (int64_t t = 0; t < slots; ++t) {
       const int64_t at = ((r / kTileRows) * slots + t) * kTileRows + r % kTileRows;
-      m->scale[at] = half_to_float(q.scales[slot_group[t] * m->n + r]);
-      m->zero[at] = static_cast<float>(q.zeros[slot_group[t] * m->n + r]);
+      m->scale[at] = q.scales[slot_group[t] * m->n + r];
+      m->zero[at] = static_cast<uint16_t>(q.zeros[slot_group[t] * m->n + r]);  // 0 .. 2^bits
     }
   m->codes = LargeBuffer<uint8_t>(static_cast<size_t>(m->tiles * m->chunks() * kChunkBytes));
   // Tile by tile on the pool (rows of one tile share cache lines); each

@@ -49,7 +49,11 @@ struct CpuMatmulWeights final : PreparedWeights {
   std::vector<int32_t> source;       // [kp]: original column of each position, −1 for padding
   std::vector<SourceRun> source_runs;  // `source` as stretches, in position order
   std::vector<int64_t> group_begin;  // [slots + 1]: position ranges of the group slots
-  std::vector<float> scale, zero;    // [tiles, slots, 16]: per group slot, per row of a tile
+  // [tiles, slots, 16]: per group slot, per row of a tile, the scale's fp16
+  // bits (what the tensor holds) and the integer zero, 4 bytes where two
+  // floats took 8: at group 32 they are read beside every 16 bytes of 4-bit
+  // codes, a third of what a batch-1 matmul streams as floats.
+  std::vector<uint16_t> scale, zero;
   LargeBuffer<uint8_t> codes;        // [tiles, chunks, 64]; huge pages (see below)
 
   int64_t slots() const { return static_cast<int64_t>(group_begin.size()) - 1; }
