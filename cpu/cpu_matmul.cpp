@@ -81,8 +81,14 @@ void cpu_matmul(const QTensorData &q, const CpuMatmulWeights &w, const void *x, 
     for (int64_t b0 = 0; b0 < rows; b0 += kInputBlockRows) {
       const int64_t count = std::min(kInputBlockRows, rows - b0);
       prepare_input(w, xf + b0 * k, count, int8, in);
-      const KernelInput block{count,        in.x.data(),      in.xsum.data(),
-                              in.xq.data(), in.xscale.data(), in.x_absmax};
+      // The int8 fields only when this call filled them (the buffers may hold
+      // an earlier call's rows).
+      const KernelInput block{count,
+                              in.x.data(),
+                              int8 ? in.xsum.data() : nullptr,
+                              int8 ? in.xq.data() : nullptr,
+                              int8 ? in.xscale.data() : nullptr,
+                              in.x_absmax};
       float *out = yf + b0 * n;
       ThreadPool::instance().parallel_for(tasks, options.num_threads, [&](int64_t t) {
         const int64_t tile0 = t * kTilesPerTask, tile1 = std::min(w.tiles, tile0 + kTilesPerTask);

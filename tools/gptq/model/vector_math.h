@@ -14,8 +14,8 @@
 // widest one the CPU has picked at load time: the tool is compiled for
 // baseline x86-64, whose 4-float vectors leave three quarters of an AVX-512
 // core idle. Every clone computes the same values (the tool is built with
-// -ffp-contract=off, and the reductions below fix their lane count), so the
-// output does not depend on the CPU.
+// -ffp-contract=off, and the reductions below fix their lane count), so what
+// these loops give does not depend on the CPU.
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define GPTQ_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
