@@ -50,7 +50,11 @@ meson test -C "$build" --print-errorlogs 2>&1 | tee "$build/test-summary.log" ||
 
 echo "=== build ($build_asan: address,undefined sanitizers)"
 rm -rf "$build_asan"
-meson setup "$build_asan" -Db_sanitize=address,undefined -Dbuildtype=debugoptimized
+# -O1 with line tables (-g1) instead of -O2 -g: the reports keep file and
+# line, and the build takes less than half the time (most of this script's
+# run), while the tests run about as fast.
+sanitized_flags=(-Doptimization=1 -Ddebug=false -Dc_args=-g1 -Dcpp_args=-g1)
+meson setup "$build_asan" -Db_sanitize=address,undefined "${sanitized_flags[@]}"
 ninja -C "$build_asan"
 
 echo "=== test ($build_asan)"
@@ -113,7 +117,7 @@ echo "=== fuzz ($build_fuzz: clang, libFuzzer with ASan + UBSan; 20 s per harnes
 # the input that caused it is kept (the log names it).
 rm -rf "$build_fuzz"
 CC=clang CXX=clang++ meson setup "$build_fuzz" -Dfuzz=enabled -Db_sanitize=address,undefined \
-  -Db_lundef=false -Dbuildtype=debugoptimized -Dtests=false -Dcuda=disabled
+  -Db_lundef=false "${sanitized_flags[@]}" -Dtests=false -Dcuda=disabled
 fuzz_harnesses=(fuzz_safetensors fuzz_tokenizer fuzz_model_config fuzz_quant_config
   fuzz_qtensor_import fuzz_gguf fuzz_calib_records)
 ninja -C "$build_fuzz" "${fuzz_harnesses[@]/#/tests/fuzz/}"
