@@ -563,6 +563,17 @@ else
 fi
 expect_error "bench: bad --batch" "--batch takes" \
   "$gptq" bench --model "$work/chat" --batch 1,x
+if gen --prompt "Hello" --max-new-tokens 12 --kv-cache bf16 >"$work/g3.txt" \
+   && grep -q "12 generated" "$work/gen_err.txt" \
+   && "$gptq" bench --model "$work/chat" --batch 2 --prompt-tokens 8 --new-tokens 4 --reps 1 \
+        --kv-cache bf16 --json "$work/bench16.json" >"$work/b16.txt" 2>&1 \
+   && grep -q 'KV cache bf16' "$work/b16.txt" && grep -q '"kv_cache": "bf16"' "$work/bench16.json"; then
+  pass "generate and bench --kv-cache bf16"
+else
+  fail "--kv-cache bf16: $(cat "$work/gen_err.txt" "$work/b16.txt")"
+fi
+expect_error "generate: bad --kv-cache" "--kv-cache must be f32 or bf16" \
+  "$gptq" generate --model "$work/chat" --prompt "Hi" --kv-cache f16
 term_test "SIGTERM before generate reads its prompts" "$work/prompts.txt" "$work/none" \
   "$gptq" generate --model "$work/chat" --prompt-file "$work/fifo"
 

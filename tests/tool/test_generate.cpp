@@ -58,14 +58,15 @@ std::vector<float> full_logits(const LlamaModel &m, const std::vector<int32_t> &
 }
 
 // Feeds two sequences into a cache in uneven chunks, both in every step, and
-// compares each new token's logits with the full forward pass.
-void check_cache_matches_recompute(const LlamaModel &model, double tolerance) {
+// returns the largest difference of each new token's logits from the full
+// forward pass (row_error).
+double cache_error(const LlamaModel &model, KvDType dtype) {
   const int64_t V = model.config.vocab_size;
   const std::vector<int32_t> a = ids_of(40, 37, 5, V), b = ids_of(33, 11, 3, V);
   const std::vector<float> want_a = full_logits(model, a), want_b = full_logits(model, b);
   // A capacity off the transposed keys' 16-position blocks, so that decode
   // steps also read their padding.
-  KvCache cache(model.config, 3, 41);
+  KvCache cache(model.config, 3, 41, dtype);
   const Rope rope(model.config, 64);
   // Chunks per step: a prefill of several tokens, then single tokens and
   // another multi-token chunk (a continued prompt).
@@ -91,7 +92,11 @@ void check_cache_matches_recompute(const LlamaModel &model, double tolerance) {
   EXPECT_EQ(cache.length(2), 40);
   EXPECT_EQ(cache.length(0), 33);
   EXPECT_EQ(cache.length(1), 0);
-  EXPECT_LT(worst, tolerance);
+  return worst;
+}
+
+void check_cache_matches_recompute(const LlamaModel &model, double tolerance) {
+  EXPECT_LT(cache_error(model, KvDType::F32), tolerance);
 }
 
 void check_cache_matches_recompute(const tinymodel::TinySpec &spec) {
@@ -176,6 +181,27 @@ TEST(KvCache, LogitsEqualFullRecomputeOnAGptqCheckpoint) {
   ASSERT_TRUE(model.lm_head.quantized());
   check_cache_matches_recompute(model, 1e-5);
   std::filesystem::remove_all(root);
+}
+
+// Keys and values rounded to bfloat16: the logits move by about the format's
+// precision (2^-9 relative), on every path (prefill chunks and decoded
+// tokens, sliding windows, a quantized model), and the cache takes half the
+// bytes.
+TEST(KvCache, Bf16CacheStaysWithinItsPrecision) {
+  tinymodel::TinySpec plain, windowed, grouped;
+  windowed.mistral = true;
+  windowed.sliding_window = 6;
+  grouped.qwen2 = true;
+  grouped.heads = 4;
+  grouped.kv_heads = 1;
+  for (const tinymodel::TinySpec &spec : {plain, windowed, grouped}) {
+    TinyModel t(spec);
+    const double err = cache_error(t.model, KvDType::BF16);
+    EXPECT_LT(err, 1e-2);
+    EXPECT_GT(err, 1e-5);  // the rounding did happen: float32 stays below 1e-5
+    EXPECT_EQ(KvCache(t.model.config, 2, 40, KvDType::BF16).bytes() * 2,
+              KvCache(t.model.config, 2, 40).bytes());
+  }
 }
 
 TEST(KvCache, StepPastCapacityIsRefusedAndLeavesTheCacheAlone) {

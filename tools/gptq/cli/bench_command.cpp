@@ -46,6 +46,7 @@ const char kBenchUsage[] =
     "  --json FILE         also write the results as JSON\n"
     "  --matmul M          quantized layers: f32 (default) or int8 activations\n"
     "  --threads N         threads (default: all cores)\n"
+    "  --kv-cache T        keys and values stored as f32 (default) or bf16\n"
     "  --backend B         auto (default), cpu or cuda\n";
 
 namespace {
@@ -130,9 +131,9 @@ struct Timing {
 
 // One request batch: prefill, then `steps` greedy decode steps.
 Timing run_once(const LlamaModel &model, const Rope &rope, int64_t batch, int64_t prompt_tokens,
-                int64_t steps) {
+                int64_t steps, KvDType kv_dtype) {
   const int64_t vocab = model.config.vocab_size;
-  KvCache cache(model.config, batch, prompt_tokens + steps);
+  KvCache cache(model.config, batch, prompt_tokens + steps, kv_dtype);
   std::mt19937_64 rng(20261205);
   CacheStep step;
   std::vector<int32_t> ids;
@@ -170,10 +171,11 @@ std::string fixed(double v, int decimals) {
 int cmd_bench(int argc, char **argv) {
   CliArgs args(argc, argv, 2,
                {"model", "batch", "prompt-tokens", "new-tokens", "reps", "json", "matmul",
-                "threads", "backend"},
+                "threads", "backend", "kv-cache"},
                {});
   choose_backend(args);
   const MatmulChoice matmul = choose_matmul(args);
+  const KvDType kv_dtype = choose_kv_cache(args);
   const std::vector<std::string> paths = args.all("model");
   if (paths.empty()) throw ToolError("--model is required");
   const std::vector<int64_t> batches = parse_batches(args.get("batch", "1,4,8"));
@@ -198,10 +200,10 @@ int cmd_bench(int argc, char **argv) {
   }
   const bool peak_resets = reset_peak_memory();
   std::printf("bench: prompt %lld tokens, %lld decode steps, %lld reps (+1 warm-up), "
-              "%d threads, matmul %s\n",
+              "%d threads, matmul %s, KV cache %s\n",
               static_cast<long long>(prompt_tokens), static_cast<long long>(steps),
               static_cast<long long>(reps), worker_count(),
-              matmul.int8_activations ? "int8" : "f32");
+              matmul.int8_activations ? "int8" : "f32", kv_dtype_name(kv_dtype));
   std::fflush(stdout);
 
   std::vector<Row> rows;
@@ -213,11 +215,11 @@ int cmd_bench(int argc, char **argv) {
         paths[m] + (has_quantized_layers(model) ? " (GPTQ)" : " (float)");
     for (int64_t batch : batches) {
       if (peak_resets) reset_peak_memory();
-      run_once(model, rope, batch, prompt_tokens, steps);  // warm-up
+      run_once(model, rope, batch, prompt_tokens, steps, kv_dtype);  // warm-up
       std::vector<double> prefill, token_latency, request_latency;
       double decode_seconds = 0;
       for (int64_t r = 0; r < reps; ++r) {
-        const Timing t = run_once(model, rope, batch, prompt_tokens, steps);
+        const Timing t = run_once(model, rope, batch, prompt_tokens, steps, kv_dtype);
         prefill.push_back(t.prefill);
         double total = t.prefill;
         for (double s : t.steps) {
@@ -269,6 +271,7 @@ int cmd_bench(int argc, char **argv) {
     nlohmann::json doc{{"prompt_tokens", prompt_tokens}, {"new_tokens", steps}, {"reps", reps},
                        {"threads", worker_count()},
                        {"matmul", matmul.int8_activations ? "int8" : "f32"},
+                       {"kv_cache", kv_dtype_name(kv_dtype)},
                        {"peak_memory_per_batch", peak_resets}, {"rows", out}};
     write_file_replacing(args.get("json", ""), doc.dump(2) + "\n");
   }

@@ -51,6 +51,8 @@ const char kGenerateUsage[] =
     "  --matmul M              quantized layers: f32 (default: float32 activations) or\n"
     "                          int8 (int8 activations, faster, ~1% error)\n"
     "  --threads N             threads (default: all cores)\n"
+    "  --kv-cache T            keys and values stored as f32 (default) or bf16 (half the\n"
+    "                          memory, faster decoding of long or batched sequences)\n"
     "  --backend B             where quantized layers are multiplied: auto (default), cpu\n"
     "                          or cuda\n";
 
@@ -127,7 +129,7 @@ int cmd_generate(int argc, char **argv) {
   CliArgs args(argc, argv, 2,
                {"model", "prompt", "prompt-file", "system", "max-new-tokens", "temperature",
                 "top-p", "top-k", "repetition-penalty", "seed", "stop", "batch", "ctx",
-                "matmul", "threads", "backend"},
+                "matmul", "threads", "backend", "kv-cache"},
                {"chat", "print-ids"});
   const bool print_ids = args.flag("print-ids");
   choose_backend(args);
@@ -148,6 +150,7 @@ int cmd_generate(int argc, char **argv) {
   validate_sampling(o.sampling);
   o.batch = args.get_int("batch", 1, 1, 4096);
   o.context = args.get_int("ctx", 0, 0, INT64_MAX);
+  o.kv_dtype = choose_kv_cache(args);
   const std::vector<std::string> stops = args.all("stop");
   for (const std::string &s : stops) {
     if (s.empty()) throw ToolError("--stop needs a non-empty string");

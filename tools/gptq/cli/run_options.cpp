@@ -38,4 +38,11 @@ MatmulChoice choose_matmul(const CliArgs &args) {
   return m;
 }
 
+KvDType choose_kv_cache(const CliArgs &args) {
+  const std::string dtype = args.get("kv-cache", "f32");
+  if (dtype == "bf16") return KvDType::BF16;
+  if (dtype != "f32") throw ToolError("--kv-cache must be f32 or bf16, not '" + dtype + "'");
+  return KvDType::F32;
+}
+
 }  // namespace gptqtool

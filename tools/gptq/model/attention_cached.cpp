@@ -7,8 +7,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "common/checked_size.h"
+#include "formats/float_formats.h"
 #include "model/kv_cache.h"
 #include "model/parallel.h"
 #include "model/vector_math.h"
@@ -32,107 +34,190 @@ struct Task {
   int64_t seq, head, heads, r0, r1;
 };
 
-// A decoded token's attention for `heads` query heads that share a
-// key/value head, its query rows q (stride hd) all at position pos:
-// softmax(scale·q·kᵀ)·v over the keys of positions [lo, pos], into out
-// (stride hd). kt: that head's keys transposed ([hd, stride], stride a
-// multiple of kVectorLanes, see KvCache::keys); v: its values ([positions,
-// hd]). scores: room for pos − lo + 2·kVectorLanes floats. A decode step
-// holds thousands of these, each too small for sgemm to pay for its call.
-GPTQ_VECTOR_CLONES void attend_one_token(const float *q, int64_t heads, int64_t hd,
-                                         const float *kt, int64_t stride, const float *v,
-                                         int64_t lo, int64_t pos, float scale, float cap,
-                                         float *scores, float *out) {
-  static_assert(kKeyBlock % kVectorLanes == 0, "key rows must hold whole vectors");
+// A decoded token's attention, split so that each key and value is read
+// once for all the query heads that share it (3 to 8 in today's models),
+// not once per head: the decode step of a batch reads every sequence's
+// whole cache, and the reads, not the arithmetic, are what it waits on.
+// Every score and output is still a sum in position or dimension order,
+// whatever the number of heads, so the result does not depend on H.
+
+// Scores of H query heads (rows of q, stride hd) against the positions of
+// whole vectors [j0, j1) of kt's rows (stride `stride`), times scale, into
+// scores (row h at scores + h·score_stride, position j at j − j0). P vectors
+// of positions at a time, for H·P independent sums over the head dimension.
+constexpr int kAhead = 2;
+template <int H, int P, typename Elem>
+[[gnu::always_inline]] inline void score_heads(const float *q, int64_t hd, const Elem *kt,
+                                               int64_t stride, int64_t j0, int64_t j1,
+                                               float scale, float *scores,
+                                               int64_t score_stride) {
+  constexpr int64_t kLanes = kVectorLanes;
+  int64_t j = j0;
+  for (; j + P * kLanes <= j1; j += P * kLanes) {
+    FloatLanes sum[H][P] = {};
+    for (int64_t d = 0; d < hd; ++d) {
+      const Elem *row = kt + d * stride + j;
+      // Each row holds a few cache lines of this block, a row stride apart:
+      // asked for ahead, as the hardware's prefetch does not see the pattern.
+      constexpr int kBlockBytes = P * kLanes * sizeof(Elem);
+      for (int b = 0; b < kBlockBytes; b += 64)
+        __builtin_prefetch(reinterpret_cast<const char *>(row + kAhead * P * kLanes) + b);
+      FloatLanes k[P];
+#pragma GCC unroll 4
+      for (int c = 0; c < P; ++c) load_lanes(row + c * kLanes, k[c]);
+#pragma GCC unroll 4
+      for (int h = 0; h < H; ++h) {
+        const float qd = q[h * hd + d];
+#pragma GCC unroll 4
+        for (int c = 0; c < P; ++c) sum[h][c] += qd * k[c];
+      }
+    }
+#pragma GCC unroll 4
+    for (int h = 0; h < H; ++h) {
+#pragma GCC unroll 4
+      for (int c = 0; c < P; ++c)
+        lanes_at(scores + h * score_stride + (j - j0) + c * kLanes) = scale * sum[h][c];
+    }
+  }
+  if (j < j1) score_heads<H, 1>(q, hd, kt, stride, j, j1, scale, scores + (j - j0), score_stride);
+}
+
+// out row h (stride hd) = Σ_i p[h·p_stride + i]·v[i] over i in [0, n), for H
+// heads; C vectors of columns at a time.
+template <int H, int C, typename Elem>
+[[gnu::always_inline]] inline void weigh_values(const float *p, int64_t p_stride, int64_t n,
+                                                const Elem *v, int64_t hd, float *out) {
+  constexpr int64_t kLanes = kVectorLanes;
+  int64_t d = 0;
+  for (; d + C * kLanes <= hd; d += C * kLanes) {
+    FloatLanes sum[H][C] = {};
+    for (int64_t i = 0; i < n; ++i) {
+      FloatLanes x[C];
+#pragma GCC unroll 4
+      for (int c = 0; c < C; ++c) load_lanes(v + i * hd + d + c * kLanes, x[c]);
+#pragma GCC unroll 4
+      for (int h = 0; h < H; ++h) {
+        const float w = p[h * p_stride + i];
+#pragma GCC unroll 4
+        for (int c = 0; c < C; ++c) sum[h][c] += w * x[c];
+      }
+    }
+#pragma GCC unroll 4
+    for (int h = 0; h < H; ++h) {
+#pragma GCC unroll 4
+      for (int c = 0; c < C; ++c) lanes_at(out + h * hd + d + c * kLanes) = sum[h][c];
+    }
+  }
+  if (d + kLanes <= hd) {
+    weigh_values<H, 1>(p, p_stride, n, v + d, hd, out + d);
+    d += (hd - d) / kLanes * kLanes;
+  }
+  for (; d < hd; ++d) {  // a head dimension that is not whole vectors
+    for (int h = 0; h < H; ++h) {
+      float o = 0.0f;
+      for (int64_t i = 0; i < n; ++i) o += p[h * p_stride + i] * widen(v[i * hd + d]);
+      out[h * hd + d] = o;
+    }
+  }
+}
+
+// attend_one_token for H of the heads at once.
+template <int H, typename Elem>
+[[gnu::always_inline]] inline void attend_heads(const float *q, int64_t hd, const Elem *kt,
+                                                int64_t stride, const Elem *v, int64_t lo,
+                                                int64_t pos, float scale, float cap,
+                                                float *scores, float *out) {
   // Scores for whole vectors of positions, from the one holding lo to the
   // one holding pos (within the padded rows); those outside [lo, pos] are
   // dropped.
   constexpr int64_t kLanes = kVectorLanes;
   const int64_t j0 = lo / kLanes * kLanes, j1 = (pos / kLanes + 1) * kLanes;
-  const int64_t n = pos + 1 - lo;
-  for (int64_t h = 0; h < heads; ++h) {
-    const float *qh = q + h * hd;
-    int64_t j = j0;
-    // Four vectors of positions at a time, so that their sums over the
-    // head dimension run side by side.
-    for (; j + 4 * kLanes <= j1; j += 4 * kLanes) {
-      FloatLanes s0 = {}, s1 = {}, s2 = {}, s3 = {};
-      for (int64_t d = 0; d < hd; ++d) {
-        const float qd = qh[d];
-        const float *row = kt + d * stride + j;
-        s0 += qd * lanes_at(row);
-        s1 += qd * lanes_at(row + kLanes);
-        s2 += qd * lanes_at(row + 2 * kLanes);
-        s3 += qd * lanes_at(row + 3 * kLanes);
-      }
-      float *dst = scores + (j - j0);
-      lanes_at(dst) = scale * s0;
-      lanes_at(dst + kLanes) = scale * s1;
-      lanes_at(dst + 2 * kLanes) = scale * s2;
-      lanes_at(dst + 3 * kLanes) = scale * s3;
-    }
-    for (; j < j1; j += kLanes) {
-      FloatLanes sum = {};
-      for (int64_t d = 0; d < hd; ++d) sum += qh[d] * lanes_at(kt + d * stride + j);
-      lanes_at(scores + (j - j0)) = scale * sum;
-    }
-    float *p = scores + (lo - j0);
+  const int64_t n = pos + 1 - lo, score_stride = j1 - j0;
+  score_heads<H, (H <= 2 ? 4 : 2)>(q, hd, kt, stride, j0, j1, scale, scores, score_stride);
+  const int64_t first = lo - j0;  // row h's scores for [lo, pos] start here
+  for (int h = 0; h < H; ++h) {
+    float *p = scores + h * score_stride + first;
     if (cap > 0) soft_cap(p, n, cap);
     const float mx = max_of(p, n);
     for (int64_t i = 0; i < n; ++i) p[i] = fast_exp(p[i] - mx);
     const auto inv = static_cast<float>(1.0 / sum_of(p, n));
     for (int64_t i = 0; i < n; ++i) p[i] *= inv;
+  }
+  weigh_values<H, (H <= 2 ? 4 : 2)>(scores + first, score_stride, n, v + lo * hd, hd, out);
+}
 
-    // Σ p_i·v_i, four vectors of columns at a time for the same reason.
-    const float *vlo = v + lo * hd;
+// A decoded token's attention for `heads` query heads that share a
+// key/value head, its query rows q (stride hd) all at position pos:
+// softmax(scale·q·kᵀ)·v over the keys of positions [lo, pos], into out
+// (stride hd). kt: that head's keys transposed ([hd, stride], stride a
+// multiple of kVectorLanes, see KvCache::keys); v: its values ([positions,
+// hd]). scores: room for min(heads, 4)·(pos − lo + 2·kVectorLanes) floats.
+// A decode step holds thousands of these, each too small for sgemm to pay
+// for its call. Elem: the cache's element type (float, or uint16_t holding
+// bfloat16).
+template <typename Elem>
+[[gnu::always_inline]] inline void attend_one_token(const float *q, int64_t heads, int64_t hd,
+                                         const Elem *kt, int64_t stride, const Elem *v,
+                                         int64_t lo, int64_t pos, float scale, float cap,
+                                         float *scores, float *out) {
+  static_assert(kKeyBlock % kVectorLanes == 0, "key rows must hold whole vectors");
+  // Up to four heads at a time: their sums stay in registers.
+  for (int64_t h = 0; h < heads; h += 4) {
+    const float *qh = q + h * hd;
     float *oh = out + h * hd;
-    int64_t d = 0;
-    for (; d + 4 * kLanes <= hd; d += 4 * kLanes) {
-      FloatLanes o0 = {}, o1 = {}, o2 = {}, o3 = {};
-      for (int64_t i = 0; i < n; ++i) {
-        const float *vi = vlo + i * hd + d;
-        o0 += p[i] * lanes_at(vi);
-        o1 += p[i] * lanes_at(vi + kLanes);
-        o2 += p[i] * lanes_at(vi + 2 * kLanes);
-        o3 += p[i] * lanes_at(vi + 3 * kLanes);
-      }
-      lanes_at(oh + d) = o0;
-      lanes_at(oh + d + kLanes) = o1;
-      lanes_at(oh + d + 2 * kLanes) = o2;
-      lanes_at(oh + d + 3 * kLanes) = o3;
-    }
-    for (; d + kLanes <= hd; d += kLanes) {
-      FloatLanes o = {};
-      for (int64_t i = 0; i < n; ++i) o += p[i] * lanes_at(vlo + i * hd + d);
-      lanes_at(oh + d) = o;
-    }
-    for (; d < hd; ++d) {
-      float o = 0.0f;
-      for (int64_t i = 0; i < n; ++i) o += p[i] * vlo[i * hd + d];
-      oh[d] = o;
+    switch (std::min<int64_t>(heads - h, 4)) {
+      case 1:
+        attend_heads<1>(qh, hd, kt, stride, v, lo, pos, scale, cap, scores, oh);
+        break;
+      case 2:
+        attend_heads<2>(qh, hd, kt, stride, v, lo, pos, scale, cap, scores, oh);
+        break;
+      case 3:
+        attend_heads<3>(qh, hd, kt, stride, v, lo, pos, scale, cap, scores, oh);
+        break;
+      default:
+        attend_heads<4>(qh, hd, kt, stride, v, lo, pos, scale, cap, scores, oh);
+        break;
     }
   }
 }
 
-}  // namespace
+// attend_one_token built once per vector width for each element type
+// (Clang's target_clones takes no templates).
+GPTQ_VECTOR_CLONES void attend_one_token_f32(const float *q, int64_t heads, int64_t hd,
+                                             const float *kt, int64_t stride, const float *v,
+                                             int64_t lo, int64_t pos, float scale, float cap,
+                                             float *scores, float *out) {
+  attend_one_token(q, heads, hd, kt, stride, v, lo, pos, scale, cap, scores, out);
+}
+GPTQ_VECTOR_CLONES void attend_one_token_bf16(const float *q, int64_t heads, int64_t hd,
+                                              const uint16_t *kt, int64_t stride,
+                                              const uint16_t *v, int64_t lo, int64_t pos,
+                                              float scale, float cap, float *scores,
+                                              float *out) {
+  attend_one_token(q, heads, hd, kt, stride, v, lo, pos, scale, cap, scores, out);
+}
 
-void attention_cached(const LlamaConfig &c, const Rope &rope, const LlamaBlock &block,
-                      int64_t layer, KvCache *cache, const CacheStep &step, const float *x,
-                      float *out) {
+// x in the cache's element type (bfloat16 rounded to nearest even; a
+// finite value beyond bfloat16's range, above 3.39e38, becomes infinity as
+// it would in float32 arithmetic a step later).
+inline void store_as(float x, float *dst) { *dst = x; }
+inline void store_as(float x, uint16_t *dst) {
+  bool beyond_range = false;
+  *dst = float_to_bf16(x, &beyond_range);
+}
+
+// The rest of attention_cached once q, k and v are computed (tokens × q_dim,
+// tokens × kv_dim): RoPE, the new keys and values into the cache, attention.
+template <typename Elem>
+void attend_with_cache(const LlamaConfig &c, const Rope &rope, const LlamaBlock &block,
+                       int64_t layer, KvCache *cache, const CacheStep &step, float *q, float *k,
+                       const float *v, float *out) {
   const SequenceBatch &batch = step.batch;
   const int64_t tokens = batch.tokens();
   const int64_t hd = c.head_dim;
   const int64_t heads = c.num_attention_heads, kv_heads = c.num_key_value_heads;
   const int64_t q_dim = c.q_dim(), kv_dim = c.kv_dim();
-  // Kept between calls, only growing (see attention.cpp).
-  thread_local std::vector<float> q_buffer, k_buffer, v_buffer;
-  q_buffer.resize(checked_elements({tokens, q_dim}, "attention buffer"));
-  k_buffer.resize(checked_elements({tokens, kv_dim}, "attention buffer"));
-  v_buffer.resize(k_buffer.size());
-  float *q = q_buffer.data(), *k = k_buffer.data(), *v = v_buffer.data();
-  qkv_projections(c, block, x, tokens, q, k, v);
-  head_norms(c, block, q, k, tokens);
-
   // RoPE at each sequence's positions, then its keys and values into the
   // cache after those it holds.
   const int64_t sequences = batch.sequences();
@@ -145,12 +230,15 @@ void attention_cached(const LlamaConfig &c, const Rope &rope, const LlamaBlock &
     layer_rope.apply(k + t0 * kv_dim, n, kv_heads, past);
     const int64_t stride = cache->key_stride();
     for (int64_t g = 0; g < kv_heads; ++g) {
-      float *kt = cache->keys(layer, slot, g) + past;
-      float *vg = cache->values(layer, slot, g) + past * hd;
+      Elem *kt = cache->keys<Elem>(layer, slot, g) + past;
+      Elem *vg = cache->values<Elem>(layer, slot, g) + past * hd;
       for (int64_t r = 0; r < n; ++r) {
         const float *kr = k + (t0 + r) * kv_dim + g * hd;
-        for (int64_t d = 0; d < hd; ++d) kt[d * stride + r] = kr[d];
-        std::copy_n(v + (t0 + r) * kv_dim + g * hd, hd, vg + r * hd);
+        const float *vr = v + (t0 + r) * kv_dim + g * hd;
+        for (int64_t d = 0; d < hd; ++d) {
+          store_as(kr[d], kt + d * stride + r);
+          store_as(vr[d], vg + r * hd + d);
+        }
       }
     }
   };
@@ -185,6 +273,9 @@ void attention_cached(const LlamaConfig &c, const Rope &rope, const LlamaBlock &
   const auto cap = static_cast<float>(c.attn_softcap);
   const int64_t window = block.sliding_window;
   std::vector<std::vector<float>> scores(static_cast<size_t>(worker_count()));
+  // A bfloat16 cache's keys and values of a prefill task, as float32 for
+  // sgemm: [hd, width] and [width, hd].
+  std::vector<std::vector<float>> widened(static_cast<size_t>(worker_count()));
   int64_t total_work = 0;
   for (const Task &t : work) total_work += (t.r1 - t.r0) * t.heads * span(t) * 2 * hd;
   auto attend = [&](int64_t i, int worker) {
@@ -198,20 +289,46 @@ void attention_cached(const LlamaConfig &c, const Rope &rope, const LlamaBlock &
     const int64_t first_pos = past + t.r0, last_pos = past + t.r1 - 1;
     const int64_t keys_lo = window > 0 ? std::max<int64_t>(0, first_pos - window + 1) : 0;
     const int64_t rows = t.r1 - t.r0, width = last_pos + 1 - keys_lo;
-    const float *kt = cache->keys(layer, slot, g), *values = cache->values(layer, slot, g);
+    const Elem *kt = cache->keys<Elem>(layer, slot, g);
+    const Elem *values = cache->values<Elem>(layer, slot, g);
     const int64_t stride = cache->key_stride();
     std::vector<float> &p = scores[static_cast<size_t>(worker)];
     if (batch.starts[t.seq + 1] - t0 == 1) {  // a decoded token: tasks by key/value head
-      p.resize(static_cast<size_t>(width + 2 * kVectorLanes));
-      attend_one_token(q + t0 * q_dim + t.head * hd, t.heads, hd, kt, stride, values, keys_lo,
-                       last_pos, scale, cap, p.data(), out + t0 * q_dim + t.head * hd);
+      p.resize(static_cast<size_t>(std::min<int64_t>(t.heads, 4) * (width + 2 * kVectorLanes)));
+      const float *qt = q + t0 * q_dim + t.head * hd;
+      float *ot = out + t0 * q_dim + t.head * hd;
+      if constexpr (std::is_same_v<Elem, float>) {
+        attend_one_token_f32(qt, t.heads, hd, kt, stride, values, keys_lo, last_pos, scale, cap,
+                             p.data(), ot);
+      } else {
+        attend_one_token_bf16(qt, t.heads, hd, kt, stride, values, keys_lo, last_pos, scale, cap,
+                              p.data(), ot);
+      }
       return;
+    }
+    // Keys (transposed, row stride key_stride) and values from position
+    // keys_lo on, as float32.
+    const float *keys_f = nullptr, *values_f = nullptr;
+    int64_t keys_f_stride = stride;
+    if constexpr (std::is_same_v<Elem, float>) {
+      keys_f = kt + keys_lo;
+      values_f = values + keys_lo * hd;
+    } else {
+      std::vector<float> &w = widened[static_cast<size_t>(worker)];
+      w.resize(static_cast<size_t>(2 * hd * width));
+      for (int64_t d = 0; d < hd; ++d) {
+        for (int64_t j = 0; j < width; ++j) w[d * width + j] = widen(kt[d * stride + keys_lo + j]);
+      }
+      for (int64_t i = 0; i < width * hd; ++i) w[hd * width + i] = widen(values[keys_lo * hd + i]);
+      keys_f = w.data();
+      values_f = w.data() + hd * width;
+      keys_f_stride = width;
     }
     p.resize(static_cast<size_t>(rows * width));
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
                 static_cast<int>(width), static_cast<int>(hd), scale,
-                q + (t0 + t.r0) * q_dim + t.head * hd, static_cast<int>(q_dim), kt + keys_lo,
-                static_cast<int>(stride), 0.0f, p.data(), static_cast<int>(width));
+                q + (t0 + t.r0) * q_dim + t.head * hd, static_cast<int>(q_dim), keys_f,
+                static_cast<int>(keys_f_stride), 0.0f, p.data(), static_cast<int>(width));
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t pos = first_pos + r;
       const int64_t lo = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;
@@ -228,13 +345,35 @@ void attention_cached(const LlamaConfig &c, const Rope &rope, const LlamaBlock &
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
                 static_cast<int>(hd), static_cast<int>(width), 1.0f, p.data(),
-                static_cast<int>(width), values + keys_lo * hd, static_cast<int>(hd), 0.0f,
+                static_cast<int>(width), values_f, static_cast<int>(hd), 0.0f,
                 out + (t0 + t.r0) * q_dim + t.head * hd, static_cast<int>(q_dim));
   };
   if (total_work < kSerialWork) {
     for (int64_t i = 0; i < static_cast<int64_t>(work.size()); ++i) attend(i, 0);
   } else {
     parallel_for(static_cast<int64_t>(work.size()), attend);
+  }
+}
+
+}  // namespace
+
+void attention_cached(const LlamaConfig &c, const Rope &rope, const LlamaBlock &block,
+                      int64_t layer, KvCache *cache, const CacheStep &step, const float *x,
+                      float *out) {
+  const int64_t tokens = step.batch.tokens();
+  const int64_t q_dim = c.q_dim(), kv_dim = c.kv_dim();
+  // Kept between calls, only growing (see attention.cpp).
+  thread_local std::vector<float> q_buffer, k_buffer, v_buffer;
+  q_buffer.resize(checked_elements({tokens, q_dim}, "attention buffer"));
+  k_buffer.resize(checked_elements({tokens, kv_dim}, "attention buffer"));
+  v_buffer.resize(k_buffer.size());
+  float *q = q_buffer.data(), *k = k_buffer.data(), *v = v_buffer.data();
+  qkv_projections(c, block, x, tokens, q, k, v);
+  head_norms(c, block, q, k, tokens);
+  if (cache->dtype() == KvDType::BF16) {
+    attend_with_cache<uint16_t>(c, rope, block, layer, cache, step, q, k, v, out);
+  } else {
+    attend_with_cache<float>(c, rope, block, layer, cache, step, q, k, v, out);
   }
 }
 

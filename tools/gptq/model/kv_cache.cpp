@@ -8,35 +8,69 @@
 
 namespace gptqtool {
 
-KvCache::KvCache(const LlamaConfig &c, int64_t slots, int64_t capacity)
+const char *kv_dtype_name(KvDType dtype) { return dtype == KvDType::BF16 ? "bf16" : "f32"; }
+
+KvCache::KvCache(const LlamaConfig &c, int64_t slots, int64_t capacity, KvDType dtype)
     : layers_(c.num_hidden_layers),
       slots_(slots),
       capacity_(capacity),
       kv_heads_(c.num_key_value_heads),
       head_dim_(c.head_dim),
-      key_stride_((capacity + kKeyBlock - 1) / kKeyBlock * kKeyBlock) {
+      key_stride_((capacity + kKeyBlock - 1) / kKeyBlock * kKeyBlock),
+      dtype_(dtype) {
   if (slots < 1 || capacity < 1) throw ToolError("internal: a KV cache needs slots and capacity");
   // Zero-filled: the padding positions past a slot's length are read (and
-  // their scores dropped), so they must hold numbers.
-  k_.resize(checked_elements({layers_, slots_, kv_heads_, head_dim_, key_stride_}, "KV cache"));
-  v_.resize(checked_elements({layers_, slots_, kv_heads_, capacity_, head_dim_}, "KV cache"));
+  // their scores dropped), so they must hold numbers (bfloat16 zero is 0).
+  const size_t key_elements =
+      checked_elements({layers_, slots_, kv_heads_, head_dim_, key_stride_}, "KV cache");
+  const size_t value_elements =
+      checked_elements({layers_, slots_, kv_heads_, capacity_, head_dim_}, "KV cache");
+  if (dtype == KvDType::BF16) {
+    k16_.resize(key_elements);
+    v16_.resize(value_elements);
+  } else {
+    k32_.resize(key_elements);
+    v32_.resize(value_elements);
+  }
   lengths_.assign(static_cast<size_t>(slots_), 0);
 }
 
 void KvCache::reset(int64_t slot) { lengths_[static_cast<size_t>(slot)] = 0; }
 
-float *KvCache::keys(int64_t layer, int64_t slot, int64_t head) {
-  return k_.data() + ((layer * slots_ + slot) * kv_heads_ + head) * head_dim_ * key_stride_;
+template <>
+std::vector<float> &KvCache::storage<float>(bool keys) {
+  if (dtype_ != KvDType::F32) throw ToolError("internal: a bfloat16 KV cache read as float32");
+  return keys ? k32_ : v32_;
 }
 
-float *KvCache::values(int64_t layer, int64_t slot, int64_t head) {
-  return v_.data() + ((layer * slots_ + slot) * kv_heads_ + head) * capacity_ * head_dim_;
+template <>
+std::vector<uint16_t> &KvCache::storage<uint16_t>(bool keys) {
+  if (dtype_ != KvDType::BF16) throw ToolError("internal: a float32 KV cache read as bfloat16");
+  return keys ? k16_ : v16_;
 }
+
+template <typename Elem>
+Elem *KvCache::keys(int64_t layer, int64_t slot, int64_t head) {
+  return storage<Elem>(true).data() +
+         ((layer * slots_ + slot) * kv_heads_ + head) * head_dim_ * key_stride_;
+}
+
+template <typename Elem>
+Elem *KvCache::values(int64_t layer, int64_t slot, int64_t head) {
+  return storage<Elem>(false).data() +
+         ((layer * slots_ + slot) * kv_heads_ + head) * capacity_ * head_dim_;
+}
+
+template float *KvCache::keys<float>(int64_t, int64_t, int64_t);
+template uint16_t *KvCache::keys<uint16_t>(int64_t, int64_t, int64_t);
+template float *KvCache::values<float>(int64_t, int64_t, int64_t);
+template uint16_t *KvCache::values<uint16_t>(int64_t, int64_t, int64_t);
 
 void KvCache::advance(int64_t slot, int64_t tokens) { lengths_[static_cast<size_t>(slot)] += tokens; }
 
 int64_t KvCache::bytes() const {
-  return static_cast<int64_t>((k_.size() + v_.size()) * sizeof(float));
+  return static_cast<int64_t>((k32_.size() + v32_.size()) * sizeof(float) +
+                              (k16_.size() + v16_.size()) * sizeof(uint16_t));
 }
 
 std::vector<float> cached_forward(const LlamaModel &model, const Rope &rope, KvCache *cache,

@@ -9,6 +9,13 @@
 // token), in one forward pass: the linear layers run on all the step's
 // tokens together, attention runs per sequence over its stored keys. Keys are
 // stored after RoPE, at the positions they were computed for.
+//
+// Keys and values are float32 by default, or bfloat16 on request: half the
+// memory, and half the bytes a decoded token's attention reads, which is
+// what a batch's decode step waits on once the cache outgrows the CPU's
+// caches. Rounding them to bfloat16 (nearest even) changes logits by about
+// the format's precision, 2^-9 relative; the model's own weights and every
+// other activation stay float32.
 #pragma once
 
 #include <cstdint>
@@ -22,9 +29,17 @@ namespace gptqtool {
 // of floats).
 constexpr int64_t kKeyBlock = 16;
 
+// How keys and values are stored.
+enum class KvDType { F32, BF16 };
+// "f32" or "bf16", as the tool's --kv-cache option spells them.
+const char *kv_dtype_name(KvDType dtype);
+
 class KvCache {
  public:
-  KvCache(const LlamaConfig &config, int64_t slots, int64_t capacity);
+  KvCache(const LlamaConfig &config, int64_t slots, int64_t capacity,
+          KvDType dtype = KvDType::F32);
+
+  KvDType dtype() const { return dtype_; }
 
   int64_t slots() const { return slots_; }
   int64_t capacity() const { return capacity_; }
@@ -37,13 +52,17 @@ class KvCache {
   // [head_dim, key_stride()], row d holding dimension d at every position,
   // so that a decoded token's scores against all positions are whole-vector
   // multiply-adds (no sum across a vector per key) over contiguous memory.
-  float *keys(int64_t layer, int64_t slot, int64_t head);
+  // Elem is float for an F32 cache and uint16_t (bfloat16 bits) for a BF16
+  // one; asking for the other type is an internal error.
+  template <typename Elem>
+  Elem *keys(int64_t layer, int64_t slot, int64_t head);
   // Positions per row of keys(): the capacity rounded up to kKeyBlock, so
   // that whole blocks of positions can be read up to the last stored one.
   int64_t key_stride() const { return key_stride_; }
   // Values of block `layer`, key/value head `head`, for a slot:
-  // [capacity, head_dim].
-  float *values(int64_t layer, int64_t slot, int64_t head);
+  // [capacity, head_dim]. Elem as for keys().
+  template <typename Elem>
+  Elem *values(int64_t layer, int64_t slot, int64_t head);
 
   // Called once a step has run through every block.
   void advance(int64_t slot, int64_t tokens);
@@ -52,11 +71,23 @@ class KvCache {
   int64_t bytes() const;
 
  private:
+  template <typename Elem>
+  std::vector<Elem> &storage(bool keys);
+
   int64_t layers_, slots_, capacity_, kv_heads_, head_dim_, key_stride_;
-  std::vector<float> k_;  // [layers, slots, kv_heads, head_dim, key_stride]
-  std::vector<float> v_;  // [layers, slots, kv_heads, capacity, head_dim]
+  KvDType dtype_;
+  // Those of the cache's dtype hold the data; the other pair stays empty.
+  std::vector<float> k32_, v32_;
+  std::vector<uint16_t> k16_, v16_;  // bfloat16 bits
+  // keys: [layers, slots, kv_heads, head_dim, key_stride]
+  // values: [layers, slots, kv_heads, capacity, head_dim]
   std::vector<int64_t> lengths_;
 };
+
+extern template float *KvCache::keys<float>(int64_t, int64_t, int64_t);
+extern template uint16_t *KvCache::keys<uint16_t>(int64_t, int64_t, int64_t);
+extern template float *KvCache::values<float>(int64_t, int64_t, int64_t);
+extern template uint16_t *KvCache::values<uint16_t>(int64_t, int64_t, int64_t);
 
 // One step: sequence s of `batch` (tokens [starts[s], starts[s+1]) of the
 // step's ids) continues the sequence stored in cache slot slots[s]; a slot

@@ -17,7 +17,7 @@
 // -ffp-contract=off, and the reductions below fix their lane count), so what
 // these loops give does not depend on the CPU.
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define GPTQ_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define GPTQ_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define GPTQ_VECTOR_CLONES
 #endif
@@ -106,6 +106,30 @@ typedef float FloatLanes
 inline FloatLanes &lanes_at(float *p) { return *reinterpret_cast<FloatLanes *>(p); }
 inline const FloatLanes &lanes_at(const float *p) {
   return *reinterpret_cast<const FloatLanes *>(p);
+}
+
+// kVectorLanes bfloat16 values (their bits) at any 2-byte-aligned address,
+// and the same lanes widened to 32-bit words.
+typedef uint16_t Bf16Lanes
+    __attribute__((vector_size(2 * kVectorLanes), aligned(2), may_alias));
+typedef uint32_t WordLanes __attribute__((vector_size(4 * kVectorLanes)));
+
+// kVectorLanes floats read from p into out: float32 as they are, bfloat16
+// widened exactly (its bits are a float32's upper half). Written through a
+// reference for the reason given at FloatLanes.
+inline void load_lanes(const float *p, FloatLanes &out) { out = lanes_at(p); }
+inline void load_lanes(const uint16_t *p, FloatLanes &out) {
+  out = (FloatLanes)(__builtin_convertvector(*reinterpret_cast<const Bf16Lanes *>(p), WordLanes)
+                     << 16);
+}
+
+// One value as float, for the tails of those loops.
+inline float widen(float x) { return x; }
+inline float widen(uint16_t bf16) {
+  const uint32_t bits = static_cast<uint32_t>(bf16) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
 }
 
 inline double sum_of(const float *x, int64_t n) {

@@ -77,7 +77,7 @@ std::vector<std::vector<int32_t>> generate_tokens(const LlamaModel &model,
   // Room for the longest prompt and its budget; no sequence needs more.
   const int64_t capacity = std::min(context, longest + std::min(o.max_new_tokens, context));
   const int64_t slots = std::min<int64_t>(o.batch, static_cast<int64_t>(prompts.size()));
-  KvCache cache(model.config, slots, capacity);
+  KvCache cache(model.config, slots, capacity, o.kv_dtype);
   const Rope rope(model.config, capacity);
   const int64_t vocab = model.config.vocab_size;
 

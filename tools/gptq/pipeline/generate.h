@@ -10,6 +10,7 @@
 #include <functional>
 #include <vector>
 
+#include "model/kv_cache.h"
 #include "model/llama_model.h"
 #include "pipeline/sampling.h"
 
@@ -21,6 +22,7 @@ struct GenerateOptions {
   std::vector<int32_t> eos_ids;  // any of them ends a sequence (and is not output)
   int64_t batch = 1;             // sequences decoded together, >= 1
   int64_t context = 0;           // positions per sequence, prompt included; 0 = the model's
+  KvDType kv_dtype = KvDType::F32;  // how the KV cache stores keys and values
 };
 
 enum class FinishReason { Length, Eos, Stop, Context };
