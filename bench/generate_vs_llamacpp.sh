@@ -9,19 +9,20 @@
 #                and llama-quantize from the same Hugging Face model)
 #   CHECKPOINT   gptq checkpoints (or float models) of the same model
 # Environment: THREADS (default 2), PROMPT (128), GEN (128), REPS (5),
-# ROUNDS (2), MATMUL (int8; or f32), OUT (a directory for the JSON files,
+# ROUNDS (2), MATMUL (int8; or f32), KV_CACHE (f32; or bf16, nearer
+# llama.cpp's default f16 cache), OUT (a directory for the JSON files,
 # default a temporary one), LLAMA_ARGS (more llama-bench options, e.g.
 # "--repack 0").
 # llama.cpp is the user's build; nothing of it is built or committed here.
 set -euo pipefail
 if [ "$#" -lt 4 ]; then
-  sed -n '2,15p' "$0" >&2
+  sed -n '2,16p' "$0" >&2
   exit 2
 fi
 gptq=$1 llama_bench=$2 gguf=$3
 shift 3
 threads=${THREADS:-2} prompt=${PROMPT:-128} gen=${GEN:-128} reps=${REPS:-5}
-rounds=${ROUNDS:-2} matmul=${MATMUL:-int8}
+rounds=${ROUNDS:-2} matmul=${MATMUL:-int8} kv_cache=${KV_CACHE:-f32}
 out=${OUT:-$(mktemp -d)}
 mkdir -p "$out"
 models=()
@@ -36,7 +37,7 @@ for r in $(seq 1 "$rounds"); do
   echo "round $r: gptq bench" >&2
   nice -n 10 "$gptq" bench "${models[@]}" --batch 1,8 --prompt-tokens "$prompt" \
     --new-tokens "$gen" --reps "$reps" --threads "$threads" --matmul "$matmul" \
-    --json "$out/gptq-$r.json" >"$out/gptq-$r.txt" 2>"$out/gptq-$r.log"
+    --kv-cache "$kv_cache" --json "$out/gptq-$r.json" >"$out/gptq-$r.txt" 2>"$out/gptq-$r.log"
   cat "$out/gptq-$r.txt"
 done
 
