@@ -10,6 +10,7 @@
 #include <map>
 
 #include "formats/checkpoint_writer.h"
+#include "model/joined_linears.h"
 #include "model/kv_cache.h"
 #include "model/llama_forward.h"
 #include "model/model_dir.h"
@@ -202,6 +203,56 @@ TEST(KvCache, Bf16CacheStaysWithinItsPrecision) {
     EXPECT_EQ(KvCache(t.model.config, 2, 40, KvDType::BF16).bytes() * 2,
               KvCache(t.model.config, 2, 40).bytes());
   }
+}
+
+// q/k/v and gate/up of a GPTQ checkpoint joined into one layer each give
+// bit-identical logits, at float32 and int8 activations, prefill and decode;
+// a dense layer is never joined.
+TEST(JoinedProjections, GiveBitIdenticalLogits) {
+  const std::string root = tinymodel::make_temp_dir("join");
+  tinymodel::TinySpec spec;
+  spec.qwen2 = true;  // q/k/v biases, joined with the weights
+  tinymodel::write_model(root + "/model", spec);
+  auto dir = ModelDir::open(root + "/model");
+  QuantizeOptions qo;
+  qo.method = QuantMethod::Rtn;
+  qo.base.group_size = 32;
+  const QuantizeResult r = quantize_model(*dir, {}, qo, {});
+  write_gptq_checkpoint(*dir, r, qo, {}, root + "/ck");
+  for (const bool int8 : {false, true}) {
+    LlamaModel plain = load_model(*ModelDir::open(root + "/ck"));
+    LlamaModel joined = load_model(*ModelDir::open(root + "/ck"));
+    EXPECT_EQ(join_projections(&joined), 2 * joined.config.num_hidden_layers);
+    EXPECT_EQ(joined.blocks[0].q.out_features(), 0);
+    EXPECT_EQ(joined.blocks[0].qkv.out_features(),
+              joined.config.q_dim() + 2 * joined.config.kv_dim());
+    MatmulChoice m;
+    m.int8_activations = int8;
+    set_matmul(&plain, m);
+    set_matmul(&joined, m);
+    const int64_t V = plain.config.vocab_size;
+    const std::vector<int32_t> prompt = ids_of(21, 37, 5, V);
+    KvCache cache_a(plain.config, 1, 40), cache_b(joined.config, 1, 40);
+    const Rope rope(plain.config, 40);
+    CacheStep step;
+    step.slots = {0};
+    step.batch.add(static_cast<int64_t>(prompt.size()));
+    std::vector<int32_t> ids = prompt;
+    for (int k = 0; k < 6; ++k) {
+      const std::vector<float> a = cached_forward(plain, rope, &cache_a, ids, step, LogitRows::All);
+      const std::vector<float> b = cached_forward(joined, rope, &cache_b, ids, step, LogitRows::All);
+      ASSERT_EQ(a, b) << "step " << k << (int8 ? " int8" : " f32");
+      ids = {argmax(&a[a.size() - static_cast<size_t>(V)], V)};
+      step.batch = SequenceBatch();
+      step.batch.add(1);
+    }
+  }
+  LlamaModel model = load_model(*ModelDir::open(root + "/ck"));
+  const Linear dense(4, model.config.hidden_size,
+                     std::vector<float>(static_cast<size_t>(4 * model.config.hidden_size), 1.0f),
+                     {});
+  EXPECT_EQ(join_quantized({&model.blocks[0].q, &dense}).out_features(), 0);
+  std::filesystem::remove_all(root);
 }
 
 TEST(KvCache, StepPastCapacityIsRefusedAndLeavesTheCacheAlone) {

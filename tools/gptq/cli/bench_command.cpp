@@ -27,6 +27,7 @@
 #include "formats/output_guard.h"
 #include "model/kv_cache.h"
 #include "model/llama_model.h"
+#include "model/joined_linears.h"
 #include "model/model_dir.h"
 #include "model/parallel.h"
 #include "pipeline/sampling.h"
@@ -209,6 +210,7 @@ int cmd_bench(int argc, char **argv) {
   std::vector<Row> rows;
   for (size_t m = 0; m < dirs.size(); ++m) {
     LlamaModel model = load_model(*dirs[m]);
+    join_projections(&model);
     set_matmul(&model, matmul);
     const Rope rope(model.config, prompt_tokens + steps);
     const std::string label =

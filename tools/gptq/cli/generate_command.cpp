@@ -16,6 +16,7 @@
 #include "common/tool_error.h"
 #include "formats/file_util.h"
 #include "model/llama_model.h"
+#include "model/joined_linears.h"
 #include "model/model_dir.h"
 #include "pipeline/generate.h"
 #include "tokenizer/chat_template.h"
@@ -180,6 +181,7 @@ int cmd_generate(int argc, char **argv) {
   o.eos_ids = end_of_sequence_ids(*dir, *tok);
 
   LlamaModel model = load_model(*dir);
+  join_projections(&model);
   set_matmul(&model, matmul);
   validate_prompts(model, prompts, o);
 

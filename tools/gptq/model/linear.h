@@ -30,6 +30,7 @@ class Linear {
   bool quantized() const { return q_ != nullptr; }
   const std::vector<float> &weight() const { return weight_; }  // dense only
   const std::vector<float> &bias() const { return bias_; }
+  const gptq_qtensor *qtensor() const { return q_.get(); }  // quantized only, else null
 
   // For a quantized layer: how its products run (dense layers ignore it).
   void set_matmul(const MatmulChoice &choice) { matmul_ = choice; }

@@ -146,8 +146,8 @@ void run_block(const LlamaConfig &c, const LlamaBlock &block, int64_t tokens, fl
   }
   if (at_input) at_input(LinearGroup::GateUp, -1, x.data(), tokens);
   act.resize(checked_elements({tokens, c.intermediate_size}, "MLP activations"));
-  mlp_activation(c, block.gate, block.up, block.gate_up, c.fused_projections, x.data(), tokens,
-                 act.data());
+  mlp_activation(c, block.gate, block.up, block.gate_up, block.gate_up.out_features() > 0,
+                 x.data(), tokens, act.data());
   if (at_input) at_input(LinearGroup::Down, -1, act.data(), tokens);
   add_linear(c, block.down, act.data(), tokens, block.mlp_out_norm, h);
 }
@@ -156,7 +156,7 @@ void run_block(const LlamaConfig &c, const LlamaBlock &block, int64_t tokens, fl
 
 void qkv_projections(const LlamaConfig &c, const LlamaBlock &block, const float *x,
                      int64_t tokens, float *q, float *k, float *v) {
-  if (!c.fused_projections) {
+  if (block.qkv.out_features() == 0) {
     block.q.forward(x, tokens, q);
     block.k.forward(x, tokens, k);
     block.v.forward(x, tokens, v);

@@ -284,6 +284,8 @@ LlamaModel load_model(const ModelDir &dir) {
 void set_matmul(LlamaModel *model, const MatmulChoice &choice) {
   for (LlamaBlock &b : model->blocks) {
     for (const LinearId id : block_linears(model->config)) block_linear(b, id).set_matmul(choice);
+    b.qkv.set_matmul(choice);  // joined layers (joined_linears.h), if any
+    b.gate_up.set_matmul(choice);
   }
   model->lm_head.set_matmul(choice);
 }
@@ -294,6 +296,7 @@ bool has_quantized_layers(const LlamaModel &model) {
     for (const LinearId id : block_linears(model.config)) {
       if (block_linear(b, id).quantized()) return true;
     }
+    if (b.qkv.quantized() || b.gate_up.quantized()) return true;
   }
   return false;
 }

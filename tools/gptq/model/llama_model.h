@@ -32,8 +32,10 @@ struct LlamaBlock {
   // Gemma's 1 + weight added); empty otherwise.
   std::vector<float> q_norm, k_norm;
   Linear q, k, v, o, gate, up, down;
-  // Phi-3 (fused_projections): qkv and gate_up hold what q/k/v and
-  // gate/up hold elsewhere, which then stay empty.
+  // Phi-3 (fused_projections), or quantized layers joined for generation
+  // (joined_linears.h): qkv and gate_up hold what q/k/v and gate/up hold
+  // otherwise, which then stay empty. The forward pass takes qkv or
+  // gate_up wherever it has output features.
   Linear qkv, gate_up;
   // Mixture of experts (config.moe()): the MLP is these experts, picked per
   // token by the router ([num_experts, hidden], full precision), and gate,

@@ -1,0 +1,134 @@
+#include "model/joined_linears.h"
+
+#include <algorithm>
+#include <memory>
+
+#include "common/library_call.h"
+
+namespace gptqtool {
+
+namespace {
+
+// A quantized tensor's checkpoint arrays (format V2: zeros as stored).
+struct Exported {
+  gptq_qtensor_info info{};
+  gptq_checkpoint_sizes sizes{};
+  std::vector<int32_t> qweight, qzeros, g_idx;
+  std::vector<uint16_t> scales;
+};
+
+bool export_tensor(const Linear &layer, Exported *e) {
+  const gptq_qtensor *q = layer.qtensor();
+  if (q == nullptr || gptq_qtensor_get_info(q, &e->info) != GPTQ_OK) return false;
+  if (gptq_checkpoint_sizes_for(e->info.out_features, e->info.in_features, e->info.bits,
+                                e->info.group_size, &e->sizes) != GPTQ_OK) {
+    return false;
+  }
+  const gptq_checkpoint_sizes &s = e->sizes;
+  e->qweight.resize(static_cast<size_t>(s.qweight_rows * s.qweight_cols));
+  e->qzeros.resize(static_cast<size_t>(s.qzeros_rows * s.qzeros_cols));
+  e->scales.resize(static_cast<size_t>(s.scales_rows * s.scales_cols));
+  e->g_idx.resize(static_cast<size_t>(s.g_idx_len));
+  gptq_checkpoint_tensors t;
+  t.qweight = e->qweight.data();
+  t.qweight_len = static_cast<int64_t>(e->qweight.size());
+  t.qzeros = e->qzeros.data();
+  t.qzeros_len = static_cast<int64_t>(e->qzeros.size());
+  t.scales = e->scales.data();
+  t.scales_len = static_cast<int64_t>(e->scales.size());
+  t.g_idx = e->g_idx.data();
+  t.g_idx_len = static_cast<int64_t>(e->g_idx.size());
+  // A tensor on another grid (GGUF's) has no GPTQ checkpoint layout.
+  return gptq_qtensor_export(q, GPTQ_FORMAT_V2, &t) == GPTQ_OK;
+}
+
+// Appends row r of a [rows, cols] array to out.
+template <typename T>
+void append_row(const std::vector<T> &a, int64_t cols, int64_t r, std::vector<T> *out) {
+  out->insert(out->end(), a.begin() + r * cols, a.begin() + (r + 1) * cols);
+}
+
+}  // namespace
+
+Linear join_quantized(const std::vector<const Linear *> &parts) {
+  if (parts.empty()) return Linear();
+  std::vector<Exported> e(parts.size());
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (!export_tensor(*parts[i], &e[i])) return Linear();
+    const gptq_qtensor_info &a = e[0].info, &b = e[i].info;
+    if (b.in_features != a.in_features || b.bits != a.bits || b.group_size != a.group_size ||
+        b.groups != a.groups || e[i].g_idx != e[0].g_idx) {
+      return Linear();
+    }
+  }
+  int64_t out = 0;
+  for (const Exported &x : e) out += x.info.out_features;
+  gptq_checkpoint_sizes joined;
+  const gptq_qtensor_info &first = e[0].info;
+  if (gptq_checkpoint_sizes_for(out, first.in_features, first.bits, first.group_size, &joined) !=
+      GPTQ_OK) {
+    return Linear();
+  }
+  // Each array is [rows, features or packed features]: the parts' columns
+  // side by side, row by row.
+  std::vector<int32_t> qweight, qzeros;
+  std::vector<uint16_t> scales;
+  for (int64_t r = 0; r < joined.qweight_rows; ++r)
+    for (const Exported &x : e) append_row(x.qweight, x.sizes.qweight_cols, r, &qweight);
+  for (int64_t r = 0; r < joined.qzeros_rows; ++r)
+    for (const Exported &x : e) append_row(x.qzeros, x.sizes.qzeros_cols, r, &qzeros);
+  for (int64_t r = 0; r < joined.scales_rows; ++r)
+    for (const Exported &x : e) append_row(x.scales, x.sizes.scales_cols, r, &scales);
+  std::vector<int32_t> g_idx = e[0].g_idx;
+  gptq_checkpoint_tensors t;
+  t.qweight = qweight.data();
+  t.qweight_len = static_cast<int64_t>(qweight.size());
+  t.qzeros = qzeros.data();
+  t.qzeros_len = static_cast<int64_t>(qzeros.size());
+  t.scales = scales.data();
+  t.scales_len = static_cast<int64_t>(scales.size());
+  t.g_idx = g_idx.data();
+  t.g_idx_len = static_cast<int64_t>(g_idx.size());
+  gptq_qtensor *q = nullptr;
+  if (gptq_qtensor_import(out, first.in_features, first.bits, first.group_size, GPTQ_FORMAT_V2,
+                          &t, &q) != GPTQ_OK) {
+    return Linear();
+  }
+  std::shared_ptr<gptq_qtensor> joined_tensor(q, QTensorDeleter());
+  std::vector<float> bias;
+  const bool any_bias = std::any_of(parts.begin(), parts.end(),
+                                    [](const Linear *p) { return !p->bias().empty(); });
+  if (any_bias) {
+    for (const Linear *p : parts) {
+      if (p->bias().empty()) {
+        bias.insert(bias.end(), static_cast<size_t>(p->out_features()), 0.0f);
+      } else {
+        bias.insert(bias.end(), p->bias().begin(), p->bias().end());
+      }
+    }
+  }
+  return Linear(std::move(joined_tensor), std::move(bias));
+}
+
+int join_projections(LlamaModel *model) {
+  const LlamaConfig &c = model->config;
+  if (c.fused_projections || c.moe()) return 0;  // already one layer, or experts
+  int joined = 0;
+  for (LlamaBlock &b : model->blocks) {
+    Linear qkv = join_quantized({&b.q, &b.k, &b.v});
+    if (qkv.out_features() > 0) {
+      b.qkv = std::move(qkv);
+      b.q = b.k = b.v = Linear();
+      ++joined;
+    }
+    Linear gate_up = join_quantized({&b.gate, &b.up});
+    if (gate_up.out_features() > 0) {
+      b.gate_up = std::move(gate_up);
+      b.gate = b.up = Linear();
+      ++joined;
+    }
+  }
+  return joined;
+}
+
+}  // namespace gptqtool

@@ -1,0 +1,32 @@
+// Quantized layers that read the same input (q, k and v; gate and up),
+// joined into one quantized layer for generation: one gptq_matmul call
+// instead of three or two. A decode step makes a few hundred matmuls of
+// tens of microseconds each, and every call hands work to the library's
+// threads and waits for them; fewer, larger calls spend less of the step
+// handing work over and share it out more evenly.
+//
+// The joined tensor holds exactly the parts' codes, fp16 scales, zeros and
+// column order, so each output feature is computed as before. Layers are
+// joined only where that holds: the same bits, group size and g_idx, widths
+// that the checkpoint packing allows, and tensors that export to the
+// checkpoint layout; others stay as they are.
+#pragma once
+
+#include <vector>
+
+#include "model/linear.h"
+#include "model/llama_model.h"
+
+namespace gptqtool {
+
+// The parts joined along the output features, or an empty Linear (no
+// features) when they cannot be joined as described above.
+Linear join_quantized(const std::vector<const Linear *> &parts);
+
+// In every dense block: q, k and v into block.qkv, and gate and up into
+// block.gate_up, where each group can be joined; the parts are then left
+// empty. Returns the number of groups joined. For generation and bench only:
+// the quantize and eval paths keep the model's own layers.
+int join_projections(LlamaModel *model);
+
+}  // namespace gptqtool
