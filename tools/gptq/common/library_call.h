@@ -3,8 +3,10 @@
 // message, and the library's handles get owners so no path leaks them.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/tool_error.h"
 #include "gptq.h"
@@ -28,5 +30,23 @@ struct QTensorDeleter {
 };
 using CtxPtr = std::unique_ptr<gptq_ctx, CtxDeleter>;
 using QTensorPtr = std::unique_ptr<gptq_qtensor, QTensorDeleter>;
+
+// The library's view of a tensor's four checkpoint arrays held in vectors
+// (an empty g_idx is passed as NULL: j / group_size).
+inline gptq_checkpoint_tensors checkpoint_tensors_of(std::vector<int32_t> &qweight,
+                                                     std::vector<int32_t> &qzeros,
+                                                     std::vector<uint16_t> &scales,
+                                                     std::vector<int32_t> &g_idx) {
+  gptq_checkpoint_tensors t;
+  t.qweight = qweight.data();
+  t.qweight_len = static_cast<int64_t>(qweight.size());
+  t.qzeros = qzeros.data();
+  t.qzeros_len = static_cast<int64_t>(qzeros.size());
+  t.scales = scales.data();
+  t.scales_len = static_cast<int64_t>(scales.size());
+  t.g_idx = g_idx.empty() ? nullptr : g_idx.data();
+  t.g_idx_len = static_cast<int64_t>(g_idx.size());
+  return t;
+}
 
 }  // namespace gptqtool

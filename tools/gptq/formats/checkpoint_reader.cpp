@@ -219,15 +219,7 @@ std::shared_ptr<gptq_qtensor> load_quantized_linear(const ModelDir &dir,
     g_idx = copy_as<int32_t>(checked(dir, name + ".g_idx", TensorDType::I32, {sz.g_idx_len}),
                              sz.g_idx_len);
   }
-  gptq_checkpoint_tensors t;
-  t.qweight = qweight.data();
-  t.qweight_len = static_cast<int64_t>(qweight.size());
-  t.qzeros = qzeros.data();
-  t.qzeros_len = static_cast<int64_t>(qzeros.size());
-  t.scales = scales.data();
-  t.scales_len = static_cast<int64_t>(scales.size());
-  t.g_idx = g_idx.empty() ? nullptr : g_idx.data();
-  t.g_idx_len = static_cast<int64_t>(g_idx.size());
+  const gptq_checkpoint_tensors t = checkpoint_tensors_of(qweight, qzeros, scales, g_idx);
   gptq_qtensor *q = nullptr;
   check_status(gptq_qtensor_import(out, in, spec.bits, spec.group_size, cfg.format, &t, &q),
                "importing " + name);

@@ -341,10 +341,7 @@ void write_gptq_checkpoint(const ModelDir &source, const QuantizeResult &result,
     std::vector<int32_t> qzeros(static_cast<size_t>(sz.qzeros_rows * sz.qzeros_cols));
     std::vector<uint16_t> scales(static_cast<size_t>(sz.scales_rows * sz.scales_cols));
     std::vector<int32_t> g_idx(static_cast<size_t>(sz.g_idx_len));
-    gptq_checkpoint_tensors t{qweight.data(), static_cast<int64_t>(qweight.size()),
-                              qzeros.data(),  static_cast<int64_t>(qzeros.size()),
-                              scales.data(),  static_cast<int64_t>(scales.size()),
-                              g_idx.data(),   static_cast<int64_t>(g_idx.size())};
+    const gptq_checkpoint_tensors t = checkpoint_tensors_of(qweight, qzeros, scales, g_idx);
     check_status(gptq_qtensor_export(l.qtensor.get(), format, &t), "exporting " + l.name);
     add_tensor(l.name + ".qweight", TensorDType::I32, {sz.qweight_rows, sz.qweight_cols},
            bytes_of(qweight.data(), qweight.size() * 4));

@@ -29,15 +29,7 @@ bool export_tensor(const Linear &layer, Exported *e) {
   e->qzeros.resize(static_cast<size_t>(s.qzeros_rows * s.qzeros_cols));
   e->scales.resize(static_cast<size_t>(s.scales_rows * s.scales_cols));
   e->g_idx.resize(static_cast<size_t>(s.g_idx_len));
-  gptq_checkpoint_tensors t;
-  t.qweight = e->qweight.data();
-  t.qweight_len = static_cast<int64_t>(e->qweight.size());
-  t.qzeros = e->qzeros.data();
-  t.qzeros_len = static_cast<int64_t>(e->qzeros.size());
-  t.scales = e->scales.data();
-  t.scales_len = static_cast<int64_t>(e->scales.size());
-  t.g_idx = e->g_idx.data();
-  t.g_idx_len = static_cast<int64_t>(e->g_idx.size());
+  const gptq_checkpoint_tensors t = checkpoint_tensors_of(e->qweight, e->qzeros, e->scales, e->g_idx);
   // A tensor on another grid (GGUF's) has no GPTQ checkpoint layout.
   return gptq_qtensor_export(q, GPTQ_FORMAT_V2, &t) == GPTQ_OK;
 }
@@ -80,15 +72,7 @@ Linear join_quantized(const std::vector<const Linear *> &parts) {
   for (int64_t r = 0; r < joined.scales_rows; ++r)
     for (const Exported &x : e) append_row(x.scales, x.sizes.scales_cols, r, &scales);
   std::vector<int32_t> g_idx = e[0].g_idx;
-  gptq_checkpoint_tensors t;
-  t.qweight = qweight.data();
-  t.qweight_len = static_cast<int64_t>(qweight.size());
-  t.qzeros = qzeros.data();
-  t.qzeros_len = static_cast<int64_t>(qzeros.size());
-  t.scales = scales.data();
-  t.scales_len = static_cast<int64_t>(scales.size());
-  t.g_idx = g_idx.data();
-  t.g_idx_len = static_cast<int64_t>(g_idx.size());
+  const gptq_checkpoint_tensors t = checkpoint_tensors_of(qweight, qzeros, scales, g_idx);
   gptq_qtensor *q = nullptr;
   if (gptq_qtensor_import(out, first.in_features, first.bits, first.group_size, GPTQ_FORMAT_V2,
                           &t, &q) != GPTQ_OK) {
