@@ -184,6 +184,24 @@ TEST(KvCache, LogitsEqualFullRecomputeOnAGptqCheckpoint) {
   std::filesystem::remove_all(root);
 }
 
+// Head dimensions that are not a multiple of the decode attention's blocks
+// of columns (64 or 32 at a time, then 16, then one): 80 with two and three
+// query heads per key/value head, 72 (a tail of single columns).
+TEST(KvCache, LogitsEqualFullRecomputeWithUnevenHeadDims) {
+  for (const auto &[hidden, heads] : std::vector<std::pair<int64_t, int64_t>>{
+           {160, 2}, {240, 3}, {144, 2}}) {
+    tinymodel::TinySpec s;
+    s.hidden = hidden;
+    s.heads = heads;
+    s.kv_heads = 1;
+    SCOPED_TRACE("head_dim " + std::to_string(hidden / heads) + ", " + std::to_string(heads) +
+                 " heads");
+    TinyModel t(s);
+    EXPECT_LT(cache_error(t.model, KvDType::F32), 1e-5);
+    EXPECT_LT(cache_error(t.model, KvDType::BF16), 1e-2);
+  }
+}
+
 // Keys and values rounded to bfloat16: the logits move by about the format's
 // precision (2^-9 relative), on every path (prefill chunks and decoded
 // tokens, sliding windows, a quantized model), and the cache takes half the

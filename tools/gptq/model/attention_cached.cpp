@@ -79,16 +79,20 @@ template <int H, int P, typename Elem>
         lanes_at(scores + h * score_stride + (j - j0) + c * kLanes) = scale * sum[h][c];
     }
   }
-  if (j < j1) score_heads<H, 1>(q, hd, kt, stride, j, j1, scale, scores + (j - j0), score_stride);
+  if constexpr (P > 1) {  // the last vectors of positions, one at a time
+    if (j < j1) score_heads<H, 1>(q, hd, kt, stride, j, j1, scale, scores + (j - j0), score_stride);
+  }
 }
 
-// out row h (stride hd) = Σ_i p[h·p_stride + i]·v[i] over i in [0, n), for H
-// heads; C vectors of columns at a time.
+// Columns [d0, hd) of out row h (stride hd) = Σ_i p[h·p_stride + i]·v[i]
+// over i in [0, n) (v's rows of hd values), for H heads; C vectors of
+// columns at a time, then the rest one vector and one column at a time.
 template <int H, int C, typename Elem>
 [[gnu::always_inline]] inline void weigh_values(const float *p, int64_t p_stride, int64_t n,
-                                                const Elem *v, int64_t hd, float *out) {
+                                                const Elem *v, int64_t hd, float *out,
+                                                int64_t d0 = 0) {
   constexpr int64_t kLanes = kVectorLanes;
-  int64_t d = 0;
+  int64_t d = d0;
   for (; d + C * kLanes <= hd; d += C * kLanes) {
     FloatLanes sum[H][C] = {};
     for (int64_t i = 0; i < n; ++i) {
@@ -108,9 +112,9 @@ template <int H, int C, typename Elem>
       for (int c = 0; c < C; ++c) lanes_at(out + h * hd + d + c * kLanes) = sum[h][c];
     }
   }
-  if (d + kLanes <= hd) {
-    weigh_values<H, 1>(p, p_stride, n, v + d, hd, out + d);
-    d += (hd - d) / kLanes * kLanes;
+  if constexpr (C > 1) {
+    weigh_values<H, 1>(p, p_stride, n, v, hd, out, d);
+    return;
   }
   for (; d < hd; ++d) {  // a head dimension that is not whole vectors
     for (int h = 0; h < H; ++h) {
