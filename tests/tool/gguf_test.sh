@@ -154,12 +154,17 @@ PY
     quantize metaspace "$work/bad4.gguf" Q4_0
   expect_error "bits with gguf" "--bits does not apply to --format gguf" \
     quantize llama "$work/bad5.gguf" Q4_0 --bits 3
+  # Flags too: they would otherwise be dropped without a word.
+  expect_error "asym with gguf" "--asym does not apply to --format gguf" \
+    quantize llama "$work/bad9.gguf" Q4_0 --asym
+  expect_error "mse with gguf" "--mse does not apply to --format gguf" \
+    quantize llama "$work/bad10.gguf" Q4_0 --mse
   expect_error "act-order scatters blocks" "--static-groups" \
     quantize llama "$work/bad6.gguf" Q4_0 --act-order
   expect_error "gguf-type without gguf" "--gguf-type needs --format gguf" \
     "$gptq" quantize --model "$work/llama" --out "$work/bad7" --calib-ids "$work/ids.txt" \
     --gguf-type Q4_0
-  for i in 1 2 3 4 5 6 7 8; do
+  for i in 1 2 3 4 5 6 7 8 9 10; do
     [ ! -e "$work/bad$i.gguf" ] && [ ! -e "$work/bad7" ] && pass "no output for bad input $i" \
       || fail "bad input $i left an output"
   done

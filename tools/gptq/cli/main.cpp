@@ -248,7 +248,7 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
       throw ToolError("--format gguf needs --gguf-type (" + gguf_type_list() + ")");
     gguf = &gguf_type_named(args.get("gguf-type", ""));
     for (const char *fixed : {"bits", "group", "asym", "mse", "override", "quantize-lm-head"}) {
-      if (args.has(fixed)) {
+      if (args.has(fixed) || args.flag(fixed)) {
         throw ToolError(std::string("--") + fixed + " does not apply to --format gguf: the " +
                         gguf->name + " blocks fix the grid, and every linear layer is written "
                         "in them");
