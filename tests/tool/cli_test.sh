@@ -77,6 +77,19 @@ if quantize_tiny static "${base[@]}" --act-order --static-groups \
 else
   fail "--static-groups: $(cat "$work/static.txt"; grep -s desc_act "$work/static/config.json")"
 fi
+if quantize_tiny f64 "${base[@]}" --act-order --precision f64 \
+     && grep -q '"precision": "f64"' "$work/f64/quantize_report.json" \
+     && ! grep -q '"precision": "f32"' "$work/f64/quantize_report.json" \
+     && grep -q '"precision": "f32"' "$work/static/quantize_report.json"; then
+  pass "--precision f64 runs and is recorded per layer"
+else
+  fail "--precision f64: $(cat "$work/f64.txt")"
+fi
+expect_error "unknown --precision" "--precision must be f32 or f64, not 'f16'" \
+  "$gptq" quantize --model "$work/model" --out "$work/x" --calib-ids "$work/ids.txt" \
+  --precision f16
+expect_error "--precision with --method rtn" "--precision is that of GPTQ's Hessian" \
+  "$gptq" quantize --model "$work/model" --out "$work/x" --method rtn --precision f64
 if quantize_tiny mixed "${base[@]}" --act-group-aware \
      --override '*.down_proj:act-order=1' \
      && grep -q '"desc_act": false' "$work/mixed/config.json" \

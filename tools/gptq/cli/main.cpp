@@ -99,6 +99,9 @@ const char kQuantizeUsage[] =
     "  --static-groups     group parameters fixed before the loop (needs an act-order)\n"
     "  --damp F            damping as a fraction of mean(diag H) (default 0.01)\n"
     "  --mse               search clipping ranges (slower)\n"
+    "  --precision P       f32 (default, as the reference GPTQ) or f64: the Hessian,\n"
+    "                      its factorization and the loop in double precision (slower;\n"
+    "                      the codes then depend far less on summation order)\n"
     "  --quantize-lm-head  also quantize lm_head (override name: lm_head); a tied\n"
     "                      lm_head is written as a tensor of its own. GPTQModel\n"
     "                      loads such checkpoints; transformers' GPTQ path does not\n"
@@ -190,7 +193,7 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
                 "seqlen", "seed",
                 "save-calib-ids", "bits", "group", "damp", "override", "method", "format",
                 "dtype", "max-shard-size", "threads", "backend", "gguf-type", "expert-min-share",
-                "expert-names"},
+                "expert-names", "precision"},
                {"asym", "act-order", "act-group-aware", "static-groups", "mse", "overwrite",
                 "quiet", "quantize-lm-head"});
   choose_backend(args);
@@ -210,6 +213,12 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   qo.base.static_groups = args.flag("static-groups");
   qo.base.damp_percent = args.get_double("damp", 0.01, 0.0, 0.999999);
   qo.base.mse = args.flag("mse");
+  const std::string precision = args.get("precision", "f32");
+  if (precision == "f64") {
+    qo.base.precision = GPTQ_PRECISION_F64;
+  } else if (precision != "f32") {
+    throw ToolError("--precision must be f32 or f64, not '" + precision + "'");
+  }
   qo.num_threads = static_cast<int32_t>(args.get_int("threads", 0, 0, 4096));
   qo.quantize_lm_head = args.flag("quantize-lm-head");
   qo.expert_min_share = args.get_double("expert-min-share", kDefaultExpertMinShare, 0.0, 1.0);
@@ -232,6 +241,10 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
                         " is calibration, which --method rtn does not use (round-to-nearest "
                         "needs no data); drop it or use --method gptq");
       }
+    }
+    if (args.has("precision")) {
+      throw ToolError("--precision is that of GPTQ's Hessian and loop, which --method rtn does "
+                      "not have; drop it or use --method gptq");
     }
   } else if (!args.has("calib") && !args.has("calib-ids") && !args.has("calib-jsonl")) {
     throw ToolError("GPTQ needs calibration data: pass --calib FILE, --calib-jsonl FILE or "

@@ -21,6 +21,8 @@ struct LayerQuantSpec {
   bool static_groups = false;
   double damp_percent = 0.01;
   bool mse = false;
+  // gptq_precision of the Hessian, the factorization and the loop (F32 or F64).
+  int32_t precision = 0;
   // GPTQ's own grid, or a GGUF block format (gptq_grid), which then fixes
   // bits and groups.
   int32_t grid = 0;

@@ -48,6 +48,7 @@ gptq_config library_config(const LayerQuantSpec &spec, int32_t num_threads) {
   cfg.static_groups = spec.static_groups ? 1 : 0;
   cfg.damp_percent = static_cast<float>(spec.damp_percent);
   cfg.mse = spec.mse ? 1 : 0;
+  cfg.precision = static_cast<gptq_precision>(spec.precision);
   cfg.grid = static_cast<gptq_grid>(spec.grid);
   cfg.backend = GPTQ_BACKEND_AUTO;  // --backend, through GPTQ_BACKEND
   cfg.num_threads = num_threads;
