@@ -13,7 +13,8 @@ and the difference between the tools paired by seed with its standard error.
         --calib maintain.text.gz --text standards.text.gz \\
         --peer-python VENV/bin/python [--seeds 0 1 2 3 4] [--bits 4 3] \\
         [--orders full group-aware] [--tools libgptq gptqmodel] \\
-        [--work DIR] [--json results.json] [--reuse]
+        [--work DIR] [--json results.json] [--reuse] \\
+        [--variant "NAME=GPTQ OPTIONS"]...
 
 GPTQModel runs in its own interpreter (--peer-python: a venv with CPU torch
 and gptqmodel from PyPI; never a CI dependency) through this same file's
@@ -22,6 +23,11 @@ and true-sequential order. On a machine with few cores GPTQModel needs
 GPTQMODEL_CPU_WORKERS set to the core count; the script sets it when unset.
 GPTQModel's own loader refuses float32 inference, so its checkpoints are
 measured by `gptq eval`, as ours are.
+
+A --variant is libgptq with more `gptq quantize` options (e.g.
+`--variant "f64=--precision f64"`): it runs beside plain libgptq as a tool of
+its own, named libgptq-NAME, and is compared with GPTQModel and with plain
+libgptq, paired by seed.
 
 Orders: `full` is act-order with a permuted g_idx (desc_act), `group-aware`
 keeps groups contiguous (GPTQModel's act_group_aware), `static` is act-order
@@ -113,13 +119,13 @@ def order_flags(order):
             "static": ["--act-order", "--static-groups"], "none": []}[order]
 
 
-def quantize_ours(a, seed, bits, order, out, ids_file):
+def quantize_ours(a, seed, bits, order, out, ids_file, extra=()):
     cmd = [a.gptq, "quantize", "--model", a.model, "--out", out, "--calib", a.calib,
            "--samples", str(a.samples), "--seqlen", str(a.seqlen), "--seed", str(seed),
            "--bits", str(bits), "--group", str(a.group), "--damp", str(a.damp),
            "--backend", "cpu", "--quiet", "--overwrite", "--save-calib-ids", ids_file]
     start = time.time()
-    run(cmd + order_flags(order))
+    run(cmd + order_flags(order) + list(extra))
     return time.time() - start
 
 
@@ -183,7 +189,20 @@ def main():
     p.add_argument("--work", default="peer-quality")
     p.add_argument("--json", help="write every result here")
     p.add_argument("--reuse", action="store_true", help="keep checkpoints already in --work")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME=OPTIONS",
+                   help="also libgptq with these gptq quantize options, as tool libgptq-NAME")
     a = p.parse_args()
+    variants = {}
+    for text in a.variant:
+        name, _, options = text.partition("=")
+        if not options.strip():
+            p.error(f"--variant '{text}' is not NAME=OPTIONS")
+        if not name.replace("-", "").replace("_", "").isalnum() or f"libgptq-{name}" in variants:
+            p.error(f"--variant name '{name}' must be unique, letters, digits, - and _")
+        variants[f"libgptq-{name}"] = options.split()
+    if variants and "libgptq" not in a.tools:
+        p.error("--variant runs beside plain libgptq: keep libgptq in --tools")
+    tools = list(a.tools) + list(variants)
     if "gptqmodel" in a.tools and not a.peer_python:
         p.error("--tools gptqmodel needs --peer-python")
     for path in (a.gptq, a.model, a.calib, a.text):
@@ -196,14 +215,15 @@ def main():
     for seed in a.seeds:
         ids_file = os.path.join(a.work, f"calib-seed{seed}.ids")
         checkpoints, keys = [], []
-        for tool in a.tools:
+        for tool in tools:
             for bits in a.bits:
                 for order in a.orders:
                     out = os.path.abspath(os.path.join(a.work, f"{tool}-{bits}bit-{order}-seed{seed}"))
                     have = a.reuse and os.path.isfile(os.path.join(out, "config.json"))
                     seconds = None
-                    if tool == "libgptq" and not have:
-                        seconds = quantize_ours(a, seed, bits, order, out, ids_file)
+                    if tool.startswith("libgptq") and not have:
+                        seconds = quantize_ours(a, seed, bits, order, out, ids_file,
+                                                variants.get(tool, ()))
                     elif tool == "gptqmodel" and not have:
                         if not os.path.isfile(ids_file):  # windows come from our --seed
                             quantize_ours(a, seed, bits, order,
@@ -216,39 +236,42 @@ def main():
         for k, v in zip(keys, ppl):
             k["perplexity"] = v
             results.append(k)
-            log(f"seed {seed}: {k['tool']:9s} {k['bits']}-bit {k['order']:11s} "
+            log(f"seed {seed}: {k['tool']:12s} {k['bits']}-bit {k['order']:11s} "
                 f"perplexity {v:.3f}")
 
     log(f"\noriginal (float32): {original:.3f}")
     log(f"group {a.group}, sym, damp {a.damp}, {a.samples} windows of {a.seqlen} tokens, "
         f"seeds {' '.join(map(str, a.seeds))}\n")
-    log(f"{'tool':10s} {'bits':>4s} {'order':12s} {'mean':>9s} {'sd':>7s}  per seed")
+    log(f"{'tool':14s} {'bits':>4s} {'order':12s} {'mean':>9s} {'sd':>7s}  per seed")
     summary = []
     for bits in a.bits:
         for order in a.orders:
-            for tool in a.tools:
+            for tool in tools:
                 vals = [r["perplexity"] for r in results
                         if (r["tool"], r["bits"], r["order"]) == (tool, bits, order)]
                 m, sd = mean_sd(vals)
                 summary.append({"tool": tool, "bits": bits, "order": order, "mean": m,
                                 "sd": None if math.isnan(sd) else sd, "n": len(vals)})
-                log(f"{tool:10s} {bits:4d} {order:12s} {m:9.3f} {sd:7.3f}  "
+                log(f"{tool:14s} {bits:4d} {order:12s} {m:9.3f} {sd:7.3f}  "
                     + " ".join(f"{v:.3f}" for v in vals))
-    # Seeds are paired (both tools see the same windows), so the paired difference
+    # Seeds are paired (all tools see the same windows), so the paired difference
     # is the fair test: its standard error is far below the tools' own spread.
-    if set(a.tools) == {"libgptq", "gptqmodel"} and len(a.seeds) > 1:
-        log("\nlibgptq minus gptqmodel, paired by seed (negative: libgptq better)")
+    pairs = [(v, "gptqmodel") for v in ["libgptq"] + list(variants) if "gptqmodel" in a.tools]
+    pairs += [(v, "libgptq") for v in variants]
+    for first, second in pairs if len(a.seeds) > 1 else []:
+        log(f"\n{first} minus {second}, paired by seed (negative: {first} better)")
         for bits in a.bits:
             for order in a.orders:
                 per = {(r["tool"], r["seed"]): r["perplexity"] for r in results
                        if (r["bits"], r["order"]) == (bits, order)}
-                diffs = [per[("libgptq", s)] - per[("gptqmodel", s)] for s in a.seeds]
+                diffs = [per[(first, s)] - per[(second, s)] for s in a.seeds]
                 m, sd = mean_sd(diffs)
                 se = sd / math.sqrt(len(diffs))
-                log(f"{bits}-bit {order:12s} {m:+8.3f} ± {se:.3f} (standard error; "
+                log(f"{bits}-bit {order:12s} {m:+8.3f} ± {se:.3f} (standard error; sd {sd:.3f}; "
                     f"{sum(d < 0 for d in diffs)} of {len(diffs)} seeds better)")
-                summary.append({"bits": bits, "order": order, "paired_difference": m,
-                                "standard_error": se, "n": len(diffs)})
+                summary.append({"first": first, "second": second, "bits": bits, "order": order,
+                                "paired_difference": m, "sd": sd, "standard_error": se,
+                                "n": len(diffs)})
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"original": original, "results": results, "summary": summary,
