@@ -85,6 +85,19 @@ if quantize_tiny f64 "${base[@]}" --act-order --precision f64 \
 else
   fail "--precision f64: $(cat "$work/f64.txt")"
 fi
+# GPTQ searches clipping ranges by default; --no-mse turns it off.
+if grep -q '"mse": true' "$work/static/quantize_report.json" \
+     && ! grep -q '"mse": false' "$work/static/quantize_report.json" \
+     && quantize_tiny nomse "${base[@]}" --act-order --no-mse \
+     && grep -q '"mse": false' "$work/nomse/quantize_report.json" \
+     && ! grep -q '"mse": true' "$work/nomse/quantize_report.json"; then
+  pass "MSE clip search on for GPTQ by default, off with --no-mse"
+else
+  fail "--no-mse: $(cat "$work/nomse.txt"; grep -s '"mse"' "$work/static/quantize_report.json" | head -2)"
+fi
+expect_error "--mse with --no-mse" "--mse and --no-mse contradict" \
+  "$gptq" quantize --model "$work/model" --out "$work/x" --calib-ids "$work/ids.txt" \
+  --mse --no-mse
 expect_error "unknown --precision" "--precision must be f32 or f64, not 'f16'" \
   "$gptq" quantize --model "$work/model" --out "$work/x" --calib-ids "$work/ids.txt" \
   --precision f16
@@ -155,8 +168,9 @@ if "$gptq" quantize --model "$work/model" --out "$work/d32" --method rtn --group
      >"$work/d32.txt" 2>&1 \
      && grep -q '"torch_dtype": "float32"' "$work/d32/config.json" \
      && [ "$(stat -c %s "$work/d32/model.safetensors")" -gt \
-          "$(stat -c %s "$work/s4/model.safetensors")" ]; then
-  pass "--dtype f32"
+          "$(stat -c %s "$work/s4/model.safetensors")" ] \
+     && grep -q '"mse": false' "$work/d32/quantize_report.json"; then
+  pass "--dtype f32 (round-to-nearest, without clip search)"
 else
   fail "--dtype f32: $(cat "$work/d32.txt")"
 fi

@@ -98,7 +98,8 @@ const char kQuantizeUsage[] =
     "                      group; g_idx stays trivial (desc_act false), as GPTQModel\n"
     "  --static-groups     group parameters fixed before the loop (needs an act-order)\n"
     "  --damp F            damping as a fraction of mean(diag H) (default 0.01)\n"
-    "  --mse               search clipping ranges (slower)\n"
+    "  --mse, --no-mse     search each group's clipping range for the least error\n"
+    "                      (GPTQ: on by default, about twice the time; rtn: off)\n"
     "  --precision P       f32 (default, as the reference GPTQ) or f64: the Hessian,\n"
     "                      its factorization and the loop in double precision (slower;\n"
     "                      the codes then depend far less on summation order)\n"
@@ -194,7 +195,7 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
                 "save-calib-ids", "bits", "group", "damp", "override", "method", "format",
                 "dtype", "max-shard-size", "threads", "backend", "gguf-type", "expert-min-share",
                 "expert-names", "precision"},
-               {"asym", "act-order", "act-group-aware", "static-groups", "mse", "overwrite",
+               {"asym", "act-order", "act-group-aware", "static-groups", "mse", "no-mse", "overwrite",
                 "quiet", "quantize-lm-head"});
   choose_backend(args);
   const std::string model_path = resolve_model_path(args.required("model"), "--model");
@@ -212,7 +213,13 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   }
   qo.base.static_groups = args.flag("static-groups");
   qo.base.damp_percent = args.get_double("damp", 0.01, 0.0, 0.999999);
-  qo.base.mse = args.flag("mse");
+  if (args.flag("mse") && args.flag("no-mse")) throw ToolError("--mse and --no-mse contradict");
+  const bool gguf_format = args.get("format", "auto") == "gguf";
+  // GPTQ searches clipping ranges unless told not to (bench/RESULTS.md, quality
+  // against GPTQModel: 3.8% lower perplexity at 4 bits); round-to-nearest is
+  // plain unless asked, and GGUF blocks fix their own grid.
+  qo.base.mse = args.flag("mse") ||
+                (!args.flag("no-mse") && !gguf_format && args.get("method", "gptq") == "gptq");
   const std::string precision = args.get("precision", "f32");
   if (precision == "f64") {
     qo.base.precision = GPTQ_PRECISION_F64;
@@ -256,11 +263,12 @@ int cmd_quantize(int argc, char **argv, const std::atomic<bool> *interrupted) {
   }
   // --format gguf: GPTQ on a GGUF grid, which fixes what these choose.
   const GgufType *gguf = nullptr;
-  if (args.get("format", "auto") == "gguf") {
+  if (gguf_format) {
     if (!args.has("gguf-type"))
       throw ToolError("--format gguf needs --gguf-type (" + gguf_type_list() + ")");
     gguf = &gguf_type_named(args.get("gguf-type", ""));
-    for (const char *fixed : {"bits", "group", "asym", "mse", "override", "quantize-lm-head"}) {
+    for (const char *fixed :
+         {"bits", "group", "asym", "mse", "no-mse", "override", "quantize-lm-head"}) {
       if (args.has(fixed) || args.flag(fixed)) {
         throw ToolError(std::string("--") + fixed + " does not apply to --format gguf: the " +
                         gguf->name + " blocks fix the grid, and every linear layer is written "

@@ -213,6 +213,7 @@ std::string quantize_report_json(const QuantizeResult &r, const std::string &sou
       j["sym"] = l.spec.sym;
       j["act_order"] = l.spec.act_order;
       j["act_group_aware"] = l.spec.act_group_aware;
+      j["mse"] = l.spec.mse;
       j["precision"] = l.spec.precision == GPTQ_PRECISION_F64 ? "f64" : "f32";
       j["desc_act"] = l.qtensor ? g_idx_permuted(l) : false;
       j["loss"] = l.stats.loss;
