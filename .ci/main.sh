@@ -3,7 +3,8 @@
 # perplexities. Installs the build dependencies, builds from scratch, makes
 # SmolLM2-135M-Instruct into a Hugging Face directory (tools/fixtures), then
 # with build/tools/gptq/gptq:
-#   - quantizes it at 4 bits and at 3 bits (group 128, act-order, symmetric),
+#   - quantizes it at 4 bits and at 3 bits (group 128, act-order, symmetric,
+#     the tool's default clip search),
 #     calibrated on the GNU maintainers' guide (Debian package gnu-standards),
 #     writing two GPTQ checkpoints;
 #   - evaluates perplexity on the GNU coding standards (same package, a
@@ -39,7 +40,7 @@ echo "=== model: SmolLM2-135M-Instruct → $build/smollm2"
 bash tools/fixtures/smollm2_model.sh "$build/smollm2"
 
 for bits in 4 3; do
-  echo "=== quantize: ${bits}-bit, group 128, act-order → $build/smollm2-gptq-${bits}bit"
+  echo "=== quantize: ${bits}-bit, group 128, act-order, clip search → $build/smollm2-gptq-${bits}bit"
   start=$SECONDS
   "$gptq" quantize --model "$build/smollm2" --out "$build/smollm2-gptq-${bits}bit" \
     --calib "$calib" --samples "$samples" --seqlen 512 --bits "$bits" --group 128 --act-order \
