@@ -95,6 +95,17 @@ if grep -q '"mse": true' "$work/static/quantize_report.json" \
 else
   fail "--no-mse: $(cat "$work/nomse.txt"; grep -s '"mse"' "$work/static/quantize_report.json" | head -2)"
 fi
+if quantize_tiny mixmse "${base[@]}" --act-order --override '*.down_proj:mse=0' \
+     && python3 - "$work/mixmse/quantize_report.json" <<'PY'
+import json, sys
+layers = [l for l in json.load(open(sys.argv[1]))["layers"] if not l["skipped"]]
+assert layers and all(l["mse"] == (not l["name"].endswith("down_proj")) for l in layers), layers
+PY
+then
+  pass "--override mse=0 turns the clip search off for the matching layers only"
+else
+  fail "--override mse=0: $(cat "$work/mixmse.txt")"
+fi
 expect_error "--mse with --no-mse" "--mse and --no-mse contradict" \
   "$gptq" quantize --model "$work/model" --out "$work/x" --calib-ids "$work/ids.txt" \
   --mse --no-mse

@@ -61,6 +61,8 @@ SpecOverride parse_override(const std::string &text) {
       o.act_order = parse_bool(value, key);
     } else if (key == "act-group-aware" || key == "act_group_aware") {
       o.act_group_aware = parse_bool(value, key);
+    } else if (key == "mse") {
+      o.mse = parse_bool(value, key);
     } else if (key == "damp") {
       char *end = nullptr;
       const double d = std::strtod(value.c_str(), &end);
@@ -68,7 +70,8 @@ SpecOverride parse_override(const std::string &text) {
       o.damp_percent = d;
     } else {
       throw ToolError("override '" + text + "': unknown setting '" + key +
-                      "' (known: skip, bits, group, sym, act-order, act-group-aware, damp)");
+                      "' (known: skip, bits, group, sym, act-order, act-group-aware, damp, "
+                      "mse)");
     }
   }
   if (o.act_order && *o.act_order && o.act_group_aware && *o.act_group_aware) {
@@ -135,6 +138,7 @@ LayerQuantSpec spec_for(const LayerQuantSpec &base, const std::vector<SpecOverri
       if (*o.act_group_aware) s.act_order = false;
     }
     if (o.damp_percent) s.damp_percent = *o.damp_percent;
+    if (o.mse) s.mse = *o.mse;
     if (o.grid) s.grid = *o.grid;
   }
   return s;

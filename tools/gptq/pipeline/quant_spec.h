@@ -35,14 +35,14 @@ struct SpecOverride {
   std::string pattern;
   bool skip = false;
   std::optional<int32_t> bits, group_size;
-  std::optional<bool> sym, act_order, act_group_aware;
+  std::optional<bool> sym, act_order, act_group_aware, mse;
   std::optional<double> damp_percent;
   // Not parsed from text: a GGUF type's per-layer grid (formats/gguf_types.h),
   // with the bits and groups that grid fixes.
   std::optional<int32_t> grid;
 };
 
-// Parses "PATTERN:skip" or "PATTERN:bits=8,group=-1,sym=0,act-order=1,damp=0.05"
+// Parses "PATTERN:skip" or "PATTERN:bits=8,group=-1,sym=0,act-order=1,damp=0.05,mse=0"
 // (act-group-aware=1 is the other act-order; either one set to 1 clears the
 // other, so a later rule can switch a layer's order).
 // Throws ToolError naming the bad part.
