@@ -79,6 +79,7 @@ else
 fi
 if quantize_tiny f64 "${base[@]}" --act-order --precision f64 \
      && grep -q '"precision": "f64"' "$work/f64/quantize_report.json" \
+     && grep -q '"precision": "f64"' "$work/f64/config.json" \
      && ! grep -q '"precision": "f32"' "$work/f64/quantize_report.json" \
      && grep -q '"precision": "f32"' "$work/static/quantize_report.json"; then
   pass "--precision f64 runs and is recorded per layer"
@@ -88,8 +89,10 @@ fi
 # GPTQ searches clipping ranges by default; --no-mse turns it off.
 if grep -q '"mse": true' "$work/static/quantize_report.json" \
      && ! grep -q '"mse": false' "$work/static/quantize_report.json" \
+     && grep -q '"mse": true' "$work/static/config.json" \
      && quantize_tiny nomse "${base[@]}" --act-order --no-mse \
      && grep -q '"mse": false' "$work/nomse/quantize_report.json" \
+     && grep -q '"mse": false' "$work/nomse/config.json" \
      && ! grep -q '"mse": true' "$work/nomse/quantize_report.json"; then
   pass "MSE clip search on for GPTQ by default, off with --no-mse"
 else

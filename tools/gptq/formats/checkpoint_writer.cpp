@@ -134,7 +134,9 @@ json quantization_config(const LlamaConfig &c, const QuantizeResult &r, const Qu
   q["meta"] = json{{"quantizer", json::array({"libgptq:" + tool_version})},
                    {"method", o.method == QuantMethod::Gptq ? "gptq" : "rtn"},
                    {"act_order", o.base.act_order},
-                   {"act_group_aware", o.base.act_group_aware}};
+                   {"act_group_aware", o.base.act_group_aware},
+                   {"mse", o.base.mse},
+                   {"precision", o.base.precision == GPTQ_PRECISION_F64 ? "f64" : "f32"}};
   return q;
 }
 
