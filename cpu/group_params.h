@@ -258,8 +258,11 @@ struct Quantizer {
           const T s1 = (hi1 - lo1) / maxq;
           if (s1 < kSmallestScale) break;  // shrinking further only gets smaller
           const T z1 = sym ? sym_zero : std::rint(-lo1 / s1);
+          // Every term is >= 0, so the running sum never falls: once it reaches
+          // the best so far this candidate cannot win, and the rest of the
+          // group need not be summed (the choice is the same as the full sum's).
           double err = 0.0;
-          for (int64_t c = c0; c < c1; ++c) {
+          for (int64_t c = c0; c < c1 && !(err >= best); ++c) {
             const T deq = s1 * (code(row[c], s1, z1) - z1);
             err += static_cast<double>(std::pow(std::abs(deq - row[c]), norm));
           }
