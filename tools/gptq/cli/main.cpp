@@ -99,7 +99,7 @@ const char kQuantizeUsage[] =
     "  --static-groups     group parameters fixed before the loop (needs an act-order)\n"
     "  --damp F            damping as a fraction of mean(diag H) (default 0.01)\n"
     "  --mse, --no-mse     search each group's clipping range for the least error\n"
-    "                      (GPTQ: on by default, about twice the time; rtn: off)\n"
+    "                      (GPTQ: on by default, about 1.6x the time; rtn: off)\n"
     "  --precision P       f32 (default, as the reference GPTQ) or f64: the Hessian,\n"
     "                      its factorization and the loop in double precision (slower;\n"
     "                      the codes then depend far less on summation order)\n"
