@@ -188,6 +188,18 @@ if "$gptq" quantize --model "$work/model" --out "$work/d32" --method rtn --group
 else
   fail "--dtype f32: $(cat "$work/d32.txt")"
 fi
+# Round-to-nearest with the clip search: other codes than plain round-to-nearest.
+if "$gptq" quantize --model "$work/model" --out "$work/rtnmse" --method rtn --group 32 --mse \
+     >"$work/rtnmse.txt" 2>&1 \
+     && "$gptq" quantize --model "$work/model" --out "$work/rtnplain" --method rtn --group 32 \
+     >>"$work/rtnmse.txt" 2>&1 \
+     && grep -q '"mse": true' "$work/rtnmse/quantize_report.json" \
+     && grep -q '"mse": false' "$work/rtnplain/quantize_report.json" \
+     && ! cmp -s "$work/rtnmse/model.safetensors" "$work/rtnplain/model.safetensors"; then
+  pass "--method rtn --mse searches the clipping ranges"
+else
+  fail "--method rtn --mse: $(cat "$work/rtnmse.txt")"
+fi
 # --max-shard-size: numbered shards and an index, which eval and logits read.
 if "$gptq" quantize --model "$work/model" --out "$work/shards" --method rtn --group 32 \
      --max-shard-size 20KB >"$work/shards.txt" 2>&1 \
