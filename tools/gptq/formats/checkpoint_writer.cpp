@@ -92,6 +92,11 @@ bool any_asymmetric(const QuantizeResult &r) {
   return false;
 }
 
+// gptq_precision as --precision spells it.
+const char *precision_name(int32_t precision) {
+  return precision == GPTQ_PRECISION_F64 ? "f64" : "f32";
+}
+
 json quantization_config(const LlamaConfig &c, const QuantizeResult &r, const QuantizeOptions &o,
                          gptq_checkpoint_format format, const std::string &tool_version,
                          const NameMap &written) {
@@ -136,7 +141,7 @@ json quantization_config(const LlamaConfig &c, const QuantizeResult &r, const Qu
                    {"act_order", o.base.act_order},
                    {"act_group_aware", o.base.act_group_aware},
                    {"mse", o.base.mse},
-                   {"precision", o.base.precision == GPTQ_PRECISION_F64 ? "f64" : "f32"}};
+                   {"precision", precision_name(o.base.precision)}};
   return q;
 }
 
@@ -216,7 +221,7 @@ std::string quantize_report_json(const QuantizeResult &r, const std::string &sou
       j["act_order"] = l.spec.act_order;
       j["act_group_aware"] = l.spec.act_group_aware;
       j["mse"] = l.spec.mse;
-      j["precision"] = l.spec.precision == GPTQ_PRECISION_F64 ? "f64" : "f32";
+      j["precision"] = precision_name(l.spec.precision);
       j["desc_act"] = l.qtensor ? g_idx_permuted(l) : false;
       j["loss"] = l.stats.loss;
       j["damp_percent_used"] = l.stats.damp_percent_used;
