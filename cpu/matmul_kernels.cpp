@@ -79,6 +79,18 @@ inline int32_t four_bytes(const int8_t *p) {
   return v;
 }
 
+// How far ahead of the chunk being read the kernels ask for codes. A task
+// reads its tiles' codes once, front to back, and on their own the CPU's
+// prefetchers kept the kernels waiting on memory, at one row of x and at
+// eight alike (bench/RESULTS.md, "Prefetching the codes"). A few KiB ahead
+// covers the memory's latency at the rate one core consumes codes; asking
+// past the end of the tensor or of a task is harmless.
+constexpr int64_t kCodePrefetchBytes = 4096;
+
+inline void prefetch_codes(const uint8_t *src) {
+  _mm_prefetch(reinterpret_cast<const char *>(src) + kCodePrefetchBytes, _MM_HINT_T0);
+}
+
 // Rows of tile `tile` that exist (the last tile may be partial).
 inline int64_t valid_rows(const CpuMatmulWeights &w, int64_t tile, int64_t first) {
   return std::clamp<int64_t>(w.n - (tile * kTileRows + first), 0, kTileRows - first);
@@ -136,6 +148,7 @@ GPTQ_VNNI void int8_vnni_tiles(const CpuMatmulWeights &w, const KernelInput &in,
         for (int m = 0; m < kRows; ++m)
           for (int a = 0; a < kDots; ++a) dot[m][a] = _mm512_setzero_si512();
         for (int j = 0; j < kChunksPerBlock; ++j, src += kChunkBytes) {
+          prefetch_codes(src);
           const __m512i v = _mm512_loadu_si512(src);
           for (int f = 0; f < kCpb; ++f) {
             const __m512i c = field512<kCpb>(v, f, mask);
@@ -192,6 +205,7 @@ GPTQ_AVX512 void f32_avx512_tiles(const CpuMatmulWeights &w, const KernelInput &
         for (int q = 0; q < 4; ++q) dot[m][q] = _mm512_setzero_ps();
       for (int64_t chunk = w.group_begin[t] / kWidth; chunk < w.group_begin[t + 1] / kWidth;
            ++chunk, src += kChunkBytes) {
+        prefetch_codes(src);
         const __m512i v = _mm512_loadu_si512(src);
         for (int f = 0; f < kCpb; ++f)
           for (int q = 0; q < 4; ++q) {
@@ -264,6 +278,7 @@ GPTQ_AVX512 void f32_avx512_nibble_tiles(const CpuMatmulWeights &w, const Kernel
         for (int a = 0; a < 5; ++a) dot[m][a] = _mm512_setzero_ps();
       for (int64_t chunk = w.group_begin[t] / 8; chunk < w.group_begin[t + 1] / 8;
            ++chunk, src += kChunkBytes) {
+        prefetch_codes(src);
         const __m512i v = _mm512_loadu_si512(src);
         const __m512i u = _mm512_srli_epi32(v, 20);
         const __m512 c0 = nibble_in_place(v, mask0, magic, z0),
@@ -353,6 +368,7 @@ GPTQ_AVX2 void int8_avx2_tiles(const CpuMatmulWeights &w, const KernelInput &in,
           __m256i dot[kRows];
           for (int m = 0; m < kRows; ++m) dot[m] = _mm256_setzero_si256();
           for (int j = 0; j < kChunksPerBlock; ++j, src += kChunkBytes) {
+            prefetch_codes(src);
             const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(src));
             for (int f = 0; f < kCpb; ++f) {
               const __m256i c = field256<kCpb>(v, f, mask);
@@ -403,6 +419,7 @@ GPTQ_AVX2 void f32_avx2_tiles(const CpuMatmulWeights &w, const KernelInput &in, 
           for (int a = 0; a < kAcc; ++a) dot[m][a] = _mm256_setzero_ps();
         for (int64_t chunk = w.group_begin[t] / kWidth; chunk < w.group_begin[t + 1] / kWidth;
              ++chunk, src += kChunkBytes) {
+          prefetch_codes(src);
           const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(src));
           for (int f = 0; f < kCpb; ++f)
             for (int q = 0; q < 4; ++q) {
@@ -459,6 +476,7 @@ GPTQ_AVX2 void f32_avx2_nibble_tiles(const CpuMatmulWeights &w, const KernelInpu
         __m256 d0 = _mm256_setzero_ps(), d4 = d0, d8 = d0, d12 = d0, d16 = d0;
         for (int64_t chunk = w.group_begin[t] / 8; chunk < w.group_begin[t + 1] / 8;
              ++chunk, src += kChunkBytes) {
+          prefetch_codes(src);
           const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(src));
           const __m256i u = _mm256_srli_epi32(v, 20);
           const float *x = in.x + chunk * 8;
