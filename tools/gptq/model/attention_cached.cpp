@@ -42,29 +42,25 @@ struct Task {
 // whatever the number of heads, so the result does not depend on H.
 
 // Scores of H query heads (rows of q, stride hd) against the positions of
-// whole vectors [j0, j1) of kt's rows (stride `stride`), times scale, into
-// scores (row h at scores + h·score_stride, position j at j − j0). P vectors
-// of positions at a time, for H·P independent sums over the head dimension.
-constexpr int kAhead = 2;
+// whole vectors [j0, j1) of a head's keys kt (blocked as KvCache::keys lays
+// them out), times scale, into scores (row h at scores + h·score_stride,
+// position j at j − j0). P vectors of positions at a time, for H·P
+// independent sums over the head dimension.
 template <int H, int P, typename Elem>
 [[gnu::always_inline]] inline void score_heads(const float *q, int64_t hd, const Elem *kt,
-                                               int64_t stride, int64_t j0, int64_t j1,
-                                               float scale, float *scores,
-                                               int64_t score_stride) {
+                                               int64_t j0, int64_t j1, float scale,
+                                               float *scores, int64_t score_stride) {
   constexpr int64_t kLanes = kVectorLanes;
   int64_t j = j0;
   for (; j + P * kLanes <= j1; j += P * kLanes) {
+    const Elem *vector[P];  // dimension 0 of each vector of positions
+#pragma GCC unroll 4
+    for (int c = 0; c < P; ++c) vector[c] = kt + KvCache::key_index(hd, 0, j + c * kLanes);
     FloatLanes sum[H][P] = {};
     for (int64_t d = 0; d < hd; ++d) {
-      const Elem *row = kt + d * stride + j;
-      // Each row holds a few cache lines of this block, a row stride apart:
-      // asked for ahead, as the hardware's prefetch does not see the pattern.
-      constexpr int kBlockBytes = P * kLanes * sizeof(Elem);
-      for (int b = 0; b < kBlockBytes; b += 64)
-        __builtin_prefetch(reinterpret_cast<const char *>(row + kAhead * P * kLanes) + b);
       FloatLanes k[P];
 #pragma GCC unroll 4
-      for (int c = 0; c < P; ++c) load_lanes(row + c * kLanes, k[c]);
+      for (int c = 0; c < P; ++c) load_lanes(vector[c] + d * kKeyBlock, k[c]);
 #pragma GCC unroll 4
       for (int h = 0; h < H; ++h) {
         const float qd = q[h * hd + d];
@@ -80,7 +76,7 @@ template <int H, int P, typename Elem>
     }
   }
   if constexpr (P > 1) {  // the last vectors of positions, one at a time
-    if (j < j1) score_heads<H, 1>(q, hd, kt, stride, j, j1, scale, scores + (j - j0), score_stride);
+    if (j < j1) score_heads<H, 1>(q, hd, kt, j, j1, scale, scores + (j - j0), score_stride);
   }
 }
 
@@ -128,16 +124,16 @@ template <int H, int C, typename Elem>
 // attend_one_token for H of the heads at once.
 template <int H, typename Elem>
 [[gnu::always_inline]] inline void attend_heads(const float *q, int64_t hd, const Elem *kt,
-                                                int64_t stride, const Elem *v, int64_t lo,
+                                                const Elem *v, int64_t lo,
                                                 int64_t pos, float scale, float cap,
                                                 float *scores, float *out) {
   // Scores for whole vectors of positions, from the one holding lo to the
-  // one holding pos (within the padded rows); those outside [lo, pos] are
+  // one holding pos (within the last block); those outside [lo, pos] are
   // dropped.
   constexpr int64_t kLanes = kVectorLanes;
   const int64_t j0 = lo / kLanes * kLanes, j1 = (pos / kLanes + 1) * kLanes;
   const int64_t n = pos + 1 - lo, score_stride = j1 - j0;
-  score_heads<H, (H <= 2 ? 4 : 2)>(q, hd, kt, stride, j0, j1, scale, scores, score_stride);
+  score_heads<H, (H <= 2 ? 4 : 2)>(q, hd, kt, j0, j1, scale, scores, score_stride);
   const int64_t first = lo - j0;  // row h's scores for [lo, pos] start here
   for (int h = 0; h < H; ++h) {
     float *p = scores + h * score_stride + first;
@@ -153,34 +149,33 @@ template <int H, typename Elem>
 // A decoded token's attention for `heads` query heads that share a
 // key/value head, its query rows q (stride hd) all at position pos:
 // softmax(scale·q·kᵀ)·v over the keys of positions [lo, pos], into out
-// (stride hd). kt: that head's keys transposed ([hd, stride], stride a
-// multiple of kVectorLanes, see KvCache::keys); v: its values ([positions,
-// hd]). scores: room for min(heads, 4)·(pos − lo + 2·kVectorLanes) floats.
+// (stride hd). kt: that head's keys (KvCache::keys); v: its values
+// ([positions, hd]). scores: room for min(heads, 4)·(pos − lo + 2·kVectorLanes) floats.
 // A decode step holds thousands of these, each too small for sgemm to pay
 // for its call. Elem: the cache's element type (float, or uint16_t holding
 // bfloat16).
 template <typename Elem>
 [[gnu::always_inline]] inline void attend_one_token(const float *q, int64_t heads, int64_t hd,
-                                         const Elem *kt, int64_t stride, const Elem *v,
+                                         const Elem *kt, const Elem *v,
                                          int64_t lo, int64_t pos, float scale, float cap,
                                          float *scores, float *out) {
-  static_assert(kKeyBlock % kVectorLanes == 0, "key rows must hold whole vectors");
+  static_assert(kKeyBlock % kVectorLanes == 0, "key blocks must hold whole vectors");
   // Up to four heads at a time: their sums stay in registers.
   for (int64_t h = 0; h < heads; h += 4) {
     const float *qh = q + h * hd;
     float *oh = out + h * hd;
     switch (std::min<int64_t>(heads - h, 4)) {
       case 1:
-        attend_heads<1>(qh, hd, kt, stride, v, lo, pos, scale, cap, scores, oh);
+        attend_heads<1>(qh, hd, kt, v, lo, pos, scale, cap, scores, oh);
         break;
       case 2:
-        attend_heads<2>(qh, hd, kt, stride, v, lo, pos, scale, cap, scores, oh);
+        attend_heads<2>(qh, hd, kt, v, lo, pos, scale, cap, scores, oh);
         break;
       case 3:
-        attend_heads<3>(qh, hd, kt, stride, v, lo, pos, scale, cap, scores, oh);
+        attend_heads<3>(qh, hd, kt, v, lo, pos, scale, cap, scores, oh);
         break;
       default:
-        attend_heads<4>(qh, hd, kt, stride, v, lo, pos, scale, cap, scores, oh);
+        attend_heads<4>(qh, hd, kt, v, lo, pos, scale, cap, scores, oh);
         break;
     }
   }
@@ -189,17 +184,17 @@ template <typename Elem>
 // attend_one_token built once per vector width for each element type
 // (Clang's target_clones takes no templates).
 GPTQ_VECTOR_CLONES void attend_one_token_f32(const float *q, int64_t heads, int64_t hd,
-                                             const float *kt, int64_t stride, const float *v,
+                                             const float *kt, const float *v,
                                              int64_t lo, int64_t pos, float scale, float cap,
                                              float *scores, float *out) {
-  attend_one_token(q, heads, hd, kt, stride, v, lo, pos, scale, cap, scores, out);
+  attend_one_token(q, heads, hd, kt, v, lo, pos, scale, cap, scores, out);
 }
 GPTQ_VECTOR_CLONES void attend_one_token_bf16(const float *q, int64_t heads, int64_t hd,
-                                              const uint16_t *kt, int64_t stride,
-                                              const uint16_t *v, int64_t lo, int64_t pos,
+                                              const uint16_t *kt, const uint16_t *v,
+                                              int64_t lo, int64_t pos,
                                               float scale, float cap, float *scores,
                                               float *out) {
-  attend_one_token(q, heads, hd, kt, stride, v, lo, pos, scale, cap, scores, out);
+  attend_one_token(q, heads, hd, kt, v, lo, pos, scale, cap, scores, out);
 }
 
 // x in the cache's element type (bfloat16 rounded to nearest even; a
@@ -232,15 +227,14 @@ void attend_with_cache(const LlamaConfig &c, const Rope &rope, const LlamaBlock 
     const int64_t past = cache->length(slot);
     layer_rope.apply(q + t0 * q_dim, n, heads, past);
     layer_rope.apply(k + t0 * kv_dim, n, kv_heads, past);
-    const int64_t stride = cache->key_stride();
     for (int64_t g = 0; g < kv_heads; ++g) {
-      Elem *kt = cache->keys<Elem>(layer, slot, g) + past;
+      Elem *kt = cache->keys<Elem>(layer, slot, g);
       Elem *vg = cache->values<Elem>(layer, slot, g) + past * hd;
       for (int64_t r = 0; r < n; ++r) {
         const float *kr = k + (t0 + r) * kv_dim + g * hd;
         const float *vr = v + (t0 + r) * kv_dim + g * hd;
         for (int64_t d = 0; d < hd; ++d) {
-          store_as(kr[d], kt + d * stride + r);
+          store_as(kr[d], kt + KvCache::key_index(hd, d, past + r));
           store_as(vr[d], vg + r * hd + d);
         }
       }
@@ -277,7 +271,7 @@ void attend_with_cache(const LlamaConfig &c, const Rope &rope, const LlamaBlock 
   const auto cap = static_cast<float>(c.attn_softcap);
   const int64_t window = block.sliding_window;
   std::vector<std::vector<float>> scores(static_cast<size_t>(worker_count()));
-  // A bfloat16 cache's keys and values of a prefill task, as float32 for
+  // A prefill task's keys (and a bfloat16 cache's values) as float32 for
   // sgemm: [hd, width] and [width, hd].
   std::vector<std::vector<float>> widened(static_cast<size_t>(worker_count()));
   int64_t total_work = 0;
@@ -295,44 +289,48 @@ void attend_with_cache(const LlamaConfig &c, const Rope &rope, const LlamaBlock 
     const int64_t rows = t.r1 - t.r0, width = last_pos + 1 - keys_lo;
     const Elem *kt = cache->keys<Elem>(layer, slot, g);
     const Elem *values = cache->values<Elem>(layer, slot, g);
-    const int64_t stride = cache->key_stride();
     std::vector<float> &p = scores[static_cast<size_t>(worker)];
     if (batch.starts[t.seq + 1] - t0 == 1) {  // a decoded token: tasks by key/value head
       p.resize(static_cast<size_t>(std::min<int64_t>(t.heads, 4) * (width + 2 * kVectorLanes)));
       const float *qt = q + t0 * q_dim + t.head * hd;
       float *ot = out + t0 * q_dim + t.head * hd;
       if constexpr (std::is_same_v<Elem, float>) {
-        attend_one_token_f32(qt, t.heads, hd, kt, stride, values, keys_lo, last_pos, scale, cap,
+        attend_one_token_f32(qt, t.heads, hd, kt, values, keys_lo, last_pos, scale, cap,
                              p.data(), ot);
       } else {
-        attend_one_token_bf16(qt, t.heads, hd, kt, stride, values, keys_lo, last_pos, scale, cap,
+        attend_one_token_bf16(qt, t.heads, hd, kt, values, keys_lo, last_pos, scale, cap,
                               p.data(), ot);
       }
       return;
     }
-    // Keys (transposed, row stride key_stride) and values from position
-    // keys_lo on, as float32.
-    const float *keys_f = nullptr, *values_f = nullptr;
-    int64_t keys_f_stride = stride;
+    // Keys from position keys_lo on as a float32 [hd, width] matrix for
+    // sgemm, gathered from their blocks; values as float32 [width, hd] (a
+    // float32 cache's where they lie).
+    std::vector<float> &w = widened[static_cast<size_t>(worker)];
+    w.resize(static_cast<size_t>((std::is_same_v<Elem, float> ? 1 : 2) * hd * width));
+    float *keys_f = w.data();
+    for (int64_t j = keys_lo; j < keys_lo + width;) {
+      const int64_t run = std::min(kKeyBlock - j % kKeyBlock, keys_lo + width - j);
+      for (int64_t d = 0; d < hd; ++d) {
+        const Elem *from = kt + KvCache::key_index(hd, d, j);
+        float *to = keys_f + d * width + (j - keys_lo);
+        for (int64_t i = 0; i < run; ++i) to[i] = widen(from[i]);
+      }
+      j += run;
+    }
+    const float *values_f = nullptr;
     if constexpr (std::is_same_v<Elem, float>) {
-      keys_f = kt + keys_lo;
       values_f = values + keys_lo * hd;
     } else {
-      std::vector<float> &w = widened[static_cast<size_t>(worker)];
-      w.resize(static_cast<size_t>(2 * hd * width));
-      for (int64_t d = 0; d < hd; ++d) {
-        for (int64_t j = 0; j < width; ++j) w[d * width + j] = widen(kt[d * stride + keys_lo + j]);
-      }
-      for (int64_t i = 0; i < width * hd; ++i) w[hd * width + i] = widen(values[keys_lo * hd + i]);
-      keys_f = w.data();
-      values_f = w.data() + hd * width;
-      keys_f_stride = width;
+      float *to = w.data() + hd * width;
+      for (int64_t i = 0; i < width * hd; ++i) to[i] = widen(values[keys_lo * hd + i]);
+      values_f = to;
     }
     p.resize(static_cast<size_t>(rows * width));
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows),
                 static_cast<int>(width), static_cast<int>(hd), scale,
                 q + (t0 + t.r0) * q_dim + t.head * hd, static_cast<int>(q_dim), keys_f,
-                static_cast<int>(keys_f_stride), 0.0f, p.data(), static_cast<int>(width));
+                static_cast<int>(width), 0.0f, p.data(), static_cast<int>(width));
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t pos = first_pos + r;
       const int64_t lo = window > 0 ? std::max<int64_t>(0, pos - window + 1) : 0;

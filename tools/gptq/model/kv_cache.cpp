@@ -16,13 +16,13 @@ KvCache::KvCache(const LlamaConfig &c, int64_t slots, int64_t capacity, KvDType 
       capacity_(capacity),
       kv_heads_(c.num_key_value_heads),
       head_dim_(c.head_dim),
-      key_stride_((capacity + kKeyBlock - 1) / kKeyBlock * kKeyBlock),
+      key_positions_((capacity + kKeyBlock - 1) / kKeyBlock * kKeyBlock),
       dtype_(dtype) {
   if (slots < 1 || capacity < 1) throw ToolError("internal: a KV cache needs slots and capacity");
   // Zero-filled: the padding positions past a slot's length are read (and
   // their scores dropped), so they must hold numbers (bfloat16 zero is 0).
   const size_t key_elements =
-      checked_elements({layers_, slots_, kv_heads_, head_dim_, key_stride_}, "KV cache");
+      checked_elements({layers_, slots_, kv_heads_, head_dim_, key_positions_}, "KV cache");
   const size_t value_elements =
       checked_elements({layers_, slots_, kv_heads_, capacity_, head_dim_}, "KV cache");
   if (dtype == KvDType::BF16) {
@@ -52,7 +52,7 @@ std::vector<uint16_t> &KvCache::storage<uint16_t>(bool keys) {
 template <typename Elem>
 Elem *KvCache::keys(int64_t layer, int64_t slot, int64_t head) {
   return storage<Elem>(true).data() +
-         ((layer * slots_ + slot) * kv_heads_ + head) * head_dim_ * key_stride_;
+         ((layer * slots_ + slot) * kv_heads_ + head) * head_dim_ * key_positions_;
 }
 
 template <typename Elem>

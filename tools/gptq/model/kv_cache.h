@@ -25,9 +25,10 @@
 
 namespace gptqtool {
 
-// Positions that the transposed keys are padded to a multiple of (a vector
-// of floats).
-constexpr int64_t kKeyBlock = 16;
+// Positions per block of stored keys (see KvCache::keys): a whole number of
+// vectors of floats, and a block's row for one dimension is a cache line of
+// bfloat16 (two of float32).
+constexpr int64_t kKeyBlock = 32;
 
 // How keys and values are stored.
 enum class KvDType { F32, BF16 };
@@ -48,17 +49,21 @@ class KvCache {
   // Forgets a slot's tokens, so a new sequence can use it.
   void reset(int64_t slot);
 
-  // Keys of block `layer`, key/value head `head`, for a slot, transposed:
-  // [head_dim, key_stride()], row d holding dimension d at every position,
-  // so that a decoded token's scores against all positions are whole-vector
-  // multiply-adds (no sum across a vector per key) over contiguous memory.
+  // Keys of block `layer`, key/value head `head`, for a slot, in blocks of
+  // kKeyBlock positions: [ceil(capacity / kKeyBlock), head_dim, kKeyBlock],
+  // a block holding dimension d of its positions in its row d (key_index).
+  // A decoded token's scores against a block are whole-vector multiply-adds
+  // (no sum across a vector per key) over one contiguous stretch of memory,
+  // and the blocks of a sequence's stored positions lie one after another,
+  // so a step's reads are a few long runs the CPU's prefetchers follow.
   // Elem is float for an F32 cache and uint16_t (bfloat16 bits) for a BF16
   // one; asking for the other type is an internal error.
   template <typename Elem>
   Elem *keys(int64_t layer, int64_t slot, int64_t head);
-  // Positions per row of keys(): the capacity rounded up to kKeyBlock, so
-  // that whole blocks of positions can be read up to the last stored one.
-  int64_t key_stride() const { return key_stride_; }
+  // Where dimension d of position j lies in keys().
+  static int64_t key_index(int64_t head_dim, int64_t d, int64_t j) {
+    return (j / kKeyBlock * head_dim + d) * kKeyBlock + j % kKeyBlock;
+  }
   // Values of block `layer`, key/value head `head`, for a slot:
   // [capacity, head_dim]. Elem as for keys().
   template <typename Elem>
@@ -74,12 +79,13 @@ class KvCache {
   template <typename Elem>
   std::vector<Elem> &storage(bool keys);
 
-  int64_t layers_, slots_, capacity_, kv_heads_, head_dim_, key_stride_;
+  int64_t layers_, slots_, capacity_, kv_heads_, head_dim_;
+  int64_t key_positions_;  // the capacity rounded up to whole blocks of keys
   KvDType dtype_;
   // Those of the cache's dtype hold the data; the other pair stays empty.
   std::vector<float> k32_, v32_;
   std::vector<uint16_t> k16_, v16_;  // bfloat16 bits
-  // keys: [layers, slots, kv_heads, head_dim, key_stride]
+  // keys: [layers, slots, kv_heads, key_positions / kKeyBlock, head_dim, kKeyBlock]
   // values: [layers, slots, kv_heads, capacity, head_dim]
   std::vector<int64_t> lengths_;
 };
