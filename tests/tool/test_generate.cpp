@@ -5,6 +5,9 @@
 // reproducible; streamed text is UTF-8-safe and honours stop strings.
 #include <gtest/gtest.h>
 
+#include <cblas.h>
+
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -270,6 +273,55 @@ TEST(JoinedProjections, GiveBitIdenticalLogits) {
                      std::vector<float>(static_cast<size_t>(4 * model.config.hidden_size), 1.0f),
                      {});
   EXPECT_EQ(join_quantized({&model.blocks[0].q, &dense}).out_features(), 0);
+  std::filesystem::remove_all(root);
+}
+
+// A decode step's rows of x through a quantized layer: with int8
+// activations the tool splits them over its threads (each a single-threaded
+// gptq_matmul_ex, model/linear.cpp), which must give every row what a call
+// for that row alone gives, whatever the number of threads; with float32
+// activations the calls stay whole, and the thread count changes nothing.
+TEST(QuantizedLinear, RowsSplitOverThreadsGiveBitIdenticalProducts) {
+  const std::string root = tinymodel::make_temp_dir("split");
+  tinymodel::write_model(root + "/model", {});
+  auto dir = ModelDir::open(root + "/model");
+  QuantizeOptions qo;
+  qo.method = QuantMethod::Rtn;
+  qo.base.group_size = 32;
+  const QuantizeResult r = quantize_model(*dir, {}, qo, {});
+  write_gptq_checkpoint(*dir, r, qo, {}, root + "/ck");
+  LlamaModel model = load_model(*ModelDir::open(root + "/ck"));
+  Linear &layer = model.blocks[0].gate;
+  ASSERT_TRUE(layer.quantized());
+  const int64_t in = layer.in_features(), out = layer.out_features();
+  const int saved = openblas_get_num_threads();
+  for (const bool int8 : {true, false}) {
+    MatmulChoice m;
+    m.int8_activations = int8;
+    layer.set_matmul(m);
+    for (const int64_t rows : {1, 3, 4, 5, 8, 17, 32, 40}) {
+      std::vector<float> x(static_cast<size_t>(rows * in));
+      for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37 * static_cast<double>(i)) * 3;
+      auto product = [&](int threads) {
+        openblas_set_num_threads(threads);
+        std::vector<float> y(static_cast<size_t>(rows * out));
+        layer.forward(x.data(), rows, y.data());
+        return y;
+      };
+      const std::vector<float> one = product(1);
+      SCOPED_TRACE(std::to_string(rows) + " rows" + (int8 ? ", int8" : ", float32"));
+      EXPECT_EQ(product(2), one);
+      EXPECT_EQ(product(3), one);
+      if (!int8) continue;
+      openblas_set_num_threads(1);
+      for (int64_t row = 0; row < rows; ++row) {
+        std::vector<float> y(static_cast<size_t>(out));
+        layer.forward(x.data() + row * in, 1, y.data());
+        ASSERT_TRUE(std::equal(y.begin(), y.end(), one.begin() + row * out)) << "row " << row;
+      }
+    }
+  }
+  openblas_set_num_threads(saved);
   std::filesystem::remove_all(root);
 }
 

@@ -43,6 +43,9 @@ class Linear {
   std::vector<float> weight_;
   std::vector<float> bias_;
   std::shared_ptr<gptq_qtensor> q_;
+  // A quantized layer whose rows of x the library computes each on its own
+  // with int8 activations: a 2- to 4-bit tensor on the CPU (gptq.h).
+  bool rows_independent_with_int8_ = false;
   MatmulChoice matmul_;
 };
 
