@@ -20,8 +20,9 @@ namespace {
 // share of the rows, rather than one call on the library's own threads.
 // Between a step's matmuls the tool's threads run attention and the
 // elementwise passes, and two pools taking turns on the same cores wait
-// for each other at every handover (bench/RESULTS.md, "One set of threads
-// for a decode step"); with one pool the step has a single set of threads.
+// for each other at every handover (bench/RESULTS.md, "Prefetching the
+// codes, blocked keys, one set of threads"); with one pool the step has a
+// single set of threads.
 // Each thread reads the whole layer, which at these row counts costs less
 // than the handovers: the kernels are busy multiplying, and the second
 // read of a layer mostly hits the shared cache. With int8 activations the
