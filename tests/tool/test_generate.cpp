@@ -124,6 +124,21 @@ std::vector<int32_t> reference_greedy(const LlamaModel &m, std::vector<int32_t> 
   return out;
 }
 
+// A tiny model of `spec` written under root/model and quantized by RTN
+// (group 32) into the GPTQ checkpoint root/ck, whose path is returned.
+std::string write_rtn_checkpoint(const std::string &root, const tinymodel::TinySpec &spec,
+                                 bool quantize_lm_head) {
+  tinymodel::write_model(root + "/model", spec);
+  auto dir = ModelDir::open(root + "/model");
+  QuantizeOptions qo;
+  qo.method = QuantMethod::Rtn;
+  qo.base.group_size = 32;
+  qo.quantize_lm_head = quantize_lm_head;
+  const QuantizeResult r = quantize_model(*dir, {}, qo, {});
+  write_gptq_checkpoint(*dir, r, qo, {}, root + "/ck");
+  return root + "/ck";
+}
+
 }  // namespace
 
 TEST(KvCache, LogitsEqualFullRecompute) { check_cache_matches_recompute({}); }
@@ -173,15 +188,7 @@ TEST(KvCache, LogitsEqualFullRecomputeOnAGptqCheckpoint) {
   // Every linear layer (lm_head too) through gptq_matmul: the prefill's
   // many rows and the decode steps' few take different kernels.
   const std::string root = tinymodel::make_temp_dir("genq");
-  tinymodel::write_model(root + "/model", {});
-  auto dir = ModelDir::open(root + "/model");
-  QuantizeOptions qo;
-  qo.method = QuantMethod::Rtn;
-  qo.base.group_size = 32;
-  qo.quantize_lm_head = true;
-  const QuantizeResult r = quantize_model(*dir, {}, qo, {});
-  write_gptq_checkpoint(*dir, r, qo, {}, root + "/ck");
-  const LlamaModel model = load_model(*ModelDir::open(root + "/ck"));
+  const LlamaModel model = load_model(*ModelDir::open(write_rtn_checkpoint(root, {}, true)));
   ASSERT_TRUE(model.lm_head.quantized());
   check_cache_matches_recompute(model, 1e-5);
   std::filesystem::remove_all(root);
@@ -233,16 +240,10 @@ TEST(JoinedProjections, GiveBitIdenticalLogits) {
   const std::string root = tinymodel::make_temp_dir("join");
   tinymodel::TinySpec spec;
   spec.qwen2 = true;  // q/k/v biases, joined with the weights
-  tinymodel::write_model(root + "/model", spec);
-  auto dir = ModelDir::open(root + "/model");
-  QuantizeOptions qo;
-  qo.method = QuantMethod::Rtn;
-  qo.base.group_size = 32;
-  const QuantizeResult r = quantize_model(*dir, {}, qo, {});
-  write_gptq_checkpoint(*dir, r, qo, {}, root + "/ck");
+  const std::string ck = write_rtn_checkpoint(root, spec, false);
   for (const bool int8 : {false, true}) {
-    LlamaModel plain = load_model(*ModelDir::open(root + "/ck"));
-    LlamaModel joined = load_model(*ModelDir::open(root + "/ck"));
+    LlamaModel plain = load_model(*ModelDir::open(ck));
+    LlamaModel joined = load_model(*ModelDir::open(ck));
     EXPECT_EQ(join_projections(&joined), 2 * joined.config.num_hidden_layers);
     EXPECT_EQ(joined.blocks[0].q.out_features(), 0);
     EXPECT_EQ(joined.blocks[0].qkv.out_features(),
@@ -268,7 +269,7 @@ TEST(JoinedProjections, GiveBitIdenticalLogits) {
       step.batch.add(1);
     }
   }
-  LlamaModel model = load_model(*ModelDir::open(root + "/ck"));
+  LlamaModel model = load_model(*ModelDir::open(ck));
   const Linear dense(4, model.config.hidden_size,
                      std::vector<float>(static_cast<size_t>(4 * model.config.hidden_size), 1.0f),
                      {});
@@ -283,14 +284,7 @@ TEST(JoinedProjections, GiveBitIdenticalLogits) {
 // activations the calls stay whole, and the thread count changes nothing.
 TEST(QuantizedLinear, RowsSplitOverThreadsGiveBitIdenticalProducts) {
   const std::string root = tinymodel::make_temp_dir("split");
-  tinymodel::write_model(root + "/model", {});
-  auto dir = ModelDir::open(root + "/model");
-  QuantizeOptions qo;
-  qo.method = QuantMethod::Rtn;
-  qo.base.group_size = 32;
-  const QuantizeResult r = quantize_model(*dir, {}, qo, {});
-  write_gptq_checkpoint(*dir, r, qo, {}, root + "/ck");
-  LlamaModel model = load_model(*ModelDir::open(root + "/ck"));
+  LlamaModel model = load_model(*ModelDir::open(write_rtn_checkpoint(root, {}, false)));
   Linear &layer = model.blocks[0].gate;
   ASSERT_TRUE(layer.quantized());
   const int64_t in = layer.in_features(), out = layer.out_features();
