@@ -55,6 +55,10 @@ Linear::Linear(std::shared_ptr<gptq_qtensor> q, std::vector<float> bias)
 }
 
 void Linear::forward(const float *x, int64_t rows, float *y) const {
+  forward(x, rows, y, nullptr);
+}
+
+void Linear::forward(const float *x, int64_t rows, float *y, const RowsReady &ready) const {
   if (q_ != nullptr) {
     gptq_matmul_options opts;
     gptq_matmul_options_default(&opts);
@@ -70,14 +74,20 @@ void Linear::forward(const float *x, int64_t rows, float *y) const {
                                     bias_.empty() ? nullptr : bias_.data(), y + r0 * out_,
                                     (r1 - r0) * out_, &opts),
                      "gptq_matmul_ex");
+        if (ready) ready(r0, r1);
       });
       return;
     }
     check_status(gptq_matmul_ex(q_.get(), x, GPTQ_DTYPE_F32, rows, in_,
                                 bias_.empty() ? nullptr : bias_.data(), y, rows * out_, &opts),
                  "gptq_matmul_ex");
-    return;
+  } else {
+    dense_forward(x, rows, y);
   }
+  if (ready) ready(0, rows);
+}
+
+void Linear::dense_forward(const float *x, int64_t rows, float *y) const {
   // BLAS takes int dimensions.
   if (rows < 0 || rows > INT32_MAX || out_ > INT32_MAX || in_ > INT32_MAX) {
     throw ToolError("a linear layer of " + std::to_string(out_) + " x " + std::to_string(in_) +

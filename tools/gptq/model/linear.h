@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -38,7 +39,18 @@ class Linear {
   // y [rows, out] = x [rows, in] · Wᵀ + b.
   void forward(const float *x, int64_t rows, float *y) const;
 
+  // Rows [r0, r1) of y, finished.
+  using RowsReady = std::function<void(int64_t r0, int64_t r1)>;
+  // forward, then ready() over all of y's rows: where the rows are split over
+  // the tool's threads (linear.cpp), each thread calls it for its own rows
+  // as soon as they are done, concurrently with the others, so that a
+  // row-wise step after the product (an activation, a residual add) needs
+  // no pass of its own; otherwise once, for all rows, on the calling thread.
+  void forward(const float *x, int64_t rows, float *y, const RowsReady &ready) const;
+
  private:
+  void dense_forward(const float *x, int64_t rows, float *y) const;
+
   int64_t out_ = 0, in_ = 0;
   std::vector<float> weight_;
   std::vector<float> bias_;

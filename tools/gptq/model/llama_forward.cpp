@@ -88,23 +88,28 @@ void mlp_activation(const LlamaConfig &c, const Linear &gate, const Linear &up_l
   for (int64_t r0 = 0; r0 < tokens; r0 += kMlpRows) {
     const int64_t rows = std::min(kMlpRows, tokens - r0);
     float *act = out + r0 * intermediate;
+    // The activation of each finished range of rows [j0, j1), by the thread
+    // that finished it where the product's rows are split (Linear::forward).
     if (fused) {
       // gate_up rows hold [gate | up]; act takes act(gate) · up row by row.
-      gate_up.forward(x + r0 * hidden, rows, up);
-      parallel_ranges(rows, std::max<int64_t>(1, kElementwiseGrain / intermediate),
-                      [&](int64_t j0, int64_t j1) {
-                        for (int64_t j = j0; j < j1; ++j) {
-                          const float *gu = up + j * 2 * intermediate;
-                          gated_activation(gu, gu + intermediate, act + j * intermediate,
-                                           intermediate, gelu);
-                        }
-                      });
+      gate_up.forward(x + r0 * hidden, rows, up, [&](int64_t j0, int64_t j1) {
+        parallel_ranges(j1 - j0, std::max<int64_t>(1, kElementwiseGrain / intermediate),
+                        [&](int64_t a, int64_t b) {
+                          for (int64_t j = j0 + a; j < j0 + b; ++j) {
+                            const float *gu = up + j * 2 * intermediate;
+                            gated_activation(gu, gu + intermediate, act + j * intermediate,
+                                             intermediate, gelu);
+                          }
+                        });
+      });
       continue;
     }
     gate.forward(x + r0 * hidden, rows, act);
-    up_layer.forward(x + r0 * hidden, rows, up);
-    parallel_ranges(rows * intermediate, kElementwiseGrain, [&](int64_t i0, int64_t i1) {
-      gated_activation(act + i0, up + i0, act + i0, i1 - i0, gelu);
+    up_layer.forward(x + r0 * hidden, rows, up, [&](int64_t j0, int64_t j1) {
+      const int64_t first = j0 * intermediate;
+      parallel_ranges((j1 - j0) * intermediate, kElementwiseGrain, [&](int64_t i0, int64_t i1) {
+        gated_activation(act + first + i0, up + first + i0, act + first + i0, i1 - i0, gelu);
+      });
     });
   }
 }
@@ -116,14 +121,19 @@ void add_linear(const LlamaConfig &c, const Linear &layer, const float *x, int64
   const int64_t out = layer.out_features();
   thread_local std::vector<float> y, normed;
   y.resize(checked_elements({tokens, out}, "linear output"));
-  layer.forward(x, tokens, y.data());
-  const float *add = y.data();
-  if (!out_norm.empty()) {
-    normed.resize(y.size());
-    rms_norm(y.data(), out_norm, tokens, out, c.rms_norm_eps, normed.data());
-    add = normed.data();
-  }
-  for (int64_t i = 0; i < tokens * out; ++i) h[i] += add[i];
+  if (!out_norm.empty()) normed.resize(y.size());
+  // The buffers by pointer: the workers' own thread_local would be empty.
+  float *product = y.data(), *product_normed = normed.data();
+  // Each finished range of rows is added by the thread that finished it
+  // where the product's rows are split (Linear::forward).
+  layer.forward(x, tokens, product, [&](int64_t r0, int64_t r1) {
+    const float *add = product + r0 * out;
+    if (!out_norm.empty()) {
+      rms_norm(add, out_norm, r1 - r0, out, c.rms_norm_eps, product_normed + r0 * out);
+      add = product_normed + r0 * out;
+    }
+    for (int64_t i = 0; i < (r1 - r0) * out; ++i) h[r0 * out + i] += add[i];
+  });
 }
 
 // The block's forward pass, the one every block_forward runs.
