@@ -59,6 +59,10 @@ template <int H, int P, typename Elem>
     FloatLanes sum[H][P] = {};
     for (int64_t d = 0; d < hd; ++d) {
       FloatLanes k[P];
+      // Row d of the block(s) the next pass reads, asked for now: a task's
+      // keys are one contiguous run, but the prefetchers alone started it
+      // too late (bench/RESULTS.md, "Prefetching the keys and values").
+      __builtin_prefetch(vector[0] + (d + P * kLanes / kKeyBlock * hd) * kKeyBlock);
 #pragma GCC unroll 4
       for (int c = 0; c < P; ++c) load_lanes(vector[c] + d * kKeyBlock, k[c]);
 #pragma GCC unroll 4
@@ -92,6 +96,7 @@ template <int H, int C, typename Elem>
   for (; d + C * kLanes <= hd; d += C * kLanes) {
     FloatLanes sum[H][C] = {};
     for (int64_t i = 0; i < n; ++i) {
+      __builtin_prefetch(v + (i + 16) * hd + d);  // as for the keys in score_heads
       FloatLanes x[C];
 #pragma GCC unroll 4
       for (int c = 0; c < C; ++c) load_lanes(v + i * hd + d + c * kLanes, x[c]);
