@@ -61,7 +61,8 @@ template <int H, int P, typename Elem>
       FloatLanes k[P];
       // Row d of the block(s) the next pass reads, asked for now: a task's
       // keys are one contiguous run, but the prefetchers alone started it
-      // too late (bench/RESULTS.md, "Prefetching the keys and values").
+      // too late (bench/RESULTS.md, "Row-wise steps on the splitting
+      // threads; prefetching the keys and values").
       __builtin_prefetch(vector[0] + (d + P * kLanes / kKeyBlock * hd) * kKeyBlock);
 #pragma GCC unroll 4
       for (int c = 0; c < P; ++c) load_lanes(vector[c] + d * kKeyBlock, k[c]);
