@@ -21,7 +21,9 @@ void cpu_matmul(const QTensorData &q, const CpuMatmulWeights &weights, const voi
                 gptq_dtype dtype, int64_t rows, const void *bias, void *y,
                 const MatmulOptions &options);
 
-// The large-batch path, also the reference the kernels are tested against.
-void matmul_dequant_sgemm(const QTensorData &q, const float *x, int64_t rows, float *y);
+// The large-batch path, also the reference the kernels are tested against:
+// output features [c0, c1) into y (feature c0 of row 0; rows ldy apart).
+void matmul_dequant_sgemm(const QTensorData &q, const float *x, int64_t rows, int64_t c0,
+                          int64_t c1, float *y, int64_t ldy);
 
 }  // namespace gptq::cpu

@@ -36,7 +36,7 @@ void f32_portable(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile
           dot += x[p] * (static_cast<float>(w.code(r, p)) - static_cast<float>(w.zero[at]));
         acc += half_to_float(w.scale[at]) * dot;
       }
-      y[m * ldy + r] = acc;
+      y[m * ldy + r - tile0 * kTileRows] = acc;
     }
   }
 }
@@ -61,7 +61,7 @@ void int8_portable(const CpuMatmulWeights &w, const KernelInput &in, int64_t til
         acc += half_to_float(w.scale[at]) *
                (group - static_cast<float>(w.zero[at]) * in.xsum[m * slots + t]);
       }
-      y[m * ldy + r] = acc;
+      y[m * ldy + r - tile0 * kTileRows] = acc;
     }
   }
 }
@@ -172,7 +172,7 @@ GPTQ_VNNI void int8_vnni_tiles(const CpuMatmulWeights &w, const KernelInput &in,
             s, _mm512_fnmadd_ps(z, _mm512_set1_ps(in.xsum[m * slots + t]), group[m]), acc[m]);
     }
     for (int m = 0; m < kRows; ++m)
-      store16(y + m * ldy + tile * kTileRows, acc[m], valid_rows(w, tile, 0));
+      store16(y + m * ldy + (tile - tile0) * kTileRows, acc[m], valid_rows(w, tile, 0));
   }
 }
 
@@ -226,7 +226,7 @@ GPTQ_AVX512 void f32_avx512_tiles(const CpuMatmulWeights &w, const KernelInput &
             acc[m]);
     }
     for (int m = 0; m < kRows; ++m)
-      store16(y + m * ldy + tile * kTileRows, acc[m], valid_rows(w, tile, 0));
+      store16(y + m * ldy + (tile - tile0) * kTileRows, acc[m], valid_rows(w, tile, 0));
   }
 }
 
@@ -312,7 +312,7 @@ GPTQ_AVX512 void f32_avx512_nibble_tiles(const CpuMatmulWeights &w, const Kernel
       }
     }
     for (int m = 0; m < kRows; ++m)
-      store16(y + m * ldy + tile * kTileRows, acc[m], valid_rows(w, tile, 0));
+      store16(y + m * ldy + (tile - tile0) * kTileRows, acc[m], valid_rows(w, tile, 0));
   }
 }
 
@@ -390,7 +390,8 @@ GPTQ_AVX2 void int8_avx2_tiles(const CpuMatmulWeights &w, const KernelInput &in,
               s, _mm256_fnmadd_ps(z, _mm256_set1_ps(in.xsum[m * slots + t]), group[m]), acc[m]);
       }
       for (int m = 0; m < kRows; ++m)
-        store8(y + m * ldy + tile * kTileRows + 8 * half, acc[m], valid_rows(w, tile, 8 * half));
+        store8(y + m * ldy + (tile - tile0) * kTileRows + 8 * half, acc[m],
+               valid_rows(w, tile, 8 * half));
     }
 }
 
@@ -441,7 +442,8 @@ GPTQ_AVX2 void f32_avx2_tiles(const CpuMatmulWeights &w, const KernelInput &in, 
         }
       }
       for (int m = 0; m < kRows; ++m)
-        store8(y + m * ldy + tile * kTileRows + 8 * half, acc[m], valid_rows(w, tile, 8 * half));
+        store8(y + m * ldy + (tile - tile0) * kTileRows + 8 * half, acc[m],
+               valid_rows(w, tile, 8 * half));
     }
 }
 
@@ -497,7 +499,7 @@ GPTQ_AVX2 void f32_avx2_nibble_tiles(const CpuMatmulWeights &w, const KernelInpu
         sum = _mm256_fmadd_ps(d16, _mm256_set1_ps(0x1p-16f), sum);
         acc = _mm256_fmadd_ps(scales8(scale + t * kTileRows), sum, acc);
       }
-      store8(y + tile * kTileRows + 8 * half, acc, valid_rows(w, tile, 8 * half));
+      store8(y + (tile - tile0) * kTileRows + 8 * half, acc, valid_rows(w, tile, 8 * half));
     }
   (void)ldy;  // one row of x
 }

@@ -36,8 +36,9 @@ struct KernelInput {
 constexpr float kNibbleXLimit = 0x1p64f;
 constexpr int64_t kNibbleMaxColumns = int64_t(1) << 30;
 
-// y[m·ldy + r] = Σ_p x[m][p]·scale·(code − zero) for the output rows of
-// tiles [tile0, tile1) (rows past out_features are not written).
+// y[m·ldy + r − kTileRows·tile0] = Σ_p x[m][p]·scale·(code − zero) for the output
+// rows r of tiles [tile0, tile1) (rows past out_features are not written):
+// y points at the first output of tile0.
 void matmul_tiles_f32(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0,
                       int64_t tile1, float *y, int64_t ldy);
 // Same with int8 activations (2-, 3-, 4-bit only):

@@ -857,6 +857,21 @@ typedef struct gptq_matmul_options {
    * bias in, y out, and waits for the stream. Default GPTQ_MEMORY_AUTO
    * (decided by x's pointer; bias and y must live in the same place). */
   gptq_memory memory;
+  /* Only output features [out_begin, out_end) of y (out_end 0 = up to
+   * out_features). y keeps its [rows, out_features] layout and y_len its
+   * bound: the call writes those columns of every row and leaves the others
+   * as they were; bias is read at those features only. For callers that
+   * split one product over threads of their own (each thread a range,
+   * num_threads 1) rather than use the library's: on the CPU each feature's
+   * value does not depend on the range, so ranges that cover the features
+   * give exactly the whole call's y, except with float32 activations (the
+   * default) over more than 32 rows, where they agree up to float32
+   * summation order. Any range 0 <= out_begin < out_end <= out_features is
+   * valid; ranges whose ends are multiples of 16 (or out_features) waste
+   * no work. The CUDA backend computes whole products only: a smaller range
+   * there is GPTQ_ERR_UNSUPPORTED. Default 0, 0 (all). */
+  int64_t out_begin;
+  int64_t out_end;
 } gptq_matmul_options;
 
 /* Fill *opts with the defaults above. NULL is ignored. */

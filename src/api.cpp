@@ -501,6 +501,8 @@ GPTQ_API void gptq_matmul_options_default(gptq_matmul_options *opts) {
   opts->num_threads = 0;
   opts->stream = nullptr;
   opts->memory = GPTQ_MEMORY_AUTO;
+  opts->out_begin = 0;
+  opts->out_end = 0;
 }
 
 GPTQ_API gptq_status gptq_matmul_ex(const gptq_qtensor *q, const void *x, gptq_dtype dtype,
@@ -607,9 +609,19 @@ gptq_status matmul_checked(const char *where, const gptq_qtensor *q, const void 
       if (o.num_threads < 0)
         fail(GPTQ_ERR_INVALID_CONFIG, where, "options->num_threads must be >= 0");
     }
+    const int64_t n = q->data.out_features;
+    const int64_t out_end = o.out_end == 0 ? n : o.out_end;
+    if (o.out_begin < 0 || o.out_begin >= out_end || out_end > n)
+      fail(GPTQ_ERR_INVALID_CONFIG, where,
+           "options->out_begin, out_end = " + std::to_string(o.out_begin) + ", " +
+               std::to_string(o.out_end) + " is not a range of the tensor's " +
+               std::to_string(n) + " output features (0 <= out_begin < out_end <= " +
+               std::to_string(n) + ", out_end 0 meaning " + std::to_string(n) + ")");
     MatmulOptions options;
     options.int8_activations = o.int8_activations == 1;
     options.num_threads = o.num_threads;
+    options.out_begin = o.out_begin;
+    options.out_end = out_end;
     options.stream = o.stream != nullptr ? o.stream : q->stream;
     options.memory = resolve_memory(o.memory, x, *q->backend, where, "x");
     if (o.memory == GPTQ_MEMORY_AUTO) {

@@ -56,6 +56,9 @@ class PreparedWeights {
 struct MatmulOptions {
   bool int8_activations = false;
   int num_threads = 0;
+  // Output features [out_begin, out_end) only (out_end 0 = out_features);
+  // the rest of y is left as it was.
+  int64_t out_begin = 0, out_end = 0;
   Memory memory = Memory::kHost;
   void *stream = nullptr;  // the call's or the tensor's
 };

@@ -222,6 +222,11 @@ class PluginBackend final : public Backend {
     if (weights == nullptr)
       throw Error(GPTQ_ERR_INTERNAL, std::string("gptq_matmul: the tensor was not prepared by the ") +
                                          table_.name + " backend");
+    if (options.out_begin != 0 || (options.out_end != 0 && options.out_end != q.out_features))
+      throw Error(GPTQ_ERR_UNSUPPORTED,
+                  std::string("gptq_matmul: the ") + table_.name +
+                      " backend computes whole products; options->out_begin/out_end select "
+                      "output features on the CPU backend only");
     const gptq_plugin_qtensor view = view_of(q);
     gptq_plugin_matmul_options o{};
     o.struct_size = sizeof o;

@@ -397,6 +397,24 @@ TEST(PluginBackend, QuantizeResultsStatsLogsAndMatmulFlowBack) {
                              rows * out, &opts),
               GPTQ_ERR_UNSUPPORTED);
     EXPECT_STREQ(gptq_last_error(), "cuda backend: matmul: fake plugin: host memory only");
+    // A range of output features is for the CPU backend; the whole range
+    // (spelled out) is the whole product.
+    gptq_matmul_options_default(&opts);
+    opts.out_begin = 4;
+    std::vector<float> again(y.size(), -1.0f);
+    EXPECT_EQ(gptq_matmul_ex(q.get(), x.data(), GPTQ_DTYPE_F32, rows, in, bias.data(), again.data(),
+                             rows * out, &opts),
+              GPTQ_ERR_UNSUPPORTED);
+    EXPECT_NE(std::string(gptq_last_error()).find("out_begin/out_end"), std::string::npos)
+        << gptq_last_error();
+    for (float v : again) EXPECT_EQ(v, -1.0f);
+    opts.out_begin = 0;
+    opts.out_end = out;
+    ASSERT_EQ(gptq_matmul_ex(q.get(), x.data(), GPTQ_DTYPE_F32, rows, in, bias.data(), again.data(),
+                             rows * out, &opts),
+              GPTQ_OK)
+        << gptq_last_error();
+    EXPECT_EQ(again, y);
   });
 }
 

@@ -728,7 +728,7 @@ namespace Gptq
     }
 
     /// <summary>
-    /// C struct gptq_matmul_options (32 bytes on a 64-bit target).
+    /// C struct gptq_matmul_options (48 bytes on a 64-bit target).
     ///
     /// How gptq_matmul_ex computes. Initialize with gptq_matmul_options_default().
     /// </summary>
@@ -771,6 +771,23 @@ namespace Gptq
         /// (decided by x's pointer; bias and y must live in the same place).
         /// </summary>
         public Memory memory;
+        /// <summary>
+        /// Only output features [out_begin, out_end) of y (out_end 0 = up to
+        /// out_features). y keeps its [rows, out_features] layout and y_len its
+        /// bound: the call writes those columns of every row and leaves the others
+        /// as they were; bias is read at those features only. For callers that
+        /// split one product over threads of their own (each thread a range,
+        /// num_threads 1) rather than use the library's: on the CPU each feature's
+        /// value does not depend on the range, so ranges that cover the features
+        /// give exactly the whole call's y, except with float32 activations (the
+        /// default) over more than 32 rows, where they agree up to float32
+        /// summation order. Any range 0 &lt;= out_begin &lt; out_end &lt;= out_features is
+        /// valid; ranges whose ends are multiples of 16 (or out_features) waste
+        /// no work. The CUDA backend computes whole products only: a smaller range
+        /// there is GPTQ_ERR_UNSUPPORTED. Default 0, 0 (all).
+        /// </summary>
+        public long out_begin;
+        public long out_end;
     }
 
     /// <summary>
@@ -1284,7 +1301,7 @@ namespace Gptq
         internal const int sizeof_gptq_import_options__memory = 4;
         internal const int offsetof_gptq_import_options__stream = 16;
         internal const int sizeof_gptq_import_options__stream = 8;
-        internal const int sizeof_gptq_matmul_options = 32;
+        internal const int sizeof_gptq_matmul_options = 48;
         internal const int alignof_gptq_matmul_options = 8;
         internal const int offsetof_gptq_matmul_options__struct_size = 0;
         internal const int sizeof_gptq_matmul_options__struct_size = 8;
@@ -1296,6 +1313,10 @@ namespace Gptq
         internal const int sizeof_gptq_matmul_options__stream = 8;
         internal const int offsetof_gptq_matmul_options__memory = 24;
         internal const int sizeof_gptq_matmul_options__memory = 4;
+        internal const int offsetof_gptq_matmul_options__out_begin = 32;
+        internal const int sizeof_gptq_matmul_options__out_begin = 8;
+        internal const int offsetof_gptq_matmul_options__out_end = 40;
+        internal const int sizeof_gptq_matmul_options__out_end = 8;
         internal const int sizeof_gptq_status = 4;
         internal const int sizeof_gptq_dtype = 4;
         internal const int sizeof_gptq_backend = 4;
@@ -1388,6 +1409,8 @@ namespace Gptq
             Expect(errors, "offsetof(gptq_matmul_options, num_threads)", Marshal.OffsetOf(typeof(gptq_matmul_options), "num_threads").ToInt64(), offsetof_gptq_matmul_options__num_threads);
             Expect(errors, "offsetof(gptq_matmul_options, stream)", Marshal.OffsetOf(typeof(gptq_matmul_options), "stream").ToInt64(), offsetof_gptq_matmul_options__stream);
             Expect(errors, "offsetof(gptq_matmul_options, memory)", Marshal.OffsetOf(typeof(gptq_matmul_options), "memory").ToInt64(), offsetof_gptq_matmul_options__memory);
+            Expect(errors, "offsetof(gptq_matmul_options, out_begin)", Marshal.OffsetOf(typeof(gptq_matmul_options), "out_begin").ToInt64(), offsetof_gptq_matmul_options__out_begin);
+            Expect(errors, "offsetof(gptq_matmul_options, out_end)", Marshal.OffsetOf(typeof(gptq_matmul_options), "out_end").ToInt64(), offsetof_gptq_matmul_options__out_end);
             Expect(errors, "sizeof(gptq_status)", sizeof(Status), sizeof_gptq_status);
             Expect(errors, "sizeof(gptq_dtype)", sizeof(Dtype), sizeof_gptq_dtype);
             Expect(errors, "sizeof(gptq_backend)", sizeof(Backend), sizeof_gptq_backend);

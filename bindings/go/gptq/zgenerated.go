@@ -1200,7 +1200,7 @@ const c_sizeof_gptq_import_options__memory = 4
 const c_offsetof_gptq_import_options__stream = 16
 const c_sizeof_gptq_import_options__stream = 8
 
-const c_sizeof_gptq_matmul_options = 32
+const c_sizeof_gptq_matmul_options = 48
 const c_alignof_gptq_matmul_options = 8
 const c_offsetof_gptq_matmul_options__struct_size = 0
 const c_sizeof_gptq_matmul_options__struct_size = 8
@@ -1212,6 +1212,10 @@ const c_offsetof_gptq_matmul_options__stream = 16
 const c_sizeof_gptq_matmul_options__stream = 8
 const c_offsetof_gptq_matmul_options__memory = 24
 const c_sizeof_gptq_matmul_options__memory = 4
+const c_offsetof_gptq_matmul_options__out_begin = 32
+const c_sizeof_gptq_matmul_options__out_begin = 8
+const c_offsetof_gptq_matmul_options__out_end = 40
+const c_sizeof_gptq_matmul_options__out_end = 8
 
 const c_sizeof_gptq_status = 4
 const c_sizeof_gptq_dtype = 4
@@ -1394,6 +1398,10 @@ func c_layoutErrors() []string {
 		check("sizeof(gptq_matmul_options.stream)", unsafe.Sizeof(v.stream), c_sizeof_gptq_matmul_options__stream)
 		check("offsetof(gptq_matmul_options, memory)", unsafe.Offsetof(v.memory), c_offsetof_gptq_matmul_options__memory)
 		check("sizeof(gptq_matmul_options.memory)", unsafe.Sizeof(v.memory), c_sizeof_gptq_matmul_options__memory)
+		check("offsetof(gptq_matmul_options, out_begin)", unsafe.Offsetof(v.out_begin), c_offsetof_gptq_matmul_options__out_begin)
+		check("sizeof(gptq_matmul_options.out_begin)", unsafe.Sizeof(v.out_begin), c_sizeof_gptq_matmul_options__out_begin)
+		check("offsetof(gptq_matmul_options, out_end)", unsafe.Offsetof(v.out_end), c_offsetof_gptq_matmul_options__out_end)
+		check("sizeof(gptq_matmul_options.out_end)", unsafe.Sizeof(v.out_end), c_sizeof_gptq_matmul_options__out_end)
 	}
 	check("sizeof(gptq_status)", unsafe.Sizeof(c_gptq_status(0)), c_sizeof_gptq_status)
 	check("sizeof(gptq_dtype)", unsafe.Sizeof(c_gptq_dtype(0)), c_sizeof_gptq_dtype)

@@ -655,6 +655,21 @@ gptq_matmul_options._fields_ = [
     # bias in, y out, and waits for the stream. Default GPTQ_MEMORY_AUTO
     # (decided by x's pointer; bias and y must live in the same place).
     ("memory", ctypes.c_int),
+    # Only output features [out_begin, out_end) of y (out_end 0 = up to
+    # out_features). y keeps its [rows, out_features] layout and y_len its
+    # bound: the call writes those columns of every row and leaves the others
+    # as they were; bias is read at those features only. For callers that
+    # split one product over threads of their own (each thread a range,
+    # num_threads 1) rather than use the library's: on the CPU each feature's
+    # value does not depend on the range, so ranges that cover the features
+    # give exactly the whole call's y, except with float32 activations (the
+    # default) over more than 32 rows, where they agree up to float32
+    # summation order. Any range 0 <= out_begin < out_end <= out_features is
+    # valid; ranges whose ends are multiples of 16 (or out_features) waste
+    # no work. The CUDA backend computes whole products only: a smaller range
+    # there is GPTQ_ERR_UNSUPPORTED. Default 0, 0 (all).
+    ("out_begin", ctypes.c_int64),
+    ("out_end", ctypes.c_int64),
 ]
 
 # ---- Functions ----
@@ -820,7 +835,7 @@ LAYOUT = {
     "gptq_checkpoint_sizes": (56, 8, {"qweight_rows": (0, 8), "qweight_cols": (8, 8), "qzeros_rows": (16, 8), "qzeros_cols": (24, 8), "scales_rows": (32, 8), "scales_cols": (40, 8), "g_idx_len": (48, 8)}),
     "gptq_checkpoint_tensors": (64, 8, {"qweight": (0, 8), "qweight_len": (8, 8), "qzeros": (16, 8), "qzeros_len": (24, 8), "scales": (32, 8), "scales_len": (40, 8), "g_idx": (48, 8), "g_idx_len": (56, 8)}),
     "gptq_import_options": (24, 8, {"struct_size": (0, 8), "backend": (8, 4), "memory": (12, 4), "stream": (16, 8)}),
-    "gptq_matmul_options": (32, 8, {"struct_size": (0, 8), "int8_activations": (8, 4), "num_threads": (12, 4), "stream": (16, 8), "memory": (24, 4)}),
+    "gptq_matmul_options": (48, 8, {"struct_size": (0, 8), "int8_activations": (8, 4), "num_threads": (12, 4), "stream": (16, 8), "memory": (24, 4), "out_begin": (32, 8), "out_end": (40, 8)}),
 }
 ENUM_SIZES = {
     "gptq_status": 4,

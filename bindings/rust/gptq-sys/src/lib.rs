@@ -551,6 +551,21 @@ pub struct gptq_matmul_options {
     /// bias in, y out, and waits for the stream. Default GPTQ_MEMORY_AUTO
     /// (decided by x's pointer; bias and y must live in the same place).
     pub memory: gptq_memory,
+    /// Only output features \[out_begin, out_end) of y (out_end 0 = up to
+    /// out_features). y keeps its \[rows, out_features] layout and y_len its
+    /// bound: the call writes those columns of every row and leaves the others
+    /// as they were; bias is read at those features only. For callers that
+    /// split one product over threads of their own (each thread a range,
+    /// num_threads 1) rather than use the library's: on the CPU each feature's
+    /// value does not depend on the range, so ranges that cover the features
+    /// give exactly the whole call's y, except with float32 activations (the
+    /// default) over more than 32 rows, where they agree up to float32
+    /// summation order. Any range 0 <= out_begin < out_end <= out_features is
+    /// valid; ranges whose ends are multiples of 16 (or out_features) waste
+    /// no work. The CUDA backend computes whole products only: a smaller range
+    /// there is GPTQ_ERR_UNSUPPORTED. Default 0, 0 (all).
+    pub out_begin: i64,
+    pub out_end: i64,
 }
 
 // ---- Functions ----
@@ -996,7 +1011,7 @@ mod layout_tests {
 
     #[test]
     fn layout_gptq_matmul_options() {
-        assert_eq!(size_of::<gptq_matmul_options>(), 32, "sizeof(gptq_matmul_options)");
+        assert_eq!(size_of::<gptq_matmul_options>(), 48, "sizeof(gptq_matmul_options)");
         assert_eq!(align_of::<gptq_matmul_options>(), 8, "alignof(gptq_matmul_options)");
         let v = MaybeUninit::<gptq_matmul_options>::uninit();
         let base = v.as_ptr() as usize;
@@ -1010,6 +1025,10 @@ mod layout_tests {
         assert_eq!(size_of_pointee(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).stream) }), 8, "sizeof(gptq_matmul_options.stream)");
         assert_eq!(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).memory) } as usize - base, 24, "offsetof(gptq_matmul_options, memory)");
         assert_eq!(size_of_pointee(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).memory) }), 4, "sizeof(gptq_matmul_options.memory)");
+        assert_eq!(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).out_begin) } as usize - base, 32, "offsetof(gptq_matmul_options, out_begin)");
+        assert_eq!(size_of_pointee(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).out_begin) }), 8, "sizeof(gptq_matmul_options.out_begin)");
+        assert_eq!(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).out_end) } as usize - base, 40, "offsetof(gptq_matmul_options, out_end)");
+        assert_eq!(size_of_pointee(unsafe { ::core::ptr::addr_of!((*v.as_ptr()).out_end) }), 8, "sizeof(gptq_matmul_options.out_end)");
     }
 
     #[test]
