@@ -11,6 +11,8 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <mutex>
+#include <utility>
 
 #include "formats/checkpoint_writer.h"
 #include "model/joined_linears.h"
@@ -238,14 +240,19 @@ TEST(KvCache, Bf16CacheStaysWithinItsPrecision) {
 // a dense layer is never joined.
 TEST(JoinedProjections, GiveBitIdenticalLogits) {
   const std::string root = tinymodel::make_temp_dir("join");
+  // gate and up interleaved in blocks (128 features), or one after the
+  // other where the width is no multiple of the blocks (200).
+  for (const int64_t intermediate : {128, 200}) {
   tinymodel::TinySpec spec;
   spec.qwen2 = true;  // q/k/v biases, joined with the weights
-  const std::string ck = write_rtn_checkpoint(root, spec, false);
+  spec.intermediate = intermediate;
+  const std::string ck = write_rtn_checkpoint(root + "/" + std::to_string(intermediate), spec, false);
   for (const bool int8 : {false, true}) {
     LlamaModel plain = load_model(*ModelDir::open(ck));
     LlamaModel joined = load_model(*ModelDir::open(ck));
     EXPECT_EQ(join_projections(&joined), 2 * joined.config.num_hidden_layers);
     EXPECT_EQ(joined.blocks[0].q.out_features(), 0);
+    EXPECT_EQ(joined.blocks[0].gate_up_interleave, intermediate % kGateUpInterleave == 0 ? kGateUpInterleave : 0);
     EXPECT_EQ(joined.blocks[0].qkv.out_features(),
               joined.config.q_dim() + 2 * joined.config.kv_dim());
     MatmulChoice m;
@@ -269,6 +276,8 @@ TEST(JoinedProjections, GiveBitIdenticalLogits) {
       step.batch.add(1);
     }
   }
+  }
+  const std::string ck = root + "/128/ck";
   LlamaModel model = load_model(*ModelDir::open(ck));
   const Linear dense(4, model.config.hidden_size,
                      std::vector<float>(static_cast<size_t>(4 * model.config.hidden_size), 1.0f),
@@ -277,41 +286,60 @@ TEST(JoinedProjections, GiveBitIdenticalLogits) {
   std::filesystem::remove_all(root);
 }
 
-// A decode step's rows of x through a quantized layer: with int8
-// activations the tool splits them over its threads (each a single-threaded
-// gptq_matmul_ex, model/linear.cpp), which must give every row what a call
-// for that row alone gives, whatever the number of threads; with float32
-// activations the calls stay whole, and the thread count changes nothing.
-TEST(QuantizedLinear, RowsSplitOverThreadsGiveBitIdenticalProducts) {
+// A decode step's rows of x through a quantized layer: the tool splits the
+// output features over its threads (each a single-threaded gptq_matmul_ex
+// on a range, model/linear.cpp), which must give exactly the whole call's
+// product whatever the number of threads, with int8 and float32
+// activations; the finished ranges reported cover every feature once, at
+// multiples of the unit asked for. 200 features: the last of 13 tiles is
+// partial.
+TEST(QuantizedLinear, FeaturesSplitOverThreadsGiveBitIdenticalProducts) {
   const std::string root = tinymodel::make_temp_dir("split");
-  LlamaModel model = load_model(*ModelDir::open(write_rtn_checkpoint(root, {}, false)));
+  tinymodel::TinySpec spec;
+  spec.intermediate = 200;
+  LlamaModel model = load_model(*ModelDir::open(write_rtn_checkpoint(root, spec, false)));
   Linear &layer = model.blocks[0].gate;
   ASSERT_TRUE(layer.quantized());
   const int64_t in = layer.in_features(), out = layer.out_features();
+  ASSERT_EQ(out, 200);
   const int saved = openblas_get_num_threads();
   for (const bool int8 : {true, false}) {
     MatmulChoice m;
     m.int8_activations = int8;
     layer.set_matmul(m);
-    for (const int64_t rows : {1, 3, 4, 5, 8, 17, 32, 40}) {
+    for (const int64_t rows : {1, 3, 8, 17, 32, 40}) {
       std::vector<float> x(static_cast<size_t>(rows * in));
       for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37 * static_cast<double>(i)) * 3;
-      auto product = [&](int threads) {
-        openblas_set_num_threads(threads);
-        std::vector<float> y(static_cast<size_t>(rows * out));
-        layer.forward(x.data(), rows, y.data());
-        return y;
-      };
-      const std::vector<float> one = product(1);
       SCOPED_TRACE(std::to_string(rows) + " rows" + (int8 ? ", int8" : ", float32"));
-      EXPECT_EQ(product(2), one);
-      EXPECT_EQ(product(3), one);
-      if (!int8) continue;
       openblas_set_num_threads(1);
-      for (int64_t row = 0; row < rows; ++row) {
-        std::vector<float> y(static_cast<size_t>(out));
-        layer.forward(x.data() + row * in, 1, y.data());
-        ASSERT_TRUE(std::equal(y.begin(), y.end(), one.begin() + row * out)) << "row " << row;
+      std::vector<float> one(static_cast<size_t>(rows * out));
+      layer.forward(x.data(), rows, one.data());
+      for (const int threads : {2, 3}) {
+        for (const int64_t unit : {1, 48}) {
+          openblas_set_num_threads(threads);
+          std::vector<float> y(static_cast<size_t>(rows * out), -1.0f);
+          std::mutex mutex;
+          std::vector<std::pair<int64_t, int64_t>> ranges;
+          layer.forward(
+              x.data(), rows, y.data(),
+              [&](int64_t c0, int64_t c1) {
+                const std::lock_guard<std::mutex> lock(mutex);
+                ranges.emplace_back(c0, c1);
+              },
+              unit);
+          EXPECT_EQ(y, one) << threads << " threads, unit " << unit;
+          std::sort(ranges.begin(), ranges.end());
+          ASSERT_FALSE(ranges.empty());
+          // Decode-sized products are split; a prefill's is one call.
+          EXPECT_EQ(ranges.size() > 1, rows <= 32) << threads << " threads, unit " << unit;
+          int64_t next = 0;
+          for (const auto &[c0, c1] : ranges) {
+            EXPECT_EQ(c0, next);
+            EXPECT_TRUE(c1 == out || c1 % unit == 0) << c1;
+            next = c1;
+          }
+          EXPECT_EQ(next, out);
+        }
       }
     }
   }

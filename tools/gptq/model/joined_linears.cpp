@@ -34,15 +34,16 @@ bool export_tensor(const Linear &layer, Exported *e) {
   return gptq_qtensor_export(q, GPTQ_FORMAT_V2, &t) == GPTQ_OK;
 }
 
-// Appends row r of a [rows, cols] array to out.
+// Appends columns [c0, c1) of row r of a [rows, cols] array to out.
 template <typename T>
-void append_row(const std::vector<T> &a, int64_t cols, int64_t r, std::vector<T> *out) {
-  out->insert(out->end(), a.begin() + r * cols, a.begin() + (r + 1) * cols);
+void append_row(const std::vector<T> &a, int64_t cols, int64_t r, int64_t c0, int64_t c1,
+                std::vector<T> *out) {
+  out->insert(out->end(), a.begin() + r * cols + c0, a.begin() + r * cols + c1);
 }
 
 }  // namespace
 
-Linear join_quantized(const std::vector<const Linear *> &parts) {
+Linear join_quantized(const std::vector<const Linear *> &parts, int64_t interleave) {
   if (parts.empty()) return Linear();
   std::vector<Exported> e(parts.size());
   for (size_t i = 0; i < parts.size(); ++i) {
@@ -55,6 +56,17 @@ Linear join_quantized(const std::vector<const Linear *> &parts) {
   }
   int64_t out = 0;
   for (const Exported &x : e) out += x.info.out_features;
+  // The parts' features in blocks of `block`, taken from each part in turn.
+  const int64_t block = interleave > 0 ? interleave : e[0].info.out_features;
+  for (const Exported &x : e) {
+    // Every part as wide as the first, in whole blocks whose zeros fill
+    // whole 32-bit words of the packed qzeros.
+    if (interleave > 0 && (x.info.out_features != e[0].info.out_features ||
+                           x.info.out_features % block != 0 || block * x.info.bits % 32 != 0)) {
+      return Linear();
+    }
+  }
+  const int64_t blocks = interleave > 0 ? e[0].info.out_features / block : 1;
   gptq_checkpoint_sizes joined;
   const gptq_qtensor_info &first = e[0].info;
   if (gptq_checkpoint_sizes_for(out, first.in_features, first.bits, first.group_size, &joined) !=
@@ -62,15 +74,28 @@ Linear join_quantized(const std::vector<const Linear *> &parts) {
     return Linear();
   }
   // Each array is [rows, features or packed features]: the parts' columns
-  // side by side, row by row.
+  // side by side, row by row (block by block when interleaved; a part's
+  // features are all one block otherwise).
   std::vector<int32_t> qweight, qzeros;
   std::vector<uint16_t> scales;
   for (int64_t r = 0; r < joined.qweight_rows; ++r)
-    for (const Exported &x : e) append_row(x.qweight, x.sizes.qweight_cols, r, &qweight);
+    for (int64_t b = 0; b < blocks; ++b)
+      for (const Exported &x : e) {
+        const int64_t width = x.sizes.qweight_cols / blocks;
+        append_row(x.qweight, x.sizes.qweight_cols, r, b * width, (b + 1) * width, &qweight);
+      }
   for (int64_t r = 0; r < joined.qzeros_rows; ++r)
-    for (const Exported &x : e) append_row(x.qzeros, x.sizes.qzeros_cols, r, &qzeros);
+    for (int64_t b = 0; b < blocks; ++b)
+      for (const Exported &x : e) {
+        const int64_t width = x.sizes.qzeros_cols / blocks;
+        append_row(x.qzeros, x.sizes.qzeros_cols, r, b * width, (b + 1) * width, &qzeros);
+      }
   for (int64_t r = 0; r < joined.scales_rows; ++r)
-    for (const Exported &x : e) append_row(x.scales, x.sizes.scales_cols, r, &scales);
+    for (int64_t b = 0; b < blocks; ++b)
+      for (const Exported &x : e) {
+        const int64_t width = x.sizes.scales_cols / blocks;
+        append_row(x.scales, x.sizes.scales_cols, r, b * width, (b + 1) * width, &scales);
+      }
   std::vector<int32_t> g_idx = e[0].g_idx;
   const gptq_checkpoint_tensors t = checkpoint_tensors_of(qweight, qzeros, scales, g_idx);
   gptq_qtensor *q = nullptr;
@@ -83,13 +108,16 @@ Linear join_quantized(const std::vector<const Linear *> &parts) {
   const bool any_bias = std::any_of(parts.begin(), parts.end(),
                                     [](const Linear *p) { return !p->bias().empty(); });
   if (any_bias) {
-    for (const Linear *p : parts) {
-      if (p->bias().empty()) {
-        bias.insert(bias.end(), static_cast<size_t>(p->out_features()), 0.0f);
-      } else {
-        bias.insert(bias.end(), p->bias().begin(), p->bias().end());
+    for (int64_t b = 0; b < blocks; ++b)
+      for (const Linear *p : parts) {
+        const int64_t width = p->out_features() / blocks;
+        if (p->bias().empty()) {
+          bias.insert(bias.end(), static_cast<size_t>(width), 0.0f);
+        } else {
+          bias.insert(bias.end(), p->bias().begin() + b * width,
+                      p->bias().begin() + (b + 1) * width);
+        }
       }
-    }
   }
   return Linear(std::move(joined_tensor), std::move(bias));
 }
@@ -105,9 +133,18 @@ int join_projections(LlamaModel *model) {
       b.q = b.k = b.v = Linear();
       ++joined;
     }
-    Linear gate_up = join_quantized({&b.gate, &b.up});
+    // Interleaved where the widths allow, so that the tool's threads can
+    // each take whole pairs of blocks and apply the activation to their own
+    // features (mlp_activation).
+    int64_t interleave = kGateUpInterleave;
+    Linear gate_up = join_quantized({&b.gate, &b.up}, interleave);
+    if (gate_up.out_features() == 0) {
+      interleave = 0;
+      gate_up = join_quantized({&b.gate, &b.up});
+    }
     if (gate_up.out_features() > 0) {
       b.gate_up = std::move(gate_up);
+      b.gate_up_interleave = interleave;
       b.gate = b.up = Linear();
       ++joined;
     }

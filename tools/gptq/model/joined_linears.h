@@ -20,8 +20,15 @@
 namespace gptqtool {
 
 // The parts joined along the output features, or an empty Linear (no
-// features) when they cannot be joined as described above.
-Linear join_quantized(const std::vector<const Linear *> &parts);
+// features) when they cannot be joined as described above. interleave 0:
+// each part's features after the previous part's; B > 0: blocks of B
+// features of each part in turn (parts of one width, a multiple of B, and
+// B·bits a multiple of 32, or they are not joined).
+Linear join_quantized(const std::vector<const Linear *> &parts, int64_t interleave = 0);
+
+// The blocks join_projections interleaves gate and up in, where it can
+// (LlamaBlock::gate_up_interleave): four of the kernels' 16-feature tiles.
+constexpr int64_t kGateUpInterleave = 64;
 
 // In every dense block: q, k and v into block.qkv, and gate and up into
 // block.gate_up, where each group can be joined; the parts are then left

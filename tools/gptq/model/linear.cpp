@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <numeric>
 #include <string>
 #include <utility>
 
@@ -14,23 +15,24 @@ namespace gptqtool {
 
 namespace {
 
-// With int8 activations, a quantized layer over a decode step's few rows
-// of x (up to kSplitMaxRows, and at least kSplitMinRowsPerThread a thread)
+// A quantized layer over up to kSplitMaxRows rows of x (a decode step's)
 // runs as one single-threaded gptq_matmul_ex per tool thread, each on its
-// share of the rows, rather than one call on the library's own threads.
-// Between a step's matmuls the tool's threads run attention and the
-// elementwise passes, and two pools taking turns on the same cores wait
+// own range of output features, rather than as one call on the library's
+// threads. Between a step's matmuls the tool's threads run attention and
+// the elementwise passes, and two pools taking turns on the same cores wait
 // for each other at every handover (bench/RESULTS.md, "Prefetching the
 // codes, blocked keys, one set of threads"); with one pool the step has a
-// single set of threads.
-// Each thread reads the whole layer, which at these row counts costs less
-// than the handovers: the kernels are busy multiplying, and the second
-// read of a layer mostly hits the shared cache. With int8 activations the
-// CPU backend computes each row of x of a 2- to 4-bit tensor on its own
-// (gptq.h), so the split changes no result; otherwise the rows a call
-// holds may choose its kernels, and those calls stay whole.
-constexpr int64_t kSplitMinRowsPerThread = 2;
+// single set of threads. Ranges rather than rows of x, so that each thread
+// reads only its share of the weights and its kernel passes take all rows
+// at once. On the CPU each feature's value does not depend on the range at
+// these row counts (gptq.h), so the split changes no result. A range is
+// kept to at least kSplitMinFeatures features: below that a thread's call
+// costs more than its share of the work.
 constexpr int64_t kSplitMaxRows = 32;
+constexpr int64_t kSplitMinFeatures = 64;
+// Ranges start at multiples of the kernels' tiles of output features, which
+// the library then computes without waste.
+constexpr int64_t kFeatureTile = 16;
 
 }  // namespace
 
@@ -48,7 +50,7 @@ Linear::Linear(std::shared_ptr<gptq_qtensor> q, std::vector<float> bias)
   check_status(gptq_qtensor_get_info(q_.get(), &info), "gptq_qtensor_get_info");
   out_ = info.out_features;
   in_ = info.in_features;
-  rows_independent_with_int8_ = info.bits <= 4 && gptq_qtensor_backend(q_.get()) == GPTQ_BACKEND_CPU;
+  on_cpu_ = gptq_qtensor_backend(q_.get()) == GPTQ_BACKEND_CPU;
   if (!bias_.empty() && static_cast<int64_t>(bias_.size()) != out_) {
     throw ToolError("internal: bias length does not match the quantized layer");
   }
@@ -58,23 +60,32 @@ void Linear::forward(const float *x, int64_t rows, float *y) const {
   forward(x, rows, y, nullptr);
 }
 
-void Linear::forward(const float *x, int64_t rows, float *y, const RowsReady &ready) const {
+void Linear::forward(const float *x, int64_t rows, float *y, const ColumnsReady &ready,
+                     int64_t unit) const {
   if (q_ != nullptr) {
     gptq_matmul_options opts;
     gptq_matmul_options_default(&opts);
     opts.int8_activations = matmul_.int8_activations ? 1 : 0;
     opts.num_threads = matmul_.threads;
-    const int64_t parts = std::min<int64_t>(worker_count(), rows / kSplitMinRowsPerThread);
-    if (matmul_.int8_activations && rows_independent_with_int8_ && parts > 1 &&
-        rows <= kSplitMaxRows) {
+    // Range boundaries at multiples of both the caller's unit and a tile.
+    const int64_t step = std::lcm(std::max<int64_t>(unit, 1), kFeatureTile);
+    const int64_t steps = (out_ + step - 1) / step;
+    const int64_t parts = std::min<int64_t>(
+        {worker_count(), steps, std::max<int64_t>(1, out_ / kSplitMinFeatures)});
+    if (on_cpu_ && parts > 1 && rows <= kSplitMaxRows) {
       opts.num_threads = 1;
       parallel_for(parts, [&](int64_t part, int) {
-        const int64_t r0 = part * rows / parts, r1 = (part + 1) * rows / parts;
-        check_status(gptq_matmul_ex(q_.get(), x + r0 * in_, GPTQ_DTYPE_F32, r1 - r0, in_,
-                                    bias_.empty() ? nullptr : bias_.data(), y + r0 * out_,
-                                    (r1 - r0) * out_, &opts),
+        const int64_t c0 = std::min(out_, part * steps / parts * step),
+                      c1 = std::min(out_, (part + 1) * steps / parts * step);
+        if (c0 == c1) return;
+        gptq_matmul_options range = opts;
+        range.out_begin = c0;
+        range.out_end = c1;
+        check_status(gptq_matmul_ex(q_.get(), x, GPTQ_DTYPE_F32, rows, in_,
+                                    bias_.empty() ? nullptr : bias_.data(), y, rows * out_,
+                                    &range),
                      "gptq_matmul_ex");
-        if (ready) ready(r0, r1);
+        if (ready) ready(c0, c1);
       });
       return;
     }
@@ -84,7 +95,7 @@ void Linear::forward(const float *x, int64_t rows, float *y, const RowsReady &re
   } else {
     dense_forward(x, rows, y);
   }
-  if (ready) ready(0, rows);
+  if (ready) ready(0, out_);
 }
 
 void Linear::dense_forward(const float *x, int64_t rows, float *y) const {

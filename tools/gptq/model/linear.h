@@ -39,14 +39,18 @@ class Linear {
   // y [rows, out] = x [rows, in] · Wᵀ + b.
   void forward(const float *x, int64_t rows, float *y) const;
 
-  // Rows [r0, r1) of y, finished.
-  using RowsReady = std::function<void(int64_t r0, int64_t r1)>;
-  // forward, then ready() over all of y's rows: where the rows are split over
-  // the tool's threads (linear.cpp), each thread calls it for its own rows
-  // as soon as they are done, concurrently with the others, so that a
-  // row-wise step after the product (an activation, a residual add) needs
-  // no pass of its own; otherwise once, for all rows, on the calling thread.
-  void forward(const float *x, int64_t rows, float *y, const RowsReady &ready) const;
+  // Output features [c0, c1) of every row of y, finished.
+  using ColumnsReady = std::function<void(int64_t c0, int64_t c1)>;
+  // forward, then ready() over all of y's features: where the product is
+  // split over the tool's threads by ranges of output features (linear.cpp),
+  // each thread calls it for its own range as soon as that is done,
+  // concurrently with the others, so that an elementwise step after the
+  // product needs no pass of its own; otherwise once, for [0, out), on the
+  // calling thread. Ranges start and end at multiples of `unit` (or at out),
+  // for steps that take features in units (an activation over interleaved
+  // gate and up features).
+  void forward(const float *x, int64_t rows, float *y, const ColumnsReady &ready,
+               int64_t unit = 1) const;
 
  private:
   void dense_forward(const float *x, int64_t rows, float *y) const;
@@ -55,9 +59,9 @@ class Linear {
   std::vector<float> weight_;
   std::vector<float> bias_;
   std::shared_ptr<gptq_qtensor> q_;
-  // A quantized layer whose rows of x the library computes each on its own
-  // with int8 activations: a 2- to 4-bit tensor on the CPU (gptq.h).
-  bool rows_independent_with_int8_ = false;
+  // A quantized layer on the CPU backend, whose products can be computed as
+  // ranges of output features (gptq_matmul_options.out_begin).
+  bool on_cpu_ = false;
   MatmulChoice matmul_;
 };
 

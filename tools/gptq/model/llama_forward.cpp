@@ -71,11 +71,13 @@ GPTQ_VECTOR_CLONES void gated_activation(const float *gate, const float *up, flo
 }
 
 // act(gate(x)) · up(x): the input of down_proj, [tokens, intermediate];
-// gate and up are the separate layers, or Phi-3's fused gate_up when
-// `fused`.
+// gate and up are the separate layers, or, when `fused`, one layer gate_up
+// whose features are [gate | up] (Phi-3's gate_up_proj: interleave 0) or
+// blocks of `interleave` gate features and as many up features in turn
+// (layers joined for generation, joined_linears.h).
 void mlp_activation(const LlamaConfig &c, const Linear &gate, const Linear &up_layer,
-                    const Linear &gate_up, bool fused, const float *x, int64_t tokens,
-                    float *out) {
+                    const Linear &gate_up, bool fused, int64_t interleave, const float *x,
+                    int64_t tokens, float *out) {
   // By blocks of rows, so that silu reads gate and up while they are still
   // in cache rather than streaming two [tokens, intermediate] arrays back.
   const int64_t hidden = c.hidden_size;
@@ -88,28 +90,38 @@ void mlp_activation(const LlamaConfig &c, const Linear &gate, const Linear &up_l
   for (int64_t r0 = 0; r0 < tokens; r0 += kMlpRows) {
     const int64_t rows = std::min(kMlpRows, tokens - r0);
     float *act = out + r0 * intermediate;
-    // The activation of each finished range of rows [j0, j1), by the thread
-    // that finished it where the product's rows are split (Linear::forward).
+    // The activation of each finished range of features [j0, j1), by the
+    // thread that finished it where the product is split (Linear::forward).
     if (fused) {
-      // gate_up rows hold [gate | up]; act takes act(gate) · up row by row.
-      gate_up.forward(x + r0 * hidden, rows, up, [&](int64_t j0, int64_t j1) {
-        parallel_ranges(j1 - j0, std::max<int64_t>(1, kElementwiseGrain / intermediate),
-                        [&](int64_t a, int64_t b) {
-                          for (int64_t j = j0 + a; j < j0 + b; ++j) {
-                            const float *gu = up + j * 2 * intermediate;
-                            gated_activation(gu, gu + intermediate, act + j * intermediate,
-                                             intermediate, gelu);
-                          }
-                        });
-      });
+      const int64_t block = interleave > 0 ? interleave : intermediate;
+      // [j0, j1) holds whole pairs of a gate block and its up block.
+      gate_up.forward(
+          x + r0 * hidden, rows, up,
+          [&](int64_t j0, int64_t j1) {
+            const int64_t pairs = (j1 - j0) / (2 * block), first = j0 / (2 * block);
+            parallel_ranges(rows * pairs, std::max<int64_t>(1, kElementwiseGrain / block),
+                            [&](int64_t a, int64_t b) {
+                              for (int64_t i = a; i < b; ++i) {
+                                const int64_t row = i / pairs, pair = first + i % pairs;
+                                const float *g = up + row * 2 * intermediate + pair * 2 * block;
+                                gated_activation(g, g + block,
+                                                 act + row * intermediate + pair * block, block,
+                                                 gelu);
+                              }
+                            });
+          },
+          2 * block);
       continue;
     }
     gate.forward(x + r0 * hidden, rows, act);
     up_layer.forward(x + r0 * hidden, rows, up, [&](int64_t j0, int64_t j1) {
-      const int64_t first = j0 * intermediate;
-      parallel_ranges((j1 - j0) * intermediate, kElementwiseGrain, [&](int64_t i0, int64_t i1) {
-        gated_activation(act + first + i0, up + first + i0, act + first + i0, i1 - i0, gelu);
-      });
+      parallel_ranges(rows, std::max<int64_t>(1, kElementwiseGrain / (j1 - j0)),
+                      [&](int64_t a, int64_t b) {
+                        for (int64_t row = a; row < b; ++row) {
+                          float *g = act + row * intermediate + j0;
+                          gated_activation(g, up + row * intermediate + j0, g, j1 - j0, gelu);
+                        }
+                      });
     });
   }
 }
@@ -119,20 +131,25 @@ void mlp_activation(const LlamaConfig &c, const Linear &gate, const Linear &up_l
 void add_linear(const LlamaConfig &c, const Linear &layer, const float *x, int64_t tokens,
                 const std::vector<float> &out_norm, float *h) {
   const int64_t out = layer.out_features();
-  thread_local std::vector<float> y, normed;
+  thread_local std::vector<float> y;
   y.resize(checked_elements({tokens, out}, "linear output"));
-  if (!out_norm.empty()) normed.resize(y.size());
-  // The buffers by pointer: the workers' own thread_local would be empty.
-  float *product = y.data(), *product_normed = normed.data();
-  // Each finished range of rows is added by the thread that finished it
-  // where the product's rows are split (Linear::forward).
-  layer.forward(x, tokens, product, [&](int64_t r0, int64_t r1) {
-    const float *add = product + r0 * out;
-    if (!out_norm.empty()) {
-      rms_norm(add, out_norm, r1 - r0, out, c.rms_norm_eps, product_normed + r0 * out);
-      add = product_normed + r0 * out;
-    }
-    for (int64_t i = 0; i < (r1 - r0) * out; ++i) h[r0 * out + i] += add[i];
+  float *product = y.data();  // the workers' own thread_local would be empty
+  if (!out_norm.empty()) {  // the norm takes whole rows
+    layer.forward(x, tokens, product);
+    rms_norm(product, out_norm, tokens, out, c.rms_norm_eps, product);
+    parallel_ranges(tokens * out, kElementwiseGrain, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) h[i] += product[i];
+    });
+    return;
+  }
+  // Each finished range of features is added by the thread that finished
+  // it where the product is split (Linear::forward).
+  layer.forward(x, tokens, product, [&](int64_t j0, int64_t j1) {
+    parallel_ranges(tokens, std::max<int64_t>(1, kElementwiseGrain / (j1 - j0)),
+                    [&](int64_t a, int64_t b) {
+                      for (int64_t r = a; r < b; ++r)
+                        for (int64_t j = j0; j < j1; ++j) h[r * out + j] += product[r * out + j];
+                    });
   });
 }
 
@@ -157,7 +174,7 @@ void run_block(const LlamaConfig &c, const LlamaBlock &block, int64_t tokens, fl
   if (at_input) at_input(LinearGroup::GateUp, -1, x.data(), tokens);
   act.resize(checked_elements({tokens, c.intermediate_size}, "MLP activations"));
   mlp_activation(c, block.gate, block.up, block.gate_up, block.gate_up.out_features() > 0,
-                 x.data(), tokens, act.data());
+                 block.gate_up_interleave, x.data(), tokens, act.data());
   if (at_input) at_input(LinearGroup::Down, -1, act.data(), tokens);
   add_linear(c, block.down, act.data(), tokens, block.mlp_out_norm, h);
 }
@@ -190,7 +207,7 @@ void qkv_projections(const LlamaConfig &c, const LlamaBlock &block, const float 
 
 void gated_mlp_input(const LlamaConfig &c, const Linear &gate, const Linear &up, const float *x,
                      int64_t tokens, float *out) {
-  mlp_activation(c, gate, up, gate, false, x, tokens, out);
+  mlp_activation(c, gate, up, gate, false, 0, x, tokens, out);
 }
 
 std::vector<LinearId> group_linears(LinearGroup group, const LlamaConfig &c, int64_t expert) {

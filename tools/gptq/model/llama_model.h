@@ -37,6 +37,11 @@ struct LlamaBlock {
   // otherwise, which then stay empty. The forward pass takes qkv or
   // gate_up wherever it has output features.
   Linear qkv, gate_up;
+  // How gate_up's features hold gate's and up's: 0, [gate | up] (Phi-3's
+  // gate_up_proj); B > 0, blocks of B gate features and the same B of up in
+  // turn (join_projections), so that a range of whole pairs of blocks holds
+  // all its activation needs.
+  int64_t gate_up_interleave = 0;
   // Mixture of experts (config.moe()): the MLP is these experts, picked per
   // token by the router ([num_experts, hidden], full precision), and gate,
   // up and down stay empty; Qwen2-MoE's shared expert runs on every token,
