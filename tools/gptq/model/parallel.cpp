@@ -107,16 +107,15 @@ class TaskThreads {
   void serve(int index) {
     uint64_t seen = 0;
     for (;;) {
-      // Poll for the next job for a while, then sleep until one comes.
+      // Poll for the next job for a while, then sleep until one comes. The
+      // job is looked for after every pause (one pause is up to ~140 cycles),
+      // the clock only now and then: a job found late holds up its caller,
+      // which waits for every helper at the end.
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(100);
-      while (generation_.load(std::memory_order_acquire) == seen && !stop_.load() &&
-             std::chrono::steady_clock::now() < deadline) {
-        for (int i = 0; i < 32; ++i) pause();
-        // The library's pool polls on these cores too, right after each of
-        // its matmuls, which come between these jobs: a thread that gives up
-        // its core while polling lets that pool's thread, if it is waiting
-        // for the core, finish its share instead of the caller doing it.
-        std::this_thread::yield();
+      for (int polls = 1; generation_.load(std::memory_order_acquire) == seen && !stop_.load();
+           ++polls) {
+        pause();
+        if (polls % 64 == 0 && std::chrono::steady_clock::now() >= deadline) break;
       }
       {
         std::unique_lock<std::mutex> lock(mutex_);
