@@ -53,20 +53,25 @@ void rms_norm(const float *x, const std::vector<float> &weight, int64_t rows, in
 
 namespace {
 
-// out[i] = act(gate[i]) · up[i] for i < n, act being silu or (Gemma's
-// gelu_pytorch_tanh) GELU in its tanh form; out may be gate.
-GPTQ_VECTOR_CLONES void gated_activation(const float *gate, const float *up, float *out, int64_t n, bool gelu) {
-  if (gelu) {
-    constexpr float kSqrt2OverPi = 0.7978845608028654f;
+// out[b·n + i] = act(gate[b·stride + i]) · up[b·stride + i] for i < n and
+// b < blocks (one block: plain arrays; several: gate and up features
+// interleaved in blocks of n, stride 2n), act being silu or (Gemma's
+// gelu_pytorch_tanh) GELU in its tanh form; out may be gate when blocks is 1.
+GPTQ_VECTOR_CLONES void gated_activation(const float *gate, const float *up, float *out, int64_t n,
+                                         bool gelu, int64_t blocks = 1, int64_t stride = 0) {
+  for (int64_t b = 0; b < blocks; ++b, gate += stride, up += stride, out += n) {
+    if (gelu) {
+      constexpr float kSqrt2OverPi = 0.7978845608028654f;
+      for (int64_t i = 0; i < n; ++i) {
+        const float g = gate[i];
+        out[i] = 0.5f * g * (1.0f + std::tanh(kSqrt2OverPi * (g + 0.044715f * g * g * g))) * up[i];
+      }
+      continue;
+    }
     for (int64_t i = 0; i < n; ++i) {
       const float g = gate[i];
-      out[i] = 0.5f * g * (1.0f + std::tanh(kSqrt2OverPi * (g + 0.044715f * g * g * g))) * up[i];
+      out[i] = g / (1.0f + fast_exp(-g)) * up[i];
     }
-    return;
-  }
-  for (int64_t i = 0; i < n; ++i) {
-    const float g = gate[i];
-    out[i] = g / (1.0f + fast_exp(-g)) * up[i];
   }
 }
 
@@ -98,15 +103,13 @@ void mlp_activation(const LlamaConfig &c, const Linear &gate, const Linear &up_l
       gate_up.forward(
           x + r0 * hidden, rows, up,
           [&](int64_t j0, int64_t j1) {
-            const int64_t pairs = (j1 - j0) / (2 * block), first = j0 / (2 * block);
-            parallel_ranges(rows * pairs, std::max<int64_t>(1, kElementwiseGrain / block),
+            const int64_t pairs = (j1 - j0) / (2 * block);
+            parallel_ranges(rows, std::max<int64_t>(1, kElementwiseGrain / (j1 - j0)),
                             [&](int64_t a, int64_t b) {
-                              for (int64_t i = a; i < b; ++i) {
-                                const int64_t row = i / pairs, pair = first + i % pairs;
-                                const float *g = up + row * 2 * intermediate + pair * 2 * block;
-                                gated_activation(g, g + block,
-                                                 act + row * intermediate + pair * block, block,
-                                                 gelu);
+                              for (int64_t row = a; row < b; ++row) {
+                                const float *g = up + row * 2 * intermediate + j0;
+                                gated_activation(g, g + block, act + row * intermediate + j0 / 2,
+                                                 block, gelu, pairs, 2 * block);
                               }
                             });
           },
