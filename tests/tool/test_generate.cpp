@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <utility>
@@ -235,26 +236,16 @@ TEST(KvCache, Bf16CacheStaysWithinItsPrecision) {
   }
 }
 
-// q/k/v and gate/up of a GPTQ checkpoint joined into one layer each give
-// bit-identical logits, at float32 and int8 activations, prefill and decode;
-// a dense layer is never joined.
-TEST(JoinedProjections, GiveBitIdenticalLogits) {
-  const std::string root = tinymodel::make_temp_dir("join");
-  // gate and up interleaved in blocks (128 features), or one after the
-  // other where the width is no multiple of the blocks (200).
-  for (const int64_t intermediate : {128, 200}) {
-  tinymodel::TinySpec spec;
-  spec.qwen2 = true;  // q/k/v biases, joined with the weights
-  spec.intermediate = intermediate;
-  const std::string ck = write_rtn_checkpoint(root + "/" + std::to_string(intermediate), spec, false);
+// The checkpoint's model as loaded and after join_projections give
+// bit-identical logits over a prefill and decode steps, at float32 and
+// int8 activations; `check(joined)` looks at what was joined.
+void expect_joined_logits_identical(const std::string &ck,
+                                    const std::function<void(const LlamaModel &)> &check) {
   for (const bool int8 : {false, true}) {
     LlamaModel plain = load_model(*ModelDir::open(ck));
     LlamaModel joined = load_model(*ModelDir::open(ck));
-    EXPECT_EQ(join_projections(&joined), 2 * joined.config.num_hidden_layers);
-    EXPECT_EQ(joined.blocks[0].q.out_features(), 0);
-    EXPECT_EQ(joined.blocks[0].gate_up_interleave, intermediate % kGateUpInterleave == 0 ? kGateUpInterleave : 0);
-    EXPECT_EQ(joined.blocks[0].qkv.out_features(),
-              joined.config.q_dim() + 2 * joined.config.kv_dim());
+    join_projections(&joined);
+    check(joined);
     MatmulChoice m;
     m.int8_activations = int8;
     set_matmul(&plain, m);
@@ -276,13 +267,50 @@ TEST(JoinedProjections, GiveBitIdenticalLogits) {
       step.batch.add(1);
     }
   }
+}
+
+// q/k/v and gate/up of a GPTQ checkpoint joined into one layer each give
+// bit-identical logits, at float32 and int8 activations, prefill and decode;
+// a dense layer is never joined.
+TEST(JoinedProjections, GiveBitIdenticalLogits) {
+  const std::string root = tinymodel::make_temp_dir("join");
+  // gate and up interleaved in blocks (128 features), or one after the
+  // other where the width is no multiple of the blocks (200).
+  for (const int64_t intermediate : {128, 200}) {
+    tinymodel::TinySpec spec;
+    spec.qwen2 = true;  // q/k/v biases, joined with the weights
+    spec.intermediate = intermediate;
+    const std::string ck =
+        write_rtn_checkpoint(root + "/" + std::to_string(intermediate), spec, false);
+    expect_joined_logits_identical(ck, [&](const LlamaModel &joined) {
+      EXPECT_EQ(joined.blocks[0].q.out_features(), 0);
+      EXPECT_EQ(joined.blocks[0].gate.out_features(), 0);
+      EXPECT_EQ(joined.blocks[0].gate_up_interleave,
+                intermediate % kGateUpInterleave == 0 ? kGateUpInterleave : 0);
+      EXPECT_EQ(joined.blocks[0].qkv.out_features(),
+                joined.config.q_dim() + 2 * joined.config.kv_dim());
+    });
   }
-  const std::string ck = root + "/128/ck";
-  LlamaModel model = load_model(*ModelDir::open(ck));
+  LlamaModel model = load_model(*ModelDir::open(root + "/128/ck"));
   const Linear dense(4, model.config.hidden_size,
                      std::vector<float>(static_cast<size_t>(4 * model.config.hidden_size), 1.0f),
                      {});
   EXPECT_EQ(join_quantized({&model.blocks[0].q, &dense}).out_features(), 0);
+  std::filesystem::remove_all(root);
+}
+
+// Phi-3's fused gate_up_proj ([gate | up]) has its halves interleaved for
+// generation, with the same logits.
+TEST(JoinedProjections, FusedGateUpInterleavedGivesBitIdenticalLogits) {
+  const std::string root = tinymodel::make_temp_dir("join-phi3");
+  tinymodel::TinySpec spec;
+  spec.phi3 = true;
+  const std::string ck = write_rtn_checkpoint(root, spec, false);
+  expect_joined_logits_identical(ck, [](const LlamaModel &joined) {
+    ASSERT_TRUE(joined.config.fused_projections);
+    EXPECT_EQ(joined.blocks[0].gate_up_interleave, kGateUpInterleave);
+    EXPECT_EQ(joined.blocks[0].gate_up.out_features(), 2 * joined.config.intermediate_size);
+  });
   std::filesystem::remove_all(root);
 }
 

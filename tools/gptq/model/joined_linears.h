@@ -26,14 +26,21 @@ namespace gptqtool {
 // B·bits a multiple of 32, or they are not joined).
 Linear join_quantized(const std::vector<const Linear *> &parts, int64_t interleave = 0);
 
+// A quantized [gate | up] layer (Phi-3's gate_up_proj) with its two halves
+// interleaved as join_quantized interleaves two parts, or an empty Linear
+// where that cannot be done.
+Linear interleave_halves(const Linear &layer, int64_t interleave);
+
 // The blocks join_projections interleaves gate and up in, where it can
 // (LlamaBlock::gate_up_interleave): four of the kernels' 16-feature tiles.
 constexpr int64_t kGateUpInterleave = 64;
 
 // In every dense block: q, k and v into block.qkv, and gate and up into
 // block.gate_up, where each group can be joined; the parts are then left
-// empty. Returns the number of groups joined. For generation and bench only:
-// the quantize and eval paths keep the model's own layers.
+// empty. With fused projections (Phi-3), gate_up's halves interleaved
+// instead, where they can be. Returns the number of layers made. For
+// generation and bench only: the quantize and eval paths keep the model's
+// own layers.
 int join_projections(LlamaModel *model);
 
 }  // namespace gptqtool
