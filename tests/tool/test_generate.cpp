@@ -11,6 +11,7 @@
 #include <cmath>
 #include <filesystem>
 #include <functional>
+#include <iostream>
 #include <map>
 #include <mutex>
 #include <utility>
@@ -20,6 +21,7 @@
 #include "model/kv_cache.h"
 #include "model/llama_forward.h"
 #include "model/model_dir.h"
+#include "model/vector_width.h"
 #include "pipeline/generate.h"
 #include "pipeline/quantize_model.h"
 #include "pipeline/sampling.h"
@@ -212,6 +214,77 @@ TEST(KvCache, LogitsEqualFullRecomputeWithUnevenHeadDims) {
     TinyModel t(s);
     EXPECT_LT(cache_error(t.model, KvDType::F32), 1e-5);
     EXPECT_LT(cache_error(t.model, KvDType::BF16), 1e-2);
+  }
+}
+
+namespace {
+
+// Logits of two sequences decoded token by token after a short prompt, all
+// steps' rows one after another.
+std::vector<float> decoded_logits(const LlamaModel &model, KvDType dtype) {
+  const int64_t V = model.config.vocab_size;
+  KvCache cache(model.config, 2, 90, dtype);
+  const Rope rope(model.config, 90);
+  CacheStep step;
+  step.slots = {1, 0};
+  step.batch.add(5);
+  step.batch.add(3);
+  std::vector<int32_t> ids = ids_of(8, 37, 5, V);
+  std::vector<float> all;
+  for (int k = 0; k < 80; ++k) {
+    const std::vector<float> l = cached_forward(model, rope, &cache, ids, step, LogitRows::Last);
+    all.insert(all.end(), l.begin(), l.end());
+    ids = {argmax(&l[0], V), argmax(&l[static_cast<size_t>(V)], V)};
+    step.batch = SequenceBatch();
+    step.batch.add(1);
+    step.batch.add(1);
+  }
+  return all;
+}
+
+}  // namespace
+
+// The decoded token's attention is built for 16-, 8- and 4-float vectors
+// (vector_width.h); each build gives bit-identical logits, over contexts of
+// up to 85 positions (whole passes of every width and their tails), one to
+// five query heads per key/value head, head dimensions with tails (80, 72,
+// 20), a sliding window, and both cache types. Widths this CPU lacks are
+// left out (said on stdout).
+TEST(KvCache, DecodeAttentionIsBitIdenticalInEveryVectorWidth) {
+  struct Shape {
+    int64_t hidden, heads, kv_heads, window;
+  };
+  const std::vector<Shape> shapes = {{64, 4, 1, 0},  {80, 5, 1, 0}, {240, 3, 1, 0},
+                                     {144, 2, 2, 0}, {120, 6, 2, 0}, {64, 2, 1, 23}};
+  const int widest = vector_lanes();
+  std::cout << "comparing vector widths of 4";
+  for (int lanes : {8, 16})
+    if (lanes <= widest) std::cout << ", " << lanes;
+  std::cout << " floats" << (widest < 16 ? " (this CPU has no wider)" : "") << "\n";
+  for (const Shape &shape : shapes) {
+    tinymodel::TinySpec spec;
+    spec.hidden = shape.hidden;
+    spec.heads = shape.heads;
+    spec.kv_heads = shape.kv_heads;
+    if (shape.window > 0) {
+      spec.mistral = true;
+      spec.sliding_window = shape.window;
+    }
+    TinyModel t(spec);
+    for (const KvDType dtype : {KvDType::F32, KvDType::BF16}) {
+      SCOPED_TRACE("hidden " + std::to_string(shape.hidden) + ", " +
+                   std::to_string(shape.heads) + "/" + std::to_string(shape.kv_heads) +
+                   " heads, window " + std::to_string(shape.window) +
+                   (dtype == KvDType::BF16 ? ", bf16" : ", f32"));
+      cap_vector_lanes(4);
+      const std::vector<float> narrow = decoded_logits(t.model, dtype);
+      for (int lanes : {8, 16}) {
+        if (lanes > widest) continue;
+        cap_vector_lanes(lanes);
+        EXPECT_EQ(decoded_logits(t.model, dtype), narrow) << lanes << " floats";
+      }
+      cap_vector_lanes(16);
+    }
   }
 }
 

@@ -14,6 +14,7 @@
 #include "model/kv_cache.h"
 #include "model/parallel.h"
 #include "model/vector_math.h"
+#include "model/vector_width.h"
 
 namespace gptqtool {
 
@@ -44,28 +45,31 @@ struct Task {
 // Scores of H query heads (rows of q, stride hd) against the positions of
 // whole vectors [j0, j1) of a head's keys kt (blocked as KvCache::keys lays
 // them out), times scale, into scores (row h at scores + h·score_stride,
-// position j at j − j0). P vectors of positions at a time, for H·P
-// independent sums over the head dimension.
-template <int H, int P, typename Elem>
+// position j at j − j0). P vectors (L: Lanes<N>) of positions at a time,
+// for H·P independent sums over the head dimension.
+template <typename L, int H, int P, typename Elem>
 [[gnu::always_inline]] inline void score_heads(const float *q, int64_t hd, const Elem *kt,
                                                int64_t j0, int64_t j1, float scale,
                                                float *scores, int64_t score_stride) {
-  constexpr int64_t kLanes = kVectorLanes;
+  constexpr int64_t kLanes = L::kCount;
+  static_assert(kKeyBlock % kLanes == 0, "key blocks must hold whole vectors");
+  // Blocks from a pass's first one to the next pass's (at least the next).
+  constexpr int64_t kBlocksAhead = std::max<int64_t>(1, P * kLanes / kKeyBlock);
   int64_t j = j0;
   for (; j + P * kLanes <= j1; j += P * kLanes) {
     const Elem *vector[P];  // dimension 0 of each vector of positions
 #pragma GCC unroll 4
     for (int c = 0; c < P; ++c) vector[c] = kt + KvCache::key_index(hd, 0, j + c * kLanes);
-    FloatLanes sum[H][P] = {};
+    typename L::Float sum[H][P] = {};
     for (int64_t d = 0; d < hd; ++d) {
-      FloatLanes k[P];
-      // Row d of the block(s) the next pass reads, asked for now: a task's
+      typename L::Float k[P];
+      // Row d of the block the next pass reads, asked for now: a task's
       // keys are one contiguous run, but the prefetchers alone started it
       // too late (bench/RESULTS.md, "Row-wise steps on the splitting
       // threads; prefetching the keys and values").
-      __builtin_prefetch(vector[0] + (d + P * kLanes / kKeyBlock * hd) * kKeyBlock);
+      __builtin_prefetch(vector[0] + (d + kBlocksAhead * hd) * kKeyBlock);
 #pragma GCC unroll 4
-      for (int c = 0; c < P; ++c) load_lanes(vector[c] + d * kKeyBlock, k[c]);
+      for (int c = 0; c < P; ++c) L::load(vector[c] + d * kKeyBlock, k[c]);
 #pragma GCC unroll 4
       for (int h = 0; h < H; ++h) {
         const float qd = q[h * hd + d];
@@ -77,30 +81,30 @@ template <int H, int P, typename Elem>
     for (int h = 0; h < H; ++h) {
 #pragma GCC unroll 4
       for (int c = 0; c < P; ++c)
-        lanes_at(scores + h * score_stride + (j - j0) + c * kLanes) = scale * sum[h][c];
+        L::at(scores + h * score_stride + (j - j0) + c * kLanes) = scale * sum[h][c];
     }
   }
   if constexpr (P > 1) {  // the last vectors of positions, one at a time
-    if (j < j1) score_heads<H, 1>(q, hd, kt, j, j1, scale, scores + (j - j0), score_stride);
+    if (j < j1) score_heads<L, H, 1>(q, hd, kt, j, j1, scale, scores + (j - j0), score_stride);
   }
 }
 
 // Columns [d0, hd) of out row h (stride hd) = Σ_i p[h·p_stride + i]·v[i]
 // over i in [0, n) (v's rows of hd values), for H heads; C vectors of
 // columns at a time, then the rest one vector and one column at a time.
-template <int H, int C, typename Elem>
+template <typename L, int H, int C, typename Elem>
 [[gnu::always_inline]] inline void weigh_values(const float *p, int64_t p_stride, int64_t n,
                                                 const Elem *v, int64_t hd, float *out,
                                                 int64_t d0 = 0) {
-  constexpr int64_t kLanes = kVectorLanes;
+  constexpr int64_t kLanes = L::kCount;
   int64_t d = d0;
   for (; d + C * kLanes <= hd; d += C * kLanes) {
-    FloatLanes sum[H][C] = {};
+    typename L::Float sum[H][C] = {};
     for (int64_t i = 0; i < n; ++i) {
       __builtin_prefetch(v + (i + 16) * hd + d);  // as for the keys in score_heads
-      FloatLanes x[C];
+      typename L::Float x[C];
 #pragma GCC unroll 4
-      for (int c = 0; c < C; ++c) load_lanes(v + i * hd + d + c * kLanes, x[c]);
+      for (int c = 0; c < C; ++c) L::load(v + i * hd + d + c * kLanes, x[c]);
 #pragma GCC unroll 4
       for (int h = 0; h < H; ++h) {
         const float w = p[h * p_stride + i];
@@ -111,11 +115,11 @@ template <int H, int C, typename Elem>
 #pragma GCC unroll 4
     for (int h = 0; h < H; ++h) {
 #pragma GCC unroll 4
-      for (int c = 0; c < C; ++c) lanes_at(out + h * hd + d + c * kLanes) = sum[h][c];
+      for (int c = 0; c < C; ++c) L::at(out + h * hd + d + c * kLanes) = sum[h][c];
     }
   }
   if constexpr (C > 1) {
-    weigh_values<H, 1>(p, p_stride, n, v, hd, out, d);
+    weigh_values<L, H, 1>(p, p_stride, n, v, hd, out, d);
     return;
   }
   for (; d < hd; ++d) {  // a head dimension that is not whole vectors
@@ -128,18 +132,19 @@ template <int H, int C, typename Elem>
 }
 
 // attend_one_token for H of the heads at once.
-template <int H, typename Elem>
+template <typename L, int H, typename Elem>
 [[gnu::always_inline]] inline void attend_heads(const float *q, int64_t hd, const Elem *kt,
                                                 const Elem *v, int64_t lo,
                                                 int64_t pos, float scale, float cap,
                                                 float *scores, float *out) {
-  // Scores for whole vectors of positions, from the one holding lo to the
-  // one holding pos (within the last block); those outside [lo, pos] are
-  // dropped.
+  // Scores for whole spans of kVectorLanes positions (any build's vectors
+  // divide one), from the one holding lo to the one holding pos (within the
+  // last block); those outside [lo, pos] are dropped.
   constexpr int64_t kLanes = kVectorLanes;
+  static_assert(kLanes % L::kCount == 0, "spans must hold whole vectors");
   const int64_t j0 = lo / kLanes * kLanes, j1 = (pos / kLanes + 1) * kLanes;
   const int64_t n = pos + 1 - lo, score_stride = j1 - j0;
-  score_heads<H, (H <= 2 ? 4 : 2)>(q, hd, kt, j0, j1, scale, scores, score_stride);
+  score_heads<L, H, (H <= 2 ? 4 : 2)>(q, hd, kt, j0, j1, scale, scores, score_stride);
   const int64_t first = lo - j0;  // row h's scores for [lo, pos] start here
   for (int h = 0; h < H; ++h) {
     float *p = scores + h * score_stride + first;
@@ -149,7 +154,7 @@ template <int H, typename Elem>
     const auto inv = static_cast<float>(1.0 / sum_of(p, n));
     for (int64_t i = 0; i < n; ++i) p[i] *= inv;
   }
-  weigh_values<H, (H <= 2 ? 4 : 2)>(scores + first, score_stride, n, v + lo * hd, hd, out);
+  weigh_values<L, H, (H <= 2 ? 4 : 2)>(scores + first, score_stride, n, v + lo * hd, hd, out);
 }
 
 // A decoded token's attention for `heads` query heads that share a
@@ -159,8 +164,8 @@ template <int H, typename Elem>
 // ([positions, hd]). scores: room for min(heads, 4)·(pos − lo + 2·kVectorLanes) floats.
 // A decode step holds thousands of these, each too small for sgemm to pay
 // for its call. Elem: the cache's element type (float, or uint16_t holding
-// bfloat16).
-template <typename Elem>
+// bfloat16); L: the vectors (Lanes<N>) of the build it is inlined into.
+template <typename L, typename Elem>
 [[gnu::always_inline]] inline void attend_one_token(const float *q, int64_t heads, int64_t hd,
                                          const Elem *kt, const Elem *v,
                                          int64_t lo, int64_t pos, float scale, float cap,
@@ -172,35 +177,56 @@ template <typename Elem>
     float *oh = out + h * hd;
     switch (std::min<int64_t>(heads - h, 4)) {
       case 1:
-        attend_heads<1>(qh, hd, kt, v, lo, pos, scale, cap, scores, oh);
+        attend_heads<L, 1>(qh, hd, kt, v, lo, pos, scale, cap, scores, oh);
         break;
       case 2:
-        attend_heads<2>(qh, hd, kt, v, lo, pos, scale, cap, scores, oh);
+        attend_heads<L, 2>(qh, hd, kt, v, lo, pos, scale, cap, scores, oh);
         break;
       case 3:
-        attend_heads<3>(qh, hd, kt, v, lo, pos, scale, cap, scores, oh);
+        attend_heads<L, 3>(qh, hd, kt, v, lo, pos, scale, cap, scores, oh);
         break;
       default:
-        attend_heads<4>(qh, hd, kt, v, lo, pos, scale, cap, scores, oh);
+        attend_heads<L, 4>(qh, hd, kt, v, lo, pos, scale, cap, scores, oh);
         break;
     }
   }
 }
 
-// attend_one_token built once per vector width for each element type
-// (Clang's target_clones takes no templates).
-GPTQ_VECTOR_CLONES void attend_one_token_f32(const float *q, int64_t heads, int64_t hd,
-                                             const float *kt, const float *v,
-                                             int64_t lo, int64_t pos, float scale, float cap,
-                                             float *scores, float *out) {
-  attend_one_token(q, heads, hd, kt, v, lo, pos, scale, cap, scores, out);
+// attend_one_token built once per vector width (vector_width.h).
+template <typename Elem>
+GPTQ_TARGET_AVX512 void attend_one_token_avx512(const float *q, int64_t heads, int64_t hd,
+                                                const Elem *kt, const Elem *v, int64_t lo,
+                                                int64_t pos, float scale, float cap,
+                                                float *scores, float *out) {
+  attend_one_token<Lanes<16>>(q, heads, hd, kt, v, lo, pos, scale, cap, scores, out);
 }
-GPTQ_VECTOR_CLONES void attend_one_token_bf16(const float *q, int64_t heads, int64_t hd,
-                                              const uint16_t *kt, const uint16_t *v,
-                                              int64_t lo, int64_t pos,
-                                              float scale, float cap, float *scores,
-                                              float *out) {
-  attend_one_token(q, heads, hd, kt, v, lo, pos, scale, cap, scores, out);
+template <typename Elem>
+GPTQ_TARGET_AVX2 void attend_one_token_avx2(const float *q, int64_t heads, int64_t hd,
+                                            const Elem *kt, const Elem *v, int64_t lo,
+                                            int64_t pos, float scale, float cap, float *scores,
+                                            float *out) {
+  attend_one_token<Lanes<8>>(q, heads, hd, kt, v, lo, pos, scale, cap, scores, out);
+}
+template <typename Elem>
+void attend_one_token_baseline(const float *q, int64_t heads, int64_t hd, const Elem *kt,
+                               const Elem *v, int64_t lo, int64_t pos, float scale, float cap,
+                               float *scores, float *out) {
+  attend_one_token<Lanes<4>>(q, heads, hd, kt, v, lo, pos, scale, cap, scores, out);
+}
+template <typename Elem>
+void attend_one_token_widest(const float *q, int64_t heads, int64_t hd, const Elem *kt,
+                             const Elem *v, int64_t lo, int64_t pos, float scale, float cap,
+                             float *scores, float *out) {
+  switch (vector_lanes()) {
+    case 16:
+      attend_one_token_avx512(q, heads, hd, kt, v, lo, pos, scale, cap, scores, out);
+      return;
+    case 8:
+      attend_one_token_avx2(q, heads, hd, kt, v, lo, pos, scale, cap, scores, out);
+      return;
+    default:
+      attend_one_token_baseline(q, heads, hd, kt, v, lo, pos, scale, cap, scores, out);
+  }
 }
 
 // x in the cache's element type (bfloat16 rounded to nearest even; a
@@ -300,13 +326,8 @@ void attend_with_cache(const LlamaConfig &c, const Rope &rope, const LlamaBlock 
       p.resize(static_cast<size_t>(std::min<int64_t>(t.heads, 4) * (width + 2 * kVectorLanes)));
       const float *qt = q + t0 * q_dim + t.head * hd;
       float *ot = out + t0 * q_dim + t.head * hd;
-      if constexpr (std::is_same_v<Elem, float>) {
-        attend_one_token_f32(qt, t.heads, hd, kt, values, keys_lo, last_pos, scale, cap,
-                             p.data(), ot);
-      } else {
-        attend_one_token_bf16(qt, t.heads, hd, kt, values, keys_lo, last_pos, scale, cap,
+      attend_one_token_widest(qt, t.heads, hd, kt, values, keys_lo, last_pos, scale, cap,
                               p.data(), ot);
-      }
       return;
     }
     // Keys from position keys_lo on as a float32 [hd, width] matrix for

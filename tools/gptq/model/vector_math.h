@@ -95,33 +95,40 @@ double sum_of(const float *x, int64_t n, F f) {
   return sum;
 }
 
-// kVectorLanes floats at any float-aligned address, as one value: GCC and
-// Clang lower its arithmetic to the vectors of the function it is used in
-// (one AVX-512 register, two AVX ones, four SSE ones). Reached only through
-// references (lanes_at), never passed by value: that calling convention
-// differs between those builds, and Clang refuses such calls.
-typedef float FloatLanes
-    __attribute__((vector_size(4 * kVectorLanes), aligned(4), may_alias));
+// N floats at any float-aligned address as one value (Lanes<N>::Float),
+// for the kernels written with explicit vectors (the decoded token's
+// attention). Each such kernel is built once per vector width with the
+// width's own N (vector_width.h): 16 in the AVX-512 build, 8 in the AVX2
+// one, 4 in the baseline one. A vector wider than the build's registers has
+// no machine type in GCC, so its arithmetic would go through the stack.
+// Reached only through references (at), never passed by value: that calling
+// convention differs between those builds, and Clang refuses such calls.
+// Bf16: N bfloat16 values (their bits) at any 2-byte-aligned address; Word:
+// the same lanes widened to 32-bit words.
+template <int N>
+struct Lanes;
 
-inline FloatLanes &lanes_at(float *p) { return *reinterpret_cast<FloatLanes *>(p); }
-inline const FloatLanes &lanes_at(const float *p) {
-  return *reinterpret_cast<const FloatLanes *>(p);
-}
-
-// kVectorLanes bfloat16 values (their bits) at any 2-byte-aligned address,
-// and the same lanes widened to 32-bit words.
-typedef uint16_t Bf16Lanes
-    __attribute__((vector_size(2 * kVectorLanes), aligned(2), may_alias));
-typedef uint32_t WordLanes __attribute__((vector_size(4 * kVectorLanes)));
-
-// kVectorLanes floats read from p into out: float32 as they are, bfloat16
-// widened exactly (its bits are a float32's upper half). Written through a
-// reference for the reason given at FloatLanes.
-inline void load_lanes(const float *p, FloatLanes &out) { out = lanes_at(p); }
-inline void load_lanes(const uint16_t *p, FloatLanes &out) {
-  out = (FloatLanes)(__builtin_convertvector(*reinterpret_cast<const Bf16Lanes *>(p), WordLanes)
-                     << 16);
-}
+#define GPTQ_DEFINE_LANES(N)                                                                  \
+  template <>                                                                                 \
+  struct Lanes<N> {                                                                           \
+    static constexpr int64_t kCount = N;                                                      \
+    typedef float Float __attribute__((vector_size(4 * N), aligned(4), may_alias));          \
+    typedef uint16_t Bf16 __attribute__((vector_size(2 * N), aligned(2), may_alias));        \
+    typedef uint32_t Word __attribute__((vector_size(4 * N)));                                \
+    [[gnu::always_inline]] static Float &at(float *p) { return *reinterpret_cast<Float *>(p); } \
+    /* N floats read from p into out: float32 as they are, bfloat16 widened */                \
+    /* exactly (its bits are a float32's upper half). */                                      \
+    [[gnu::always_inline]] static void load(const float *p, Float &out) {                     \
+      out = *reinterpret_cast<const Float *>(p);                                              \
+    }                                                                                         \
+    [[gnu::always_inline]] static void load(const uint16_t *p, Float &out) {                  \
+      out = (Float)(__builtin_convertvector(*reinterpret_cast<const Bf16 *>(p), Word) << 16); \
+    }                                                                                         \
+  };
+GPTQ_DEFINE_LANES(4)
+GPTQ_DEFINE_LANES(8)
+GPTQ_DEFINE_LANES(16)
+#undef GPTQ_DEFINE_LANES
 
 // One value as float, for the tails of those loops.
 inline float widen(float x) { return x; }
