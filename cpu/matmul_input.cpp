@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "isa.h"
@@ -98,6 +99,68 @@ GPTQ_AVX512 float quantize_block_avx512(const float *v, int8_t *q, int32_t *qsum
   return scale;
 }
 
+#define GPTQ_AVX2 __attribute__((target("avx2")))
+
+GPTQ_AVX2 float abs_max_avx2(const float *x, int64_t n) {
+  const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  __m256 m = _mm256_setzero_ps();
+  int nan = 0;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 a = _mm256_and_ps(_mm256_loadu_ps(x + i), magnitude);
+    nan |= _mm256_movemask_ps(_mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+    m = _mm256_max_ps(a, m);
+  }
+  if (nan != 0) return std::numeric_limits<float>::quiet_NaN();
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, m);
+  return std::max(*std::max_element(lanes, lanes + 8), abs_max_portable(x + i, n - i));
+}
+
+// As quantize_block_avx512, eight lanes at a time. AVX2 has no truncating
+// narrowing, so the low byte of each code is picked by a byte shuffle, and
+// sign-extended back from it for the sum.
+GPTQ_AVX2 float quantize_block_avx2(const float *v, int8_t *q, int32_t *qsum) {
+  const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  __m256 part[4];
+  __m256 m = _mm256_setzero_ps();
+  for (int p = 0; p < 4; ++p) {
+    part[p] = _mm256_loadu_ps(v + 8 * p);
+    m = _mm256_max_ps(_mm256_and_ps(part[p], magnitude), m);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, m);
+  float amax = lanes[0];
+  for (int l = 1; l < 8; ++l) amax = std::max(amax, lanes[l]);
+  const float scale = amax / 127.0f;
+  if (scale == 0.0f) {
+    std::fill(q, q + 32, int8_t{0});
+    *qsum = 0;
+    return scale;
+  }
+  const __m256 s = _mm256_set1_ps(scale), round = _mm256_set1_ps(kRound);
+  // Byte 0 of each 32-bit lane to the low 4 bytes of each 128-bit half.
+  const __m256i low_bytes = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                             -1, -1, 0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1,
+                                             -1, -1, -1, -1);
+  __m256i sum = _mm256_setzero_si256();
+  for (int p = 0; p < 4; ++p) {
+    const __m256i c = _mm256_cvttps_epi32(
+        _mm256_sub_ps(_mm256_add_ps(_mm256_div_ps(part[p], s), round), round));
+    const __m256i bytes = _mm256_shuffle_epi8(c, low_bytes);
+    const int32_t lo = _mm256_extract_epi32(bytes, 0), hi = _mm256_extract_epi32(bytes, 4);
+    std::memcpy(q + 8 * p, &lo, 4);
+    std::memcpy(q + 8 * p + 4, &hi, 4);
+    sum = _mm256_add_epi32(sum, _mm256_srai_epi32(_mm256_slli_epi32(c, 24), 24));
+  }
+  alignas(32) int32_t words[8];
+  _mm256_store_si256(reinterpret_cast<__m256i *>(words), sum);
+  int32_t total = 0;
+  for (int32_t w : words) total += w;
+  *qsum = total;
+  return scale;
+}
+
 #endif  // GPTQ_X86
 
 const Isa kIsa = cpu_isa();
@@ -105,6 +168,7 @@ const Isa kIsa = cpu_isa();
 float abs_max(const float *x, int64_t n) {
 #ifdef GPTQ_X86
   if (kIsa >= Isa::kAvx512) return abs_max_avx512(x, n);
+  if (kIsa == Isa::kAvx2) return abs_max_avx2(x, n);
 #endif
   return abs_max_portable(x, n);
 }
@@ -112,6 +176,7 @@ float abs_max(const float *x, int64_t n) {
 float quantize_block(const float *v, int8_t *q, int32_t *qsum) {
 #ifdef GPTQ_X86
   if (kIsa >= Isa::kAvx512) return quantize_block_avx512(v, q, qsum);
+  if (kIsa == Isa::kAvx2) return quantize_block_avx2(v, q, qsum);
 #endif
   return quantize_block_portable(v, q, qsum);
 }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -217,6 +218,54 @@ bool int8_kernels_run() {
   (void)env;
   return false;
 #endif
+}
+
+// int8 activations are rounded to nearest with ties to even, the same in
+// every kernel build (the suite runs once per GPTQ_CPU_KERNELS level): a
+// block whose max |x| is 127 has scale 1, so x/scale is x itself, ties such
+// as ±2.5 and ±3.5 stay ties, and with codes − zero and scales exact every
+// sum is an integer the kernels add without rounding. Rounding halves away
+// from zero, or narrowing the codes wrongly, changes y.
+TEST(MatmulKernels, Int8RoundsActivationTiesToEven) {
+  if (!int8_kernels_run()) GTEST_SKIP() << "int8 activations take the float32 path here";
+  constexpr int64_t kOut = 16, kIn = 32;
+  auto code = [](int64_t o, int64_t i) { return static_cast<uint32_t>((o * 7 + i * 3) % 16); };
+  std::vector<int32_t> qweight(kIn / 8 * kOut, 0), qzeros(2, static_cast<int32_t>(0x88888888u));
+  for (int64_t i = 0; i < kIn; ++i)
+    for (int64_t o = 0; o < kOut; ++o)
+      qweight[i / 8 * kOut + o] |= static_cast<int32_t>(code(o, i) << (4 * (i % 8)));
+  std::vector<uint16_t> scales(kOut, 0x3C00);  // 1.0
+  gptq_checkpoint_tensors t{qweight.data(), static_cast<int64_t>(qweight.size()),
+                            qzeros.data(),  static_cast<int64_t>(qzeros.size()),
+                            scales.data(),  static_cast<int64_t>(scales.size()),
+                            nullptr,        0};
+  gptq_qtensor *raw = nullptr;
+  ASSERT_EQ(gptq_qtensor_import(kOut, kIn, 4, 32, GPTQ_FORMAT_V2, &t, &raw), GPTQ_OK)
+      << gptq_last_error();
+  const std::unique_ptr<gptq_qtensor, void (*)(gptq_qtensor *)> q(raw, gptq_qtensor_destroy);
+  const float ties[] = {2.5f, -2.5f, 3.5f, -3.5f, 0.5f, -0.5f, 1.5f, -1.5f, 126.5f, -125.5f};
+  for (const int64_t rows : {1, 8}) {
+    std::vector<float> x(static_cast<size_t>(rows * kIn));
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t i = 0; i < kIn; ++i)
+        x[r * kIn + i] = i == (r * 5) % kIn ? (r % 2 ? -127.0f : 127.0f)
+                                            : ties[(i + r) % 10] + (i % 3 == 0 ? 0.25f : 0.0f);
+    gptq_matmul_options opts;
+    gptq_matmul_options_default(&opts);
+    opts.int8_activations = 1;
+    std::vector<float> y(static_cast<size_t>(rows * kOut));
+    ASSERT_EQ(gptq_matmul_ex(q.get(), x.data(), GPTQ_DTYPE_F32, rows, kIn, nullptr, y.data(),
+                             static_cast<int64_t>(y.size()), &opts),
+              GPTQ_OK);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t o = 0; o < kOut; ++o) {
+        double want = 0;
+        for (int64_t i = 0; i < kIn; ++i)
+          want += std::nearbyint(static_cast<double>(x[r * kIn + i])) *
+                  (static_cast<double>(code(o, i)) - 8);
+        EXPECT_EQ(y[r * kOut + o], want) << "rows " << rows << ", row " << r << ", out " << o;
+      }
+  }
 }
 
 // With int8 activations a row's result is the same bits whether the row is
