@@ -102,7 +102,7 @@ void export_checkpoint(const QTensorData &q, gptq_checkpoint_format format,
   const int64_t n = q.out_features;
   const int64_t k = q.in_features;
   uint32_t *qweight = reinterpret_cast<uint32_t *>(t.qweight);
-  for (int64_t r = 0; r < n; ++r) pack_run(&q.codes[r * k], k, q.bits, qweight + r, n);
+  pack_qweight(q.codes.data(), n, k, q.bits, qweight);
   uint32_t *qzeros = reinterpret_cast<uint32_t *>(t.qzeros);
   for (int64_t g = 0; g < q.groups; ++g)
     pack_run(&stored[g * n], n, q.bits, qzeros + g * s.qzeros_cols, 1);
@@ -145,7 +145,7 @@ QTensorData import_checkpoint(int64_t n, int64_t k, int32_t bits, int32_t group_
 
   q.codes.resize(static_cast<size_t>(n * k));
   const uint32_t *qweight = reinterpret_cast<const uint32_t *>(t.qweight);
-  for (int64_t r = 0; r < n; ++r) unpack_run(qweight + r, n, k, bits, &q.codes[r * k]);
+  unpack_qweight(qweight, n, k, bits, q.codes.data());
   q.zeros.resize(static_cast<size_t>(q.groups * n));
   const uint32_t *qzeros = reinterpret_cast<const uint32_t *>(t.qzeros);
   const int32_t offset = format == GPTQ_FORMAT_V1 ? 1 : 0;

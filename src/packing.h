@@ -41,4 +41,14 @@ void unpack_run(const uint32_t *in, int64_t stride, int64_t count, int bits, Val
   }
 }
 
+// qweight [K·bits/32, N] holds row r's K codes as one run down column r.
+// A run down one column touches a different cache line at every word, so
+// these go a row of words at a time over a block of rows, in units of whole
+// words that hold whole codes: one word (32/bits codes) for 2, 4 and 8 bits,
+// three words (32 codes) for 3 bits. K must be a multiple of that unit's
+// codes and bits one of 2, 3, 4, 8, as checkpoint_sizes checks before these
+// are called. codes is [N, K], row-major.
+void unpack_qweight(const uint32_t *qweight, int64_t n, int64_t k, int bits, uint8_t *codes);
+void pack_qweight(const uint8_t *codes, int64_t n, int64_t k, int bits, uint32_t *qweight);
+
 }  // namespace gptq

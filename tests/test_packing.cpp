@@ -280,6 +280,43 @@ TEST(PackRun, RandomRoundTripEveryWidth) {
 }
 
 // ---------------------------------------------------------------------------
+// gptq::unpack_qweight / gptq::pack_qweight: whole [K·b/32, N] tensors, by
+// blocks of rows, against the bit-level reading of each column's run.
+// ---------------------------------------------------------------------------
+
+TEST(PackQweight, EveryWidthMatchesTheColumnRuns) {
+  std::mt19937 rng(271828);
+  for (int bits : {2, 3, 4, 8}) {
+    const int64_t unit = bits == 3 ? 32 : 32 / bits;  // codes in whole words
+    // Row counts below, at and across the 64-row blocks; K of one unit up.
+    for (int64_t n : {1, 5, 63, 64, 65, 130})
+      for (int64_t k : {unit, 3 * unit, int64_t{96}}) {
+        SCOPED_TRACE(std::to_string(bits) + "-bit, N " + std::to_string(n) + ", K " +
+                     std::to_string(k));
+        const int64_t rows = k * bits / 32;
+        std::vector<uint32_t> qweight(static_cast<size_t>(rows * n));
+        for (auto &w : qweight) w = rng();
+        std::vector<uint8_t> codes(static_cast<size_t>(n * k), 0xEE);
+        gptq::unpack_qweight(qweight.data(), n, k, bits, codes.data());
+        for (int64_t r = 0; r < n; ++r)
+          for (int64_t j = 0; j < k; ++j)
+            ASSERT_EQ(codes[r * k + j], bit_read(qweight.data() + r, n, j, bits))
+                << "row " << r << " column " << j;
+        std::vector<uint32_t> packed(qweight.size(), 0xA5A5A5A5u);  // stale bits must go
+        gptq::pack_qweight(codes.data(), n, k, bits, packed.data());
+        ASSERT_EQ(packed, qweight);
+      }
+  }
+}
+
+TEST(PackQweight, OtherWidthsAreAnInternalError) {
+  std::vector<uint32_t> qweight(5, 0);
+  std::vector<uint8_t> codes(32, 0);
+  EXPECT_THROW(gptq::unpack_qweight(qweight.data(), 1, 32, 5, codes.data()), std::exception);
+  EXPECT_THROW(gptq::pack_qweight(codes.data(), 1, 32, 5, qweight.data()), std::exception);
+}
+
+// ---------------------------------------------------------------------------
 // gptq_checkpoint_sizes_for
 // ---------------------------------------------------------------------------
 
