@@ -65,10 +65,20 @@ std::unique_ptr<PreparedWeights> prepare_matmul_weights(const QTensorData &q) {
       m->zero[at] = static_cast<uint16_t>(q.zeros[slot_group[t] * m->n + r]);  // 0 .. 2^bits
     }
   m->codes = LargeBuffer<uint8_t>(static_cast<size_t>(m->tiles * m->chunks() * kChunkBytes));
-  // Tile by tile on the pool (rows of one tile share cache lines); each
-  // task zeroes its tile first, so the first touch is parallel too.
   const int64_t width = m->chunk_columns(), chunks = m->chunks();
   const int field = m->field_bits();
+  // The first source column of each chunk whose columns are consecutive
+  // columns of x (every chunk without act-order, past group padding), −1 for
+  // the others: those take a row's codes with one 32-bit load per bit field.
+  std::vector<int64_t> consecutive_from(static_cast<size_t>(chunks), -1);
+  for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+    const int32_t *source = &m->source[chunk * width];
+    bool consecutive = source[0] >= 0;
+    for (int64_t c = 1; c < width && consecutive; ++c) consecutive = source[c] == source[0] + c;
+    if (consecutive) consecutive_from[chunk] = source[0];
+  }
+  // Tile by tile on the pool (rows of one tile share cache lines); each
+  // task zeroes its tile first, so the first touch is parallel too.
   ThreadPool::instance().parallel_for(m->tiles, 0, [&](int64_t tile) {
     std::memset(&m->codes[tile * chunks * kChunkBytes], 0,
                 static_cast<size_t>(chunks * kChunkBytes));
@@ -78,6 +88,18 @@ std::unique_ptr<PreparedWeights> prepare_matmul_weights(const QTensorData &q) {
       const int32_t *source = m->source.data();
       for (int64_t chunk = 0; chunk < chunks; ++chunk, source += width) {
         uint8_t *dst = row + chunk * kChunkBytes;
+        if (consecutive_from[chunk] >= 0) {
+          // Byte q of a field's load is the code of column 4f + q, below
+          // 2^field, so shifting it by f·field keeps it inside byte q.
+          uint32_t word = 0;
+          for (int f = 0; f < m->codes_per_byte; ++f) {
+            uint32_t four;
+            std::memcpy(&four, src + consecutive_from[chunk] + 4 * f, 4);
+            word |= four << (f * field);
+          }
+          std::memcpy(dst, &word, 4);
+          continue;
+        }
         for (int64_t c = 0; c < width; ++c)
           if (source[c] >= 0)
             dst[c % 4] |= static_cast<uint8_t>(src[source[c]] << (static_cast<int>(c / 4) * field));
