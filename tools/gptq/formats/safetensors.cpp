@@ -326,6 +326,12 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string &path) 
   return file;
 }
 
+void SafetensorsFile::release_pages() const {
+  // A private, read-only mapping that was never written: dropping its pages
+  // loses nothing (MADV_DONTNEED refills them from the file).
+  if (map_) ::madvise(map_, map_size_, MADV_DONTNEED);
+}
+
 SafetensorsFile::~SafetensorsFile() {
   if (map_) ::munmap(map_, map_size_);
 }

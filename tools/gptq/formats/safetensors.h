@@ -49,6 +49,10 @@ class SafetensorsFile {
   // Pointer into the mapping, valid while this object lives. Not aligned:
   // the header length is arbitrary, so read through memcpy.
   const uint8_t *data(const TensorInfo &t) const;
+  // Lets go of the pages of the mapping this process has read, so that
+  // tensors already copied out stop counting in its resident memory; the
+  // file is untouched and a later read pages it in again.
+  void release_pages() const;
   const std::map<std::string, std::string> &metadata() const { return metadata_; }
 
  private:

@@ -273,10 +273,15 @@ LlamaModel load_model(const ModelDir &dir) {
   } else {
     load_dense_outer(dir, &model);
   }
+  // Each part's bytes are copied out of the files as it loads, so the pages
+  // read so far are let go after every part: a model does not sit in memory
+  // twice, as the files' pages and as the loaded tensors.
+  dir.release_pages();
   model.blocks.reserve(static_cast<size_t>(c.num_hidden_layers));
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     throw_if_interrupted();
     model.blocks.push_back(load_block(dir, i, quantized ? &qcfg : nullptr));
+    dir.release_pages();
   }
   return model;
 }

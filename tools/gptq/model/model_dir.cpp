@@ -206,6 +206,10 @@ const TensorInfo &ModelDir::info(const std::string &tensor) const {
   return *it->second.info;
 }
 
+void ModelDir::release_pages() const {
+  for (const auto &f : files_) f->release_pages();
+}
+
 const SafetensorsFile &ModelDir::file_of(const std::string &tensor) const {
   const auto it = tensors_.find(tensor);
   if (it == tensors_.end()) throw ToolError("tensor " + tensor + " not found in " + path_);

@@ -34,6 +34,8 @@ class ModelDir {
   std::vector<float> load_f32(const std::string &tensor,
                               const std::vector<int64_t> &expected_shape) const;
   const std::vector<std::unique_ptr<SafetensorsFile>> &files() const { return files_; }
+  // SafetensorsFile::release_pages for every file.
+  void release_pages() const;
 
  private:
   struct Location {
