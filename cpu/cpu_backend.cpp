@@ -38,6 +38,15 @@ class CpuBackend final : public Backend {
     return prepare_matmul_weights(q);
   }
 
+  // The layout holds every code (CpuMatmulWeights::read_codes), so the
+  // bytes go: an imported tensor keeps its codes once, at its bit width.
+  std::shared_ptr<const PreparedWeights> prepare_holding_codes(QTensorData &q, void *) override {
+    std::shared_ptr<const CpuMatmulWeights> w = prepare_matmul_weights(q);
+    q.code_source = w;
+    decltype(q.codes)().swap(q.codes);
+    return w;
+  }
+
   void matmul(const QTensorData &q, const PreparedWeights &prepared, const void *x,
               gptq_dtype dtype, int64_t rows, const void *bias, void *y,
               const MatmulOptions &options) override {

@@ -20,7 +20,34 @@ uint8_t CpuMatmulWeights::code(int64_t row, int64_t p) const {
   return static_cast<uint8_t>((byte >> (field * field_bits())) & ((1u << field_bits()) - 1));
 }
 
-std::unique_ptr<PreparedWeights> prepare_matmul_weights(const QTensorData &q) {
+void CpuMatmulWeights::read_codes(int64_t begin, int64_t end, uint8_t *out) const {
+  const int64_t width = chunk_columns();
+  const int field = field_bits();
+  const uint32_t mask = (1u << field) - 1u, byte_masks = mask * 0x01010101u;
+  for (int64_t r = begin; r < end; ++r) {
+    const uint8_t *row = tile_codes(r / kTileRows) + 4 * (r % kTileRows);
+    uint8_t *dst = out + (r - begin) * k;
+    for (int64_t chunk = 0; chunk < chunks(); ++chunk) {
+      const uint8_t *bytes = row + chunk * kChunkBytes;
+      if (consecutive_from[chunk] >= 0) {
+        // Field f of byte q is the code of column 4f + q (see prepare).
+        uint32_t word;
+        std::memcpy(&word, bytes, 4);
+        for (int f = 0; f < codes_per_byte; ++f) {
+          const uint32_t four = (word >> (f * field)) & byte_masks;
+          std::memcpy(dst + consecutive_from[chunk] + 4 * f, &four, 4);
+        }
+        continue;
+      }
+      const int32_t *columns = &source[chunk * width];
+      for (int64_t c = 0; c < width; ++c)
+        if (columns[c] >= 0)
+          dst[columns[c]] = static_cast<uint8_t>((bytes[c % 4] >> (c / 4 * field)) & mask);
+    }
+  }
+}
+
+std::unique_ptr<CpuMatmulWeights> prepare_matmul_weights(const QTensorData &q) {
   auto m = std::make_unique<CpuMatmulWeights>();
   m->bits = q.bits;
   m->codes_per_byte = codes_per_byte_for(q.bits);
@@ -67,10 +94,8 @@ std::unique_ptr<PreparedWeights> prepare_matmul_weights(const QTensorData &q) {
   m->codes = LargeBuffer<uint8_t>(static_cast<size_t>(m->tiles * m->chunks() * kChunkBytes));
   const int64_t width = m->chunk_columns(), chunks = m->chunks();
   const int field = m->field_bits();
-  // The first source column of each chunk whose columns are consecutive
-  // columns of x (every chunk without act-order, past group padding), −1 for
-  // the others: those take a row's codes with one 32-bit load per bit field.
-  std::vector<int64_t> consecutive_from(static_cast<size_t>(chunks), -1);
+  std::vector<int64_t> &consecutive_from = m->consecutive_from;
+  consecutive_from.assign(static_cast<size_t>(chunks), -1);
   for (int64_t chunk = 0; chunk < chunks; ++chunk) {
     const int32_t *source = &m->source[chunk * width];
     bool consecutive = source[0] >= 0;
@@ -82,8 +107,10 @@ std::unique_ptr<PreparedWeights> prepare_matmul_weights(const QTensorData &q) {
   ThreadPool::instance().parallel_for(m->tiles, 0, [&](int64_t tile) {
     std::memset(&m->codes[tile * chunks * kChunkBytes], 0,
                 static_cast<size_t>(chunks * kChunkBytes));
-    for (int64_t r = tile * kTileRows; r < std::min(m->n, (tile + 1) * kTileRows); ++r) {
-      const uint8_t *src = &q.codes[r * m->k];
+    const int64_t r0 = tile * kTileRows, r1 = std::min(m->n, r0 + kTileRows);
+    const CodeRows rows(q, r0, r1);
+    for (int64_t r = r0; r < r1; ++r) {
+      const uint8_t *src = rows.row(r);
       uint8_t *row = &m->codes[tile * chunks * kChunkBytes] + 4 * (r % kTileRows);
       const int32_t *source = m->source.data();
       for (int64_t chunk = 0; chunk < chunks; ++chunk, source += width) {

@@ -40,7 +40,9 @@ struct SourceRun {
   int64_t begin, length, column;
 };
 
-struct CpuMatmulWeights final : PreparedWeights {
+// The layout holds every code of the tensor, so it can stand in for its
+// bytes (CodeSource).
+struct CpuMatmulWeights final : PreparedWeights, CodeSource {
   int bits = 0;
   int codes_per_byte = 1;  // 1, 2 or 4
   int64_t n = 0, k = 0;
@@ -48,6 +50,10 @@ struct CpuMatmulWeights final : PreparedWeights {
   int64_t tiles = 0;                 // ceil(n / 16)
   std::vector<int32_t> source;       // [kp]: original column of each position, −1 for padding
   std::vector<SourceRun> source_runs;  // `source` as stretches, in position order
+  // [chunks]: the first column of each chunk whose columns are consecutive
+  // columns of x (every chunk without act-order, past group padding), −1 for
+  // the others; a row's codes of those are one 32-bit word per bit field.
+  std::vector<int64_t> consecutive_from;
   std::vector<int64_t> group_begin;  // [slots + 1]: position ranges of the group slots
   // [tiles, slots, 16]: per group slot, per row of a tile, the scale's fp16
   // bits (what the tensor holds) and the integer zero, 4 bytes where two
@@ -63,8 +69,9 @@ struct CpuMatmulWeights final : PreparedWeights {
   const uint8_t *tile_codes(int64_t tile) const { return &codes[tile * chunks() * kChunkBytes]; }
   // The code of row `row` (within the tensor) at padded position p.
   uint8_t code(int64_t row, int64_t p) const;
+  void read_codes(int64_t begin, int64_t end, uint8_t *out) const override;
 };
 
-std::unique_ptr<PreparedWeights> prepare_matmul_weights(const QTensorData &q);
+std::unique_ptr<CpuMatmulWeights> prepare_matmul_weights(const QTensorData &q);
 
 }  // namespace gptq::cpu

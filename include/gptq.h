@@ -496,8 +496,9 @@ GPTQ_API gptq_status gptq_ctx_import_hessian(gptq_ctx *ctx, const double *h,
  * ------------------------------------------------------------------------- */
 
 /* Opaque: a quantized weight matrix (codes, scales, zeros, g_idx), laid out
- * for its backend's matmul by its first matmul. Immutable to callers: may be
- * shared by threads; freed with gptq_qtensor_destroy. */
+ * for its backend's matmul by its first matmul (a tensor imported onto the
+ * CPU backend: at import; see gptq_qtensor_import). Immutable to callers: may
+ * be shared by threads; freed with gptq_qtensor_destroy. */
 typedef struct gptq_qtensor gptq_qtensor;
 
 /* What gptq_quantize reports. Initialize struct_size = sizeof(gptq_quant_stats)
@@ -675,7 +676,10 @@ GPTQ_API gptq_status gptq_qtensor_export(const gptq_qtensor *q,
  * zero = stored + 1, as readers compute it (so a stored 2^b - 1 is a zero of
  * 2^b). The caller's buffers are copied. The tensor goes to the backend
  * GPTQ_BACKEND_AUTO chooses (the CUDA backend where it is usable): see
- * gptq_qtensor_import_ex to choose.
+ * gptq_qtensor_import_ex to choose. On the CPU backend the import lays the
+ * tensor out for matmul at once and keeps its codes only in that layout, at
+ * their bit width (about the bytes of qweight); gptq_qtensor_codes, _export
+ * and _dequantize read them from there.
  * Errors: NULL_POINTER, INVALID_SIZE, INVALID_CONFIG (bits, group size),
  * UNSUPPORTED (shape, format), SIZE_MISMATCH (buffer lengths),
  * INVALID_DATA (g_idx out of range, non-finite scales), OUT_OF_MEMORY. */

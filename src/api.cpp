@@ -396,7 +396,10 @@ GPTQ_API gptq_status gptq_qtensor_codes(const gptq_qtensor *q, uint8_t *out, int
     if (out_len < need)
       fail(GPTQ_ERR_SIZE_MISMATCH, where,
            "out_len is " + std::to_string(out_len) + "; " + std::to_string(need) + " needed");
-    std::memcpy(out, q->data.codes.data(), static_cast<size_t>(need));
+    if (q->data.codes.empty() && q->data.code_source != nullptr)
+      q->data.code_source->read_codes(0, q->data.out_features, out);
+    else
+      std::memcpy(out, q->data.codes.data(), static_cast<size_t>(need));
   });
 }
 
@@ -576,6 +579,9 @@ gptq_status import_checked(const char *where, int64_t out_features, int64_t in_f
     q->data = import_checkpoint(out_features, in_features, bits, group_size, format, host);
     q->backend = &backend;
     q->stream = o.stream;
+    // An imported tensor is made to be multiplied with: on the CPU its
+    // layout is made now and holds its codes (see CodeSource).
+    q->prepare_holding_codes();
     *out = q.release();
   });
 }

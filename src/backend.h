@@ -87,6 +87,12 @@ class Backend {
 
   // The tensor's layout for this backend's matmul.
   virtual std::unique_ptr<PreparedWeights> prepare(const QTensorData &q, void *stream) = 0;
+  // For an imported tensor not yet published: a backend whose layout can
+  // hold every code makes it now, becomes q's code source and empties
+  // q.codes. Others return null, and the layout is made at the first matmul.
+  virtual std::shared_ptr<const PreparedWeights> prepare_holding_codes(QTensorData &, void *) {
+    return nullptr;
+  }
 
   // y = x·Wᵀ (+ bias) for validated arguments (see gptq_matmul_ex).
   virtual void matmul(const QTensorData &q, const PreparedWeights &prepared, const void *x,

@@ -102,7 +102,7 @@ void export_checkpoint(const QTensorData &q, gptq_checkpoint_format format,
   const int64_t n = q.out_features;
   const int64_t k = q.in_features;
   uint32_t *qweight = reinterpret_cast<uint32_t *>(t.qweight);
-  pack_qweight(q.codes.data(), n, k, q.bits, qweight);
+  pack_qweight(CodeRows(q, 0, n).row(0), n, k, q.bits, qweight);
   uint32_t *qzeros = reinterpret_cast<uint32_t *>(t.qzeros);
   for (int64_t g = 0; g < q.groups; ++g)
     pack_run(&stored[g * n], n, q.bits, qzeros + g * s.qzeros_cols, 1);

@@ -251,6 +251,7 @@ void export_gguf(const QTensorData &q, void *out, int64_t out_len, const char *w
   if (q.act_order)
     throw Error(GPTQ_ERR_INTERNAL, std::string(where) + ": a GGUF tensor's blocks are out of order");
   const int64_t n = q.out_features, blocks = q.in_features / f->block;
+  const CodeRows codes(q, 0, n);
   uint8_t *p = static_cast<uint8_t *>(out);
   if (f->super_blocks()) {
     const int64_t subs = f->block / f->group;
@@ -262,14 +263,14 @@ void export_gguf(const QTensorData &q, void *out, int64_t out_len, const char *w
           if (f->has_min()) m[j] = q.sub_mins[(b * subs + j) * n + r];
         }
         put_super_block(*f, q.super_scales[b * n + r], f->has_min() ? q.super_mins[b * n + r] : 0,
-                        sc, m, &q.codes[r * q.in_features + b * f->block], p);
+                        sc, m, codes.row(r) + b * f->block, p);
       }
     return;
   }
   for (int64_t r = 0; r < n; ++r)
     for (int64_t b = 0; b < blocks; ++b, p += f->block_bytes) {
       const size_t at = static_cast<size_t>(b * n + r);
-      put_block(*f, q.scales[at], q.mins.empty() ? 0 : q.mins[at], &q.codes[r * q.in_features + b * f->block],
+      put_block(*f, q.scales[at], q.mins.empty() ? 0 : q.mins[at], codes.row(r) + b * f->block,
                 p);
     }
 }

@@ -5,12 +5,23 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "gptq.h"
 #include "uninitialized_allocator.h"
 
 namespace gptq {
+
+// Something that holds all of a tensor's codes in a layout of its own: the
+// CPU backend's matmul layout, for tensors imported onto it, so that such a
+// tensor keeps its codes once instead of twice (as bytes and as the layout).
+class CodeSource {
+ public:
+  virtual ~CodeSource() = default;
+  // Codes of rows [begin, end), [end − begin, K] in column order.
+  virtual void read_codes(int64_t begin, int64_t end, uint8_t *out) const = 0;
+};
 
 struct QTensorData {
   int64_t out_features = 0;  // N
@@ -21,8 +32,10 @@ struct QTensorData {
   bool act_order = false;    // g_idx differs from j / group_size
 
   // [N, K], 0 .. 2^bits - 1; whoever makes a tensor writes every code
-  // (resize leaves them unset).
+  // (resize leaves them unset). Empty when code_source holds them: read
+  // them through CodeRows, which serves both.
   std::vector<uint8_t, UninitializedAllocator<uint8_t>> codes;
+  std::shared_ptr<const CodeSource> code_source;
   std::vector<uint16_t> scales;  // [G, N], fp16 bit patterns
   std::vector<int32_t> zeros;    // [G, N], 0 .. 2^bits (V1 imports can give 2^bits)
   std::vector<int32_t> g_idx;    // [K], 0 .. G - 1
@@ -40,6 +53,19 @@ struct QTensorData {
   // (Q6_K). scales, zeros and mins stay empty.
   std::vector<uint16_t> super_scales, super_mins;
   std::vector<int16_t> sub_scales, sub_mins;
+};
+
+// Rows [begin, end) of a tensor's codes: a view of q.codes, or a copy read
+// from its code source.
+class CodeRows {
+ public:
+  CodeRows(const QTensorData &q, int64_t begin, int64_t end);
+  const uint8_t *row(int64_t r) const { return base_ + (r - begin_) * k_; }
+
+ private:
+  std::vector<uint8_t, UninitializedAllocator<uint8_t>> copy_;
+  const uint8_t *base_ = nullptr;
+  int64_t begin_ = 0, k_ = 0;
 };
 
 // Number of groups for K columns: one for group_size -1, else ceil(K / gs).

@@ -3,6 +3,10 @@
 gptq_qtensor::~gptq_qtensor() = default;
 
 const gptq::PreparedWeights &gptq_qtensor::prepared() const {
-  std::call_once(prepare_once_, [this] { prepared_ = backend->prepare(data, stream); });
+  std::call_once(prepare_once_, [this] {
+    if (prepared_ == nullptr) prepared_ = backend->prepare(data, stream);
+  });
   return *prepared_;
 }
+
+void gptq_qtensor::prepare_holding_codes() { prepared_ = backend->prepare_holding_codes(data, stream); }

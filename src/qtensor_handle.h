@@ -1,7 +1,8 @@
 // The public handle behind gptq_qtensor: a tensor's data, the backend that
 // runs its matmul, the stream its matmuls use by default, and the backend's
 // layout of it, made on the first matmul: quantize-and-export (the
-// whole-model tool) then never pays for a layout it does not use.
+// whole-model tool) then never pays for a layout it does not use. Tensors
+// imported onto the CPU get theirs at import, holding their codes.
 #pragma once
 
 #include <memory>
@@ -20,8 +21,11 @@ struct gptq_qtensor {
   // shared tensor from many threads). If making it throws, nothing is kept
   // and the next call tries again.
   const gptq::PreparedWeights &prepared() const;
+  // Where the backend can, makes the layout now and lets it hold the codes
+  // (Backend::prepare_holding_codes); for a tensor no other thread sees yet.
+  void prepare_holding_codes();
 
  private:
   mutable std::once_flag prepare_once_;
-  mutable std::unique_ptr<gptq::PreparedWeights> prepared_;
+  mutable std::shared_ptr<const gptq::PreparedWeights> prepared_;
 };

@@ -19,6 +19,10 @@
 #include <string>
 #include <vector>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include "gptq.h"
 #include "packing.h"
 #include "test_util.h"
@@ -837,6 +841,40 @@ TEST(CheckpointRoundTrip, RandomBuffersEveryWidthBothFormats) {
       }
     }
   }
+}
+
+// A tensor imported onto the CPU keeps its codes once, in the matmul layout
+// at their bit width (half a byte each at 4 bits), not also as a byte each:
+// what an engine holds for a model is about the checkpoint's size.
+TEST(CheckpointImport, CpuTensorHoldsItsCodesOnceAtTheirWidth) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+  const auto heap_in_use = [] {
+    const struct mallinfo2 m = mallinfo2();
+    return static_cast<double>(m.uordblks + m.hblkhd);
+  };
+  {  // Sanitizer runtimes replace malloc, and glibc's counts then miss.
+    const double before = heap_in_use();
+    std::vector<uint8_t> probe(size_t{16} << 20, 1);
+    if (heap_in_use() - before < static_cast<double>(probe.size()))
+      GTEST_SKIP() << "malloc's statistics do not see this process's allocations";
+  }
+  const int64_t n = 4096, k = 4096;
+  Ckpt c = alloc_ckpt(n, k, 4, 128, 0x12345678);
+  for (auto &h : c.scales) h = 0x3C00;
+  const double before = heap_in_use();
+  QTensor q = import_ckpt(n, k, 4, 128, GPTQ_FORMAT_V2, c, /*with_g_idx=*/false);
+  ASSERT_TRUE(q);
+  const double per_weight = (heap_in_use() - before) / static_cast<double>(n * k);
+  // The layout's 0.5 bytes, its scales and zeros and the tensor's own
+  // (about 0.08); codes kept as bytes besides would be a whole byte more.
+  EXPECT_GT(per_weight, 0.5);
+  EXPECT_LT(per_weight, 0.75);
+  // And the codes are all there: every nibble of 0x12345678, in order.
+  const std::vector<uint8_t> codes = gptq_test::codes_of(q.get(), n, k);
+  for (int64_t j = 0; j < 8; ++j) EXPECT_EQ(codes[(n - 1) * k + k - 8 + j], 8 - j);
+#else
+  GTEST_SKIP() << "needs glibc's mallinfo2";
+#endif
 }
 
 // ---------------------------------------------------------------------------

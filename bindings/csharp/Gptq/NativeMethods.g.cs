@@ -1048,7 +1048,10 @@ namespace Gptq
         /// zero = stored + 1, as readers compute it (so a stored 2^b - 1 is a zero of
         /// 2^b). The caller's buffers are copied. The tensor goes to the backend
         /// GPTQ_BACKEND_AUTO chooses (the CUDA backend where it is usable): see
-        /// gptq_qtensor_import_ex to choose.
+        /// gptq_qtensor_import_ex to choose. On the CPU backend the import lays the
+        /// tensor out for matmul at once and keeps its codes only in that layout, at
+        /// their bit width (about the bytes of qweight); gptq_qtensor_codes, _export
+        /// and _dequantize read them from there.
         /// Errors: NULL_POINTER, INVALID_SIZE, INVALID_CONFIG (bits, group size),
         /// UNSUPPORTED (shape, format), SIZE_MISMATCH (buffer lengths),
         /// INVALID_DATA (g_idx out of range, non-finite scales), OUT_OF_MEMORY.

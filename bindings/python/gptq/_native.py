@@ -389,8 +389,9 @@ class gptq_ctx(ctypes.Structure):
 
 class gptq_qtensor(ctypes.Structure):
     """Opaque: a quantized weight matrix (codes, scales, zeros, g_idx), laid out
-    for its backend's matmul by its first matmul. Immutable to callers: may be
-    shared by threads; freed with gptq_qtensor_destroy.
+    for its backend's matmul by its first matmul (a tensor imported onto the
+    CPU backend: at import; see gptq_qtensor_import). Immutable to callers: may
+    be shared by threads; freed with gptq_qtensor_destroy.
 
     Opaque: the C code only ever hands out gptq_qtensor *.
     """
@@ -772,7 +773,7 @@ gptq_qtensor_export.__doc__ = 'gptq_status gptq_qtensor_export(const gptq_qtenso
 gptq_qtensor_import = lib.gptq_qtensor_import
 gptq_qtensor_import.argtypes = [ctypes.c_int64, ctypes.c_int64, ctypes.c_int32, ctypes.c_int32, ctypes.c_int, ctypes.POINTER(gptq_checkpoint_tensors), ctypes.POINTER(ctypes.POINTER(gptq_qtensor))]
 gptq_qtensor_import.restype = ctypes.c_int
-gptq_qtensor_import.__doc__ = "gptq_status gptq_qtensor_import(int64_t out_features, int64_t in_features, int32_t bits, int32_t group_size, gptq_checkpoint_format format, const gptq_checkpoint_tensors *t, gptq_qtensor **out)\n\nBuild a tensor from checkpoint buffers quantized elsewhere (an engine\nloading a checkpoint). g_idx may be NULL, meaning j / group_size. With V1,\nzero = stored + 1, as readers compute it (so a stored 2^b - 1 is a zero of\n2^b). The caller's buffers are copied. The tensor goes to the backend\nGPTQ_BACKEND_AUTO chooses (the CUDA backend where it is usable): see\ngptq_qtensor_import_ex to choose.\nErrors: NULL_POINTER, INVALID_SIZE, INVALID_CONFIG (bits, group size),\nUNSUPPORTED (shape, format), SIZE_MISMATCH (buffer lengths),\nINVALID_DATA (g_idx out of range, non-finite scales), OUT_OF_MEMORY."
+gptq_qtensor_import.__doc__ = "gptq_status gptq_qtensor_import(int64_t out_features, int64_t in_features, int32_t bits, int32_t group_size, gptq_checkpoint_format format, const gptq_checkpoint_tensors *t, gptq_qtensor **out)\n\nBuild a tensor from checkpoint buffers quantized elsewhere (an engine\nloading a checkpoint). g_idx may be NULL, meaning j / group_size. With V1,\nzero = stored + 1, as readers compute it (so a stored 2^b - 1 is a zero of\n2^b). The caller's buffers are copied. The tensor goes to the backend\nGPTQ_BACKEND_AUTO chooses (the CUDA backend where it is usable): see\ngptq_qtensor_import_ex to choose. On the CPU backend the import lays the\ntensor out for matmul at once and keeps its codes only in that layout, at\ntheir bit width (about the bytes of qweight); gptq_qtensor_codes, _export\nand _dequantize read them from there.\nErrors: NULL_POINTER, INVALID_SIZE, INVALID_CONFIG (bits, group size),\nUNSUPPORTED (shape, format), SIZE_MISMATCH (buffer lengths),\nINVALID_DATA (g_idx out of range, non-finite scales), OUT_OF_MEMORY."
 
 gptq_import_options_default = lib.gptq_import_options_default
 gptq_import_options_default.argtypes = [ctypes.POINTER(gptq_import_options)]
