@@ -17,6 +17,7 @@
 
 #include "common/tool_error.h"
 #include "formats/safetensors.h"
+#include "model/embedding_table.h"
 #include "model/model_config.h"
 #include "model/model_dir.h"
 
@@ -681,6 +682,52 @@ TEST(ModelDir, LoadF32ChecksShapeAndDtypeAndConverts) {
   EXPECT_EQ(model->load_f32("w.bf16", {1, 2}), (std::vector<float>{1.0f, -3.0f}));
   EXPECT_EQ(model->load_f32("w.f16", {2}), (std::vector<float>{0.5f, 5.9604644775390625e-8f}));
   EXPECT_EQ(model->load_f32("w.f32", {16, 8})[5], 2.25f);
+}
+
+// Embeddings stay in their stored dtype and their rows widen exactly: the
+// table gives what load_f32 gives, row by row and whole.
+TEST(ModelDir, EmbeddingTableKeepsTheStoredDtype) {
+  TempDir dir;
+  write_json(dir.file("config.json"), tiny_config());
+  SafetensorsWriter w;
+  // Three rows of two: normal, subnormal and negative values, inf, a NaN.
+  const std::vector<uint16_t> bf16 = {0x3f80, 0xc040, 0x0001, 0x8000, 0x7f80, 0x7fc1};
+  const std::vector<uint16_t> f16 = {0x3800, 0x0001, 0xbc00, 0x7bff, 0x7c00, 0x7e01};
+  std::vector<uint8_t> b(12), h(12);
+  std::memcpy(b.data(), bf16.data(), 12);
+  std::memcpy(h.data(), f16.data(), 12);
+  w.add("e.bf16", TensorDType::BF16, {3, 2}, b);
+  w.add("e.f16", TensorDType::F16, {3, 2}, h);
+  w.add("e.f32", TensorDType::F32, {3, 2}, f32_bytes({3, 2}, 1.0f));
+  w.add("e.i8", TensorDType::I8, {3, 2}, std::vector<uint8_t>(6, 1));
+  w.write(dir.file("model.safetensors"));
+  auto model = ModelDir::open(dir.path());
+
+  EXPECT_EQ(model->load_16bit("e.bf16", {3, 2}), bf16);
+  EXPECT_EQ(model->load_16bit("e.f16", {3, 2}), f16);
+  try {
+    model->load_16bit("e.f32", {3, 2});
+    FAIL() << "F32 loaded as 16-bit";
+  } catch (const ToolError &e) {
+    EXPECT_HAS(e.what(), "e.f32 has dtype F32; expected F16 or BF16");
+  }
+  EXPECT_THROW(model->load_16bit("e.bf16", {2, 3}), ToolError);
+  for (const std::string name : {"e.bf16", "e.f16", "e.f32"}) {
+    SCOPED_TRACE(name);
+    const EmbeddingTable table = EmbeddingTable::load(*model, name, 3, 2);
+    const std::vector<float> want = model->load_f32(name, {3, 2});
+    const std::vector<float> all = table.to_float32();
+    ASSERT_EQ(all.size(), want.size());
+    EXPECT_EQ(std::memcmp(all.data(), want.data(), want.size() * 4), 0);
+    for (int64_t id = 0; id < 3; ++id) {
+      float row[2] = {-1.0f, -1.0f};
+      table.row(id, row);
+      EXPECT_EQ(std::memcmp(row, want.data() + 2 * id, sizeof row), 0) << "row " << id;
+    }
+  }
+  EXPECT_THROW(EmbeddingTable::load(*model, "e.i8", 3, 2), ToolError);
+  EXPECT_THROW(EmbeddingTable::load(*model, "e.bf16", 2, 3), ToolError);
+  EXPECT_THROW(EmbeddingTable::load(*model, "e.absent", 3, 2), ToolError);
 }
 
 }  // namespace

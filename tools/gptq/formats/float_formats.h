@@ -1,5 +1,5 @@
-// Narrowing float32 to the 16-bit float formats a checkpoint stores (IEEE
-// binary16 and bfloat16), rounding to nearest even as PyTorch does, and
+// Widening the 16-bit float formats a checkpoint stores (IEEE binary16 and
+// bfloat16) to float32, narrowing float32 to them, rounding to nearest even as PyTorch does, and
 // re-encoding a whole safetensors float tensor in another float dtype. A
 // value too large for the narrower format is an error naming the tensor, not
 // a silent infinity: a checkpoint whose norms became inf would load and
@@ -13,6 +13,11 @@
 #include "formats/safetensors.h"
 
 namespace gptqtool {
+
+// Widening: every binary16 and bfloat16 value is a float32, so these are
+// exact (NaN payloads kept).
+float f16_to_float(uint16_t bits);
+float bf16_to_float(uint16_t bits);
 
 // Round to nearest even; subnormals kept; NaN stays NaN (quiet) and inf
 // stays inf. *overflow is set (never cleared) when a finite value rounds to

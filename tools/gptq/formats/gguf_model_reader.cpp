@@ -76,7 +76,8 @@ LlamaModel load_gguf_model(const ModelDir &original, const std::string &path,
 
   LlamaModel m;
   m.config = c;
-  m.embed = load("token_embd.weight", c.vocab_size, c.hidden_size);
+  m.embed = EmbeddingTable(c.vocab_size, c.hidden_size,
+                           load("token_embd.weight", c.vocab_size, c.hidden_size));
   const bool permute = arch == "llama";
   type_name->clear();
   for (int64_t b = 0; b < c.num_hidden_layers; ++b) {
@@ -112,7 +113,7 @@ LlamaModel load_gguf_model(const ModelDir &original, const std::string &path,
   // No output.weight: llama.cpp ties the output to the embeddings.
   m.lm_head = Linear(c.vocab_size, c.hidden_size,
                      tensors.count("output.weight") ? load("output.weight", c.vocab_size, c.hidden_size)
-                                                    : m.embed,
+                                                    : m.embed.to_float32(),
                      {});
   return m;
 }

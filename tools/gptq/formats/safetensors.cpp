@@ -20,6 +20,7 @@
 #include "common/interrupt.h"
 #include "common/json_number.h"
 #include "common/tool_error.h"
+#include "formats/float_formats.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors data is little-endian; this reader assumes a little-endian host"
@@ -173,26 +174,6 @@ TensorInfo parse_entry(const std::string &path, const std::string &name,
 
 uint16_t load_u16(const uint8_t *p) {
   return static_cast<uint16_t>(p[0] | (p[1] << 8));
-}
-
-float bits_to_float(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
-
-// IEEE binary16 -> binary32, exact (every half is a float), payloads kept.
-float half_to_float(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t exponent = (h >> 10) & 0x1fu;
-  const uint32_t mantissa = h & 0x3ffu;
-  if (exponent == 0x1f) return bits_to_float(sign | 0x7f800000u | (mantissa << 13));
-  if (exponent == 0) {
-    // Zero or subnormal: mantissa * 2^-24, exact in float.
-    const float magnitude = static_cast<float>(mantissa) * 5.9604644775390625e-8f;
-    return sign ? -magnitude : magnitude;
-  }
-  return bits_to_float(sign | ((exponent + 112u) << 23) | (mantissa << 13));
 }
 
 // Writes all of `size` bytes, retrying short writes and EINTR.
@@ -366,11 +347,10 @@ std::vector<float> to_float32(const SafetensorsFile &f, const TensorInfo &t) {
       }
       return out;
     case TensorDType::F16:
-      for (size_t i = 0; i < n; ++i) out[i] = half_to_float(load_u16(p + 2 * i));
+      for (size_t i = 0; i < n; ++i) out[i] = f16_to_float(load_u16(p + 2 * i));
       return out;
     case TensorDType::BF16:
-      // bfloat16 is the top half of a float32.
-      for (size_t i = 0; i < n; ++i) out[i] = bits_to_float(uint32_t{load_u16(p + 2 * i)} << 16);
+      for (size_t i = 0; i < n; ++i) out[i] = bf16_to_float(load_u16(p + 2 * i));
       return out;
     default:
       throw ToolError(f.path() + ": tensor " + t.name + " has dtype " + dtype_name(t.dtype) +

@@ -267,7 +267,7 @@ std::vector<float> embed_tokens(const LlamaModel &model, const std::vector<int32
       throw ToolError("token id " + std::to_string(ids[t]) + " is outside the vocabulary of " +
                       std::to_string(model.config.vocab_size));
     }
-    std::copy_n(&model.embed[static_cast<size_t>(ids[t]) * hidden], hidden, &h[t * hidden]);
+    model.embed.row(ids[t], &h[t * hidden]);
   }
   if (model.config.embed_scale != 1.0f) {
     for (float &v : h) v *= model.config.embed_scale;

@@ -248,10 +248,11 @@ LlamaBlock load_dense_block(const ModelDir &dir, int64_t block) {
 void load_dense_outer(const ModelDir &dir, LlamaModel *model) {
   const LlamaConfig &c = dir.config();
   model->config = c;
-  model->embed = dir.load_f32("model.embed_tokens.weight", {c.vocab_size, c.hidden_size});
+  model->embed =
+      EmbeddingTable::load(dir, "model.embed_tokens.weight", c.vocab_size, c.hidden_size);
   model->final_norm = load_norm(dir, "model.norm.weight");
   if (c.tie_word_embeddings) {  // a stored lm_head.weight equals it (check_llama_tensors)
-    model->lm_head = Linear(c.vocab_size, c.hidden_size, model->embed, {});
+    model->lm_head = Linear(c.vocab_size, c.hidden_size, model->embed.to_float32(), {});
   } else {
     model->lm_head = Linear(c.vocab_size, c.hidden_size,
                             dir.load_f32("lm_head.weight", {c.vocab_size, c.hidden_size}), {});
@@ -266,7 +267,8 @@ LlamaModel load_model(const ModelDir &dir) {
   const LlamaConfig &c = dir.config();
   if (quantized && dir.has("lm_head.qweight")) {
     model.config = c;
-    model.embed = dir.load_f32("model.embed_tokens.weight", {c.vocab_size, c.hidden_size});
+    model.embed =
+        EmbeddingTable::load(dir, "model.embed_tokens.weight", c.vocab_size, c.hidden_size);
     model.final_norm = load_norm(dir, "model.norm.weight");
     model.lm_head =
         Linear(load_quantized_linear(dir, qcfg, "lm_head", c.vocab_size, c.hidden_size), {});

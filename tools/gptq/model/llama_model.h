@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "model/embedding_table.h"
 #include "model/linear.h"
 #include "model/model_config.h"
 
@@ -63,10 +64,10 @@ int64_t block_sliding_window(const LlamaConfig &c, int64_t block);
 
 struct LlamaModel {
   LlamaConfig config;
-  std::vector<float> embed;  // [vocab, hidden]
+  EmbeddingTable embed;  // [vocab, hidden]
   std::vector<LlamaBlock> blocks;
   std::vector<float> final_norm;  // [hidden]
-  Linear lm_head;                 // [vocab, hidden]; a copy of embed when tied
+  Linear lm_head;                 // [vocab, hidden]; embed as float32 when tied
 };
 
 // The linear layers of a block by their checkpoint names

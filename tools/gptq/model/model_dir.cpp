@@ -229,6 +229,20 @@ std::vector<float> ModelDir::load_f32(const std::string &tensor,
   return to_float32(file_of(tensor), info(tensor));
 }
 
+std::vector<uint16_t> ModelDir::load_16bit(const std::string &tensor,
+                                           const std::vector<int64_t> &expected_shape) const {
+  check_float_tensor(*this, tensor, expected_shape);
+  const TensorInfo &t = info(tensor);
+  if (t.dtype != TensorDType::F16 && t.dtype != TensorDType::BF16) {
+    throw ToolError(file_of(tensor).path() + ": " + tensor + " has dtype " + dtype_name(t.dtype) +
+                    "; expected F16 or BF16");
+  }
+  // safetensors data is little-endian, as the host (safetensors.cpp).
+  std::vector<uint16_t> bits(static_cast<size_t>(t.numel()));
+  if (!bits.empty()) std::memcpy(bits.data(), file_of(tensor).data(t), bits.size() * 2);
+  return bits;
+}
+
 void check_llama_tensors(const ModelDir &model) {
   const LlamaConfig &c = model.config();
   const int64_t hidden = c.hidden_size;

@@ -33,6 +33,10 @@ class ModelDir {
   // its file, and the expected and actual shape or dtype.
   std::vector<float> load_f32(const std::string &tensor,
                               const std::vector<int64_t> &expected_shape) const;
+  // The same checks, for a tensor stored as F16 or BF16: its values' bits
+  // as stored (info(tensor).dtype says which); ToolError for other dtypes.
+  std::vector<uint16_t> load_16bit(const std::string &tensor,
+                                   const std::vector<int64_t> &expected_shape) const;
   const std::vector<std::unique_ptr<SafetensorsFile>> &files() const { return files_; }
   // SafetensorsFile::release_pages for every file.
   void release_pages() const;

@@ -1,0 +1,40 @@
+// The token embeddings [vocab, hidden] a forward pass looks its tokens up
+// in. Kept in the dtype the checkpoint stores them in: 16-bit rows (F16,
+// BF16) take half the memory of float32 and widen to it exactly, and a
+// forward pass reads only its tokens' rows.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "formats/safetensors.h"
+
+namespace gptqtool {
+
+class ModelDir;
+
+class EmbeddingTable {
+ public:
+  EmbeddingTable() = default;
+  // float32 rows, row-major.
+  EmbeddingTable(int64_t vocab, int64_t hidden, std::vector<float> rows);
+  // Tensor `tensor` of `dir`, checked to be a float tensor [vocab, hidden].
+  static EmbeddingTable load(const ModelDir &dir, const std::string &tensor, int64_t vocab,
+                             int64_t hidden);
+
+  int64_t vocab() const { return vocab_; }
+  int64_t hidden() const { return hidden_; }
+  // Row `id` (0 <= id < vocab) as float32 into out[hidden].
+  void row(int64_t id, float *out) const;
+  // The whole table as float32 (an lm_head tied to it).
+  std::vector<float> to_float32() const;
+
+ private:
+  int64_t vocab_ = 0, hidden_ = 0;
+  TensorDType dtype_ = TensorDType::F32;  // F32, F16 or BF16
+  std::vector<float> f32_;
+  std::vector<uint16_t> bits16_;
+};
+
+}  // namespace gptqtool
