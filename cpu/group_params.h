@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <limits>
 
+#include "block_scale_search.h"
 #include "gguf_grid.h"
 #include "gptq.h"
 #include "half.h"
@@ -92,53 +93,65 @@ struct Quantizer {
   template <typename ToHalf>
   T search_block_scale(const T *row, const T *h, int64_t c0, int64_t c1, T top, T z,
                        const ToHalf &to_half) const {
+    // The candidates' sums run in SIMD lanes, several candidates at once
+    // (block_scale_search.h), with each candidate's arithmetic the scalar
+    // block_code's: the errors, and so the choice, are the same bits.
+    const ZeroFormBlock<T> block{row + c0, h + c0, c1 - c0, z, maxq};
+    const auto usable = [](T d) { return d != T(0) && std::isfinite(d); };
     const T rule = to_half(top / static_cast<T>(gguf->divisor));
-    T best = rule, best_err = block_error(row, h, c0, c1, rule, z);
-    const auto refit = [&](T d) {
-      T num = T(0), den = T(0);
-      for (int64_t c = c0; c < c1; ++c) {
-        const T q = block_code(row[c], d, z) - z;
-        num += h[c] * row[c] * q;
-        den += h[c] * q * q;
-      }
-      return den > T(0) ? to_half(num / den) : T(0);
-    };
-    // In fp16 many candidates coincide (neighbouring k round to one value,
-    // refits converge): each value's error and refit are computed once and
-    // remembered, and a repeat, which cannot win, is skipped (the result is
-    // the same as evaluating every candidate).
-    T evaluated[3 * 41 + 1], refit_of[3 * 41 + 1], refit_val[3 * 41 + 1];
-    int n_evaluated = 0, n_refit = 0;
-    const auto first_time = [&](T d) {
-      for (int i = 0; i < n_evaluated; ++i)
-        if (evaluated[i] == d) return false;
-      evaluated[n_evaluated++] = d;
-      return true;
-    };
-    const auto refit_cached = [&](T d) {
-      for (int i = 0; i < n_refit; ++i)
-        if (refit_of[i] == d) return refit_val[i];
-      const T r = refit(d);
-      refit_of[n_refit] = d;
-      refit_val[n_refit++] = r;
-      return r;
-    };
-    first_time(rule);
-    for (int step = 0; step < 41; ++step) {
+    constexpr int kSteps = 41;
+    T d0[kSteps];
+    for (int step = 0; step < kSteps; ++step) {
       const int k = step == 0 ? 0 : (step <= 20 ? step : 20 - step);  // 0, 1..20, −1..−20
-      const T d0 = to_half(top / (static_cast<T>(gguf->divisor) + static_cast<T>(k) / T(10)));
-      if (d0 == T(0) || !std::isfinite(d0)) continue;
-      const T d1 = refit_cached(d0);
-      const T d2 = d1 != T(0) && std::isfinite(d1) ? refit_cached(d1) : T(0);
-      for (const T d : {d0, d1, d2}) {
-        if (d == T(0) || !std::isfinite(d) || !first_time(d)) continue;
-        const T err = block_error(row, h, c0, c1, d, z);
-        if (err < best_err) {
-          best_err = err;
-          best = d;
-        }
-      }
+      d0[step] = to_half(top / (static_cast<T>(gguf->divisor) + static_cast<T>(k) / T(10)));
     }
+    // In fp16 many candidates coincide (neighbouring k round to one value,
+    // refits converge): each value is refitted and evaluated once, and a
+    // repeat, which cannot win (ties go to the earlier), is left out.
+    // Each value refitted so far, with its refit:
+    CandidateIndex<T> refitted;
+    T refit_value[2 * kSteps];
+    int n_refitted = 0;
+    // Refits of every usable d0, then of every usable refit not yet refitted.
+    const auto refit_all = [&](const T *ds, int count) {
+      T todo[kSteps], num[kSteps], den[kSteps];
+      int n_todo = 0;
+      for (int i = 0; i < count; ++i)
+        if (usable(ds[i]) && refitted.insert(ds[i], n_refitted + n_todo)) todo[n_todo++] = ds[i];
+      block_refit_sums(block, todo, n_todo, num, den);
+      for (int i = 0; i < n_todo; ++i)
+        refit_value[n_refitted++] = den[i] > T(0) ? to_half(num[i] / den[i]) : T(0);
+    };
+    const auto refit = [&](T d) { return refit_value[refitted.find(d)]; };
+    refit_all(d0, kSteps);
+    T d1[kSteps];
+    for (int step = 0; step < kSteps; ++step) d1[step] = usable(d0[step]) ? refit(d0[step]) : T(0);
+    refit_all(d1, kSteps);
+    // Every usable candidate once, in the order of the plain search: the
+    // rule's d, then per step d0, its refit, and that one's refit.
+    CandidateIndex<T> listed;
+    T order[3 * kSteps + 1];
+    int n_order = 0;
+    const auto add = [&](T d) {
+      if (usable(d) && listed.insert(d, n_order)) order[n_order++] = d;
+    };
+    add(rule);
+    for (int step = 0; step < kSteps; ++step) {
+      if (!usable(d0[step])) continue;
+      add(d0[step]);
+      add(d1[step]);
+      if (usable(d1[step])) add(refit(d1[step]));
+    }
+    T err[3 * kSteps + 1];
+    block_errors(block, order, n_order, err);
+    // The rule's d competes even when it is 0 (every weight rounds to the
+    // code of 0) or not finite; it is first, and wins ties.
+    T best = rule, best_err = usable(rule) ? err[0] : block_error(row, h, c0, c1, rule, z);
+    for (int i = usable(rule) ? 1 : 0; i < n_order; ++i)
+      if (err[i] < best_err) {
+        best_err = err[i];
+        best = order[i];
+      }
     return best;
   }
 

@@ -1,0 +1,177 @@
+// The scale search of zero-form GGUF blocks (Q4_0, Q5_0, Q8_0) with its
+// candidates' sums in SIMD lanes (cpu/block_scale_search.h), run once per
+// instruction-set level (tests/meson.build):
+//  - the lane sums equal the scalar Quantizer's loops bit for bit, for
+//    candidates of every sign and size, ties at half a code included;
+//  - the search picks, bit for bit, the scale of the plain search it
+//    replaced: every candidate in order, each a scalar loop, repeats and
+//    refits found by scanning lists (written out below as the reference).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "block_scale_search.h"
+#include "group_params.h"
+#include "half.h"
+
+namespace {
+
+using gptq::cpu::Quantizer;
+using gptq::cpu::ZeroFormBlock;
+
+template <typename T>
+T as_half(T v) {
+  return static_cast<T>(gptq::half_to_float(gptq::float_to_half(static_cast<float>(v))));
+}
+
+template <typename T>
+Quantizer<T> quantizer_for(gptq_grid grid, int bits) {
+  gptq_config c;
+  gptq_config_default(&c);
+  c.grid = grid;
+  c.bits = bits;
+  return Quantizer<T>::from_config(c);
+}
+
+template <typename T>
+bool same_bits(T a, T b) {
+  return std::memcmp(&a, &b, sizeof a) == 0;
+}
+
+// Weights of a block, with some exactly on half-codes of `d` (ties).
+template <typename T>
+std::vector<T> block_weights(std::mt19937 &rng, int64_t len, T d) {
+  std::normal_distribution<double> normal(0.0, 0.05);
+  std::vector<T> w(static_cast<size_t>(len));
+  for (int64_t c = 0; c < len; ++c)
+    w[c] = c % 5 == 0 ? static_cast<T>(d * (static_cast<T>(rng() % 17) - T(8.5)))
+                      : static_cast<T>(normal(rng));
+  return w;
+}
+
+template <typename T>
+void lane_sums_equal_scalar_loops() {
+  std::mt19937 rng(7);
+  for (const auto &[grid, bits] :
+       {std::pair{GPTQ_GRID_Q4_0, 4}, std::pair{GPTQ_GRID_Q5_0, 5}, std::pair{GPTQ_GRID_Q8_0, 8}}) {
+    const Quantizer<T> q = quantizer_for<T>(grid, bits);
+    const T z = static_cast<T>(q.gguf->zero);
+    for (int64_t len : {32, 16, 3}) {
+      for (int trial = 0; trial < 50; ++trial) {
+        const std::vector<T> w = block_weights<T>(rng, len, T(0.01));
+        std::vector<T> h(static_cast<size_t>(len));
+        for (auto &v : h) v = rng() % 7 == 0 ? T(0) : static_cast<T>((rng() % 1000) / 100.0 + 0.01);
+        // Candidates of both signs, tiny to huge, one of them the tie scale;
+        // an odd count leaves partial lane groups at every width.
+        std::vector<T> d;
+        for (int i = 0; i < 37; ++i) {
+          const double mag = std::ldexp(1.0 + (rng() % 1024) / 1024.0, static_cast<int>(rng() % 30) - 24);
+          d.push_back(as_half(static_cast<T>(i % 3 == 0 ? -mag : mag)));
+        }
+        d.push_back(T(0.01));
+        const ZeroFormBlock<T> b{w.data(), h.data(), len, z, q.maxq};
+        std::vector<T> err(d.size()), num(d.size()), den(d.size());
+        gptq::cpu::block_errors(b, d.data(), static_cast<int>(d.size()), err.data());
+        gptq::cpu::block_refit_sums(b, d.data(), static_cast<int>(d.size()), num.data(), den.data());
+        for (size_t i = 0; i < d.size(); ++i) {
+          const T want = q.block_error(w.data(), h.data(), 0, len, d[i], z);
+          T n = T(0), m = T(0);
+          for (int64_t c = 0; c < len; ++c) {
+            const T s = q.block_code(w[c], d[i], z) - z;
+            n += h[c] * w[c] * s;
+            m += h[c] * s * s;
+          }
+          ASSERT_TRUE(same_bits(err[i], want)) << "grid " << grid << " d " << d[i] << ": " << err[i] << " vs " << want;
+          ASSERT_TRUE(same_bits(num[i], n)) << "grid " << grid << " d " << d[i];
+          ASSERT_TRUE(same_bits(den[i], m)) << "grid " << grid << " d " << d[i];
+        }
+      }
+    }
+  }
+}
+
+TEST(BlockScaleSearch, LaneSumsEqualTheScalarLoopsFloat) { lane_sums_equal_scalar_loops<float>(); }
+TEST(BlockScaleSearch, LaneSumsEqualTheScalarLoopsDouble) { lane_sums_equal_scalar_loops<double>(); }
+
+// The search as it was written before its sums went into lanes: candidates
+// top / (divisor + k/10), k = 0, 1..20, −1..−20, each with its refit and the
+// refit's refit, evaluated in that order after the rule's d, repeats
+// skipped, the first of the smallest error kept.
+template <typename T>
+T plain_search(const Quantizer<T> &q, const T *row, const T *h, int64_t len, T top, T z) {
+  const T rule = as_half(top / static_cast<T>(q.gguf->divisor));
+  T best = rule, best_err = q.block_error(row, h, 0, len, rule, z);
+  const auto refit = [&](T d) {
+    T num = T(0), den = T(0);
+    for (int64_t c = 0; c < len; ++c) {
+      const T s = q.block_code(row[c], d, z) - z;
+      num += h[c] * row[c] * s;
+      den += h[c] * s * s;
+    }
+    return den > T(0) ? as_half(num / den) : T(0);
+  };
+  std::vector<T> seen = {rule};
+  for (int step = 0; step < 41; ++step) {
+    const int k = step == 0 ? 0 : (step <= 20 ? step : 20 - step);
+    const T d0 = as_half(top / (static_cast<T>(q.gguf->divisor) + static_cast<T>(k) / T(10)));
+    if (d0 == T(0) || !std::isfinite(d0)) continue;
+    const T d1 = refit(d0);
+    const T d2 = d1 != T(0) && std::isfinite(d1) ? refit(d1) : T(0);
+    for (const T d : {d0, d1, d2}) {
+      if (d == T(0) || !std::isfinite(d)) continue;
+      bool repeat = false;
+      for (const T s : seen) repeat = repeat || s == d;
+      if (repeat) continue;
+      seen.push_back(d);
+      const T err = q.block_error(row, h, 0, len, d, z);
+      if (err < best_err) {
+        best_err = err;
+        best = d;
+      }
+    }
+  }
+  return best;
+}
+
+template <typename T>
+void search_matches_plain_search() {
+  std::mt19937 rng(11);
+  int blocks = 0;
+  for (const auto &[grid, bits] :
+       {std::pair{GPTQ_GRID_Q4_0, 4}, std::pair{GPTQ_GRID_Q5_0, 5}, std::pair{GPTQ_GRID_Q8_0, 8}}) {
+    const Quantizer<T> q = quantizer_for<T>(grid, bits);
+    for (int trial = 0; trial < 300; ++trial, ++blocks) {
+      const int64_t len = 32;
+      const T scale = static_cast<T>(std::ldexp(1.0, static_cast<int>(rng() % 12) - 10));
+      std::vector<T> w = block_weights<T>(rng, len, scale / T(8));
+      for (auto &v : w) v *= scale / T(0.05);
+      if (trial % 50 == 0) std::fill(w.begin(), w.end(), w[0]);  // one value
+      std::vector<T> h(static_cast<size_t>(len));
+      for (auto &v : h) v = trial % 3 == 0 ? T(1) : static_cast<T>((rng() % 1000) / 100.0 + 0.01);
+      T scale_out = 0, zero_out = 0;
+      q.find_block_params(w.data(), 0, len, &scale_out, &zero_out, h.data());
+      T amax = 0, signed_max = 0;
+      for (const T v : w)
+        if (std::abs(v) > amax) {
+          amax = std::abs(v);
+          signed_max = v;
+        }
+      if (amax == T(0)) continue;
+      const T top = q.gguf->rule == gptq::BlockRule::kSignedMax ? signed_max : amax;
+      const T want = plain_search(q, w.data(), h.data(), len, top, static_cast<T>(q.gguf->zero));
+      ASSERT_TRUE(same_bits(scale_out, want))
+          << "grid " << grid << " trial " << trial << ": " << scale_out << " vs " << want;
+    }
+  }
+  EXPECT_EQ(blocks, 900);
+}
+
+TEST(BlockScaleSearch, PicksWhatThePlainSearchPicksFloat) { search_matches_plain_search<float>(); }
+TEST(BlockScaleSearch, PicksWhatThePlainSearchPicksDouble) { search_matches_plain_search<double>(); }
+
+}  // namespace
