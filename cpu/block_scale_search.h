@@ -1,5 +1,6 @@
-// The sums behind the scale search of a zero-form GGUF block (Q4_0, Q5_0,
-// Q8_0; Quantizer::search_block_scale in group_params.h) for many candidate
+// The sums behind the scale searches of GGUF blocks (zero-form Q4_0, Q5_0,
+// Q8_0, Q6_K's sub-blocks; min-form Q4_1, Q5_1, Q4_K's and Q5_K's
+// sub-blocks: group_params.h, super_block_params.h) for many candidate
 // scales at once: each SIMD lane takes one candidate through the block's
 // columns in order, with the scalar Quantizer's operations in its order, so
 // every level gives the very bits the plain loop gives (and the search picks
@@ -27,6 +28,13 @@ struct ZeroFormBlock {
 // added in constant time where a scan of the list made the search's
 // bookkeeping cost more than its sums. Values are compared by their bits
 // (candidates are fp16 values, never NaN).
+// GCC cannot see that a slot's key is read only once the slot is used (and
+// so written), and warns of keys_ at -O1; they are left unset on purpose,
+// for a table made once per block.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 template <typename T>
 class CandidateIndex {
  public:
@@ -66,6 +74,9 @@ class CandidateIndex {
   int values_[kSlots];
   uint8_t used_[kSlots];
 };
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 // err[i] = Σ h·(w − d_i·(q − z))² with q = min(max(rint(w / d_i) + z, 0), maxq).
 template <typename T>
@@ -75,5 +86,30 @@ void block_errors(const ZeroFormBlock<T> &b, const T *d, int count, T *err);
 // weighted least-squares refit num / den of d_i to its own codes.
 template <typename T>
 void block_refit_sums(const ZeroFormBlock<T> &b, const T *d, int count, T *num, T *den);
+
+// Min-form blocks (Q4_1, Q5_1, and the Q4_K/Q5_K sub-blocks): value d·q + z,
+// q = min(max(rint((w − z) / d), 0), maxq); each candidate a pair (d_i, z_i),
+// d_i finite and nonzero.
+template <typename T>
+struct MinFormBlock {
+  const T *w;
+  const T *h;
+  int64_t len;
+  T maxq;
+};
+
+// err[i] = Σ h·(w − (d_i·q + z_i))².
+template <typename T>
+void min_block_errors(const MinFormBlock<T> &b, const T *d, const T *z, int count, T *err);
+
+// The sums of the weighted least-squares fit w ≈ d·q + z to candidate i's
+// codes q, each into its own array: Σ h, Σ h·q, Σ h·q·q, Σ h·w, Σ h·q·w.
+template <typename T>
+struct FitSums {
+  T *h, *q, *qq, *w, *qw;
+};
+template <typename T>
+void min_block_fit_sums(const MinFormBlock<T> &b, const T *d, const T *z, int count,
+                        const FitSums<T> &out);
 
 }  // namespace gptq::cpu
