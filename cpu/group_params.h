@@ -163,35 +163,46 @@ struct Quantizer {
   template <typename ToHalf>
   void search_block_min(const T *row, const T *h, int64_t c0, int64_t c1, T lo, T hi,
                         const ToHalf &to_half, T *d_best, T *m_best) const {
-    T best_err = block_error(row, h, c0, c1, *d_best, *m_best);
-    const auto consider = [&](T d, T m) {
-      if (!(d > T(0)) || !std::isfinite(d) || !std::isfinite(m)) return;
-      const T err = block_error(row, h, c0, c1, d, m);
-      if (err < best_err) {
-        best_err = err;
-        *d_best = d;
-        *m_best = m;
-      }
-    };
+    // The candidates' sums run in SIMD lanes (block_scale_search.h), each
+    // lane the scalar code's arithmetic: the choice is the same bits.
+    const MinFormBlock<T> block{row + c0, h + c0, c1 - c0, maxq};
+    const auto usable = [](T d, T m) { return d > T(0) && std::isfinite(d) && std::isfinite(m); };
+    constexpr int kSteps = 18;  // k = −9..9 but 0
     const T m0 = to_half(lo);
+    T d0[kSteps], z0[kSteps], sh[kSteps], sq[kSteps], sqq[kSteps], sw[kSteps], sqw[kSteps];
+    int n_fit = 0;
     for (int k = -9; k <= 9; ++k) {
-      if (k == 0) continue;
-      const T d0 = to_half((hi - lo) / (maxq + static_cast<T>(k) / T(10)));
-      consider(d0, m0);
-      // Weighted least squares of w ≈ q·d + m over the codes d0, m0 give.
-      T sh = 0, sq = 0, sqq = 0, sw = 0, sqw = 0;
-      for (int64_t c = c0; c < c1; ++c) {
-        const T q = d0 > T(0) ? block_code(row[c], d0, m0) : T(0);
-        sh += h[c];
-        sq += h[c] * q;
-        sqq += h[c] * q * q;
-        sw += h[c] * row[c];
-        sqw += h[c] * q * row[c];
-      }
-      const T det = sh * sqq - sq * sq;
-      if (det > T(0))
-        consider(to_half((sh * sqw - sq * sw) / det), to_half((sqq * sw - sq * sqw) / det));
+      const T d = to_half((hi - lo) / (maxq + static_cast<T>(k) / T(10)));
+      // A d0 of 0 or beyond fp16 gives every code 0: no fit, no candidate.
+      if (k == 0 || !(d > T(0)) || !std::isfinite(d)) continue;
+      d0[n_fit] = d;
+      z0[n_fit++] = m0;
     }
+    min_block_fit_sums(block, d0, z0, n_fit, FitSums<T>{sh, sq, sqq, sw, sqw});
+    // In the order of the plain search: per step (d0, m0), then the
+    // least-squares pair of its codes.
+    T d[2 * kSteps], m[2 * kSteps], err[2 * kSteps];
+    int n = 0;
+    const auto add = [&](T di, T mi) {
+      if (!usable(di, mi)) return;
+      d[n] = di;
+      m[n++] = mi;
+    };
+    for (int i = 0; i < n_fit; ++i) {
+      add(d0[i], m0);
+      const T det = sh[i] * sqq[i] - sq[i] * sq[i];
+      if (det > T(0))
+        add(to_half((sh[i] * sqw[i] - sq[i] * sw[i]) / det),
+            to_half((sqq[i] * sw[i] - sq[i] * sqw[i]) / det));
+    }
+    min_block_errors(block, d, m, n, err);
+    T best_err = block_error(row, h, c0, c1, *d_best, *m_best);
+    for (int i = 0; i < n; ++i)
+      if (err[i] < best_err) {
+        best_err = err[i];
+        *d_best = d[i];
+        *m_best = m[i];
+      }
   }
 
   // A GGUF block's parameters by its format's rule, d (and m) rounded to

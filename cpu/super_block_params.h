@@ -19,7 +19,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
+#include "block_scale_search.h"
 #include "gguf_grid.h"
 #include "half.h"
 
@@ -86,45 +88,61 @@ struct SuperBlockRule {
     *s_best = hi > lo ? (hi - lo) / maxq : T(0);
     *m_best = -lo;
     if (!(hi > lo)) return;
-    T best = error(row, h, c0, c1, *s_best, lo);
-    const auto consider = [&](T s, T m) {
-      if (!(s > T(0)) || !std::isfinite(s) || !std::isfinite(m) || m < T(0)) return;
-      const T err = error(row, h, c0, c1, s, -m);
-      if (err < best) {
-        best = err;
-        *s_best = s;
-        *m_best = m;
-      }
-    };
-    for (int step = 0; step < 19; ++step) {
+    std::vector<T> ones;
+    if (h == nullptr) ones.assign(static_cast<size_t>(c1), T(1));
+    const MinFormBlock<T> block{row + c0, (h != nullptr ? h : ones.data()) + c0, c1 - c0, maxq};
+    // Steps k = 0, 1..9, −1..−9: s0 over the range, with the least-squares
+    // fit to its codes. An s0 of 0 or beyond float gives every code 0, so
+    // no fit and no candidate.
+    constexpr int kSteps = 19;
+    T s0[kSteps], z0[kSteps], sh[kSteps], sq[kSteps], sqq[kSteps], sw[kSteps], sqw[kSteps];
+    int step_of[kSteps], n_fit = 0;
+    for (int step = 0; step < kSteps; ++step) {
       const int k = step == 0 ? 0 : (step <= 9 ? step : 9 - step);  // 0, 1..9, −1..−9
-      const T s0 = (hi - lo) / (maxq + static_cast<T>(k) / T(10));
-      if (step > 0) consider(s0, -lo);
-      T sh = 0, sq = 0, sqq = 0, sw = 0, sqw = 0;
-      for (int64_t c = c0; c < c1; ++c) {
-        const T hc = weight(h, c), q = code(row[c], s0, lo);
-        sh += hc;
-        sq += hc * q;
-        sqq += hc * q * q;
-        sw += hc * row[c];
-        sqw += hc * q * row[c];
-      }
-      const T det = sh * sqq - sq * sq;
-      if (!(det > T(0))) continue;
-      const T s1 = (sh * sqw - sq * sw) / det, z1 = (sqq * sw - sq * sqw) / det;
-      if (z1 <= T(0))
-        consider(s1, -z1);
-      else if (sqq > T(0))
-        consider(sqw / sqq, T(0));  // a positive min cannot be stored: refit with 0
+      const T s = (hi - lo) / (maxq + static_cast<T>(k) / T(10));
+      if (!(s > T(0)) || !std::isfinite(s)) continue;
+      s0[n_fit] = s;
+      z0[n_fit] = lo;
+      step_of[n_fit++] = step;
     }
+    min_block_fit_sums(block, s0, z0, n_fit, FitSums<T>{sh, sq, sqq, sw, sqw});
+    // The candidates (s, m ≥ 0; value s·q − m) in the plain search's order:
+    // per step s0 (but the rule's, already the best), then the fit.
+    T s[2 * kSteps], z[2 * kSteps], err[2 * kSteps];
+    int n = 0;
+    const auto add = [&](T si, T mi) {
+      if (!(si > T(0)) || !std::isfinite(si) || !std::isfinite(mi) || mi < T(0)) return;
+      s[n] = si;
+      z[n++] = -mi;
+    };
+    for (int i = 0; i < n_fit; ++i) {
+      if (step_of[i] > 0) add(s0[i], -lo);
+      const T det = sh[i] * sqq[i] - sq[i] * sq[i];
+      if (!(det > T(0))) continue;
+      const T s1 = (sh[i] * sqw[i] - sq[i] * sw[i]) / det, z1 = (sqq[i] * sw[i] - sq[i] * sqw[i]) / det;
+      if (z1 <= T(0))
+        add(s1, -z1);
+      else if (sqq[i] > T(0))
+        add(sqw[i] / sqq[i], T(0));  // a positive min cannot be stored: refit with 0
+    }
+    min_block_errors(block, s, z, n, err);
+    T best = error(row, h, c0, c1, *s_best, lo);
+    for (int i = 0; i < n; ++i)
+      if (err[i] < best) {
+        best = err[i];
+        *s_best = s[i];
+        *m_best = -z[i];
+      }
   }
 
   // Q6_K: a sub-block's own signed scale (value s·(q − 32)), searched as
-  // Q4_0's blocks are (group_params.h, search_block_scale): the weight of largest magnitude, sign kept, over
-  // divisor + k/10 (divisor −32, k = −20..20, the plain rule first), each
-  // also refitted by weighted least squares to its codes (s = Σ h·w·q /
-  // Σ h·q², q the signed code) and that refitted once more; the least
-  // Σ h·(w − value)² wins.
+  // Q4_0's blocks are (group_params.h, search_block_scale): the weight of
+  // largest magnitude, sign kept, over divisor + k/10 (divisor −32, k =
+  // −20..20, the plain rule first), each also refitted by weighted least
+  // squares to its codes (s = Σ h·w·q / Σ h·q², q the signed code) and that
+  // refitted once more; the least Σ h·(w − value)² wins, the earlier on
+  // ties. The candidates' sums run in SIMD lanes (block_scale_search.h),
+  // each lane the scalar code's arithmetic: the choice is the same bits.
   T fit_signed(const T *row, const T *h, int64_t c0, int64_t c1) const {
     T amax = T(0), top = T(0);
     for (int64_t c = c0; c < c1; ++c)
@@ -133,31 +151,47 @@ struct SuperBlockRule {
         top = row[c];
       }
     if (amax == T(0)) return T(0);
-    const T z = zero(), div = static_cast<T>(f->divisor);
-    T best_s = top / div, best = error(row, h, c0, c1, best_s, z);
-    const auto refit = [&](T s) {
-      T num = T(0), den = T(0);
-      for (int64_t c = c0; c < c1; ++c) {
-        const T q = code(row[c], s, z) - z;
-        num += weight(h, c) * row[c] * q;
-        den += weight(h, c) * q * q;
-      }
-      return den > T(0) ? num / den : T(0);
-    };
-    for (int step = 0; step < 41; ++step) {
-      const int k = step == 0 ? 0 : (step <= 20 ? step : 20 - step);
-      const T s0 = top / (div + static_cast<T>(k) / T(10));
-      const T s1 = refit(s0);
-      const T s2 = s1 != T(0) && std::isfinite(s1) ? refit(s1) : T(0);
-      for (const T s : {s0, s1, s2}) {
-        if (s == T(0) || !std::isfinite(s)) continue;
-        const T err = error(row, h, c0, c1, s, z);
-        if (err < best) {
-          best = err;
-          best_s = s;
+    std::vector<T> ones;
+    if (h == nullptr) ones.assign(static_cast<size_t>(c1), T(1));
+    const ZeroFormBlock<T> block{row + c0, (h != nullptr ? h : ones.data()) + c0, c1 - c0, zero(),
+                                 maxq};
+    const auto usable = [](T s) { return s != T(0) && std::isfinite(s); };
+    const T div = static_cast<T>(f->divisor);
+    T best_s = top / div, best = error(row, h, c0, c1, best_s, zero());
+    // Per step k: s0 = top / (divisor + k/10), its refit s1 and s1's refit
+    // s2 (a refit of an unusable scale is 0: no code is away from z).
+    constexpr int kSteps = 41;
+    T s0[kSteps], s1[kSteps], s2[kSteps], num[kSteps], den[kSteps];
+    const auto refits = [&](const T *from, T *to) {
+      T todo[kSteps];
+      int at[kSteps], n = 0;
+      for (int i = 0; i < kSteps; ++i) {
+        to[i] = T(0);
+        if (usable(from[i])) {
+          todo[n] = from[i];
+          at[n++] = i;
         }
       }
+      block_refit_sums(block, todo, n, num, den);
+      for (int j = 0; j < n; ++j) to[at[j]] = den[j] > T(0) ? num[j] / den[j] : T(0);
+    };
+    for (int step = 0; step < kSteps; ++step) {
+      const int k = step == 0 ? 0 : (step <= 20 ? step : 20 - step);  // 0, 1..20, −1..−20
+      s0[step] = top / (div + static_cast<T>(k) / T(10));
     }
+    refits(s0, s1);
+    refits(s1, s2);
+    T order[3 * kSteps], err[3 * kSteps];
+    int n_order = 0;
+    for (int step = 0; step < kSteps; ++step)
+      for (const T s : {s0[step], s1[step], s2[step]})
+        if (usable(s)) order[n_order++] = s;
+    block_errors(block, order, n_order, err);
+    for (int i = 0; i < n_order; ++i)
+      if (err[i] < best) {
+        best = err[i];
+        best_s = order[i];
+      }
     return best_s;
   }
 

@@ -5,7 +5,11 @@
 //    candidates of every sign and size, ties at half a code included;
 //  - the search picks, bit for bit, the scale of the plain search it
 //    replaced: every candidate in order, each a scalar loop, repeats and
-//    refits found by scanning lists (written out below as the reference).
+//    refits found by scanning lists (written out below as the reference);
+//  - so does Q6_K's sub-block fit (SuperBlockRule::fit_signed), which runs
+//    its candidates through the same lanes;
+//  - the same for the min-form blocks: Q4_1 and Q5_1 (search_block_min)
+//    and the Q4_K/Q5_K sub-block fit (SuperBlockRule::fit_min).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -18,6 +22,7 @@
 #include "block_scale_search.h"
 #include "group_params.h"
 #include "half.h"
+#include "super_block_params.h"
 
 namespace {
 
@@ -173,5 +178,205 @@ void search_matches_plain_search() {
 
 TEST(BlockScaleSearch, PicksWhatThePlainSearchPicksFloat) { search_matches_plain_search<float>(); }
 TEST(BlockScaleSearch, PicksWhatThePlainSearchPicksDouble) { search_matches_plain_search<double>(); }
+
+// Q6_K's sub-block fit as it was written before its sums went into lanes.
+template <typename T>
+T plain_fit_signed(const gptq::cpu::SuperBlockRule<T> &rule, const T *row, const T *h,
+                   int64_t len) {
+  T amax = T(0), top = T(0);
+  for (int64_t c = 0; c < len; ++c)
+    if (std::abs(row[c]) > amax) {
+      amax = std::abs(row[c]);
+      top = row[c];
+    }
+  if (amax == T(0)) return T(0);
+  const T z = rule.zero(), div = static_cast<T>(rule.f->divisor);
+  T best_s = top / div, best = rule.error(row, h, 0, len, best_s, z);
+  const auto refit = [&](T s) {
+    T num = T(0), den = T(0);
+    for (int64_t c = 0; c < len; ++c) {
+      const T q = rule.code(row[c], s, z) - z;
+      num += rule.weight(h, c) * row[c] * q;
+      den += rule.weight(h, c) * q * q;
+    }
+    return den > T(0) ? num / den : T(0);
+  };
+  for (int step = 0; step < 41; ++step) {
+    const int k = step == 0 ? 0 : (step <= 20 ? step : 20 - step);
+    const T s0 = top / (div + static_cast<T>(k) / T(10));
+    const T s1 = refit(s0);
+    const T s2 = s1 != T(0) && std::isfinite(s1) ? refit(s1) : T(0);
+    for (const T s : {s0, s1, s2}) {
+      if (s == T(0) || !std::isfinite(s)) continue;
+      const T err = rule.error(row, h, 0, len, s, z);
+      if (err < best) {
+        best = err;
+        best_s = s;
+      }
+    }
+  }
+  return best_s;
+}
+
+template <typename T>
+void fit_signed_matches_plain_fit() {
+  std::mt19937 rng(13);
+  const gptq::cpu::SuperBlockRule<T> rule{gptq::gguf_grid(GPTQ_GRID_Q6_K), T(63)};
+  const int64_t len = rule.f->group;
+  for (int trial = 0; trial < 600; ++trial) {
+    const T scale = static_cast<T>(std::ldexp(1.0, static_cast<int>(rng() % 12) - 10));
+    std::vector<T> w = block_weights<T>(rng, len, scale / T(32));
+    for (auto &v : w) v *= scale / T(0.05);
+    if (trial % 50 == 0) std::fill(w.begin(), w.end(), w[0]);
+    std::vector<T> h(static_cast<size_t>(len));
+    for (auto &v : h) v = static_cast<T>((rng() % 1000) / 100.0 + 0.01);
+    const T *hp = trial % 2 == 0 ? nullptr : h.data();  // no Hessian: weights of 1
+    const T got = rule.fit_signed(w.data(), hp, 0, len);
+    const T want = plain_fit_signed(rule, w.data(), hp, len);
+    ASSERT_TRUE(same_bits(got, want)) << "trial " << trial << ": " << got << " vs " << want;
+  }
+}
+
+TEST(BlockScaleSearch, Q6KFitPicksWhatThePlainFitPicksFloat) { fit_signed_matches_plain_fit<float>(); }
+TEST(BlockScaleSearch, Q6KFitPicksWhatThePlainFitPicksDouble) { fit_signed_matches_plain_fit<double>(); }
+
+// The min-form searches as they were written before their sums went into
+// lanes (search_block_min, fit_min).
+template <typename T>
+void plain_search_min(const Quantizer<T> &q, const T *row, const T *h, int64_t len, T lo, T hi,
+                      T *d_best, T *m_best) {
+  T best_err = q.block_error(row, h, 0, len, *d_best, *m_best);
+  const auto consider = [&](T d, T m) {
+    if (!(d > T(0)) || !std::isfinite(d) || !std::isfinite(m)) return;
+    const T err = q.block_error(row, h, 0, len, d, m);
+    if (err < best_err) {
+      best_err = err;
+      *d_best = d;
+      *m_best = m;
+    }
+  };
+  const T m0 = as_half(lo);
+  for (int k = -9; k <= 9; ++k) {
+    if (k == 0) continue;
+    const T d0 = as_half((hi - lo) / (q.maxq + static_cast<T>(k) / T(10)));
+    consider(d0, m0);
+    T sh = 0, sq = 0, sqq = 0, sw = 0, sqw = 0;
+    for (int64_t c = 0; c < len; ++c) {
+      const T code = d0 > T(0) ? q.block_code(row[c], d0, m0) : T(0);
+      sh += h[c];
+      sq += h[c] * code;
+      sqq += h[c] * code * code;
+      sw += h[c] * row[c];
+      sqw += h[c] * code * row[c];
+    }
+    const T det = sh * sqq - sq * sq;
+    if (det > T(0))
+      consider(as_half((sh * sqw - sq * sw) / det), as_half((sqq * sw - sq * sqw) / det));
+  }
+}
+
+template <typename T>
+void plain_fit_min(const gptq::cpu::SuperBlockRule<T> &rule, const T *row, const T *h,
+                   int64_t len, T *s_best, T *m_best) {
+  T lo = T(0), hi = row[0];
+  for (int64_t c = 0; c < len; ++c) {
+    lo = std::min(lo, row[c]);
+    hi = std::max(hi, row[c]);
+  }
+  *s_best = hi > lo ? (hi - lo) / rule.maxq : T(0);
+  *m_best = -lo;
+  if (!(hi > lo)) return;
+  T best = rule.error(row, h, 0, len, *s_best, lo);
+  const auto consider = [&](T s, T m) {
+    if (!(s > T(0)) || !std::isfinite(s) || !std::isfinite(m) || m < T(0)) return;
+    const T err = rule.error(row, h, 0, len, s, -m);
+    if (err < best) {
+      best = err;
+      *s_best = s;
+      *m_best = m;
+    }
+  };
+  for (int step = 0; step < 19; ++step) {
+    const int k = step == 0 ? 0 : (step <= 9 ? step : 9 - step);
+    const T s0 = (hi - lo) / (rule.maxq + static_cast<T>(k) / T(10));
+    if (step > 0) consider(s0, -lo);
+    T sh = 0, sq = 0, sqq = 0, sw = 0, sqw = 0;
+    for (int64_t c = 0; c < len; ++c) {
+      const T hc = rule.weight(h, c), code = rule.code(row[c], s0, lo);
+      sh += hc;
+      sq += hc * code;
+      sqq += hc * code * code;
+      sw += hc * row[c];
+      sqw += hc * code * row[c];
+    }
+    const T det = sh * sqq - sq * sq;
+    if (!(det > T(0))) continue;
+    const T s1 = (sh * sqw - sq * sw) / det, z1 = (sqq * sw - sq * sqw) / det;
+    if (z1 <= T(0))
+      consider(s1, -z1);
+    else if (sqq > T(0))
+      consider(sqw / sqq, T(0));
+  }
+}
+
+// Min-form blocks: weights shifted off zero at times (all positive, all
+// negative), a block of one value, Hessian weights of 1 and random ones.
+template <typename T>
+std::vector<T> min_block_weights(std::mt19937 &rng, int64_t len, int trial) {
+  const T scale = static_cast<T>(std::ldexp(1.0, static_cast<int>(rng() % 12) - 10));
+  std::vector<T> w = block_weights<T>(rng, len, scale / T(16));
+  const T shift = trial % 3 == 0 ? T(0) : static_cast<T>((trial % 3 == 1 ? 1 : -1) * 0.04);
+  for (auto &v : w) v = (v + shift) * scale / T(0.05);
+  if (trial % 50 == 0) std::fill(w.begin(), w.end(), w[0]);
+  return w;
+}
+
+template <typename T>
+void min_searches_match_plain_searches() {
+  std::mt19937 rng(17);
+  for (const auto &[grid, bits] : {std::pair{GPTQ_GRID_Q4_1, 4}, std::pair{GPTQ_GRID_Q5_1, 5}}) {
+    const Quantizer<T> q = quantizer_for<T>(grid, bits);
+    const int64_t len = 32;
+    for (int trial = 0; trial < 300; ++trial) {
+      const std::vector<T> w = min_block_weights<T>(rng, len, trial);
+      std::vector<T> h(static_cast<size_t>(len));
+      for (auto &v : h) v = trial % 4 == 0 ? T(1) : static_cast<T>((rng() % 1000) / 100.0 + 0.01);
+      T d = 0, m = 0;
+      q.find_block_params(w.data(), 0, len, &d, &m, h.data());
+      // The rule's pair, then the plain search from it.
+      T lo = w[0], hi = w[0];
+      for (const T v : w) {
+        lo = std::min(lo, v);
+        hi = std::max(hi, v);
+      }
+      T want_d = as_half((hi - lo) / q.maxq), want_m = as_half(lo);
+      if (hi > lo) plain_search_min(q, w.data(), h.data(), len, lo, hi, &want_d, &want_m);
+      ASSERT_TRUE(same_bits(d, want_d)) << "grid " << grid << " trial " << trial;
+      ASSERT_TRUE(same_bits(m, want_m)) << "grid " << grid << " trial " << trial;
+    }
+  }
+  for (const auto &[grid, maxq] : {std::pair{GPTQ_GRID_Q4_K, 15}, std::pair{GPTQ_GRID_Q5_K, 31}}) {
+    const gptq::cpu::SuperBlockRule<T> rule{gptq::gguf_grid(grid), static_cast<T>(maxq)};
+    const int64_t len = rule.f->group;
+    for (int trial = 0; trial < 300; ++trial) {
+      const std::vector<T> w = min_block_weights<T>(rng, len, trial);
+      std::vector<T> h(static_cast<size_t>(len));
+      for (auto &v : h) v = static_cast<T>((rng() % 1000) / 100.0 + 0.01);
+      const T *hp = trial % 2 == 0 ? nullptr : h.data();
+      T s = 0, m = 0, want_s = 0, want_m = 0;
+      rule.fit_min(w.data(), hp, 0, len, &s, &m);
+      plain_fit_min(rule, w.data(), hp, len, &want_s, &want_m);
+      ASSERT_TRUE(same_bits(s, want_s)) << "grid " << grid << " trial " << trial;
+      ASSERT_TRUE(same_bits(m, want_m)) << "grid " << grid << " trial " << trial;
+    }
+  }
+}
+
+TEST(BlockScaleSearch, MinFormSearchesPickWhatThePlainOnesPickFloat) {
+  min_searches_match_plain_searches<float>();
+}
+TEST(BlockScaleSearch, MinFormSearchesPickWhatThePlainOnesPickDouble) {
+  min_searches_match_plain_searches<double>();
+}
 
 }  // namespace
