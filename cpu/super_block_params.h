@@ -88,9 +88,10 @@ struct SuperBlockRule {
     *s_best = hi > lo ? (hi - lo) / maxq : T(0);
     *m_best = -lo;
     if (!(hi > lo)) return;
+    // No Hessian: every column weighs 1.
     std::vector<T> ones;
-    if (h == nullptr) ones.assign(static_cast<size_t>(c1), T(1));
-    const MinFormBlock<T> block{row + c0, (h != nullptr ? h : ones.data()) + c0, c1 - c0, maxq};
+    if (h == nullptr) ones.assign(static_cast<size_t>(c1 - c0), T(1));
+    const MinFormBlock<T> block{row + c0, h != nullptr ? h + c0 : ones.data(), c1 - c0, maxq};
     // Steps k = 0, 1..9, −1..−9: s0 over the range, with the least-squares
     // fit to its codes. An s0 of 0 or beyond float gives every code 0, so
     // no fit and no candidate.
@@ -151,9 +152,10 @@ struct SuperBlockRule {
         top = row[c];
       }
     if (amax == T(0)) return T(0);
+    // No Hessian: every column weighs 1.
     std::vector<T> ones;
-    if (h == nullptr) ones.assign(static_cast<size_t>(c1), T(1));
-    const ZeroFormBlock<T> block{row + c0, (h != nullptr ? h : ones.data()) + c0, c1 - c0, zero(),
+    if (h == nullptr) ones.assign(static_cast<size_t>(c1 - c0), T(1));
+    const ZeroFormBlock<T> block{row + c0, h != nullptr ? h + c0 : ones.data(), c1 - c0, zero(),
                                  maxq};
     const auto usable = [](T s) { return s != T(0) && std::isfinite(s); };
     const T div = static_cast<T>(f->divisor);

@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -179,6 +180,14 @@ void search_matches_plain_search() {
 TEST(BlockScaleSearch, PicksWhatThePlainSearchPicksFloat) { search_matches_plain_search<float>(); }
 TEST(BlockScaleSearch, PicksWhatThePlainSearchPicksDouble) { search_matches_plain_search<double>(); }
 
+// v at columns at.. of a longer row, the rest of it values no fit may read.
+template <typename T>
+std::vector<T> padded(const std::vector<T> &v, int64_t at) {
+  std::vector<T> row(v.size() + at + 16, std::numeric_limits<T>::quiet_NaN());
+  std::copy(v.begin(), v.end(), row.begin() + at);
+  return row;
+}
+
 // Q6_K's sub-block fit as it was written before its sums went into lanes.
 template <typename T>
 T plain_fit_signed(const gptq::cpu::SuperBlockRule<T> &rule, const T *row, const T *h,
@@ -231,7 +240,9 @@ void fit_signed_matches_plain_fit() {
     std::vector<T> h(static_cast<size_t>(len));
     for (auto &v : h) v = static_cast<T>((rng() % 1000) / 100.0 + 0.01);
     const T *hp = trial % 2 == 0 ? nullptr : h.data();  // no Hessian: weights of 1
-    const T got = rule.fit_signed(w.data(), hp, 0, len);
+    // The sub-block at columns 48.. of a longer row, as a super-block has it.
+    const std::vector<T> row = padded(w, 48), hrow = padded(h, 48);
+    const T got = rule.fit_signed(row.data(), hp != nullptr ? hrow.data() : nullptr, 48, 48 + len);
     const T want = plain_fit_signed(rule, w.data(), hp, len);
     ASSERT_TRUE(same_bits(got, want)) << "trial " << trial << ": " << got << " vs " << want;
   }
@@ -363,8 +374,9 @@ void min_searches_match_plain_searches() {
       std::vector<T> h(static_cast<size_t>(len));
       for (auto &v : h) v = static_cast<T>((rng() % 1000) / 100.0 + 0.01);
       const T *hp = trial % 2 == 0 ? nullptr : h.data();
+      const std::vector<T> row = padded(w, 48), hrow = padded(h, 48);
       T s = 0, m = 0, want_s = 0, want_m = 0;
-      rule.fit_min(w.data(), hp, 0, len, &s, &m);
+      rule.fit_min(row.data(), hp != nullptr ? hrow.data() : nullptr, 48, 48 + len, &s, &m);
       plain_fit_min(rule, w.data(), hp, len, &want_s, &want_m);
       ASSERT_TRUE(same_bits(s, want_s)) << "grid " << grid << " trial " << trial;
       ASSERT_TRUE(same_bits(m, want_m)) << "grid " << grid << " trial " << trial;
