@@ -346,7 +346,10 @@ GPTQ_AVX2 inline void store8(float *dst, __m256 v, int64_t valid) {
 // int8 activations without VNNI: maddubs gives 16-bit sums of two products
 // (at most 2·15·127 = 3810 for 4-bit codes), eight of which per 32-column
 // block still fit 16 bits (30480), so they are added as 16-bit integers and
-// widened once per block.
+// widened once per block. The loop over a block's chunks stays a loop: fully
+// unrolled, GCC regrouped the exact integer additions into trees whose
+// partial sums spilled to the stack (bench/RESULTS.md, "The AVX2 int8
+// kernel kept as a loop").
 template <int kRows, int kCpb>
 GPTQ_AVX2 void int8_avx2_tiles(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0,
                                int64_t tile1, float *y, int64_t ldy) {
@@ -367,6 +370,7 @@ GPTQ_AVX2 void int8_avx2_tiles(const CpuMatmulWeights &w, const KernelInput &in,
         for (int64_t b = w.group_begin[t] / 32; b < w.group_begin[t + 1] / 32; ++b) {
           __m256i dot[kRows];
           for (int m = 0; m < kRows; ++m) dot[m] = _mm256_setzero_si256();
+#pragma GCC unroll 1
           for (int j = 0; j < kChunksPerBlock; ++j, src += kChunkBytes) {
             prefetch_codes(src);
             const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(src));
