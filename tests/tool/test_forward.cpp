@@ -234,6 +234,8 @@ void check_model(const tinymodel::TinySpec &spec) {
   tinymodel::write_model(dir, spec);
   auto md = ModelDir::open(dir);
   const LlamaModel model = load_model(*md);
+  // A 16-bit lm_head (or tied embedding table) is multiplied in 16 bits.
+  EXPECT_EQ(model.lm_head.half(), spec.dtype != TensorDType::F32);
   Ref ref{*md, md->config()};
   // Two sequences of different lengths in one batch: each must come out as
   // if it had been run alone.
@@ -289,6 +291,13 @@ TEST(Forward, Qwen3HeadNormsMatchReference) {
 TEST(Forward, Bf16CheckpointMatchesReference) {
   tinymodel::TinySpec s;
   s.dtype = TensorDType::BF16;
+  check_model(s);
+}
+
+TEST(Forward, TiedF16CheckpointMatchesReference) {
+  tinymodel::TinySpec s;
+  s.dtype = TensorDType::F16;
+  s.tied = true;
   check_model(s);
 }
 

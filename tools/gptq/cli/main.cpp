@@ -606,7 +606,8 @@ LlamaModel rtn_model(const ModelDir &original, const GptqCheckpointConfig &q, in
   if (q.quantize_lm_head) {
     const LayerQuantSpec spec = checkpoint_spec_for(q, "lm_head");
     if (!spec.skip) {
-      m.lm_head = Linear(quantize_rtn(m.lm_head.weight(), m.lm_head.out_features(),
+      std::vector<float> widened;  // a 16-bit lm_head
+      m.lm_head = Linear(quantize_rtn(m.lm_head.weight_f32(&widened), m.lm_head.out_features(),
                                       m.lm_head.in_features(), spec, threads, nullptr),
                          {});
     }

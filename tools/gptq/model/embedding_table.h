@@ -5,10 +5,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "formats/safetensors.h"
+#include "model/half_matrix.h"
 
 namespace gptqtool {
 
@@ -29,12 +31,14 @@ class EmbeddingTable {
   void row(int64_t id, float *out) const;
   // The whole table as float32 (an lm_head tied to it).
   std::vector<float> to_float32() const;
+  // The 16-bit rows themselves (null for a float32 table), which a tied
+  // lm_head multiplies with rather than keep a float32 copy.
+  std::shared_ptr<const HalfMatrix> half_rows() const { return half_; }
 
  private:
   int64_t vocab_ = 0, hidden_ = 0;
-  TensorDType dtype_ = TensorDType::F32;  // F32, F16 or BF16
   std::vector<float> f32_;
-  std::vector<uint16_t> bits16_;
+  std::shared_ptr<const HalfMatrix> half_;  // 16-bit tables
 };
 
 }  // namespace gptqtool

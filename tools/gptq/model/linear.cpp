@@ -25,7 +25,8 @@ namespace {
 // single set of threads. Ranges rather than rows of x, so that each thread
 // reads only its share of the weights and its kernel passes take all rows
 // at once. On the CPU each feature's value does not depend on the range at
-// these row counts (gptq.h), so the split changes no result. A range is
+// these row counts (gptq.h), so the split changes no result; the same holds
+// for 16-bit dense weights (half_matmul). A range is
 // kept to at least kSplitMinFeatures features: below that a thread's call
 // costs more than its share of the work.
 constexpr int64_t kSplitMaxRows = 32;
@@ -33,6 +34,9 @@ constexpr int64_t kSplitMinFeatures = 64;
 // Ranges start at multiples of the kernels' tiles of output features, which
 // the library then computes without waste.
 constexpr int64_t kFeatureTile = 16;
+// Output features of 16-bit weights widened at a time for sgemm (a 576-wide
+// layer's panel is 576 KiB).
+constexpr int64_t kPanelRows = 256;
 
 }  // namespace
 
@@ -42,6 +46,25 @@ Linear::Linear(int64_t out, int64_t in, std::vector<float> weight, std::vector<f
       (!bias_.empty() && static_cast<int64_t>(bias_.size()) != out)) {
     throw ToolError("internal: linear layer built with inconsistent sizes");
   }
+}
+
+Linear::Linear(std::shared_ptr<const HalfMatrix> weight, std::vector<float> bias)
+    : out_(weight->rows), in_(weight->cols), half_(std::move(weight)), bias_(std::move(bias)) {
+  if (!bias_.empty() && static_cast<int64_t>(bias_.size()) != out_) {
+    throw ToolError("internal: bias length does not match the 16-bit linear layer");
+  }
+}
+
+const std::vector<float> &Linear::weight() const {
+  if (half_ != nullptr) throw ToolError("internal: a 16-bit linear layer has no float32 weights");
+  return weight_;
+}
+
+const std::vector<float> &Linear::weight_f32(std::vector<float> *scratch) const {
+  if (half_ == nullptr) return weight();
+  scratch->resize(static_cast<size_t>(checked_mul(out_, in_, "linear layer size")));
+  for (int64_t n = 0; n < out_; ++n) half_->row(n, scratch->data() + n * in_);
+  return *scratch;
 }
 
 Linear::Linear(std::shared_ptr<gptq_qtensor> q, std::vector<float> bias)
@@ -62,48 +85,96 @@ void Linear::forward(const float *x, int64_t rows, float *y) const {
 
 void Linear::forward(const float *x, int64_t rows, float *y, const ColumnsReady &ready,
                      int64_t unit) const {
-  if (q_ != nullptr) {
-    gptq_matmul_options opts;
-    gptq_matmul_options_default(&opts);
-    opts.int8_activations = matmul_.int8_activations ? 1 : 0;
-    opts.num_threads = matmul_.threads;
+  if ((half_ != nullptr || (q_ != nullptr && on_cpu_)) && rows <= kSplitMaxRows) {
     // Range boundaries at multiples of both the caller's unit and a tile.
     const int64_t step = std::lcm(std::max<int64_t>(unit, 1), kFeatureTile);
     const int64_t steps = (out_ + step - 1) / step;
     const int64_t parts = std::min<int64_t>(
         {worker_count(), steps, std::max<int64_t>(1, out_ / kSplitMinFeatures)});
-    if (on_cpu_ && parts > 1 && rows <= kSplitMaxRows) {
-      opts.num_threads = 1;
+    if (parts > 1) {
       parallel_for(parts, [&](int64_t part, int) {
         const int64_t c0 = std::min(out_, part * steps / parts * step),
                       c1 = std::min(out_, (part + 1) * steps / parts * step);
         if (c0 == c1) return;
-        gptq_matmul_options range = opts;
-        range.out_begin = c0;
-        range.out_end = c1;
-        check_status(gptq_matmul_ex(q_.get(), x, GPTQ_DTYPE_F32, rows, in_,
-                                    bias_.empty() ? nullptr : bias_.data(), y, rows * out_,
-                                    &range),
-                     "gptq_matmul_ex");
+        range_forward(x, rows, y, c0, c1);
         if (ready) ready(c0, c1);
       });
       return;
     }
+  }
+  if (q_ != nullptr) {
+    const gptq_matmul_options opts = matmul_options();
     check_status(gptq_matmul_ex(q_.get(), x, GPTQ_DTYPE_F32, rows, in_,
                                 bias_.empty() ? nullptr : bias_.data(), y, rows * out_, &opts),
                  "gptq_matmul_ex");
+  } else if (half_ != nullptr) {
+    half_forward(x, rows, y);
   } else {
     dense_forward(x, rows, y);
   }
   if (ready) ready(0, out_);
 }
 
-void Linear::dense_forward(const float *x, int64_t rows, float *y) const {
+gptq_matmul_options Linear::matmul_options() const {
+  gptq_matmul_options opts;
+  gptq_matmul_options_default(&opts);
+  opts.int8_activations = matmul_.int8_activations ? 1 : 0;
+  opts.num_threads = matmul_.threads;
+  return opts;
+}
+
+void Linear::range_forward(const float *x, int64_t rows, float *y, int64_t c0, int64_t c1) const {
+  if (q_ != nullptr) {
+    gptq_matmul_options range = matmul_options();
+    range.num_threads = 1;
+    range.out_begin = c0;
+    range.out_end = c1;
+    check_status(gptq_matmul_ex(q_.get(), x, GPTQ_DTYPE_F32, rows, in_,
+                                bias_.empty() ? nullptr : bias_.data(), y, rows * out_, &range),
+                 "gptq_matmul_ex");
+    return;
+  }
+  half_matmul(*half_, x, rows, c0, c1, y, out_);
+  add_bias(rows, c0, c1, y);
+}
+
+void Linear::add_bias(int64_t rows, int64_t c0, int64_t c1, float *y) const {
+  if (bias_.empty()) return;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = c0; c < c1; ++c) y[r * out_ + c] += bias_[static_cast<size_t>(c)];
+}
+
+void Linear::half_forward(const float *x, int64_t rows, float *y) const {
+  if (rows <= kSplitMaxRows) {
+    half_matmul(*half_, x, rows, 0, out_, y, out_);
+    add_bias(rows, 0, out_, y);
+    return;
+  }
+  // Many rows (a prompt, a window of text): widened panels of W through
+  // sgemm, whose blocking the row-by-row kernel does not have.
+  check_blas_dimensions(rows);
+  const int64_t panel_rows = std::min(out_, kPanelRows);
+  std::vector<float> panel(static_cast<size_t>(checked_mul(panel_rows, in_, "16-bit weight panel")));
+  for (int64_t n0 = 0; n0 < out_; n0 += kPanelRows) {
+    const int64_t n1 = std::min(out_, n0 + kPanelRows);
+    for (int64_t n = n0; n < n1; ++n) half_->row(n, panel.data() + (n - n0) * in_);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
+                static_cast<int>(n1 - n0), static_cast<int>(in_), 1.0f, x, static_cast<int>(in_),
+                panel.data(), static_cast<int>(in_), 0.0f, y + n0, static_cast<int>(out_));
+  }
+  add_bias(rows, 0, out_, y);
+}
+
+void Linear::check_blas_dimensions(int64_t rows) const {
   // BLAS takes int dimensions.
   if (rows < 0 || rows > INT32_MAX || out_ > INT32_MAX || in_ > INT32_MAX) {
     throw ToolError("a linear layer of " + std::to_string(out_) + " x " + std::to_string(in_) +
                     " over " + std::to_string(rows) + " rows is beyond BLAS's int dimensions");
   }
+}
+
+void Linear::dense_forward(const float *x, int64_t rows, float *y) const {
+  check_blas_dimensions(rows);
   if (rows == 1) {
     // One row is a matrix-vector product: sgemv streams W once, where
     // sgemm's packing would copy it first.

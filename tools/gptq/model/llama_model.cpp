@@ -251,11 +251,19 @@ void load_dense_outer(const ModelDir &dir, LlamaModel *model) {
   model->embed =
       EmbeddingTable::load(dir, "model.embed_tokens.weight", c.vocab_size, c.hidden_size);
   model->final_norm = load_norm(dir, "model.norm.weight");
+  // lm_head keeps the dtype it is stored in, as the embeddings do: a tied
+  // one multiplies with the embedding table's own 16-bit rows.
   if (c.tie_word_embeddings) {  // a stored lm_head.weight equals it (check_llama_tensors)
-    model->lm_head = Linear(c.vocab_size, c.hidden_size, model->embed.to_float32(), {});
+    if (auto rows = model->embed.half_rows())
+      model->lm_head = Linear(std::move(rows), {});
+    else
+      model->lm_head = Linear(c.vocab_size, c.hidden_size, model->embed.to_float32(), {});
   } else {
-    model->lm_head = Linear(c.vocab_size, c.hidden_size,
-                            dir.load_f32("lm_head.weight", {c.vocab_size, c.hidden_size}), {});
+    if (auto rows = load_half_matrix(dir, "lm_head.weight", c.vocab_size, c.hidden_size))
+      model->lm_head = Linear(std::move(rows), {});
+    else
+      model->lm_head = Linear(c.vocab_size, c.hidden_size,
+                              dir.load_f32("lm_head.weight", {c.vocab_size, c.hidden_size}), {});
   }
 }
 

@@ -67,7 +67,7 @@ struct LlamaModel {
   EmbeddingTable embed;  // [vocab, hidden]
   std::vector<LlamaBlock> blocks;
   std::vector<float> final_norm;  // [hidden]
-  Linear lm_head;                 // [vocab, hidden]; embed as float32 when tied
+  Linear lm_head;                 // [vocab, hidden]; embed's own rows when tied
 };
 
 // The linear layers of a block by their checkpoint names
@@ -113,7 +113,8 @@ bool slot_has_bias(const LlamaConfig &c, LinearId id);
 
 // Dense float32 block i from an (unquantized) model directory.
 LlamaBlock load_dense_block(const ModelDir &dir, int64_t block);
-// Embeddings, final norm and lm_head (dense).
+// Embeddings, final norm and lm_head (dense; a 16-bit lm_head or
+// embedding table is kept in 16 bits, a tied lm_head shares the table).
 void load_dense_outer(const ModelDir &dir, LlamaModel *model);
 
 // A whole model from a directory: dense weights, and for a GPTQ checkpoint

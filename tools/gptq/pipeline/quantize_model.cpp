@@ -288,8 +288,10 @@ class BlockQuantizer {
       lr.stats.struct_size = sizeof(gptq_quant_stats);
       if (!lr.spec.skip) {
         const auto tq = Clock::now();
+        std::vector<float> widened;  // for a 16-bit lm_head
+        const std::vector<float> &weight = layer.weight_f32(&widened);
         if (!gptq) {
-          lr.qtensor = quantize_rtn(layer.weight(), lr.out_features, lr.in_features, lr.spec,
+          lr.qtensor = quantize_rtn(weight, lr.out_features, lr.in_features, lr.spec,
                                     options_.num_threads, &lr.stats);
         } else {
           gptq_config cfg = library_config(lr.spec, options_.num_threads);
@@ -302,7 +304,7 @@ class BlockQuantizer {
           check_status(gptq_ctx_merge(ctx.get(), shared.get()), lr.name + ": gptq_ctx_merge");
           lr.hessian_samples = gptq_ctx_samples(ctx.get());
           gptq_qtensor *q = nullptr;
-          const gptq_status st = gptq_quantize(ctx.get(), layer.weight().data(), GPTQ_DTYPE_F32,
+          const gptq_status st = gptq_quantize(ctx.get(), weight.data(), GPTQ_DTYPE_F32,
                                                lr.out_features, lr.in_features, &q, &lr.stats);
           if (st == GPTQ_ERR_CANCELLED) throw ToolError("interrupted");
           check_status(st, lr.name + ": gptq_quantize");
