@@ -234,8 +234,10 @@ void check_model(const tinymodel::TinySpec &spec) {
   tinymodel::write_model(dir, spec);
   auto md = ModelDir::open(dir);
   const LlamaModel model = load_model(*md);
-  // A 16-bit lm_head (or tied embedding table) is multiplied in 16 bits.
+  // 16-bit layers (and a tied embedding table) are multiplied in 16 bits.
   EXPECT_EQ(model.lm_head.half(), spec.dtype != TensorDType::F32);
+  for (const LinearId id : block_linears(model.config))
+    EXPECT_EQ(block_linear(model.blocks[0], id).half(), spec.dtype != TensorDType::F32);
   Ref ref{*md, md->config()};
   // Two sequences of different lengths in one batch: each must come out as
   // if it had been run alone.

@@ -598,8 +598,9 @@ LlamaModel rtn_model(const ModelDir &original, const GptqCheckpointConfig &q, in
       if (spec.skip) continue;
       throw_if_interrupted();
       Linear &layer = block_linear(m.blocks[static_cast<size_t>(b)], id);
-      auto qt = quantize_rtn(layer.weight(), layer.out_features(), layer.in_features(), spec,
-                             threads, nullptr);
+      std::vector<float> widened;  // a 16-bit layer
+      auto qt = quantize_rtn(layer.weight_f32(&widened), layer.out_features(),
+                             layer.in_features(), spec, threads, nullptr);
       layer = Linear(qt, layer.bias());
     }
   }

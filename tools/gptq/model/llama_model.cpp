@@ -231,6 +231,9 @@ LlamaBlock load_block(const ModelDir &dir, int64_t block, const GptqCheckpointCo
     if (qcfg != nullptr && dir.has(name + ".qweight")) {
       block_linear(b, id) =
           Linear(load_quantized_linear(dir, *qcfg, name, out, in), std::move(bias));
+    } else if (auto half = load_half_matrix(dir, name + ".weight", out, in)) {
+      // Kept as stored, as the lm_head and the embeddings are.
+      block_linear(b, id) = Linear(std::move(half), std::move(bias));
     } else {
       block_linear(b, id) =
           Linear(out, in, dir.load_f32(name + ".weight", {out, in}), std::move(bias));

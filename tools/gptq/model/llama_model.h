@@ -111,7 +111,8 @@ void slot_shape(const LlamaConfig &c, LinearId id, int64_t *out, int64_t *in);
 // Qwen2's q/k/v biases; experts have none).
 bool slot_has_bias(const LlamaConfig &c, LinearId id);
 
-// Dense float32 block i from an (unquantized) model directory.
+// Dense block i from an (unquantized) model directory: linear layers
+// stored in 16 bits stay 16-bit (model/half_matrix.h), the others float32.
 LlamaBlock load_dense_block(const ModelDir &dir, int64_t block);
 // Embeddings, final norm and lm_head (dense; a 16-bit lm_head or
 // embedding table is kept in 16 bits, a tied lm_head shares the table).
