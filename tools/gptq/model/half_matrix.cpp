@@ -9,6 +9,7 @@
 #include "model/vector_width.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
 #include <immintrin.h>
 #define GPTQ_HALF_X86 1
 // GCC 12 flags the deliberately undefined pass-through operand inside its own
@@ -60,9 +61,12 @@ GPTQ_TARGET_AVX512 void widen_row_f16_avx512(const uint16_t *p, int64_t n, float
     _mm256_storeu_ps(out + j, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p + j))));
   for (; j < n; ++j) out[j] = f16_to_float(p[j]);
 }
+// (Clang's __builtin_cpu_supports does not know "f16c".) The AVX2 build
+// runs only where the OS keeps the vector registers, so the CPUID bit is all
+// there is to check.
 bool cpu_has_f16c() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("f16c");
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid(1, &a, &b, &c, &d) != 0 && (c & bit_F16C) != 0;
 }
 #endif
 
