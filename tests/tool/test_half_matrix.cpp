@@ -67,7 +67,8 @@ bool same_bits(const std::vector<float> &a, const std::vector<float> &b) {
 }
 
 // Every finite float16 value, and every bfloat16 one, comes out of the
-// vector widening exactly: a row per value times a one-hot x.
+// vector widening exactly: a row per value times a one-hot x, and the rows
+// widened on their own.
 TEST(HalfMatrix, EveryFiniteValueWidensExactlyInEveryWidth) {
   for (const TensorDType dtype : {TensorDType::F16, TensorDType::BF16}) {
     HalfMatrix m;
@@ -96,6 +97,21 @@ TEST(HalfMatrix, EveryFiniteValueWidensExactlyInEveryWidth) {
         if (!(y[r] == want)) ++wrong;
       }
       EXPECT_EQ(wrong, 0) << "dtype " << static_cast<int>(dtype) << ", " << lanes << " lanes";
+      // widen_rows (the sgemm path's panels, embeddings) gives the same
+      // bits, −0 included, for whole ranges and a range from inside.
+      std::vector<float> rows(static_cast<size_t>(m.rows * m.cols));
+      m.widen_rows(0, m.rows, rows.data());
+      int64_t wrong_bits = 0;
+      for (int64_t i = 0; i < m.rows * m.cols; ++i) {
+        const float want = widened(m, i / m.cols, i % m.cols);
+        if (std::memcmp(&rows[static_cast<size_t>(i)], &want, sizeof want) != 0) ++wrong_bits;
+      }
+      EXPECT_EQ(wrong_bits, 0) << "dtype " << static_cast<int>(dtype) << ", " << lanes << " lanes";
+      std::vector<float> part(static_cast<size_t>(3 * m.cols));
+      m.widen_rows(1000, 1003, part.data());
+      EXPECT_EQ(std::memcmp(part.data(), rows.data() + 1000 * m.cols, part.size() * sizeof(float)),
+                0)
+          << lanes << " lanes";
     }
     cap_vector_lanes(16);
   }

@@ -29,15 +29,12 @@ constexpr int kPartials = 16;
 // Rows of x multiplied with a row of W while it is in registers.
 constexpr int64_t kRowsAtOnce = 4;
 
-float widen_one(uint16_t bits, bool f16) { return f16 ? f16_to_float(bits) : bf16_to_float(bits); }
-
-// N weights widened to float32, exactly.
-// A row of W widened to float32 (exactly) into `out`, before the products
-// read it once per group of rows of x. Float16 through F16C where the build
-// has it: in a function of its own, since its intrinsics cannot be inlined
+// Rows of W are widened to float32 (exactly) before the products read them
+// once per group of rows of x. Float16 goes through F16C where the build has
+// it: in functions of their own, since their intrinsics cannot be inlined
 // into the templates below, which every build shares.
-void widen_row_scalar(const uint16_t *p, int64_t n, bool f16, float *out) {
-  for (int64_t j = 0; j < n; ++j) out[j] = widen_one(p[j], f16);
+void widen_row_f16_scalar(const uint16_t *p, int64_t n, float *out) {
+  for (int64_t j = 0; j < n; ++j) out[j] = f16_to_float(p[j]);
 }
 
 template <typename L>
@@ -79,7 +76,13 @@ template <typename L>
   static const bool f16c = cpu_has_f16c();
   if (L::kCount == 8 && f16c) return widen_row_f16_f16c(p, w.cols, out);
 #endif
-  widen_row_scalar(p, w.cols, true, out);
+  widen_row_f16_scalar(p, w.cols, out);
+}
+
+template <typename L>
+[[gnu::always_inline]] inline void widen_rows_lanes(const HalfMatrix &w, int64_t r0, int64_t r1,
+                                                    float *out) {
+  for (int64_t r = r0; r < r1; ++r) widen_row<L>(w, r, out + (r - r0) * w.cols);
 }
 
 // The 16 partial sums of one dot product (V vectors of N lanes, partial
@@ -134,7 +137,11 @@ template <typename L>
   // Rows padded with zeros to whole spans of 16, so that every product runs
   // whole vectors: the padding adds zero products to the partial sums.
   const int64_t padded = (cols + kPartials - 1) / kPartials * kPartials;
-  std::vector<float> row(static_cast<size_t>(padded), 0.0f), x_padded;
+  // Kept by each thread between calls: a decode step makes one per thread
+  // and layer.
+  thread_local std::vector<float> row, x_padded;
+  row.resize(static_cast<size_t>(padded));
+  std::fill(row.begin() + cols, row.end(), 0.0f);
   const float *xs = x;
   if (padded != cols) {
     x_padded.assign(static_cast<size_t>(x_rows * padded), 0.0f);
@@ -159,7 +166,18 @@ template <typename L>
   }
 }
 
-// half_matmul built once per vector width (vector_width.h).
+// widen_rows and half_matmul built once per vector width (vector_width.h).
+GPTQ_TARGET_AVX512 void widen_rows_avx512(const HalfMatrix &w, int64_t r0, int64_t r1,
+                                          float *out) {
+  widen_rows_lanes<Lanes<16>>(w, r0, r1, out);
+}
+GPTQ_TARGET_AVX2 void widen_rows_avx2(const HalfMatrix &w, int64_t r0, int64_t r1, float *out) {
+  widen_rows_lanes<Lanes<8>>(w, r0, r1, out);
+}
+void widen_rows_baseline(const HalfMatrix &w, int64_t r0, int64_t r1, float *out) {
+  widen_rows_lanes<Lanes<4>>(w, r0, r1, out);
+}
+
 GPTQ_TARGET_AVX512 void half_matmul_avx512(const HalfMatrix &w, const float *x, int64_t x_rows,
                                            int64_t n0, int64_t n1, float *y, int64_t ldy) {
   half_matmul_lanes<Lanes<16>>(w, x, x_rows, n0, n1, y, ldy);
@@ -176,10 +194,15 @@ void half_matmul_baseline(const HalfMatrix &w, const float *x, int64_t x_rows, i
 
 }  // namespace
 
-void HalfMatrix::row(int64_t r, float *out) const {
-  const uint16_t *p = bits.data() + r * cols;
-  const bool f16 = dtype == TensorDType::F16;
-  for (int64_t j = 0; j < cols; ++j) out[j] = widen_one(p[j], f16);
+void HalfMatrix::widen_rows(int64_t r0, int64_t r1, float *out) const {
+  switch (vector_lanes()) {
+    case 16:
+      return widen_rows_avx512(*this, r0, r1, out);
+    case 8:
+      return widen_rows_avx2(*this, r0, r1, out);
+    default:
+      return widen_rows_baseline(*this, r0, r1, out);
+  }
 }
 
 std::shared_ptr<const HalfMatrix> load_half_matrix(const ModelDir &dir, const std::string &tensor,

@@ -22,8 +22,9 @@ struct HalfMatrix {
   TensorDType dtype = TensorDType::F16;  // F16 or BF16
   std::vector<uint16_t> bits;            // [rows, cols], row-major
 
-  // Row r widened to float32 into out[cols].
-  void row(int64_t r, float *out) const;
+  // Rows [r0, r1) widened to float32 into out[(r1 − r0)·cols], row after row.
+  void widen_rows(int64_t r0, int64_t r1, float *out) const;
+  void row(int64_t r, float *out) const { widen_rows(r, r + 1, out); }
 };
 
 // Tensor `tensor` of `dir`, checked to be [rows, cols], when it is stored as

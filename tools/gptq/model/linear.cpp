@@ -63,7 +63,7 @@ const std::vector<float> &Linear::weight() const {
 const std::vector<float> &Linear::weight_f32(std::vector<float> *scratch) const {
   if (half_ == nullptr) return weight();
   scratch->resize(static_cast<size_t>(checked_mul(out_, in_, "linear layer size")));
-  for (int64_t n = 0; n < out_; ++n) half_->row(n, scratch->data() + n * in_);
+  half_->widen_rows(0, out_, scratch->data());
   return *scratch;
 }
 
@@ -157,7 +157,7 @@ void Linear::half_forward(const float *x, int64_t rows, float *y) const {
   std::vector<float> panel(static_cast<size_t>(checked_mul(panel_rows, in_, "16-bit weight panel")));
   for (int64_t n0 = 0; n0 < out_; n0 += kPanelRows) {
     const int64_t n1 = std::min(out_, n0 + kPanelRows);
-    for (int64_t n = n0; n < n1; ++n) half_->row(n, panel.data() + (n - n0) * in_);
+    half_->widen_rows(n0, n1, panel.data());
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
                 static_cast<int>(n1 - n0), static_cast<int>(in_), 1.0f, x, static_cast<int>(in_),
                 panel.data(), static_cast<int>(in_), 0.0f, y + n0, static_cast<int>(out_));
