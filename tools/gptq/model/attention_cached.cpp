@@ -25,8 +25,12 @@ constexpr int64_t kRowBlock = 64;
 
 // Below this many multiply-adds a step's attention runs in the calling
 // thread: one decoded token over a short context is a few microseconds of
-// work per head, less than starting a thread for it.
-constexpr int64_t kSerialWork = 1 << 19;
+// work per head, about what handing a task to the kept threads costs. At a
+// single sequence's decode step that is a context of under about 60
+// positions for SmolLM2 (3 key/value heads of 3 query heads, 64 wide);
+// beyond it the split pays (bench/RESULTS.md, "Batch-1 decode attention
+// split over the threads").
+constexpr int64_t kSerialWork = 1 << 16;
 
 // Query rows [r0, r1) of the new tokens of one sequence, for heads
 // [head, head + heads): one head, or, for a sequence's single decoded token,
