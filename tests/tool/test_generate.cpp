@@ -14,6 +14,7 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <tuple>
 #include <utility>
 
 #include "formats/checkpoint_writer.h"
@@ -286,6 +287,43 @@ TEST(KvCache, DecodeAttentionIsBitIdenticalInEveryVectorWidth) {
       cap_vector_lanes(16);
     }
   }
+}
+
+// A decoded token's attention runs in the calling thread below about 2^16
+// multiply-adds and as tasks over the tool's threads above
+// (attention_cached.cpp); each task computes what the calling thread would,
+// so the logits are the same bits on one thread and on several. The shapes
+// here cross that bound as their contexts grow to 85 positions (3 heads of
+// 80 from position 69 on, 4 of 64 from 65 on, for the two sequences). Every
+// linear layer is quantized, so that the products are the same bits on any
+// number of threads too (float32 ones are OpenBLAS's, whose sums may split
+// by its thread count).
+TEST(KvCache, DecodeAttentionIsBitIdenticalOnOneThreadAndSeveral) {
+  const int saved = openblas_get_num_threads();
+  const std::string root = tinymodel::make_temp_dir("attention_threads");
+  for (const auto &[hidden, heads, kv_heads] :
+       std::vector<std::tuple<int64_t, int64_t, int64_t>>{{240, 3, 1}, {256, 4, 2}}) {
+    tinymodel::TinySpec spec;
+    spec.hidden = hidden;
+    spec.heads = heads;
+    spec.kv_heads = kv_heads;
+    const std::string dir = root + "/" + std::to_string(hidden);
+    const LlamaModel model = load_model(*ModelDir::open(write_rtn_checkpoint(dir, spec, true)));
+    ASSERT_TRUE(model.lm_head.quantized());
+    for (const KvDType dtype : {KvDType::F32, KvDType::BF16}) {
+      SCOPED_TRACE("hidden " + std::to_string(hidden) + ", " + std::to_string(heads) + "/" +
+                   std::to_string(kv_heads) + " heads" +
+                   (dtype == KvDType::BF16 ? ", bf16" : ", f32"));
+      openblas_set_num_threads(1);
+      const std::vector<float> one = decoded_logits(model, dtype);
+      for (const int threads : {2, 3}) {
+        openblas_set_num_threads(threads);
+        EXPECT_EQ(decoded_logits(model, dtype), one) << threads << " threads";
+      }
+    }
+  }
+  openblas_set_num_threads(saved);
+  std::filesystem::remove_all(root);
 }
 
 // Keys and values rounded to bfloat16: the logits move by about the format's
