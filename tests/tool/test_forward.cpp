@@ -238,6 +238,12 @@ void check_model(const tinymodel::TinySpec &spec) {
   EXPECT_EQ(model.lm_head.half(), spec.dtype != TensorDType::F32);
   for (const LinearId id : block_linears(model.config))
     EXPECT_EQ(block_linear(model.blocks[0], id).half(), spec.dtype != TensorDType::F32);
+  // A tied float32 lm_head multiplies with the embedding table's own rows,
+  // not a copy of them.
+  if (spec.tied && spec.dtype == TensorDType::F32) {
+    ASSERT_NE(model.embed.f32_rows(), nullptr);
+    EXPECT_EQ(model.lm_head.weight().data(), model.embed.f32_rows()->data());
+  }
   Ref ref{*md, md->config()};
   // Two sequences of different lengths in one batch: each must come out as
   // if it had been run alone.

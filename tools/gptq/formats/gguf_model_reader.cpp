@@ -110,11 +110,12 @@ LlamaModel load_gguf_model(const ModelDir &original, const std::string &path,
     m.blocks.push_back(std::move(block));
   }
   m.final_norm = load("output_norm.weight", 0, c.hidden_size);
-  // No output.weight: llama.cpp ties the output to the embeddings.
-  m.lm_head = Linear(c.vocab_size, c.hidden_size,
-                     tensors.count("output.weight") ? load("output.weight", c.vocab_size, c.hidden_size)
-                                                    : m.embed.to_float32(),
-                     {});
+  // No output.weight: llama.cpp ties the output to the embeddings, whose
+  // float32 rows the lm_head then shares.
+  m.lm_head = tensors.count("output.weight")
+                  ? Linear(c.vocab_size, c.hidden_size,
+                           load("output.weight", c.vocab_size, c.hidden_size), {})
+                  : Linear(c.vocab_size, c.hidden_size, m.embed.f32_rows(), {});
   return m;
 }
 

@@ -29,15 +29,15 @@ class EmbeddingTable {
   int64_t hidden() const { return hidden_; }
   // Row `id` (0 <= id < vocab) as float32 into out[hidden].
   void row(int64_t id, float *out) const;
-  // The whole table as float32 (an lm_head tied to it).
-  std::vector<float> to_float32() const;
-  // The 16-bit rows themselves (null for a float32 table), which a tied
-  // lm_head multiplies with rather than keep a float32 copy.
+  // The rows themselves, which a tied lm_head multiplies with rather than
+  // keep a copy: 16-bit (null for a float32 table) or float32 (null for a
+  // 16-bit one).
   std::shared_ptr<const HalfMatrix> half_rows() const { return half_; }
+  std::shared_ptr<const std::vector<float>> f32_rows() const { return f32_; }
 
  private:
   int64_t vocab_ = 0, hidden_ = 0;
-  std::vector<float> f32_;
+  std::shared_ptr<const std::vector<float>> f32_;  // float32 tables
   std::shared_ptr<const HalfMatrix> half_;  // 16-bit tables
 };
 

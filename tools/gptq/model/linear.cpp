@@ -41,8 +41,14 @@ constexpr int64_t kPanelRows = 256;
 }  // namespace
 
 Linear::Linear(int64_t out, int64_t in, std::vector<float> weight, std::vector<float> bias)
+    : Linear(out, in, std::make_shared<const std::vector<float>>(std::move(weight)),
+             std::move(bias)) {}
+
+Linear::Linear(int64_t out, int64_t in, std::shared_ptr<const std::vector<float>> weight,
+               std::vector<float> bias)
     : out_(out), in_(in), weight_(std::move(weight)), bias_(std::move(bias)) {
-  if (static_cast<int64_t>(weight_.size()) != checked_mul(out, in, "linear layer size") ||
+  if (weight_ == nullptr ||
+      static_cast<int64_t>(weight_->size()) != checked_mul(out, in, "linear layer size") ||
       (!bias_.empty() && static_cast<int64_t>(bias_.size()) != out)) {
     throw ToolError("internal: linear layer built with inconsistent sizes");
   }
@@ -57,7 +63,8 @@ Linear::Linear(std::shared_ptr<const HalfMatrix> weight, std::vector<float> bias
 
 const std::vector<float> &Linear::weight() const {
   if (half_ != nullptr) throw ToolError("internal: a 16-bit linear layer has no float32 weights");
-  return weight_;
+  static const std::vector<float> none;
+  return weight_ != nullptr ? *weight_ : none;
 }
 
 const std::vector<float> &Linear::weight_f32(std::vector<float> *scratch) const {
@@ -184,7 +191,7 @@ void Linear::dense_forward(const float *x, int64_t rows, float *y) const {
       beta = 1.0f;
     }
     cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(out_), static_cast<int>(in_), 1.0f,
-                weight_.data(), static_cast<int>(in_), x, 1, beta, y, 1);
+                weight_->data(), static_cast<int>(in_), x, 1, beta, y, 1);
     return;
   }
   float beta = 0.0f;
@@ -196,7 +203,7 @@ void Linear::dense_forward(const float *x, int64_t rows, float *y) const {
   }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
               static_cast<int>(out_), static_cast<int>(in_), 1.0f, x, static_cast<int>(in_),
-              weight_.data(), static_cast<int>(in_), beta, y, static_cast<int>(out_));
+              weight_->data(), static_cast<int>(in_), beta, y, static_cast<int>(out_));
 }
 
 }  // namespace gptqtool

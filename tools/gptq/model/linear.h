@@ -26,6 +26,9 @@ class Linear {
   Linear() = default;
   // Dense: weight is [out, in] row-major; bias empty or [out].
   Linear(int64_t out, int64_t in, std::vector<float> weight, std::vector<float> bias);
+  // Dense with float32 weights shared (a tied lm_head is the embedding table).
+  Linear(int64_t out, int64_t in, std::shared_ptr<const std::vector<float>> weight,
+         std::vector<float> bias);
   // Dense with 16-bit weights, shared (a tied lm_head is the embedding table).
   Linear(std::shared_ptr<const HalfMatrix> weight, std::vector<float> bias);
   // Quantized: the tensor is shared (a finished gptq_qtensor is read-only).
@@ -73,7 +76,7 @@ class Linear {
   void check_blas_dimensions(int64_t rows) const;
 
   int64_t out_ = 0, in_ = 0;
-  std::vector<float> weight_;
+  std::shared_ptr<const std::vector<float>> weight_;  // dense float32 only
   std::shared_ptr<const HalfMatrix> half_;
   std::vector<float> bias_;
   std::shared_ptr<gptq_qtensor> q_;

@@ -255,12 +255,12 @@ void load_dense_outer(const ModelDir &dir, LlamaModel *model) {
       EmbeddingTable::load(dir, "model.embed_tokens.weight", c.vocab_size, c.hidden_size);
   model->final_norm = load_norm(dir, "model.norm.weight");
   // lm_head keeps the dtype it is stored in, as the embeddings do: a tied
-  // one multiplies with the embedding table's own 16-bit rows.
+  // one multiplies with the embedding table's own rows, 16-bit or float32.
   if (c.tie_word_embeddings) {  // a stored lm_head.weight equals it (check_llama_tensors)
     if (auto rows = model->embed.half_rows())
       model->lm_head = Linear(std::move(rows), {});
     else
-      model->lm_head = Linear(c.vocab_size, c.hidden_size, model->embed.to_float32(), {});
+      model->lm_head = Linear(c.vocab_size, c.hidden_size, model->embed.f32_rows(), {});
   } else {
     if (auto rows = load_half_matrix(dir, "lm_head.weight", c.vocab_size, c.hidden_size))
       model->lm_head = Linear(std::move(rows), {});
