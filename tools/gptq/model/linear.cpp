@@ -191,7 +191,7 @@ void Linear::dense_forward(const float *x, int64_t rows, float *y) const {
       beta = 1.0f;
     }
     cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(out_), static_cast<int>(in_), 1.0f,
-                weight_->data(), static_cast<int>(in_), x, 1, beta, y, 1);
+                weight().data(), static_cast<int>(in_), x, 1, beta, y, 1);
     return;
   }
   float beta = 0.0f;
@@ -203,7 +203,7 @@ void Linear::dense_forward(const float *x, int64_t rows, float *y) const {
   }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows),
               static_cast<int>(out_), static_cast<int>(in_), 1.0f, x, static_cast<int>(in_),
-              weight_->data(), static_cast<int>(in_), beta, y, static_cast<int>(out_));
+              weight().data(), static_cast<int>(in_), beta, y, static_cast<int>(out_));
 }
 
 }  // namespace gptqtool
