@@ -83,23 +83,6 @@ struct Wakers {
   }
 };
 
-gptq_qtensor *random_tensor(long k, long n, std::mt19937 &rng) {
-  gptq_checkpoint_sizes sz{};
-  if (gptq_checkpoint_sizes_for(n, k, 4, 128, &sz) != GPTQ_OK) std::abort();
-  std::vector<int32_t> qweight(sz.qweight_rows * sz.qweight_cols), qzeros(sz.qzeros_rows * sz.qzeros_cols);
-  std::vector<uint16_t> scales(sz.scales_rows * sz.scales_cols, 0x1C00);  // fp16 0.00390625
-  for (auto &v : qweight) v = static_cast<int32_t>(rng());
-  for (auto &v : qzeros) v = 0x77777777;  // stored zero − 1 = 7 (v1): zero 8
-  gptq_checkpoint_tensors t{qweight.data(), (int64_t)qweight.size(), qzeros.data(), (int64_t)qzeros.size(),
-                            scales.data(),  (int64_t)scales.size(),  nullptr,       0};
-  gptq_qtensor *q = nullptr;
-  if (gptq_qtensor_import(n, k, 4, 128, GPTQ_FORMAT_V1, &t, &q) != GPTQ_OK) {
-    std::fprintf(stderr, "%s\n", gptq_last_error());
-    std::abort();
-  }
-  return q;
-}
-
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -118,7 +101,7 @@ int main(int argc, char **argv) {
               "f32 GB/s", "int8 GB/s", "base GB/s", "f32/base");
   std::mt19937 rng(7);
   Wakers wakers;
-  wakers.tensor = random_tensor(1024, 128, rng);
+  wakers.tensor = bench::random_4bit_tensor(1024, 128, 128, rng);
   gptq_matmul_options int8;
   gptq_matmul_options_default(&int8);
   int8.int8_activations = 1;
@@ -129,7 +112,7 @@ int main(int argc, char **argv) {
     const std::string shape = shapes.substr(start, end - start);
     start = end + 1;
     const long k = std::atol(shape.c_str()), n = std::atol(shape.c_str() + shape.find('x') + 1);
-    gptq_qtensor *q = random_tensor(k, n, rng);
+    gptq_qtensor *q = bench::random_4bit_tensor(k, n, 128, rng);
     bench::HugeFloats w(static_cast<size_t>(n) * k);
     if (gptq_qtensor_dequantize(q, w.data(), (int64_t)w.size()) != GPTQ_OK) std::abort();
     const double packed_bytes = n * k / 2.0 + n * (k / 128) * 8.0;  // codes + float scale/zero

@@ -23,23 +23,6 @@
 
 namespace {
 
-gptq_qtensor *random_tensor(long k, long n, int group, std::mt19937 &rng) {
-  gptq_checkpoint_sizes sz{};
-  if (gptq_checkpoint_sizes_for(n, k, 4, group, &sz) != GPTQ_OK) std::abort();
-  std::vector<int32_t> qweight(sz.qweight_rows * sz.qweight_cols), qzeros(sz.qzeros_rows * sz.qzeros_cols);
-  std::vector<uint16_t> scales(sz.scales_rows * sz.scales_cols, 0x1C00);  // fp16 0.00390625
-  for (auto &v : qweight) v = static_cast<int32_t>(rng());
-  for (auto &v : qzeros) v = 0x77777777;  // stored zero − 1 = 7 (v1): zero 8
-  gptq_checkpoint_tensors t{qweight.data(), (int64_t)qweight.size(), qzeros.data(), (int64_t)qzeros.size(),
-                            scales.data(),  (int64_t)scales.size(),  nullptr,       0};
-  gptq_qtensor *q = nullptr;
-  if (gptq_qtensor_import(n, k, 4, group, GPTQ_FORMAT_V1, &t, &q) != GPTQ_OK) {
-    std::fprintf(stderr, "%s\n", gptq_last_error());
-    std::abort();
-  }
-  return q;
-}
-
 std::vector<std::string> split(const std::string &list) {
   std::vector<std::string> out;
   size_t start = 0;
@@ -83,7 +66,7 @@ int main(int argc, char **argv) {
   f32.num_threads = 1;
   for (const std::string &shape : split(shapes)) {
     const long k = std::atol(shape.c_str()), n = std::atol(shape.c_str() + shape.find('x') + 1);
-    gptq_qtensor *q = random_tensor(k, n, group, rng);
+    gptq_qtensor *q = bench::random_4bit_tensor(k, n, group, rng);
     // Enough calls per timed run for a few milliseconds.
     const long calls = std::max(1L, 4000000L / (k * n / 256));
     double one_int8 = 0, one_f32 = 0;

@@ -1,13 +1,19 @@
 // Timing helpers for the benchmark programs: repeated runs, medians, and the
-// OpenBLAS baselines measured in the same process.
+// OpenBLAS baselines measured in the same process; and the random 4-bit
+// tensors the matmul benchmarks multiply.
 #pragma once
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <new>
+#include <random>
 #include <vector>
+
+#include "gptq.h"
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -67,6 +73,26 @@ inline std::vector<double> interleaved_medians(const std::vector<std::function<v
   std::vector<double> out;
   for (auto &t : times) out.push_back(median(t));
   return out;
+}
+
+// A 4-bit [n, k] tensor with random codes, scale 2^-8 and zero 8 in every
+// group, imported as a GPTQ v1 checkpoint (the kernels do not care how the
+// codes were chosen). Aborts on failure.
+inline gptq_qtensor *random_4bit_tensor(long k, long n, int group, std::mt19937 &rng) {
+  gptq_checkpoint_sizes sz{};
+  if (gptq_checkpoint_sizes_for(n, k, 4, group, &sz) != GPTQ_OK) std::abort();
+  std::vector<int32_t> qweight(sz.qweight_rows * sz.qweight_cols), qzeros(sz.qzeros_rows * sz.qzeros_cols);
+  std::vector<uint16_t> scales(sz.scales_rows * sz.scales_cols, 0x1C00);  // fp16 0.00390625
+  for (auto &v : qweight) v = static_cast<int32_t>(rng());
+  for (auto &v : qzeros) v = 0x77777777;  // stored zero − 1 = 7 (v1): zero 8
+  gptq_checkpoint_tensors t{qweight.data(), (int64_t)qweight.size(), qzeros.data(), (int64_t)qzeros.size(),
+                            scales.data(),  (int64_t)scales.size(),  nullptr,       0};
+  gptq_qtensor *q = nullptr;
+  if (gptq_qtensor_import(n, k, 4, group, GPTQ_FORMAT_V1, &t, &q) != GPTQ_OK) {
+    std::fprintf(stderr, "%s\n", gptq_last_error());
+    std::abort();
+  }
+  return q;
 }
 
 }  // namespace bench
