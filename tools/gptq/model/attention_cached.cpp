@@ -11,10 +11,10 @@
 
 #include "common/checked_size.h"
 #include "formats/float_formats.h"
+#include "model/decode_attention.h"
 #include "model/kv_cache.h"
 #include "model/parallel.h"
 #include "model/vector_math.h"
-#include "model/vector_width.h"
 
 namespace gptqtool {
 
@@ -34,204 +34,10 @@ constexpr int64_t kSerialWork = 1 << 16;
 
 // Query rows [r0, r1) of the new tokens of one sequence, for heads
 // [head, head + heads): one head, or, for a sequence's single decoded token,
-// all the query heads that share a key/value head (attend_one_token).
+// all the query heads that share a key/value head (attend_decoded_token).
 struct Task {
   int64_t seq, head, heads, r0, r1;
 };
-
-// A decoded token's attention, split so that each key and value is read
-// once for all the query heads that share it (3 to 8 in today's models),
-// not once per head: the decode step of a batch reads every sequence's
-// whole cache, and the reads, not the arithmetic, are what it waits on.
-// Every score and output is still a sum in position or dimension order,
-// whatever the number of heads, so the result does not depend on H.
-
-// Scores of H query heads (rows of q, stride hd) against the positions of
-// whole vectors [j0, j1) of a head's keys kt (blocked as KvCache::keys lays
-// them out), times scale, into scores (row h at scores + h·score_stride,
-// position j at j − j0). P vectors (L: Lanes<N>) of positions at a time,
-// for H·P independent sums over the head dimension.
-template <typename L, int H, int P, typename Elem>
-[[gnu::always_inline]] inline void score_heads(const float *q, int64_t hd, const Elem *kt,
-                                               int64_t j0, int64_t j1, float scale,
-                                               float *scores, int64_t score_stride) {
-  constexpr int64_t kLanes = L::kCount;
-  static_assert(kKeyBlock % kLanes == 0, "key blocks must hold whole vectors");
-  // Blocks from a pass's first one to the next pass's (at least the next).
-  constexpr int64_t kBlocksAhead = std::max<int64_t>(1, P * kLanes / kKeyBlock);
-  int64_t j = j0;
-  for (; j + P * kLanes <= j1; j += P * kLanes) {
-    const Elem *vector[P];  // dimension 0 of each vector of positions
-#pragma GCC unroll 4
-    for (int c = 0; c < P; ++c) vector[c] = kt + KvCache::key_index(hd, 0, j + c * kLanes);
-    typename L::Float sum[H][P] = {};
-    for (int64_t d = 0; d < hd; ++d) {
-      typename L::Float k[P];
-      // Row d of the block the next pass reads, asked for now: a task's
-      // keys are one contiguous run, but the prefetchers alone started it
-      // too late (bench/RESULTS.md, "Row-wise steps on the splitting
-      // threads; prefetching the keys and values").
-      __builtin_prefetch(vector[0] + (d + kBlocksAhead * hd) * kKeyBlock);
-#pragma GCC unroll 4
-      for (int c = 0; c < P; ++c) L::load(vector[c] + d * kKeyBlock, k[c]);
-#pragma GCC unroll 4
-      for (int h = 0; h < H; ++h) {
-        const float qd = q[h * hd + d];
-#pragma GCC unroll 4
-        for (int c = 0; c < P; ++c) sum[h][c] += qd * k[c];
-      }
-    }
-#pragma GCC unroll 4
-    for (int h = 0; h < H; ++h) {
-#pragma GCC unroll 4
-      for (int c = 0; c < P; ++c)
-        L::at(scores + h * score_stride + (j - j0) + c * kLanes) = scale * sum[h][c];
-    }
-  }
-  if constexpr (P > 1) {  // the last vectors of positions, one at a time
-    if (j < j1) score_heads<L, H, 1>(q, hd, kt, j, j1, scale, scores + (j - j0), score_stride);
-  }
-}
-
-// Columns [d0, hd) of out row h (stride hd) = Σ_i p[h·p_stride + i]·v[i]
-// over i in [0, n) (v's rows of hd values), for H heads; C vectors of
-// columns at a time, then the rest one vector and one column at a time.
-template <typename L, int H, int C, typename Elem>
-[[gnu::always_inline]] inline void weigh_values(const float *p, int64_t p_stride, int64_t n,
-                                                const Elem *v, int64_t hd, float *out,
-                                                int64_t d0 = 0) {
-  constexpr int64_t kLanes = L::kCount;
-  int64_t d = d0;
-  for (; d + C * kLanes <= hd; d += C * kLanes) {
-    typename L::Float sum[H][C] = {};
-    for (int64_t i = 0; i < n; ++i) {
-      __builtin_prefetch(v + (i + 16) * hd + d);  // as for the keys in score_heads
-      typename L::Float x[C];
-#pragma GCC unroll 4
-      for (int c = 0; c < C; ++c) L::load(v + i * hd + d + c * kLanes, x[c]);
-#pragma GCC unroll 4
-      for (int h = 0; h < H; ++h) {
-        const float w = p[h * p_stride + i];
-#pragma GCC unroll 4
-        for (int c = 0; c < C; ++c) sum[h][c] += w * x[c];
-      }
-    }
-#pragma GCC unroll 4
-    for (int h = 0; h < H; ++h) {
-#pragma GCC unroll 4
-      for (int c = 0; c < C; ++c) L::at(out + h * hd + d + c * kLanes) = sum[h][c];
-    }
-  }
-  if constexpr (C > 1) {
-    weigh_values<L, H, 1>(p, p_stride, n, v, hd, out, d);
-    return;
-  }
-  for (; d < hd; ++d) {  // a head dimension that is not whole vectors
-    for (int h = 0; h < H; ++h) {
-      float o = 0.0f;
-      for (int64_t i = 0; i < n; ++i) o += p[h * p_stride + i] * widen(v[i * hd + d]);
-      out[h * hd + d] = o;
-    }
-  }
-}
-
-// attend_one_token for H of the heads at once.
-template <typename L, int H, typename Elem>
-[[gnu::always_inline]] inline void attend_heads(const float *q, int64_t hd, const Elem *kt,
-                                                const Elem *v, int64_t lo,
-                                                int64_t pos, float scale, float cap,
-                                                float *scores, float *out) {
-  // Scores for whole spans of kVectorLanes positions (any build's vectors
-  // divide one), from the one holding lo to the one holding pos (within the
-  // last block); those outside [lo, pos] are dropped.
-  constexpr int64_t kLanes = kVectorLanes;
-  static_assert(kLanes % L::kCount == 0, "spans must hold whole vectors");
-  const int64_t j0 = lo / kLanes * kLanes, j1 = (pos / kLanes + 1) * kLanes;
-  const int64_t n = pos + 1 - lo, score_stride = j1 - j0;
-  score_heads<L, H, (H <= 2 ? 4 : 2)>(q, hd, kt, j0, j1, scale, scores, score_stride);
-  const int64_t first = lo - j0;  // row h's scores for [lo, pos] start here
-  for (int h = 0; h < H; ++h) {
-    float *p = scores + h * score_stride + first;
-    if (cap > 0) soft_cap(p, n, cap);
-    const float mx = max_of(p, n);
-    for (int64_t i = 0; i < n; ++i) p[i] = fast_exp(p[i] - mx);
-    const auto inv = static_cast<float>(1.0 / sum_of(p, n));
-    for (int64_t i = 0; i < n; ++i) p[i] *= inv;
-  }
-  weigh_values<L, H, (H <= 2 ? 4 : 2)>(scores + first, score_stride, n, v + lo * hd, hd, out);
-}
-
-// A decoded token's attention for `heads` query heads that share a
-// key/value head, its query rows q (stride hd) all at position pos:
-// softmax(scale·q·kᵀ)·v over the keys of positions [lo, pos], into out
-// (stride hd). kt: that head's keys (KvCache::keys); v: its values
-// ([positions, hd]). scores: room for min(heads, 4)·(pos − lo + 2·kVectorLanes) floats.
-// A decode step holds thousands of these, each too small for sgemm to pay
-// for its call. Elem: the cache's element type (float, or uint16_t holding
-// bfloat16); L: the vectors (Lanes<N>) of the build it is inlined into.
-template <typename L, typename Elem>
-[[gnu::always_inline]] inline void attend_one_token(const float *q, int64_t heads, int64_t hd,
-                                         const Elem *kt, const Elem *v,
-                                         int64_t lo, int64_t pos, float scale, float cap,
-                                         float *scores, float *out) {
-  static_assert(kKeyBlock % kVectorLanes == 0, "key blocks must hold whole vectors");
-  // Up to four heads at a time: their sums stay in registers.
-  for (int64_t h = 0; h < heads; h += 4) {
-    const float *qh = q + h * hd;
-    float *oh = out + h * hd;
-    switch (std::min<int64_t>(heads - h, 4)) {
-      case 1:
-        attend_heads<L, 1>(qh, hd, kt, v, lo, pos, scale, cap, scores, oh);
-        break;
-      case 2:
-        attend_heads<L, 2>(qh, hd, kt, v, lo, pos, scale, cap, scores, oh);
-        break;
-      case 3:
-        attend_heads<L, 3>(qh, hd, kt, v, lo, pos, scale, cap, scores, oh);
-        break;
-      default:
-        attend_heads<L, 4>(qh, hd, kt, v, lo, pos, scale, cap, scores, oh);
-        break;
-    }
-  }
-}
-
-// attend_one_token built once per vector width (vector_width.h).
-template <typename Elem>
-GPTQ_TARGET_AVX512 void attend_one_token_avx512(const float *q, int64_t heads, int64_t hd,
-                                                const Elem *kt, const Elem *v, int64_t lo,
-                                                int64_t pos, float scale, float cap,
-                                                float *scores, float *out) {
-  attend_one_token<Lanes<16>>(q, heads, hd, kt, v, lo, pos, scale, cap, scores, out);
-}
-template <typename Elem>
-GPTQ_TARGET_AVX2 void attend_one_token_avx2(const float *q, int64_t heads, int64_t hd,
-                                            const Elem *kt, const Elem *v, int64_t lo,
-                                            int64_t pos, float scale, float cap, float *scores,
-                                            float *out) {
-  attend_one_token<Lanes<8>>(q, heads, hd, kt, v, lo, pos, scale, cap, scores, out);
-}
-template <typename Elem>
-void attend_one_token_baseline(const float *q, int64_t heads, int64_t hd, const Elem *kt,
-                               const Elem *v, int64_t lo, int64_t pos, float scale, float cap,
-                               float *scores, float *out) {
-  attend_one_token<Lanes<4>>(q, heads, hd, kt, v, lo, pos, scale, cap, scores, out);
-}
-template <typename Elem>
-void attend_one_token_widest(const float *q, int64_t heads, int64_t hd, const Elem *kt,
-                             const Elem *v, int64_t lo, int64_t pos, float scale, float cap,
-                             float *scores, float *out) {
-  switch (vector_lanes()) {
-    case 16:
-      attend_one_token_avx512(q, heads, hd, kt, v, lo, pos, scale, cap, scores, out);
-      return;
-    case 8:
-      attend_one_token_avx2(q, heads, hd, kt, v, lo, pos, scale, cap, scores, out);
-      return;
-    default:
-      attend_one_token_baseline(q, heads, hd, kt, v, lo, pos, scale, cap, scores, out);
-  }
-}
 
 // x in the cache's element type (bfloat16 rounded to nearest even; a
 // finite value beyond bfloat16's range, above 3.39e38, becomes infinity as
@@ -327,11 +133,11 @@ void attend_with_cache(const LlamaConfig &c, const Rope &rope, const LlamaBlock 
     const Elem *values = cache->values<Elem>(layer, slot, g);
     std::vector<float> &p = scores[static_cast<size_t>(worker)];
     if (batch.starts[t.seq + 1] - t0 == 1) {  // a decoded token: tasks by key/value head
-      p.resize(static_cast<size_t>(std::min<int64_t>(t.heads, 4) * (width + 2 * kVectorLanes)));
+      p.resize(static_cast<size_t>(decoded_token_scores(t.heads, keys_lo, last_pos)));
       const float *qt = q + t0 * q_dim + t.head * hd;
       float *ot = out + t0 * q_dim + t.head * hd;
-      attend_one_token_widest(qt, t.heads, hd, kt, values, keys_lo, last_pos, scale, cap,
-                              p.data(), ot);
+      attend_decoded_token(qt, t.heads, hd, kt, values, keys_lo, last_pos, scale, cap, p.data(),
+                           ot);
       return;
     }
     // Keys from position keys_lo on as a float32 [hd, width] matrix for
