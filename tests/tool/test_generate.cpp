@@ -14,14 +14,18 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <random>
 #include <tuple>
 #include <utility>
 
 #include "formats/checkpoint_writer.h"
+#include "formats/float_formats.h"
+#include "model/decode_attention.h"
 #include "model/joined_linears.h"
 #include "model/kv_cache.h"
 #include "model/llama_forward.h"
 #include "model/model_dir.h"
+#include "model/vector_math.h"
 #include "model/vector_width.h"
 #include "pipeline/generate.h"
 #include "pipeline/quantize_model.h"
@@ -287,6 +291,84 @@ TEST(KvCache, DecodeAttentionIsBitIdenticalInEveryVectorWidth) {
       cap_vector_lanes(16);
     }
   }
+}
+
+// attend_decoded_token against a scalar loop that sums in the same order
+// (each score over the head dimension, each output over the positions) and
+// uses the same softmax helpers: the vector builds must give exactly its
+// bits, with both cache types, windows that start anywhere in a block of
+// keys (a bfloat16 cache's keys are read two vectors at a time), contexts
+// across whole passes and their tails, one to eight heads sharing a
+// key/value head, head dimensions with tails, and Gemma 2's soft cap.
+template <typename Elem>
+void check_decoded_token_attention() {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal;
+  auto stored = [](float f) {
+    if constexpr (std::is_same_v<Elem, float>) {
+      return f;
+    } else {
+      bool beyond_range = false;
+      return float_to_bf16(f, &beyond_range);
+    }
+  };
+  const int widest = vector_lanes();
+  for (const int64_t hd : {64, 80, 32, 16, 72, 8}) {
+    for (const int64_t heads : {1, 2, 3, 4, 5, 8}) {
+      for (const int64_t pos : {0, 15, 16, 31, 47, 85, 130}) {
+        for (const int64_t lo : {int64_t{0}, pos / 2, std::max<int64_t>(0, pos - 22), pos}) {
+          for (const float cap : {0.0f, 2.0f}) {
+            SCOPED_TRACE("hd " + std::to_string(hd) + ", " + std::to_string(heads) +
+                         " heads, keys " + std::to_string(lo) + ".." + std::to_string(pos) +
+                         ", cap " + std::to_string(cap));
+            const int64_t capacity = (pos / kKeyBlock + 1) * kKeyBlock;
+            std::vector<Elem> keys(static_cast<size_t>(capacity * hd)), values(keys.size());
+            for (Elem &k : keys) k = stored(normal(rng));
+            for (Elem &v : values) v = stored(normal(rng));
+            std::vector<float> q(static_cast<size_t>(heads * hd));
+            for (float &x : q) x = 0.5f * normal(rng);
+            const float scale = 0.3f;
+            // The reference.
+            const int64_t n = pos + 1 - lo;
+            std::vector<float> want(q.size()), p(static_cast<size_t>(n));
+            for (int64_t h = 0; h < heads; ++h) {
+              for (int64_t i = 0; i < n; ++i) {
+                float sum = 0.0f;
+                for (int64_t d = 0; d < hd; ++d)
+                  sum += q[h * hd + d] * widen(keys[KvCache::key_index(hd, d, lo + i)]);
+                p[i] = scale * sum;
+              }
+              if (cap > 0) soft_cap(p.data(), n, cap);
+              const float mx = max_of(p.data(), n);
+              for (float &x : p) x = fast_exp(x - mx);
+              const auto inv = static_cast<float>(1.0 / sum_of(p.data(), n));
+              for (float &x : p) x *= inv;
+              for (int64_t d = 0; d < hd; ++d) {
+                float o = 0.0f;
+                for (int64_t i = 0; i < n; ++i) o += p[i] * widen(values[(lo + i) * hd + d]);
+                want[h * hd + d] = o;
+              }
+            }
+            for (const int lanes : {4, 8, 16}) {
+              if (lanes > widest) continue;
+              cap_vector_lanes(lanes);
+              std::vector<float> got(q.size(), -1.0f),
+                  scores(static_cast<size_t>(decoded_token_scores(heads, lo, pos)));
+              attend_decoded_token(q.data(), heads, hd, keys.data(), values.data(), lo, pos,
+                                   scale, cap, scores.data(), got.data());
+              EXPECT_EQ(got, want) << lanes << " floats";
+            }
+            cap_vector_lanes(16);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(KvCache, DecodedTokenAttentionMatchesAScalarLoopBitForBit) {
+  check_decoded_token_attention<float>();
+  check_decoded_token_attention<uint16_t>();
 }
 
 // A decoded token's attention runs in the calling thread below about 2^16

@@ -32,7 +32,17 @@ template <typename L, int H, int P, typename Elem>
   static_assert(kKeyBlock % kLanes == 0, "key blocks must hold whole vectors");
   // Blocks from a pass's first one to the next pass's (at least the next).
   constexpr int64_t kBlocksAhead = std::max<int64_t>(1, P * kLanes / kKeyBlock);
+  // A bfloat16 cache's keys are read two vectors of positions at a time
+  // (Lanes::load_pair), which must lie in one block.
+  constexpr bool kPairs = std::is_same_v<Elem, uint16_t> && P % 2 == 0;
+  static_assert(kKeyBlock % (2 * kLanes) == 0, "key blocks must hold whole pairs of vectors");
   int64_t j = j0;
+  if constexpr (kPairs) {
+    if (j % (2 * kLanes) != 0 && j < j1) {  // a window's first vector may start mid-pair
+      score_heads<L, H, 1>(q, hd, kt, j, j + kLanes, scale, scores, score_stride);
+      j += kLanes;
+    }
+  }
   for (; j + P * kLanes <= j1; j += P * kLanes) {
     const Elem *vector[P];  // dimension 0 of each vector of positions
 #pragma GCC unroll 4
@@ -45,8 +55,13 @@ template <typename L, int H, int P, typename Elem>
       // too late (bench/RESULTS.md, "Row-wise steps on the splitting
       // threads; prefetching the keys and values").
       __builtin_prefetch(vector[0] + (d + kBlocksAhead * hd) * kKeyBlock);
+      if constexpr (kPairs) {
 #pragma GCC unroll 4
-      for (int c = 0; c < P; ++c) L::load(vector[c] + d * kKeyBlock, k[c]);
+        for (int c = 0; c < P; c += 2) L::load_pair(vector[c] + d * kKeyBlock, k[c], k[c + 1]);
+      } else {
+#pragma GCC unroll 4
+        for (int c = 0; c < P; ++c) L::load(vector[c] + d * kKeyBlock, k[c]);
+      }
 #pragma GCC unroll 4
       for (int h = 0; h < H; ++h) {
         const float qd = q[h * hd + d];
@@ -56,9 +71,15 @@ template <typename L, int H, int P, typename Elem>
     }
 #pragma GCC unroll 4
     for (int h = 0; h < H; ++h) {
+      float *row = scores + h * score_stride + (j - j0);
+      if constexpr (kPairs) {
 #pragma GCC unroll 4
-      for (int c = 0; c < P; ++c)
-        L::at(scores + h * score_stride + (j - j0) + c * kLanes) = scale * sum[h][c];
+        for (int c = 0; c < P; c += 2)
+          L::store_interleaved(scale * sum[h][c], scale * sum[h][c + 1], row + c * kLanes);
+      } else {
+#pragma GCC unroll 4
+        for (int c = 0; c < P; ++c) L::at(row + c * kLanes) = scale * sum[h][c];
+      }
     }
   }
   if constexpr (P > 1) {  // the last vectors of positions, one at a time
@@ -68,20 +89,34 @@ template <typename L, int H, int P, typename Elem>
 
 // Columns [d0, hd) of out row h (stride hd) = Σ_i p[h·p_stride + i]·v[i]
 // over i in [0, n) (v's rows of hd values), for H heads; C vectors of
-// columns at a time, then the rest one vector and one column at a time.
+// columns at a time (C a power of two), then the rest C/2, ..., one vector
+// at a time, and the last columns one at a time.
 template <typename L, int H, int C, typename Elem>
 [[gnu::always_inline]] inline void weigh_values(const float *p, int64_t p_stride, int64_t n,
                                                 const Elem *v, int64_t hd, float *out,
                                                 int64_t d0 = 0) {
   constexpr int64_t kLanes = L::kCount;
+  constexpr int64_t kRowsAhead = 16;
+  constexpr auto kRowBytes = static_cast<int64_t>(C * kLanes * sizeof(Elem));
+  // As in score_heads: a bfloat16 cache's values two vectors at a time.
+  constexpr bool kPairs = std::is_same_v<Elem, uint16_t> && C % 2 == 0;
   int64_t d = d0;
   for (; d + C * kLanes <= hd; d += C * kLanes) {
     typename L::Float sum[H][C] = {};
     for (int64_t i = 0; i < n; ++i) {
-      __builtin_prefetch(v + (i + 16) * hd + d);  // as for the keys in score_heads
+      // Every cache line of row i + kRowsAhead's columns, as for the keys
+      // in score_heads.
+      const auto *ahead = reinterpret_cast<const char *>(v + (i + kRowsAhead) * hd + d);
+#pragma GCC unroll 8
+      for (int64_t b = 0; b < kRowBytes; b += 64) __builtin_prefetch(ahead + b);
       typename L::Float x[C];
+      if constexpr (kPairs) {
 #pragma GCC unroll 4
-      for (int c = 0; c < C; ++c) L::load(v + i * hd + d + c * kLanes, x[c]);
+        for (int c = 0; c < C; c += 2) L::load_pair(v + i * hd + d + c * kLanes, x[c], x[c + 1]);
+      } else {
+#pragma GCC unroll 4
+        for (int c = 0; c < C; ++c) L::load(v + i * hd + d + c * kLanes, x[c]);
+      }
 #pragma GCC unroll 4
       for (int h = 0; h < H; ++h) {
         const float w = p[h * p_stride + i];
@@ -91,12 +126,18 @@ template <typename L, int H, int C, typename Elem>
     }
 #pragma GCC unroll 4
     for (int h = 0; h < H; ++h) {
+      if constexpr (kPairs) {
 #pragma GCC unroll 4
-      for (int c = 0; c < C; ++c) L::at(out + h * hd + d + c * kLanes) = sum[h][c];
+        for (int c = 0; c < C; c += 2)
+          L::store_interleaved(sum[h][c], sum[h][c + 1], out + h * hd + d + c * kLanes);
+      } else {
+#pragma GCC unroll 4
+        for (int c = 0; c < C; ++c) L::at(out + h * hd + d + c * kLanes) = sum[h][c];
+      }
     }
   }
   if constexpr (C > 1) {
-    weigh_values<L, H, 1>(p, p_stride, n, v, hd, out, d);
+    weigh_values<L, H, C / 2>(p, p_stride, n, v, hd, out, d);
     return;
   }
   for (; d < hd; ++d) {  // a head dimension that is not whole vectors
@@ -131,7 +172,11 @@ template <typename L, int H, typename Elem>
     const auto inv = static_cast<float>(1.0 / sum_of(p, n));
     for (int64_t i = 0; i < n; ++i) p[i] *= inv;
   }
-  weigh_values<L, H, (H <= 2 ? 4 : 2)>(scores + first, score_stride, n, v + lo * hd, hd, out);
+  // Four vectors of columns (a 64-wide head in one pass over the values)
+  // where the registers hold 4·H sums: all of AVX-512's 32, or AVX2's 16
+  // for up to two heads.
+  weigh_values<L, H, (H <= 2 || L::kCount == 16 ? 4 : 2)>(scores + first, score_stride, n,
+                                                          v + lo * hd, hd, out);
 }
 
 // A decoded token's attention for `heads` query heads that share a
