@@ -40,10 +40,20 @@ class CpuBackend final : public Backend {
 
   // The layout holds every code (CpuMatmulWeights::read_codes), so the
   // bytes go: an imported tensor keeps its codes once, at its bit width.
+  // Its scales and zeros go as well where the layout holds each group's
+  // (a group without columns, possible with act-order, has no slot), on
+  // GPTQ's grid (GGUF grids keep mins or two-level scales beside them).
+  // At group 32 and 4 bits that is 6 bytes a group of 16 bytes of codes.
   std::shared_ptr<const PreparedWeights> prepare_holding_codes(QTensorData &q, void *) override {
     std::shared_ptr<const CpuMatmulWeights> w = prepare_matmul_weights(q);
     q.code_source = w;
     decltype(q.codes)().swap(q.codes);
+    if (w->slots() == q.groups && q.grid == GPTQ_GRID_GPTQ && q.mins.empty() &&
+        q.sub_scales.empty()) {
+      q.param_source = w;
+      decltype(q.scales)().swap(q.scales);
+      decltype(q.zeros)().swap(q.zeros);
+    }
     return w;
   }
 

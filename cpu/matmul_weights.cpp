@@ -47,6 +47,17 @@ void CpuMatmulWeights::read_codes(int64_t begin, int64_t end, uint8_t *out) cons
   }
 }
 
+void CpuMatmulWeights::read_group_params(int64_t begin, int64_t end, uint16_t *scales,
+                                         int32_t *zeros) const {
+  const int64_t rows = end - begin;
+  for (int64_t t = 0; t < slots(); ++t)
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t at = ((r / kTileRows) * slots() + t) * kTileRows + r % kTileRows;
+      scales[t * rows + (r - begin)] = scale[at];
+      zeros[t * rows + (r - begin)] = zero[at];
+    }
+}
+
 std::unique_ptr<CpuMatmulWeights> prepare_matmul_weights(const QTensorData &q) {
   auto m = std::make_unique<CpuMatmulWeights>();
   m->bits = q.bits;

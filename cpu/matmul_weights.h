@@ -41,8 +41,9 @@ struct SourceRun {
 };
 
 // The layout holds every code of the tensor, so it can stand in for its
-// bytes (CodeSource).
-struct CpuMatmulWeights final : PreparedWeights, CodeSource {
+// bytes (CodeSource), and, where every group has a slot, for its scales
+// and zeros too (GroupParamSource).
+struct CpuMatmulWeights final : PreparedWeights, CodeSource, GroupParamSource {
   int bits = 0;
   int codes_per_byte = 1;  // 1, 2 or 4
   int64_t n = 0, k = 0;
@@ -70,6 +71,10 @@ struct CpuMatmulWeights final : PreparedWeights, CodeSource {
   // The code of row `row` (within the tensor) at padded position p.
   uint8_t code(int64_t row, int64_t p) const;
   void read_codes(int64_t begin, int64_t end, uint8_t *out) const override;
+  // Slot t holds group t when every group has columns (slots() equals the
+  // tensor's groups); only then may this stand in for the scales and zeros.
+  void read_group_params(int64_t begin, int64_t end, uint16_t *scales,
+                         int32_t *zeros) const override;
 };
 
 std::unique_ptr<CpuMatmulWeights> prepare_matmul_weights(const QTensorData &q);

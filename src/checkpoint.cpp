@@ -83,15 +83,17 @@ void export_checkpoint(const QTensorData &q, gptq_checkpoint_format format,
   // (which only a v1 import can produce). Check before writing anything.
   const int32_t maxq = (1 << q.bits) - 1;
   const int32_t offset = format == GPTQ_FORMAT_V1 ? 1 : 0;
-  std::vector<int32_t> stored(q.zeros.size());
-  for (size_t i = 0; i < q.zeros.size(); ++i) {
-    stored[i] = q.zeros[i] - offset;
+  const int64_t n = q.out_features;
+  const int64_t k = q.in_features;
+  const GroupParams params(q, 0, n);
+  std::vector<int32_t> stored(static_cast<size_t>(q.groups * n));
+  for (size_t i = 0; i < stored.size(); ++i) {
+    const int64_t g = static_cast<int64_t>(i) / n, r = static_cast<int64_t>(i) % n;
+    stored[i] = params.zero(g, r) - offset;
     if (stored[i] < 0 || stored[i] > maxq) {
-      const int64_t g = static_cast<int64_t>(i) / q.out_features;
-      const int64_t r = static_cast<int64_t>(i) % q.out_features;
       throw Error(GPTQ_ERR_UNSUPPORTED,
                   std::string(where) + ": group " + std::to_string(g) + ", row " + std::to_string(r) +
-                      " has zero " + std::to_string(q.zeros[i]) + ", which format " +
+                      " has zero " + std::to_string(params.zero(g, r)) + ", which format " +
                       (format == GPTQ_FORMAT_V1 ? "v1 (stores zero - 1) cannot hold; export as "
                                                   "GPTQ_FORMAT_V2"
                                                 : "v2 cannot hold in " + std::to_string(q.bits) +
@@ -99,14 +101,13 @@ void export_checkpoint(const QTensorData &q, gptq_checkpoint_format format,
     }
   }
 
-  const int64_t n = q.out_features;
-  const int64_t k = q.in_features;
   uint32_t *qweight = reinterpret_cast<uint32_t *>(t.qweight);
   pack_qweight(CodeRows(q, 0, n).row(0), n, k, q.bits, qweight);
   uint32_t *qzeros = reinterpret_cast<uint32_t *>(t.qzeros);
   for (int64_t g = 0; g < q.groups; ++g)
     pack_run(&stored[g * n], n, q.bits, qzeros + g * s.qzeros_cols, 1);
-  for (size_t i = 0; i < q.scales.size(); ++i) t.scales[i] = q.scales[i];
+  for (int64_t g = 0; g < q.groups; ++g)
+    for (int64_t r = 0; r < n; ++r) t.scales[g * n + r] = params.scale(g, r);
   for (int64_t j = 0; j < k; ++j) t.g_idx[j] = q.g_idx[j];
 }
 

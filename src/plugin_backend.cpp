@@ -100,7 +100,7 @@ gptq_plugin_qtensor view_of(const QTensorData &q) {
   v.act_order = q.act_order ? 1 : 0;
   // A plugin's tensors keep their codes as bytes (only the CPU backend
   // holds them in its layout instead).
-  if (q.codes.empty() && q.code_source != nullptr)
+  if ((q.codes.empty() && q.code_source != nullptr) || q.param_source != nullptr)
     throw Error(GPTQ_ERR_INTERNAL, "a tensor whose codes the CPU layout holds was given to a plugin");
   v.codes = const_cast<uint8_t *>(q.codes.data());
   v.scales = const_cast<uint16_t *>(q.scales.data());

@@ -18,6 +18,22 @@ CodeRows::CodeRows(const QTensorData &q, int64_t begin, int64_t end)
   base_ = copy_.data();
 }
 
+GroupParams::GroupParams(const QTensorData &q, int64_t begin, int64_t end) {
+  if (q.param_source == nullptr) {
+    scales_ = q.scales.data();
+    zeros_ = q.zeros.data();
+    stride_ = q.out_features;
+    return;
+  }
+  stride_ = end - begin;
+  scale_copy_.resize(static_cast<size_t>(q.groups * stride_));
+  zero_copy_.resize(scale_copy_.size());
+  q.param_source->read_group_params(begin, end, scale_copy_.data(), zero_copy_.data());
+  scales_ = scale_copy_.data();
+  zeros_ = zero_copy_.data();
+  first_ = begin;
+}
+
 int64_t group_count(int64_t in_features, int32_t group_size) {
   if (group_size < 0) return 1;
   return (in_features + group_size - 1) / group_size;
@@ -71,12 +87,13 @@ void dequantize_rows(const QTensorData &q, int64_t row_begin, int64_t row_end, f
   }
   if (!q.sub_scales.empty()) return dequantize_super_rows(q, row_begin, row_end, out);
   const CodeRows rows(q, row_begin, row_end);
+  const GroupParams params(q, row_begin, row_end);
   std::vector<float> scale(static_cast<size_t>(q.groups));
   std::vector<float> zero(static_cast<size_t>(q.groups));
   if (!q.mins.empty()) {  // GGUF min blocks: d·q + m, as llama.cpp computes it
     for (int64_t r = row_begin; r < row_end; ++r) {
       for (int64_t g = 0; g < q.groups; ++g) {
-        scale[g] = half_to_float(q.scales[g * n + r]);
+        scale[g] = half_to_float(params.scale(g, r));
         zero[g] = half_to_float(q.mins[g * n + r]);
       }
       const uint8_t *codes = rows.row(r);
@@ -90,8 +107,8 @@ void dequantize_rows(const QTensorData &q, int64_t row_begin, int64_t row_end, f
   }
   for (int64_t r = row_begin; r < row_end; ++r) {
     for (int64_t g = 0; g < q.groups; ++g) {
-      scale[g] = half_to_float(q.scales[g * n + r]);
-      zero[g] = static_cast<float>(q.zeros[g * n + r]);
+      scale[g] = half_to_float(params.scale(g, r));
+      zero[g] = static_cast<float>(params.zero(g, r));
     }
     const uint8_t *codes = rows.row(r);
     float *dst = out + (r - row_begin) * k;

@@ -23,6 +23,19 @@ class CodeSource {
   virtual void read_codes(int64_t begin, int64_t end, uint8_t *out) const = 0;
 };
 
+// Something that holds all of a tensor's group scales and zeros in a
+// layout of its own: the CPU backend's matmul layout again, which keeps
+// them per tile of rows beside the codes, so that an imported tensor keeps
+// them once.
+class GroupParamSource {
+ public:
+  virtual ~GroupParamSource() = default;
+  // Scales (fp16 bits) and zeros of rows [begin, end) in every group,
+  // [G, end − begin].
+  virtual void read_group_params(int64_t begin, int64_t end, uint16_t *scales,
+                                 int32_t *zeros) const = 0;
+};
+
 struct QTensorData {
   int64_t out_features = 0;  // N
   int64_t in_features = 0;   // K
@@ -36,8 +49,11 @@ struct QTensorData {
   // them through CodeRows, which serves both.
   std::vector<uint8_t, UninitializedAllocator<uint8_t>> codes;
   std::shared_ptr<const CodeSource> code_source;
+  // Both empty when param_source holds them: read them through
+  // GroupParams, which serves both.
   std::vector<uint16_t> scales;  // [G, N], fp16 bit patterns
   std::vector<int32_t> zeros;    // [G, N], 0 .. 2^bits (V1 imports can give 2^bits)
+  std::shared_ptr<const GroupParamSource> param_source;
   std::vector<int32_t> g_idx;    // [K], 0 .. G - 1
   // The grid (gptq_grid): GPTQ's own, or a GGUF block format whose blocks
   // are the groups (g_idx = j / 32). Q4_1 and Q5_1 blocks have a min m
@@ -66,6 +82,24 @@ class CodeRows {
   std::vector<uint8_t, UninitializedAllocator<uint8_t>> copy_;
   const uint8_t *base_ = nullptr;
   int64_t begin_ = 0, k_ = 0;
+};
+
+// Rows [begin, end) of a tensor's scales and zeros, every group: views of
+// q.scales and q.zeros, or copies read from its param source.
+class GroupParams {
+ public:
+  GroupParams(const QTensorData &q, int64_t begin, int64_t end);
+  // Group g's scale (fp16 bits) and zero for row r, begin <= r < end.
+  uint16_t scale(int64_t g, int64_t r) const { return scales_[g * stride_ + r - first_]; }
+  int32_t zero(int64_t g, int64_t r) const { return zeros_[g * stride_ + r - first_]; }
+
+ private:
+  std::vector<uint16_t> scale_copy_;
+  std::vector<int32_t> zero_copy_;
+  // Row r of group g is at g·stride_ + r − first_.
+  const uint16_t *scales_ = nullptr;
+  const int32_t *zeros_ = nullptr;
+  int64_t stride_ = 0, first_ = 0;
 };
 
 // Number of groups for K columns: one for group_size -1, else ceil(K / gs).

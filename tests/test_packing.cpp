@@ -14,6 +14,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <string>
@@ -844,9 +845,10 @@ TEST(CheckpointRoundTrip, RandomBuffersEveryWidthBothFormats) {
 }
 
 // A tensor imported onto the CPU keeps its codes once, in the matmul layout
-// at their bit width (half a byte each at 4 bits), not also as a byte each:
-// what an engine holds for a model is about the checkpoint's size.
-TEST(CheckpointImport, CpuTensorHoldsItsCodesOnceAtTheirWidth) {
+// at their bit width (half a byte each at 4 bits), not also as a byte each,
+// and its scales and zeros once, beside them in that layout: what an engine
+// holds for a model is about the checkpoint's size.
+TEST(CheckpointImport, CpuTensorHoldsItsCodesAndGroupParamsOnce) {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
   const auto heap_in_use = [] {
     const struct mallinfo2 m = mallinfo2();
@@ -859,22 +861,74 @@ TEST(CheckpointImport, CpuTensorHoldsItsCodesOnceAtTheirWidth) {
       GTEST_SKIP() << "malloc's statistics do not see this process's allocations";
   }
   const int64_t n = 4096, k = 4096;
-  Ckpt c = alloc_ckpt(n, k, 4, 128, 0x12345678);
+  Ckpt c = alloc_ckpt(n, k, 4, 32, 0x12345678);
   for (auto &h : c.scales) h = 0x3C00;
   const double before = heap_in_use();
-  QTensor q = import_ckpt(n, k, 4, 128, GPTQ_FORMAT_V2, c, /*with_g_idx=*/false);
+  QTensor q = import_ckpt(n, k, 4, 32, GPTQ_FORMAT_V2, c, /*with_g_idx=*/false);
   ASSERT_TRUE(q);
   const double per_weight = (heap_in_use() - before) / static_cast<double>(n * k);
-  // The layout's 0.5 bytes, its scales and zeros and the tensor's own
-  // (about 0.08); codes kept as bytes besides would be a whole byte more.
-  EXPECT_GT(per_weight, 0.5);
-  EXPECT_LT(per_weight, 0.75);
+  // The layout's 0.5 bytes of codes and its 0.125 of scales and zeros (two
+  // 16-bit values a group of 32); the tensor's own [G, N] scales and int32
+  // zeros besides would be 0.19 more, codes kept as bytes a whole byte.
+  EXPECT_GT(per_weight, 0.6);
+  EXPECT_LT(per_weight, 0.7);
   // And the codes are all there: every nibble of 0x12345678, in order.
   const std::vector<uint8_t> codes = gptq_test::codes_of(q.get(), n, k);
   for (int64_t j = 0; j < 8; ++j) EXPECT_EQ(codes[(n - 1) * k + k - 8 + j], 8 - j);
 #else
   GTEST_SKIP() << "needs glibc's mallinfo2";
 #endif
+}
+
+// Random checkpoints imported onto the CPU, whose layout then holds the
+// scales and zeros: exporting gives back the buffers imported, and
+// dequantizing gives scale·(code − zero) with each column's group. Also with
+// act-order g_idx, and with a g_idx that leaves a group without columns,
+// whose scales and zeros the layout has no slot for (the tensor keeps them).
+TEST(CheckpointImport, LayoutHeldScalesAndZerosExportAndDequantizeAsImported) {
+  std::mt19937 rng(21);
+  for (const int bits : {2, 3, 4, 8}) {
+    for (const int gs : {32, 64, -1}) {
+      for (const int g_idx_kind : {0, 1, 2}) {  // j / gs, shuffled, one group empty
+        if (gs < 0 && g_idx_kind > 0) continue;
+        SCOPED_TRACE("bits " + std::to_string(bits) + ", group " + std::to_string(gs) +
+                     ", g_idx kind " + std::to_string(g_idx_kind));
+        // qzeros pack whole words of rows; 4 and 8 bits leave a last tile
+        // of 8 rows.
+        const int64_t n = bits == 4 || bits == 8 ? 40 : 96, k = 128;
+        const gptq_checkpoint_sizes sz = sizes_of(n, k, bits, gs);
+        Ckpt c = alloc_ckpt(n, k, bits, gs);
+        for (int32_t &v : c.qweight) v = static_cast<int32_t>(rng());
+        // v2 zeros in 0 .. 2^bits − 1: any packed word.
+        for (int32_t &v : c.qzeros) v = static_cast<int32_t>(rng());
+        for (uint16_t &h : c.scales) h = static_cast<uint16_t>(0x2000 + rng() % 0x3000);
+        const int64_t groups = sz.scales_rows;
+        for (int64_t j = 0; j < k; ++j) c.g_idx[j] = static_cast<int32_t>(gs < 0 ? 0 : j / gs);
+        if (g_idx_kind == 1) std::shuffle(c.g_idx.begin(), c.g_idx.end(), rng);
+        if (g_idx_kind == 2)  // group 1's columns go to group 0
+          for (int32_t &g : c.g_idx) g = g == 1 ? 0 : g;
+        QTensor q = import_ckpt(n, k, bits, gs, GPTQ_FORMAT_V2, c);
+        ASSERT_TRUE(q);
+        expect_same_ckpt(export_ckpt(q.get(), n, k, bits, gs, GPTQ_FORMAT_V2), c);
+        // Dequantized, against the buffers themselves.
+        const std::vector<float> d = gptq_test::dequantized(q.get(), n, k);
+        const std::vector<uint8_t> codes = gptq_test::codes_of(q.get(), n, k);
+        const uint32_t *qzeros = reinterpret_cast<const uint32_t *>(c.qzeros.data());
+        for (int64_t r = 0; r < n; ++r)
+          for (int64_t j = 0; j < k; ++j) {
+            const int64_t g = c.g_idx[j];
+            ASSERT_LT(g, groups);
+            const uint32_t zero = bit_read(qzeros + g * sz.qzeros_cols, 1, r, bits);
+            const uint16_t h = c.scales[g * n + r];  // positive normal: (1024 + m)·2^(e − 25)
+            const auto scale = static_cast<float>(
+                std::ldexp(static_cast<double>((h & 0x3FF) + 1024), ((h >> 10) & 0x1F) - 25));
+            ASSERT_EQ(d[r * k + j], scale * (static_cast<float>(codes[r * k + j]) -
+                                             static_cast<float>(zero)))
+                << r << "," << j;
+          }
+      }
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------
