@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <algorithm>
 #include <cstring>
+#include <iostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -867,6 +868,7 @@ TEST(CheckpointImport, CpuTensorHoldsItsCodesAndGroupParamsOnce) {
   QTensor q = import_ckpt(n, k, 4, 32, GPTQ_FORMAT_V2, c, /*with_g_idx=*/false);
   ASSERT_TRUE(q);
   const double per_weight = (heap_in_use() - before) / static_cast<double>(n * k);
+  std::cout << "imported 4-bit g32 tensor: " << per_weight << " heap bytes a weight\n";
   // The layout's 0.5 bytes of codes and its 0.125 of scales and zeros (two
   // 16-bit values a group of 32); the tensor's own [G, N] scales and int32
   // zeros besides would be 0.19 more, codes kept as bytes a whole byte.
