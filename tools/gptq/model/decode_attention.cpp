@@ -19,6 +19,57 @@ namespace {
 // Every score and output is still a sum in position or dimension order,
 // whatever the number of heads, so the result does not depend on H.
 
+// V vectors of a cache are read in pairs (Lanes::load_pair) from a
+// bfloat16 cache, when V is even: one load and two instructions give two
+// vectors, where widening one takes several. The pair's vectors come out
+// as the values at even and at odd offsets, so sums over them are stored
+// back interleaved (store_vectors).
+template <typename Elem, int V>
+constexpr bool kReadInPairs = std::is_same_v<Elem, uint16_t> && V % 2 == 0;
+
+// Vector c of out from first[c] + offset, as floats. For pairs, first[c + 1]
+// must be first[c] + N.
+template <typename L, int V, typename Elem>
+[[gnu::always_inline]] inline void load_vectors(const Elem *const (&first)[V], int64_t offset,
+                                                typename L::Float (&out)[V]) {
+  if constexpr (kReadInPairs<Elem, V>) {
+#pragma GCC unroll 4
+    for (int c = 0; c < V; c += 2) L::load_pair(first[c] + offset, out[c], out[c + 1]);
+  } else {
+#pragma GCC unroll 4
+    for (int c = 0; c < V; ++c) L::load(first[c] + offset, out[c]);
+  }
+}
+
+// sum[h][c] += w[h·w_stride]·x[c] for the H heads.
+template <typename L, int H, int V>
+[[gnu::always_inline]] inline void add_products(typename L::Float (&sum)[H][V], const float *w,
+                                                int64_t w_stride,
+                                                const typename L::Float (&x)[V]) {
+#pragma GCC unroll 4
+  for (int h = 0; h < H; ++h) {
+    const float wh = w[h * w_stride];
+#pragma GCC unroll 4
+    for (int c = 0; c < V; ++c) sum[h][c] += wh * x[c];
+  }
+}
+
+// factor·sum[c] as V·N consecutive floats at out, in the order the values
+// were read (load_vectors from a cache of Elem).
+template <typename L, int V, typename Elem>
+[[gnu::always_inline]] inline void store_vectors(const typename L::Float (&sum)[V], float factor,
+                                                 float *out) {
+  constexpr int64_t kLanes = L::kCount;
+  if constexpr (kReadInPairs<Elem, V>) {
+#pragma GCC unroll 4
+    for (int c = 0; c < V; c += 2)
+      L::store_interleaved(factor * sum[c], factor * sum[c + 1], out + c * kLanes);
+  } else {
+#pragma GCC unroll 4
+    for (int c = 0; c < V; ++c) L::at(out + c * kLanes) = factor * sum[c];
+  }
+}
+
 // Scores of H query heads (rows of q, stride hd) against the positions of
 // whole vectors [j0, j1) of a head's keys kt (blocked as KvCache::keys lays
 // them out), times scale, into scores (row h at scores + h·score_stride,
@@ -32,12 +83,10 @@ template <typename L, int H, int P, typename Elem>
   static_assert(kKeyBlock % kLanes == 0, "key blocks must hold whole vectors");
   // Blocks from a pass's first one to the next pass's (at least the next).
   constexpr int64_t kBlocksAhead = std::max<int64_t>(1, P * kLanes / kKeyBlock);
-  // A bfloat16 cache's keys are read two vectors of positions at a time
-  // (Lanes::load_pair), which must lie in one block.
-  constexpr bool kPairs = std::is_same_v<Elem, uint16_t> && P % 2 == 0;
+  // The two vectors of positions of a pair must lie in one block.
   static_assert(kKeyBlock % (2 * kLanes) == 0, "key blocks must hold whole pairs of vectors");
   int64_t j = j0;
-  if constexpr (kPairs) {
+  if constexpr (kReadInPairs<Elem, P>) {
     if (j % (2 * kLanes) != 0 && j < j1) {  // a window's first vector may start mid-pair
       score_heads<L, H, 1>(q, hd, kt, j, j + kLanes, scale, scores, score_stride);
       j += kLanes;
@@ -55,32 +104,12 @@ template <typename L, int H, int P, typename Elem>
       // too late (bench/RESULTS.md, "Row-wise steps on the splitting
       // threads; prefetching the keys and values").
       __builtin_prefetch(vector[0] + (d + kBlocksAhead * hd) * kKeyBlock);
-      if constexpr (kPairs) {
-#pragma GCC unroll 4
-        for (int c = 0; c < P; c += 2) L::load_pair(vector[c] + d * kKeyBlock, k[c], k[c + 1]);
-      } else {
-#pragma GCC unroll 4
-        for (int c = 0; c < P; ++c) L::load(vector[c] + d * kKeyBlock, k[c]);
-      }
-#pragma GCC unroll 4
-      for (int h = 0; h < H; ++h) {
-        const float qd = q[h * hd + d];
-#pragma GCC unroll 4
-        for (int c = 0; c < P; ++c) sum[h][c] += qd * k[c];
-      }
+      load_vectors<L>(vector, d * kKeyBlock, k);
+      add_products<L>(sum, q + d, hd, k);
     }
 #pragma GCC unroll 4
-    for (int h = 0; h < H; ++h) {
-      float *row = scores + h * score_stride + (j - j0);
-      if constexpr (kPairs) {
-#pragma GCC unroll 4
-        for (int c = 0; c < P; c += 2)
-          L::store_interleaved(scale * sum[h][c], scale * sum[h][c + 1], row + c * kLanes);
-      } else {
-#pragma GCC unroll 4
-        for (int c = 0; c < P; ++c) L::at(row + c * kLanes) = scale * sum[h][c];
-      }
-    }
+    for (int h = 0; h < H; ++h)
+      store_vectors<L, P, Elem>(sum[h], scale, scores + h * score_stride + (j - j0));
   }
   if constexpr (P > 1) {  // the last vectors of positions, one at a time
     if (j < j1) score_heads<L, H, 1>(q, hd, kt, j, j1, scale, scores + (j - j0), score_stride);
@@ -98,10 +127,11 @@ template <typename L, int H, int C, typename Elem>
   constexpr int64_t kLanes = L::kCount;
   constexpr int64_t kRowsAhead = 16;
   constexpr auto kRowBytes = static_cast<int64_t>(C * kLanes * sizeof(Elem));
-  // As in score_heads: a bfloat16 cache's values two vectors at a time.
-  constexpr bool kPairs = std::is_same_v<Elem, uint16_t> && C % 2 == 0;
   int64_t d = d0;
   for (; d + C * kLanes <= hd; d += C * kLanes) {
+    const Elem *column[C];  // row 0's vector of each
+#pragma GCC unroll 4
+    for (int c = 0; c < C; ++c) column[c] = v + d + c * kLanes;
     typename L::Float sum[H][C] = {};
     for (int64_t i = 0; i < n; ++i) {
       // Every cache line of row i + kRowsAhead's columns, as for the keys
@@ -110,31 +140,11 @@ template <typename L, int H, int C, typename Elem>
 #pragma GCC unroll 8
       for (int64_t b = 0; b < kRowBytes; b += 64) __builtin_prefetch(ahead + b);
       typename L::Float x[C];
-      if constexpr (kPairs) {
-#pragma GCC unroll 4
-        for (int c = 0; c < C; c += 2) L::load_pair(v + i * hd + d + c * kLanes, x[c], x[c + 1]);
-      } else {
-#pragma GCC unroll 4
-        for (int c = 0; c < C; ++c) L::load(v + i * hd + d + c * kLanes, x[c]);
-      }
-#pragma GCC unroll 4
-      for (int h = 0; h < H; ++h) {
-        const float w = p[h * p_stride + i];
-#pragma GCC unroll 4
-        for (int c = 0; c < C; ++c) sum[h][c] += w * x[c];
-      }
+      load_vectors<L>(column, i * hd, x);
+      add_products<L>(sum, p + i, p_stride, x);
     }
 #pragma GCC unroll 4
-    for (int h = 0; h < H; ++h) {
-      if constexpr (kPairs) {
-#pragma GCC unroll 4
-        for (int c = 0; c < C; c += 2)
-          L::store_interleaved(sum[h][c], sum[h][c + 1], out + h * hd + d + c * kLanes);
-      } else {
-#pragma GCC unroll 4
-        for (int c = 0; c < C; ++c) L::at(out + h * hd + d + c * kLanes) = sum[h][c];
-      }
-    }
+    for (int h = 0; h < H; ++h) store_vectors<L, C, Elem>(sum[h], 1.0f, out + h * hd + d);
   }
   if constexpr (C > 1) {
     weigh_values<L, H, C / 2>(p, p_stride, n, v, hd, out, d);
