@@ -281,6 +281,9 @@ LlamaModel load_model(const ModelDir &dir) {
     model.embed =
         EmbeddingTable::load(dir, "model.embed_tokens.weight", c.vocab_size, c.hidden_size);
     model.final_norm = load_norm(dir, "model.norm.weight");
+    // The embeddings' pages go before the lm_head is imported, which needs
+    // a byte per code for a moment (the largest of the model's layers).
+    dir.release_pages();
     model.lm_head =
         Linear(load_quantized_linear(dir, qcfg, "lm_head", c.vocab_size, c.hidden_size), {});
   } else {
