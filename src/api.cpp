@@ -580,8 +580,9 @@ gptq_status import_checked(const char *where, int64_t out_features, int64_t in_f
     q->backend = &backend;
     q->stream = o.stream;
     // An imported tensor is made to be multiplied with: on the CPU its
-    // layout is made now and holds its codes (see CodeSource).
-    q->prepare_holding_codes();
+    // layout is made now, from the packed qweight, and holds its codes (see
+    // CodeSource). Other backends get them unpacked, before `host` goes.
+    if (!q->prepare_holding_codes()) own_codes(q->data);
     *out = q.release();
   });
 }

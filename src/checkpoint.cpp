@@ -111,6 +111,32 @@ void export_checkpoint(const QTensorData &q, gptq_checkpoint_format format,
   for (int64_t j = 0; j < k; ++j) t.g_idx[j] = q.g_idx[j];
 }
 
+namespace {
+
+// A checkpoint's qweight, read a few rows at a time (CodeSource).
+class PackedQweight final : public CodeSource {
+ public:
+  PackedQweight(const uint32_t *qweight, int64_t n, int64_t k, int bits)
+      : qweight_(qweight), n_(n), k_(k), bits_(bits) {}
+  void read_codes(int64_t begin, int64_t end, uint8_t *out) const override {
+    unpack_qweight_rows(qweight_, n_, k_, bits_, begin, end, out);
+  }
+
+ private:
+  const uint32_t *qweight_;
+  int64_t n_, k_;
+  int bits_;
+};
+
+}  // namespace
+
+void own_codes(QTensorData &q) {
+  if (dynamic_cast<const PackedQweight *>(q.code_source.get()) == nullptr) return;
+  q.codes.resize(static_cast<size_t>(q.out_features * q.in_features));
+  q.code_source->read_codes(0, q.out_features, q.codes.data());
+  q.code_source = nullptr;
+}
+
 QTensorData import_checkpoint(int64_t n, int64_t k, int32_t bits, int32_t group_size,
                               gptq_checkpoint_format format, const gptq_checkpoint_tensors &t) {
   const char *where = "gptq_qtensor_import";
@@ -144,9 +170,8 @@ QTensorData import_checkpoint(int64_t n, int64_t k, int32_t bits, int32_t group_
       throw Error(GPTQ_ERR_INVALID_DATA, std::string(where) + ": scales[" + std::to_string(i) +
                                              "] is not finite");
 
-  q.codes.resize(static_cast<size_t>(n * k));
-  const uint32_t *qweight = reinterpret_cast<const uint32_t *>(t.qweight);
-  unpack_qweight(qweight, n, k, bits, q.codes.data());
+  q.code_source = std::make_shared<PackedQweight>(reinterpret_cast<const uint32_t *>(t.qweight),
+                                                  n, k, bits);
   q.zeros.resize(static_cast<size_t>(q.groups * n));
   const uint32_t *qzeros = reinterpret_cast<const uint32_t *>(t.qzeros);
   const int32_t offset = format == GPTQ_FORMAT_V1 ? 1 : 0;

@@ -54,14 +54,14 @@ uint64_t gather_fields(uint64_t bytes) {
 
 template <int kBits>
 void unpack_block(const uint32_t *qweight, int64_t n, int64_t k, int64_t r0, int64_t r1,
-                  uint8_t *codes) {
+                  uint8_t *codes) {  // codes: row r0's
   using U = Unit<kBits>;
   for (int64_t u = 0; u < k / U::kCodes; ++u) {
     const uint32_t *words = qweight + u * U::kWords * n;
     for (int64_t r = r0; r < r1; ++r) {
       uint32_t w[U::kWords];
       for (int i = 0; i < U::kWords; ++i) w[i] = words[i * n + r];
-      uint8_t *out = codes + r * k + u * U::kCodes;
+      uint8_t *out = codes + (r - r0) * k + u * U::kCodes;
       if constexpr (kBits == 2 || kBits == 4) {
         for (int half = 0; half < U::kCodes / 8; ++half) {
           const uint64_t bytes = spread_fields<kBits>(w[0] >> (8 * kBits * half));
@@ -122,12 +122,19 @@ void by_row_blocks(int64_t n, int bits, Block block) {
 }  // namespace
 
 void unpack_qweight(const uint32_t *qweight, int64_t n, int64_t k, int bits, uint8_t *codes) {
-  by_row_blocks(n, bits, [&](int64_t r0, int64_t r1) {
+  unpack_qweight_rows(qweight, n, k, bits, 0, n, codes);
+}
+
+void unpack_qweight_rows(const uint32_t *qweight, int64_t n, int64_t k, int bits, int64_t begin,
+                         int64_t end, uint8_t *codes) {
+  by_row_blocks(end - begin, bits, [&](int64_t b0, int64_t b1) {
+    const int64_t r0 = begin + b0, r1 = begin + b1;
+    uint8_t *out = codes + b0 * k;
     switch (bits) {
-      case 2: unpack_block<2>(qweight, n, k, r0, r1, codes); break;
-      case 3: unpack_block<3>(qweight, n, k, r0, r1, codes); break;
-      case 4: unpack_block<4>(qweight, n, k, r0, r1, codes); break;
-      case 8: unpack_block<8>(qweight, n, k, r0, r1, codes); break;
+      case 2: unpack_block<2>(qweight, n, k, r0, r1, out); break;
+      case 3: unpack_block<3>(qweight, n, k, r0, r1, out); break;
+      case 4: unpack_block<4>(qweight, n, k, r0, r1, out); break;
+      case 8: unpack_block<8>(qweight, n, k, r0, r1, out); break;
     }
   });
 }

@@ -49,6 +49,9 @@ void unpack_run(const uint32_t *in, int64_t stride, int64_t count, int bits, Val
 // codes and bits one of 2, 3, 4, 8, as checkpoint_sizes checks before these
 // are called. codes is [N, K], row-major.
 void unpack_qweight(const uint32_t *qweight, int64_t n, int64_t k, int bits, uint8_t *codes);
+// Rows [begin, end) only, into codes [end − begin, K].
+void unpack_qweight_rows(const uint32_t *qweight, int64_t n, int64_t k, int bits, int64_t begin,
+                         int64_t end, uint8_t *codes);
 void pack_qweight(const uint8_t *codes, int64_t n, int64_t k, int bits, uint32_t *qweight);
 
 }  // namespace gptq

@@ -9,4 +9,7 @@ const gptq::PreparedWeights &gptq_qtensor::prepared() const {
   return *prepared_;
 }
 
-void gptq_qtensor::prepare_holding_codes() { prepared_ = backend->prepare_holding_codes(data, stream); }
+bool gptq_qtensor::prepare_holding_codes() {
+  prepared_ = backend->prepare_holding_codes(data, stream);
+  return prepared_ != nullptr;
+}

@@ -23,7 +23,8 @@ struct gptq_qtensor {
   const gptq::PreparedWeights &prepared() const;
   // Where the backend can, makes the layout now and lets it hold the codes
   // (Backend::prepare_holding_codes); for a tensor no other thread sees yet.
-  void prepare_holding_codes();
+  // Whether it did.
+  bool prepare_holding_codes();
 
  private:
   mutable std::once_flag prepare_once_;

@@ -330,7 +330,7 @@ TEST(PluginBackend, QuantizeResultsStatsLogsAndMatmulFlowBack) {
     const std::vector<float> w = correlated_activations(out, in, 22, 0);
     gptq_quant_stats stats{}, cpu_stats{};
     stats.struct_size = cpu_stats.struct_size = sizeof stats;
-    QTensor q, cpu_q;
+    QTensor q, cpu_q, q_imported, cpu_imported;
     for (auto [c, st, dst] : {std::make_tuple(&cfg, &stats, &q), std::make_tuple(&cpu_cfg, &cpu_stats, &cpu_q)}) {
       Ctx ctx = make_ctx(out, in, *c);
       ASSERT_TRUE(ctx);
@@ -371,6 +371,31 @@ TEST(PluginBackend, QuantizeResultsStatsLogsAndMatmulFlowBack) {
     t.g_idx = cpu_g_idx.data();
     ASSERT_EQ(gptq_qtensor_export(cpu_q.get(), GPTQ_FORMAT_V2, &t), GPTQ_OK) << gptq_last_error();
     EXPECT_EQ(g_idx, cpu_g_idx);
+    // Those buffers imported onto the plugin's backend and onto the CPU: the
+    // plugin's tensor gets its codes unpacked (the import reads the packed
+    // qweight through the CPU layout only), so it dequantizes as the CPU's
+    // does and its matmul runs.
+    for (const gptq_backend backend : {GPTQ_BACKEND_CUDA, GPTQ_BACKEND_CPU}) {
+      gptq_import_options io;
+      gptq_import_options_default(&io);
+      io.backend = backend;
+      gptq_qtensor *raw = nullptr;
+      ASSERT_EQ(gptq_qtensor_import_ex(out, in, 4, 16, GPTQ_FORMAT_V2, &t, &io, &raw), GPTQ_OK)
+          << gptq_last_error();
+      (backend == GPTQ_BACKEND_CUDA ? q_imported : cpu_imported).reset(raw);
+      EXPECT_EQ(gptq_qtensor_backend(raw), backend);
+      std::vector<uint8_t> imported_codes(out * in);
+      ASSERT_EQ(gptq_qtensor_codes(raw, imported_codes.data(), out * in), GPTQ_OK);
+      EXPECT_EQ(imported_codes, codes);
+    }
+    std::vector<float> deq_plugin(out * in), deq_cpu(out * in), y_imported(rows * out);
+    ASSERT_EQ(gptq_qtensor_dequantize(q_imported.get(), deq_plugin.data(), out * in), GPTQ_OK);
+    ASSERT_EQ(gptq_qtensor_dequantize(cpu_imported.get(), deq_cpu.data(), out * in), GPTQ_OK);
+    EXPECT_EQ(deq_plugin, deq_cpu);
+    ASSERT_EQ(gptq_matmul(q_imported.get(), x.data(), GPTQ_DTYPE_F32, rows, in, nullptr,
+                          y_imported.data(), rows * out),
+              GPTQ_OK)
+        << gptq_last_error();
 
     // Matmul runs in the plugin: y = x·deqᵀ + bias.
     std::vector<float> deq(out * in);

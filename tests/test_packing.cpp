@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <algorithm>
 #include <cstring>
+#include <utility>
+#include <fstream>
 #include <iostream>
 #include <random>
 #include <string>
@@ -311,6 +313,18 @@ TEST(PackQweight, EveryWidthMatchesTheColumnRuns) {
         std::vector<uint32_t> packed(qweight.size(), 0xA5A5A5A5u);  // stale bits must go
         gptq::pack_qweight(codes.data(), n, k, bits, packed.data());
         ASSERT_EQ(packed, qweight);
+        // Any range of rows alone (what an import's layout reads, a tile at
+        // a time) is the same rows of the whole, and writes nothing past them.
+        for (const auto &[begin, end] : std::vector<std::pair<int64_t, int64_t>>{
+                 {0, n}, {0, std::min<int64_t>(n, 16)}, {n / 3, n}, {n / 2, n / 2 + 1}, {n, n}}) {
+          std::vector<uint8_t> part(static_cast<size_t>((end - begin + 1) * k), 0xEE);
+          gptq::unpack_qweight_rows(qweight.data(), n, k, bits, begin, end, part.data());
+          ASSERT_TRUE(std::equal(part.begin(), part.begin() + (end - begin) * k,
+                                 codes.begin() + begin * k))
+              << "rows " << begin << ".." << end;
+          ASSERT_TRUE(std::all_of(part.begin() + (end - begin) * k, part.end(),
+                                  [](uint8_t b) { return b == 0xEE; }));
+        }
       }
   }
 }
@@ -879,6 +893,51 @@ TEST(CheckpointImport, CpuTensorHoldsItsCodesAndGroupParamsOnce) {
   for (int64_t j = 0; j < 8; ++j) EXPECT_EQ(codes[(n - 1) * k + k - 8 + j], 8 - j);
 #else
   GTEST_SKIP() << "needs glibc's mallinfo2";
+#endif
+}
+
+// Importing a checkpoint onto the CPU lays its codes out straight from the
+// packed qweight: at no moment does it hold a byte a code (the codes
+// unpacked, a whole tensor at once, were the largest transient of loading a
+// model). The resident peak over the import is measured on Linux, where
+// writing 5 to /proc/self/clear_refs resets it.
+TEST(CheckpointImport, ImportNeverHoldsAByteACode) {
+#if defined(__linux__)
+  const auto peak_kb = [] {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line))
+      if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+    return -1L;
+  };
+  const auto reset_peak = [] {
+    std::ofstream clear("/proc/self/clear_refs");
+    clear << "5";
+    clear.flush();
+    return clear.good();
+  };
+  const int64_t n = 8192, k = 8192;  // 32 MiB of 4-bit qweight, 64 MiB as bytes
+  Ckpt c = alloc_ckpt(n, k, 4, 128, 0x12345678);
+  for (auto &h : c.scales) h = 0x3C00;
+  if (!reset_peak()) GTEST_SKIP() << "/proc/self/clear_refs cannot be written here";
+  const long before = peak_kb();
+  // Touching fresh memory must raise the peak, or it is not what we read.
+  std::vector<uint8_t> probe(size_t{16} << 20, 1);
+  if (before < 0 || peak_kb() - before < 12 * 1024)
+    GTEST_SKIP() << "the resident peak does not follow this process's pages here";
+  std::vector<uint8_t>().swap(probe);
+  ASSERT_TRUE(reset_peak());
+  const long start = peak_kb();
+  QTensor q = import_ckpt(n, k, 4, 128, GPTQ_FORMAT_V2, c, /*with_g_idx=*/false);
+  ASSERT_TRUE(q);
+  const double rise_mib = static_cast<double>(peak_kb() - start) / 1024.0;
+  std::cout << "import of 8192 x 8192 4-bit: resident peak rose " << rise_mib << " MiB\n";
+  // The layout's 32 MiB of codes and about 2 of scales, zeros and bookkeeping;
+  // the codes as bytes besides would be 64 MiB more.
+  EXPECT_LT(rise_mib, 56.0);
+  EXPECT_EQ(gptq_test::codes_of(q.get(), n, k)[0], 8);
+#else
+  GTEST_SKIP() << "measures the resident peak through Linux's /proc";
 #endif
 }
 
