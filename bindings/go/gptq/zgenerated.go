@@ -886,9 +886,10 @@ func c_gptq_qtensor_export(q *c_gptq_qtensor, format CheckpointFormat, t *c_gptq
 //	2^b). The caller's buffers are copied. The tensor goes to the backend
 //	GPTQ_BACKEND_AUTO chooses (the CUDA backend where it is usable): see
 //	gptq_qtensor_import_ex to choose. On the CPU backend the import lays the
-//	tensor out for matmul at once and keeps its codes only in that layout, at
-//	their bit width (about the bytes of qweight); gptq_qtensor_codes, _export
-//	and _dequantize read them from there.
+//	tensor out for matmul at once, straight from qweight, and keeps its codes
+//	(at their bit width, about the bytes of qweight), scales and zeros only in
+//	that layout; gptq_qtensor_codes, _export and _dequantize read them from
+//	there. It never holds the codes a byte each for the whole tensor.
 //	Errors: NULL_POINTER, INVALID_SIZE, INVALID_CONFIG (bits, group size),
 //	UNSUPPORTED (shape, format), SIZE_MISMATCH (buffer lengths),
 //	INVALID_DATA (g_idx out of range, non-finite scales), OUT_OF_MEMORY.
