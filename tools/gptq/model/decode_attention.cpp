@@ -182,10 +182,13 @@ template <typename L, int H, typename Elem>
     const auto inv = static_cast<float>(1.0 / sum_of(p, n));
     for (int64_t i = 0; i < n; ++i) p[i] *= inv;
   }
-  // Four vectors of columns (a 64-wide head in one pass over the values)
-  // where the registers hold 4·H sums: all of AVX-512's 32, or AVX2's 16
-  // for up to two heads.
-  weigh_values<L, H, (H <= 2 || L::kCount == 16 ? 4 : 2)>(scores + first, score_stride, n,
+  // Four vectors of columns (a 64-wide head in one pass over the values,
+  // on AVX-512) where the registers hold the 4·H sums: AVX-512's 32 for
+  // every H, AVX2's 16 up to three heads (12 sums, the row's vectors used
+  // as they are read). Four heads on AVX2 take two vectors at a time.
+  // (bench/RESULTS.md, "Decode attention: bfloat16 read two vectors at a
+  // time".)
+  weigh_values<L, H, (H <= 3 || L::kCount == 16 ? 4 : 2)>(scores + first, score_stride, n,
                                                           v + lo * hd, hd, out);
 }
 
