@@ -36,18 +36,35 @@ void head_norms(const LlamaConfig &c, const LlamaBlock &block, float *q, float *
   rms_norm(k, block.k_norm, tokens * c.num_key_value_heads, c.head_dim, c.rms_norm_eps, k);
 }
 
+namespace {
+
+// One row of rms_norm. The squares are summed in double, in kVectorLanes
+// lanes added up in a fixed order at the end: one running sum is a chain of
+// dependent additions that no clone could vectorize, and at a decode step,
+// whose rows are few, that chain was the whole cost of the norm.
+GPTQ_VECTOR_CLONES void rms_norm_row(const float *x, const float *weight, int64_t dim,
+                                     double eps, float *out) {
+  double lane[kVectorLanes] = {};
+  int64_t i = 0;
+  for (; i + kVectorLanes <= dim; i += kVectorLanes) {
+    for (int l = 0; l < kVectorLanes; ++l) {
+      const auto v = static_cast<double>(x[i + l]);
+      lane[l] += v * v;
+    }
+  }
+  for (; i < dim; ++i) lane[0] += static_cast<double>(x[i]) * x[i];
+  double sum = 0.0;
+  for (double v : lane) sum += v;
+  const float inv = static_cast<float>(1.0 / std::sqrt(sum / static_cast<double>(dim) + eps));
+  for (int64_t j = 0; j < dim; ++j) out[j] = weight[j] * (x[j] * inv);
+}
+
+}  // namespace
+
 void rms_norm(const float *x, const std::vector<float> &weight, int64_t rows, int64_t dim,
               double eps, float *out) {
   parallel_ranges(rows, kElementwiseGrain / std::max<int64_t>(dim, 1), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const float *xr = x + r * dim;
-      double sum = 0.0;
-      for (int64_t i = 0; i < dim; ++i) sum += static_cast<double>(xr[i]) * xr[i];
-      const float inv =
-          static_cast<float>(1.0 / std::sqrt(sum / static_cast<double>(dim) + eps));
-      float *o = out + r * dim;
-      for (int64_t i = 0; i < dim; ++i) o[i] = weight[i] * (xr[i] * inv);
-    }
+    for (int64_t r = r0; r < r1; ++r) rms_norm_row(x + r * dim, weight.data(), dim, eps, out + r * dim);
   });
 }
 
