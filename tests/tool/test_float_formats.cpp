@@ -18,6 +18,7 @@
 #include "common/tool_error.h"
 #include "formats/float_formats.h"
 #include "formats/safetensors.h"
+#include "model/vector_math.h"
 
 namespace gptqtool {
 namespace {
@@ -155,6 +156,20 @@ TEST(FloatFormats, Bfloat16RoundsToNearestEven) {
   // A signalling NaN whose payload lies only in the low bits stays a NaN.
   EXPECT_TRUE(std::isnan(from_bits(uint32_t{float_to_bf16(from_bits(0x7f800001u), &overflow)} << 16)));
   EXPECT_EQ(to_bits(from_bits(uint32_t{float_to_bf16(-2.5f, &overflow)} << 16)), to_bits(-2.5f));
+}
+
+// The KV cache's branch-free narrowing gives float_to_bf16's bits for every
+// input, NaNs, infinities and values that round past the range included.
+TEST(FloatFormats, CacheNarrowingToBfloat16MatchesTheFileConversion) {
+  std::mt19937 rng(6);
+  std::vector<uint32_t> inputs = {0x7f800000u, 0xff800000u, 0x7f800001u, 0xffc00000u, 0x7fffffffu,
+                                  0x7f7fffffu, 0x7f7f8000u, 0x7f7f7fffu, 0x00000001u, 0x80008000u,
+                                  0x3f808000u, 0x3f818000u, 0u, 0x80000000u};
+  for (int i = 0; i < 1000000; ++i) inputs.push_back(rng());
+  for (uint32_t u : inputs) {
+    bool overflow = false;
+    ASSERT_EQ(narrow_to_bf16(from_bits(u)), float_to_bf16(from_bits(u), &overflow)) << std::hex << u;
+  }
 }
 
 TEST(FloatFormats, TensorsConvertOrNameTheValueThatDoesNotFit) {

@@ -10,7 +10,6 @@
 #include <type_traits>
 
 #include "common/checked_size.h"
-#include "formats/float_formats.h"
 #include "model/decode_attention.h"
 #include "model/kv_cache.h"
 #include "model/parallel.h"
@@ -39,13 +38,26 @@ struct Task {
   int64_t seq, head, heads, r0, r1;
 };
 
-// x in the cache's element type (bfloat16 rounded to nearest even; a
-// finite value beyond bfloat16's range, above 3.39e38, becomes infinity as
-// it would in float32 arithmetic a step later).
-inline void store_as(float x, float *dst) { *dst = x; }
-inline void store_as(float x, uint16_t *dst) {
-  bool beyond_range = false;
-  *dst = float_to_bf16(x, &beyond_range);
+// n values into the cache's element type (bfloat16 rounded to nearest
+// even; a finite value beyond bfloat16's range, above 3.39e38, becomes
+// infinity as it would in float32 arithmetic a step later).
+void store_as(const float *x, int64_t n, float *dst) { std::copy_n(x, n, dst); }
+GPTQ_VECTOR_CLONES void store_as(const float *x, int64_t n, uint16_t *dst) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = narrow_to_bf16(x[i]);
+}
+
+// A new key (head_dim values) at position `pos` of a sequence's key blocks
+// (KvCache::key_index): dimension d goes kKeyBlock elements after d - 1.
+template <typename Elem>
+void store_key(const float *key, int64_t hd, int64_t pos, Elem *keys) {
+  constexpr int64_t kChunk = 64;
+  Elem narrowed[kChunk];
+  Elem *at = keys + KvCache::key_index(hd, 0, pos);
+  for (int64_t d0 = 0; d0 < hd; d0 += kChunk) {
+    const int64_t n = std::min(kChunk, hd - d0);
+    store_as(key + d0, n, narrowed);
+    for (int64_t d = 0; d < n; ++d) at[(d0 + d) * kKeyBlock] = narrowed[d];
+  }
 }
 
 // The rest of attention_cached once q, k and v are computed (tokens × q_dim,
@@ -73,12 +85,8 @@ void attend_with_cache(const LlamaConfig &c, const Rope &rope, const LlamaBlock 
       Elem *kt = cache->keys<Elem>(layer, slot, g);
       Elem *vg = cache->values<Elem>(layer, slot, g) + past * hd;
       for (int64_t r = 0; r < n; ++r) {
-        const float *kr = k + (t0 + r) * kv_dim + g * hd;
-        const float *vr = v + (t0 + r) * kv_dim + g * hd;
-        for (int64_t d = 0; d < hd; ++d) {
-          store_as(kr[d], kt + KvCache::key_index(hd, d, past + r));
-          store_as(vr[d], vg + r * hd + d);
-        }
+        store_key(k + (t0 + r) * kv_dim + g * hd, hd, past + r, kt);
+        store_as(v + (t0 + r) * kv_dim + g * hd, hd, vg + r * hd);
       }
     }
   };

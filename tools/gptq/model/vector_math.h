@@ -170,6 +170,17 @@ inline float widen(uint16_t bf16) {
   return f;
 }
 
+// x rounded to bfloat16 bits, to nearest even, as float_to_bf16 rounds it
+// (NaN stays a quiet NaN, a finite value past bfloat16's range becomes
+// infinity), without a branch, so that loops over it vectorize.
+inline uint16_t narrow_to_bf16(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  const uint32_t quiet_nan = (u >> 16) | 0x40u;
+  return static_cast<uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded);
+}
+
 inline double sum_of(const float *x, int64_t n) {
   return sum_of(x, n, [](float v) { return v; });
 }
