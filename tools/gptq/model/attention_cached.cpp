@@ -72,23 +72,31 @@ void attend_with_cache(const LlamaConfig &c, const Rope &rope, const LlamaBlock 
   const int64_t heads = c.num_attention_heads, kv_heads = c.num_key_value_heads;
   const int64_t q_dim = c.q_dim(), kv_dim = c.kv_dim();
   // RoPE at each sequence's positions, then its keys and values into the
-  // cache after those it holds.
+  // cache after those it holds: a sequence's new tokens' here, before any
+  // attends; a single decoded token's in its attention tasks, each of which
+  // rotates and stores what belongs to its key/value head, so that a decode
+  // step has no pass over the batch outside its threads.
   const int64_t sequences = batch.sequences();
+  const int64_t group = heads / kv_heads;
   const Rope &layer_rope = rope.for_layer(block.local_rope);
-  auto place = [&](int64_t s, int) {
+  auto place_head = [&](int64_t s, int64_t g) {
     const int64_t t0 = batch.starts[s], n = batch.starts[s + 1] - t0;
     const int64_t slot = step.slots[static_cast<size_t>(s)];
     const int64_t past = cache->length(slot);
-    layer_rope.apply(q + t0 * q_dim, n, heads, past);
-    layer_rope.apply(k + t0 * kv_dim, n, kv_heads, past);
-    for (int64_t g = 0; g < kv_heads; ++g) {
-      Elem *kt = cache->keys<Elem>(layer, slot, g);
-      Elem *vg = cache->values<Elem>(layer, slot, g) + past * hd;
-      for (int64_t r = 0; r < n; ++r) {
-        store_key(k + (t0 + r) * kv_dim + g * hd, hd, past + r, kt);
-        store_as(v + (t0 + r) * kv_dim + g * hd, hd, vg + r * hd);
-      }
+    for (int64_t r = 0; r < n; ++r) {
+      layer_rope.apply(q + (t0 + r) * q_dim + g * group * hd, 1, group, past + r);
+      layer_rope.apply(k + (t0 + r) * kv_dim + g * hd, 1, 1, past + r);
     }
+    Elem *kt = cache->keys<Elem>(layer, slot, g);
+    Elem *vg = cache->values<Elem>(layer, slot, g) + past * hd;
+    for (int64_t r = 0; r < n; ++r) {
+      store_key(k + (t0 + r) * kv_dim + g * hd, hd, past + r, kt);
+      store_as(v + (t0 + r) * kv_dim + g * hd, hd, vg + r * hd);
+    }
+  };
+  auto place = [&](int64_t s, int) {
+    if (batch.starts[s + 1] - batch.starts[s] == 1) return;  // placed by its tasks
+    for (int64_t g = 0; g < kv_heads; ++g) place_head(s, g);
   };
   if (tokens < kRowBlock) {
     for (int64_t s = 0; s < sequences; ++s) place(s, 0);
@@ -96,7 +104,6 @@ void attend_with_cache(const LlamaConfig &c, const Rope &rope, const LlamaBlock 
     parallel_for(sequences, place);
   }
 
-  const int64_t group = heads / kv_heads;
   std::vector<Task> work;
   for (int64_t s = 0; s < sequences; ++s) {
     const int64_t n = batch.starts[s + 1] - batch.starts[s];
@@ -141,6 +148,7 @@ void attend_with_cache(const LlamaConfig &c, const Rope &rope, const LlamaBlock 
     const Elem *values = cache->values<Elem>(layer, slot, g);
     std::vector<float> &p = scores[static_cast<size_t>(worker)];
     if (batch.starts[t.seq + 1] - t0 == 1) {  // a decoded token: tasks by key/value head
+      place_head(t.seq, g);
       p.resize(static_cast<size_t>(decoded_token_scores(t.heads, keys_lo, last_pos)));
       const float *qt = q + t0 * q_dim + t.head * hd;
       float *ot = out + t0 * q_dim + t.head * hd;
