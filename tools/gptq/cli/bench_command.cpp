@@ -155,7 +155,7 @@ Timing run_once(const LlamaModel &model, const Rope &rope, int64_t batch, int64_
     std::vector<int32_t> next;
     for (int64_t s = 0; s < batch; ++s) next.push_back(argmax(&logits[s * vocab], vocab));
     t0 = Clock::now();
-    logits = cached_forward(model, rope, &cache, next, decode, LogitRows::Last);
+    cached_forward(model, rope, &cache, next, decode, LogitRows::Last, &logits);
     timing.steps.push_back(seconds_since(t0));
   }
   return timing;

@@ -76,6 +76,14 @@ int64_t KvCache::bytes() const {
 std::vector<float> cached_forward(const LlamaModel &model, const Rope &rope, KvCache *cache,
                                   const std::vector<int32_t> &ids, const CacheStep &step,
                                   LogitRows rows) {
+  std::vector<float> logits;
+  cached_forward(model, rope, cache, ids, step, rows, &logits);
+  return logits;
+}
+
+void cached_forward(const LlamaModel &model, const Rope &rope, KvCache *cache,
+                    const std::vector<int32_t> &ids, const CacheStep &step, LogitRows rows,
+                    std::vector<float> *logits) {
   const LlamaConfig &c = model.config;
   const SequenceBatch &batch = step.batch;
   if (static_cast<int64_t>(step.slots.size()) != batch.sequences() ||
@@ -123,9 +131,8 @@ std::vector<float> cached_forward(const LlamaModel &model, const Rope &rope, KvC
   }
   std::vector<float> x(h.size());
   rms_norm(h.data(), model.final_norm, out_rows, hidden, c.rms_norm_eps, x.data());
-  std::vector<float> logits(checked_elements({out_rows, c.vocab_size}, "logits"));
-  project_logits(model, x.data(), out_rows, logits.data());
-  return logits;
+  logits->resize(checked_elements({out_rows, c.vocab_size}, "logits"));
+  project_logits(model, x.data(), out_rows, logits->data());
 }
 
 }  // namespace gptqtool

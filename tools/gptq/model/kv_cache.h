@@ -116,6 +116,12 @@ enum class LogitRows {
 std::vector<float> cached_forward(const LlamaModel &model, const Rope &rope, KvCache *cache,
                                   const std::vector<int32_t> &ids, const CacheStep &step,
                                   LogitRows rows);
+// The same into *logits, resized to fit: a decode loop that passes one
+// vector every step has its logits written where the last step's were,
+// rather than allocated and zeroed anew.
+void cached_forward(const LlamaModel &model, const Rope &rope, KvCache *cache,
+                    const std::vector<int32_t> &ids, const CacheStep &step, LogitRows rows,
+                    std::vector<float> *logits);
 
 // Attention of a block for a cached step, up to (not including) o_proj:
 // like attention_core, with keys and values of earlier tokens read from the

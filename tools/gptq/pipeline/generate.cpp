@@ -88,6 +88,7 @@ std::vector<std::vector<int32_t>> generate_tokens(const LlamaModel &model,
   for (int64_t s = slots - 1; s >= 0; --s) free_slots.push_back(s);
   std::vector<Running> running;
 
+  std::vector<float> logits;  // one step's, kept from step to step
   while (!running.empty() || !waiting.empty()) {
     throw_if_interrupted();
     while (!free_slots.empty() && !waiting.empty()) {
@@ -109,7 +110,7 @@ std::vector<std::vector<int32_t>> generate_tokens(const LlamaModel &model,
       step.batch.add(static_cast<int64_t>(r.feed.size()));
       ids.insert(ids.end(), r.feed.begin(), r.feed.end());
     }
-    std::vector<float> logits = cached_forward(model, rope, &cache, ids, step, LogitRows::Last);
+    cached_forward(model, rope, &cache, ids, step, LogitRows::Last, &logits);
     std::vector<Running> still;
     for (size_t s = 0; s < running.size(); ++s) {
       Running &r = running[s];
