@@ -88,6 +88,7 @@ void matmul_kernels(const CpuMatmulWeights &w, const float *xf, int64_t rows, bo
                             int8 ? in.xsum.data() : nullptr,
                             int8 ? in.xq.data() : nullptr,
                             int8 ? in.xscale.data() : nullptr,
+                            int8 && w.uniform_zero >= 0 ? in.xzero.data() : nullptr,
                             in.x_absmax};
     float *out = y + b0 * ldy;
     ThreadPool::instance().parallel_for(tasks, num_threads, [&](int64_t t) {

@@ -202,6 +202,8 @@ void prepare_input(const CpuMatmulWeights &w, const float *x, int64_t rows, bool
   out.xq.resize(static_cast<size_t>(rows * kp));
   out.xscale.resize(static_cast<size_t>(rows * blocks));
   out.xsum.resize(static_cast<size_t>(rows * slots));
+  const bool uniform = w.uniform_zero >= 0;
+  if (uniform) out.xzero.resize(static_cast<size_t>(rows * blocks));
   for (int64_t m = 0; m < rows; ++m)
     for (int64_t t = 0; t < slots; ++t) {
       // The zero term uses the sums of the rounded activations, so that the
@@ -212,6 +214,7 @@ void prepare_input(const CpuMatmulWeights &w, const float *x, int64_t rows, bool
         int32_t qsum = 0;
         const float scale = quantize_block(&out.x[m * kp + b * 32], &out.xq[m * kp + b * 32], &qsum);
         out.xscale[m * blocks + b] = scale;
+        if (uniform) out.xzero[m * blocks + b] = -w.uniform_zero * qsum;
         if (scale != 0.0f) sum += scale * static_cast<float>(qsum);
       }
       out.xsum[m * slots + t] = sum;

@@ -1,7 +1,8 @@
 // x's side of the CPU matmul kernels: a few rows of x in the weights' padded
 // column order and, for the int8 kernels, rounded to int8 per 32-column
 // block, with the blocks' scales and each group slot's sum of the rounded
-// values (for the zeros).
+// values (for the zeros), or, where the weights share one zero, each
+// block's sum times that zero.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +17,9 @@ struct PreparedInput {
   std::vector<int8_t> xq;     // [rows, kp]
   std::vector<float> xscale;  // [rows, kp/32]
   std::vector<float> xsum;    // [rows, slots]
+  // [rows, kp/32], only for weights with a uniform zero z: −z times each
+  // block's sum of the rounded values, where the kernels start its sums.
+  std::vector<int32_t> xzero;
   float x_absmax = 0.0f;      // max |x|; NaN when x holds a NaN
 };
 

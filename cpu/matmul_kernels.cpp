@@ -53,13 +53,16 @@ void int8_portable(const CpuMatmulWeights &w, const KernelInput &in, int64_t til
         const int64_t at = (tile * slots + t) * kTileRows + i;
         float group = 0.0f;
         for (int64_t b = w.group_begin[t] / 32; b < w.group_begin[t + 1] / 32; ++b) {
-          int32_t dot = 0;
+          int32_t dot = in.xzero != nullptr ? in.xzero[m * blocks + b] : 0;
           for (int64_t p = 32 * b; p < 32 * b + 32; ++p)
             dot += static_cast<int32_t>(w.code(r, p)) * xq[p];
           group += in.xscale[m * blocks + b] * static_cast<float>(dot);
         }
-        acc += half_to_float(w.scale[at]) *
-               (group - static_cast<float>(w.zero[at]) * in.xsum[m * slots + t]);
+        if (in.xzero != nullptr)
+          acc += half_to_float(w.scale[at]) * group;
+        else
+          acc += half_to_float(w.scale[at]) *
+                 (group - static_cast<float>(w.zero[at]) * in.xsum[m * slots + t]);
       }
       y[m * ldy + r - tile0 * kTileRows] = acc;
     }
@@ -124,7 +127,7 @@ GPTQ_AVX512 inline void store16(float *dst, __m512 v, int64_t valid) {
 // rows × 4 codes with 4 activations broadcast to every row; the integer sums
 // of a 32-column block get the block's activation scale, a group's sums its
 // rows' scales and zeros, lane-wise.
-template <int kRows, int kCpb>
+template <int kRows, int kCpb, bool kUniformZero>
 GPTQ_VNNI void int8_vnni_tiles(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0,
                                int64_t tile1, float *y, int64_t ldy) {
   constexpr int kChunksPerBlock = 8 / kCpb;
@@ -146,7 +149,9 @@ GPTQ_VNNI void int8_vnni_tiles(const CpuMatmulWeights &w, const KernelInput &in,
         constexpr int kDots = kRows <= 4 ? 2 : 1;
         __m512i dot[kRows][kDots];
         for (int m = 0; m < kRows; ++m)
-          for (int a = 0; a < kDots; ++a) dot[m][a] = _mm512_setzero_si512();
+          for (int a = 0; a < kDots; ++a)
+            dot[m][a] = kUniformZero && a == 0 ? _mm512_set1_epi32(in.xzero[m * blocks + b])
+                                               : _mm512_setzero_si512();
         for (int j = 0; j < kChunksPerBlock; ++j, src += kChunkBytes) {
           prefetch_codes(src);
           const __m512i v = _mm512_loadu_si512(src);
@@ -165,11 +170,15 @@ GPTQ_VNNI void int8_vnni_tiles(const CpuMatmulWeights &w, const KernelInput &in,
                                      _mm512_set1_ps(in.xscale[m * blocks + b]), group[m]);
         }
       }
-      const __m512 s = scales16(scale + t * kTileRows),
-                   z = zeros16(zero + t * kTileRows);
-      for (int m = 0; m < kRows; ++m)
-        acc[m] = _mm512_fmadd_ps(
-            s, _mm512_fnmadd_ps(z, _mm512_set1_ps(in.xsum[m * slots + t]), group[m]), acc[m]);
+      const __m512 s = scales16(scale + t * kTileRows);
+      if constexpr (kUniformZero) {
+        for (int m = 0; m < kRows; ++m) acc[m] = _mm512_fmadd_ps(s, group[m], acc[m]);
+      } else {
+        const __m512 z = zeros16(zero + t * kTileRows);
+        for (int m = 0; m < kRows; ++m)
+          acc[m] = _mm512_fmadd_ps(
+              s, _mm512_fnmadd_ps(z, _mm512_set1_ps(in.xsum[m * slots + t]), group[m]), acc[m]);
+      }
     }
     for (int m = 0; m < kRows; ++m)
       store16(y + m * ldy + (tile - tile0) * kTileRows, acc[m], valid_rows(w, tile, 0));
@@ -350,7 +359,7 @@ GPTQ_AVX2 inline void store8(float *dst, __m256 v, int64_t valid) {
 // unrolled, GCC regrouped the exact integer additions into trees whose
 // partial sums spilled to the stack (bench/RESULTS.md, "The AVX2 int8
 // kernel kept as a loop").
-template <int kRows, int kCpb>
+template <int kRows, int kCpb, bool kUniformZero>
 GPTQ_AVX2 void int8_avx2_tiles(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0,
                                int64_t tile1, float *y, int64_t ldy) {
   constexpr int kChunksPerBlock = 8 / kCpb;
@@ -383,15 +392,23 @@ GPTQ_AVX2 void int8_avx2_tiles(const CpuMatmulWeights &w, const KernelInput &in,
                     _mm256_maddubs_epi16(c, _mm256_set1_epi32(four_bytes(in.xq + m * w.kp + col))));
             }
           }
-          for (int m = 0; m < kRows; ++m)
-            group[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(dot[m], ones)),
+          for (int m = 0; m < kRows; ++m) {
+            __m256i sum = _mm256_madd_epi16(dot[m], ones);
+            if constexpr (kUniformZero)
+              sum = _mm256_add_epi32(sum, _mm256_set1_epi32(in.xzero[m * blocks + b]));
+            group[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum),
                                        _mm256_set1_ps(in.xscale[m * blocks + b]), group[m]);
+          }
         }
-        const __m256 s = scales8(scale + t * kTileRows),
-                     z = zeros8(zero + t * kTileRows);
-        for (int m = 0; m < kRows; ++m)
-          acc[m] = _mm256_fmadd_ps(
-              s, _mm256_fnmadd_ps(z, _mm256_set1_ps(in.xsum[m * slots + t]), group[m]), acc[m]);
+        const __m256 s = scales8(scale + t * kTileRows);
+        if constexpr (kUniformZero) {
+          for (int m = 0; m < kRows; ++m) acc[m] = _mm256_fmadd_ps(s, group[m], acc[m]);
+        } else {
+          const __m256 z = zeros8(zero + t * kTileRows);
+          for (int m = 0; m < kRows; ++m)
+            acc[m] = _mm256_fmadd_ps(
+                s, _mm256_fnmadd_ps(z, _mm256_set1_ps(in.xsum[m * slots + t]), group[m]), acc[m]);
+        }
       }
       for (int m = 0; m < kRows; ++m)
         store8(y + m * ldy + (tile - tile0) * kTileRows + 8 * half, acc[m],
@@ -528,8 +545,20 @@ TileKernel pick(const TileKernel (&table)[kMaxRows][3], int64_t rows, int cpb) {
   return table[r][cpb == 1 ? 0 : cpb == 2 ? 1 : 2];
 }
 
-constexpr TileKernel kInt8Vnni[8][3] = GPTQ_TILE_KERNELS_8(int8_vnni_tiles);
-constexpr TileKernel kInt8Avx2[4][3] = GPTQ_TILE_KERNELS(int8_avx2_tiles);
+// The int8 kernels for weights with a zero of their own per group and row,
+// and for weights that share one (KernelInput::xzero).
+template <int kRows, int kCpb>
+constexpr auto int8_vnni_varying = int8_vnni_tiles<kRows, kCpb, false>;
+template <int kRows, int kCpb>
+constexpr auto int8_vnni_uniform = int8_vnni_tiles<kRows, kCpb, true>;
+template <int kRows, int kCpb>
+constexpr auto int8_avx2_varying = int8_avx2_tiles<kRows, kCpb, false>;
+template <int kRows, int kCpb>
+constexpr auto int8_avx2_uniform = int8_avx2_tiles<kRows, kCpb, true>;
+constexpr TileKernel kInt8Vnni[2][8][3] = {GPTQ_TILE_KERNELS_8(int8_vnni_varying),
+                                           GPTQ_TILE_KERNELS_8(int8_vnni_uniform)};
+constexpr TileKernel kInt8Avx2[2][4][3] = {GPTQ_TILE_KERNELS(int8_avx2_varying),
+                                           GPTQ_TILE_KERNELS(int8_avx2_uniform)};
 constexpr TileKernel kF32Avx512[4][3] = GPTQ_TILE_KERNELS(f32_avx512_tiles);
 constexpr TileKernel kF32Avx2[4][3] = GPTQ_TILE_KERNELS(f32_avx2_tiles);
 
@@ -573,12 +602,14 @@ void matmul_tiles_f32(const CpuMatmulWeights &w, const KernelInput &in, int64_t 
 void matmul_tiles_int8(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0,
                        int64_t tile1, float *y, int64_t ldy) {
 #ifdef GPTQ_X86
+  const int uniform = in.xzero != nullptr ? 1 : 0;
   if (kIsa == Isa::kAvx512Vnni)
-    return pick(kInt8Vnni, in.rows, w.codes_per_byte)(w, in, tile0, tile1, y, ldy);
+    return pick(kInt8Vnni[uniform], in.rows, w.codes_per_byte)(w, in, tile0, tile1, y, ldy);
   if (kIsa >= Isa::kAvx2) {
     for (int64_t m0 = 0; m0 < in.rows; m0 += kRegisterRows) {
       const KernelInput part = rows_of(w, in, m0, std::min(kRegisterRows, in.rows - m0));
-      pick(kInt8Avx2, part.rows, w.codes_per_byte)(w, part, tile0, tile1, y + m0 * ldy, ldy);
+      pick(kInt8Avx2[uniform], part.rows, w.codes_per_byte)(w, part, tile0, tile1, y + m0 * ldy,
+                                                            ldy);
     }
     return;
   }
@@ -595,6 +626,7 @@ KernelInput rows_of(const CpuMatmulWeights &w, const KernelInput &in, int64_t m0
     part.xq = in.xq + m0 * w.kp;
     part.xscale = in.xscale + m0 * blocks;
     part.xsum = in.xsum + m0 * w.slots();
+    if (in.xzero != nullptr) part.xzero = in.xzero + m0 * blocks;
   }
   return part;
 }

@@ -24,6 +24,10 @@ struct KernelInput {
   const float *xsum;    // [rows, slots]
   const int8_t *xq;     // [rows, kp]
   const float *xscale;  // [rows, kp/32]
+  // With the weights' uniform_zero z (else null): [rows, kp/32], −z times
+  // each block's sum of the rounded values; the kernels start each block's
+  // integer sum there, which makes it Σ (code − z)·xq, and leave xsum unread.
+  const int32_t *xzero;
   // max |x| over these rows (NaN when x holds one): the float32 nibble
   // kernels (AVX-512, AVX2), whose partial sums are up to 2^16 times the
   // plain ones, run only below kNibbleXLimit (see there).
@@ -42,7 +46,8 @@ constexpr int64_t kNibbleMaxColumns = int64_t(1) << 30;
 void matmul_tiles_f32(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0,
                       int64_t tile1, float *y, int64_t ldy);
 // Same with int8 activations (2-, 3-, 4-bit only):
-// Σ_groups scale·(Σ_blocks xscale·Σ code·xq − zero·xsum).
+// Σ_groups scale·(Σ_blocks xscale·Σ code·xq − zero·xsum), or with a uniform
+// zero z (in.xzero) Σ_groups scale·Σ_blocks xscale·Σ (code − z)·xq.
 void matmul_tiles_int8(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0,
                        int64_t tile1, float *y, int64_t ldy);
 

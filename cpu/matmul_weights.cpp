@@ -102,6 +102,13 @@ std::unique_ptr<CpuMatmulWeights> prepare_matmul_weights(const QTensorData &q) {
       m->scale[at] = q.scales[slot_group[t] * m->n + r];
       m->zero[at] = static_cast<uint16_t>(q.zeros[slot_group[t] * m->n + r]);  // 0 .. 2^bits
     }
+  if (m->n > 0 && slots > 0) {
+    const int32_t first = q.zeros[slot_group[0] * m->n];
+    bool uniform = true;
+    for (int64_t t = 0; t < slots && uniform; ++t)
+      for (int64_t r = 0; r < m->n && uniform; ++r) uniform = q.zeros[slot_group[t] * m->n + r] == first;
+    if (uniform) m->uniform_zero = first;
+  }
   m->codes = LargeBuffer<uint8_t>(static_cast<size_t>(m->tiles * m->chunks() * kChunkBytes));
   const int64_t width = m->chunk_columns(), chunks = m->chunks();
   const int field = m->field_bits();

@@ -61,6 +61,10 @@ struct CpuMatmulWeights final : PreparedWeights, CodeSource, GroupParamSource {
   // floats took 8: at group 32 they are read beside every 16 bytes of 4-bit
   // codes, a third of what a batch-1 matmul streams as floats.
   std::vector<uint16_t> scale, zero;
+  // The zero every group of every row shares, as symmetric quantization
+  // gives (2^(bits−1)); −1 when they differ. The int8 kernels then subtract
+  // it in the integer sums, where it costs no operation of its own.
+  int32_t uniform_zero = -1;
   LargeBuffer<uint8_t> codes;        // [tiles, chunks, 64]; huge pages (see below)
 
   int64_t slots() const { return static_cast<int64_t>(group_begin.size()) - 1; }

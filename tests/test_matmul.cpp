@@ -268,6 +268,60 @@ TEST(MatmulKernels, Int8RoundsActivationTiesToEven) {
   }
 }
 
+// Weights whose groups all share one zero (symmetric quantization) have it
+// taken off inside the int8 kernels' integer sums; a single group of a
+// single row with a zero of its own sends the tensor the general way. Both
+// are exact here: scales 1, and integer activations in blocks whose max |x|
+// is 127 (so x̃ = x).
+TEST(MatmulKernels, Int8SharedAndOwnZerosAreBothExact) {
+  if (!int8_kernels_run()) GTEST_SKIP() << "int8 activations take the float32 path here";
+  constexpr int64_t kOut = 40, kIn = 96, kGroups = kIn / 32;  // the last tile partial
+  auto code = [](int64_t o, int64_t i) { return static_cast<uint32_t>((o * 5 + i * 11) % 16); };
+  std::vector<int32_t> qweight(kIn / 8 * kOut, 0);
+  for (int64_t i = 0; i < kIn; ++i)
+    for (int64_t o = 0; o < kOut; ++o)
+      qweight[i / 8 * kOut + o] |= static_cast<int32_t>(code(o, i) << (4 * (i % 8)));
+  std::vector<uint16_t> scales(kGroups * kOut, 0x3C00);  // 1.0
+  for (const bool shared : {true, false}) {
+    std::vector<uint32_t> zero(kGroups * kOut, 8);
+    if (!shared) zero[2 * kOut + 37] = 3;  // group 2, row 37
+    std::vector<int32_t> qzeros(kGroups * kOut / 8, 0);
+    for (int64_t g = 0; g < kGroups; ++g)
+      for (int64_t o = 0; o < kOut; ++o)
+        qzeros[g * kOut / 8 + o / 8] |= static_cast<int32_t>(zero[g * kOut + o] << (4 * (o % 8)));
+    gptq_checkpoint_tensors t{qweight.data(), static_cast<int64_t>(qweight.size()),
+                              qzeros.data(),  static_cast<int64_t>(qzeros.size()),
+                              scales.data(),  static_cast<int64_t>(scales.size()),
+                              nullptr,        0};
+    gptq_qtensor *raw = nullptr;
+    ASSERT_EQ(gptq_qtensor_import(kOut, kIn, 4, 32, GPTQ_FORMAT_V2, &t, &raw), GPTQ_OK)
+        << gptq_last_error();
+    const std::unique_ptr<gptq_qtensor, void (*)(gptq_qtensor *)> q(raw, gptq_qtensor_destroy);
+    for (const int64_t rows : {1, 5, 8}) {
+      std::vector<float> x(static_cast<size_t>(rows * kIn));
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t i = 0; i < kIn; ++i)
+          x[r * kIn + i] = i % 32 == (r * 7) % 32 ? 127.0f : static_cast<float>((r * 31 + i * 17) % 253 - 126);
+      gptq_matmul_options opts;
+      gptq_matmul_options_default(&opts);
+      opts.int8_activations = 1;
+      std::vector<float> y(static_cast<size_t>(rows * kOut));
+      ASSERT_EQ(gptq_matmul_ex(q.get(), x.data(), GPTQ_DTYPE_F32, rows, kIn, nullptr, y.data(),
+                               static_cast<int64_t>(y.size()), &opts),
+                GPTQ_OK);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t o = 0; o < kOut; ++o) {
+          double want = 0;
+          for (int64_t i = 0; i < kIn; ++i)
+            want += static_cast<double>(x[r * kIn + i]) *
+                    (static_cast<double>(code(o, i)) - zero[i / 32 * kOut + o]);
+          EXPECT_EQ(y[r * kOut + o], want)
+              << (shared ? "shared" : "own") << " zeros, rows " << rows << ", row " << r << ", out " << o;
+        }
+    }
+  }
+}
+
 // With int8 activations a row's result is the same bits whether the row is
 // alone or one of a batch of any size (the kernels take 8 rows per pass over
 // the weights, four at a time on AVX2, and round each row on its own): a
