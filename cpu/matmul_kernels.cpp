@@ -136,7 +136,7 @@ GPTQ_VNNI void int8_vnni_tiles(const CpuMatmulWeights &w, const KernelInput &in,
   for (int64_t tile = tile0; tile < tile1; ++tile) {
     const uint8_t *src = w.tile_codes(tile);
     const uint16_t *scale = &w.scale[tile * slots * kTileRows],
-                *zero = &w.zero[tile * slots * kTileRows];
+                *zero = w.tile_zeros(tile);
     __m512 acc[kRows];
     for (int m = 0; m < kRows; ++m) acc[m] = _mm512_setzero_ps();
     for (int64_t t = 0; t < slots; ++t) {
@@ -174,7 +174,7 @@ GPTQ_VNNI void int8_vnni_tiles(const CpuMatmulWeights &w, const KernelInput &in,
       if constexpr (kUniformZero) {
         for (int m = 0; m < kRows; ++m) acc[m] = _mm512_fmadd_ps(s, group[m], acc[m]);
       } else {
-        const __m512 z = zeros16(zero + t * kTileRows);
+        const __m512 z = zeros16(zero + t * w.zero_step());
         for (int m = 0; m < kRows; ++m)
           acc[m] = _mm512_fmadd_ps(
               s, _mm512_fnmadd_ps(z, _mm512_set1_ps(in.xsum[m * slots + t]), group[m]), acc[m]);
@@ -203,12 +203,12 @@ GPTQ_AVX512 void f32_avx512_tiles(const CpuMatmulWeights &w, const KernelInput &
   for (int64_t tile = tile0; tile < tile1; ++tile) {
     const uint8_t *src = w.tile_codes(tile);
     const uint16_t *scale = &w.scale[tile * slots * kTileRows],
-                *zero = &w.zero[tile * slots * kTileRows];
+                *zero = w.tile_zeros(tile);
     __m512 acc[kRows];
     for (int m = 0; m < kRows; ++m) acc[m] = _mm512_setzero_ps();
     for (int64_t t = 0; t < slots; ++t) {
       const __m512 z =
-          _mm512_add_ps(zeros16(zero + t * kTileRows), _mm512_set1_ps(8388608.0f));
+          _mm512_add_ps(zeros16(zero + t * w.zero_step()), _mm512_set1_ps(8388608.0f));
       __m512 dot[kRows][4];
       for (int m = 0; m < kRows; ++m)
         for (int q = 0; q < 4; ++q) dot[m][q] = _mm512_setzero_ps();
@@ -272,11 +272,11 @@ GPTQ_AVX512 void f32_avx512_nibble_tiles(const CpuMatmulWeights &w, const Kernel
   for (int64_t tile = tile0; tile < tile1; ++tile) {
     const uint8_t *src = w.tile_codes(tile);
     const uint16_t *scale = &w.scale[tile * slots * kTileRows],
-                *zero = &w.zero[tile * slots * kTileRows];
+                *zero = w.tile_zeros(tile);
     __m512 acc[kRows];
     for (int m = 0; m < kRows; ++m) acc[m] = _mm512_setzero_ps();
     for (int64_t t = 0; t < slots; ++t) {
-      const __m512 zr = zeros16(zero + t * kTileRows), two23 = _mm512_set1_ps(8388608.0f);
+      const __m512 zr = zeros16(zero + t * w.zero_step()), two23 = _mm512_set1_ps(8388608.0f);
       const __m512 z0 = _mm512_add_ps(zr, two23),
                    z4 = _mm512_fmadd_ps(zr, _mm512_set1_ps(16.0f), two23),
                    z8 = _mm512_fmadd_ps(zr, _mm512_set1_ps(256.0f), two23),
@@ -370,7 +370,7 @@ GPTQ_AVX2 void int8_avx2_tiles(const CpuMatmulWeights &w, const KernelInput &in,
     for (int half = 0; half < 2; ++half) {
       const uint8_t *src = w.tile_codes(tile) + 32 * half;
       const uint16_t *scale = &w.scale[tile * slots * kTileRows + 8 * half];
-      const uint16_t *zero = &w.zero[tile * slots * kTileRows + 8 * half];
+      const uint16_t *zero = w.tile_zeros(tile) + 8 * half;
       __m256 acc[kRows];
       for (int m = 0; m < kRows; ++m) acc[m] = _mm256_setzero_ps();
       for (int64_t t = 0; t < slots; ++t) {
@@ -404,7 +404,7 @@ GPTQ_AVX2 void int8_avx2_tiles(const CpuMatmulWeights &w, const KernelInput &in,
         if constexpr (kUniformZero) {
           for (int m = 0; m < kRows; ++m) acc[m] = _mm256_fmadd_ps(s, group[m], acc[m]);
         } else {
-          const __m256 z = zeros8(zero + t * kTileRows);
+          const __m256 z = zeros8(zero + t * w.zero_step());
           for (int m = 0; m < kRows; ++m)
             acc[m] = _mm256_fmadd_ps(
                 s, _mm256_fnmadd_ps(z, _mm256_set1_ps(in.xsum[m * slots + t]), group[m]), acc[m]);
@@ -430,12 +430,12 @@ GPTQ_AVX2 void f32_avx2_tiles(const CpuMatmulWeights &w, const KernelInput &in, 
     for (int half = 0; half < 2; ++half) {
       const uint8_t *src = w.tile_codes(tile) + 32 * half;
       const uint16_t *scale = &w.scale[tile * slots * kTileRows + 8 * half];
-      const uint16_t *zero = &w.zero[tile * slots * kTileRows + 8 * half];
+      const uint16_t *zero = w.tile_zeros(tile) + 8 * half;
       __m256 acc[kRows];
       for (int m = 0; m < kRows; ++m) acc[m] = _mm256_setzero_ps();
       for (int64_t t = 0; t < slots; ++t) {
         const __m256 z =
-            _mm256_add_ps(zeros8(zero + t * kTileRows), _mm256_set1_ps(8388608.0f));
+            _mm256_add_ps(zeros8(zero + t * w.zero_step()), _mm256_set1_ps(8388608.0f));
         __m256 dot[kRows][kAcc];
         for (int m = 0; m < kRows; ++m)
           for (int a = 0; a < kAcc; ++a) dot[m][a] = _mm256_setzero_ps();
@@ -487,10 +487,10 @@ GPTQ_AVX2 void f32_avx2_nibble_tiles(const CpuMatmulWeights &w, const KernelInpu
     for (int half = 0; half < 2; ++half) {
       const uint8_t *src = w.tile_codes(tile) + 32 * half;
       const uint16_t *scale = &w.scale[tile * slots * kTileRows + 8 * half];
-      const uint16_t *zero = &w.zero[tile * slots * kTileRows + 8 * half];
+      const uint16_t *zero = w.tile_zeros(tile) + 8 * half;
       __m256 acc = _mm256_setzero_ps();
       for (int64_t t = 0; t < slots; ++t) {
-        const __m256 zr = zeros8(zero + t * kTileRows), two23 = _mm256_set1_ps(8388608.0f);
+        const __m256 zr = zeros8(zero + t * w.zero_step()), two23 = _mm256_set1_ps(8388608.0f);
         const __m256 z0 = _mm256_add_ps(zr, two23),
                      z4 = _mm256_fmadd_ps(zr, _mm256_set1_ps(16.0f), two23),
                      z8 = _mm256_fmadd_ps(zr, _mm256_set1_ps(256.0f), two23),

@@ -107,7 +107,10 @@ std::unique_ptr<CpuMatmulWeights> prepare_matmul_weights(const QTensorData &q) {
     bool uniform = true;
     for (int64_t t = 0; t < slots && uniform; ++t)
       for (int64_t r = 0; r < m->n && uniform; ++r) uniform = q.zeros[slot_group[t] * m->n + r] == first;
-    if (uniform) m->uniform_zero = first;
+    if (uniform) {
+      m->uniform_zero = first;
+      m->shared_zeros.fill(static_cast<uint16_t>(first));
+    }
   }
   m->codes = LargeBuffer<uint8_t>(static_cast<size_t>(m->tiles * m->chunks() * kChunkBytes));
   const int64_t width = m->chunk_columns(), chunks = m->chunks();

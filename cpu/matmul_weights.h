@@ -21,6 +21,7 @@
 // the last tile have code 0 and scale 0 and are never stored.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -65,6 +66,7 @@ struct CpuMatmulWeights final : PreparedWeights, CodeSource, GroupParamSource {
   // gives (2^(bits−1)); −1 when they differ. The int8 kernels then subtract
   // it in the integer sums, where it costs no operation of its own.
   int32_t uniform_zero = -1;
+  std::array<uint16_t, kTileRows> shared_zeros{};  // uniform_zero in every lane
   LargeBuffer<uint8_t> codes;        // [tiles, chunks, 64]; huge pages (see below)
 
   int64_t slots() const { return static_cast<int64_t>(group_begin.size()) - 1; }
@@ -72,6 +74,14 @@ struct CpuMatmulWeights final : PreparedWeights, CodeSource, GroupParamSource {
   int64_t chunk_columns() const { return 4 * codes_per_byte; }
   int64_t chunks() const { return kp / chunk_columns(); }
   const uint8_t *tile_codes(int64_t tile) const { return &codes[tile * chunks() * kChunkBytes]; }
+  // Where the kernels read tile `tile`'s zeros, slot t's kTileRows at
+  // t · zero_step(): the tensor's own, or, with a uniform zero, one row of
+  // them read for every slot, which keeps them out of a matmul's stream
+  // from memory (at group 32 they were a tenth of a batch-1 matmul's bytes).
+  const uint16_t *tile_zeros(int64_t tile) const {
+    return uniform_zero >= 0 ? shared_zeros.data() : &zero[tile * slots() * kTileRows];
+  }
+  int64_t zero_step() const { return uniform_zero >= 0 ? 0 : kTileRows; }
   // The code of row `row` (within the tensor) at padded position p.
   uint8_t code(int64_t row, int64_t p) const;
   void read_codes(int64_t begin, int64_t end, uint8_t *out) const override;
