@@ -220,6 +220,21 @@ bool int8_kernels_run() {
 #endif
 }
 
+// x [rows, in] · qᵀ with int8 activations: [rows, out], or empty (and a
+// test failure) where the call fails.
+std::vector<float> int8_product(const gptq_qtensor *q, const std::vector<float> &x, int64_t rows,
+                                int64_t in, int64_t out) {
+  gptq_matmul_options opts;
+  gptq_matmul_options_default(&opts);
+  opts.int8_activations = 1;
+  std::vector<float> y(static_cast<size_t>(rows * out));
+  const gptq_status status = gptq_matmul_ex(q, x.data(), GPTQ_DTYPE_F32, rows, in, nullptr,
+                                            y.data(), static_cast<int64_t>(y.size()), &opts);
+  EXPECT_EQ(status, GPTQ_OK) << gptq_last_error();
+  if (status != GPTQ_OK) y.clear();
+  return y;
+}
+
 // int8 activations are rounded to nearest with ties to even, the same in
 // every kernel build (the suite runs once per GPTQ_CPU_KERNELS level): a
 // block whose max |x| is 127 has scale 1, so x/scale is x itself, ties such
@@ -250,13 +265,8 @@ TEST(MatmulKernels, Int8RoundsActivationTiesToEven) {
       for (int64_t i = 0; i < kIn; ++i)
         x[r * kIn + i] = i == (r * 5) % kIn ? (r % 2 ? -127.0f : 127.0f)
                                             : ties[(i + r) % 10] + (i % 3 == 0 ? 0.25f : 0.0f);
-    gptq_matmul_options opts;
-    gptq_matmul_options_default(&opts);
-    opts.int8_activations = 1;
-    std::vector<float> y(static_cast<size_t>(rows * kOut));
-    ASSERT_EQ(gptq_matmul_ex(q.get(), x.data(), GPTQ_DTYPE_F32, rows, kIn, nullptr, y.data(),
-                             static_cast<int64_t>(y.size()), &opts),
-              GPTQ_OK);
+    const std::vector<float> y = int8_product(q.get(), x, rows, kIn, kOut);
+    ASSERT_EQ(static_cast<int64_t>(y.size()), rows * kOut);
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t o = 0; o < kOut; ++o) {
         double want = 0;
@@ -302,13 +312,9 @@ TEST(MatmulKernels, Int8SharedAndOwnZerosAreBothExact) {
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t i = 0; i < kIn; ++i)
           x[r * kIn + i] = i % 32 == (r * 7) % 32 ? 127.0f : static_cast<float>((r * 31 + i * 17) % 253 - 126);
-      gptq_matmul_options opts;
-      gptq_matmul_options_default(&opts);
-      opts.int8_activations = 1;
-      std::vector<float> y(static_cast<size_t>(rows * kOut));
-      ASSERT_EQ(gptq_matmul_ex(q.get(), x.data(), GPTQ_DTYPE_F32, rows, kIn, nullptr, y.data(),
-                               static_cast<int64_t>(y.size()), &opts),
-                GPTQ_OK);
+      const std::vector<float> y = int8_product(q.get(), x, rows, kIn, kOut);
+      ASSERT_EQ(static_cast<int64_t>(y.size()), rows * kOut);
+    ASSERT_EQ(static_cast<int64_t>(y.size()), rows * kOut);
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t o = 0; o < kOut; ++o) {
           double want = 0;
