@@ -111,7 +111,9 @@ template <typename L, int H, int P, typename Elem>
     for (int h = 0; h < H; ++h)
       store_vectors<L, P, Elem>(sum[h], scale, scores + h * score_stride + (j - j0));
   }
-  if constexpr (P > 1) {  // the last vectors of positions, one at a time
+  if constexpr (P > 2 && kReadInPairs<Elem, 2>) {  // the last pairs (j1 is a pair's end)
+    if (j < j1) score_heads<L, H, 2>(q, hd, kt, j, j1, scale, scores + (j - j0), score_stride);
+  } else if constexpr (P > 1) {  // the last vectors of positions, one at a time
     if (j < j1) score_heads<L, H, 1>(q, hd, kt, j, j1, scale, scores + (j - j0), score_stride);
   }
 }
@@ -167,10 +169,15 @@ template <typename L, int H, typename Elem>
                                                 float *scores, float *out) {
   // Scores for whole spans of kVectorLanes positions (any build's vectors
   // divide one), from the one holding lo to the one holding pos (within the
-  // last block); those outside [lo, pos] are dropped.
+  // last block), and where keys are read in pairs of vectors on to a pair's
+  // end, so that no vector but a window's first is read alone (widening
+  // one alone takes several instructions); those outside [lo, pos] are
+  // dropped.
   constexpr int64_t kLanes = kVectorLanes;
   static_assert(kLanes % L::kCount == 0, "spans must hold whole vectors");
-  const int64_t j0 = lo / kLanes * kLanes, j1 = (pos / kLanes + 1) * kLanes;
+  constexpr int64_t kEnd = kReadInPairs<Elem, 2> ? std::max(kLanes, 2 * L::kCount) : kLanes;
+  static_assert(kKeyBlock % kEnd == 0, "spans must end within a block of keys");
+  const int64_t j0 = lo / kLanes * kLanes, j1 = (pos / kEnd + 1) * kEnd;
   const int64_t n = pos + 1 - lo, score_stride = j1 - j0;
   score_heads<L, H, (H <= 2 ? 4 : 2)>(q, hd, kt, j0, j1, scale, scores, score_stride);
   const int64_t first = lo - j0;  // row h's scores for [lo, pos] start here
@@ -252,7 +259,7 @@ void attend_one_token_baseline(const float *q, int64_t heads, int64_t hd, const 
 }  // namespace
 
 int64_t decoded_token_scores(int64_t heads, int64_t lo, int64_t pos) {
-  return std::min<int64_t>(heads, 4) * (pos + 1 - lo + 2 * kVectorLanes);
+  return std::min<int64_t>(heads, 4) * (pos + 1 - lo + 3 * kVectorLanes);
 }
 
 template <typename Elem>
