@@ -33,7 +33,8 @@ void f32_portable(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile
         const int64_t at = (tile * slots + t) * kTileRows + i;
         float dot = 0.0f;
         for (int64_t p = w.group_begin[t]; p < w.group_begin[t + 1]; ++p)
-          dot += x[p] * (static_cast<float>(w.code(r, p)) - static_cast<float>(w.zero[at]));
+          dot += x[p] * (static_cast<float>(w.code(r, p)) -
+                         static_cast<float>(w.tile_zeros(tile)[t * w.zero_step() + i]));
         acc += half_to_float(w.scale[at]) * dot;
       }
       y[m * ldy + r - tile0 * kTileRows] = acc;
@@ -62,7 +63,8 @@ void int8_portable(const CpuMatmulWeights &w, const KernelInput &in, int64_t til
           acc += half_to_float(w.scale[at]) * group;
         else
           acc += half_to_float(w.scale[at]) *
-                 (group - static_cast<float>(w.zero[at]) * in.xsum[m * slots + t]);
+                 (group - static_cast<float>(w.tile_zeros(tile)[t * w.zero_step() + i]) *
+                              in.xsum[m * slots + t]);
       }
       y[m * ldy + r - tile0 * kTileRows] = acc;
     }

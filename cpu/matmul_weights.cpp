@@ -54,7 +54,7 @@ void CpuMatmulWeights::read_group_params(int64_t begin, int64_t end, uint16_t *s
     for (int64_t r = begin; r < end; ++r) {
       const int64_t at = ((r / kTileRows) * slots() + t) * kTileRows + r % kTileRows;
       scales[t * rows + (r - begin)] = scale[at];
-      zeros[t * rows + (r - begin)] = zero[at];
+      zeros[t * rows + (r - begin)] = uniform_zero >= 0 ? uniform_zero : zero[at];
     }
 }
 
@@ -107,9 +107,10 @@ std::unique_ptr<CpuMatmulWeights> prepare_matmul_weights(const QTensorData &q) {
     bool uniform = true;
     for (int64_t t = 0; t < slots && uniform; ++t)
       for (int64_t r = 0; r < m->n && uniform; ++r) uniform = q.zeros[slot_group[t] * m->n + r] == first;
-    if (uniform) {
+    if (uniform) {  // then the one value stands in for the array
       m->uniform_zero = first;
       m->shared_zeros.fill(static_cast<uint16_t>(first));
+      m->zero = std::vector<uint16_t>();
     }
   }
   m->codes = LargeBuffer<uint8_t>(static_cast<size_t>(m->tiles * m->chunks() * kChunkBytes));

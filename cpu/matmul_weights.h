@@ -64,7 +64,8 @@ struct CpuMatmulWeights final : PreparedWeights, CodeSource, GroupParamSource {
   std::vector<uint16_t> scale, zero;
   // The zero every group of every row shares, as symmetric quantization
   // gives (2^(bits−1)); −1 when they differ. The int8 kernels then subtract
-  // it in the integer sums, where it costs no operation of its own.
+  // it in the integer sums, where it costs no operation of its own, and
+  // `zero` is left empty (tile_zeros reads shared_zeros instead).
   int32_t uniform_zero = -1;
   std::array<uint16_t, kTileRows> shared_zeros{};  // uniform_zero in every lane
   LargeBuffer<uint8_t> codes;        // [tiles, chunks, 64]; huge pages (see below)

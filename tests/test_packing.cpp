@@ -891,6 +891,18 @@ TEST(CheckpointImport, CpuTensorHoldsItsCodesAndGroupParamsOnce) {
   // And the codes are all there: every nibble of 0x12345678, in order.
   const std::vector<uint8_t> codes = gptq_test::codes_of(q.get(), n, k);
   for (int64_t j = 0; j < 8; ++j) EXPECT_EQ(codes[(n - 1) * k + k - 8 + j], 8 - j);
+  // A symmetric tensor (every zero 8) keeps its one zero, not a 16-bit one
+  // a group and row: 0.0625 bytes a weight less.
+  for (int32_t &v : c.qzeros) v = static_cast<int32_t>(0x88888888u);
+  const double before_symmetric = heap_in_use();
+  QTensor symmetric = import_ckpt(n, k, 4, 32, GPTQ_FORMAT_V2, c, /*with_g_idx=*/false);
+  ASSERT_TRUE(symmetric);
+  const double symmetric_per_weight =
+      (heap_in_use() - before_symmetric) / static_cast<double>(n * k);
+  std::cout << "imported symmetric 4-bit g32 tensor: " << symmetric_per_weight
+            << " heap bytes a weight\n";
+  EXPECT_GT(symmetric_per_weight, 0.55);
+  EXPECT_LT(symmetric_per_weight, 0.6);
 #else
   GTEST_SKIP() << "needs glibc's mallinfo2";
 #endif
@@ -963,8 +975,10 @@ TEST(CheckpointImport, LayoutHeldScalesAndZerosExportAndDequantizeAsImported) {
   std::mt19937 rng(21);
   for (const int bits : {2, 3, 4, 8}) {
     for (const int gs : {32, 64, -1}) {
-      for (const int g_idx_kind : {0, 1, 2}) {  // j / gs, shuffled, one group empty
-        if (gs < 0 && g_idx_kind > 0) continue;
+      // j / gs, shuffled, one group empty; then j / gs with every zero 2^bits − 1
+      // (one zero for all, which the layout keeps once: uniform_zero).
+      for (const int g_idx_kind : {0, 1, 2, 3}) {
+        if (gs < 0 && (g_idx_kind == 1 || g_idx_kind == 2)) continue;
         SCOPED_TRACE("bits " + std::to_string(bits) + ", group " + std::to_string(gs) +
                      ", g_idx kind " + std::to_string(g_idx_kind));
         // qzeros pack whole words of rows; 4 and 8 bits leave a last tile
@@ -974,7 +988,7 @@ TEST(CheckpointImport, LayoutHeldScalesAndZerosExportAndDequantizeAsImported) {
         Ckpt c = alloc_ckpt(n, k, bits, gs);
         for (int32_t &v : c.qweight) v = static_cast<int32_t>(rng());
         // v2 zeros in 0 .. 2^bits − 1: any packed word.
-        for (int32_t &v : c.qzeros) v = static_cast<int32_t>(rng());
+        for (int32_t &v : c.qzeros) v = g_idx_kind == 3 ? -1 : static_cast<int32_t>(rng());
         for (uint16_t &h : c.scales) h = static_cast<uint16_t>(0x2000 + rng() % 0x3000);
         const int64_t groups = sz.scales_rows;
         for (int64_t j = 0; j < k; ++j) c.g_idx[j] = static_cast<int32_t>(gs < 0 ? 0 : j / gs);
