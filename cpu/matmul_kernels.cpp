@@ -128,7 +128,8 @@ GPTQ_AVX512 inline void store16(float *dst, __m512 v, int64_t valid) {
 // int8 activations, VNNI: per chunk and bit field, one dpbusd multiplies 16
 // rows × 4 codes with 4 activations broadcast to every row; the integer sums
 // of a 32-column block get the block's activation scale, a group's sums its
-// rows' scales and zeros, lane-wise.
+// rows' scales and zeros, lane-wise. kUniformZero (KernelInput::xzero): a
+// block's integer sums start at −zero·Σ x̃, and a group's take only scales.
 template <int kRows, int kCpb, bool kUniformZero>
 GPTQ_VNNI void int8_vnni_tiles(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0,
                                int64_t tile1, float *y, int64_t ldy) {
@@ -360,7 +361,8 @@ GPTQ_AVX2 inline void store8(float *dst, __m256 v, int64_t valid) {
 // widened once per block. The loop over a block's chunks stays a loop: fully
 // unrolled, GCC regrouped the exact integer additions into trees whose
 // partial sums spilled to the stack (bench/RESULTS.md, "The AVX2 int8
-// kernel kept as a loop").
+// kernel kept as a loop"). kUniformZero as for the VNNI kernel, the start
+// added to each block's widened sums.
 template <int kRows, int kCpb, bool kUniformZero>
 GPTQ_AVX2 void int8_avx2_tiles(const CpuMatmulWeights &w, const KernelInput &in, int64_t tile0,
                                int64_t tile1, float *y, int64_t ldy) {
