@@ -84,7 +84,7 @@ void matmul_kernels(const CpuMatmulWeights &w, const float *xf, int64_t rows, bo
     // The int8 fields only when this call filled them (the buffers may hold
     // an earlier call's rows).
     const KernelInput block{count,
-                            in.x.data(),
+                            in.rows,
                             int8 ? in.xsum.data() : nullptr,
                             int8 ? in.xq.data() : nullptr,
                             int8 ? in.xscale.data() : nullptr,

@@ -186,18 +186,28 @@ float quantize_block(const float *v, int8_t *q, int32_t *qsum) {
 void prepare_input(const CpuMatmulWeights &w, const float *x, int64_t rows, bool int8,
                    PreparedInput &out) {
   const int64_t kp = w.kp, slots = w.slots(), blocks = kp / 32;
-  out.x.resize(static_cast<size_t>(rows * kp));
-  for (int64_t m = 0; m < rows; ++m) {
-    float *dst = &out.x[m * kp];
-    const float *src = x + m * w.k;
-    for (const SourceRun &run : w.source_runs) {
-      if (run.column >= 0)
-        std::copy_n(src + run.column, run.length, dst + run.begin);
-      else
-        std::fill_n(dst + run.begin, run.length, 0.0f);
+  // Rows of x already in the padded order (every column in order, none
+  // padded) are rounded where they lie: the int8 kernels read only the
+  // rounded values, so they need neither the copy nor max |x|.
+  const bool ordered = w.kp == w.k && w.source_runs.size() == 1 && w.source_runs[0].column == 0;
+  if (int8 && ordered) {
+    out.rows = x;
+    out.x_absmax = 0.0f;
+  } else {
+    out.x.resize(static_cast<size_t>(rows * kp));
+    for (int64_t m = 0; m < rows; ++m) {
+      float *dst = &out.x[m * kp];
+      const float *src = x + m * w.k;
+      for (const SourceRun &run : w.source_runs) {
+        if (run.column >= 0)
+          std::copy_n(src + run.column, run.length, dst + run.begin);
+        else
+          std::fill_n(dst + run.begin, run.length, 0.0f);
+      }
     }
+    out.rows = out.x.data();
+    out.x_absmax = abs_max(out.x.data(), rows * kp);
   }
-  out.x_absmax = abs_max(out.x.data(), rows * kp);
   if (!int8) return;
   out.xq.resize(static_cast<size_t>(rows * kp));
   out.xscale.resize(static_cast<size_t>(rows * blocks));
@@ -212,7 +222,7 @@ void prepare_input(const CpuMatmulWeights &w, const float *x, int64_t rows, bool
       float sum = 0.0f;
       for (int64_t b = w.group_begin[t] / 32; b < w.group_begin[t + 1] / 32; ++b) {
         int32_t qsum = 0;
-        const float scale = quantize_block(&out.x[m * kp + b * 32], &out.xq[m * kp + b * 32], &qsum);
+        const float scale = quantize_block(out.rows + m * kp + b * 32, &out.xq[m * kp + b * 32], &qsum);
         out.xscale[m * blocks + b] = scale;
         if (uniform) out.xzero[m * blocks + b] = -w.uniform_zero * qsum;
         if (scale != 0.0f) sum += scale * static_cast<float>(qsum);
