@@ -220,6 +220,32 @@ bool int8_kernels_run() {
 #endif
 }
 
+using QTensorPtr = std::unique_ptr<gptq_qtensor, void (*)(gptq_qtensor *)>;
+
+// qweight of 4-bit codes code(o, i) for out rows and in columns.
+template <typename Code>
+std::vector<int32_t> packed_4bit_codes(int64_t out, int64_t in, Code code) {
+  std::vector<int32_t> qweight(static_cast<size_t>(in / 8 * out), 0);
+  for (int64_t i = 0; i < in; ++i)
+    for (int64_t o = 0; o < out; ++o)
+      qweight[i / 8 * out + o] |= static_cast<int32_t>(code(o, i) << (4 * (i % 8)));
+  return qweight;
+}
+
+// A 4-bit group-32 tensor imported from v2 buffers, or null (and a test
+// failure) where the import fails.
+QTensorPtr import_4bit_g32(int64_t out, int64_t in, std::vector<int32_t> &qweight,
+                           std::vector<int32_t> &qzeros, std::vector<uint16_t> &scales) {
+  gptq_checkpoint_tensors t{qweight.data(), static_cast<int64_t>(qweight.size()),
+                            qzeros.data(),  static_cast<int64_t>(qzeros.size()),
+                            scales.data(),  static_cast<int64_t>(scales.size()),
+                            nullptr,        0};
+  gptq_qtensor *raw = nullptr;
+  EXPECT_EQ(gptq_qtensor_import(out, in, 4, 32, GPTQ_FORMAT_V2, &t, &raw), GPTQ_OK)
+      << gptq_last_error();
+  return QTensorPtr(raw, gptq_qtensor_destroy);
+}
+
 // x [rows, in] · qᵀ with int8 activations: [rows, out], or empty (and a
 // test failure) where the call fails.
 std::vector<float> int8_product(const gptq_qtensor *q, const std::vector<float> &x, int64_t rows,
@@ -245,19 +271,11 @@ TEST(MatmulKernels, Int8RoundsActivationTiesToEven) {
   if (!int8_kernels_run()) GTEST_SKIP() << "int8 activations take the float32 path here";
   constexpr int64_t kOut = 16, kIn = 32;
   auto code = [](int64_t o, int64_t i) { return static_cast<uint32_t>((o * 7 + i * 3) % 16); };
-  std::vector<int32_t> qweight(kIn / 8 * kOut, 0), qzeros(2, static_cast<int32_t>(0x88888888u));
-  for (int64_t i = 0; i < kIn; ++i)
-    for (int64_t o = 0; o < kOut; ++o)
-      qweight[i / 8 * kOut + o] |= static_cast<int32_t>(code(o, i) << (4 * (i % 8)));
+  std::vector<int32_t> qweight = packed_4bit_codes(kOut, kIn, code),
+                       qzeros(2, static_cast<int32_t>(0x88888888u));
   std::vector<uint16_t> scales(kOut, 0x3C00);  // 1.0
-  gptq_checkpoint_tensors t{qweight.data(), static_cast<int64_t>(qweight.size()),
-                            qzeros.data(),  static_cast<int64_t>(qzeros.size()),
-                            scales.data(),  static_cast<int64_t>(scales.size()),
-                            nullptr,        0};
-  gptq_qtensor *raw = nullptr;
-  ASSERT_EQ(gptq_qtensor_import(kOut, kIn, 4, 32, GPTQ_FORMAT_V2, &t, &raw), GPTQ_OK)
-      << gptq_last_error();
-  const std::unique_ptr<gptq_qtensor, void (*)(gptq_qtensor *)> q(raw, gptq_qtensor_destroy);
+  const QTensorPtr q = import_4bit_g32(kOut, kIn, qweight, qzeros, scales);
+  ASSERT_TRUE(q);
   const float ties[] = {2.5f, -2.5f, 3.5f, -3.5f, 0.5f, -0.5f, 1.5f, -1.5f, 126.5f, -125.5f};
   for (const int64_t rows : {1, 8}) {
     std::vector<float> x(static_cast<size_t>(rows * kIn));
@@ -287,10 +305,7 @@ TEST(MatmulKernels, Int8SharedAndOwnZerosAreBothExact) {
   if (!int8_kernels_run()) GTEST_SKIP() << "int8 activations take the float32 path here";
   constexpr int64_t kOut = 40, kIn = 96, kGroups = kIn / 32;  // the last tile partial
   auto code = [](int64_t o, int64_t i) { return static_cast<uint32_t>((o * 5 + i * 11) % 16); };
-  std::vector<int32_t> qweight(kIn / 8 * kOut, 0);
-  for (int64_t i = 0; i < kIn; ++i)
-    for (int64_t o = 0; o < kOut; ++o)
-      qweight[i / 8 * kOut + o] |= static_cast<int32_t>(code(o, i) << (4 * (i % 8)));
+  std::vector<int32_t> qweight = packed_4bit_codes(kOut, kIn, code);
   std::vector<uint16_t> scales(kGroups * kOut, 0x3C00);  // 1.0
   for (const bool shared : {true, false}) {
     std::vector<uint32_t> zero(kGroups * kOut, 8);
@@ -299,14 +314,8 @@ TEST(MatmulKernels, Int8SharedAndOwnZerosAreBothExact) {
     for (int64_t g = 0; g < kGroups; ++g)
       for (int64_t o = 0; o < kOut; ++o)
         qzeros[g * kOut / 8 + o / 8] |= static_cast<int32_t>(zero[g * kOut + o] << (4 * (o % 8)));
-    gptq_checkpoint_tensors t{qweight.data(), static_cast<int64_t>(qweight.size()),
-                              qzeros.data(),  static_cast<int64_t>(qzeros.size()),
-                              scales.data(),  static_cast<int64_t>(scales.size()),
-                              nullptr,        0};
-    gptq_qtensor *raw = nullptr;
-    ASSERT_EQ(gptq_qtensor_import(kOut, kIn, 4, 32, GPTQ_FORMAT_V2, &t, &raw), GPTQ_OK)
-        << gptq_last_error();
-    const std::unique_ptr<gptq_qtensor, void (*)(gptq_qtensor *)> q(raw, gptq_qtensor_destroy);
+    const QTensorPtr q = import_4bit_g32(kOut, kIn, qweight, qzeros, scales);
+    ASSERT_TRUE(q);
     for (const int64_t rows : {1, 5, 8}) {
       std::vector<float> x(static_cast<size_t>(rows * kIn));
       for (int64_t r = 0; r < rows; ++r)
