@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <functional>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <random>
@@ -715,6 +716,54 @@ TEST(Sampling, TopKAndTopPKeepTheRightTokens) {
   std::vector<int32_t> ids;
   for (const auto &c : candidate_tokens(tied.data(), 4, k1)) ids.push_back(c.first);
   EXPECT_EQ(ids, (std::vector<int32_t>{1, 2}));
+}
+
+// argmax's vectorized passes give the plain running comparison's answer:
+// the first of equal largest values (−0 and +0 equal), NaNs passed over
+// except at index 0, infinities as values; at lengths around the widest
+// vector and a whole vocabulary, with values drawn to tie often.
+TEST(Sampling, ArgmaxIsThePlainLoopsFirstLargestValue) {
+  auto plain = [](const std::vector<float> &x) {
+    size_t best = 0;
+    for (size_t i = 1; i < x.size(); ++i)
+      if (x[i] > x[best]) best = i;
+    return static_cast<int32_t>(best);
+  };
+  const float nan = std::numeric_limits<float>::quiet_NaN(),
+              inf = std::numeric_limits<float>::infinity();
+  const std::vector<std::vector<float>> cases = {
+      {nan, 1, 2}, {1, nan, 2}, {2, nan, 1}, {-0.0f, 0.0f}, {0.0f, -0.0f}, {-inf, -inf},
+      {1, inf, inf}, {nan, nan}, {-1, nan, -2}, {5}};
+  for (const auto &x : cases)
+    EXPECT_EQ(argmax(x.data(), static_cast<int64_t>(x.size())), plain(x));
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal;
+  std::uniform_int_distribution<int> few(-3, 3);
+  for (const int64_t n : {1, 2, 15, 16, 17, 31, 32, 33, 47, 100, 49152}) {
+    for (int trial = 0; trial < 100; ++trial) {
+      std::vector<float> x(static_cast<size_t>(n));
+      for (float &v : x) v = trial % 2 == 0 ? normal(rng) : static_cast<float>(few(rng));
+      std::uniform_int_distribution<size_t> at(0, x.size() - 1);
+      switch (trial % 5) {
+        case 1:  // NaNs, perhaps at 0 or where the largest value was
+          for (int k = 0; k < 3; ++k) x[at(rng)] = nan;
+          break;
+        case 2:  // only zeros of both signs
+          for (float &v : x) v = few(rng) < 0 ? -0.0f : 0.0f;
+          break;
+        case 3:
+          x[at(rng)] = inf;
+          x[at(rng)] = inf;
+          break;
+        case 4:
+          for (float &v : x) v = few(rng) < 2 ? -inf : v;
+          break;
+        default:
+          break;
+      }
+      ASSERT_EQ(argmax(x.data(), n), plain(x)) << "length " << n << ", trial " << trial;
+    }
+  }
 }
 
 TEST(Sampling, SeededDrawsAreReproducibleAndFollowTheDistribution) {

@@ -7,6 +7,7 @@
 #include <unordered_set>
 
 #include "common/tool_error.h"
+#include "model/vector_math.h"
 
 namespace gptqtool {
 
@@ -37,12 +38,22 @@ void apply_repetition_penalty(float *logits, int64_t vocab, const std::vector<in
   }
 }
 
-int32_t argmax(const float *logits, int64_t vocab) {
-  int64_t best = 0;
-  for (int64_t i = 1; i < vocab; ++i) {
-    if (logits[i] > logits[best]) best = i;
+// Two vectorized passes, not one running comparison (a dependency chain
+// over the whole vocabulary, which a batch's greedy step ran on the calling
+// thread alone): the largest value, then the first chunk that holds it. The
+// answer is the plain loop's: NaNs after index 0 are passed over, a NaN at 0
+// is returned, and of equal values (−0 and +0 included) the first wins.
+GPTQ_VECTOR_CLONES int32_t argmax(const float *logits, int64_t vocab) {
+  if (vocab <= 1 || std::isnan(logits[0])) return 0;
+  const float top = max_of(logits, vocab);
+  int64_t i = 0;
+  for (; i + kVectorLanes <= vocab; i += kVectorLanes) {
+    bool found = false;
+    for (int l = 0; l < kVectorLanes; ++l) found |= logits[i + l] == top;
+    if (found) break;
   }
-  return static_cast<int32_t>(best);
+  while (logits[i] != top) ++i;  // top is one of the values, none of them NaN
+  return static_cast<int32_t>(i);
 }
 
 std::vector<std::pair<int32_t, double>> candidate_tokens(const float *logits, int64_t vocab,

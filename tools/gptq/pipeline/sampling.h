@@ -40,7 +40,8 @@ void apply_repetition_penalty(float *logits, int64_t vocab, const std::vector<in
 std::vector<std::pair<int32_t, double>> candidate_tokens(const float *logits, int64_t vocab,
                                                           const SamplingParams &params);
 
-// Index of the first largest value.
+// Index of the first largest value (0 when vocab <= 1). NaNs are passed
+// over, except one at index 0, which is returned.
 int32_t argmax(const float *logits, int64_t vocab);
 
 class Sampler {
