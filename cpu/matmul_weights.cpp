@@ -113,7 +113,8 @@ std::unique_ptr<CpuMatmulWeights> prepare_matmul_weights(const QTensorData &q) {
       m->zero = std::vector<uint16_t>();
     }
   }
-  m->codes = LargeBuffer<uint8_t>(static_cast<size_t>(m->tiles * m->chunks() * kChunkBytes));
+  m->codes = LargeBuffer<uint8_t>(static_cast<size_t>(m->tiles * m->chunks() * kChunkBytes),
+                                  SmallPlacement::kPackedSmall);
   const int64_t width = m->chunk_columns(), chunks = m->chunks();
   const int field = m->field_bits();
   std::vector<int64_t> &consecutive_from = m->consecutive_from;

@@ -68,7 +68,7 @@ struct CpuMatmulWeights final : PreparedWeights, CodeSource, GroupParamSource {
   // `zero` is left empty (tile_zeros reads shared_zeros instead).
   int32_t uniform_zero = -1;
   std::array<uint16_t, kTileRows> shared_zeros{};  // uniform_zero in every lane
-  LargeBuffer<uint8_t> codes;        // [tiles, chunks, 64]; huge pages (see below)
+  LargeBuffer<uint8_t> codes;        // [tiles, chunks, 64]; on huge pages, shared when small
 
   int64_t slots() const { return static_cast<int64_t>(group_begin.size()) - 1; }
   int field_bits() const { return 8 / codes_per_byte; }
