@@ -38,13 +38,13 @@ KvCache::KvCache(const LlamaConfig &c, int64_t slots, int64_t capacity, KvDType 
 void KvCache::reset(int64_t slot) { lengths_[static_cast<size_t>(slot)] = 0; }
 
 template <>
-std::vector<float> &KvCache::storage<float>(bool keys) {
+KvCache::Storage<float> &KvCache::storage<float>(bool keys) {
   if (dtype_ != KvDType::F32) throw ToolError("internal: a bfloat16 KV cache read as float32");
   return keys ? k32_ : v32_;
 }
 
 template <>
-std::vector<uint16_t> &KvCache::storage<uint16_t>(bool keys) {
+KvCache::Storage<uint16_t> &KvCache::storage<uint16_t>(bool keys) {
   if (dtype_ != KvDType::BF16) throw ToolError("internal: a float32 KV cache read as bfloat16");
   return keys ? k16_ : v16_;
 }

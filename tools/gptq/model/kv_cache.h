@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/huge_page_allocator.h"
 #include "model/llama_forward.h"
 
 namespace gptqtool {
@@ -76,15 +77,18 @@ class KvCache {
   int64_t bytes() const;
 
  private:
+  // On huge pages: a batch's decode step reads every sequence's cache once.
   template <typename Elem>
-  std::vector<Elem> &storage(bool keys);
+  using Storage = std::vector<Elem, HugePageAllocator<Elem>>;
+  template <typename Elem>
+  Storage<Elem> &storage(bool keys);
 
   int64_t layers_, slots_, capacity_, kv_heads_, head_dim_;
   int64_t key_positions_;  // the capacity rounded up to whole blocks of keys
   KvDType dtype_;
   // Those of the cache's dtype hold the data; the other pair stays empty.
-  std::vector<float> k32_, v32_;
-  std::vector<uint16_t> k16_, v16_;  // bfloat16 bits
+  Storage<float> k32_, v32_;
+  Storage<uint16_t> k16_, v16_;  // bfloat16 bits
   // keys: [layers, slots, kv_heads, key_positions / kKeyBlock, head_dim, kKeyBlock]
   // values: [layers, slots, kv_heads, capacity, head_dim]
   std::vector<int64_t> lengths_;
