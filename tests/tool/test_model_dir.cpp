@@ -703,8 +703,11 @@ TEST(ModelDir, EmbeddingTableKeepsTheStoredDtype) {
   w.write(dir.file("model.safetensors"));
   auto model = ModelDir::open(dir.path());
 
-  EXPECT_EQ(model->load_16bit("e.bf16", {3, 2}), bf16);
-  EXPECT_EQ(model->load_16bit("e.f16", {3, 2}), f16);
+  const auto as_vector = [](const HugePageVector<uint16_t> &v) {
+    return std::vector<uint16_t>(v.begin(), v.end());
+  };
+  EXPECT_EQ(as_vector(model->load_16bit("e.bf16", {3, 2})), bf16);
+  EXPECT_EQ(as_vector(model->load_16bit("e.f16", {3, 2})), f16);
   try {
     model->load_16bit("e.f32", {3, 2});
     FAIL() << "F32 loaded as 16-bit";

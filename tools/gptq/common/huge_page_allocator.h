@@ -1,5 +1,5 @@
 // std::vector's allocator for large arrays the CPU streams through again and
-// again (a KV cache): arrays of 2 MiB or more are 2 MiB-aligned and ask for
+// again (a KV cache, a 16-bit lm_head): arrays of 2 MiB or more are 2 MiB-aligned and ask for
 // transparent huge pages (honoured when THP is "madvise" or "always"). On
 // 4 KiB pages such a read misses the TLB at every page, and the CPU's
 // prefetchers, which stop at page boundaries, start over at each
@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <new>
+#include <vector>
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -43,5 +44,8 @@ struct HugePageAllocator {
   template <typename U>
   bool operator!=(const HugePageAllocator<U> &) const { return false; }
 };
+
+template <typename T>
+using HugePageVector = std::vector<T, HugePageAllocator<T>>;
 
 }  // namespace gptqtool

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/huge_page_allocator.h"
 #include "formats/safetensors.h"
 
 namespace gptqtool {
@@ -20,7 +21,9 @@ class ModelDir;
 struct HalfMatrix {
   int64_t rows = 0, cols = 0;
   TensorDType dtype = TensorDType::F16;  // F16 or BF16
-  std::vector<uint16_t> bits;            // [rows, cols], row-major
+  // [rows, cols], row-major; on huge pages (an lm_head's is read whole
+  // every decode step)
+  HugePageVector<uint16_t> bits;
 
   // Rows [r0, r1) widened to float32 into out[(r1 − r0)·cols], row after row.
   void widen_rows(int64_t r0, int64_t r1, float *out) const;

@@ -79,7 +79,7 @@ class KvCache {
  private:
   // On huge pages: a batch's decode step reads every sequence's cache once.
   template <typename Elem>
-  using Storage = std::vector<Elem, HugePageAllocator<Elem>>;
+  using Storage = HugePageVector<Elem>;
   template <typename Elem>
   Storage<Elem> &storage(bool keys);
 

@@ -229,7 +229,7 @@ std::vector<float> ModelDir::load_f32(const std::string &tensor,
   return to_float32(file_of(tensor), info(tensor));
 }
 
-std::vector<uint16_t> ModelDir::load_16bit(const std::string &tensor,
+HugePageVector<uint16_t> ModelDir::load_16bit(const std::string &tensor,
                                            const std::vector<int64_t> &expected_shape) const {
   check_float_tensor(*this, tensor, expected_shape);
   const TensorInfo &t = info(tensor);
@@ -238,7 +238,7 @@ std::vector<uint16_t> ModelDir::load_16bit(const std::string &tensor,
                     "; expected F16 or BF16");
   }
   // safetensors data is little-endian, as the host (safetensors.cpp).
-  std::vector<uint16_t> bits(static_cast<size_t>(t.numel()));
+  HugePageVector<uint16_t> bits(static_cast<size_t>(t.numel()));
   if (!bits.empty()) std::memcpy(bits.data(), file_of(tensor).data(t), bits.size() * 2);
   return bits;
 }

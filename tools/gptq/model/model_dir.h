@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "common/huge_page_allocator.h"
+
 #include <nlohmann/json.hpp>
 
 #include "formats/safetensors.h"
@@ -35,7 +37,7 @@ class ModelDir {
                               const std::vector<int64_t> &expected_shape) const;
   // The same checks, for a tensor stored as F16 or BF16: its values' bits
   // as stored (info(tensor).dtype says which); ToolError for other dtypes.
-  std::vector<uint16_t> load_16bit(const std::string &tensor,
+  HugePageVector<uint16_t> load_16bit(const std::string &tensor,
                                    const std::vector<int64_t> &expected_shape) const;
   const std::vector<std::unique_ptr<SafetensorsFile>> &files() const { return files_; }
   // SafetensorsFile::release_pages for every file.
