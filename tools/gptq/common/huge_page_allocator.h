@@ -40,9 +40,13 @@ struct HugePageAllocator {
   void deallocate(T *p, size_t) { std::free(p); }
 
   template <typename U>
-  bool operator==(const HugePageAllocator<U> &) const { return true; }
+  bool operator==(const HugePageAllocator<U> &) const {
+    return true;
+  }
   template <typename U>
-  bool operator!=(const HugePageAllocator<U> &) const { return false; }
+  bool operator!=(const HugePageAllocator<U> &) const {
+    return false;
+  }
 };
 
 template <typename T>
